@@ -1,0 +1,206 @@
+/* mooncake/engine.h - the Transfer Engine API.
+ *
+ * An engine exposes this process's registered memory as a *segment* named
+ * "host:port" (its handshake listener, by default) and moves bytes between
+ * local memory and any segment it can open, through the transport plugins it
+ * loaded.  Several engines per process are allowed; all functions are
+ * thread-safe unless stated otherwise.
+ *
+ * Typical use:
+ *   mc_engine *e; mc_engine_create(NULL, &e);           // MC_CONFIG or defaults
+ *   mc_register(e, buf, len, NULL);
+ *   mc_segment *s; mc_segment_open(e, "10.0.0.2:17777", &s);
+ *   mc_request r = { MC_OP_READ, buf, s, remote_addr, len };
+ *   mc_transfer_sync(e, &r, 1, 5000);
+ */
+#ifndef MOONCAKE_ENGINE_H
+#define MOONCAKE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mooncake/errors.h"
+#include "mooncake/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mc_engine mc_engine;
+typedef struct mc_segment mc_segment;
+typedef struct mc_batch mc_batch;
+
+/* Options for mc_engine_create.  Zero/NULL members take the value from the
+ * YAML file (config_path, else $MC_CONFIG), then the MC_* env vars, then the
+ * built-in defaults.  Set struct_size = sizeof(mc_engine_opts). */
+typedef struct mc_engine_opts {
+  uint32_t struct_size;
+  const char *config_path;  /* YAML file; NULL: $MC_CONFIG, or none */
+  const char *segment_name; /* default: the handshake listener's host:port */
+  const char *listen;       /* "host:port" of the handshake listener; port 0 = any */
+  const char *metadata;     /* "p2p" (default), "etcd://h:p[,h:p]", "http://h:p/path" */
+  const char *transports;   /* comma-separated names, or "auto" */
+  const char *plugin_path;  /* colon-separated dirs/.so files, searched after $MC_PLUGIN_PATH */
+} mc_engine_opts;
+
+/* Creates an engine: reads the config, loads the configured transports,
+ * starts the metadata backend and publishes an empty segment.  On error
+ * returns MC_E* and, if errbuf is non-NULL, a one-line explanation naming
+ * the file:line, plugin path or key at fault.  *out is untouched on error. */
+int mc_engine_create(const mc_engine_opts *opts, mc_engine **out);
+int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
+                        char *errbuf, size_t errlen);
+/* Shorthand: all settings from the YAML file at path. */
+int mc_engine_create_from_file(const char *path, mc_engine **out);
+
+/* Destroys the engine: cancels in-flight transfers (their batches report
+ * CANCELED), unpublishes the segment, stops the transports (joining their
+ * threads) and unloads the plugins.  Batches and segments must not be used
+ * afterwards (destroy them first). NULL is a no-op. */
+void mc_engine_destroy(mc_engine *engine);
+
+/* This engine's segment name; valid until destroy. */
+const char *mc_engine_segment_name(const mc_engine *engine);
+
+/* Registers [addr, addr+len) with every loaded transport that can serve its
+ * memory kind and republishes the segment, so peers (also those that opened
+ * the segment earlier) can reach it.  location: "cpu:N", "cuda:N", ... or
+ * NULL to detect.  MC_EEXIST if it overlaps a registered buffer; MC_ENOTSUP
+ * if no loaded transport serves that kind. */
+int mc_register(mc_engine *engine, void *addr, size_t len, const char *location);
+
+/* Unregisters the buffer that starts at addr and republishes the segment.
+ * MC_EBUSY while local transfers use it; MC_ENOENT if not registered. */
+int mc_unregister(mc_engine *engine, void *addr);
+
+/* Opens a segment by name (for the p2p backend, the peer's "host:port"),
+ * fetching its descriptor through metadata; handles are cached and counted,
+ * so opening the same name twice returns the same handle.  The local
+ * engine's own name is valid (loopback).  MC_ENOENT if unknown, MC_EPEER if
+ * unreachable, MC_EPROTO if the descriptor is malformed. */
+int mc_segment_open(mc_engine *engine, const char *name, mc_segment **out);
+
+/* Drops one reference from mc_segment_open. */
+void mc_segment_close(mc_segment *segment);
+
+/* Refetches the segment's descriptor now (normally done on demand when a
+ * request falls outside the buffers known for it). */
+int mc_segment_refresh(mc_segment *segment);
+
+/* One transfer.  local must lie in memory registered with this engine;
+ * [remote, remote+len) in one buffer registered by the segment's engine. */
+typedef struct mc_request {
+  uint32_t op;          /* MC_OP_READ (remote -> local) or MC_OP_WRITE */
+  void *local;          /* local address */
+  mc_segment *segment;  /* target segment */
+  uint64_t remote;      /* target address */
+  uint64_t len;         /* bytes; 0 completes at once */
+} mc_request;
+
+enum mc_transfer_state {
+  MC_XFER_WAITING = 0,   /* slot not used yet */
+  MC_XFER_PENDING = 1,   /* slices in flight */
+  MC_XFER_COMPLETED = 2, /* all bytes moved */
+  MC_XFER_FAILED = 3,    /* a slice failed on every allowed retry */
+  MC_XFER_TIMEOUT = 4,   /* a slice exceeded the transfer timeout */
+  MC_XFER_CANCELED = 5,  /* batch destroyed or engine stopped */
+  MC_XFER_INVALID = 6,   /* rejected before sending: bad address or segment */
+};
+
+typedef struct mc_transfer_status {
+  uint32_t state;          /* enum mc_transfer_state */
+  int32_t error;           /* MC_E* cause when FAILED/TIMEOUT/INVALID, else 0 */
+  uint64_t bytes;          /* bytes confirmed transferred so far */
+  int32_t vendor_error;    /* transport's native code of the cause, or 0 */
+  char transport[32];      /* transport that carried (or last tried) it */
+} mc_transfer_status;
+
+/* A batch holds up to `capacity` requests, submitted in one or more calls.
+ * One thread uses a batch at a time; different batches may be used from
+ * different threads concurrently. */
+int mc_batch_create(mc_engine *engine, uint32_t capacity, mc_batch **out);
+
+/* Appends n requests and starts them.  Invalid requests are marked INVALID
+ * (see mc_batch_status) and do not stop the others.  MC_ENOSPC if the batch
+ * lacks n free slots. */
+int mc_batch_submit(mc_batch *batch, const mc_request *reqs, uint32_t n);
+
+/* As mc_batch_submit, and once every one of the n requests has COMPLETED,
+ * delivers msg (<= MC_NOTIFY_MAX bytes) to the target segment, which polls it
+ * with mc_notify_poll.  All n requests must be writes to one segment.  The
+ * message is not sent if any request fails. */
+int mc_batch_submit_notify(mc_batch *batch, const mc_request *reqs, uint32_t n,
+                           const void *msg, size_t len);
+
+/* Status of request i (0-based, in submission order). Lock-free. */
+int mc_batch_status(mc_batch *batch, uint32_t i, mc_transfer_status *st);
+
+/* Waits until every submitted request has left PENDING, or timeout_ms
+ * passes (-1: forever).  Returns 0 when all COMPLETED, MC_ETIMEDOUT when
+ * still pending, otherwise the error of the first request that did not
+ * complete. */
+int mc_batch_wait(mc_batch *batch, int timeout_ms);
+
+/* Number of requests submitted so far. */
+uint32_t mc_batch_size(const mc_batch *batch);
+
+/* Cancels what is still in flight, waits for the transports to let go of
+ * it, and frees the batch.  NULL is a no-op. */
+void mc_batch_destroy(mc_batch *batch);
+
+/* Runs n requests in a temporary batch and waits (timeout_ms, -1 forever).
+ * Returns as mc_batch_wait. */
+int mc_transfer_sync(mc_engine *engine, const mc_request *reqs, uint32_t n,
+                     int timeout_ms);
+
+/* A received notification. */
+typedef struct mc_notification {
+  char peer[MC_NAME_MAX]; /* sender's segment name */
+  uint32_t len;
+  uint8_t msg[MC_NOTIFY_MAX];
+} mc_notification;
+
+/* Copies up to max queued notifications into out, oldest first; returns how
+ * many (0 when none) or MC_E*.  Non-blocking unless timeout_ms > 0, in which
+ * case it waits up to that long for the first one. */
+int mc_notify_poll(mc_engine *engine, mc_notification *out, uint32_t max,
+                   int timeout_ms);
+
+/* ---- introspection (mc-info) ---- */
+
+enum mc_plugin_state {
+  MC_PLUGIN_LOADED = 0,   /* loaded and initialized */
+  MC_PLUGIN_SHADOWED = 1, /* a copy found earlier in the search path won */
+  MC_PLUGIN_REFUSED = 2,  /* present but not usable; see reason */
+  MC_PLUGIN_AVAILABLE = 3 /* found but not requested by the config */
+};
+
+typedef struct mc_plugin_info {
+  uint32_t state;           /* enum mc_plugin_state */
+  char name[64];
+  char path[4096];          /* real path of the .so */
+  char version[64];         /* plugin version, when known */
+  uint32_t abi_major, abi_minor;
+  uint64_t caps;
+  uint32_t nrails;
+  char reason[512];         /* why refused/shadowed; empty when loaded */
+} mc_plugin_info;
+
+/* Lists every plugin file the engine considered: *n in/out (MC_ENOSPC with
+ * the count needed). */
+int mc_engine_plugins(mc_engine *engine, mc_plugin_info *out, uint32_t *n);
+
+/* Lists the rails of loaded transport `name`: *n in/out. */
+int mc_engine_rails(mc_engine *engine, const char *name, mc_rail_info *out,
+                    uint32_t *n);
+
+/* The directories and files searched for plugins, in order, ':'-joined. */
+int mc_engine_plugin_search_path(mc_engine *engine, char *buf, size_t len);
+
+/* Library version string, e.g. "0.1.0". */
+const char *mc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

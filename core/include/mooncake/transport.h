@@ -1,0 +1,323 @@
+/* mooncake/transport.h - the transport plugin ABI, version 1.
+ *
+ * This header is the whole contract between libmooncake (the "core") and a
+ * transport plugin.  A plugin includes this header (and errors.h) only, never
+ * links libmooncake, and exports exactly one symbol per ABI major it
+ * implements:
+ *
+ *     const mc_transport_ops *mc_transport_plugin_v1(void);
+ *
+ * The entry point returns a pointer to the plugin's own `static const` table.
+ * It must be cheap and free of side effects: no threads, no vendor library
+ * loaded, no device opened.  Tools (mc-info) call it on hosts without the
+ * hardware.  Everything expensive happens in init().
+ *
+ * Versioning.  Every table starts with {abi_major, abi_minor, struct_size}.
+ * A minor version only appends members at the end; the core copies
+ * min(struct_size, sizeof) bytes into a zeroed table, so members a plugin
+ * does not know read as NULL/0.  A breaking change introduces
+ * mc_transport_plugin_v2 and the core adapts older tables, so old plugins keep
+ * loading.  The core refuses (MC_EABI) a table whose major differs from the
+ * entry point's, whose struct_size is smaller than MC_TRANSPORT_OPS_V1_MIN_SIZE,
+ * whose name differs from the file name (mc-transport-<name>.so) or whose
+ * mandatory members are NULL.
+ *
+ * Ownership.  No memory crosses the .so boundary: every output buffer is the
+ * caller's, with an in/out length; MC_ENOSPC reports the size needed.  Opaque
+ * handles (ctx, mem, ep, rmem) belong to the plugin and are only passed back
+ * to it.
+ *
+ * Blobs.  The endpoint descriptor (local_desc) and per-buffer remote keys
+ * (register_mem) are opaque to the core, published in the segment descriptor
+ * and travel over the network to peers, whose plugin parses them in connect()
+ * and import_mem().  They must carry the plugin's own format version and be
+ * parsed defensively: they come from untrusted peers.  The core caps them at
+ * MC_DESC_MAX and MC_RKEY_MAX bytes.
+ *
+ * Threads.  Control calls (init, fini, query_rails, local_desc, register_mem,
+ * deregister_mem, connect, disconnect, import_mem, release_mem, send_notify)
+ * are serialized per ctx by the core.  submit() and progress() are called
+ * from the core's submitting threads and its progress worker; they may run
+ * concurrently with each other and with control calls, but concurrently with
+ * another submit() on the same ctx only when the plugin sets MC_CAP_MT_SUBMIT
+ * (otherwise the core serializes submit calls).  submit() never blocks.
+ *
+ * Completions.  Every slice accepted by submit() is completed exactly once,
+ * through mc_host_api.complete, whatever happens (success, error, cancel,
+ * peer death, fini).  complete() may be called from a plugin thread, from
+ * progress(), or from inside submit(); the core never calls back into the
+ * plugin from it, so the plugin may hold its own locks while calling it.
+ *
+ * Errors.  Every int-returning member returns 0 or a negative MC_E* code.  A
+ * plugin that cannot run on this host (no device, vendor library missing)
+ * fails init() with MC_ENODEV or MC_ENOTSUP after logging one line saying
+ * why; the core then carries on with the transports that did load.
+ */
+#ifndef MOONCAKE_TRANSPORT_H
+#define MOONCAKE_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mooncake/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MC_TRANSPORT_ABI_MAJOR 1
+#define MC_TRANSPORT_ABI_MINOR 0
+
+/* Name of the entry symbol for ABI major 1. */
+#define MC_TRANSPORT_ENTRY_V1 "mc_transport_plugin_v1"
+
+/* Size caps the core enforces on blobs and names. */
+#define MC_DESC_MAX 4096       /* endpoint descriptor returned by local_desc */
+#define MC_RKEY_MAX 256        /* remote key returned by register_mem */
+#define MC_NOTIFY_MAX 4096     /* notification payload */
+#define MC_NAME_MAX 256        /* segment names, incl. the terminating NUL */
+#define MC_RAIL_NAME_MAX 64    /* rail names, incl. NUL */
+
+/* Memory kinds (bitmask).  A registered buffer has exactly one kind. */
+enum mc_mem_kind {
+  MC_MEM_CPU = 1u << 0,  /* host DRAM, CXL memory */
+  MC_MEM_CUDA = 1u << 1, /* NVIDIA device memory */
+  MC_MEM_HIP = 1u << 2,  /* AMD device memory */
+  MC_MEM_NPU = 1u << 3,  /* Ascend device memory */
+  MC_MEM_FILE = 1u << 4, /* file or block device range (NVMe-oF) */
+};
+
+/* Capability flags (bitmask) in mc_transport_ops.caps. */
+enum mc_transport_cap {
+  MC_CAP_READ = 1u << 0,        /* one-sided read of remote memory */
+  MC_CAP_WRITE = 1u << 1,       /* one-sided write into remote memory */
+  MC_CAP_NOTIFY = 1u << 2,      /* send_notify is implemented */
+  MC_CAP_INTRA_NODE = 1u << 3,  /* can reach peers on the same host */
+  MC_CAP_INTER_NODE = 1u << 4,  /* can reach peers on other hosts */
+  MC_CAP_CANCEL = 1u << 5,      /* cancel() does more than nothing */
+  MC_CAP_MT_SUBMIT = 1u << 6,   /* submit may run concurrently on one ctx */
+  MC_CAP_OWN_THREADS = 1u << 7, /* completes without progress() */
+};
+
+/* Transfer direction of a slice, seen from the initiator. */
+enum mc_op {
+  MC_OP_READ = 0,  /* remote -> local */
+  MC_OP_WRITE = 1, /* local -> remote */
+};
+
+/* Log levels for mc_host_api.log; same scale as MC_LOG_LEVEL. */
+enum mc_log_level {
+  MC_LOG_ERROR = 0,
+  MC_LOG_WARN = 1,
+  MC_LOG_INFO = 2,
+  MC_LOG_DEBUG = 3,
+  MC_LOG_TRACE = 4,
+};
+
+/* Types of documented per-transport YAML keys. */
+enum mc_param_type {
+  MC_PARAM_END = 0, /* terminates a params array */
+  MC_PARAM_BOOL,
+  MC_PARAM_INT,
+  MC_PARAM_SIZE, /* integer with optional K/M/G suffix */
+  MC_PARAM_STRING,
+};
+
+/* One documented YAML key under transports.<name>.  A plugin's `params`
+ * array ends with an entry whose type is MC_PARAM_END.  The core rejects
+ * keys not listed here (with file and line) and type-checks values before
+ * init(), so config_get() only ever returns well-typed strings. */
+typedef struct mc_param_info {
+  uint32_t type;            /* enum mc_param_type */
+  const char *name;         /* key, e.g. "connections" */
+  const char *default_text; /* default as YAML text, for docs and mc-info */
+  const char *help;         /* one line */
+} mc_param_info;
+
+/* A rail: one independent path out of this host (a NIC port, a link, a
+ * connection group).  Filled by query_rails. */
+typedef struct mc_rail_info {
+  char name[MC_RAIL_NAME_MAX]; /* stable, unique within the transport: "mlx5_0", "conn0" */
+  int32_t numa_node;           /* -1 when unknown */
+  uint32_t pci_bus_id;         /* domain<<16|bus<<8|dev<<3|fn, 0 when none */
+  uint64_t bandwidth_mbps;     /* nominal, 0 when unknown */
+  uint32_t flags;              /* reserved, 0 */
+} mc_rail_info;
+
+/* A buffer to register (register_mem).  The core guarantees len > 0 and that
+ * [addr, addr+len) stays valid until deregister_mem returns. */
+typedef struct mc_mem_desc {
+  uint64_t addr;
+  uint64_t len;
+  uint32_t kind;        /* one enum mc_mem_kind bit */
+  int32_t device;       /* NUMA node for CPU, device ordinal for GPU/NPU, -1 unknown */
+  const char *location; /* "cpu:0", "cuda:3"; valid during the call only */
+} mc_mem_desc;
+
+/* Arguments of init(); valid during the call only. */
+typedef struct mc_init_args {
+  uint32_t struct_size;     /* sizeof(mc_init_args) as the core knows it */
+  const char *segment_name; /* this engine's segment name ("host:port") */
+  const char *listen_host;  /* address to bind listeners to ("0.0.0.0", "127.0.0.1") */
+  const char *host_id;      /* identity of this host (boot id) for same-host checks */
+} mc_init_args;
+
+/* One slice of a request, built by the core.  The plugin copies what it
+ * needs during submit(); the array is not valid after submit returns. */
+typedef struct mc_slice {
+  uint64_t token;       /* opaque core id, echoed in complete() */
+  uint32_t op;          /* enum mc_op */
+  uint32_t rail;        /* index into the rails of query_rails to use */
+  void *local_mem;      /* register_mem handle covering [local_addr, +len) */
+  uint64_t local_addr;  /* initiator address */
+  void *remote_mem;     /* import_mem handle covering [remote_addr, +len) */
+  uint64_t remote_addr; /* target address, inside the imported range */
+  uint64_t len;         /* > 0 */
+} mc_slice;
+
+/* Services the core hands to a plugin in init().  The table and `host` stay
+ * valid until fini() returns.  Every function is thread-safe. */
+typedef struct mc_host_api {
+  uint32_t abi_major, abi_minor, struct_size;
+  void *host; /* pass back as first argument */
+
+  /* Writes one log line (no trailing newline needed) tagged with the plugin's
+   * name.  Cheap to call; check log_enabled first on hot paths. */
+  void (*log)(void *host, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 3, 4)))
+#endif
+      ;
+  /* Nonzero when `level` would be written. */
+  int (*log_enabled)(void *host, int level);
+
+  /* Looks up `key` in this plugin's own YAML subtree (transports.<name>),
+   * env overrides applied.  On success *val points to the value text, valid
+   * until fini.  Returns MC_ENOENT when unset (use the default). */
+  int (*config_get)(void *host, const char *key, const char **val);
+
+  /* Reports the completion of an accepted slice: status is 0 or MC_E*;
+   * bytes is how many bytes were moved (len on success); vendor_err is the
+   * plugin's native code or 0.  Exactly once per accepted slice.  Never
+   * re-enters the plugin. */
+  void (*complete)(void *host, uint64_t token, int status, uint64_t bytes,
+                   int32_t vendor_err);
+
+  /* Delivers a notification received from peer segment `peer` (the name the
+   * initiator announced, verified by the plugin's handshake).  msg is copied
+   * before return.  Target side of send_notify. */
+  void (*notify_recv)(void *host, const char *peer, const void *msg, size_t len);
+} mc_host_api;
+
+/* The transport operations table.  "Mandatory" members must be non-NULL. */
+typedef struct mc_transport_ops {
+  uint32_t abi_major;   /* MC_TRANSPORT_ABI_MAJOR the plugin was built for */
+  uint32_t abi_minor;   /* MC_TRANSPORT_ABI_MINOR the plugin was built for */
+  uint32_t struct_size; /* sizeof(mc_transport_ops) the plugin was built with */
+
+  const char *name;    /* mandatory; equals <name> in mc-transport-<name>.so */
+  const char *version; /* mandatory; the plugin's own version string */
+  uint64_t caps;       /* enum mc_transport_cap bits */
+  uint32_t local_mem_kinds;  /* kinds it can move from/to on the initiator */
+  uint32_t remote_mem_kinds; /* kinds it can reach on the target */
+  const mc_param_info *params; /* documented YAML keys; NULL = none accepted */
+
+  /* mandatory.  Creates a context: opens devices, starts workers, binds
+   * listeners.  Called once per engine, from the engine's creating thread.
+   * MC_ENODEV/MC_ENOTSUP (after a log line) when the host cannot run it. */
+  int (*init)(const mc_host_api *host, const mc_init_args *args, void **ctx);
+
+  /* mandatory.  Destroys ctx: fails every pending slice (MC_ECANCELED)
+   * through complete(), joins every plugin thread, frees everything.  No
+   * callback is made after it returns.  Endpoints, imports and registrations
+   * not yet released are released by fini. */
+  int (*fini)(void *ctx);
+
+  /* mandatory.  Lists rails: *n is the capacity of `out` on entry and the
+   * number of rails on return (MC_ENOSPC if larger than the capacity).  At
+   * least one rail.  The list does not change while ctx lives. */
+  int (*query_rails)(void *ctx, mc_rail_info *out, uint32_t *n);
+
+  /* mandatory.  Writes the endpoint descriptor peers pass to connect()
+   * (address, port, GIDs...) into buf; *len in/out, MC_ENOSPC with the size
+   * needed.  Stable while ctx lives. */
+  int (*local_desc)(void *ctx, void *buf, size_t *len);
+
+  /* mandatory.  Registers [desc->addr, +desc->len) for remote access and
+   * local use.  Writes the remote key peers pass to import_mem into rkey
+   * (*rkey_len in/out, MC_ENOSPC).  *mem is the local handle used in slices.
+   * MC_ENOTSUP when the plugin cannot serve desc->kind. */
+  int (*register_mem)(void *ctx, const mc_mem_desc *desc, void **mem,
+                      void *rkey, size_t *rkey_len);
+
+  /* mandatory.  Revokes a registration: on return no peer can reach the
+   * range any more and no plugin thread touches it.  The core only calls it
+   * when no local slice using `mem` is in flight. */
+  int (*deregister_mem)(void *ctx, void *mem);
+
+  /* mandatory.  Prepares an endpoint to peer segment `peer` whose descriptor
+   * blob is (desc, len).  May be lazy (actual connections made on first
+   * submit).  MC_EPROTO for a malformed blob, MC_EPEER if unreachable. */
+  int (*connect)(void *ctx, const char *peer, const void *desc, size_t len,
+                 void **ep);
+
+  /* mandatory.  Releases ep; slices still in flight on it complete with
+   * MC_ECANCELED or their real status before it returns. */
+  int (*disconnect)(void *ctx, void *ep);
+
+  /* mandatory.  Imports the peer's buffer [base, +len) with its remote key,
+   * returning a handle used as mc_slice.remote_mem.  MC_EPROTO for a
+   * malformed key. */
+  int (*import_mem)(void *ctx, void *ep, uint64_t base, uint64_t len,
+                    const void *rkey, size_t rkey_len, void **rmem);
+
+  /* mandatory.  Releases an import; no slice using it is in flight. */
+  int (*release_mem)(void *ctx, void *rmem);
+
+  /* mandatory.  Queues n slices on ep.  *accepted is set to how many (a
+   * prefix of the array) were taken; fewer than n is back-pressure, and the
+   * core resubmits the rest later.  Never blocks.  Returns an error only if
+   * nothing could be accepted for a reason other than back-pressure
+   * (MC_EPEER: endpoint dead); MC_EAGAIN with *accepted == 0 is pure
+   * back-pressure. */
+  int (*submit)(void *ctx, void *ep, const mc_slice *slices, uint32_t n,
+                uint32_t *accepted);
+
+  /* Drives completions for at most `budget` slices; returns how many were
+   * completed (>= 0) or MC_E*.  NULL iff caps has MC_CAP_OWN_THREADS. */
+  int (*progress)(void *ctx, uint32_t budget);
+
+  /* Optional.  Best-effort cancel of a slice by token; its completion is
+   * still reported (MC_ECANCELED or its real status).  Called from any
+   * thread. */
+  int (*cancel)(void *ctx, uint64_t token);
+
+  /* Sends a small message (<= MC_NOTIFY_MAX) to the peer of ep, ordered after
+   * every slice on ep already completed successfully; delivered there via
+   * notify_recv.  Mandatory iff caps has MC_CAP_NOTIFY. */
+  int (*send_notify)(void *ctx, void *ep, const void *msg, size_t len);
+
+  /* Optional.  Static text for a vendor code from complete(). */
+  const char *(*vendor_strerror)(void *ctx, int32_t vendor_err);
+} mc_transport_ops;
+
+/* The v1 members every plugin must provide (up to vendor_strerror). */
+#define MC_TRANSPORT_OPS_V1_MIN_SIZE                                           \
+  (offsetof(mc_transport_ops, vendor_strerror) +                               \
+   sizeof(((mc_transport_ops *)0)->vendor_strerror))
+
+/* Entry point type.  Plugins define it with default visibility, e.g.
+ *   MC_TRANSPORT_EXPORT const mc_transport_ops *mc_transport_plugin_v1(void)
+ *   { return &my_ops; }                                                     */
+typedef const mc_transport_ops *(*mc_transport_entry_v1_fn)(void);
+
+#if defined(__GNUC__)
+#define MC_TRANSPORT_EXPORT __attribute__((visibility("default")))
+#else
+#define MC_TRANSPORT_EXPORT
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif

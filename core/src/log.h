@@ -1,0 +1,38 @@
+/* Internal logging.  A logger carries its level; each engine owns one, so two
+ * engines in a process can log at different levels.  A NULL logger means
+ * "level from $MC_LOG_LEVEL" (used before an engine exists). */
+#ifndef MC_LOG_H
+#define MC_LOG_H
+
+#include <stdarg.h>
+
+#include "mooncake/transport.h" /* enum mc_log_level */
+
+typedef struct mc_logger {
+  int level; /* enum mc_log_level; messages above it are dropped */
+} mc_logger;
+
+/* Parses "error|warn|info|debug|trace" (or 0-4); -1 if invalid. */
+int mc_log_parse_level(const char *text);
+
+/* Level from $MC_LOG_LEVEL, MC_LOG_WARN when unset or invalid. */
+int mc_log_env_level(void);
+
+int mc_log_enabled(const mc_logger *lg, int level);
+
+/* One line to stderr: "mooncake <LEVEL> <component>: <message>". */
+void mc_log(const mc_logger *lg, int level, const char *component,
+            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void mc_vlog(const mc_logger *lg, int level, const char *component,
+             const char *fmt, va_list ap);
+
+#define MC_ERROR(lg, comp, ...) mc_log((lg), MC_LOG_ERROR, (comp), __VA_ARGS__)
+#define MC_WARN(lg, comp, ...) mc_log((lg), MC_LOG_WARN, (comp), __VA_ARGS__)
+#define MC_INFO(lg, comp, ...) mc_log((lg), MC_LOG_INFO, (comp), __VA_ARGS__)
+#define MC_DEBUG(lg, comp, ...)                                                \
+  do {                                                                         \
+    if (mc_log_enabled((lg), MC_LOG_DEBUG))                                    \
+      mc_log((lg), MC_LOG_DEBUG, (comp), __VA_ARGS__);                         \
+  } while (0)
+
+#endif

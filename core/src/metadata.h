@@ -1,0 +1,78 @@
+/* Internal: the metadata interface.  Every backend (p2p handshake, etcd,
+ * HTTP) implements mc_metadata_ops; the engine only talks to this.
+ *
+ * Segment descriptors are stored as JSON text (descriptor.h) under the
+ * segment's name.  The generic key/value calls serve the stores (master
+ * election, object metadata); backends that cannot hold arbitrary keys
+ * (p2p) return MC_ENOTSUP. */
+#ifndef MC_METADATA_H
+#define MC_METADATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+typedef struct mc_metadata mc_metadata;
+
+typedef struct mc_metadata_args {
+  const char *url;    /* "p2p", "etcd://...", "http://..." */
+  const char *listen; /* engine's "host:port" for the p2p listener */
+  uint32_t timeout_ms; /* per-operation deadline */
+  const mc_logger *log;
+  /* Called (from a backend thread) when a watched segment's descriptor
+   * changed or vanished; may be NULL. */
+  void (*on_change)(void *arg, const char *segment);
+  void *on_change_arg;
+} mc_metadata_args;
+
+typedef struct mc_metadata_ops {
+  const char *scheme; /* "p2p", "etcd", "http" */
+  int (*open)(const mc_metadata_args *args, void **ctx);
+  void (*close)(void *ctx);
+  /* Name this backend gives the local segment when none is configured
+   * (p2p: the bound "host:port"); MC_ENOTSUP if it has no opinion. */
+  int (*local_name)(void *ctx, char *buf, size_t len);
+  /* Publishes (creates or replaces) the local segment's descriptor. */
+  int (*publish)(void *ctx, const char *segment, const char *json, size_t len);
+  int (*unpublish)(void *ctx, const char *segment);
+  /* Fetches a segment's descriptor; *json malloc'd, caller frees.
+   * MC_ENOENT if unknown, MC_EPEER/MC_ETIMEDOUT if unreachable. */
+  int (*fetch)(void *ctx, const char *segment, char **json, size_t *len);
+  /* Asks for on_change calls for segment (optional, NULL if unsupported). */
+  int (*watch)(void *ctx, const char *segment);
+  /* Generic keys (optional). */
+  int (*kv_put)(void *ctx, const char *key, const void *val, size_t len);
+  int (*kv_get)(void *ctx, const char *key, void **val, size_t *len);
+  int (*kv_delete)(void *ctx, const char *key);
+} mc_metadata_ops;
+
+/* Opens the backend chosen by args->url's scheme.  MC_ENOTSUP (with err
+ * naming the scheme and why: unknown, or not built) if none matches. */
+int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
+                     size_t errlen);
+void mc_metadata_close(mc_metadata *md);
+
+int mc_metadata_local_name(mc_metadata *md, char *buf, size_t len);
+int mc_metadata_publish(mc_metadata *md, const char *segment, const char *json,
+                        size_t len);
+int mc_metadata_unpublish(mc_metadata *md, const char *segment);
+int mc_metadata_fetch(mc_metadata *md, const char *segment, char **json,
+                      size_t *len);
+int mc_metadata_watch(mc_metadata *md, const char *segment);
+int mc_metadata_kv_put(mc_metadata *md, const char *key, const void *val,
+                       size_t len);
+int mc_metadata_kv_get(mc_metadata *md, const char *key, void **val,
+                       size_t *len);
+int mc_metadata_kv_delete(mc_metadata *md, const char *key);
+
+/* Backends, registered in metadata.c. */
+extern const mc_metadata_ops mc_metadata_p2p_ops;
+#ifdef MC_HAVE_ETCD
+extern const mc_metadata_ops mc_metadata_etcd_ops;
+#endif
+#ifdef MC_HAVE_HTTP_METADATA
+extern const mc_metadata_ops mc_metadata_http_ops;
+#endif
+
+#endif
