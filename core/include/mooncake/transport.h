@@ -299,6 +299,17 @@ typedef struct mc_transport_ops {
 
   /* Optional.  Static text for a vendor code from complete(). */
   const char *(*vendor_strerror)(void *ctx, int32_t vendor_err);
+
+  /* Optional.  Allocates len bytes that this transport can share with peers
+   * without copies through the kernel (a memfd/DAX pool mapped by peers on
+   * the same host).  The core registers the result like any buffer; the
+   * plugin recognizes its own allocations in register_mem.  location as in
+   * mc_mem_desc.  MC_ENOTSUP when the transport has no such memory. */
+  int (*alloc_mem)(void *ctx, uint64_t len, const char *location, void **addr);
+
+  /* Optional (mandatory with alloc_mem).  Frees an alloc_mem allocation
+   * after the core deregistered it. */
+  int (*free_mem)(void *ctx, void *addr, uint64_t len);
 } mc_transport_ops;
 
 /* The v1 members every plugin must provide (up to vendor_strerror). */
