@@ -73,6 +73,18 @@ int mc_register(mc_engine *engine, void *addr, size_t len, const char *location)
  * MC_EBUSY while local transfers use it; MC_ENOENT if not registered. */
 int mc_unregister(mc_engine *engine, void *addr);
 
+/* Allocates len bytes of memory that a loaded transport can share with peers
+ * on the same host without copies through the kernel (the shm transport's
+ * memfd / CXL-DAX pool), and registers it like mc_register.  location as
+ * there (NULL: "cpu:0").  MC_ENOTSUP when no loaded transport offers such
+ * memory.  Free with mc_free_shared. */
+int mc_alloc_shared(mc_engine *engine, size_t len, const char *location,
+                    void **addr);
+
+/* Unregisters and frees an mc_alloc_shared allocation. MC_EBUSY as
+ * mc_unregister. */
+int mc_free_shared(mc_engine *engine, void *addr);
+
 /* Opens a segment by name (for the p2p backend, the peer's "host:port"),
  * fetching its descriptor through metadata; handles are cached and counted,
  * so opening the same name twice returns the same handle.  The local
