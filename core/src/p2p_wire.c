@@ -1,0 +1,158 @@
+/* p2p handshake framing (see p2p_wire.h).  Pure functions over byte
+ * buffers, fuzzed by tests/fuzz/fuzz_p2p_frame.c. */
+#include "p2p_wire.h"
+
+#include <string.h>
+
+#include "descriptor.h" /* MC_DESC_JSON_MAX */
+#include "mooncake/errors.h"
+#include "mooncake/transport.h" /* MC_NAME_MAX */
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+
+/* Largest OK payload: u16 name length, a name, the JSON. */
+#define REPLY_OK_MAX (2u + (MC_NAME_MAX - 1) + MC_DESC_JSON_MAX)
+
+void mc_p2p_put_hdr(uint8_t out[MC_P2P_HDR_LEN], uint8_t op, uint16_t status,
+                    uint32_t length) {
+  put32(out, MC_P2P_MAGIC);
+  out[4] = MC_P2P_VERSION;
+  out[5] = op;
+  out[6] = (uint8_t)(status >> 8);
+  out[7] = (uint8_t)status;
+  put32(out + 8, length);
+}
+
+static void get_hdr(const uint8_t *buf, mc_p2p_hdr *h) {
+  h->version = buf[4];
+  h->op = buf[5];
+  h->status = (uint16_t)(buf[6] << 8 | buf[7]);
+  h->length = get32(buf + 8);
+}
+
+int mc_p2p_name_ok(const char *name, size_t len) {
+  if (len == 0 || len >= MC_NAME_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (c < 0x20 || c == 0x7f)
+      return 0;
+  }
+  return 1;
+}
+
+size_t mc_p2p_build_request(const char *name, uint8_t *out, size_t cap) {
+  size_t n = name ? strnlen(name, MC_NAME_MAX) : 0;
+  if (!mc_p2p_name_ok(name, n) || MC_P2P_HDR_LEN + n > cap)
+    return 0;
+  mc_p2p_put_hdr(out, MC_P2P_OP_GET, 0, (uint32_t)n);
+  memcpy(out + MC_P2P_HDR_LEN, name, n);
+  return MC_P2P_HDR_LEN + n;
+}
+
+int mc_p2p_parse_request(const uint8_t *buf, size_t len, size_t *need,
+                         char *name, size_t cap) {
+  /* Check the magic as soon as its bytes arrive, so garbage is dropped
+   * without waiting for a full header. */
+  static const uint8_t magic[4] = {'M', 'C', 'P', '2'};
+  size_t m = len < 4 ? len : 4;
+  if (memcmp(buf, magic, m) != 0)
+    return MC_EPROTO;
+  if (len < MC_P2P_HDR_LEN) {
+    *need = MC_P2P_HDR_LEN;
+    return MC_EAGAIN;
+  }
+  mc_p2p_hdr h;
+  get_hdr(buf, &h);
+  if (h.version != MC_P2P_VERSION)
+    return h.version > MC_P2P_VERSION ? MC_ENOTSUP : MC_EPROTO;
+  if (h.op != MC_P2P_OP_GET || h.status != 0 ||
+      h.length > MC_P2P_REQ_MAX - MC_P2P_HDR_LEN)
+    return MC_EPROTO;
+  *need = MC_P2P_HDR_LEN + h.length;
+  if (len < *need)
+    return MC_EAGAIN;
+  const char *nm = (const char *)buf + MC_P2P_HDR_LEN;
+  if (!mc_p2p_name_ok(nm, h.length) || h.length >= cap)
+    return MC_EPROTO;
+  memcpy(name, nm, h.length);
+  name[h.length] = '\0';
+  return 0;
+}
+
+size_t mc_p2p_build_reply_head(uint8_t *out, size_t cap, uint16_t status,
+                               const char *name_or_reason, size_t json_len) {
+  size_t n = name_or_reason ? strlen(name_or_reason) : 0;
+  if (status == MC_P2P_OK) {
+    if (!mc_p2p_name_ok(name_or_reason, n) || json_len > MC_DESC_JSON_MAX ||
+        MC_P2P_HDR_LEN + 2 + n > cap)
+      return 0;
+    mc_p2p_put_hdr(out, MC_P2P_OP_REPLY, status, (uint32_t)(2 + n + json_len));
+    out[MC_P2P_HDR_LEN] = (uint8_t)(n >> 8);
+    out[MC_P2P_HDR_LEN + 1] = (uint8_t)n;
+    memcpy(out + MC_P2P_HDR_LEN + 2, name_or_reason, n);
+    return MC_P2P_HDR_LEN + 2 + n;
+  }
+  if (n > MC_P2P_REASON_MAX)
+    n = MC_P2P_REASON_MAX;
+  if (json_len || MC_P2P_HDR_LEN + n > cap)
+    return 0;
+  mc_p2p_put_hdr(out, MC_P2P_OP_REPLY, status, (uint32_t)n);
+  if (n)
+    memcpy(out + MC_P2P_HDR_LEN, name_or_reason, n);
+  return MC_P2P_HDR_LEN + n;
+}
+
+int mc_p2p_parse_reply_hdr(const uint8_t *buf, size_t len, mc_p2p_hdr *h) {
+  if (len < MC_P2P_HDR_LEN || get32(buf) != MC_P2P_MAGIC)
+    return MC_EPROTO;
+  get_hdr(buf, h);
+  if (h->version != MC_P2P_VERSION || h->op != MC_P2P_OP_REPLY)
+    return MC_EPROTO;
+  switch (h->status) {
+  case MC_P2P_OK:
+    return h->length >= 3 && h->length <= REPLY_OK_MAX ? 0 : MC_EPROTO;
+  case MC_P2P_NOT_FOUND:
+  case MC_P2P_BAD_REQUEST:
+  case MC_P2P_BAD_VERSION:
+  case MC_P2P_BUSY:
+    return h->length <= MC_P2P_REASON_MAX ? 0 : MC_EPROTO;
+  default:
+    return MC_EPROTO;
+  }
+}
+
+int mc_p2p_parse_reply_body(const mc_p2p_hdr *h, const uint8_t *payload,
+                            size_t len, mc_p2p_reply *r) {
+  memset(r, 0, sizeof *r);
+  if (len != h->length)
+    return MC_EPROTO;
+  r->status = h->status;
+  if (h->status != MC_P2P_OK) {
+    r->reason = (const char *)payload;
+    r->reason_len = len;
+    return 0;
+  }
+  if (len < 2)
+    return MC_EPROTO;
+  size_t nl = (size_t)payload[0] << 8 | payload[1];
+  if (nl > len - 2 || !mc_p2p_name_ok((const char *)payload + 2, nl))
+    return MC_EPROTO;
+  r->name = (const char *)payload + 2;
+  r->name_len = nl;
+  r->json = r->name + nl;
+  r->json_len = len - 2 - nl;
+  if (r->json_len == 0 || r->json_len > MC_DESC_JSON_MAX)
+    return MC_EPROTO;
+  return 0;
+}

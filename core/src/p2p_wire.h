@@ -1,0 +1,88 @@
+/* Internal: the p2p metadata handshake's wire format, version 1.
+ *
+ * One request per TCP connection; all integers big-endian.
+ *   header (12 bytes): magic "MCP2" | version u8 | op u8 | status u16 | length u32
+ *   GET:   header{op=GET, status=0, length=n} + segment name (n bytes, 1..255,
+ *          no control characters)
+ *   REPLY: header{op=REPLY, status, length} + payload, where the payload is
+ *          for OK:    u16 name_len + the served segment's name + descriptor JSON
+ *          otherwise: a short reason text (<= MC_P2P_REASON_MAX bytes) for logs
+ * A server that receives a newer version answers BAD_VERSION in version 1.
+ *
+ * The functions here are pure (no I/O, no allocation) so they can be fuzzed;
+ * every input is treated as hostile. */
+#ifndef MC_P2P_WIRE_H
+#define MC_P2P_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MC_P2P_MAGIC 0x4d435032u /* "MCP2" */
+#define MC_P2P_VERSION 1
+#define MC_P2P_HDR_LEN 12
+#define MC_P2P_REQ_MAX 4096 /* whole request frame */
+#define MC_P2P_REASON_MAX 256
+
+enum mc_p2p_op { MC_P2P_OP_GET = 1, MC_P2P_OP_REPLY = 2 };
+
+enum mc_p2p_status {
+  MC_P2P_OK = 0,
+  MC_P2P_NOT_FOUND = 1,   /* no such segment served here */
+  MC_P2P_BAD_REQUEST = 2, /* malformed request */
+  MC_P2P_BAD_VERSION = 3, /* request version newer than the server's */
+  MC_P2P_BUSY = 4,        /* too many connections; retry later */
+};
+
+typedef struct mc_p2p_hdr {
+  uint8_t version;
+  uint8_t op;
+  uint16_t status;
+  uint32_t length; /* payload bytes after the header */
+} mc_p2p_hdr;
+
+typedef struct mc_p2p_reply {
+  uint16_t status;
+  const char *name; /* OK: served segment name (not NUL-terminated) */
+  size_t name_len;
+  const char *json; /* OK: descriptor JSON (not NUL-terminated) */
+  size_t json_len;
+  const char *reason; /* error: reason text (not NUL-terminated) */
+  size_t reason_len;
+} mc_p2p_reply;
+
+/* Writes a header. */
+void mc_p2p_put_hdr(uint8_t out[MC_P2P_HDR_LEN], uint8_t op, uint16_t status,
+                    uint32_t length);
+
+/* Builds a GET frame for name into out; returns its length, or 0 when the
+ * name is invalid or the frame does not fit in cap. */
+size_t mc_p2p_build_request(const char *name, uint8_t *out, size_t cap);
+
+/* Parses a GET frame from the first len bytes received so far.
+ *   0             complete; name (cap bytes, NUL-terminated) filled
+ *   MC_EAGAIN     incomplete; *need says how many bytes the frame needs
+ *   MC_ENOTSUP    magic right but a version this build does not speak
+ *   MC_EPROTO     garbage (bad magic, op, length, or name)
+ * Bytes past the frame are ignored. */
+int mc_p2p_parse_request(const uint8_t *buf, size_t len, size_t *need,
+                         char *name, size_t cap);
+
+/* Builds the part of a reply that precedes the JSON (header and, for OK, the
+ * served name; for errors, the reason) into out; returns its length or 0 if
+ * it does not fit or the sizes are out of range.  json_len is the length of
+ * the JSON the caller sends after it (0 for errors). */
+size_t mc_p2p_build_reply_head(uint8_t *out, size_t cap, uint16_t status,
+                               const char *name_or_reason, size_t json_len);
+
+/* Checks a reply header (magic, version, op, status, length bounds). */
+int mc_p2p_parse_reply_hdr(const uint8_t *buf, size_t len, mc_p2p_hdr *h);
+
+/* Splits a reply payload (h->length bytes) into its parts; MC_EPROTO if it
+ * is malformed.  r points into payload. */
+int mc_p2p_parse_reply_body(const mc_p2p_hdr *h, const uint8_t *payload,
+                            size_t len, mc_p2p_reply *r);
+
+/* Segment names on the wire: 1..MC_NAME_MAX-1 bytes, no control bytes. */
+int mc_p2p_name_ok(const char *name, size_t len);
+
+#endif
