@@ -1,0 +1,32 @@
+/* tcp_conn.h - initiator side: endpoints and their connections (rails).
+ *
+ * An endpoint holds `connections` connections to one peer; slice.rail picks
+ * one (mod N).  A connection is a bounded queue plus an in-flight ring,
+ * served by a sender thread (dials lazily, then writev(header, local
+ * memory)) and a receiver thread (matches in-order responses, receives READ
+ * payloads straight into local memory, enforces slice deadlines).  Threads
+ * start on first use; a dropped socket fails its in-flight slices and the
+ * next queued slice dials again. */
+#ifndef MC_TCP_CONN_H
+#define MC_TCP_CONN_H
+
+#include <sys/socket.h>
+
+#include "tcp_ctx.h"
+
+typedef struct tcp_ep tcp_ep;
+
+/* Resolves host:port now (MC_EPEER if it does not resolve); connects later. */
+int tcp_ep_create(tcp_ctx *ctx, const char *peer, const char *host, uint16_t port,
+                  tcp_ep **out);
+/* Stops and joins the connections; pending slices complete with `status`. */
+void tcp_ep_destroy(tcp_ep *ep, int status);
+/* submit() of the ABI for one endpoint. */
+int tcp_ep_submit(tcp_ep *ep, const mc_slice *slices, uint32_t n, uint32_t *accepted);
+/* Sends a NOTIFY on the endpoint's first connection; waits until written. */
+int tcp_ep_notify(tcp_ep *ep, const void *msg, size_t len);
+
+/* Endpoint list linkage, owned by the ctx (under ctx->lock). */
+tcp_ep **tcp_ep_next(tcp_ep *ep);
+
+#endif

@@ -1,0 +1,43 @@
+/* tcp_mem.h - registry of local buffers the target side serves.
+ *
+ * Each registration gets an id and a 128-bit random secret.  The target's
+ * server threads pin a buffer for the duration of one access
+ * (tcp_reg_acquire/release); tcp_reg_remove unpublishes it and waits until
+ * no access is in progress, so on return no plugin thread touches it. */
+#ifndef MC_TCP_MEM_H
+#define MC_TCP_MEM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define TCP_REG_BUCKETS 256u
+
+typedef struct tcp_buf {
+  uint64_t id, base, len;
+  uint8_t secret[16];
+  uint32_t active; /* accesses in progress; under the registry lock */
+  struct tcp_buf *next;
+} tcp_buf;
+
+typedef struct tcp_registry {
+  pthread_mutex_t lock;
+  pthread_cond_t idle; /* signalled when an access ends */
+  tcp_buf *buckets[TCP_REG_BUCKETS];
+  uint64_t next_id;
+} tcp_registry;
+
+int tcp_reg_init(tcp_registry *r);
+/* Frees every remaining registration; no access may be in progress. */
+void tcp_reg_fini(tcp_registry *r);
+/* Registers [base, +len) with a fresh secret.  0, MC_ENOMEM or MC_EIO. */
+int tcp_reg_add(tcp_registry *r, uint64_t base, uint64_t len, tcp_buf **out);
+/* Unpublishes b, waits for its accesses to end, frees it. */
+void tcp_reg_remove(tcp_registry *r, tcp_buf *b);
+/* Checks a remote access and pins the buffer: MC_ERANGE for an unknown id
+ * or a range outside the buffer, MC_EACCES for a wrong secret (compared in
+ * constant time). */
+int tcp_reg_acquire(tcp_registry *r, uint64_t id, const uint8_t *secret,
+                    uint64_t addr, uint64_t len, tcp_buf **out);
+void tcp_reg_release(tcp_registry *r, tcp_buf *b);
+
+#endif
