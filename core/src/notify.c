@@ -1,1 +1,77 @@
-/* notify.c */
+/* Received notifications: a bounded ring per engine.  When the application
+ * does not poll, the oldest are dropped (and counted) rather than letting a
+ * peer grow our memory without bound. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_internal.h"
+
+int mc_notify_queue_init(mc_notify_queue *q, uint32_t cap) {
+  memset(q, 0, sizeof *q);
+  q->items = calloc(cap, sizeof *q->items);
+  if (!q->items)
+    return MC_ENOMEM;
+  q->cap = cap;
+  pthread_mutex_init(&q->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&q->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  return 0;
+}
+
+void mc_notify_queue_fini(mc_notify_queue *q) {
+  if (!q->items)
+    return;
+  free(q->items);
+  q->items = NULL;
+  pthread_mutex_destroy(&q->lock);
+  pthread_cond_destroy(&q->cond);
+}
+
+void mc_notify_queue_push(mc_notify_queue *q, const char *peer, const void *msg,
+                          size_t len) {
+  pthread_mutex_lock(&q->lock);
+  if (q->count == q->cap) {
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    q->dropped++;
+  }
+  mc_notification *n = &q->items[(q->head + q->count) % q->cap];
+  memset(n->peer, 0, sizeof n->peer);
+  strncpy(n->peer, peer, sizeof n->peer - 1);
+  n->len = (uint32_t)len;
+  memcpy(n->msg, msg, len);
+  q->count++;
+  pthread_cond_signal(&q->cond);
+  pthread_mutex_unlock(&q->lock);
+}
+
+int mc_notify_queue_pop(mc_notify_queue *q, mc_notification *out, uint32_t max,
+                        int timeout_ms) {
+  pthread_mutex_lock(&q->lock);
+  if (q->count == 0 && timeout_ms > 0 && max > 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    while (q->count == 0)
+      if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT)
+        break;
+  }
+  uint32_t n = 0;
+  while (n < max && q->count) {
+    out[n++] = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+  }
+  pthread_mutex_unlock(&q->lock);
+  return (int)n;
+}

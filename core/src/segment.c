@@ -1,1 +1,320 @@
-/* segment.c */
+/* Remote segments: descriptor cache, endpoints and imported buffers.
+ *
+ * A segment holds its current view; a view is immutable apart from lazily
+ * created endpoints and imports, and is reference counted so a refresh
+ * (peer registered more memory) never disturbs slices in flight. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+#define COMP "segment"
+
+static void ep_put(mc_ep *ep) {
+  if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
+    return;
+  mc_transport *t = ep->t;
+  if (ep->ep) {
+    pthread_mutex_lock(&t->ctl_lock);
+    t->ops->disconnect(t->ctx, ep->ep);
+    pthread_mutex_unlock(&t->ctl_lock);
+  }
+  free(ep);
+}
+
+void mc_view_put(mc_seg_view *v) {
+  if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
+    return;
+  mc_engine *e = v->seg->engine;
+  for (uint32_t b = 0; v->rmem && b < v->desc->nbuffers; b++)
+    for (int t = 0; t < e->ntransports; t++) {
+      void *rm = atomic_load(&v->rmem[(size_t)b * MC_MAX_TRANSPORTS + t]);
+      if (!rm)
+        continue;
+      mc_transport *tr = e->transports[t];
+      pthread_mutex_lock(&tr->ctl_lock);
+      tr->ops->release_mem(tr->ctx, rm);
+      pthread_mutex_unlock(&tr->ctl_lock);
+    }
+  for (int t = 0; t < MC_MAX_TRANSPORTS; t++)
+    ep_put(v->eps[t]);
+  free((void *)v->rmem);
+  pthread_mutex_destroy(&v->lock);
+  mc_desc_free(v->desc);
+  free(v);
+}
+
+/* Fetches the descriptor and builds a view, reusing endpoints of `prev`
+ * whose transport blob did not change. */
+static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
+  mc_engine *e = s->engine;
+  char *json = NULL;
+  size_t len = 0;
+  int rc = mc_metadata_fetch(e->md, s->name, &json, &len);
+  if (rc) {
+    MC_WARN(&e->log, COMP, "fetching segment %s via %s failed: %s", s->name,
+            e->cfg->metadata, mc_strerror(rc));
+    return rc;
+  }
+  mc_seg_desc *d = NULL;
+  char err[256] = "";
+  rc = mc_desc_decode(json, len, &d, err, sizeof err);
+  free(json);
+  if (rc) {
+    MC_ERROR(&e->log, COMP, "segment %s: malformed descriptor: %s", s->name, err);
+    return rc;
+  }
+  mc_seg_view *v = calloc(1, sizeof *v);
+  if (!v) {
+    mc_desc_free(d);
+    return MC_ENOMEM;
+  }
+  v->desc = d;
+  v->seg = s;
+  atomic_init(&v->refs, 1);
+  pthread_mutex_init(&v->lock, NULL);
+  v->same_host = strcmp(d->host_id, e->host_id) == 0;
+  v->rmem = d->nbuffers
+                ? calloc((size_t)d->nbuffers * MC_MAX_TRANSPORTS, sizeof *v->rmem)
+                : NULL;
+  if (d->nbuffers && !v->rmem) {
+    mc_view_put(v);
+    return MC_ENOMEM;
+  }
+  for (int t = 0; t < MC_MAX_TRANSPORTS; t++)
+    v->desc_tidx[t] = -1;
+  for (int t = 0; t < e->ntransports; t++) {
+    v->desc_tidx[t] = mc_desc_find_transport(d, e->transports[t]->plugin->name);
+    if (prev && v->desc_tidx[t] >= 0 && prev->eps[t]) {
+      const mc_desc_transport *dt = &d->transports[v->desc_tidx[t]];
+      mc_ep *old = prev->eps[t];
+      if (old->blob_len == dt->len && memcmp(old->blob, dt->blob, dt->len) == 0) {
+        atomic_fetch_add(&old->refs, 1);
+        v->eps[t] = old;
+      }
+    }
+  }
+  *out = v;
+  return 0;
+}
+
+int mc_segment_open(mc_engine *e, const char *name, mc_segment **out) {
+  if (!e || !name || !out || !*name || strlen(name) >= MC_NAME_MAX)
+    return MC_EINVAL;
+  pthread_mutex_lock(&e->seg_lock);
+  for (mc_segment *s = e->segments; s; s = s->next)
+    if (strcmp(s->name, name) == 0) {
+      s->refs++;
+      pthread_mutex_unlock(&e->seg_lock);
+      *out = s;
+      return 0;
+    }
+  pthread_mutex_unlock(&e->seg_lock);
+
+  mc_segment *s = calloc(1, sizeof *s);
+  if (!s)
+    return MC_ENOMEM;
+  s->engine = e;
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->refs = 1;
+  pthread_mutex_init(&s->lock, NULL);
+  int rc = view_build(s, NULL, &s->view);
+  if (rc) {
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    return rc;
+  }
+  mc_metadata_watch(e->md, name); /* best effort: p2p refetches on miss */
+
+  pthread_mutex_lock(&e->seg_lock);
+  for (mc_segment *o = e->segments; o; o = o->next)
+    if (strcmp(o->name, name) == 0) { /* lost a race: use the other one */
+      o->refs++;
+      pthread_mutex_unlock(&e->seg_lock);
+      mc_view_put(s->view);
+      pthread_mutex_destroy(&s->lock);
+      free(s);
+      *out = o;
+      return 0;
+    }
+  s->next = e->segments;
+  e->segments = s;
+  pthread_mutex_unlock(&e->seg_lock);
+  MC_DEBUG(&e->log, COMP, "opened segment %s (%u buffers, %s host)", name,
+           s->view->desc->nbuffers, s->view->same_host ? "same" : "other");
+  *out = s;
+  return 0;
+}
+
+static void segment_free(mc_segment *s) {
+  mc_view_put(s->view);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+void mc_segment_close(mc_segment *s) {
+  if (!s)
+    return;
+  mc_engine *e = s->engine;
+  pthread_mutex_lock(&e->seg_lock);
+  if (--s->refs > 0) {
+    pthread_mutex_unlock(&e->seg_lock);
+    return;
+  }
+  for (mc_segment **pp = &e->segments; *pp; pp = &(*pp)->next)
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  pthread_mutex_unlock(&e->seg_lock);
+  segment_free(s);
+}
+
+int mc_segment_refresh(mc_segment *s) {
+  if (!s)
+    return MC_EINVAL;
+  pthread_mutex_lock(&s->lock);
+  mc_seg_view *nv = NULL;
+  int rc = view_build(s, s->view, &nv);
+  if (!rc) {
+    mc_seg_view *old = s->view;
+    s->view = nv;
+    atomic_store(&s->stale, 0);
+    mc_view_put(old);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return rc;
+}
+
+mc_seg_view *mc_segment_view(mc_segment *s) {
+  if (atomic_load(&s->stale))
+    mc_segment_refresh(s);
+  pthread_mutex_lock(&s->lock);
+  mc_seg_view *v = s->view;
+  atomic_fetch_add(&v->refs, 1);
+  pthread_mutex_unlock(&s->lock);
+  return v;
+}
+
+mc_seg_view *mc_segment_view_for(mc_segment *s, uint64_t addr, uint64_t len,
+                                 long *rbuf, int *err) {
+  mc_seg_view *v = mc_segment_view(s);
+  long b = mc_desc_find_buffer(v->desc, addr, len);
+  if (b < 0) {
+    /* The peer may have registered it after we fetched: refetch once. */
+    uint64_t seen = v->desc->version;
+    mc_view_put(v);
+    pthread_mutex_lock(&s->lock);
+    int again = s->view->desc->version == seen;
+    pthread_mutex_unlock(&s->lock);
+    int rc = again ? mc_segment_refresh(s) : 0;
+    if (rc) {
+      *err = rc;
+      return NULL;
+    }
+    v = mc_segment_view(s);
+    b = mc_desc_find_buffer(v->desc, addr, len);
+    if (b < 0) {
+      mc_view_put(v);
+      *err = MC_ERANGE;
+      return NULL;
+    }
+  }
+  *rbuf = b;
+  return v;
+}
+
+int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
+                  void **rmem) {
+  int ti = t->index;
+  int dti = v->desc_tidx[ti];
+  if (dti < 0)
+    return MC_ENOTSUP;
+  _Atomic(void *) *slot = &v->rmem[(size_t)rbuf * MC_MAX_TRANSPORTS + ti];
+  /* An import is stored after its endpoint, so a non-NULL slot also means
+   * eps[ti] is set and visible. */
+  void *rm = atomic_load(slot);
+  if (rm) {
+    *ep = v->eps[ti]->ep;
+    *rmem = rm;
+    return 0;
+  }
+  mc_engine *e = v->seg->engine;
+  pthread_mutex_lock(&v->lock);
+  int rc = 0;
+  if (!v->eps[ti]) {
+    const mc_desc_transport *dt = &v->desc->transports[dti];
+    mc_ep *nep = calloc(1, sizeof *nep);
+    if (!nep) {
+      rc = MC_ENOMEM;
+      goto out;
+    }
+    nep->t = t;
+    atomic_init(&nep->refs, 1);
+    nep->blob_len = dt->len;
+    memcpy(nep->blob, dt->blob, dt->len);
+    pthread_mutex_lock(&t->ctl_lock);
+    rc = t->ops->connect(t->ctx, v->desc->name, dt->blob, dt->len, &nep->ep);
+    pthread_mutex_unlock(&t->ctl_lock);
+    if (rc) {
+      MC_WARN(&e->log, COMP, "%s: connect to %s failed: %s", t->plugin->name,
+              v->desc->name, mc_strerror(rc));
+      free(nep);
+      goto out;
+    }
+    v->eps[ti] = nep;
+  }
+  rm = atomic_load(slot);
+  if (!rm) {
+    const mc_desc_buffer *db = &v->desc->buffers[rbuf];
+    const mc_desc_key *key = NULL;
+    for (uint32_t k = 0; k < db->nkeys; k++)
+      if ((int)db->keys[k].transport == dti)
+        key = &db->keys[k];
+    if (!key) {
+      rc = MC_ENOTSUP;
+      goto out;
+    }
+    pthread_mutex_lock(&t->ctl_lock);
+    rc = t->ops->import_mem(t->ctx, v->eps[ti]->ep, db->addr, db->len, key->bytes,
+                            key->len, &rm);
+    pthread_mutex_unlock(&t->ctl_lock);
+    if (rc) {
+      MC_WARN(&e->log, COMP, "%s: import of %s buffer 0x%llx failed: %s",
+              t->plugin->name, v->desc->name, (unsigned long long)db->addr,
+              mc_strerror(rc));
+      goto out;
+    }
+    atomic_store(slot, rm);
+  }
+  *ep = v->eps[ti]->ep;
+  *rmem = rm;
+out:
+  pthread_mutex_unlock(&v->lock);
+  return rc;
+}
+
+void mc_segments_on_change(void *arg, const char *name) {
+  mc_engine *e = arg;
+  pthread_mutex_lock(&e->seg_lock);
+  for (mc_segment *s = e->segments; s; s = s->next)
+    if (strcmp(s->name, name) == 0)
+      atomic_store(&s->stale, 1);
+  pthread_mutex_unlock(&e->seg_lock);
+}
+
+void mc_segments_destroy_all(mc_engine *e) {
+  pthread_mutex_lock(&e->seg_lock);
+  mc_segment *s = e->segments;
+  e->segments = NULL;
+  pthread_mutex_unlock(&e->seg_lock);
+  while (s) {
+    mc_segment *next = s->next;
+    if (s->refs > 0)
+      MC_WARN(&e->log, COMP, "segment %s still open at engine destroy; closing it",
+              s->name);
+    segment_free(s);
+    s = next;
+  }
+}
