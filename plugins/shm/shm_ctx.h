@@ -1,0 +1,74 @@
+/* shm transport: context, endpoints and memory handles. */
+#ifndef MC_SHM_CTX_H
+#define MC_SHM_CTX_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "mooncake/transport.h"
+#include "shm_blob.h"
+#include "shm_pool.h"
+
+/* A local registration (handle used as mc_slice.local_mem). */
+typedef struct shm_lmem {
+  struct shm_lmem *next;
+  uint64_t addr, len;
+} shm_lmem;
+
+/* A peer's pool mapped here; shared by every import of that pool. */
+typedef struct shm_map {
+  struct shm_map *next;
+  uint32_t kind;
+  uint64_t pool_id;
+  uint8_t *base;
+  uint64_t size;
+  int refs;
+} shm_map;
+
+struct shm_ep;
+
+/* An imported remote buffer (handle used as mc_slice.remote_mem). */
+typedef struct shm_rmem {
+  struct shm_rmem *next;
+  struct shm_ep *ep;
+  uint64_t base, len; /* the peer's addresses */
+  uint8_t *ptr;       /* pool imports: our address of base; NULL = vm mode */
+  shm_map *map;
+} shm_rmem;
+
+typedef struct shm_ep {
+  struct shm_ep *next;
+  char peer_name[MC_NAME_MAX];
+  shm_desc peer;
+  int proven;   /* nonce read back through /proc: same pid namespace */
+  int pidfd;    /* to notice the peer's death in vm mode; -1 if none */
+  atomic_int dead;
+  atomic_int warned; /* one log line per endpoint for refused vm access */
+  shm_map *maps;
+  shm_rmem *rmems;
+} shm_ep;
+
+typedef struct shm_ctx {
+  const mc_host_api *host;
+  shm_desc self;
+  int ident_fd;
+  shm_pools pools;
+  int allow_vm;
+  int populate;
+  shm_lmem *lmems;
+  shm_ep *eps;
+} shm_ctx;
+
+#define SHM_LOG(c, lvl, ...) (c)->host->log((c)->host->host, (lvl), __VA_ARGS__)
+
+/* shm_import.c */
+int shm_import(shm_ctx *c, shm_ep *ep, uint64_t base, uint64_t len,
+               const void *rkey, size_t rkey_len, shm_rmem **out);
+void shm_release(shm_ctx *c, shm_rmem *rm);
+
+/* shm_copy.c: moves one slice; returns 0 or MC_E*, *verr = errno. */
+int shm_copy_slice(shm_ctx *c, shm_ep *ep, const mc_slice *s, int32_t *verr);
+/* Once per submit call that has vm slices: notices a dead peer. */
+int shm_ep_alive(shm_ep *ep);
+
+#endif

@@ -1,0 +1,409 @@
+/* mc-transport-shm: intra-host transport over shared pools (memfd, file or
+ * CXL/DAX device) and process_vm_readv/writev.  See README.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm_ctx.h"
+#include "shm_ident.h"
+
+static const mc_param_info shm_params[] = {
+    {MC_PARAM_STRING, "pool_path", "\"\"",
+     "backing of mc_alloc_shared: empty = memfd, else a file or /dev/daxX.Y"},
+    {MC_PARAM_SIZE, "pool_size", "1G",
+     "bytes of pool_path this engine maps and allocates from"},
+    {MC_PARAM_SIZE, "pool_offset", "0",
+     "start of this engine's window in pool_path (page/2M aligned)"},
+    {MC_PARAM_BOOL, "populate", "true",
+     "prefault pools and imports so copies take no page faults"},
+    {MC_PARAM_BOOL, "allow_vm", "true",
+     "serve plain registered memory with process_vm_readv/writev"},
+    {MC_PARAM_BOOL, "ptracer_any", "false",
+     "let any same-uid process process_vm into this one (Yama scope 1)"},
+    {MC_PARAM_END, NULL, NULL, NULL},
+};
+
+static int parse_bool(const char *v, int *out) {
+  static const char *const t[] = {"true", "yes", "on", "1"};
+  static const char *const f[] = {"false", "no", "off", "0"};
+  for (int i = 0; i < 4; i++) {
+    if (!strcasecmp(v, t[i]))
+      return *out = 1, 0;
+    if (!strcasecmp(v, f[i]))
+      return *out = 0, 0;
+  }
+  return -1;
+}
+
+static int parse_size(const char *v, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (end == v || errno || *v == '-')
+    return -1;
+  unsigned shift = 0;
+  switch (*end) {
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  case 't': case 'T': shift = 40; end++; break;
+  default: break;
+  }
+  if (*end == 'i' || *end == 'B')
+    end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
+  if (*end || (shift && n > (UINT64_MAX >> shift)))
+    return -1;
+  *out = (uint64_t)n << shift;
+  return 0;
+}
+
+/* Reads one option; MC_EINVAL (logged with the key) on a bad value. */
+static int opt(shm_ctx *c, const char *key, int kind, void *out) {
+  const char *v;
+  if (c->host->config_get(c->host->host, key, &v))
+    return 0; /* unset: keep the default */
+  int bad = kind == MC_PARAM_BOOL ? parse_bool(v, out)
+            : kind == MC_PARAM_SIZE ? parse_size(v, out)
+                                    : 0;
+  if (kind == MC_PARAM_STRING) {
+    if (strlen(v) > SHM_PATH_MAX || (v[0] && v[0] != '/'))
+      bad = 1;
+    else
+      strcpy(out, v);
+  }
+  if (bad) {
+    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.%s: bad value \"%s\"%s", key, v,
+            kind == MC_PARAM_STRING ? " (absolute path of at most 160 bytes)"
+                                    : "");
+    return MC_EINVAL;
+  }
+  return 0;
+}
+
+static int shm_init(const mc_host_api *host, const mc_init_args *args,
+                    void **out) {
+  shm_ctx *c = calloc(1, sizeof *c);
+  if (!c)
+    return MC_ENOMEM;
+  c->host = host;
+  c->ident_fd = -1;
+  c->allow_vm = 1;
+  c->populate = 1;
+  c->pools.window_size = 1ull << 30;
+  int ptracer_any = 0, rc;
+  if ((rc = opt(c, "pool_path", MC_PARAM_STRING, c->pools.path)) ||
+      (rc = opt(c, "pool_size", MC_PARAM_SIZE, &c->pools.window_size)) ||
+      (rc = opt(c, "pool_offset", MC_PARAM_SIZE, &c->pools.window_off)) ||
+      (rc = opt(c, "populate", MC_PARAM_BOOL, &c->populate)) ||
+      (rc = opt(c, "allow_vm", MC_PARAM_BOOL, &c->allow_vm)) ||
+      (rc = opt(c, "ptracer_any", MC_PARAM_BOOL, &ptracer_any))) {
+    free(c);
+    return rc;
+  }
+  if (c->pools.path[0] && c->pools.window_size == 0) {
+    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.pool_size: must be > 0");
+    free(c);
+    return MC_EINVAL;
+  }
+  c->pools.populate = c->populate;
+  const char *host_id = NULL;
+  if (args && args->struct_size >= offsetof(mc_init_args, host_id) +
+                                       sizeof(args->host_id))
+    host_id = args->host_id;
+  const char *why = NULL;
+  if (shm_ident_self(&c->self, host_id, &why)) {
+    SHM_LOG(c, MC_LOG_ERROR, "cannot read %s: same-host checks impossible, "
+            "shm disabled", why);
+    free(c);
+    return MC_ENOTSUP;
+  }
+  if (getrandom(c->self.nonce, sizeof c->self.nonce, 0) !=
+          (ssize_t)sizeof c->self.nonce ||
+      getrandom(&c->pools.secret_seed, 8, 0) != 8) {
+    SHM_LOG(c, MC_LOG_ERROR, "getrandom failed: %s", strerror(errno));
+    free(c);
+    return MC_EIO;
+  }
+  c->ident_fd = shm_ident_memfd(&c->self);
+  if (c->ident_fd < 0) {
+    SHM_LOG(c, MC_LOG_ERROR, "memfd_create failed: %s; shm disabled",
+            strerror(errno));
+    free(c);
+    return MC_ENOTSUP;
+  }
+  c->self.ident_fd = c->ident_fd;
+  if (ptracer_any && prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0))
+    SHM_LOG(c, MC_LOG_WARN, "ptracer_any: prctl(PR_SET_PTRACER): %s",
+            strerror(errno));
+  SHM_LOG(c, MC_LOG_INFO, "shm ready: pid %u, pools %s%s, process_vm %s",
+          c->self.pid, c->pools.path[0] ? "in " : "in memfd",
+          c->pools.path, c->allow_vm ? "on" : "off");
+  *out = c;
+  return 0;
+}
+
+static void ep_free(shm_ctx *c, shm_ep *ep) {
+  while (ep->rmems)
+    shm_release(c, ep->rmems);
+  if (ep->pidfd >= 0)
+    close(ep->pidfd);
+  free(ep);
+}
+
+static int shm_fini(void *vctx) {
+  shm_ctx *c = vctx;
+  if (!c)
+    return 0;
+  while (c->eps) {
+    shm_ep *ep = c->eps;
+    c->eps = ep->next;
+    ep_free(c, ep);
+  }
+  while (c->lmems) {
+    shm_lmem *m = c->lmems;
+    c->lmems = m->next;
+    free(m);
+  }
+  shm_pools_fini(&c->pools);
+  if (c->ident_fd >= 0)
+    close(c->ident_fd);
+  free(c);
+  return 0;
+}
+
+static int shm_query_rails(void *vctx, mc_rail_info *out, uint32_t *n) {
+  (void)vctx;
+  if (*n < 1) {
+    *n = 1;
+    return MC_ENOSPC;
+  }
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "shm0");
+  out->numa_node = -1;
+  *n = 1;
+  return 0;
+}
+
+static int shm_local_desc(void *vctx, void *buf, size_t *len) {
+  shm_ctx *c = vctx;
+  return shm_desc_encode(&c->self, buf, len);
+}
+
+static int shm_register(void *vctx, const mc_mem_desc *d, void **mem,
+                        void *rkey, size_t *rkey_len) {
+  shm_ctx *c = vctx;
+  if (!d || d->len == 0 || d->addr + d->len < d->addr)
+    return MC_EINVAL;
+  if (d->kind != MC_MEM_CPU)
+    return MC_ENOTSUP;
+  shm_rkey k = {0};
+  k.pid = c->self.pid;
+  k.base = d->addr;
+  k.len = d->len;
+  k.fd = -1;
+  const shm_pool *p = shm_pools_find(&c->pools, d->addr, d->len);
+  if (p) {
+    k.kind = p->kind;
+    k.secret = p->secret;
+    k.pool_id = p->id;
+    k.pool_size = p->size;
+    k.file_off = p->file_off;
+    k.reg_off = d->addr - (uint64_t)(uintptr_t)p->base;
+    k.fd = p->fd;
+    k.dev = p->dev;
+    k.ino = p->ino;
+    if (p->kind == SHM_RKEY_FILE)
+      snprintf(k.path, sizeof k.path, "%s", c->pools.path);
+  } else if (c->allow_vm) {
+    k.kind = SHM_RKEY_VM;
+  } else {
+    return MC_ENOTSUP; /* only pool memory without process_vm */
+  }
+  int rc = shm_rkey_encode(&k, rkey, rkey_len);
+  if (rc)
+    return rc;
+  shm_lmem *m = calloc(1, sizeof *m);
+  if (!m)
+    return MC_ENOMEM;
+  m->addr = d->addr;
+  m->len = d->len;
+  m->next = c->lmems;
+  c->lmems = m;
+  *mem = m;
+  return 0;
+}
+
+static int shm_deregister(void *vctx, void *mem) {
+  shm_ctx *c = vctx;
+  for (shm_lmem **pp = &c->lmems; *pp; pp = &(*pp)->next) {
+    if (*pp == mem) {
+      *pp = ((shm_lmem *)mem)->next;
+      free(mem);
+      return 0;
+    }
+  }
+  return MC_ENOENT;
+}
+
+static int open_pidfd(uint32_t pid) {
+#ifdef SYS_pidfd_open
+  return (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+static int shm_connect(void *vctx, const char *peer, const void *desc,
+                       size_t len, void **out) {
+  shm_ctx *c = vctx;
+  const char *name = peer ? peer : "?";
+  shm_desc d;
+  const char *why = NULL;
+  if (shm_desc_decode(desc, len, &d, &why)) {
+    SHM_LOG(c, MC_LOG_WARN, "peer %s: malformed shm descriptor (%s)", name, why);
+    return MC_EPROTO;
+  }
+  const char *diff = shm_ident_mismatch(&c->self, &d);
+  if (diff) {
+    SHM_LOG(c, MC_LOG_INFO, "peer %s is not on this host for shm: %s", name,
+            diff);
+    return MC_EPEER;
+  }
+  char err[256];
+  int rc = shm_ident_prove(&d, err, sizeof err);
+  if (rc && rc != MC_EACCES) {
+    SHM_LOG(c, MC_LOG_WARN, "peer %s refused: %s", name, err);
+    return MC_EPEER;
+  }
+  if (rc)
+    SHM_LOG(c, MC_LOG_INFO, "peer %s: identity not provable (%s); only pools "
+            "reachable by path will be used", name, err);
+  shm_ep *ep = calloc(1, sizeof *ep);
+  if (!ep)
+    return MC_ENOMEM;
+  snprintf(ep->peer_name, sizeof ep->peer_name, "%s", name);
+  ep->peer = d;
+  ep->proven = rc == 0;
+  ep->pidfd = d.pid == c->self.pid ? -1 : open_pidfd(d.pid);
+  ep->next = c->eps;
+  c->eps = ep;
+  *out = ep;
+  return 0;
+}
+
+static int shm_disconnect(void *vctx, void *vep) {
+  shm_ctx *c = vctx;
+  for (shm_ep **pp = &c->eps; *pp; pp = &(*pp)->next) {
+    if (*pp == vep) {
+      *pp = ((shm_ep *)vep)->next;
+      ep_free(c, vep);
+      return 0;
+    }
+  }
+  return MC_ENOENT;
+}
+
+static int shm_import_mem(void *vctx, void *ep, uint64_t base, uint64_t len,
+                          const void *rkey, size_t rkey_len, void **rmem) {
+  return shm_import(vctx, ep, base, len, rkey, rkey_len, (shm_rmem **)rmem);
+}
+
+static int shm_release_mem(void *vctx, void *rmem) {
+  if (!rmem)
+    return MC_EINVAL;
+  shm_release(vctx, rmem);
+  return 0;
+}
+
+/* Completes every slice inside the call: pool slices are memcpy, vm slices
+ * one process_vm call each.  Never back-pressures. */
+static int shm_submit(void *vctx, void *vep, const mc_slice *s, uint32_t n,
+                      uint32_t *accepted) {
+  shm_ctx *c = vctx;
+  shm_ep *ep = vep;
+  *accepted = 0;
+  if (!ep)
+    return MC_EINVAL;
+  int checked = 0, alive = 1;
+  for (uint32_t i = 0; i < n; i++) {
+    const shm_rmem *rm = s[i].remote_mem;
+    int32_t verr = 0;
+    int st;
+    if (rm && !rm->ptr && !checked) {
+      alive = shm_ep_alive(ep);
+      checked = 1;
+    }
+    if (rm && !rm->ptr && !alive)
+      st = MC_EPEER;
+    else
+      st = shm_copy_slice(c, ep, &s[i], &verr);
+    c->host->complete(c->host->host, s[i].token, st, st ? 0 : s[i].len, verr);
+  }
+  *accepted = n;
+  return 0;
+}
+
+static const char *shm_vendor_strerror(void *vctx, int32_t err) {
+  (void)vctx;
+  const char *t = strerrordesc_np(err);
+  return t ? t : "unknown errno";
+}
+
+static int shm_alloc_mem(void *vctx, uint64_t len, const char *location,
+                         void **addr) {
+  shm_ctx *c = vctx;
+  char err[256];
+  int rc = shm_pools_alloc(&c->pools, len, location, addr, err, sizeof err);
+  if (rc)
+    SHM_LOG(c, rc == MC_ENOTSUP ? MC_LOG_DEBUG : MC_LOG_ERROR, "alloc_mem: %s",
+            err);
+  return rc;
+}
+
+static int shm_free_mem(void *vctx, void *addr, uint64_t len) {
+  shm_ctx *c = vctx;
+  return shm_pools_free(&c->pools, addr, len);
+}
+
+static const mc_transport_ops shm_ops = {
+    .abi_major = MC_TRANSPORT_ABI_MAJOR,
+    .abi_minor = MC_TRANSPORT_ABI_MINOR,
+    .struct_size = sizeof(mc_transport_ops),
+    .name = "shm",
+    .version = "0.1.0",
+    .caps = MC_CAP_READ | MC_CAP_WRITE | MC_CAP_INTRA_NODE |
+            MC_CAP_MT_SUBMIT | MC_CAP_OWN_THREADS,
+    .local_mem_kinds = MC_MEM_CPU,
+    .remote_mem_kinds = MC_MEM_CPU,
+    .params = shm_params,
+    .init = shm_init,
+    .fini = shm_fini,
+    .query_rails = shm_query_rails,
+    .local_desc = shm_local_desc,
+    .register_mem = shm_register,
+    .deregister_mem = shm_deregister,
+    .connect = shm_connect,
+    .disconnect = shm_disconnect,
+    .import_mem = shm_import_mem,
+    .release_mem = shm_release_mem,
+    .submit = shm_submit,
+    .progress = NULL,
+    .cancel = NULL,
+    .send_notify = NULL,
+    .vendor_strerror = shm_vendor_strerror,
+    .alloc_mem = shm_alloc_mem,
+    .free_mem = shm_free_mem,
+};
+
+MC_TRANSPORT_EXPORT const mc_transport_ops *mc_transport_plugin_v1(void);
+MC_TRANSPORT_EXPORT const mc_transport_ops *mc_transport_plugin_v1(void) {
+  return &shm_ops;
+}

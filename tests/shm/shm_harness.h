@@ -1,0 +1,76 @@
+/* Test harness for the shm plugin at ABI level: dlopens the .so, hands it a
+ * host table with a small option map and records completions. */
+#ifndef MC_TEST_SHM_HARNESS_H
+#define MC_TEST_SHM_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mooncake/transport.h"
+
+#define H_MAX_OPTS 8
+#define H_MAX_DONE 4096
+
+typedef struct h_done {
+  uint64_t token;
+  int status;
+  uint64_t bytes;
+  int32_t verr;
+} h_done;
+
+typedef struct h_plugin {
+  void *dl;
+  const mc_transport_ops *ops;
+  mc_host_api api;
+  void *ctx;
+  const char *keys[H_MAX_OPTS], *vals[H_MAX_OPTS];
+  int nopts;
+  h_done done[H_MAX_DONE];
+  int ndone;
+} h_plugin;
+
+#define H_CHECK(cond)                                                          \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      exit(1);                                                                 \
+    }                                                                          \
+  } while (0)
+
+#define H_RC(expr, want)                                                       \
+  do {                                                                         \
+    int h_rc_ = (expr);                                                        \
+    if (h_rc_ != (want)) {                                                     \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d\n", __FILE__,       \
+              __LINE__, #expr, h_rc_, h_err(h_rc_), (want));                   \
+      exit(1);                                                                 \
+    }                                                                          \
+  } while (0)
+
+const char *h_err(int rc);
+
+/* Loads the plugin (no init).  Exits on failure. */
+void h_load(h_plugin *h, const char *path);
+/* Sets an option for the next init (strings must outlive the plugin). */
+void h_opt(h_plugin *h, const char *key, const char *val);
+/* init with segment name; returns init's rc. */
+int h_init(h_plugin *h, const char *segment);
+void h_fini(h_plugin *h);
+void h_unload(h_plugin *h);
+
+/* Encodes this ctx's descriptor into buf; returns its length. */
+size_t h_desc(h_plugin *h, void *buf, size_t cap);
+/* Registers; returns rc; rkey/len out. */
+int h_register(h_plugin *h, void *addr, uint64_t len, void **mem, void *rkey,
+               size_t *rkey_len);
+/* One slice through submit; returns the completion status (every slice
+ * must be completed exactly once inside submit). */
+int h_xfer(h_plugin *h, void *ep, uint32_t op, void *lmem, void *laddr,
+           void *rmem, uint64_t raddr, uint64_t len);
+
+/* Pipe messages between a test process and its child. */
+void h_send(int fd, const void *buf, uint32_t len);
+uint32_t h_recv(int fd, void *buf, uint32_t cap);
+
+#endif

@@ -1,0 +1,273 @@
+/* shm plugin between two real processes: both modes (memfd pool, file pool
+ * standing for a DAX device, plain memory via process_vm) with data verified
+ * on both sides, then a peer killed while it holds a mapped pool (both
+ * directions): the survivor's memory and pool table stay intact and a dead
+ * peer's plain memory reports MC_EPEER.  argv[1] = plugin .so. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shm_harness.h"
+
+#define LEN (4u << 20)
+
+static const char *so;
+static char pool_file[128];
+
+static void fill(uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(seed + i * 13 + (i >> 11));
+}
+
+static int check(const uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (uint8_t)(seed + i * 13 + (i >> 11)))
+      return 0;
+  return 1;
+}
+
+typedef struct chan {
+  int rd, wr;
+} chan;
+
+static pid_t spawn(chan *parent_side, chan *child_side) {
+  int a[2], b[2];
+  H_CHECK(pipe(a) == 0 && pipe(b) == 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  H_CHECK(pid >= 0);
+  if (pid == 0) {
+    close(a[1]);
+    close(b[0]);
+    *child_side = (chan){a[0], b[1]};
+  } else {
+    close(a[0]);
+    close(b[1]);
+    *parent_side = (chan){b[0], a[1]};
+  }
+  return pid;
+}
+
+static void init_mode(h_plugin *h, const char *mode) {
+  h_load(h, so);
+  if (!strcmp(mode, "file")) {
+    h_opt(h, "pool_path", pool_file);
+    h_opt(h, "pool_size", "16M");
+  }
+  H_RC(h_init(h, mode), 0);
+}
+
+/* Target side: exposes one buffer, later verifies what was written. */
+static void *alloc_target(h_plugin *h, const char *mode) {
+  void *p = NULL;
+  if (!strcmp(mode, "vm"))
+    p = malloc(LEN);
+  else
+    H_RC(h->ops->alloc_mem(h->ctx, LEN, "cpu:0", &p), 0);
+  H_CHECK(p);
+  return p;
+}
+
+static void publish(h_plugin *h, chan c, void *buf, void **mem) {
+  uint8_t desc[MC_DESC_MAX], key[MC_RKEY_MAX];
+  size_t klen;
+  h_send(c.wr, desc, (uint32_t)h_desc(h, desc, sizeof desc));
+  H_RC(h_register(h, buf, LEN, mem, key, &klen), 0);
+  uint64_t base = (uint64_t)(uintptr_t)buf;
+  h_send(c.wr, &base, 8);
+  h_send(c.wr, key, (uint32_t)klen);
+}
+
+/* Initiator side: connects to and imports what publish() sent. */
+static void *attach(h_plugin *h, chan c, uint64_t *base, void **ep) {
+  uint8_t desc[MC_DESC_MAX], key[MC_RKEY_MAX];
+  uint32_t dlen = h_recv(c.rd, desc, sizeof desc);
+  H_CHECK(dlen != UINT32_MAX);
+  H_RC(h->ops->connect(h->ctx, "peer", desc, dlen, ep), 0);
+  H_CHECK(h_recv(c.rd, base, 8) == 8);
+  uint32_t klen = h_recv(c.rd, key, sizeof key);
+  H_CHECK(klen != UINT32_MAX);
+  void *rmem = NULL;
+  H_RC(h->ops->import_mem(h->ctx, *ep, *base, LEN, key, klen, &rmem), 0);
+  return rmem;
+}
+
+static void wait_ok(pid_t pid) {
+  int st;
+  H_CHECK(waitpid(pid, &st, 0) == pid);
+  H_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_mode(const char *mode) {
+  chan p, c;
+  pid_t pid = spawn(&p, &c);
+  if (pid == 0) {
+    h_plugin h;
+    init_mode(&h, mode);
+    uint8_t *tgt = alloc_target(&h, mode);
+    fill(tgt, LEN, 5);
+    void *mem;
+    publish(&h, c, tgt, &mem);
+    char cmd;
+    H_CHECK(h_recv(c.rd, &cmd, 1) == 1 && cmd == 'v');
+    uint8_t ok = (uint8_t)check(tgt, LEN, 11);
+    h_send(c.wr, &ok, 1);
+    H_CHECK(h_recv(c.rd, &cmd, 1) == 1 && cmd == 'q');
+    H_RC(h.ops->deregister_mem(h.ctx, mem), 0);
+    if (!strcmp(mode, "vm"))
+      free(tgt);
+    else
+      H_RC(h.ops->free_mem(h.ctx, tgt, LEN), 0);
+    h_unload(&h);
+    exit(0);
+  }
+  h_plugin h;
+  init_mode(&h, "init");
+  uint8_t *loc = malloc(LEN);
+  void *lmem, *ep;
+  uint8_t key[MC_RKEY_MAX];
+  size_t klen;
+  H_RC(h_register(&h, loc, LEN, &lmem, key, &klen), 0);
+  uint64_t base;
+  void *rmem = attach(&h, p, &base, &ep);
+  memset(loc, 0, LEN);
+  for (uint64_t off = 0; off < LEN; off += 1u << 20) /* 1 MiB slices */
+    H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc + off, rmem, base + off, 1u << 20), 0);
+  H_CHECK(check(loc, LEN, 5));
+  fill(loc, LEN, 11);
+  H_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rmem, base, LEN), 0);
+  h_send(p.wr, "v", 1);
+  uint8_t ok = 0;
+  H_CHECK(h_recv(p.rd, &ok, 1) == 1);
+  H_CHECK(ok == 1);
+  h_send(p.wr, "q", 1);
+  wait_ok(pid);
+  H_RC(h.ops->release_mem(h.ctx, rmem), 0);
+  H_RC(h.ops->disconnect(h.ctx, ep), 0);
+  h_unload(&h);
+  free(loc);
+  close(p.rd);
+  close(p.wr);
+  printf("two processes, %s mode: data verified both ways\n", mode);
+}
+
+/* The peer maps our pool and is killed in the middle of copies. */
+static void test_kill_mapper(void) {
+  h_plugin h;
+  init_mode(&h, "memfd");
+  uint8_t *pool = alloc_target(&h, "memfd");
+  uint8_t *other = alloc_target(&h, "memfd");
+  fill(pool, LEN, 21);
+  fill(other, LEN, 22);
+  chan p, c;
+  pid_t pid = spawn(&p, &c);
+  if (pid == 0) {
+    h_plugin k;
+    init_mode(&k, "child");
+    uint8_t *loc = malloc(LEN);
+    void *lmem, *ep;
+    uint8_t key[MC_RKEY_MAX];
+    size_t klen;
+    H_RC(h_register(&k, loc, LEN, &lmem, key, &klen), 0);
+    uint64_t base;
+    void *rmem = attach(&k, c, &base, &ep);
+    h_send(c.wr, "r", 1);
+    for (;;) { /* read it all and write the same bytes back, until killed */
+      H_RC(h_xfer(&k, ep, MC_OP_READ, lmem, loc, rmem, base, LEN), 0);
+      H_RC(h_xfer(&k, ep, MC_OP_WRITE, lmem, loc, rmem, base, LEN), 0);
+    }
+  }
+  void *mem;
+  publish(&h, p, pool, &mem);
+  char r;
+  H_CHECK(h_recv(p.rd, &r, 1) == 1 && r == 'r');
+  usleep(50 * 1000);
+  kill(pid, SIGKILL);
+  int st;
+  H_CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st));
+  H_CHECK(check(pool, LEN, 21));
+  H_CHECK(check(other, LEN, 22));
+  /* The pool table still works: free, allocate, use. */
+  H_RC(h.ops->deregister_mem(h.ctx, mem), 0);
+  H_RC(h.ops->free_mem(h.ctx, pool, LEN), 0);
+  void *again = alloc_target(&h, "memfd");
+  fill(again, LEN, 23);
+  H_CHECK(check(again, LEN, 23) && check(other, LEN, 22));
+  h_unload(&h); /* frees the remaining pools */
+  close(p.rd);
+  close(p.wr);
+  printf("peer killed while mapping our pool: survivor intact\n");
+}
+
+/* We map the peer's pool (and see its plain memory); the peer is killed. */
+static void test_kill_owner(const char *mode) {
+  chan p, c;
+  pid_t pid = spawn(&p, &c);
+  if (pid == 0) {
+    h_plugin k;
+    init_mode(&k, mode);
+    uint8_t *tgt = alloc_target(&k, mode);
+    uint8_t *vm = malloc(LEN);
+    fill(tgt, LEN, 31);
+    fill(vm, LEN, 32);
+    void *m1, *m2;
+    publish(&k, c, tgt, &m1);
+    publish(&k, c, vm, &m2);
+    for (;;)
+      pause();
+  }
+  h_plugin h;
+  init_mode(&h, "survivor");
+  uint8_t *loc = malloc(LEN);
+  void *lmem, *ep, *ep2;
+  uint8_t key[MC_RKEY_MAX];
+  size_t klen;
+  H_RC(h_register(&h, loc, LEN, &lmem, key, &klen), 0);
+  uint64_t base, vbase;
+  void *rpool = attach(&h, p, &base, &ep);
+  void *rvm = attach(&h, p, &vbase, &ep2);
+  H_RC(h_xfer(&h, ep2, MC_OP_READ, lmem, loc, rvm, vbase, LEN), 0);
+  H_CHECK(check(loc, LEN, 32));
+  kill(pid, SIGKILL);
+  int st;
+  H_CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st));
+  /* The mapping outlives its owner: no SIGBUS, the last contents. */
+  memset(loc, 0, LEN);
+  H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rpool, base, LEN), 0);
+  H_CHECK(check(loc, LEN, 31));
+  H_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rpool, base, LEN), 0);
+  /* Plain memory of a dead process: a clean peer error. */
+  H_RC(h_xfer(&h, ep2, MC_OP_READ, lmem, loc, rvm, vbase, 4096), MC_EPEER);
+  H_RC(h_xfer(&h, ep2, MC_OP_WRITE, lmem, loc, rvm, vbase, 4096), MC_EPEER);
+  H_RC(h.ops->release_mem(h.ctx, rpool), 0);
+  H_RC(h.ops->release_mem(h.ctx, rvm), 0);
+  h_unload(&h);
+  free(loc);
+  close(p.rd);
+  close(p.wr);
+  printf("owner of a mapped %s pool killed: survivor reads on, vm gives EPEER\n",
+         mode);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s mc-transport-shm.so\n", argv[0]);
+    return 2;
+  }
+  so = argv[1];
+  signal(SIGPIPE, SIG_IGN);
+  snprintf(pool_file, sizeof pool_file, "/dev/shm/mc-test-2p-%d", (int)getpid());
+  test_mode("memfd");
+  test_mode("vm");
+  unlink(pool_file);
+  test_mode("file");
+  unlink(pool_file);
+  test_kill_mapper();
+  test_kill_owner("memfd");
+  test_kill_owner("file");
+  unlink(pool_file);
+  return 0;
+}
