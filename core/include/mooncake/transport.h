@@ -328,6 +328,10 @@ typedef const mc_transport_ops *(*mc_transport_entry_v1_fn)(void);
 #define MC_TRANSPORT_EXPORT
 #endif
 
+/* The entry point a plugin defines (declared here so plugins get the
+ * prototype and the default visibility from the header). */
+MC_TRANSPORT_EXPORT const mc_transport_ops *mc_transport_plugin_v1(void);
+
 #ifdef __cplusplus
 }
 #endif
