@@ -1,0 +1,171 @@
+/* bench_stats.c - latency histogram, clocks and result output. */
+#include "bench_stats.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "bench_opts.h"
+#include "mooncake/transport.h"
+
+static unsigned hist_index(uint64_t v) {
+  if (v < BENCH_HIST_SUB)
+    return (unsigned)v;
+  unsigned e = 63u - (unsigned)__builtin_clzll(v); /* >= 5 */
+  unsigned sub = (unsigned)(v >> (e - 5)) - BENCH_HIST_SUB;
+  return (e - 4) * BENCH_HIST_SUB + sub;
+}
+
+static uint64_t hist_value(unsigned idx) {
+  if (idx < BENCH_HIST_SUB)
+    return idx;
+  unsigned e = idx / BENCH_HIST_SUB + 4, sub = idx % BENCH_HIST_SUB;
+  uint64_t lower = (uint64_t)(BENCH_HIST_SUB + sub) << (e - 5);
+  return lower + ((1ull << (e - 5)) >> 1); /* bucket midpoint */
+}
+
+void bench_hist_add(bench_hist *h, uint64_t ns) {
+  h->bucket[hist_index(ns)]++;
+  h->count++;
+  if (ns > h->max_ns)
+    h->max_ns = ns;
+}
+
+void bench_hist_merge(bench_hist *dst, const bench_hist *src) {
+  for (unsigned i = 0; i < BENCH_HIST_N; i++)
+    dst->bucket[i] += src->bucket[i];
+  dst->count += src->count;
+  if (src->max_ns > dst->max_ns)
+    dst->max_ns = src->max_ns;
+}
+
+uint64_t bench_hist_pct(const bench_hist *h, double pct) {
+  if (h->count == 0)
+    return 0;
+  uint64_t want = (uint64_t)ceil(pct / 100.0 * (double)h->count);
+  if (want == 0)
+    want = 1;
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < BENCH_HIST_N; i++) {
+    seen += h->bucket[i];
+    if (seen >= want) {
+      uint64_t v = hist_value(i);
+      return v < h->max_ns ? v : h->max_ns;
+    }
+  }
+  return h->max_ns;
+}
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t bench_self_cpu_ns(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
+             1000000000ull +
+         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
+void bench_result_finish(bench_result *r, const bench_hist *h) {
+  r->batches = h->count;
+  r->p50_us = (double)bench_hist_pct(h, 50.0) / 1000.0;
+  r->p99_us = (double)bench_hist_pct(h, 99.0) / 1000.0;
+  r->max_us = (double)h->max_ns / 1000.0;
+}
+
+static double gbps(const bench_result *r) {
+  return r->wall_s > 0 ? (double)r->bytes / r->wall_s / 1e9 : 0.0;
+}
+
+static double reqps(const bench_result *r) {
+  return r->wall_s > 0 ? (double)r->requests / r->wall_s : 0.0;
+}
+
+static const char *op_name(uint32_t op) {
+  return op == MC_OP_WRITE ? "write" : "read";
+}
+
+/* Names come from the command line: escape what JSON requires. */
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+void bench_print_header(FILE *f) {
+  fprintf(f, "%-8s %-8s %-5s %6s %5s %4s %8s %10s %10s %10s %7s %7s %s\n",
+          "kind", "path", "op", "block", "batch", "thr", "GB/s", "req/s",
+          "p50_us", "p99_us", "cpu%", "tgtcpu%", "check");
+}
+
+void bench_print_result(FILE *f, const bench_result *r, int json) {
+  if (json) {
+    fputs("{\"kind\":", f);
+    json_str(f, r->kind);
+    fputs(",\"transport\":", f);
+    json_str(f, r->path);
+    fprintf(f,
+            ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
+            ",\"threads\":%" PRIu32 ",\"duration_s\":%.3f,\"bytes\":%" PRIu64
+            ",\"requests\":%" PRIu64 ",\"batches\":%" PRIu64
+            ",\"gb_per_s\":%.4f,\"requests_per_s\":%.1f"
+            ",\"latency\":\"batch_round_trip\",\"lat_p50_us\":%.2f"
+            ",\"lat_p99_us\":%.2f,\"lat_max_us\":%.2f,\"cpu_pct\":%.1f",
+            op_name(r->op), r->block, r->batch, r->threads, r->wall_s, r->bytes,
+            r->requests, r->batches, gbps(r), reqps(r), r->p50_us, r->p99_us,
+            r->max_us, r->cpu_pct);
+    if (r->target_cpu_pct >= 0)
+      fprintf(f, ",\"target_cpu_pct\":%.1f", r->target_cpu_pct);
+    else
+      fputs(",\"target_cpu_pct\":null", f);
+    fprintf(f, ",\"verified\":%s}\n", r->verified ? "true" : "false");
+  } else {
+    char bs[32], tc[16];
+    bench_format_size(r->block, bs, sizeof bs);
+    if (r->target_cpu_pct >= 0)
+      snprintf(tc, sizeof tc, "%.1f", r->target_cpu_pct);
+    else
+      snprintf(tc, sizeof tc, "-");
+    fprintf(f,
+            "%-8s %-8s %-5s %6s %5" PRIu32 " %4" PRIu32
+            " %8.3f %10.0f %10.1f %10.1f %7.1f %7s %s\n",
+            r->kind, r->path, op_name(r->op), bs, r->batch, r->threads,
+            gbps(r), reqps(r), r->p50_us, r->p99_us, r->cpu_pct, tc,
+            r->verified ? "ok" : "-");
+  }
+  fflush(f);
+}
+
+void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base,
+                       int json) {
+  double b = gbps(base);
+  double ratio = b > 0 ? gbps(mc) / b : 0.0;
+  if (json) {
+    fputs("{\"kind\":\"ratio\",\"transport\":", f);
+    json_str(f, mc->path);
+    fputs(",\"baseline\":", f);
+    json_str(f, base->path);
+    fprintf(f,
+            ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
+            ",\"threads\":%" PRIu32 ",\"gb_per_s_ratio\":%.4f}\n",
+            op_name(mc->op), mc->block, mc->batch, mc->threads, ratio);
+  } else {
+    fprintf(f, "ratio    %s/%s GB/s = %.3f\n", mc->path, base->path, ratio);
+  }
+  fflush(f);
+}

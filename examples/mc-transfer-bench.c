@@ -1,0 +1,393 @@
+/* mc-transfer-bench - measures mooncake transfers between two processes.
+ *
+ *   target:    registers a buffer, prints "SEGMENT <name>", "CONTROL
+ *              <host:port>", "BUFFER <addr> <len>" and "READY" on stdout and
+ *              serves until SIGINT/SIGTERM or until its stdin (a pipe or a
+ *              terminal) closes.
+ *   initiator: opens the target's segment and runs --threads workers, each
+ *              looping over batches of --batch-size requests of --block-size
+ *              bytes at distinct offsets, for --duration seconds.
+ *   loopback:  starts a target child (bench_child.c) and is its initiator.
+ * With --baseline each point is also run over a plain path between the same
+ * processes (bench_base.c) and the throughput ratio is printed.
+ * See README.md ("Benchmark") for what each column measures. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench_child.h"
+#include "bench_ctl.h"
+#include "bench_opts.h"
+#include "bench_pattern.h"
+#include "bench_run.h"
+#include "bench_stats.h"
+#include "mooncake/engine.h"
+
+#define PROG "mc-transfer-bench"
+#define TARGET_DEFAULT_SIZE (256ull << 20)
+#define BATCH_TIMEOUT_MS 60000
+
+static void fail(const char *what, const char *detail) {
+  fprintf(stderr, PROG ": %s%s%s\n", what, detail && *detail ? ": " : "",
+          detail ? detail : "");
+}
+
+static int make_engine(const bench_opts *o, const char *listen,
+                       mc_engine **out) {
+  mc_engine_opts eo = {.struct_size = sizeof eo,
+                       .config_path = o->config,
+                       .listen = listen,
+                       .metadata = o->metadata,
+                       .transports = o->transport};
+  char msg[512] = "";
+  int rc = mc_engine_create_ex(&eo, out, msg, sizeof msg);
+  if (rc) {
+    fprintf(stderr, PROG ": cannot create the engine (transport '%s'): %s%s%s\n",
+            o->transport, mc_strerror(rc), msg[0] ? ": " : "", msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* Page-aligned, so transports that pin or map memory get whole pages. */
+static uint8_t *alloc_buffer(uint64_t len) {
+  uint64_t rounded = (len + 4095) & ~4095ull;
+  void *p = NULL;
+  if (posix_memalign(&p, 4096, rounded) != 0)
+    return NULL;
+  return p;
+}
+
+/* A private buffer registered with the engine; NULL after printing why. */
+static uint8_t *alloc_registered(mc_engine *e, uint64_t len, const char *what) {
+  uint8_t *p = alloc_buffer(len);
+  if (!p) {
+    fprintf(stderr, PROG ": cannot allocate the %s buffer (%" PRIu64 " bytes)\n",
+            what, len);
+    return NULL;
+  }
+  int rc = mc_register(e, p, len, NULL);
+  if (rc) {
+    fprintf(stderr, PROG ": mc_register of the %s buffer (%p, %" PRIu64
+            " bytes): %s\n", what, (void *)p, len, mc_strerror(rc));
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static void free_registered(mc_engine *e, uint8_t *p) {
+  if (!p)
+    return;
+  int rc = mc_unregister(e, p);
+  if (rc)
+    fprintf(stderr, PROG ": mc_unregister(%p): %s\n", (void *)p, mc_strerror(rc));
+  free(p);
+}
+
+/* ---- target ---- */
+
+/* The control listener binds the handshake listener's host by default. */
+static void default_control(const bench_opts *o, char *buf, size_t len) {
+  const char *l = o->listen ? o->listen : "127.0.0.1:0";
+  const char *colon = strrchr(l, ':');
+  int hostlen = colon ? (int)(colon - l) : (int)strlen(l);
+  snprintf(buf, len, "%.*s:0", hostlen, l);
+}
+
+/* Stdin counts as a stop signal only if something can close it: a pipe, a
+ * socket or a terminal (not /dev/null, which a shell gives to `cmd &`). */
+static int stdin_watchable(void) {
+  struct stat st;
+  if (fstat(STDIN_FILENO, &st) != 0)
+    return 0;
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(STDIN_FILENO);
+}
+
+static void serve_until_stopped(int sfd) {
+  int watch = stdin_watchable();
+  for (;;) {
+    struct pollfd p[2] = {{sfd, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+    int n = poll(p, watch ? 2 : 1, -1);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      perror(PROG ": poll");
+      return;
+    }
+    if (p[0].revents)
+      return; /* SIGINT or SIGTERM */
+    if (watch && p[1].revents) {
+      char buf[256];
+      ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
+      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+        return; /* stdin closed: the parent wants us gone */
+    }
+  }
+}
+
+static int run_target(const bench_opts *o) {
+  /* Block the stop signals before any thread exists, so all inherit the
+   * mask and they arrive only through the signalfd. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  if (sfd < 0) {
+    fail("signalfd", strerror(errno));
+    return 1;
+  }
+  int rc = 1;
+  mc_engine *e = NULL;
+  uint8_t *buf = NULL;
+  bench_ctl *ctl = NULL;
+  uint64_t total = o->total_size ? o->total_size : TARGET_DEFAULT_SIZE;
+  char err[512] = "", caddr[160];
+  if (make_engine(o, o->listen, &e))
+    goto out;
+  if (o->shared_pool) {
+    void *p = NULL;
+    int r = mc_alloc_shared(e, total, NULL, &p);
+    if (r) {
+      fprintf(stderr, PROG ": mc_alloc_shared(%" PRIu64 " bytes) with transport "
+              "'%s': %s\n", total, o->transport, mc_strerror(r));
+      goto out;
+    }
+    buf = p;
+  } else if (!(buf = alloc_registered(e, total, "target"))) {
+    goto out;
+  }
+  bench_fill(buf, 0, total, BENCH_SEED_TARGET);
+  if (o->control)
+    snprintf(caddr, sizeof caddr, "%s", o->control);
+  else
+    default_control(o, caddr, sizeof caddr);
+  if (bench_ctl_start(caddr, buf, total, &ctl, err, sizeof err)) {
+    fail("control listener", err);
+    goto out;
+  }
+  printf("SEGMENT %s\nCONTROL %s\nBUFFER 0x%" PRIxPTR " %" PRIu64 "\nREADY\n",
+         mc_engine_segment_name(e), bench_ctl_addr(ctl), (uintptr_t)buf, total);
+  fflush(stdout);
+  if (!o->quiet)
+    fprintf(stderr, PROG ": target: segment %s, control %s, %" PRIu64
+            "-byte buffer; stop with SIGINT/SIGTERM%s\n",
+            mc_engine_segment_name(e), bench_ctl_addr(ctl), total,
+            stdin_watchable() ? " or by closing stdin" : "");
+  serve_until_stopped(sfd);
+  rc = 0;
+out:
+  bench_ctl_stop(ctl);
+  if (buf && o->shared_pool) {
+    int r = mc_free_shared(e, buf);
+    if (r)
+      fprintf(stderr, PROG ": mc_free_shared: %s\n", mc_strerror(r));
+  } else {
+    free_registered(e, buf);
+  }
+  mc_engine_destroy(e);
+  close(sfd);
+  return rc;
+}
+
+/* ---- initiator ---- */
+
+typedef struct init_ctx {
+  const bench_opts *o;
+  const char *control;
+  bench_mc_env env;
+} init_ctx;
+
+/* Target CPU% over a measured point, from its self-reported CPU time. */
+static int target_cpu(const init_ctx *c, const bench_target_info *before,
+                      bench_result *r) {
+  bench_target_info after;
+  char err[512] = "";
+  if (bench_ctl_info(c->control, &after, err, sizeof err)) {
+    fail("target control", err);
+    return -1;
+  }
+  r->target_cpu_pct =
+      r->wall_s > 0 ? (double)(after.cpu_ns - before->cpu_ns) / 1e7 / r->wall_s
+                    : -1;
+  return 0;
+}
+
+static void note(const bench_opts *o, const char *kind, const bench_point *pt) {
+  if (o->quiet)
+    return;
+  char bs[32];
+  bench_format_size(pt->block, bs, sizeof bs);
+  fprintf(stderr, PROG ": %s %s %s, %s x %u per batch, %u thread(s), %.1f s\n",
+          kind, o->transport, pt->op == MC_OP_WRITE ? "write" : "read", bs,
+          pt->batch, pt->threads, pt->duration);
+}
+
+static int run_point(init_ctx *c, const bench_point *pt) {
+  const bench_opts *o = c->o;
+  char err[1024] = "";
+  bench_target_info info;
+  bench_result mc = {.kind = "mooncake"}, base = {.kind = "baseline"};
+  snprintf(mc.path, sizeof mc.path, "%s", o->transport);
+
+  note(o, "mooncake", pt);
+  if (bench_ctl_info(c->control, &info, err, sizeof err)) {
+    fail("target control", err);
+    return -1;
+  }
+  if (bench_run_mooncake(&c->env, pt, &mc, err, sizeof err)) {
+    fail("mooncake run failed", err);
+    return -1;
+  }
+  if (target_cpu(c, &info, &mc))
+    return -1;
+  if (pt->verify && pt->op == MC_OP_WRITE &&
+      bench_verify_writes(&c->env, pt, err, sizeof err)) {
+    fail("mooncake run failed", err);
+    return -1;
+  }
+  mc.verified = pt->verify;
+  bench_print_result(stdout, &mc, o->json);
+  if (!o->baseline)
+    return 0;
+
+  if (bench_baseline_kind(o) == BENCH_BASE_MEMCPY) {
+    note(o, "baseline memcpy for", pt);
+    if (bench_run_memcpy(c->env.local, pt, &base, err, sizeof err)) {
+      fail("memcpy baseline failed", err);
+      return -1;
+    }
+  } else {
+    note(o, "baseline socket for", pt);
+    if (bench_ctl_info(c->control, &info, err, sizeof err)) {
+      fail("target control", err);
+      return -1;
+    }
+    if (bench_run_socket(c->control, c->env.local, pt, &base, err, sizeof err)) {
+      fail("socket baseline failed", err);
+      return -1;
+    }
+    if (target_cpu(c, &info, &base))
+      return -1;
+  }
+  bench_print_result(stdout, &base, o->json);
+  bench_print_ratio(stdout, &mc, &base, o->json);
+  return 0;
+}
+
+static int run_initiator(const bench_opts *o, const char *segment,
+                         const char *control) {
+  init_ctx c = {.o = o, .control = control};
+  mc_engine *e = NULL;
+  mc_segment *seg = NULL;
+  uint8_t *local = NULL, *scratch = NULL;
+  uint64_t need = bench_need_bytes(o), maxblock = 0;
+  char err[512] = "";
+  bench_target_info info;
+  int rc = 1;
+  for (size_t i = 0; i < o->nblocks; i++)
+    if (o->blocks[i] > maxblock)
+      maxblock = o->blocks[i];
+
+  if (bench_ctl_info(control, &info, err, sizeof err)) {
+    fail("target control", err);
+    return 1;
+  }
+  if (info.len < need) {
+    fprintf(stderr, PROG ": the target buffer has %" PRIu64 " bytes, this run "
+            "needs threads x batch x block = %" PRIu64 "; start the target with "
+            "--total-size %" PRIu64 " or more\n", info.len, need, need);
+    return 1;
+  }
+  if (make_engine(o, o->mode == BENCH_INITIATOR ? o->listen : NULL, &e))
+    return 1;
+  if (!(local = alloc_registered(e, need, "local")))
+    goto out;
+  if (o->verify && o->op == MC_OP_WRITE &&
+      !(scratch = alloc_registered(e, maxblock * o->batch, "read-back")))
+    goto out;
+  if (o->op == MC_OP_WRITE)
+    bench_fill(local, 0, need, BENCH_SEED_WRITE);
+  else
+    memset(local, 0, need); /* fault the pages in before measuring */
+  int r = mc_segment_open(e, segment, &seg);
+  if (r) {
+    fprintf(stderr, PROG ": mc_segment_open('%s'): %s\n", segment, mc_strerror(r));
+    goto out;
+  }
+  c.env = (bench_mc_env){.engine = e, .seg = seg, .local = local,
+                         .remote_addr = info.addr, .scratch = scratch,
+                         .timeout_ms = BATCH_TIMEOUT_MS};
+  if (!o->json)
+    bench_print_header(stdout);
+  uint64_t index = 0;
+  for (size_t b = 0; b < o->nblocks; b++) {
+    for (size_t t = 0; t < o->nthreads; t++, index++) {
+      bench_point pt = {.op = o->op, .block = o->blocks[b], .batch = o->batch,
+                        .threads = o->threads[t], .duration = o->duration,
+                        .verify = o->verify,
+                        .write_seed = BENCH_SEED_WRITE + index};
+      /* A fresh pattern per point, so a stale copy cannot pass the check. */
+      if (o->verify && o->op == MC_OP_WRITE && index > 0)
+        bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
+                   pt.write_seed);
+      if (run_point(&c, &pt))
+        goto out;
+    }
+  }
+  rc = 0;
+out:
+  if (seg)
+    mc_segment_close(seg);
+  free_registered(e, scratch);
+  free_registered(e, local);
+  mc_engine_destroy(e);
+  return rc;
+}
+
+/* ---- loopback ---- */
+
+static int run_loopback(const bench_opts *o) {
+  bench_child child;
+  char err[512] = "";
+  uint64_t total = o->total_size ? o->total_size : bench_need_bytes(o);
+  if (bench_child_start(o, total, &child, err, sizeof err)) {
+    fail("cannot start the target process", err);
+    return 1;
+  }
+  int rc = run_initiator(o, child.segment, child.control);
+  if (bench_child_stop(&child, err, sizeof err)) {
+    fail("target process", err);
+    rc = 1;
+  }
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  bench_opts o;
+  char err[512] = "";
+  int rc = bench_opts_parse(argc, argv, &o, err, sizeof err);
+  if (rc == 1)
+    return 0;
+  if (rc < 0) {
+    fprintf(stderr, PROG ": %s\n", err);
+    return 2;
+  }
+  switch (o.mode) {
+  case BENCH_TARGET:
+    return run_target(&o);
+  case BENCH_INITIATOR:
+    return run_initiator(&o, o.segment, o.control);
+  default:
+    return run_loopback(&o);
+  }
+}
