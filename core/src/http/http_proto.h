@@ -1,0 +1,39 @@
+/* Internal: the HTTP metadata protocol, shared by the client backend
+ * (metadata_http.c) and mooncake-metadata-server.
+ *
+ *   GET    <path>?key=K            200 value | 404
+ *   PUT    <path>?key=K[&ttl=S]    body = value; 200.  With ttl the key
+ *                                  expires S seconds after its last PUT
+ *   POST   <path>?key=K&ttl=S      refreshes K's expiry (a heartbeat
+ *                                  without resending the value); 200 | 404
+ *   DELETE <path>?key=K            200 | 404
+ *   GET    <path>?prefix=P         200 {"keys":["k1","k2",...]} (sorted)
+ *
+ * Keys are 1..MC_HTTP_KEY_MAX bytes, URL-encoded in the query.  Segment
+ * descriptors live under "mooncake/segments/<name>", generic keys under
+ * "mooncake/kv/<key>" (the same layout as the etcd backend). */
+#ifndef MC_HTTP_PROTO_H
+#define MC_HTTP_PROTO_H
+
+#include <stddef.h>
+
+#define MC_HTTP_KEY_MAX 1024
+#define MC_HTTP_SEG_PREFIX "mooncake/segments/"
+#define MC_HTTP_KV_PREFIX "mooncake/kv/"
+
+/* Checks a key: 1..MC_HTTP_KEY_MAX bytes, no NUL or control bytes.
+ * Returns 0 or MC_EINVAL. */
+int mc_http_key_check(const char *key, size_t len);
+
+/* Parses a listing body {"keys":[...]} calling fn for each key (stops if
+ * fn returns non-zero).  MC_EPROTO with a reason in err if malformed. */
+typedef int (*mc_http_key_fn)(void *arg, const char *key, size_t len);
+int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
+                       void *arg, char *err, size_t errlen);
+
+/* Lists the keys under prefix on the server at base_url
+ * ("http://host:port/path"), calling fn for each. */
+int mc_http_list_keys(const char *base_url, const char *prefix, int timeout_ms,
+                      mc_http_key_fn fn, void *arg, char *err, size_t errlen);
+
+#endif
