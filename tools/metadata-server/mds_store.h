@@ -1,0 +1,28 @@
+/* In-memory key/value store of mooncake-metadata-server: a chained hash
+ * map with optional per-key expiry.  Thread-safe (one mutex). */
+#ifndef MDS_STORE_H
+#define MDS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mds_store mds_store;
+
+mds_store *mds_store_create(void);
+void mds_store_destroy(mds_store *s);
+
+/* ttl_s > 0: the key expires ttl_s seconds from now (renewed by each put
+ * or touch); 0: never.  Returns 0 or MC_ENOMEM. */
+int mds_store_put(mds_store *s, const char *key, const void *val, size_t len,
+                  int ttl_s);
+/* Renews an existing key's expiry; MC_ENOENT if absent or expired. */
+int mds_store_touch(mds_store *s, const char *key, int ttl_s);
+/* Copy of the value (malloc'd); MC_ENOENT if absent or expired. */
+int mds_store_get(mds_store *s, const char *key, void **val, size_t *len);
+int mds_store_delete(mds_store *s, const char *key);
+/* {"keys":[...]} of the live keys starting with prefix, sorted (malloc'd). */
+int mds_store_list_json(mds_store *s, const char *prefix, char **json,
+                        size_t *len);
+size_t mds_store_count(mds_store *s);
+
+#endif

@@ -1,0 +1,272 @@
+/* mooncake-metadata-server: the HTTP metadata server for the "http://"
+ * metadata backend.  Keys live in memory (lost on restart; engines
+ * republish theirs within one refresh period).  Protocol: see
+ * core/src/http/http_proto.h.
+ *
+ *   mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]
+ *                            [--max-body BYTES] [--threads N]
+ *
+ * Prints "mooncake-metadata-server listening on http://HOST:PORT/PATH" on
+ * stdout once serving (PORT 0 picks a free port), and stops cleanly on
+ * SIGTERM or SIGINT. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "http/http_proto.h"
+#include "mds_store.h"
+#include "mooncake/errors.h"
+#include "net.h"
+
+#define DEFAULT_MAX_BODY (64u << 20)
+
+typedef struct server {
+  mds_store *store;
+  char path[256];
+  size_t max_body;
+} server;
+
+typedef struct upload {
+  char *p;
+  size_t n, cap;
+  int too_large;
+} upload;
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+                             const char *body, size_t len, const char *type) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", type);
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
+                                  const char *msg) {
+  return reply(c, status, msg, strlen(msg), "text/plain");
+}
+
+/* ttl query parameter: absent -> 0; bad -> -1. */
+static int parse_ttl(struct MHD_Connection *c) {
+  const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ttl");
+  if (!t)
+    return 0;
+  char *end;
+  errno = 0;
+  long v = strtol(t, &end, 10);
+  if (errno || end == t || *end || v < 0 || v > 86400)
+    return -1;
+  return (int)v;
+}
+
+static int key_ok(const char *key) {
+  if (!key || mc_http_key_check(key, strlen(key)) != 0)
+    return 0;
+  json_t *s = json_string(key); /* rejects invalid UTF-8: listings are JSON */
+  json_decref(s);
+  return s != NULL;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
+                              const char *url, const char *method,
+                              const char *version, const char *data,
+                              size_t *data_size, void **con_cls) {
+  server *srv = cls;
+  (void)version;
+  int is_put = strcmp(method, "PUT") == 0;
+  if (!*con_cls) { /* first call for this request: headers only */
+    upload *u = calloc(1, sizeof(*u));
+    if (!u)
+      return MHD_NO;
+    *con_cls = u;
+    return MHD_YES;
+  }
+  upload *u = *con_cls;
+  if (*data_size) { /* body chunk */
+    if (!is_put || u->n + *data_size > srv->max_body) {
+      u->too_large = 1;
+    } else {
+      if (u->n + *data_size > u->cap) {
+        size_t cap = u->cap ? u->cap : 4096;
+        while (cap < u->n + *data_size)
+          cap *= 2;
+        char *np = realloc(u->p, cap);
+        if (!np)
+          return MHD_NO;
+        u->p = np;
+        u->cap = cap;
+      }
+      memcpy(u->p + u->n, data, *data_size);
+      u->n += *data_size;
+    }
+    *data_size = 0;
+    return MHD_YES;
+  }
+  if (strcmp(url, srv->path) != 0)
+    return reply_text(c, MHD_HTTP_NOT_FOUND, "unknown path\n");
+  if (u->too_large)
+    return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large or not allowed\n");
+  const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
+  const char *prefix = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "prefix");
+  if (strcmp(method, "GET") == 0 && prefix && !key) {
+    char *json;
+    size_t len;
+    if (mds_store_list_json(srv->store, prefix, &json, &len) != 0)
+      return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    enum MHD_Result r = reply(c, MHD_HTTP_OK, json, len, "application/json");
+    free(json);
+    return r;
+  }
+  if (!key_ok(key))
+    return reply_text(c, MHD_HTTP_BAD_REQUEST,
+                      "need ?key=K (1..1024 bytes of UTF-8, no control characters) or ?prefix=P\n");
+  int ttl = parse_ttl(c);
+  if (ttl < 0)
+    return reply_text(c, MHD_HTTP_BAD_REQUEST, "ttl must be 0..86400 seconds\n");
+  if (strcmp(method, "GET") == 0) {
+    void *val;
+    size_t len;
+    int rc = mds_store_get(srv->store, key, &val, &len);
+    if (rc == MC_ENOENT)
+      return reply_text(c, MHD_HTTP_NOT_FOUND, "no such key\n");
+    if (rc)
+      return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    enum MHD_Result r = reply(c, MHD_HTTP_OK, val, len, "application/json");
+    free(val);
+    return r;
+  }
+  if (is_put) {
+    if (mds_store_put(srv->store, key, u->p, u->n, ttl) != 0)
+      return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    return reply_text(c, MHD_HTTP_OK, "ok\n");
+  }
+  if (strcmp(method, "POST") == 0) {
+    if (mds_store_touch(srv->store, key, ttl) != 0)
+      return reply_text(c, MHD_HTTP_NOT_FOUND, "no such key\n");
+    return reply_text(c, MHD_HTTP_OK, "ok\n");
+  }
+  if (strcmp(method, "DELETE") == 0) {
+    if (mds_store_delete(srv->store, key) != 0)
+      return reply_text(c, MHD_HTTP_NOT_FOUND, "no such key\n");
+    return reply_text(c, MHD_HTTP_OK, "ok\n");
+  }
+  return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET, PUT, POST or DELETE\n");
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode code) {
+  (void)cls;
+  (void)c;
+  (void)code;
+  upload *u = *con_cls;
+  if (u) {
+    free(u->p);
+    free(u);
+    *con_cls = NULL;
+  }
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]\n"
+             "                                [--max-body BYTES] [--threads N]\n"
+             "  HOST must be an IPv4 address (default 0.0.0.0:8080); PORT 0 picks a free port.\n");
+}
+
+int main(int argc, char **argv) {
+  const char *listen = "0.0.0.0:8080";
+  server srv = {.max_body = DEFAULT_MAX_BODY};
+  strcpy(srv.path, "/metadata");
+  unsigned threads = 4;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (!v) {
+      fprintf(stderr, "mooncake-metadata-server: %s needs a value\n", a);
+      usage(stderr);
+      return 2;
+    }
+    i++;
+    if (strcmp(a, "--listen") == 0) {
+      listen = v;
+    } else if (strcmp(a, "--path") == 0) {
+      if (v[0] != '/' || strlen(v) >= sizeof(srv.path)) {
+        fprintf(stderr, "mooncake-metadata-server: --path must start with '/' (got '%s')\n", v);
+        return 2;
+      }
+      strcpy(srv.path, v);
+    } else if (strcmp(a, "--max-body") == 0) {
+      char *end;
+      unsigned long long n = strtoull(v, &end, 10);
+      if (*end || n == 0 || n > (1ull << 32)) {
+        fprintf(stderr, "mooncake-metadata-server: bad --max-body '%s'\n", v);
+        return 2;
+      }
+      srv.max_body = (size_t)n;
+    } else if (strcmp(a, "--threads") == 0) {
+      threads = (unsigned)atoi(v);
+      if (threads < 1 || threads > 64) {
+        fprintf(stderr, "mooncake-metadata-server: --threads must be 1..64\n");
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "mooncake-metadata-server: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  char host[256];
+  uint16_t port;
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  if (mc_net_split_hostport(listen, host, sizeof(host), &port) != 0 ||
+      inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+    fprintf(stderr, "mooncake-metadata-server: bad --listen '%s' (want IPv4:PORT)\n", listen);
+    return 2;
+  }
+  sa.sin_port = htons(port);
+  /* Signals are taken synchronously by main; MHD's threads inherit the mask. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  if (!(srv.store = mds_store_create())) {
+    fprintf(stderr, "mooncake-metadata-server: out of memory\n");
+    return 1;
+  }
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+      handle, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+  if (!d) {
+    fprintf(stderr, "mooncake-metadata-server: cannot listen on %s: %s\n", listen,
+            strerror(errno));
+    mds_store_destroy(srv.store);
+    return 1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  printf("mooncake-metadata-server listening on http://%s:%u%s\n", host,
+         info ? info->port : port, srv.path);
+  fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  fprintf(stderr, "mooncake-metadata-server: signal %d, stopping (%zu keys dropped)\n", sig,
+          mds_store_count(srv.store));
+  MHD_stop_daemon(d);
+  mds_store_destroy(srv.store);
+  return 0;
+}
