@@ -105,17 +105,16 @@ static int strv_contains(char *const *v, size_t n, const char *s) {
   return 0;
 }
 
-/* Copies text for a message: printable ASCII only, cut at 60 characters. */
+/* Copies text for a message: printable ASCII only, cut to fit outlen. */
 static void show(const char *text, char *out, size_t outlen) {
-  size_t j = 0;
-  for (size_t i = 0; text[i] && j + 4 < outlen; i++) {
-    if (i == 60) {
-      memcpy(out + j, "...", 3);
-      j += 3;
-      break;
-    }
+  size_t i = 0, j = 0;
+  for (; text[i] && j + 4 < outlen; i++) {
     unsigned char ch = (unsigned char)text[i];
     out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+  }
+  if (text[i]) {
+    memcpy(out + j, "...", 3);
+    j += 3;
   }
   out[j] = '\0';
 }
@@ -417,7 +416,7 @@ static int fail(pctx *c, int line, const char *key, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  char k[80];
+  char k[160];
   if (key) {
     show(key, k, sizeof k);
     snprintf(c->err, c->errlen, "%s:%d: key '%s': %s", c->name, line, k, msg);
@@ -634,7 +633,7 @@ static int check_map(pctx *c, const ynode *m, const char *path) {
 }
 
 /* Fills a string vector from a sequence of scalars, each checked by chk
- * (NULL = any non-empty text).  Replaces *v. */
+ * (NULL = any text).  Replaces *outv. */
 static int parse_list(pctx *c, const ynode *v, const char *key,
                       int (*chk)(const char *, char *, size_t), int unique,
                       char ***outv, size_t *outn) {
@@ -679,6 +678,13 @@ static int chk_name(const char *v, char *why, size_t n) {
   return check_name(v, why, n);
 }
 
+static int chk_dir(const char *v, char *why, size_t n) {
+  if (*v)
+    return 0;
+  snprintf(why, n, "expected a directory or .so path, got ''");
+  return MC_EINVAL;
+}
+
 static int chk_rail(const char *v, char *why, size_t n) {
   return check_word(v, "a rail like tcp:conn0", why, n);
 }
@@ -686,7 +692,7 @@ static int chk_rail(const char *v, char *why, size_t n) {
 static int parse_plugin_path(pctx *c, const ynode *v) {
   mc_config *cfg = c->cfg;
   if (v->type == YN_SEQ)
-    return parse_list(c, v, "plugin_path", NULL, 0, &cfg->plugin_path,
+    return parse_list(c, v, "plugin_path", chk_dir, 0, &cfg->plugin_path,
                       &cfg->nplugin_path);
   char **list = NULL;
   size_t n = 0;

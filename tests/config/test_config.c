@@ -332,6 +332,16 @@ static void test_errors(void) {
                                       "p2p, etcd://", "'zookeeper'");
   EXPECT_ERR("segment_name: \"a b\"\n", "key 'segment_name'", "'a b'");
   EXPECT_ERR("plugin_path: {a: 1}\n", "t.yaml:1: key 'plugin_path'", NULL);
+  EXPECT_ERR("plugin_path: [/a, \"\"]\n", "t.yaml:1: key 'plugin_path': "
+                                          "expected a directory", NULL);
+  /* Long keys and values are cut, control characters masked. */
+  EXPECT_ERR("transports:\n  tcp:\n    "
+             "an_option_name_that_goes_on_and_on_for_quite_a_while_longer: "
+             "{}\n",
+             "t.yaml:3: key 'transports.tcp.an_option_name_that_goes_on_and_"
+             "on_for_quite_a_while_longer': expected a value",
+             NULL);
+  EXPECT_ERR("retry_count: \"\\x01\\x02x\"\n", "got '??x'", NULL);
   EXPECT_ERR("plugin_path: [/a, [b]]\n", "key 'plugin_path': expected a "
                                          "string, got a sequence", NULL);
   EXPECT_ERR("transports: tcp\n", "t.yaml:1: key 'transports': expected "
@@ -393,6 +403,10 @@ static void test_errors(void) {
   EXPECT_ERR("listen: \"a:1\"\ntransports: [tcp\nslice_size: 64K\n",
              "t.yaml:3:", "YAML syntax error: ");
   EXPECT_ERR("a: b\n c: d\n", "t.yaml:2:", "YAML syntax error: ");
+  EXPECT_ERR("x: 1\ntransports: [tcp,\n\nslice_size: 64K\n",
+             "t.yaml:5:1: YAML syntax error: did not find expected ',' or "
+             "']' (while parsing a flow sequence at line 2)",
+             NULL);
   EXPECT_ERR("a: \"unterminated\n", "t.yaml:", "YAML syntax error: ");
   EXPECT_ERR("a: \xff\xfe\n", "t.yaml:1:4: YAML syntax error: ", NULL);
   EXPECT_ERR("\tretry_count: 1\n", "t.yaml:1:", "YAML syntax error");
