@@ -14,7 +14,7 @@ static int fx_init(const mc_host_api *host, const mc_init_args *args,
                    void **ctx) {
 #ifdef FIX_FAILINIT
   host->log(host->host, MC_LOG_WARN,
-            "failinit: no test device on this host (by design)");
+            "no test device on this host (by design)");
   return MC_ENODEV;
 #else
   return MC_ENOTSUP;

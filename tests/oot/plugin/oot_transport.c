@@ -129,7 +129,7 @@ static int oot_init(const mc_host_api *host, const mc_init_args *args,
   c->host = host;
   c->objs.next = c->objs.prev = &c->objs;
   if (getrandom(&c->secret, sizeof c->secret, 0) != sizeof c->secret) {
-    LOG(c, MC_LOG_ERROR, "oot: getrandom failed; no secret for remote keys");
+    LOG(c, MC_LOG_ERROR, "getrandom failed; no secret for remote keys");
     free(c);
     return MC_EIO;
   }
@@ -220,19 +220,19 @@ static int oot_connect(void *ctx, const char *peer, const void *desc,
   oot_ctx *c = ctx;
   oot_desc d;
   if (len != sizeof d) {
-    LOG(c, MC_LOG_WARN, "oot: descriptor of %s has %zu bytes, expected %zu",
+    LOG(c, MC_LOG_WARN, "descriptor of %s has %zu bytes, expected %zu",
         peer, len, sizeof d);
     return MC_EPROTO;
   }
   memcpy(&d, desc, sizeof d);
   if (d.magic != OOT_DESC_MAGIC || d.version != OOT_BLOB_VERSION ||
       memchr(d.host_id, '\0', sizeof d.host_id) == NULL) {
-    LOG(c, MC_LOG_WARN, "oot: malformed descriptor from %s", peer);
+    LOG(c, MC_LOG_WARN, "malformed descriptor from %s", peer);
     return MC_EPROTO;
   }
   if (d.pid != (uint64_t)getpid() || strcmp(d.host_id, c->host_id) != 0) {
     LOG(c, MC_LOG_WARN,
-        "oot: %s is process %llu on host '%s'; this transport only reaches "
+        "%s is process %llu on host '%s'; this transport only reaches "
         "engines of process %llu on host '%s'",
         peer, (unsigned long long)d.pid, d.host_id,
         (unsigned long long)getpid(), c->host_id);
@@ -264,7 +264,7 @@ static int oot_import_mem(void *ctx, void *ep, uint64_t base, uint64_t len,
   if (k.magic != OOT_RKEY_MAGIC || k.version != OOT_BLOB_VERSION)
     return MC_EPROTO;
   if (k.ctx_id != e->peer_id || k.secret != e->peer_secret) {
-    LOG(c, MC_LOG_WARN, "oot: remote key for [0x%llx, +%llu) was not issued "
+    LOG(c, MC_LOG_WARN, "remote key for [0x%llx, +%llu) was not issued "
         "by the endpoint's peer", (unsigned long long)base,
         (unsigned long long)len);
     return MC_EACCES;
