@@ -1,0 +1,155 @@
+/* Allocation-failure test of the configuration loader: config.c is compiled
+ * into this program with its allocator calls redirected, and every
+ * allocation of a load (and of an env override) is made to fail in turn.
+ * Each run must return MC_ENOMEM with a message (or succeed when the failure
+ * is not reached), leave a usable config behind, and leak nothing (the
+ * sanitizer build checks that). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long oom_at = -1; /* index of the allocation to fail; -1 = none */
+static long oom_count;
+static int oom_hit;
+
+static int oom_now(void) {
+  if (oom_count++ == oom_at) {
+    oom_hit = 1;
+    return 1;
+  }
+  return 0;
+}
+static void *t_malloc(size_t n) { return oom_now() ? NULL : malloc(n); }
+static void *t_calloc(size_t a, size_t b) {
+  return oom_now() ? NULL : calloc(a, b);
+}
+static void *t_realloc(void *p, size_t n) {
+  return oom_now() ? NULL : realloc(p, n);
+}
+static char *t_strdup(const char *s) { return oom_now() ? NULL : strdup(s); }
+static char *t_strndup(const char *s, size_t n) {
+  return oom_now() ? NULL : strndup(s, n);
+}
+
+#define malloc t_malloc
+#define calloc t_calloc
+#define realloc t_realloc
+#define strdup t_strdup
+#define strndup t_strndup
+#include "config.c"
+#undef malloc
+#undef calloc
+#undef realloc
+#undef strdup
+#undef strndup
+
+static int failures;
+
+static const char yaml[] =
+    "segment_name: seg\n"
+    "listen: \"0.0.0.0:1\"\n"
+    "metadata: etcd://h:1\n"
+    "plugin_path: \"/a:/b\"\n"
+    "transports:\n"
+    "  tcp: {connections: 4, devices: [a, b]}\n"
+    "  shm: {}\n"
+    "transport_order: [shm, tcp]\n"
+    "slice_size: 1M\n"
+    "topology:\n"
+    "  cpu:0: {preferred: [tcp:c0, tcp:c1], fallback: [shm]}\n"
+    "  cpu:1: {preferred: [tcp:c1]}\n";
+
+static void load_all_failures(void) {
+  long n;
+  for (n = 0;; n++) {
+    mc_config *cfg = NULL;
+    char err[MC_CONFIG_ERR_MAX] = "";
+    oom_at = n;
+    oom_count = 0;
+    oom_hit = 0;
+    int rc = mc_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err,
+                                   sizeof err);
+    oom_at = -1;
+    if (!oom_hit) {
+      if (rc != 0 || !cfg) {
+        fprintf(stderr, "load without failure: %d %s\n", rc, err);
+        failures++;
+      }
+      mc_config_free(cfg);
+      break;
+    }
+    if (rc != MC_ENOMEM || cfg || !strstr(err, "t.yaml: out of memory")) {
+      fprintf(stderr, "allocation %ld failed: rc %d cfg %p err '%s'\n", n, rc,
+              (void *)cfg, err);
+      failures++;
+      mc_config_free(cfg);
+    }
+  }
+  printf("load: %ld allocation failures injected\n", n);
+}
+
+static void env_all_failures(void) {
+  setenv("MC_SEGMENT_NAME", "envseg", 1);
+  setenv("MC_LISTEN", "1.2.3.4:5", 1);
+  setenv("MC_METADATA", "p2p", 1);
+  setenv("MC_TRANSPORTS", "rdma,tcp", 1);
+  setenv("MC_TRANSPORT_TCP_CONNECTIONS", "8", 1);
+  setenv("MC_TRANSPORT_RDMA_GID_INDEX", "3", 1);
+  long n;
+  for (n = 0;; n++) {
+    mc_config *cfg = NULL;
+    char err[MC_CONFIG_ERR_MAX] = "";
+    int rc = mc_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err,
+                                   sizeof err);
+    if (rc != 0) {
+      fprintf(stderr, "load: %s\n", err);
+      failures++;
+      return;
+    }
+    oom_at = n;
+    oom_count = 0;
+    oom_hit = 0;
+    rc = mc_config_apply_env(cfg, err, sizeof err);
+    oom_at = -1;
+    if (!oom_hit) {
+      if (rc != 0 || cfg->ntransports != 2 ||
+          strcmp(cfg->transports[0].name, "rdma") != 0) {
+        fprintf(stderr, "env without failure: %d %s\n", rc, err);
+        failures++;
+      }
+      mc_config_free(cfg);
+      break;
+    }
+    if (rc != MC_ENOMEM || !strstr(err, "out of memory")) {
+      fprintf(stderr, "env allocation %ld failed: rc %d err '%s'\n", n, rc,
+              err);
+      failures++;
+    }
+    /* What is left must be whole: every transport named, every string set. */
+    for (size_t i = 0; i < cfg->ntransports; i++) {
+      if (!cfg->transports[i].name) {
+        fprintf(stderr, "env allocation %ld: transport %zu lost its name\n",
+                n, i);
+        failures++;
+      }
+      for (size_t j = 0; j < cfg->transports[i].nparams; j++)
+        if (!cfg->transports[i].params[j].value)
+          failures++;
+    }
+    if (!cfg->listen || !cfg->metadata)
+      failures++;
+    mc_config_free(cfg);
+  }
+  printf("env: %ld allocation failures injected\n", n);
+}
+
+int main(void) {
+  load_all_failures();
+  env_all_failures();
+  if (failures) {
+    fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  printf("config-oom: all tests passed\n");
+  return 0;
+}
