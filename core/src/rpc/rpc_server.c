@@ -6,6 +6,7 @@
  * sends the answer, re-arms a new request for the method, and is freed
  * when gRPC reports the call closed. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,13 +38,17 @@ struct mc_rpc_server {
   int nthreads;
   int started;
   atomic_int stopping;
+  atomic_int active;        /* srv_call objects alive */
+  atomic_int shutdown_seen; /* gRPC reported the server shut down */
+  atomic_int cq_closed;
   char shutdown_tag;
 };
 
 typedef struct srv_call {
   mc_rpc_server *srv;
-  srv_method *m;
+  srv_method *m; /* NULL: catch-all for unregistered methods */
   grpc_call *call;
+  grpc_call_details details_in;
   gpr_timespec deadline;
   grpc_metadata_array md;
   grpc_byte_buffer *payload;
@@ -53,29 +58,52 @@ typedef struct srv_call {
   int cancelled;
 } srv_call;
 
+/* Shuts the queue down once gRPC has shut the server down and no call is
+ * left that could still start a batch on it (a slow handler may answer
+ * after shutdown began). */
+static void maybe_close_cq(mc_rpc_server *srv) {
+  if (atomic_load(&srv->shutdown_seen) && atomic_load(&srv->active) == 0 &&
+      atomic_exchange(&srv->cq_closed, 1) == 0)
+    grpc_completion_queue_shutdown(srv->cq);
+}
+
 static void free_call(srv_call *c) {
+  mc_rpc_server *srv = c->srv;
   if (c->payload)
     grpc_byte_buffer_destroy(c->payload);
   if (c->resp)
     grpc_byte_buffer_destroy(c->resp);
   grpc_slice_unref(c->details);
   grpc_metadata_array_destroy(&c->md);
+  if (!c->m)
+    grpc_call_details_destroy(&c->details_in);
   if (c->call)
     grpc_call_unref(c->call);
   free(c);
+  atomic_fetch_sub(&srv->active, 1);
+  maybe_close_cq(srv);
 }
 
 static int arm(mc_rpc_server *srv, srv_method *m) {
   srv_call *c = calloc(1, sizeof(*c));
   if (!c)
     return MC_ENOMEM;
+  atomic_fetch_add(&srv->active, 1);
   c->srv = srv;
   c->m = m;
   c->details = grpc_empty_slice();
   grpc_metadata_array_init(&c->md);
-  if (grpc_server_request_registered_call(srv->server, m->handle, &c->call,
-                                          &c->deadline, &c->md, &c->payload,
-                                          srv->cq, srv->cq, c) != GRPC_CALL_OK) {
+  grpc_call_error e;
+  if (m) {
+    e = grpc_server_request_registered_call(srv->server, m->handle, &c->call,
+                                            &c->deadline, &c->md, &c->payload,
+                                            srv->cq, srv->cq, c);
+  } else {
+    grpc_call_details_init(&c->details_in);
+    e = grpc_server_request_call(srv->server, &c->call, &c->details_in, &c->md,
+                                 srv->cq, srv->cq, c);
+  }
+  if (e != GRPC_CALL_OK) {
     free_call(c);
     return MC_EIO;
   }
@@ -89,7 +117,15 @@ static void answer(srv_call *c) {
   int code = GRPC_STATUS_INVALID_ARGUMENT;
   void *in = NULL;
   size_t inlen = 0;
-  if (!c->payload) {
+  if (!c->m) {
+    /* Unregistered method: answer at once instead of letting the client
+     * wait for its deadline. */
+    code = GRPC_STATUS_UNIMPLEMENTED;
+    snprintf(msg, sizeof(msg), "method %.*s not implemented",
+             (int)GRPC_SLICE_LENGTH(c->details_in.method) > 200
+                 ? 200 : (int)GRPC_SLICE_LENGTH(c->details_in.method),
+             (const char *)GRPC_SLICE_START_PTR(c->details_in.method));
+  } else if (!c->payload) {
     strcpy(msg, "request without a message");
   } else if (mc_rpc_bb_to(c->payload, &in, &inlen) != 0) {
     code = GRPC_STATUS_INTERNAL;
@@ -130,7 +166,8 @@ static void *worker(void *arg) {
     if (ev.type != GRPC_OP_COMPLETE)
       continue;
     if (ev.tag == &srv->shutdown_tag) {
-      grpc_completion_queue_shutdown(srv->cq);
+      atomic_store(&srv->shutdown_seen, 1);
+      maybe_close_cq(srv);
       continue;
     }
     srv_call *c = ev.tag;
@@ -203,6 +240,8 @@ int mc_rpc_server_start(mc_rpc_server *srv, int nthreads, int *port) {
   for (int i = 0; i < srv->nmethods; i++)
     if (arm(srv, &srv->methods[i]) != 0)
       return MC_EIO; /* destroy cleans up */
+  if (arm(srv, NULL) != 0)
+    return MC_EIO;
   for (int i = 0; i < nthreads; i++) {
     if (pthread_create(&srv->threads[i], NULL, worker, srv) != 0)
       return MC_ENOMEM;
