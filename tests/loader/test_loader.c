@@ -3,7 +3,7 @@
  *
  * argv[1]: the build directory of tests/plugins, which holds the fixture
  * plugins (one defect each), mc-transport-garbage.so and a valid
- * mc-transport-oot.so.  Cases that need particular layouts copy single files
+ * mc-transport-oot.so.  argv[2]: the in-tree tcp plugin (checked if built).  Cases that need particular layouts copy single files
  * into temporary directories, removed at exit. */
 #include "loader.h"
 
@@ -377,6 +377,28 @@ static void test_reload(void) {
   mc_loader_destroy(NULL);
 }
 
+/* The in-tree tcp plugin, when this build has it, passes the same checks. */
+static void test_real_plugin(const char *path) {
+  if (access(path, R_OK) != 0) {
+    printf("loader: %s not built, skipping the tcp check\n", path);
+    return;
+  }
+  const char *e[] = {path};
+  mc_loader *ld = mk(e, 1, NULL);
+  mc_plugin *p = NULL;
+  char err[1024] = "";
+  CHECK_RC(mc_loader_load(ld, "tcp", &p, err, sizeof err), 0);
+  if (p) {
+    CHECK(strcmp(p->ops.name, "tcp") == 0 && p->ops.version != NULL);
+    CHECK(p->found_major == MC_TRANSPORT_ABI_MAJOR);
+    CHECK(p->found_size >= MC_TRANSPORT_OPS_V1_MIN_SIZE);
+    mc_loader_unload(p);
+  } else {
+    tu_note("  %s", err);
+  }
+  mc_loader_destroy(ld);
+}
+
 static void test_bad_args(void) {
   mc_loader *ld = NULL;
   CHECK_RC(mc_loader_create(NULL, NULL, 1, NULL, &ld), MC_EINVAL);
@@ -393,8 +415,9 @@ static void test_bad_args(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s <tests/plugins build dir>\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s <tests/plugins build dir> <mc-transport-tcp.so>\n",
+            argv[0]);
     return 2;
   }
   plugdir = argv[1];
@@ -409,6 +432,7 @@ int main(int argc, char **argv) {
   test_explicit();
   test_not_found();
   test_reload();
+  test_real_plugin(argv[2]);
   test_bad_args();
   tu_rmtree(tmp);
   if (tu_failures) {
