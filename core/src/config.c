@@ -674,10 +674,6 @@ static int parse_list(pctx *c, const ynode *v, const char *key,
   return 0;
 }
 
-static int chk_name(const char *v, char *why, size_t n) {
-  return check_name(v, why, n);
-}
-
 static int chk_dir(const char *v, char *why, size_t n) {
   if (*v)
     return 0;
@@ -999,7 +995,7 @@ static int parse_top_key(pctx *c, const ynode *k, const ynode *v) {
       cfg->ntransport_order = 0;
       return 0;
     }
-    return parse_list(c, v, key, chk_name, 1, &cfg->transport_order,
+    return parse_list(c, v, key, check_name, 1, &cfg->transport_order,
                       &cfg->ntransport_order);
   }
   if (strcmp(key, "slice_size") == 0) {
