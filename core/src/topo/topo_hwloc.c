@@ -149,6 +149,13 @@ int mc_topo_hwloc_load(int how, const char *arg, mc_topology **out, char *err,
     return MC_ENOMEM;
   }
   hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  /* The Linux backend reads PCI from sysfs itself; the libpciaccess
+   * component adds nothing we use and leaks, OpenCL/GL probe displays and
+   * ICD loaders.  GPU indices come from PCI order or the cuda component. */
+  static const char *const skip[] = {"pci", "opencl", "gl"};
+  for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
+    (void)hwloc_topology_set_components(
+        topo, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, skip[i]);
   int rc = 0;
   if (how == 1)
     rc = hwloc_topology_set_xml(topo, arg);
