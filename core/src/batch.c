@@ -117,7 +117,7 @@ void mc_batch_slice_done(mc_slice_rec *s, int status, uint64_t bytes,
                          int32_t vendor) {
   mc_req *r = s->req;
   mc_engine *e = r->batch->engine;
-  atomic_fetch_sub(&e->inflight, 1);
+  mc_slice_account(e, s, -1);
   if (status == 0) {
     atomic_fetch_add(&r->bytes, bytes);
     req_slice_finished(r);
@@ -178,7 +178,8 @@ static int send_run(mc_engine *e, mc_transport *t, mc_slice_rec **recs,
         fill_slice(recs[done + i], rmem, &sl[i]);
       uint32_t acc = 0;
       /* Counted before the call: completions may arrive inside it. */
-      atomic_fetch_add(&e->inflight, k);
+      for (uint32_t i = 0; i < k; i++)
+        mc_slice_account(e, recs[done + i], 1);
       int mt = (t->ops->caps & MC_CAP_MT_SUBMIT) != 0;
       if (!mt)
         pthread_mutex_lock(&t->submit_lock);
@@ -187,13 +188,14 @@ static int send_run(mc_engine *e, mc_transport *t, mc_slice_rec **recs,
         pthread_mutex_unlock(&t->submit_lock);
       if (acc > k)
         acc = k;
-      atomic_fetch_sub(&e->inflight, k - acc);
+      for (uint32_t i = acc; i < k; i++)
+        mc_slice_account(e, recs[done + i], -1);
       done += acc;
       if (acc < k) {
         if (rc && rc != MC_EAGAIN && acc == 0) {
           /* Endpoint unusable: fail these through the retry path. */
           for (uint32_t i = done; i < n; i++) {
-            atomic_fetch_add(&e->inflight, 1);
+            mc_slice_account(e, recs[i], 1);
             mc_batch_slice_done(recs[i], rc, 0, 0);
           }
           return 0;
@@ -240,7 +242,7 @@ void mc_slice_retry(mc_engine *e, mc_slice_rec *s) {
   atomic_store(&r->transport_used, s->transport);
   int rc = mc_slice_send(e, s);
   if (rc) {
-    atomic_fetch_add(&e->inflight, 1);
+    mc_slice_account(e, s, 1);
     mc_batch_slice_done(s, rc, 0, 0);
   }
 }
@@ -354,7 +356,7 @@ static void req_start(mc_req *r) {
     if (rc) {
       /* No route (peer down): every unsent slice goes the retry path. */
       for (uint32_t j = 0; j < k; j++) {
-        atomic_fetch_add(&e->inflight, 1);
+        mc_slice_account(e, run[j], 1);
         mc_batch_slice_done(run[j], rc, 0, 0);
       }
     }

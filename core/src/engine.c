@@ -10,6 +10,7 @@
 
 #include "engine_internal.h"
 #include "net.h"
+#include "topology.h"
 
 #define COMP "engine"
 
@@ -140,6 +141,7 @@ static void transport_free(mc_transport *t) {
   pthread_mutex_destroy(&t->backlog_lock);
   free(t->rails);
   free((void *)t->rail_down_until);
+  free((void *)t->rail_inflight);
   free(t);
 }
 
@@ -209,9 +211,11 @@ static int transport_open(mc_engine *e, const char *name, char *err,
   }
   t->nrails = n;
   t->rail_down_until = calloc(n, sizeof *t->rail_down_until);
+  t->rail_inflight = calloc(n, sizeof *t->rail_inflight);
   t->desc_len = sizeof t->desc;
-  rc = t->rail_down_until ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
-                          : MC_ENOMEM;
+  rc = t->rail_down_until && t->rail_inflight
+           ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
+           : MC_ENOMEM;
   if (rc) {
     seterr(err, errlen, "transport '%s' (%s): local_desc failed: %s", name,
            p->path, mc_strerror(rc));
@@ -220,8 +224,6 @@ static int transport_open(mc_engine *e, const char *name, char *err,
     transport_free(t);
     return rc;
   }
-  if (!t->ops->progress && !(t->ops->caps & MC_CAP_OWN_THREADS))
-    atomic_store(&e->progress_needed, 1);
   if (t->ops->progress)
     atomic_store(&e->progress_needed, 1);
   mc_loader_mark_loaded(e->loader, name, n);
@@ -477,6 +479,9 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
   rc = open_transports(e, err, errlen);
   if (rc)
     goto fail;
+  rc = mc_rails_topology_init(e, err, errlen);
+  if (rc)
+    goto fail;
   rc = mc_worker_start(e);
   if (rc) {
     seterr(err, errlen, "cannot start the engine worker thread");
@@ -519,6 +524,7 @@ void mc_engine_destroy(mc_engine *e) {
   for (int i = e->ntransports - 1; i >= 0; i--)
     transport_close(e->transports[i]);
   e->ntransports = 0;
+  mc_topo_free(e->topo);
   mc_metadata_close(e->md);
   mc_loader_destroy(e->loader);
   mc_notify_queue_fini(&e->notes);

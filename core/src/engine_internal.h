@@ -20,6 +20,9 @@
 
 #define MC_MAX_TRANSPORTS MC_DESC_MAX_TRANSPORTS
 #define MC_RAIL_BACKOFF_MS 1000 /* a failed rail sits out this long */
+#define MC_RAIL_SPILL 32        /* slices in flight on a rail before spilling */
+
+struct mc_topology;
 
 typedef struct mc_engine mc_engine;
 typedef struct mc_req mc_req;
@@ -38,6 +41,7 @@ typedef struct mc_transport {
   mc_rail_info *rails;
   uint32_t nrails;
   _Atomic uint64_t *rail_down_until; /* per rail, mc_now_ms() deadline */
+  _Atomic uint32_t *rail_inflight;   /* per rail, slices inside the plugin */
   _Atomic uint32_t rr;               /* round-robin cursor */
   uint8_t desc[MC_DESC_MAX];
   size_t desc_len;
@@ -60,6 +64,10 @@ typedef struct mc_local_buf {
   uint32_t rkey_len[MC_MAX_TRANSPORTS];
   uint8_t *rkey[MC_MAX_TRANSPORTS];
   _Atomic int64_t inflight; /* requests using it */
+  /* Rails of each transport ranked for this buffer's location (topology):
+   * preferred first, then fallback, as rail indices. */
+  uint32_t *rails[MC_MAX_TRANSPORTS];
+  uint32_t npref[MC_MAX_TRANSPORTS], nrails[MC_MAX_TRANSPORTS];
 } mc_local_buf;
 
 /* An endpoint to one peer through one transport, shared by views whose
@@ -179,6 +187,7 @@ struct mc_engine {
 
   mc_transport *transports[MC_MAX_TRANSPORTS];
   int ntransports;
+  struct mc_topology *topo;
 
   /* local buffers, sorted by addr */
   pthread_rwlock_t reg_lock;
@@ -203,6 +212,14 @@ struct mc_engine {
 
   mc_notify_queue notes;
 };
+
+/* Counts a slice entering (+1) or leaving (-1) a plugin: the engine's
+ * in-flight total (drives progress) and its rail's load (drives spill). */
+static inline void mc_slice_account(mc_engine *e, const mc_slice_rec *s, int d) {
+  mc_transport *t = e->transports[s->transport];
+  atomic_fetch_add(&e->inflight, d);
+  atomic_fetch_add(&t->rail_inflight[s->rail], (uint32_t)d);
+}
 
 /* engine.c */
 int mc_engine_publish(mc_engine *e);
@@ -237,6 +254,10 @@ int mc_rails_candidates(mc_engine *e, mc_req *req);
  * different from `avoid` (pass UINT32_MAX for none). */
 int mc_rails_pick(mc_transport *t, const mc_local_buf *lb, uint32_t avoid);
 void mc_rails_mark_down(mc_transport *t, uint32_t rail);
+/* Builds the engine's topology (config over discovery). */
+int mc_rails_topology_init(mc_engine *e, char *err, size_t errlen);
+/* Ranks every transport's rails for buffer b's location. */
+int mc_rails_rank_buffer(mc_engine *e, mc_local_buf *b);
 
 /* batch.c */
 void mc_batch_slice_done(mc_slice_rec *s, int status, uint64_t bytes,

@@ -75,6 +75,7 @@ static void buf_free(mc_engine *e, mc_local_buf *b) {
                 t->plugin->name, (unsigned long long)b->addr, mc_strerror(rc));
     }
     free(b->rkey[i]);
+    free(b->rails[i]);
   }
   free(b);
 }
@@ -111,6 +112,10 @@ static int do_register(mc_engine *e, void *addr, size_t len,
   b->device = dev;
   b->shared_by = shared_by;
   snprintf(b->location, sizeof b->location, "%s", loc);
+  if (mc_rails_rank_buffer(e, b)) {
+    buf_free(e, b);
+    return MC_ENOMEM;
+  }
 
   pthread_rwlock_wrlock(&e->reg_lock);
   size_t pos = lower_bound(e, a);

@@ -122,7 +122,7 @@ static int drain_backlog(mc_engine *e, mc_transport *t, int stopping) {
       void *ep, *rmem;
       int rc = mc_view_route(r->view, t, r->rbuf, &ep, &rmem);
       if (rc) {
-        atomic_fetch_add(&e->inflight, 1);
+        mc_slice_account(e, s, 1);
         mc_batch_slice_done(s, rc, 0, 0);
         continue;
       }
@@ -135,7 +135,7 @@ static int drain_backlog(mc_engine *e, mc_transport *t, int stopping) {
                      .remote_addr = r->r.remote + s->offset,
                      .len = s->len};
       uint32_t acc = 0;
-      atomic_fetch_add(&e->inflight, 1);
+      mc_slice_account(e, s, 1);
       int mt = (t->ops->caps & MC_CAP_MT_SUBMIT) != 0;
       if (!mt)
         pthread_mutex_lock(&t->submit_lock);
@@ -144,12 +144,11 @@ static int drain_backlog(mc_engine *e, mc_transport *t, int stopping) {
         pthread_mutex_unlock(&t->submit_lock);
       if (acc == 1)
         continue;
-      atomic_fetch_sub(&e->inflight, 1);
       if (rc && rc != MC_EAGAIN) {
-        atomic_fetch_add(&e->inflight, 1);
         mc_batch_slice_done(s, rc, 0, 0);
         continue;
       }
+      mc_slice_account(e, s, -1);
       s->next = list; /* still pushing back: keep order, try later */
       backlog_return(t, s);
       return 1;
