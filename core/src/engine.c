@@ -428,9 +428,18 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
                         char *err, size_t errlen) {
   if (!out)
     return MC_EINVAL;
-  if (opts && opts->struct_size && opts->struct_size < sizeof(uint32_t)) {
-    seterr(err, errlen, "mc_engine_opts.struct_size too small");
-    return MC_EINVAL;
+  /* Read only the members the caller's struct has (struct_size), so a
+   * program built against an older, shorter mc_engine_opts keeps working. */
+  mc_engine_opts o;
+  memset(&o, 0, sizeof o);
+  if (opts) {
+    size_t n = opts->struct_size ? opts->struct_size : sizeof o;
+    if (n < sizeof(uint32_t)) {
+      seterr(err, errlen, "mc_engine_opts.struct_size %u is too small", opts->struct_size);
+      return MC_EINVAL;
+    }
+    memcpy(&o, opts, n < sizeof o ? n : sizeof o);
+    opts = &o;
   }
   mc_engine *e = calloc(1, sizeof *e);
   if (!e)

@@ -32,7 +32,9 @@ typedef struct mc_batch mc_batch;
 
 /* Options for mc_engine_create.  Zero/NULL members take the value from the
  * YAML file (config_path, else $MC_CONFIG), then the MC_* env vars, then the
- * built-in defaults.  Set struct_size = sizeof(mc_engine_opts). */
+ * built-in defaults.  Set struct_size = sizeof(mc_engine_opts) (0 means the
+ * size of this version); the engine reads only that many bytes, so members
+ * appended in later versions are never read from an older caller. */
 typedef struct mc_engine_opts {
   uint32_t struct_size;
   const char *config_path;  /* YAML file; NULL: $MC_CONFIG, or none */
