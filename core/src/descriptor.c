@@ -65,8 +65,8 @@ static int b64_value(char c) {
 
 /* Strict decoding: length a multiple of 4, alphabet only, '=' only as the
  * final one or two characters, unused trailing bits zero (so every blob has
- * exactly one accepted spelling).  Returns the decoded length, or -1 when the
- * text is invalid or would not fit in cap bytes. */
+ * exactly one accepted spelling).  Returns the decoded length, -1 when the
+ * text is invalid, or -2 when it would not fit in cap bytes. */
 static long b64_decode(const char *in, size_t n, uint8_t *out, size_t cap) {
   if (n % 4)
     return -1;
@@ -75,7 +75,7 @@ static long b64_decode(const char *in, size_t n, uint8_t *out, size_t cap) {
     pad = (n >= 2 && in[n - 2] == '=') ? 2 : 1;
   size_t outlen = n / 4 * 3 - pad;
   if (outlen > cap)
-    return -1;
+    return -2;
   size_t o = 0;
   for (size_t i = 0; i < n; i += 4) {
     int last = i + 4 == n;
@@ -102,6 +102,14 @@ static long b64_decode(const char *in, size_t n, uint8_t *out, size_t cap) {
       out[o++] = (uint8_t)w;
   }
   return (long)o;
+}
+
+/* Segment names end up in logs and on the p2p wire. */
+static int has_control(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return 1;
+  return 0;
 }
 
 /* ---- encoding ---- */
@@ -135,7 +143,7 @@ static int append_new(json_t *arr, json_t *val) {
  * decodes; MC_EINVAL otherwise. */
 static int encode_check(const mc_seg_desc *d) {
   size_t nl = strnlen(d->name, sizeof d->name);
-  if (nl == 0 || nl >= sizeof d->name)
+  if (nl == 0 || nl >= sizeof d->name || has_control(d->name))
     return MC_EINVAL;
   if (strnlen(d->host_id, sizeof d->host_id) >= sizeof d->host_id)
     return MC_EINVAL;
@@ -348,6 +356,8 @@ static int get_blob(dec *dc, json_t *v, const char *path, uint8_t *out,
   if (n > b64_encoded_len(cap))
     return FAIL(dc, "%s: blob longer than %zu bytes", path, cap);
   long r = b64_decode(json_string_value(v), n, out, cap);
+  if (r == -2)
+    return FAIL(dc, "%s: blob longer than %zu bytes", path, cap);
   if (r < 0)
     return FAIL(dc, "%s: invalid base64", path);
   *len = (uint32_t)r;
@@ -512,6 +522,8 @@ static int decode_root(dec *dc, json_t *root, mc_seg_desc *d) {
     return FAIL(dc, "format: %" PRIu64 " unsupported (this build reads %d)",
                 format, MC_DESC_FORMAT);
   rc = get_str(dc, root, "name", "", d->name, sizeof d->name, 1);
+  if (!rc && has_control(d->name))
+    rc = FAIL(dc, "name: control characters not allowed");
   if (!rc)
     rc = get_uint(dc, root, "version", "", &d->version);
   if (!rc)

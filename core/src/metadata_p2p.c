@@ -18,6 +18,7 @@
  * watch: the engine refetches a segment when a lookup misses. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -42,6 +43,7 @@
 #define MAX_CONNS 64
 #define DEFAULT_TIMEOUT_MS 5000u
 #define MIN_SERVE_MS 100u
+#define ACCEPT_PAUSE_MS 100u
 #define MAX_TIMEOUT_MS 3600000u /* keeps deadlines within an int of ms */
 
 /* One published descriptor; shared with connections still sending it. */
@@ -77,6 +79,7 @@ typedef struct p2p_ctx {
   pthread_mutex_t mu;
   p2p_snap *snap; /* under mu */
   uint64_t gen;   /* under mu */
+  uint64_t accept_pause_until; /* loop thread: back off when out of fds */
   p2p_conn conns[MAX_CONNS]; /* loop thread only */
 } p2p_ctx;
 
@@ -162,12 +165,21 @@ static p2p_snap *snap_for(p2p_ctx *c, const char *name) {
 
 /* ---- listener ---- */
 
-static void conn_drop(p2p_ctx *c, p2p_conn *k) {
+/* Ends a connection.  abort resets it (SO_LINGER 0) so that a timed-out or
+ * failed connection's unsent reply is discarded at once instead of being
+ * kept alive by the kernel; a completed reply is closed gracefully. */
+static void conn_end(p2p_ctx *c, p2p_conn *k, int abort) {
+  if (abort) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
   close(k->fd);
   k->fd = -1;
   snap_unref(c, k->snap);
   k->snap = NULL;
 }
+
+static void conn_drop(p2p_ctx *c, p2p_conn *k) { conn_end(c, k, 1); }
 
 static void conn_reply(p2p_ctx *c, p2p_conn *k, uint16_t status,
                        const char *reason) {
@@ -198,6 +210,27 @@ static void conn_request(p2p_ctx *c, p2p_conn *k, const char *name) {
   k->sent = 0;
 }
 
+static void conn_write(p2p_ctx *c, p2p_conn *k) {
+  size_t body = k->snap ? k->snap->len : 0;
+  struct iovec iov[2];
+  int n = 0;
+  if (k->sent < k->head_len)
+    iov[n++] = (struct iovec){k->head + k->sent, k->head_len - k->sent};
+  size_t boff = k->sent > k->head_len ? k->sent - k->head_len : 0;
+  if (body > boff)
+    iov[n++] = (struct iovec){k->snap->json + boff, body - boff};
+  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+  ssize_t w = n ? sendmsg(k->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+  if (w < 0) {
+    if (errno != EAGAIN && errno != EINTR)
+      conn_drop(c, k);
+    return;
+  }
+  k->sent += (size_t)w;
+  if (k->sent == k->head_len + body)
+    conn_end(c, k, 0); /* one request per connection */
+}
+
 static void conn_read(p2p_ctx *c, p2p_conn *k) {
   ssize_t n = recv(k->fd, k->req + k->got, sizeof k->req - k->got,
                    MSG_DONTWAIT);
@@ -221,36 +254,21 @@ static void conn_read(p2p_ctx *c, p2p_conn *k) {
   } else {
     conn_request(c, k, name);
   }
-}
-
-static void conn_write(p2p_ctx *c, p2p_conn *k) {
-  size_t body = k->snap ? k->snap->len : 0;
-  struct iovec iov[2];
-  int n = 0;
-  if (k->sent < k->head_len)
-    iov[n++] = (struct iovec){k->head + k->sent, k->head_len - k->sent};
-  size_t boff = k->sent > k->head_len ? k->sent - k->head_len : 0;
-  if (body > boff)
-    iov[n++] = (struct iovec){k->snap->json + boff, body - boff};
-  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-  ssize_t w = n ? sendmsg(k->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
-  if (w < 0) {
-    if (errno != EAGAIN && errno != EINTR)
-      conn_drop(c, k);
-    return;
-  }
-  k->sent += (size_t)w;
-  if (k->sent == k->head_len + body)
-    conn_drop(c, k); /* one request per connection */
+  conn_write(c, k); /* the socket is usually writable already */
 }
 
 static void accept_all(p2p_ctx *c, uint64_t now) {
   for (;;) {
     int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE)
-        MC_WARN(c->log, COMP, "accept on port %u: %s", c->port,
-                strerror(errno));
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        /* The backlog stays readable: pause instead of spinning. */
+        char eb[64];
+        MC_WARN(c->log, COMP, "accept on port %u: %s; pausing", c->port,
+                strerror_r(errno, eb, sizeof eb));
+        c->accept_pause_until = now + ACCEPT_PAUSE_MS;
+      }
       return;
     }
     p2p_conn *k = NULL;
@@ -262,7 +280,7 @@ static void accept_all(p2p_ctx *c, uint64_t now) {
       uint8_t busy[MC_P2P_HDR_LEN];
       mc_p2p_put_hdr(busy, MC_P2P_OP_REPLY, MC_P2P_BUSY, 0);
       if (send(fd, busy, sizeof busy, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        MC_DEBUG(c->log, COMP, "busy reply: %s", strerror(errno));
+        MC_DEBUG(c->log, COMP, "busy reply failed");
       close(fd);
       continue;
     }
@@ -285,7 +303,10 @@ static void *serve_loop(void *arg) {
     uint64_t now = mc_now_ms();
     int n = 0, timeout = -1;
     pfd[n++] = (struct pollfd){.fd = c->stop_fd, .events = POLLIN};
-    pfd[n++] = (struct pollfd){.fd = c->lfd, .events = POLLIN};
+    int paused = now < c->accept_pause_until;
+    pfd[n++] = (struct pollfd){.fd = paused ? -1 : c->lfd, .events = POLLIN};
+    if (paused)
+      timeout = (int)(c->accept_pause_until - now);
     for (int i = 0; i < MAX_CONNS; i++) {
       p2p_conn *k = &c->conns[i];
       if (k->fd < 0)
@@ -306,7 +327,9 @@ static void *serve_loop(void *arg) {
     if (r < 0) {
       if (errno == EINTR)
         continue;
-      MC_ERROR(c->log, COMP, "poll: %s; listener stopped", strerror(errno));
+      char eb[64];
+      MC_ERROR(c->log, COMP, "poll: %s; listener stopped",
+               strerror_r(errno, eb, sizeof eb));
       return NULL;
     }
     if (pfd[0].revents)
@@ -426,6 +449,11 @@ static int p2p_open(const mc_metadata_args *args, void **out) {
   int rc = mc_net_listen(host, port, 128, &c->lfd, &c->port);
   if (rc) {
     MC_ERROR(c->log, COMP, "cannot listen on %s: %s", listen, mc_strerror(rc));
+    goto fail;
+  }
+  /* accept_all drains the backlog until EAGAIN. */
+  if (fcntl(c->lfd, F_SETFL, fcntl(c->lfd, F_GETFL) | O_NONBLOCK) < 0) {
+    rc = MC_EIO;
     goto fail;
   }
   c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

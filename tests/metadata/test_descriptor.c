@@ -259,6 +259,8 @@ static void test_rejections(void) {
       {DESC("\"1\"", "\"a:1\"", "3", T_TCP, B0), "format: must be an integer"},
       {DESC("1", "\"\"", "3", T_TCP, B0), "name: must not be empty"},
       {DESC("1", "7", "3", T_TCP, B0), "name: must be a string"},
+      {DESC("1", "\"a\\nb\"", "3", T_TCP, B0),
+       "name: control characters not allowed"},
       {DESC("1", "\"a\\u0000b\"", "3", T_TCP, B0), "invalid JSON"},
       {DESC("1", "\"a:1\"", "-1", T_TCP, B0), "version: must be >= 0"},
       {DESC("1", "\"a:1\"", "1.5", T_TCP, B0), "version: must be an integer"},
