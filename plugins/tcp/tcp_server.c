@@ -289,6 +289,7 @@ int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out) {
 
 void tcp_server_stop(tcp_server *s) {
   atomic_store(&s->stop, 1);
+  shutdown(s->lfd, SHUT_RDWR); /* wakes the accept thread's poll on Linux */
   pthread_join(s->th, NULL);
   close(s->lfd);
   reap(s, 1);
