@@ -175,6 +175,8 @@ int shm_rkey_encode(const shm_rkey *k, void *buf, size_t *len) {
   put_u64(&w, k->base);
   put_u64(&w, k->len);
   put_u64(&w, k->secret);
+  put_u32(&w, k->slot);
+  put_u64(&w, k->reg_secret);
   if (k->kind != SHM_RKEY_VM) {
     size_t pl = strnlen(k->path, SHM_PATH_MAX);
     put_u64(&w, k->pool_id);
@@ -207,6 +209,8 @@ int shm_rkey_decode(const void *buf, size_t len, shm_rkey *k, const char **why) 
   k->base = get_u64(&r);
   k->len = get_u64(&r);
   k->secret = get_u64(&r);
+  k->slot = get_u32(&r);
+  k->reg_secret = get_u64(&r);
   if (r.bad)
     return fail(why, "truncated");
   if (k->kind != SHM_RKEY_VM && k->kind != SHM_RKEY_MEMFD &&
@@ -216,6 +220,8 @@ int shm_rkey_decode(const void *buf, size_t len, shm_rkey *k, const char **why) 
     return fail(why, "pid out of range");
   if (k->len == 0 || k->base + k->len < k->base)
     return fail(why, "empty or wrapping range");
+  if (k->kind == SHM_RKEY_VM && k->secret)
+    return fail(why, "nonzero reserved field"); /* one encoding per key */
   if (k->kind != SHM_RKEY_VM) {
     k->pool_id = get_u64(&r);
     k->pool_size = get_u64(&r);

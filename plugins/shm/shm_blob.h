@@ -37,7 +37,9 @@ typedef struct shm_rkey {
   uint32_t pid;  /* owner process */
   uint64_t base; /* registered address in the owner */
   uint64_t len;  /* registered length */
-  uint64_t secret;
+  uint64_t secret;     /* pools: part of the memfd name */
+  uint32_t slot;       /* registration table slot */
+  uint64_t reg_secret; /* must equal the slot's secret */
   /* pools only */
   uint64_t pool_id;
   uint64_t pool_size; /* bytes of the mapping (memfd size or window) */

@@ -83,6 +83,9 @@ int shm_copy_slice(shm_ctx *c, shm_ep *ep, const mc_slice *s, int32_t *verr) {
   if (s->remote_addr < rm->base || s->remote_addr - rm->base > rm->len ||
       s->len > rm->len - (s->remote_addr - rm->base))
     return MC_ERANGE;
+  if (ep->table && !shm_reg_live(ep->table, rm->slot, rm->reg_secret))
+    return shm_reg_closed(ep->table) ? MC_EPEER   /* owner shut down */
+                                     : MC_EACCES; /* deregistered */
   if (!rm->ptr)
     return vm_copy(c, ep, s, verr);
   uint8_t *remote = rm->ptr + (s->remote_addr - rm->base);

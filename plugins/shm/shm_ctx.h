@@ -8,11 +8,13 @@
 #include "mooncake/transport.h"
 #include "shm_blob.h"
 #include "shm_pool.h"
+#include "shm_reg.h"
 
 /* A local registration (handle used as mc_slice.local_mem). */
 typedef struct shm_lmem {
   struct shm_lmem *next;
   uint64_t addr, len;
+  uint32_t slot; /* in our registration table */
 } shm_lmem;
 
 /* A peer's pool mapped here; shared by every import of that pool. */
@@ -33,6 +35,8 @@ typedef struct shm_rmem {
   struct shm_ep *ep;
   uint64_t base, len; /* the peer's addresses */
   uint8_t *ptr;       /* pool imports: our address of base; NULL = vm mode */
+  uint32_t slot;      /* the owner's registration, checked per slice */
+  uint64_t reg_secret;
   shm_map *map;
 } shm_rmem;
 
@@ -44,6 +48,7 @@ typedef struct shm_ep {
   int pidfd;    /* to notice the peer's death in vm mode; -1 if none */
   atomic_int dead;
   atomic_int warned; /* one log line per endpoint for refused vm access */
+  const shm_slot *table; /* peer's registration table; NULL if unproven */
   shm_map *maps;
   shm_rmem *rmems;
 } shm_ep;
@@ -51,7 +56,7 @@ typedef struct shm_ep {
 typedef struct shm_ctx {
   const mc_host_api *host;
   shm_desc self;
-  int ident_fd;
+  shm_reg_owner reg;
   shm_pools pools;
   int allow_vm;
   int populate;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,24 +124,8 @@ uint64_t shm_ident_start_time(uint32_t pid) {
   return 0;
 }
 
-int shm_ident_memfd(const shm_desc *d) {
-  int fd = memfd_create("mc-shm-ident", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0)
-    return MC_EIO;
-  uint8_t blob[24];
-  memcpy(blob, ident_magic, 4);
-  memcpy(blob + 4, d->nonce, 16);
-  memcpy(blob + 20, &d->pid, 4);
-  if (pwrite(fd, blob, sizeof blob, 0) != (ssize_t)sizeof blob ||
-      fcntl(fd, F_ADD_SEALS,
-            F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
-    close(fd);
-    return MC_EIO;
-  }
-  return fd;
-}
-
-int shm_ident_prove(const shm_desc *peer, char *errbuf, size_t errlen) {
+int shm_ident_prove(const shm_desc *peer, int *fdp, char *errbuf, size_t errlen) {
+  *fdp = -1;
   char path[64];
   if (peer->ident_fd < 0) {
     snprintf(errbuf, errlen, "peer pid %u published no ident fd", peer->pid);
@@ -157,16 +140,18 @@ int shm_ident_prove(const shm_desc *peer, char *errbuf, size_t errlen) {
   }
   uint8_t blob[24];
   ssize_t n = pread(fd, blob, sizeof blob, 0);
-  close(fd);
   if (n != (ssize_t)sizeof blob || memcmp(blob, ident_magic, 4) ||
       memcmp(blob + 4, peer->nonce, 16) || memcmp(blob + 20, &peer->pid, 4)) {
+    close(fd);
     snprintf(errbuf, errlen, "%s does not hold the peer's nonce", path);
     return MC_EPEER;
   }
   if (shm_ident_start_time(peer->pid) != peer->start_time) {
+    close(fd);
     snprintf(errbuf, errlen, "pid %u was restarted", peer->pid);
     return MC_EPEER;
   }
+  *fdp = fd;
   return 0;
 }
 

@@ -27,13 +27,10 @@ const char *shm_ident_mismatch(const shm_desc *self, const shm_desc *peer);
 uint64_t shm_ident_start_time(uint32_t pid);
 
 /* Reads the peer's ident memfd through /proc and compares the nonce.
- * 0 proven; MC_EACCES unreadable (permissions); MC_EPEER mismatch or gone.
- * errbuf gets the reason. */
-int shm_ident_prove(const shm_desc *peer, char *errbuf, size_t errlen);
-
-/* Creates the ident memfd holding d->nonce and d->pid.  Returns the fd or
- * a negative MC_E*. */
-int shm_ident_memfd(const shm_desc *d);
+ * 0 proven, *fd open on the memfd (the caller closes it); MC_EACCES
+ * unreadable (permissions); MC_EPEER mismatch or gone.  errbuf gets the
+ * reason. */
+int shm_ident_prove(const shm_desc *peer, int *fd, char *errbuf, size_t errlen);
 
 /* Current value of /proc/sys/kernel/yama/ptrace_scope, or "absent (no
  * Yama)" into buf. */

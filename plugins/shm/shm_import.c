@@ -158,6 +158,14 @@ int shm_import(shm_ctx *c, shm_ep *ep, uint64_t base, uint64_t len,
             ep->peer_name, base, len, k.base, k.len);
     return MC_ERANGE;
   }
+  /* The owner's table says whether the key is live and what it covers. */
+  if (ep->table && (!shm_reg_live(ep->table, k.slot, k.reg_secret) ||
+                    ep->table[k.slot].base != k.base ||
+                    ep->table[k.slot].len != k.len)) {
+    SHM_LOG(c, MC_LOG_WARN, "import from %s: key for [0x%" PRIx64 ", +%" PRIu64
+            ") is not a live registration", ep->peer_name, k.base, k.len);
+    return MC_EACCES;
+  }
   if (k.pid != ep->peer.pid) {
     SHM_LOG(c, MC_LOG_WARN, "import from %s: key names pid %u, peer is pid %u",
             ep->peer_name, k.pid, ep->peer.pid);
@@ -169,6 +177,8 @@ int shm_import(shm_ctx *c, shm_ep *ep, uint64_t base, uint64_t len,
   rm->ep = ep;
   rm->base = base;
   rm->len = len;
+  rm->slot = k.slot;
+  rm->reg_secret = k.reg_secret;
   if (k.kind != SHM_RKEY_VM) {
     char err[256];
     int rc = map_pool(c, ep, &k, &rm->map, err, sizeof err);

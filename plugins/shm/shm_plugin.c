@@ -93,7 +93,6 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
   if (!c)
     return MC_ENOMEM;
   c->host = host;
-  c->ident_fd = -1;
   c->allow_vm = 1;
   c->populate = 1;
   c->pools.window_size = 1ull << 30;
@@ -131,14 +130,14 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
     free(c);
     return MC_EIO;
   }
-  c->ident_fd = shm_ident_memfd(&c->self);
-  if (c->ident_fd < 0) {
-    SHM_LOG(c, MC_LOG_ERROR, "memfd_create failed: %s; shm disabled",
-            strerror(errno));
+  if (shm_reg_create(&c->reg, c->self.nonce, c->self.pid,
+                     c->pools.secret_seed ^ 0x5bd1e995u)) {
+    SHM_LOG(c, MC_LOG_ERROR, "memfd_create of the registration table failed: "
+            "%s; shm disabled", strerror(errno));
     free(c);
     return MC_ENOTSUP;
   }
-  c->self.ident_fd = c->ident_fd;
+  c->self.ident_fd = c->reg.fd;
   if (ptracer_any && prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0))
     SHM_LOG(c, MC_LOG_WARN, "ptracer_any: prctl(PR_SET_PTRACER): %s",
             strerror(errno));
@@ -154,6 +153,7 @@ static void ep_free(shm_ctx *c, shm_ep *ep) {
     shm_release(c, ep->rmems);
   if (ep->pidfd >= 0)
     close(ep->pidfd);
+  shm_reg_unmap_peer(ep->table);
   free(ep);
 }
 
@@ -171,16 +171,16 @@ static int shm_fini(void *vctx) {
     c->lmems = m->next;
     free(m);
   }
+  shm_reg_close(&c->reg); /* peers stop at once, even with pools mapped */
   shm_pools_fini(&c->pools);
-  if (c->ident_fd >= 0)
-    close(c->ident_fd);
+  shm_reg_destroy(&c->reg);
   free(c);
   return 0;
 }
 
 static int shm_query_rails(void *vctx, mc_rail_info *out, uint32_t *n) {
   (void)vctx;
-  if (*n < 1) {
+  if (!out || *n < 1) { /* NULL: a count query, whatever *n says */
     *n = 1;
     return MC_ENOSPC;
   }
@@ -226,14 +226,29 @@ static int shm_register(void *vctx, const mc_mem_desc *d, void **mem,
   } else {
     return MC_ENOTSUP; /* only pool memory without process_vm */
   }
-  int rc = shm_rkey_encode(&k, rkey, rkey_len);
-  if (rc)
-    return rc;
+  size_t need = 0;
+  if (shm_rkey_encode(&k, NULL, &need) == MC_ENOSPC && need > *rkey_len) {
+    *rkey_len = need;
+    return MC_ENOSPC;
+  }
   shm_lmem *m = calloc(1, sizeof *m);
   if (!m)
     return MC_ENOMEM;
+  if (shm_reg_add(&c->reg, d->addr, d->len, &k.slot, &k.reg_secret)) {
+    SHM_LOG(c, MC_LOG_ERROR, "register_mem: all %u registration slots in use",
+            SHM_REG_SLOTS);
+    free(m);
+    return MC_ENOMEM;
+  }
+  int rc = shm_rkey_encode(&k, rkey, rkey_len);
+  if (rc) {
+    shm_reg_remove(&c->reg, k.slot);
+    free(m);
+    return rc;
+  }
   m->addr = d->addr;
   m->len = d->len;
+  m->slot = k.slot;
   m->next = c->lmems;
   c->lmems = m;
   *mem = m;
@@ -245,6 +260,7 @@ static int shm_deregister(void *vctx, void *mem) {
   for (shm_lmem **pp = &c->lmems; *pp; pp = &(*pp)->next) {
     if (*pp == mem) {
       *pp = ((shm_lmem *)mem)->next;
+      shm_reg_remove(&c->reg, ((shm_lmem *)mem)->slot);
       free(mem);
       return 0;
     }
@@ -278,7 +294,8 @@ static int shm_connect(void *vctx, const char *peer, const void *desc,
     return MC_EPEER;
   }
   char err[256];
-  int rc = shm_ident_prove(&d, err, sizeof err);
+  int fd = -1;
+  int rc = shm_ident_prove(&d, &fd, err, sizeof err);
   if (rc && rc != MC_EACCES) {
     SHM_LOG(c, MC_LOG_WARN, "peer %s refused: %s", name, err);
     return MC_EPEER;
@@ -292,6 +309,16 @@ static int shm_connect(void *vctx, const char *peer, const void *desc,
   snprintf(ep->peer_name, sizeof ep->peer_name, "%s", name);
   ep->peer = d;
   ep->proven = rc == 0;
+  if (fd >= 0) {
+    ep->table = shm_reg_map_peer(fd);
+    close(fd);
+    if (!ep->table) {
+      SHM_LOG(c, MC_LOG_WARN, "peer %s refused: its registration table "
+              "cannot be mapped safely", name);
+      free(ep);
+      return MC_EPEER;
+    }
+  }
   ep->pidfd = d.pid == c->self.pid ? -1 : open_pidfd(d.pid);
   ep->next = c->eps;
   c->eps = ep;

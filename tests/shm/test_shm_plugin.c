@@ -118,6 +118,23 @@ static void test_loopback(const char *so, const char *pool_path) {
     H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rm, k.base, 64), 0);
     H_RC(h.ops->release_mem(h.ctx, rm), 0);
   }
+  /* A key whose registration secret is wrong is refused at import. */
+  forged = k;
+  forged.reg_secret ^= 1;
+  fkey_len = sizeof fkey;
+  H_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
+  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), MC_EACCES);
+  /* Revocation: after deregister_mem, a mapped pool import is refused. */
+  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len, &rm), 0);
+  H_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rm, k.base, 64), 0);
+  H_RC(h.ops->deregister_mem(h.ctx, pmem), 0);
+  memset(p2, 0x5a, 64);
+  H_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rm, k.base, 64), MC_EACCES);
+  H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rm, k.base, 64), MC_EACCES);
+  H_CHECK(((uint8_t *)p2)[0] == 0x5a && ((uint8_t *)p2)[63] == 0x5a);
+  H_RC(h.ops->release_mem(h.ctx, rm), 0);
+  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len, &rm), MC_EACCES);
+  H_RC(h_register(&h, p2, LEN, &pmem, pkey, &pkey_len), 0);
   /* Malformed key. */
   H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len - 1, &rm),
        MC_EPROTO);
