@@ -24,7 +24,7 @@ int mc_log_enabled(const mc_logger *lg, int level);
 void mc_log(const mc_logger *lg, int level, const char *component,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void mc_vlog(const mc_logger *lg, int level, const char *component,
-             const char *fmt, va_list ap);
+             const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 #define MC_ERROR(lg, comp, ...) mc_log((lg), MC_LOG_ERROR, (comp), __VA_ARGS__)
 #define MC_WARN(lg, comp, ...) mc_log((lg), MC_LOG_WARN, (comp), __VA_ARGS__)

@@ -47,8 +47,9 @@ typedef struct mc_metadata_ops {
   int (*kv_delete)(void *ctx, const char *key);
 } mc_metadata_ops;
 
-/* Opens the backend chosen by args->url's scheme.  MC_ENOTSUP (with err
- * naming the scheme and why: unknown, or not built) if none matches. */
+/* Opens the backend chosen by args->url's scheme.  MC_EINVAL (with err
+ * naming it) for an unknown scheme; MC_ENOTSUP for a known backend that was
+ * not built (err says which packages were missing). */
 int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
                      size_t errlen);
 void mc_metadata_close(mc_metadata *md);
