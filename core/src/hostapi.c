@@ -7,6 +7,8 @@
 
 #include "engine_internal.h"
 
+static void host_log(void *host, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void host_log(void *host, int level, const char *fmt, ...) {
   mc_transport *t = host;
   if (!mc_log_enabled(&t->engine->log, level))
