@@ -25,12 +25,35 @@
 /* Smallest share of the deadline one endpoint gets before we move on. */
 #define MIN_ATTEMPT_MS 250
 
+/* An endpoint failing this long gets a fresh channel (see
+ * mc_rpc_channel_reset), at most once per period. */
+#define RESET_AFTER_MS 2500
+
 struct mc_etcd {
   const mc_logger *log;
   int n;
   mc_rpc_channel *ch[MC_ETCD_MAX_ENDPOINTS];
   atomic_int cur; /* endpoint that answered last */
+  /* Per endpoint: when it started failing (0: healthy), last reset. */
+  _Atomic uint64_t fail_since[MC_ETCD_MAX_ENDPOINTS];
+  _Atomic uint64_t last_reset[MC_ETCD_MAX_ENDPOINTS];
 };
+
+static void note_ok(mc_etcd *e, int idx) { atomic_store(&e->fail_since[idx], 0); }
+
+static void note_fail(mc_etcd *e, int idx) {
+  uint64_t now = mc_now_ms(), zero = 0;
+  if (atomic_compare_exchange_strong(&e->fail_since[idx], &zero, now))
+    return;
+  uint64_t since = atomic_load(&e->fail_since[idx]);
+  uint64_t last = atomic_load(&e->last_reset[idx]);
+  if (now - since >= RESET_AFTER_MS && now - last >= RESET_AFTER_MS &&
+      atomic_compare_exchange_strong(&e->last_reset[idx], &last, now)) {
+    MC_DEBUG(e->log, "etcd", "endpoint %s failing for %llu ms: new channel",
+             mc_rpc_channel_target(e->ch[idx]), (unsigned long long)(now - since));
+    mc_rpc_channel_reset(e->ch[idx]);
+  }
+}
 
 struct mc_etcd_watch {
   mc_etcd *e;
@@ -144,6 +167,10 @@ static int call(mc_etcd *e, const char *method, const ProtobufCMessage *req,
       break;
     mc_rpc_call_opts o = {.timeout_ms = budget};
     rc = mc_rpc_unary_pb(e->ch[idx], method, req, rd, resp, &o, &st);
+    if (rc == 0 || !retryable(st.code))
+      note_ok(e, idx);
+    else
+      note_fail(e, idx);
     if (rc == 0) {
       if (idx != start) {
         MC_INFO(e->log, "etcd", "now using endpoint %s", mc_rpc_channel_target(e->ch[idx]));
@@ -424,6 +451,10 @@ int mc_etcd_lease_keepalive(mc_etcd *e, int64_t id, int64_t *ttl,
     if (budget <= 0)
       break;
     rc = keepalive_once(e->ch[idx], id, ttl, budget, &st);
+    if (rc == 0)
+      note_ok(e, idx);
+    else if (retryable(st.code) || rc == MC_EPEER)
+      note_fail(e, idx);
     if (rc == 0) {
       if (idx != start)
         atomic_store(&e->cur, idx);
@@ -548,6 +579,10 @@ int mc_etcd_watch_open(mc_etcd *e, const char *prefix, int64_t start_rev,
       break;
     int64_t rev = 0;
     rc = watch_open_on(e, idx, prefix, start_rev, budget, &w->s, &rev, &st);
+    if (rc == 0)
+      note_ok(e, idx);
+    else if (retryable(st.code) || rc == MC_EPEER || rc == MC_ETIMEDOUT)
+      note_fail(e, idx);
     if (rc == 0) {
       w->e = e;
       w->ep = idx;

@@ -52,6 +52,12 @@ typedef struct mc_rpc_channel mc_rpc_channel;
  * again quickly.  Never fails on an unreachable target (calls do). */
 int mc_rpc_channel_create(const char *target, mc_rpc_channel **out);
 void mc_rpc_channel_destroy(mc_rpc_channel *ch);
+
+/* Replaces the channel's connection machinery with a fresh one (calls in
+ * flight finish on the old one).  For callers that see a target fail for
+ * long: gRPC 1.51 can keep a subchannel whose first connection was
+ * accepted before the server was serving from ever becoming ready. */
+int mc_rpc_channel_reset(mc_rpc_channel *ch);
 const char *mc_rpc_channel_target(const mc_rpc_channel *ch);
 
 typedef struct mc_rpc_call_opts {

@@ -3,6 +3,7 @@
  * Every call gets its own pluck-type completion queue, so a thread waiting
  * on one call never consumes another call's events and a stream's sender
  * and receiver can wait concurrently on distinct tags. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,12 @@
 #include "rpc/rpc_internal.h"
 
 struct mc_rpc_channel {
+  pthread_mutex_t mu; /* guards ch against mc_rpc_channel_reset */
   grpc_channel *ch;
   char target[256];
 };
+
+static grpc_channel *make_channel(const char *target);
 
 int mc_rpc_channel_create(const char *target, mc_rpc_channel **out) {
   if (!target || !*target || strlen(target) >= 256)
@@ -28,11 +32,25 @@ int mc_rpc_channel_create(const char *target, mc_rpc_channel **out) {
     return MC_ENOMEM;
   mc_rpc_global_init();
   strcpy(c->target, target);
-  /* Short reconnect backoff: a restarted etcd must be found again within
-   * a metadata deadline, not gRPC's default of up to two minutes. */
+  pthread_mutex_init(&c->mu, NULL);
+  c->ch = make_channel(target);
+  if (!c->ch) {
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    mc_rpc_global_fini();
+    return MC_EIO;
+  }
+  *out = c;
+  return 0;
+}
+
+static grpc_channel *make_channel(const char *target) {  /* Short reconnect backoff: a restarted etcd must be found again within
+   * a metadata deadline, not gRPC's default of up to two minutes.  gRPC
+   * also uses the "min reconnect backoff" as the connect timeout (TCP +
+   * HTTP/2 handshake), so it stays at a generous 5 s. */
   grpc_arg a[] = {
       {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
-      {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 5000},
       {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
       {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = (int)MC_RPC_MAX_MESSAGE},
       /* Detect a silently dead server on long-lived streams. */
@@ -44,14 +62,21 @@ int mc_rpc_channel_create(const char *target, mc_rpc_channel **out) {
   };
   grpc_channel_args args = {.num_args = sizeof(a) / sizeof(a[0]), .args = a};
   grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-  c->ch = grpc_channel_create(target, cr, &args);
+  grpc_channel *ch = grpc_channel_create(target, cr, &args);
   grpc_channel_credentials_release(cr);
-  if (!c->ch) {
-    free(c);
-    mc_rpc_global_fini();
+  return ch;
+}
+
+int mc_rpc_channel_reset(mc_rpc_channel *c) {
+  grpc_channel *nc = make_channel(c->target);
+  if (!nc)
     return MC_EIO;
-  }
-  *out = c;
+  pthread_mutex_lock(&c->mu);
+  grpc_channel *old = c->ch;
+  c->ch = nc;
+  pthread_mutex_unlock(&c->mu);
+  /* Calls in flight hold their own reference and finish normally. */
+  grpc_channel_destroy(old);
   return 0;
 }
 
@@ -59,6 +84,7 @@ void mc_rpc_channel_destroy(mc_rpc_channel *c) {
   if (!c)
     return;
   grpc_channel_destroy(c->ch);
+  pthread_mutex_destroy(&c->mu);
   free(c);
   mc_rpc_global_fini();
 }
@@ -68,9 +94,11 @@ const char *mc_rpc_channel_target(const mc_rpc_channel *c) { return c->target; }
 static grpc_call *new_call(mc_rpc_channel *c, grpc_completion_queue *cq,
                            const char *method, int timeout_ms) {
   grpc_slice m = grpc_slice_from_copied_string(method);
+  pthread_mutex_lock(&c->mu);
   grpc_call *call = grpc_channel_create_call(
       c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
       mc_rpc_deadline(timeout_ms > 0 ? timeout_ms : -1), NULL);
+  pthread_mutex_unlock(&c->mu);
   grpc_slice_unref(m);
   return call;
 }
