@@ -5,6 +5,7 @@
  * (tcp_server.c) serve them against registered memory (tcp_mem.c) after
  * checking the buffer's secret and range.  Wire format: tcp_wire.h. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +117,14 @@ static void pick_adv_host(tcp_ctx *ctx, const char *listen) {
 }
 
 static int tcp_init(const mc_host_api *host, const mc_init_args *args, void **out) {
-  if (!host || !args || !out || host->abi_major != MC_TRANSPORT_ABI_MAJOR)
+  if (!host || !args || !out)
     return MC_EINVAL;
+  /* Every host member this plugin calls must be present. */
+  if (host->abi_major != MC_TRANSPORT_ABI_MAJOR ||
+      host->struct_size < offsetof(mc_host_api, notify_recv) + sizeof host->notify_recv ||
+      !host->log || !host->log_enabled || !host->config_get || !host->complete ||
+      !host->notify_recv)
+    return MC_EABI;
   tcp_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return MC_ENOMEM;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tcp_io.h"
@@ -237,8 +238,18 @@ static void *accept_main(void *arg) {
     if (w <= 0)
       continue;
     int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        /* The pending connection stays readable: back off instead of spinning. */
+        unsigned long supp = 0;
+        if (tcp_warn_allowed(s->ctx, &supp))
+          s->ctx->host->log(s->ctx->host->host, MC_LOG_WARN,
+                            "tcp: accept failed: %s", strerror(errno));
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+      }
       continue;
+    }
     srv_conn *c = s->nconns < SRV_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
     if (!c) {
       TCP_LOG(s->ctx, MC_LOG_WARN, "tcp: refusing connection: too many (%d)", s->nconns);
