@@ -158,7 +158,7 @@ static int dial_hello(tcp_conn *c) {
     unsigned long supp = 0;
     if (rc != MC_ECANCELED && tcp_warn_allowed(ctx, &supp))
       ctx->host->log(ctx->host->host, MC_LOG_WARN,
-                     "tcp: cannot connect to peer '%s' (conn%u): %s", ep->peer,
+                     "cannot connect to peer '%s' (conn%u): %s", ep->peer,
                      c->idx, rc == MC_EPROTO ? "bad handshake" :
                      rc == MC_ETIMEDOUT ? "timed out" : "unreachable");
     return rc == MC_ECANCELED || rc == MC_EPROTO ? rc : MC_EPEER;
@@ -287,7 +287,7 @@ static int read_one(tcp_conn *c, int fd) {
   finish(c, &it, h.status);
   return 0;
 proto:
-  TCP_LOG(ctx, MC_LOG_WARN, "tcp: protocol error from peer '%s' (conn%u), reconnecting",
+  TCP_LOG(ctx, MC_LOG_WARN, "protocol error from peer '%s' (conn%u), reconnecting",
           c->ep->peer, c->idx);
   return MC_EPROTO;
 }
@@ -360,7 +360,7 @@ static int conn_start(tcp_conn *c) {
     return 0;
   if (c->has_rx)
     c->dead = 1; /* the lone receiver idles until destroy joins it */
-  TCP_LOG(c->ep->ctx, MC_LOG_ERROR, "tcp: cannot start threads for peer '%s' (conn%u)",
+  TCP_LOG(c->ep->ctx, MC_LOG_ERROR, "cannot start threads for peer '%s' (conn%u)",
           c->ep->peer, c->idx);
   return MC_ENOMEM;
 }
@@ -393,7 +393,7 @@ int tcp_ep_create(tcp_ctx *ctx, const char *peer, const char *host, uint16_t por
   char pstr[8];
   snprintf(pstr, sizeof pstr, "%u", (unsigned)port);
   if (getaddrinfo(host, pstr, &hints, &res) || !res) {
-    TCP_LOG(ctx, MC_LOG_WARN, "tcp: peer '%s': cannot resolve host '%s'", peer, host);
+    TCP_LOG(ctx, MC_LOG_WARN, "peer '%s': cannot resolve host '%s'", peer, host);
     return MC_EPEER;
   }
   tcp_ep *ep = calloc(1, sizeof *ep);

@@ -32,31 +32,52 @@ static const mc_param_info tcp_params[] = {
     {MC_PARAM_END, NULL, NULL, NULL},
 };
 
-/* Reads an integer key within [lo, hi] (with K/M/G suffix for sizes). */
+/* Parses an unsigned integer with an optional K/M/G/T suffix (KiB, KB and
+ * a trailing B accepted, as the core's size type).  0 or -1. */
+static int parse_u64(const char *v, uint64_t *out) {
+  uint64_t x = 0;
+  const char *p = v;
+  if (*p < '0' || *p > '9')
+    return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (x > (UINT64_MAX - d) / 10)
+      return -1;
+    x = x * 10 + d;
+  }
+  unsigned shift = 0;
+  switch (*p) {
+  case 'k': case 'K': shift = 10; p++; break;
+  case 'm': case 'M': shift = 20; p++; break;
+  case 'g': case 'G': shift = 30; p++; break;
+  case 't': case 'T': shift = 40; p++; break;
+  default: break;
+  }
+  if (shift && *p == 'i')
+    p++;
+  if (*p == 'B' || *p == 'b')
+    p++;
+  if (*p || (shift && x > (UINT64_MAX >> shift)))
+    return -1;
+  *out = x << shift;
+  return 0;
+}
+
+/* Reads an integer key within [lo, hi]; MC_EINVAL (logged) otherwise. */
 static int cfg_int(const mc_host_api *h, const char *key, uint64_t def, uint64_t lo,
                    uint64_t hi, uint64_t *out) {
   const char *v = NULL;
   *out = def;
   if (h->config_get(h->host, key, &v) || !v)
     return 0;
-  char *end = NULL;
-  unsigned long long x = strtoull(v, &end, 10);
-  if (end == v)
-    goto bad;
-  if (*end == 'K' || *end == 'k')
-    x <<= 10, end++;
-  else if (*end == 'M' || *end == 'm')
-    x <<= 20, end++;
-  else if (*end == 'G' || *end == 'g')
-    x <<= 30, end++;
-  if (*end || v[0] == '-' || x < lo || x > hi)
-    goto bad;
+  uint64_t x;
+  if (parse_u64(v, &x) || x < lo || x > hi) {
+    h->log(h->host, MC_LOG_ERROR, "transports.tcp.%s: '%s' is not an integer in [%" PRIu64
+           ", %" PRIu64 "]", key, v, lo, hi);
+    return MC_EINVAL;
+  }
   *out = x;
   return 0;
-bad:
-  h->log(h->host, MC_LOG_ERROR, "tcp: transports.tcp.%s: '%s' is not in [%" PRIu64 ", %" PRIu64 "]",
-         key, v, lo, hi);
-  return MC_EINVAL;
 }
 
 static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
@@ -81,7 +102,7 @@ static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
   cfg->advertise_host[0] = '\0';
   if (!h->config_get(h->host, "advertise_host", &adv) && adv) {
     if (strlen(adv) > TCPW_MAX_HOST) {
-      h->log(h->host, MC_LOG_ERROR, "tcp: transports.tcp.advertise_host: too long");
+      h->log(h->host, MC_LOG_ERROR, "transports.tcp.advertise_host: too long");
       return MC_EINVAL;
     }
     snprintf(cfg->advertise_host, sizeof cfg->advertise_host, "%s", adv);
@@ -136,7 +157,7 @@ static int tcp_init(const mc_host_api *host, const mc_init_args *args, void **ou
   }
   const char *seg = args->segment_name && args->segment_name[0] ? args->segment_name : "unnamed";
   if (tcpw_name_check(seg, strlen(seg))) {
-    host->log(host->host, MC_LOG_ERROR, "tcp: segment name '%s' is not a printable name of 1..%u bytes",
+    host->log(host->host, MC_LOG_ERROR, "segment name '%s' is not a printable name of 1..%u bytes",
               seg, TCPW_MAX_NAME);
     free(ctx);
     return MC_EINVAL;
@@ -156,7 +177,7 @@ static int tcp_init(const mc_host_api *host, const mc_init_args *args, void **ou
     free(ctx);
     return rc;
   }
-  TCP_LOG(ctx, MC_LOG_INFO, "tcp: listening on %s port %u (published as %s), %u connections per peer",
+  TCP_LOG(ctx, MC_LOG_INFO, "listening on %s port %u (published as %s), %u connections per peer",
           listen, (unsigned)ctx->port, ctx->adv_host, ctx->cfg.connections);
   *out = ctx;
   return 0;
@@ -249,7 +270,7 @@ static int tcp_connect(void *vctx, const char *peer, const void *desc, size_t le
   char host[TCPW_MAX_HOST + 1];
   uint16_t port = 0;
   if (tcpw_desc_decode(desc, len, host, sizeof host, &port)) {
-    TCP_LOG(ctx, MC_LOG_WARN, "tcp: peer '%s': malformed endpoint descriptor (%zu bytes)",
+    TCP_LOG(ctx, MC_LOG_WARN, "peer '%s': malformed endpoint descriptor (%zu bytes)",
             peer, len);
     return MC_EPROTO;
   }
@@ -291,7 +312,7 @@ static int tcp_import_mem(void *vctx, void *ep, uint64_t base, uint64_t len,
     return MC_EINVAL;
   tcpw_rkey k;
   if (tcpw_rkey_decode(rkey, rkey_len, &k) || !tcpw_range_inside(base, len, k.base, k.len)) {
-    TCP_LOG(ctx, MC_LOG_WARN, "tcp: malformed remote key for [0x%" PRIx64 ", +%" PRIu64 ")",
+    TCP_LOG(ctx, MC_LOG_WARN, "malformed remote key for [0x%" PRIx64 ", +%" PRIu64 ")",
             base, len);
     return MC_EPROTO;
   }

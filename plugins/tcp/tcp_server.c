@@ -8,7 +8,9 @@
  * (tcp_reg_acquire), so a concurrent deregister_mem waits for the access. */
 #include "tcp_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,8 @@ typedef struct srv_conn {
   pthread_t th;
   int fd;
   atomic_int done;
-  char peer[TCPW_MAX_NAME + 1];
+  char peer[TCPW_MAX_NAME + 1]; /* segment name from HELLO */
+  char addr[64];                /* remote ip:port, for logs before HELLO */
   struct srv_conn *next;
 } srv_conn;
 
@@ -85,12 +88,12 @@ static void log_refusal(srv_conn *c, const tcpw_hdr *h, int rc) {
     unsigned long supp = 0;
     if (tcp_warn_allowed(ctx, &supp))
       ctx->host->log(ctx->host->host, MC_LOG_WARN,
-                     "tcp: refused %s of [0x%" PRIx64 ", +%" PRIu64 ") in buffer %" PRIu64
-                     " from peer '%s': wrong remote key (%lu more refusals suppressed)",
-                     op, h->addr, h->len, h->buf_id, c->peer, supp);
+                     "refused %s of [0x%" PRIx64 ", +%" PRIu64 ") in buffer %" PRIu64
+                     " from peer '%s' (%s): wrong remote key (%lu more refusals suppressed)",
+                     op, h->addr, h->len, h->buf_id, c->peer, c->addr, supp);
   } else {
     TCP_LOG(ctx, MC_LOG_DEBUG,
-            "tcp: refused %s of [0x%" PRIx64 ", +%" PRIu64 ") in buffer %" PRIu64
+            "refused %s of [0x%" PRIx64 ", +%" PRIu64 ") in buffer %" PRIu64
             " from peer '%s': outside registered memory",
             op, h->addr, h->len, h->buf_id, c->peer);
   }
@@ -159,8 +162,14 @@ static int handshake(srv_conn *c) {
   if (!rc && tcpw_name_check(c->peer, (size_t)h.len))
     rc = MC_EPROTO;
   if (rc) {
-    TCP_LOG(ctx, MC_LOG_WARN, "tcp: closing connection without a valid HELLO: %s",
-            rc == MC_EPROTO ? "malformed" : rc == MC_ETIMEDOUT ? "timed out" : "dropped");
+    unsigned long supp = 0;
+    if (rc != MC_ECANCELED && tcp_warn_allowed(ctx, &supp))
+      ctx->host->log(ctx->host->host, MC_LOG_WARN,
+                     "closing connection from %s without a valid HELLO: %s (%lu similar "
+                     "warnings suppressed)", c->addr,
+                     rc == MC_EPROTO ? "malformed" : rc == MC_ETIMEDOUT ? "timed out" : "dropped",
+                     supp);
+    c->peer[0] = '\0';
     return rc;
   }
   c->peer[h.len] = '\0';
@@ -173,7 +182,7 @@ static void *conn_main(void *arg) {
   tcp_server *s = c->srv;
   int rc = handshake(c);
   if (!rc)
-    TCP_LOG(s->ctx, MC_LOG_DEBUG, "tcp: peer '%s' connected", c->peer);
+    TCP_LOG(s->ctx, MC_LOG_DEBUG, "peer '%s' connected", c->peer);
   while (!rc) {
     uint8_t raw[TCPW_HDR_SIZE];
     /* Idle between frames is fine: keepalive/user timeout detect death. */
@@ -199,14 +208,33 @@ static void *conn_main(void *arg) {
       }
     }
     if (rc == MC_EPROTO)
-      TCP_LOG(s->ctx, MC_LOG_WARN, "tcp: protocol error from peer '%s', closing", c->peer);
+      TCP_LOG(s->ctx, MC_LOG_WARN, "protocol error from peer '%s' (%s), closing", c->peer, c->addr);
   }
   if (rc != MC_EPEER && rc != MC_ECANCELED && rc != MC_EPROTO && c->peer[0])
-    TCP_LOG(s->ctx, MC_LOG_INFO, "tcp: connection from peer '%s' closed: error %d",
+    TCP_LOG(s->ctx, MC_LOG_INFO, "connection from peer '%s' closed: error %d",
             c->peer, rc);
   shutdown(c->fd, SHUT_RDWR);
   atomic_store(&c->done, 1);
   return NULL;
+}
+
+static void format_addr(int fd, char *out, size_t n) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char ip[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+      port = ntohs(a->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+      port = ntohs(a->sin_port);
+    }
+  }
+  snprintf(out, n, "%s:%u", ip, port);
 }
 
 /* Joins and frees finished connections (all of them when `all`). */
@@ -244,7 +272,7 @@ static void *accept_main(void *arg) {
         unsigned long supp = 0;
         if (tcp_warn_allowed(s->ctx, &supp))
           s->ctx->host->log(s->ctx->host->host, MC_LOG_WARN,
-                            "tcp: accept failed: %s", strerror(errno));
+                            "accept failed: %s", strerror(errno));
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
       }
@@ -252,13 +280,14 @@ static void *accept_main(void *arg) {
     }
     srv_conn *c = s->nconns < SRV_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
     if (!c) {
-      TCP_LOG(s->ctx, MC_LOG_WARN, "tcp: refusing connection: too many (%d)", s->nconns);
+      TCP_LOG(s->ctx, MC_LOG_WARN, "refusing connection: too many (%d)", s->nconns);
       close(fd);
       continue;
     }
     tcp_sock_setup(fd, &s->ctx->cfg);
     c->srv = s;
     c->fd = fd;
+    format_addr(fd, c->addr, sizeof c->addr);
     pthread_mutex_lock(&s->lock);
     if (pthread_create(&c->th, NULL, conn_main, c)) {
       pthread_mutex_unlock(&s->lock);
@@ -282,7 +311,7 @@ int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out) {
   s->lfd = tcp_listen(host, ctx->cfg.port, &ctx->port);
   if (s->lfd < 0) {
     int rc = s->lfd;
-    TCP_LOG(ctx, MC_LOG_ERROR, "tcp: cannot listen on %s port %u: %s", host,
+    TCP_LOG(ctx, MC_LOG_ERROR, "cannot listen on %s port %u: %s", host,
             (unsigned)ctx->cfg.port, rc == MC_EINVAL ? "bad address" : "bind failed");
     free(s);
     return rc;

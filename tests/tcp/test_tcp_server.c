@@ -95,6 +95,33 @@ int main(int argc, char **argv) {
   TH_CHECK(argc == 2, "usage: %s plugin.so", argv[0]);
   void *dl;
   const mc_transport_ops *ops = th_load(argv[1], &dl);
+  /* Bad parameters fail init cleanly; good spellings are accepted. */
+  static const char *bad[] = {"connections=0", "connections=65", "connections=abc",
+                              "timeout_ms=-5", "socket_buffer=4Q", "port=70000"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    th_host *hb = calloc(1, sizeof *hb);
+    th_host_init(hb, "cfg:1", bad[i]);
+    mc_init_args ba = {sizeof ba, "cfg:1", "127.0.0.1", "test"};
+    void *bctx = NULL;
+    TH_CHECK(ops->init(&hb->api, &ba, &bctx) == MC_EINVAL, "init accepted '%s'", bad[i]);
+    th_host_fini(hb);
+    free(hb);
+  }
+  {
+    th_host *hg = calloc(1, sizeof *hg);
+    th_host_init(hg, "cfg:1", "connections=2;socket_buffer=4MiB;max_inflight=8");
+    mc_init_args ga = {sizeof ga, "cfg:1", "127.0.0.1", "test"};
+    void *gctx = NULL;
+    TH_CHECK(ops->init(&hg->api, &ga, &gctx) == 0, "init refused good parameters");
+    mc_rail_info rails[4];
+    uint32_t nr = 4;
+    TH_CHECK(ops->query_rails(gctx, rails, &nr) == 0 && nr == 2 && !strcmp(rails[1].name, "conn1"),
+             "connections=2 gave %u rails", nr);
+    TH_CHECK(ops->fini(gctx) == 0, "fini");
+    th_host_fini(hg);
+    free(hg);
+  }
+  printf("ok: parameters validated\n");
   th_host *h = calloc(1, sizeof *h);
   th_host_init(h, "target:1", "hello_timeout_ms=300");
   mc_init_args a = {sizeof a, "target:1", "127.0.0.1", "test"};
