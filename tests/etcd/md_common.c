@@ -117,3 +117,56 @@ void md_check_basic(const char *url, int has_watch) {
   CHECK_RC(md_fetch_version(b, "segC"), MC_ENOENT);
   mc_metadata_close(b);
 }
+
+#include "mooncake/engine.h"
+
+static mc_engine *make_engine(const char *url, const char *name) {
+  mc_engine_opts o = {.struct_size = sizeof o, .segment_name = name,
+                      .listen = "127.0.0.1:0", .metadata = url, .transports = "tcp"};
+  mc_engine *e = NULL;
+  char err[512] = "";
+  int rc = mc_engine_create_ex(&o, &e, err, sizeof err);
+  if (rc)
+    fprintf(stderr, "engine %s on %s: %s (%s)\n", name, url, mc_strerror(rc), err);
+  CHECK_RC(rc, 0);
+  CHECK(strcmp(mc_engine_segment_name(e), name) == 0);
+  return e;
+}
+
+void md_check_engines(const char *url) {
+  const size_t len = 1 << 20;
+  mc_engine *a = make_engine(url, "engine-a"), *b = make_engine(url, "engine-b");
+  uint8_t *ba = malloc(2 * len), *bb = malloc(len);
+  CHECK(ba && bb);
+  for (size_t i = 0; i < len; i++)
+    ba[i] = (uint8_t)(i * 31 + 7);
+  memset(bb, 0, len);
+  memset(ba + len, 0, len);
+  CHECK_RC(mc_register(a, ba, 2 * len, "cpu:0"), 0);
+  CHECK_RC(mc_register(b, bb, len, "cpu:0"), 0);
+
+  mc_segment *sb = NULL, *sa = NULL;
+  CHECK_RC(mc_segment_open(a, "engine-b", &sb), 0);
+  mc_request w = {MC_OP_WRITE, ba, sb, (uint64_t)(uintptr_t)bb, len};
+  CHECK_RC(mc_transfer_sync(a, &w, 1, 10000), 0);
+  CHECK(memcmp(bb, ba, len) == 0);
+  mc_request r = {MC_OP_READ, ba + len, sb, (uint64_t)(uintptr_t)bb, len};
+  CHECK_RC(mc_transfer_sync(a, &r, 1, 10000), 0);
+  CHECK(memcmp(ba + len, ba, len) == 0);
+  /* And the other way round. */
+  CHECK_RC(mc_segment_open(b, "engine-a", &sa), 0);
+  memset(bb, 0xab, 4096);
+  mc_request w2 = {MC_OP_WRITE, bb, sa, (uint64_t)(uintptr_t)(ba + len), 4096};
+  CHECK_RC(mc_transfer_sync(b, &w2, 1, 10000), 0);
+  CHECK(ba[len] == 0xab && ba[len + 4095] == 0xab);
+
+  mc_segment *none = NULL;
+  CHECK_RC(mc_segment_open(a, "engine-nobody", &none), MC_ENOENT);
+
+  mc_segment_close(sb);
+  mc_segment_close(sa);
+  mc_engine_destroy(b);
+  mc_engine_destroy(a);
+  free(ba);
+  free(bb);
+}

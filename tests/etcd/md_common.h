@@ -26,4 +26,9 @@ long md_wait_version(mc_metadata *md, const char *name, long long want,
  * notifications when has_watch. */
 void md_check_basic(const char *url, int has_watch);
 
+
+
+/* Two engines (tcp transport) using metadata url find each other by
+ * segment name and move data both ways; an unknown segment is MC_ENOENT. */
+void md_check_engines(const char *url);
 #endif
