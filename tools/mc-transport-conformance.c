@@ -851,6 +851,38 @@ static void check_notify(pair *x) {
     pass("notify.size", "oversized message refused with %s", errname(rc));
 }
 
+static uint32_t flood(const plugin *p, void *ctx, void *ep, void *lmem, uint8_t *lbuf,
+                      void *rmem, uint8_t *rbuf, uint32_t nrails, uint32_t n, uint64_t *t0);
+static int exactly_once(uint64_t t0, uint32_t n, int *st_ok, int *st_err);
+
+/* cancel(): every slice still completes exactly once, as success or
+ * MC_ECANCELED; unknown tokens are harmless. */
+static void check_cancel(pair *x) {
+  const plugin *p = x->p;
+  if (!(p->ops->caps & MC_CAP_CANCEL) || !p->ops->cancel) {
+    skip("cancel", "plugin has no MC_CAP_CANCEL");
+    return;
+  }
+  uint64_t t0;
+  uint32_t n = flood(p, x->b->ctx, x->ep, x->rb.mem, x->bbuf, x->rmem, x->abuf, x->nrails, 64, &t0);
+  for (uint32_t i = 0; i < n; i++)
+    p->ops->cancel(x->b->ctx, t0 + i);
+  p->ops->cancel(x->b->ctx, MAX_TOKENS + 5);
+  int ok_n = 0, err_n = 0, bad = 0;
+  if (wait_tokens(t0, n, WAIT_MS)) {
+    fail("cancel", "canceled slices never completed");
+    return;
+  }
+  sleep_ms(50);
+  for (uint32_t i = 0; i < n; i++)
+    if (T.c[t0 + i].status != 0 && T.c[t0 + i].status != MC_ECANCELED)
+      bad++;
+  if (exactly_once(t0, n, &ok_n, &err_n) || bad)
+    fail("cancel", "completions after cancel: not exactly once, or %d with other errors", bad);
+  else
+    pass("cancel", "%u slices: %d done, %d canceled", n, ok_n, err_n);
+}
+
 /* Submits n large slices on (ctx, ep, rmem) without waiting. */
 static uint32_t flood(const plugin *p, void *ctx, void *ep, void *lmem, uint8_t *lbuf,
                       void *rmem, uint8_t *rbuf, uint32_t nrails, uint32_t n, uint64_t *t0) {
@@ -1123,6 +1155,7 @@ int main(int argc, char **argv) {
   check_refusals(&x);
   check_backpressure(&x);
   check_notify(&x);
+  check_cancel(&x);
   check_fini_inflight(&p, x.abuf, &x.ra, &a);
   check_target_gone(&p);
 fini_ab : {

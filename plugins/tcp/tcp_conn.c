@@ -33,6 +33,7 @@ typedef struct tcp_item {
   uint64_t token, seq, buf_id, raddr, laddr, len;
   int64_t deadline;
   uint32_t op;
+  int canceled; /* cancel() reached it while queued */
   uint8_t secret[TCPW_SECRET_SIZE];
   notify_wait *nw;
 } tcp_item;
@@ -191,9 +192,9 @@ static void *tx_main(void *arg) {
       continue;
     }
     tcp_item it = ring_pop(&c->q);
-    if (it.op != OP_NOTIFY && tcp_now_ms() >= it.deadline) {
+    if (it.op != OP_NOTIFY && (it.canceled || tcp_now_ms() >= it.deadline)) {
       c->nslices--;
-      finish(c, &it, MC_ETIMEDOUT);
+      finish(c, &it, it.canceled ? MC_ECANCELED : MC_ETIMEDOUT);
       continue;
     }
     tcpw_hdr h = {0};
@@ -510,4 +511,21 @@ int tcp_ep_notify(tcp_ep *ep, const void *msg, size_t len) {
   }
   pthread_mutex_unlock(&c->lock);
   return rc;
+}
+
+int tcp_ep_cancel(tcp_ep *ep, uint64_t token) {
+  for (uint32_t i = 0; i < ep->nconn; i++) {
+    tcp_conn *c = &ep->conns[i];
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t k = 0; k < c->q.count; k++) {
+      tcp_item *it = ring_at(&c->q, k);
+      if (it->op != OP_NOTIFY && it->token == token) {
+        it->canceled = 1; /* the sender completes it without sending */
+        pthread_mutex_unlock(&c->lock);
+        return 1;
+      }
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+  return 0;
 }

@@ -26,6 +26,11 @@ int tcp_ep_submit(tcp_ep *ep, const mc_slice *slices, uint32_t n, uint32_t *acce
 /* Sends a NOTIFY on the endpoint's first connection; waits until written. */
 int tcp_ep_notify(tcp_ep *ep, const void *msg, size_t len);
 
+/* Marks a queued (not yet written) slice canceled; the sender completes it
+ * with MC_ECANCELED.  Returns 1 when found.  Slices already written run to
+ * their real status. */
+int tcp_ep_cancel(tcp_ep *ep, uint64_t token);
+
 /* Endpoint list linkage, owned by the ctx (under ctx->lock). */
 tcp_ep **tcp_ep_next(tcp_ep *ep);
 

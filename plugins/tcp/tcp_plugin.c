@@ -357,6 +357,21 @@ static int tcp_submit(void *vctx, void *ep, const mc_slice *slices, uint32_t n,
   return tcp_ep_submit(ep, slices, n, accepted);
 }
 
+/* Best effort: only slices still queued can be withdrawn; the scan holds
+ * ctx->lock, so an endpoint being disconnected is either still listed or
+ * already unlinked. */
+static int tcp_cancel(void *vctx, uint64_t token) {
+  tcp_ctx *ctx = vctx;
+  if (!ctx)
+    return MC_EINVAL;
+  pthread_mutex_lock(&ctx->lock);
+  for (tcp_ep *ep = ctx->eps; ep; ep = *tcp_ep_next(ep))
+    if (tcp_ep_cancel(ep, token))
+      break;
+  pthread_mutex_unlock(&ctx->lock);
+  return 0;
+}
+
 static int tcp_send_notify(void *vctx, void *ep, const void *msg, size_t len) {
   if (!vctx || !ep || (len && !msg) || len > TCPW_MAX_NOTIFY)
     return MC_EINVAL;
@@ -370,7 +385,7 @@ static const mc_transport_ops tcp_ops = {
     .name = "tcp",
     .version = TCP_VERSION,
     .caps = MC_CAP_READ | MC_CAP_WRITE | MC_CAP_NOTIFY | MC_CAP_INTRA_NODE |
-            MC_CAP_INTER_NODE | MC_CAP_OWN_THREADS | MC_CAP_MT_SUBMIT,
+            MC_CAP_INTER_NODE | MC_CAP_OWN_THREADS | MC_CAP_MT_SUBMIT | MC_CAP_CANCEL,
     .local_mem_kinds = MC_MEM_CPU,
     .remote_mem_kinds = MC_MEM_CPU,
     .params = tcp_params,
@@ -386,7 +401,7 @@ static const mc_transport_ops tcp_ops = {
     .release_mem = tcp_release_mem,
     .submit = tcp_submit,
     .progress = NULL,
-    .cancel = NULL,
+    .cancel = tcp_cancel,
     .send_notify = tcp_send_notify,
     .vendor_strerror = NULL,
 };
