@@ -275,6 +275,49 @@ static void test_notify(void) {
   pair_close(&p);
 }
 
+static void test_topology_rails(void) {
+  /* A YAML topology pins cpu:0 buffers to r0, with r1 as fallback. */
+  const char *yaml = "transports:\n  flaky: {rails: 2}\nretry_count: 4\n"
+                     "topology:\n  \"cpu:0\": {preferred: [flaky:r0], fallback: [flaky:r1]}\n";
+  pair p;
+  if (pair_open(&p, yaml, 1 << 20))
+    return;
+  mc_unregister(p.a, p.abuf);
+  CHECK(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
+  reset("flaky");
+  mc_request r = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1 << 20};
+  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write");
+  flaky_stats *s = stats("flaky");
+  CHECK(s && s->per_rail[0] == 16 && s->per_rail[1] == 0,
+        "preferred rail not used alone: r0 %llu r1 %llu",
+        s ? (unsigned long long)s->per_rail[0] : 0ull,
+        s ? (unsigned long long)s->per_rail[1] : 0ull);
+  pair_close(&p);
+
+  /* The preferred rail fails: slices move to the fallback rail. */
+  const char *yaml2 = "transports:\n  flaky: {rails: 2, fail_rails: 1}\nretry_count: 4\n"
+                      "topology:\n  \"cpu:0\": {preferred: [flaky:r0], fallback: [flaky:r1]}\n";
+  if (pair_open(&p, yaml2, 1 << 20))
+    return;
+  mc_unregister(p.a, p.abuf);
+  CHECK(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
+  reset("flaky");
+  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write with the preferred rail failing");
+  s = stats("flaky");
+  CHECK(s && s->per_rail[1] >= 16 && s->failed >= 1, "fallback rail carried %llu, failed %llu",
+        s ? (unsigned long long)s->per_rail[1] : 0ull, s ? (unsigned long long)s->failed : 0ull);
+  /* r0 is backing off now: a second transfer goes straight to r1. */
+  uint64_t failed_before = s ? s->failed : 0;
+  r.local = p.abuf;
+  r.remote = (uint64_t)(uintptr_t)p.bbuf;
+  r.segment = p.seg;
+  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "second write");
+  CHECK(s && s->failed == failed_before, "a rail in back-off was used again (%llu failures)",
+        s ? (unsigned long long)(s->failed - failed_before) : 0ull);
+  CHECK(memcmp(p.abuf, p.bbuf, 1 << 20) == 0, "data differs");
+  pair_close(&p);
+}
+
 static void test_config_errors(void) {
   mc_engine *e = NULL;
   char err[1024] = "";
@@ -306,6 +349,7 @@ int main(int argc, char **argv) {
   test_invalid_requests();
   test_registration();
   test_notify();
+  test_topology_rails();
   test_config_errors();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
