@@ -41,6 +41,7 @@ typedef struct pub {
   char *segment;
   char *json;
   size_t len;
+  int dirty; /* not yet written with the current lease */
 } pub;
 
 typedef struct watched {
@@ -133,8 +134,8 @@ static int kv_key(etcd_md *m, const char *k, char *key, size_t len) {
   return n < 0 || (size_t)n >= len ? MC_EINVAL : 0;
 }
 
-/* Grants a lease if none is held and writes every published descriptor
- * with it.  Called with mu held. */
+/* Grants a lease if none is held and writes every dirty descriptor with
+ * it (all of them after a new lease).  Called with mu held. */
 static int sync_locked(etcd_md *m, int timeout_ms, char *err, size_t errlen) {
   uint64_t deadline = mc_now_ms() + (uint64_t)timeout_ms;
   for (int round = 0; round < 2; round++) {
@@ -142,6 +143,8 @@ static int sync_locked(etcd_md *m, int timeout_ms, char *err, size_t errlen) {
       int rc = mc_etcd_lease_grant(m->e, m->ttl_s, &m->lease, timeout_ms, err, errlen);
       if (rc)
         return rc;
+      for (pub *p = m->pubs; p; p = p->next)
+        p->dirty = 1;
       MC_DEBUG(m->log, "etcd", "granted lease %llx (ttl %d s)", (unsigned long long)m->lease, m->ttl_s);
     }
     int rc = 0;
@@ -149,8 +152,11 @@ static int sync_locked(etcd_md *m, int timeout_ms, char *err, size_t errlen) {
       char key[512];
       uint64_t now = mc_now_ms();
       int left = now < deadline ? (int)(deadline - now) : 1;
-      if (seg_key(m, p->segment, key, sizeof(key)) == 0)
-        rc = mc_etcd_put(m->e, key, p->json, p->len, m->lease, left, err, errlen);
+      if (!p->dirty || seg_key(m, p->segment, key, sizeof(key)) != 0)
+        continue;
+      rc = mc_etcd_put(m->e, key, p->json, p->len, m->lease, left, err, errlen);
+      if (rc == 0)
+        p->dirty = 0;
     }
     if (rc == MC_ENOENT) { /* "requested lease not found": it expired */
       MC_WARN(m->log, "etcd", "lease %llx expired; granting a new one and republishing",
@@ -412,6 +418,7 @@ static int etcd_publish(void *ctx, const char *segment, const char *json, size_t
   memcpy(copy, json, len);
   np->json = copy;
   np->len = len;
+  np->dirty = 1;
   pthread_mutex_lock(&m->mu);
   /* Replace an earlier publication of the same segment. */
   for (pub **pp = &m->pubs; *pp; pp = &(*pp)->next) {
