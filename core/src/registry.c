@@ -120,12 +120,12 @@ static int do_register(mc_engine *e, void *addr, size_t len,
   pthread_rwlock_wrlock(&e->reg_lock);
   size_t pos = lower_bound(e, a);
   if (pos < e->nbufs && e->bufs[pos]->addr < a + len) {
-    pthread_rwlock_unlock(&e->reg_lock);
-    free(b);
     MC_ERROR(&e->log, COMP,
              "register 0x%llx+%zu overlaps registered 0x%llx+%llu",
              (unsigned long long)a, len, (unsigned long long)e->bufs[pos]->addr,
              (unsigned long long)e->bufs[pos]->len);
+    pthread_rwlock_unlock(&e->reg_lock);
+    buf_free(e, b);
     return MC_EEXIST;
   }
   int served = 0, rc = 0;
