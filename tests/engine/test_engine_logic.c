@@ -302,15 +302,13 @@ static void test_topology_rails(void) {
   mc_unregister(p.a, p.abuf);
   CHECK(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
   reset("flaky");
+  r = (mc_request){MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1 << 20};
   CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write with the preferred rail failing");
   s = stats("flaky");
   CHECK(s && s->per_rail[1] >= 16 && s->failed >= 1, "fallback rail carried %llu, failed %llu",
         s ? (unsigned long long)s->per_rail[1] : 0ull, s ? (unsigned long long)s->failed : 0ull);
   /* r0 is backing off now: a second transfer goes straight to r1. */
   uint64_t failed_before = s ? s->failed : 0;
-  r.local = p.abuf;
-  r.remote = (uint64_t)(uintptr_t)p.bbuf;
-  r.segment = p.seg;
   CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "second write");
   CHECK(s && s->failed == failed_before, "a rail in back-off was used again (%llu failures)",
         s ? (unsigned long long)(s->failed - failed_before) : 0ull);
