@@ -469,15 +469,7 @@ int mc_batch_wait(mc_batch *b, int timeout_ms) {
   if (!b)
     return MC_EINVAL;
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  if (timeout_ms >= 0) {
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-  }
+  mc_deadline_ts(&ts, timeout_ms >= 0 ? (uint64_t)timeout_ms : 0);
   pthread_mutex_lock(&b->lock);
   while (atomic_load(&b->pending) > 0) {
     if (timeout_ms < 0)

@@ -21,6 +21,16 @@ uint64_t mc_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void mc_deadline_ts(struct timespec *ts, uint64_t timeout_ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += (time_t)(timeout_ms / 1000);
+  ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
 int mc_net_split_hostport(const char *hp, char *host, size_t hostlen,
                           uint16_t *port) {
   if (!hp || !*hp)

@@ -9,6 +9,11 @@
 /* Monotonic clock in milliseconds. */
 uint64_t mc_now_ms(void);
 
+struct timespec;
+/* Absolute CLOCK_MONOTONIC time timeout_ms from now, for
+ * pthread_cond_timedwait on condvars set to that clock. */
+void mc_deadline_ts(struct timespec *ts, uint64_t timeout_ms);
+
 /* Splits "host:port" / "[v6]:port" into host and port.  MC_EINVAL if bad. */
 int mc_net_split_hostport(const char *hp, char *host, size_t hostlen,
                           uint16_t *port);

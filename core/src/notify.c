@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine_internal.h"
+#include "net.h"
 
 int mc_notify_queue_init(mc_notify_queue *q, uint32_t cap) {
   memset(q, 0, sizeof *q);
@@ -55,13 +56,7 @@ int mc_notify_queue_pop(mc_notify_queue *q, mc_notification *out, uint32_t max,
   pthread_mutex_lock(&q->lock);
   if (q->count == 0 && timeout_ms > 0 && max > 0) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    mc_deadline_ts(&ts, (uint64_t)timeout_ms);
     while (q->count == 0)
       if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT)
         break;

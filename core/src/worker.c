@@ -248,15 +248,8 @@ static void *worker_main(void *arg) {
                (atomic_load(&e->progress_needed) && atomic_load(&e->inflight) > 0);
     if (!busy && !stop) {
       struct timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
       uint64_t wait = next == UINT64_MAX ? 100 : next - now;
-      if (wait > 100)
-        wait = 100;
-      ts.tv_nsec += (long)wait * 1000000L;
-      while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      mc_deadline_ts(&ts, wait > 100 ? 100 : wait);
       pthread_cond_timedwait(&e->job_cond, &e->job_lock, &ts);
       pthread_mutex_unlock(&e->job_lock);
       continue;
@@ -305,12 +298,7 @@ static void *worker_main(void *arg) {
       /* The plugin is full: wait for a completion to kick us (or 1 ms). */
       pthread_mutex_lock(&e->job_lock);
       struct timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      ts.tv_nsec += 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      mc_deadline_ts(&ts, 1);
       if (!e->jobs && !e->stop)
         pthread_cond_timedwait(&e->job_cond, &e->job_lock, &ts);
       pthread_mutex_unlock(&e->job_lock);
