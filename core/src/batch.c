@@ -310,7 +310,7 @@ static int req_prepare(mc_batch *b, mc_req *r) {
     mark_invalid(r, MC_ENOTSUP, "no transport");
     return 0;
   }
-  uint64_t ss = e->cfg->slice_size;
+  uint64_t ss = e->transports[r->tcand[0]]->slice_size;
   uint64_t ns = (q->len + ss - 1) / ss;
   r->slices = calloc(ns, sizeof *r->slices);
   if (!r->slices) {

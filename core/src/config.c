@@ -1005,6 +1005,7 @@ static int parse_top_key(pctx *c, const ynode *k, const ynode *v) {
     if (check_size(s, &x, why, sizeof why))
       return fail(c, v->line, key, "%s", why);
     cfg->slice_size = x;
+    cfg->slice_size_set = 1;
     return 0;
   }
   if (strcmp(key, "retry_count") == 0) {
@@ -1436,8 +1437,10 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
       cfg->metadata = dup_md;
       dup_md = NULL;
     }
-    if (ss)
+    if (ss) {
       cfg->slice_size = slice;
+      cfg->slice_size_set = 1;
+    }
     if (rc_)
       cfg->retry_count = (uint32_t)retry;
     if (to)

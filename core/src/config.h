@@ -60,6 +60,8 @@ typedef struct mc_config {
   char **transport_order; /* optional preference order (selection) */
   size_t ntransport_order;
   uint64_t slice_size;  /* default 65536 */
+  int slice_size_set;   /* set by the file or MC_SLICE_SIZE: wins over the
+                           transports' own slice_size hints */
   uint32_t retry_count; /* default 3 */
   uint32_t timeout_ms;  /* per-transfer deadline, default 30000 */
   int log_level;        /* default from MC_LOG_LEVEL, else warn */

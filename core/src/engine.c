@@ -176,6 +176,8 @@ static int transport_open(mc_engine *e, const char *name, char *err,
   t->cfg = ct;
   t->index = e->ntransports;
   t->rank = transport_rank(e->cfg, name);
+  t->slice_size = !e->cfg->slice_size_set && p->ops.slice_size ? p->ops.slice_size
+                                                              : e->cfg->slice_size;
   pthread_mutex_init(&t->ctl_lock, NULL);
   pthread_mutex_init(&t->submit_lock, NULL);
   pthread_mutex_init(&t->backlog_lock, NULL);

@@ -36,6 +36,7 @@ typedef struct mc_transport {
   void *ctx;
   int index; /* in engine->transports */
   int rank;  /* preference: lower is tried first */
+  uint64_t slice_size; /* effective: config if set, else the plugin's hint */
   mc_host_api host;
   const mc_config_transport *cfg;
   mc_rail_info *rails;

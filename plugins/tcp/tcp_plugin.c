@@ -404,6 +404,11 @@ static const mc_transport_ops tcp_ops = {
     .cancel = tcp_cancel,
     .send_notify = tcp_send_notify,
     .vendor_strerror = NULL,
+    /* A stream pays per frame in wake-ups, not per byte: 1 MiB slices keep
+     * the connections busy with a fraction of the thread hand-offs that
+     * 64 KiB ones cost (measured on loopback: ~0.7x vs ~1.0-1.3x of a raw
+     * socket stream at 1 MiB blocks). */
+    .slice_size = 1u << 20,
 };
 
 MC_TRANSPORT_EXPORT const mc_transport_ops *mc_transport_plugin_v1(void);

@@ -310,6 +310,13 @@ typedef struct mc_transport_ops {
   /* Optional (mandatory with alloc_mem).  Frees an alloc_mem allocation
    * after the core deregistered it. */
   int (*free_mem)(void *ctx, void *addr, uint64_t len);
+
+  /* Optional.  The slice size this transport moves best, in bytes (0: no
+   * preference).  The engine cuts requests it carries into slices of this
+   * size unless the configuration sets slice_size explicitly.  A
+   * byte-stream transport wants large slices (fewer frames and wake-ups);
+   * a verbs-style one wants them near its NIC's sweet spot. */
+  uint64_t slice_size;
 } mc_transport_ops;
 
 /* The v1 members every plugin must provide (up to vendor_strerror). */
