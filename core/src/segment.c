@@ -84,6 +84,8 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
   }
   for (int t = 0; t < MC_MAX_TRANSPORTS; t++)
     v->desc_tidx[t] = -1;
+  if (prev) /* its endpoints may be created concurrently by mc_view_route */
+    pthread_mutex_lock(&prev->lock);
   for (int t = 0; t < e->ntransports; t++) {
     v->desc_tidx[t] = mc_desc_find_transport(d, e->transports[t]->plugin->name);
     if (prev && v->desc_tidx[t] >= 0 && prev->eps[t]) {
@@ -95,6 +97,8 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
       }
     }
   }
+  if (prev)
+    pthread_mutex_unlock(&prev->lock);
   *out = v;
   return 0;
 }
@@ -174,17 +178,24 @@ void mc_segment_close(mc_segment *s) {
 int mc_segment_refresh(mc_segment *s) {
   if (!s)
     return MC_EINVAL;
+  /* Fetch without the lock, so submitters keep using the current view
+   * while the network round trip runs; then swap. */
+  atomic_store(&s->stale, 0);
   pthread_mutex_lock(&s->lock);
-  mc_seg_view *nv = NULL;
-  int rc = view_build(s, s->view, &nv);
-  if (!rc) {
-    mc_seg_view *old = s->view;
-    s->view = nv;
-    atomic_store(&s->stale, 0);
-    mc_view_put(old);
-  }
+  mc_seg_view *prev = s->view;
+  atomic_fetch_add(&prev->refs, 1);
   pthread_mutex_unlock(&s->lock);
-  return rc;
+  mc_seg_view *nv = NULL;
+  int rc = view_build(s, prev, &nv);
+  mc_view_put(prev);
+  if (rc)
+    return rc; /* keep the old view; a miss or the next change retries */
+  pthread_mutex_lock(&s->lock);
+  mc_seg_view *old = s->view;
+  s->view = nv;
+  pthread_mutex_unlock(&s->lock);
+  mc_view_put(old);
+  return 0;
 }
 
 mc_seg_view *mc_segment_view(mc_segment *s) {
