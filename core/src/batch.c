@@ -140,6 +140,11 @@ void mc_batch_slice_done(mc_slice_rec *s, int status, uint64_t bytes,
     atomic_store(&r->vendor, vendor);
     mc_worker_push(e, j);
   } else {
+    /* The target refused the key or the range: its buffers changed since we
+     * fetched its descriptor (unregistered, or the peer restarted).  The
+     * next request refetches it. */
+    if (status == MC_EACCES || status == MC_ERANGE)
+      atomic_store(&r->view->seg->stale, 1);
     if (status != MC_ECANCELED)
       MC_DEBUG(&e->log, COMP, "slice of %s failed: %s (vendor %d), attempts %u",
                r->view->desc->name, mc_strerror(status), vendor, s->attempts);

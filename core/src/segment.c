@@ -103,50 +103,53 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
   return 0;
 }
 
+/* Segment structs live until the engine is destroyed, so a view (held by
+ * requests still in flight) can always reach its segment; closing the last
+ * reference drops the view (and with it, once idle, the connections). */
+static mc_segment *segment_get(mc_engine *e, const char *name) {
+  pthread_mutex_lock(&e->seg_lock);
+  mc_segment *s = e->segments;
+  while (s && strcmp(s->name, name) != 0)
+    s = s->next;
+  if (!s && (s = calloc(1, sizeof *s))) {
+    s->engine = e;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    pthread_mutex_init(&s->lock, NULL);
+    s->next = e->segments;
+    e->segments = s;
+  }
+  if (s)
+    s->refs++;
+  pthread_mutex_unlock(&e->seg_lock);
+  return s;
+}
+
 int mc_segment_open(mc_engine *e, const char *name, mc_segment **out) {
   if (!e || !name || !out || !*name || strlen(name) >= MC_NAME_MAX)
     return MC_EINVAL;
-  pthread_mutex_lock(&e->seg_lock);
-  for (mc_segment *s = e->segments; s; s = s->next)
-    if (strcmp(s->name, name) == 0) {
-      s->refs++;
-      pthread_mutex_unlock(&e->seg_lock);
-      *out = s;
-      return 0;
-    }
-  pthread_mutex_unlock(&e->seg_lock);
-
-  mc_segment *s = calloc(1, sizeof *s);
+  mc_segment *s = segment_get(e, name);
   if (!s)
     return MC_ENOMEM;
-  s->engine = e;
-  snprintf(s->name, sizeof s->name, "%s", name);
-  s->refs = 1;
-  pthread_mutex_init(&s->lock, NULL);
-  int rc = view_build(s, NULL, &s->view);
-  if (rc) {
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-    return rc;
-  }
-  mc_metadata_watch(e->md, name); /* best effort: p2p refetches on miss */
-
-  pthread_mutex_lock(&e->seg_lock);
-  for (mc_segment *o = e->segments; o; o = o->next)
-    if (strcmp(o->name, name) == 0) { /* lost a race: use the other one */
-      o->refs++;
-      pthread_mutex_unlock(&e->seg_lock);
-      mc_view_put(s->view);
-      pthread_mutex_destroy(&s->lock);
-      free(s);
-      *out = o;
-      return 0;
+  pthread_mutex_lock(&s->lock);
+  int have = s->view != NULL;
+  pthread_mutex_unlock(&s->lock);
+  if (!have) {
+    mc_seg_view *v = NULL;
+    int rc = view_build(s, NULL, &v);
+    if (rc) {
+      mc_segment_close(s);
+      return rc;
     }
-  s->next = e->segments;
-  e->segments = s;
-  pthread_mutex_unlock(&e->seg_lock);
-  MC_DEBUG(&e->log, COMP, "opened segment %s (%u buffers, %s host)", name,
-           s->view->desc->nbuffers, s->view->same_host ? "same" : "other");
+    pthread_mutex_lock(&s->lock);
+    if (!s->view) {
+      s->view = v;
+      v = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    mc_view_put(v); /* another opener was faster */
+    mc_metadata_watch(e->md, name); /* best effort: p2p refetches on miss */
+    MC_DEBUG(&e->log, COMP, "opened segment %s", name);
+  }
   *out = s;
   return 0;
 }
@@ -161,18 +164,16 @@ void mc_segment_close(mc_segment *s) {
   if (!s)
     return;
   mc_engine *e = s->engine;
+  mc_seg_view *v = NULL;
   pthread_mutex_lock(&e->seg_lock);
-  if (--s->refs > 0) {
-    pthread_mutex_unlock(&e->seg_lock);
-    return;
+  if (s->refs > 0 && --s->refs == 0) {
+    pthread_mutex_lock(&s->lock);
+    v = s->view;
+    s->view = NULL;
+    pthread_mutex_unlock(&s->lock);
   }
-  for (mc_segment **pp = &e->segments; *pp; pp = &(*pp)->next)
-    if (*pp == s) {
-      *pp = s->next;
-      break;
-    }
   pthread_mutex_unlock(&e->seg_lock);
-  segment_free(s);
+  mc_view_put(v);
 }
 
 int mc_segment_refresh(mc_segment *s) {
@@ -183,8 +184,11 @@ int mc_segment_refresh(mc_segment *s) {
   atomic_store(&s->stale, 0);
   pthread_mutex_lock(&s->lock);
   mc_seg_view *prev = s->view;
-  atomic_fetch_add(&prev->refs, 1);
+  if (prev)
+    atomic_fetch_add(&prev->refs, 1);
   pthread_mutex_unlock(&s->lock);
+  if (!prev)
+    return MC_EINVAL; /* closed */
   mc_seg_view *nv = NULL;
   int rc = view_build(s, prev, &nv);
   mc_view_put(prev);
@@ -192,7 +196,10 @@ int mc_segment_refresh(mc_segment *s) {
     return rc; /* keep the old view; a miss or the next change retries */
   pthread_mutex_lock(&s->lock);
   mc_seg_view *old = s->view;
-  s->view = nv;
+  if (old)
+    s->view = nv;
+  else
+    old = nv; /* closed meanwhile */
   pthread_mutex_unlock(&s->lock);
   mc_view_put(old);
   return 0;
@@ -203,7 +210,8 @@ mc_seg_view *mc_segment_view(mc_segment *s) {
     mc_segment_refresh(s);
   pthread_mutex_lock(&s->lock);
   mc_seg_view *v = s->view;
-  atomic_fetch_add(&v->refs, 1);
+  if (v)
+    atomic_fetch_add(&v->refs, 1);
   pthread_mutex_unlock(&s->lock);
   return v;
 }
@@ -211,13 +219,17 @@ mc_seg_view *mc_segment_view(mc_segment *s) {
 mc_seg_view *mc_segment_view_for(mc_segment *s, uint64_t addr, uint64_t len,
                                  long *rbuf, int *err) {
   mc_seg_view *v = mc_segment_view(s);
+  if (!v) {
+    *err = MC_EINVAL; /* used after mc_segment_close */
+    return NULL;
+  }
   long b = mc_desc_find_buffer(v->desc, addr, len);
   if (b < 0) {
     /* The peer may have registered it after we fetched: refetch once. */
     uint64_t seen = v->desc->version;
     mc_view_put(v);
     pthread_mutex_lock(&s->lock);
-    int again = s->view->desc->version == seen;
+    int again = s->view && s->view->desc->version == seen;
     pthread_mutex_unlock(&s->lock);
     int rc = again ? mc_segment_refresh(s) : 0;
     if (rc) {
@@ -225,6 +237,10 @@ mc_seg_view *mc_segment_view_for(mc_segment *s, uint64_t addr, uint64_t len,
       return NULL;
     }
     v = mc_segment_view(s);
+    if (!v) {
+      *err = MC_EINVAL;
+      return NULL;
+    }
     b = mc_desc_find_buffer(v->desc, addr, len);
     if (b < 0) {
       mc_view_put(v);

@@ -193,6 +193,35 @@ static void test_growth_and_notify(peer *p, mc_segment *seg) {
   CHECK(strcmp(r, expect) == 0, "notification: got '%s', expected '%s'", r, expect);
 }
 
+/* Closing a segment while its transfers run must not disturb them, and a
+ * reopened segment works (the transfers hold their own view of it). */
+static void test_close_in_flight(peer *p) {
+  mc_segment *s;
+  int rc = mc_segment_open(eng, p->segment, &s);
+  CHECK(rc == 0, "open: %s", mc_strerror(rc));
+  if (rc)
+    return;
+  mc_segment *extra;
+  CHECK(mc_segment_open(eng, p->segment, &extra) == 0 && extra == s, "second open shares the handle");
+  mc_segment_close(extra);
+  mc_batch *b;
+  mc_batch_create(eng, 1, &b);
+  mc_request r = {MC_OP_READ, local, s, p->addr, 32u << 20};
+  mc_batch_submit(b, &r, 1);
+  mc_segment_close(s); /* last reference */
+  rc = mc_batch_wait(b, 30000);
+  CHECK(rc == 0, "transfer across close: %s", mc_strerror(rc));
+  mc_batch_destroy(b);
+  rc = mc_segment_open(eng, p->segment, &s);
+  CHECK(rc == 0, "reopen: %s", mc_strerror(rc));
+  if (!rc) {
+    r.segment = s;
+    r.len = 4096;
+    CHECK(mc_transfer_sync(eng, &r, 1, 10000) == 0, "transfer after reopen");
+    mc_segment_close(s);
+  }
+}
+
 static void test_unreachable(void) {
   mc_segment *s = NULL;
   uint64_t t0 = now_ms();
@@ -279,6 +308,7 @@ int main(int argc, char **argv) {
   local = aligned_alloc(4096, local_len);
   memset(local, 0, local_len);
   CHECK(mc_register(eng, local, local_len, NULL) == 0, "register local");
+  test_close_in_flight(&p); /* before anything else holds the segment */
   mc_segment *seg;
   rc = mc_segment_open(eng, p.segment, &seg);
   CHECK(rc == 0, "open %s: %s", p.segment, mc_strerror(rc));
