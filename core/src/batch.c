@@ -64,7 +64,7 @@ void mc_req_finish(mc_req *r) {
                 : err == MC_ECANCELED   ? MC_XFER_CANCELED
                                         : MC_XFER_FAILED;
   mc_registry_release(r->lbuf);
-  mc_view_put(r->view);
+  mc_view_put_async(r->view); /* may run on a plugin thread */
   r->lbuf = NULL;
   r->view = NULL;
   /* r->slices stays until mc_batch_destroy: slice tokens must not be

@@ -163,11 +163,12 @@ typedef struct mc_job {
   int kind; /* MC_JOB_* */
   mc_slice_rec *slice;
   mc_notify_group *group;
+  struct mc_seg_view *view;
   uint64_t not_before_ms;
   struct mc_job *next;
 } mc_job;
 
-enum { MC_JOB_RETRY = 1, MC_JOB_NOTIFY = 2 };
+enum { MC_JOB_RETRY = 1, MC_JOB_NOTIFY = 2, MC_JOB_VIEW = 3 };
 
 typedef struct mc_notify_queue {
   pthread_mutex_t lock;
@@ -242,6 +243,10 @@ mc_seg_view *mc_segment_view(mc_segment *s);
 mc_seg_view *mc_segment_view_for(mc_segment *s, uint64_t addr, uint64_t len,
                                  long *rbuf, int *err);
 void mc_view_put(mc_seg_view *v);
+/* As mc_view_put, for completion context: a last reference is freed by the
+ * worker, since freeing calls into plugins. */
+void mc_view_put_async(mc_seg_view *v);
+void mc_view_free(mc_seg_view *v);
 /* Endpoint and import for transport t in view v; creates them lazily. */
 int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
                   void **rmem);

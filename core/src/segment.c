@@ -23,9 +23,27 @@ static void ep_put(mc_ep *ep) {
   free(ep);
 }
 
-void mc_view_put(mc_seg_view *v) {
+void mc_view_put_async(mc_seg_view *v) {
   if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
     return;
+  /* Freeing disconnects endpoints, which a completion callback must not
+   * do (it may run on the plugin's own thread): the worker does it. */
+  mc_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    mc_view_free(v);
+    return;
+  }
+  j->kind = MC_JOB_VIEW;
+  j->view = v;
+  mc_worker_push(v->seg->engine, j);
+}
+
+void mc_view_put(mc_seg_view *v) {
+  if (v && atomic_fetch_sub(&v->refs, 1) == 1)
+    mc_view_free(v);
+}
+
+void mc_view_free(mc_seg_view *v) {
   mc_engine *e = v->seg->engine;
   for (uint32_t b = 0; v->rmem && b < v->desc->nbuffers; b++)
     for (int t = 0; t < e->ntransports; t++) {

@@ -28,6 +28,8 @@ void mc_worker_push(mc_engine *e, mc_job *job) {
     /* Shutting down: nothing is retried or sent any more. */
     if (job->kind == MC_JOB_RETRY) {
       mc_slice_fail(job->slice, MC_ECANCELED, 0);
+    } else if (job->kind == MC_JOB_VIEW) {
+      mc_view_free(job->view);
     } else {
       mc_notify_group *g = job->group;
       for (uint32_t i = 0; i < g->nreqs; i++)
@@ -211,6 +213,8 @@ static void run_notify(mc_engine *e, mc_notify_group *g) {
 static void run_job(mc_engine *e, mc_job *j) {
   if (j->kind == MC_JOB_RETRY)
     mc_slice_retry(e, j->slice);
+  else if (j->kind == MC_JOB_VIEW)
+    mc_view_free(j->view);
   else
     run_notify(e, j->group);
   free(j);
