@@ -51,7 +51,10 @@ typedef struct shm_ep {
   const shm_slot *table; /* peer's registration table; NULL if unproven */
   shm_map *maps;
   shm_rmem *rmems;
+  uint32_t jobs; /* slices in the copy workers (their lock): disconnect waits */
 } shm_ep;
+
+struct shm_workers;
 
 typedef struct shm_ctx {
   const mc_host_api *host;
@@ -62,6 +65,8 @@ typedef struct shm_ctx {
   int populate;
   shm_lmem *lmems;
   shm_ep *eps;
+  uint64_t copy_chunk;         /* vm slices are split into chunks this big */
+  struct shm_workers *workers; /* NULL: vm slices are copied inside submit */
 } shm_ctx;
 
 #define SHM_LOG(c, lvl, ...) (c)->host->log((c)->host->host, (lvl), __VA_ARGS__)
@@ -71,9 +76,29 @@ int shm_import(shm_ctx *c, shm_ep *ep, uint64_t base, uint64_t len,
                const void *rkey, size_t rkey_len, shm_rmem **out);
 void shm_release(shm_ctx *c, shm_rmem *rm);
 
-/* shm_copy.c: moves one slice; returns 0 or MC_E*, *verr = errno. */
-int shm_copy_slice(shm_ctx *c, shm_ep *ep, const mc_slice *s, int32_t *verr);
-/* Once per submit call that has vm slices: notices a dead peer. */
+/* shm_copy.c */
+
+/* One contiguous range of a process_vm copy (peer addresses in raddr). */
+typedef struct shm_seg {
+  uint64_t laddr, raddr, len;
+} shm_seg;
+
+/* Ranges one process_vm call carries at most (small slices batched). */
+#define SHM_IOV_MAX 16
+
+/* Checks a slice against its registration and import, and that the owner
+ * has not revoked the registration: 0 or MC_E*. */
+int shm_check_slice(const shm_ep *ep, const mc_slice *s);
+/* The revocation part alone (reloaded before each chunk). */
+int shm_check_live(const shm_ep *ep, uint32_t slot, uint64_t secret);
+/* memcpy of a checked slice whose import is a mapped pool. */
+void shm_pool_copy(const mc_slice *s);
+/* Copies seg[0..n) in direction op with as few process_vm calls as the
+ * iovec cap allows.  Returns 0, or the MC_E* of seg[*failed] (with errno in
+ * *verr); the segments before it were copied, those after it were not. */
+int shm_vm_copy(shm_ctx *c, shm_ep *ep, uint32_t op, const shm_seg *seg,
+                uint32_t n, uint32_t *failed, int32_t *verr);
+/* Notices a dead peer (its pidfd); cheap enough once per submit or chunk. */
 int shm_ep_alive(shm_ep *ep);
 
 #endif

@@ -13,6 +13,9 @@
 
 #include "shm_ctx.h"
 #include "shm_ident.h"
+#include "shm_workers.h"
+
+#define SHM_MAX_COPY_THREADS 64
 
 static const mc_param_info shm_params[] = {
     {MC_PARAM_STRING, "pool_path", "\"\"",
@@ -27,6 +30,11 @@ static const mc_param_info shm_params[] = {
      "serve plain registered memory with process_vm_readv/writev"},
     {MC_PARAM_BOOL, "ptracer_any", "false",
      "let any same-uid process process_vm into this one (Yama scope 1)"},
+    {MC_PARAM_INT, "copy_threads", "-1",
+     "process_vm copy workers: -1 = min(4, online CPUs), 0 = copy inside "
+     "submit, else 1..64"},
+    {MC_PARAM_SIZE, "copy_chunk", "1M",
+     "process_vm slices are split into chunks of this size (4K..1G)"},
     {MC_PARAM_END, NULL, NULL, NULL},
 };
 
@@ -64,6 +72,16 @@ static int parse_size(const char *v, uint64_t *out) {
   return 0;
 }
 
+static int parse_int(const char *v, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  if (end == v || *end || errno)
+    return -1;
+  *out = n;
+  return 0;
+}
+
 /* Reads one option; MC_EINVAL (logged with the key) on a bad value. */
 static int opt(shm_ctx *c, const char *key, int kind, void *out) {
   const char *v;
@@ -71,6 +89,7 @@ static int opt(shm_ctx *c, const char *key, int kind, void *out) {
     return 0; /* unset: keep the default */
   int bad = kind == MC_PARAM_BOOL ? parse_bool(v, out)
             : kind == MC_PARAM_SIZE ? parse_size(v, out)
+            : kind == MC_PARAM_INT  ? parse_int(v, out)
                                     : 0;
   if (kind == MC_PARAM_STRING) {
     if (strlen(v) > SHM_PATH_MAX || (v[0] && v[0] != '/'))
@@ -96,15 +115,36 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
   c->allow_vm = 1;
   c->populate = 1;
   c->pools.window_size = 1ull << 30;
+  c->copy_chunk = 1u << 20;
   int ptracer_any = 0, rc;
+  int64_t copy_threads = -1;
   if ((rc = opt(c, "pool_path", MC_PARAM_STRING, c->pools.path)) ||
       (rc = opt(c, "pool_size", MC_PARAM_SIZE, &c->pools.window_size)) ||
       (rc = opt(c, "pool_offset", MC_PARAM_SIZE, &c->pools.window_off)) ||
       (rc = opt(c, "populate", MC_PARAM_BOOL, &c->populate)) ||
       (rc = opt(c, "allow_vm", MC_PARAM_BOOL, &c->allow_vm)) ||
-      (rc = opt(c, "ptracer_any", MC_PARAM_BOOL, &ptracer_any))) {
+      (rc = opt(c, "ptracer_any", MC_PARAM_BOOL, &ptracer_any)) ||
+      (rc = opt(c, "copy_threads", MC_PARAM_INT, &copy_threads)) ||
+      (rc = opt(c, "copy_chunk", MC_PARAM_SIZE, &c->copy_chunk))) {
     free(c);
     return rc;
+  }
+  if (copy_threads < -1 || copy_threads > SHM_MAX_COPY_THREADS) {
+    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.copy_threads: %lld is not -1 "
+            "(auto), 0 (inline) or 1..%d", (long long)copy_threads,
+            SHM_MAX_COPY_THREADS);
+    free(c);
+    return MC_EINVAL;
+  }
+  if (c->copy_chunk < 4096 || c->copy_chunk > (1ull << 30)) {
+    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.copy_chunk: %llu is not in "
+            "4K..1G", (unsigned long long)c->copy_chunk);
+    free(c);
+    return MC_EINVAL;
+  }
+  if (copy_threads < 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    copy_threads = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
   }
   if (c->pools.path[0] && c->pools.window_size == 0) {
     SHM_LOG(c, MC_LOG_ERROR, "transports.shm.pool_size: must be > 0");
@@ -141,9 +181,20 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
   if (ptracer_any && prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0))
     SHM_LOG(c, MC_LOG_WARN, "ptracer_any: prctl(PR_SET_PTRACER): %s",
             strerror(errno));
-  SHM_LOG(c, MC_LOG_INFO, "shm ready: pid %u, pools %s%s, process_vm %s",
+  if (c->allow_vm && copy_threads > 0 &&
+      (rc = shm_workers_start(c, (uint32_t)copy_threads, &c->workers))) {
+    SHM_LOG(c, MC_LOG_ERROR, "cannot start %lld copy threads",
+            (long long)copy_threads);
+    shm_reg_destroy(&c->reg);
+    free(c);
+    return rc;
+  }
+  SHM_LOG(c, MC_LOG_INFO, "shm ready: pid %u, pools %s%s, process_vm %s "
+          "(%lld copy threads, %llu-byte chunks)",
           c->self.pid, c->pools.path[0] ? "in " : "in memfd",
-          c->pools.path, c->allow_vm ? "on" : "off");
+          c->pools.path, c->allow_vm ? "on" : "off",
+          c->workers ? (long long)copy_threads : 0LL,
+          (unsigned long long)c->copy_chunk);
   *out = c;
   return 0;
 }
@@ -161,6 +212,9 @@ static int shm_fini(void *vctx) {
   shm_ctx *c = vctx;
   if (!c)
     return 0;
+  /* Queued slices fail first (MC_ECANCELED), before what they use goes. */
+  shm_workers_stop(c->workers);
+  c->workers = NULL;
   while (c->eps) {
     shm_ep *ep = c->eps;
     c->eps = ep->next;
@@ -331,6 +385,7 @@ static int shm_disconnect(void *vctx, void *vep) {
   for (shm_ep **pp = &c->eps; *pp; pp = &(*pp)->next) {
     if (*pp == vep) {
       *pp = ((shm_ep *)vep)->next;
+      shm_workers_drain_ep(c->workers, vep);
       ep_free(c, vep);
       return 0;
     }
@@ -350,8 +405,39 @@ static int shm_release_mem(void *vctx, void *rmem) {
   return 0;
 }
 
-/* Completes every slice inside the call: pool slices are memcpy, vm slices
- * one process_vm call each.  Never back-pressures. */
+static void done(shm_ctx *c, const mc_slice *s, int st, int32_t verr) {
+  c->host->complete(c->host->host, s->token, st, st ? 0 : s->len, verr);
+}
+
+/* copy_threads 0: copies the checked vm slices s[0..n) (one direction)
+ * here, as few process_vm calls as the iovec cap allows, and completes
+ * them. */
+static void vm_inline(shm_ctx *c, shm_ep *ep, const mc_slice *s, uint32_t n) {
+  shm_seg seg[SHM_IOV_MAX];
+  for (uint32_t i = 0; i < n; i++)
+    seg[i] = (shm_seg){s[i].local_addr, s[i].remote_addr, s[i].len};
+  uint32_t i = 0;
+  while (i < n) {
+    uint32_t failed = 0;
+    int32_t verr = 0;
+    int rc = shm_vm_copy(c, ep, s[i].op, &seg[i], n - i, &failed, &verr);
+    uint32_t ok = rc ? failed : n - i;
+    for (uint32_t k = 0; k < ok; k++)
+      done(c, &s[i + k], 0, 0);
+    i += ok;
+    if (rc) {
+      done(c, &s[i++], rc, verr);
+      if (rc == MC_EPEER) /* the peer is gone: the rest cannot work */
+        for (; i < n; i++)
+          done(c, &s[i], MC_EPEER, 0);
+    }
+  }
+}
+
+/* Pool slices are copied and completed here (memcpy).  Plain-memory
+ * slices go to the copy workers, or with copy_threads 0 are copied here
+ * too, consecutive ones of one direction batched.  A full worker queue
+ * accepts a prefix (back-pressure). */
 static int shm_submit(void *vctx, void *vep, const mc_slice *s, uint32_t n,
                       uint32_t *accepted) {
   shm_ctx *c = vctx;
@@ -360,22 +446,37 @@ static int shm_submit(void *vctx, void *vep, const mc_slice *s, uint32_t n,
   if (!ep)
     return MC_EINVAL;
   int checked = 0, alive = 1;
-  for (uint32_t i = 0; i < n; i++) {
+  uint32_t run = 0; /* inline mode: vm slices s[i - run .. i) not yet copied */
+  uint32_t i = 0;
+  int rc = 0;
+  for (; i < n; i++) {
     const shm_rmem *rm = s[i].remote_mem;
-    int32_t verr = 0;
-    int st;
-    if (rm && !rm->ptr && !checked) {
+    int vm = rm && !rm->ptr;
+    if (vm && !checked) {
       alive = shm_ep_alive(ep);
       checked = 1;
     }
-    if (rm && !rm->ptr && !alive)
-      st = MC_EPEER;
-    else
-      st = shm_copy_slice(c, ep, &s[i], &verr);
-    c->host->complete(c->host->host, s[i].token, st, st ? 0 : s[i].len, verr);
+    int st = vm && !alive ? MC_EPEER : shm_check_slice(ep, &s[i]);
+    int joins = vm && !st && !c->workers;
+    if (run && (!joins || run == SHM_IOV_MAX || s[i].op != s[i - 1].op)) {
+      vm_inline(c, ep, &s[i - run], run);
+      run = 0;
+    }
+    if (st) {
+      done(c, &s[i], st, 0);
+    } else if (!vm) {
+      shm_pool_copy(&s[i]);
+      done(c, &s[i], 0, 0);
+    } else if (joins) {
+      run++;
+    } else if ((rc = shm_workers_push(c->workers, ep, &s[i]))) {
+      break; /* queue full: back-pressure from here */
+    }
   }
-  *accepted = n;
-  return 0;
+  if (run)
+    vm_inline(c, ep, &s[i - run], run);
+  *accepted = i;
+  return i == 0 ? rc : 0;
 }
 
 static const char *shm_vendor_strerror(void *vctx, int32_t err) {
@@ -428,6 +529,9 @@ static const mc_transport_ops shm_ops = {
     .vendor_strerror = shm_vendor_strerror,
     .alloc_mem = shm_alloc_mem,
     .free_mem = shm_free_mem,
+    /* Large slices: the copy workers split them into copy_chunk pieces
+     * themselves, and pool memcpy gains nothing from smaller ones. */
+    .slice_size = 4u << 20,
 };
 
 MC_TRANSPORT_EXPORT const mc_transport_ops *mc_transport_plugin_v1(void);

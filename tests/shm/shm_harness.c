@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *h_err(int rc) {
@@ -45,8 +46,61 @@ static int h_config_get(void *host, const char *key, const char **val) {
 static void h_complete(void *host, uint64_t token, int status, uint64_t bytes,
                        int32_t verr) {
   h_plugin *h = host;
+  pthread_mutex_lock(&h->lock);
   H_CHECK(h->ndone < H_MAX_DONE);
   h->done[h->ndone++] = (h_done){token, status, bytes, verr};
+  pthread_cond_broadcast(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+}
+
+int h_wait(h_plugin *h, int n, int ms) {
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += ms / 1000;
+  dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  int rc = 0;
+  pthread_mutex_lock(&h->lock);
+  while (h->ndone < n && rc == 0)
+    rc = pthread_cond_timedwait(&h->cond, &h->lock, &dl);
+  int ok = h->ndone >= n;
+  pthread_mutex_unlock(&h->lock);
+  return ok ? 0 : -1;
+}
+
+int h_ndone(h_plugin *h) {
+  pthread_mutex_lock(&h->lock);
+  int n = h->ndone;
+  pthread_mutex_unlock(&h->lock);
+  return n;
+}
+
+int h_count(h_plugin *h, uint64_t token) {
+  int n = 0;
+  pthread_mutex_lock(&h->lock);
+  for (int i = 0; i < h->ndone; i++)
+    n += h->done[i].token == token;
+  pthread_mutex_unlock(&h->lock);
+  return n;
+}
+
+const h_done *h_find(h_plugin *h, uint64_t token) {
+  const h_done *d = NULL;
+  pthread_mutex_lock(&h->lock);
+  for (int i = 0; i < h->ndone && !d; i++)
+    if (h->done[i].token == token)
+      d = &h->done[i];
+  pthread_mutex_unlock(&h->lock);
+  return d;
+}
+
+void h_clear(h_plugin *h) {
+  pthread_mutex_lock(&h->lock);
+  h->ndone = 0;
+  pthread_mutex_unlock(&h->lock);
 }
 
 static void h_notify(void *host, const char *peer, const void *msg, size_t len) {
@@ -55,6 +109,8 @@ static void h_notify(void *host, const char *peer, const void *msg, size_t len) 
 
 void h_load(h_plugin *h, const char *path) {
   memset(h, 0, sizeof *h);
+  pthread_mutex_init(&h->lock, NULL);
+  pthread_cond_init(&h->cond, NULL);
   h->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h->dl) {
     fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
@@ -90,6 +146,8 @@ void h_fini(h_plugin *h) {
 void h_unload(h_plugin *h) {
   h_fini(h);
   dlclose(h->dl);
+  pthread_cond_destroy(&h->cond);
+  pthread_mutex_destroy(&h->lock);
 }
 
 size_t h_desc(h_plugin *h, void *buf, size_t cap) {
@@ -110,14 +168,16 @@ int h_xfer(h_plugin *h, void *ep, uint32_t op, void *lmem, void *laddr,
   static uint64_t token = 1000;
   mc_slice s = {++token, op, 0, lmem, (uint64_t)(uintptr_t)laddr, rmem, raddr, len};
   uint32_t acc = 0;
-  int before = h->ndone;
+  h_clear(h);
   H_RC(h->ops->submit(h->ctx, ep, &s, 1, &acc), 0);
   H_CHECK(acc == 1);
-  H_CHECK(h->ndone == before + 1);
-  H_CHECK(h->done[before].token == token);
-  int st = h->done[before].status;
-  H_CHECK(h->done[before].bytes == (st ? 0 : len));
-  h->ndone = 0;
+  H_CHECK(h_wait(h, 1, 10000) == 0);
+  H_CHECK(h_ndone(h) == 1); /* once, and nothing else */
+  const h_done *d = h_find(h, token);
+  H_CHECK(d);
+  int st = d->status;
+  H_CHECK(d->bytes == (st ? 0 : len));
+  h_clear(h);
   return st;
 }
 

@@ -3,6 +3,7 @@
 #ifndef MC_TEST_SHM_HARNESS_H
 #define MC_TEST_SHM_HARNESS_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@ typedef struct h_plugin {
   void *ctx;
   const char *keys[H_MAX_OPTS], *vals[H_MAX_OPTS];
   int nopts;
+  /* Completions arrive from submit or from the plugin's copy workers. */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
   h_done done[H_MAX_DONE];
   int ndone;
 } h_plugin;
@@ -64,10 +68,20 @@ size_t h_desc(h_plugin *h, void *buf, size_t cap);
 /* Registers; returns rc; rkey/len out. */
 int h_register(h_plugin *h, void *addr, uint64_t len, void **mem, void *rkey,
                size_t *rkey_len);
-/* One slice through submit; returns the completion status (every slice
- * must be completed exactly once inside submit). */
+/* One slice through submit; waits (10 s at most) for its completion and
+ * returns its status.  Clears the completion log. */
 int h_xfer(h_plugin *h, void *ep, uint32_t op, void *lmem, void *laddr,
            void *rmem, uint64_t raddr, uint64_t len);
+/* Waits until at least n completions are logged; 0, or -1 after ms. */
+int h_wait(h_plugin *h, int n, int ms);
+/* Completions logged so far (locked read). */
+int h_ndone(h_plugin *h);
+/* How many completions carry this token. */
+int h_count(h_plugin *h, uint64_t token);
+/* The log entry of this token (NULL if none). */
+const h_done *h_find(h_plugin *h, uint64_t token);
+/* Empties the completion log. */
+void h_clear(h_plugin *h);
 
 /* Pipe messages between a test process and its child. */
 void h_send(int fd, const void *buf, uint32_t len);
