@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bench_ctl.h"
+#include "bench_mem.h"
 #include "bench_net.h"
 #include "bench_pattern.h"
 #include "bench_run.h"
@@ -117,15 +118,16 @@ static int copy_step(bench_worker *w, uint64_t *lat_ns) {
   return 0;
 }
 
-int bench_run_memcpy(uint8_t *local, const bench_point *pt, bench_result *r,
-                     char *err, size_t errlen) {
+int bench_run_memcpy(uint8_t *local, const bench_point *pt, int hugepages,
+                     bench_result *r, char *err, size_t errlen) {
   static const bench_team_ops ops = {NULL, copy_step, NULL};
   bench_point one = *pt;
   one.threads = 1;
   uint64_t n = pt->batch * pt->block;
-  copy_env env = {local, malloc(n)};
+  char why[256] = "";
+  copy_env env = {local, bench_mem_alloc(n, hugepages, why, sizeof why)};
   if (!env.other) {
-    snprintf(err, errlen, "memcpy baseline: cannot allocate %" PRIu64 " bytes", n);
+    snprintf(err, errlen, "memcpy baseline buffer: %s", why);
     return -1;
   }
   bench_fill(env.other, 0, n, BENCH_SEED_TARGET); /* touch every page first */
@@ -142,6 +144,6 @@ int bench_run_memcpy(uint8_t *local, const bench_point *pt, bench_result *r,
       r->verified = pt->verify;
     }
   }
-  free(env.other);
+  bench_mem_free(env.other, n, hugepages);
   return rc;
 }

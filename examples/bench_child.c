@@ -47,6 +47,8 @@ static void build_argv(const bench_opts *o, uint64_t total, char **argv,
   }
   if (o->shared_pool)
     argv[k++] = "--shared-pool";
+  if (o->hugepages)
+    argv[k++] = "--hugepages";
   argv[k++] = "--quiet";
   argv[k] = NULL;
 }

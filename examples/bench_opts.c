@@ -41,6 +41,9 @@ void bench_usage(FILE *f, const char *prog) {
     "  --baseline-kind socket|memcpy  override that choice\n"
     "  --verify                 check the bytes that arrive\n"
     "  --shared-pool            target buffer from mc_alloc_shared (shm transport)\n"
+    "  --hugepages              every data buffer (target, initiator, baseline)\n"
+    "                           2 MiB-aligned with madvise(MADV_HUGEPAGE) before\n"
+    "                           first touch (transparent huge pages; default off)\n"
     "  --config FILE            engine YAML config (else $MC_CONFIG)\n"
     "  --metadata URL           p2p (default), etcd://h:p, http://h:p/path\n"
     "  --json                   one JSON object per result line\n"
@@ -155,7 +158,7 @@ enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
-  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_QUIET, OPT_HELP,
+  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_QUIET, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -180,6 +183,7 @@ static const struct option long_opts[] = {
   {"baseline-kind", required_argument, NULL, OPT_BASEKIND},
   {"verify", no_argument, NULL, OPT_VERIFY},
   {"shared-pool", no_argument, NULL, OPT_SHARED},
+  {"hugepages", no_argument, NULL, OPT_HUGE},
   {"quiet", no_argument, NULL, OPT_QUIET},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0},
@@ -299,6 +303,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
       break;
     case OPT_VERIFY: o->verify = 1; break;
     case OPT_SHARED: o->shared_pool = 1; break;
+    case OPT_HUGE: o->hugepages = 1; break;
     case OPT_QUIET: o->quiet = 1; break;
     case OPT_HELP:
       bench_usage(stdout, argv[0]);

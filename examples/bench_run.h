@@ -37,8 +37,9 @@ int bench_run_socket(const char *ctl_addr, uint8_t *local,
                      size_t errlen);
 
 /* memcpy baseline: one thread copying batch blocks per round between local
- * and a second buffer of this process (pt->threads is ignored: 1). */
-int bench_run_memcpy(uint8_t *local, const bench_point *pt, bench_result *r,
-                     char *err, size_t errlen);
+ * and a second buffer of this process (pt->threads is ignored: 1), that
+ * buffer allocated like the others (hugepages: see bench_mem.h). */
+int bench_run_memcpy(uint8_t *local, const bench_point *pt, int hugepages,
+                     bench_result *r, char *err, size_t errlen);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "bench_child.h"
 #include "bench_ctl.h"
+#include "bench_mem.h"
 #include "bench_opts.h"
 #include "bench_pattern.h"
 #include "bench_run.h"
@@ -56,40 +57,35 @@ static int make_engine(const bench_opts *o, const char *listen,
   return 0;
 }
 
-/* Page-aligned, so transports that pin or map memory get whole pages. */
-static uint8_t *alloc_buffer(uint64_t len) {
-  uint64_t rounded = (len + 4095) & ~4095ull;
-  void *p = NULL;
-  if (posix_memalign(&p, 4096, rounded) != 0)
-    return NULL;
-  return p;
-}
-
-/* A private buffer registered with the engine; NULL after printing why. */
-static uint8_t *alloc_registered(mc_engine *e, uint64_t len, const char *what) {
-  uint8_t *p = alloc_buffer(len);
+/* A private buffer (bench_mem.h) registered with the engine; NULL after
+ * printing why. */
+static uint8_t *alloc_registered(mc_engine *e, uint64_t len, int hugepages,
+                                 const char *what) {
+  char why[256] = "";
+  uint8_t *p = bench_mem_alloc(len, hugepages, why, sizeof why);
   if (!p) {
-    fprintf(stderr, PROG ": cannot allocate the %s buffer (%" PRIu64 " bytes)\n",
-            what, len);
+    fprintf(stderr, PROG ": the %s buffer (%" PRIu64 " bytes): %s\n", what,
+            len, why);
     return NULL;
   }
   int rc = mc_register(e, p, len, NULL);
   if (rc) {
     fprintf(stderr, PROG ": mc_register of the %s buffer (%p, %" PRIu64
             " bytes): %s\n", what, (void *)p, len, mc_strerror(rc));
-    free(p);
+    bench_mem_free(p, len, hugepages);
     return NULL;
   }
   return p;
 }
 
-static void free_registered(mc_engine *e, uint8_t *p) {
+static void free_registered(mc_engine *e, uint8_t *p, uint64_t len,
+                            int hugepages) {
   if (!p)
     return;
   int rc = mc_unregister(e, p);
   if (rc)
     fprintf(stderr, PROG ": mc_unregister(%p): %s\n", (void *)p, mc_strerror(rc));
-  free(p);
+  bench_mem_free(p, len, hugepages);
 }
 
 /* ---- target ---- */
@@ -163,7 +159,7 @@ static int run_target(const bench_opts *o) {
       goto out;
     }
     buf = p;
-  } else if (!(buf = alloc_registered(e, total, "target"))) {
+  } else if (!(buf = alloc_registered(e, total, o->hugepages, "target"))) {
     goto out;
   }
   bench_fill(buf, 0, total, BENCH_SEED_TARGET);
@@ -192,7 +188,7 @@ out:
     if (r)
       fprintf(stderr, PROG ": mc_free_shared: %s\n", mc_strerror(r));
   } else {
-    free_registered(e, buf);
+    free_registered(e, buf, total, o->hugepages);
   }
   mc_engine_destroy(e);
   close(sfd);
@@ -262,7 +258,8 @@ static int run_point(init_ctx *c, const bench_point *pt) {
 
   if (bench_baseline_kind(o) == BENCH_BASE_MEMCPY) {
     note(o, "baseline memcpy for", pt);
-    if (bench_run_memcpy(c->env.local, pt, &base, err, sizeof err)) {
+    if (bench_run_memcpy(c->env.local, pt, o->hugepages, &base, err,
+                         sizeof err)) {
       fail("memcpy baseline failed", err);
       return -1;
     }
@@ -310,10 +307,11 @@ static int run_initiator(const bench_opts *o, const char *segment,
   }
   if (make_engine(o, o->mode == BENCH_INITIATOR ? o->listen : NULL, &e))
     return 1;
-  if (!(local = alloc_registered(e, need, "local")))
+  if (!(local = alloc_registered(e, need, o->hugepages, "local")))
     goto out;
   if (o->verify && o->op == MC_OP_WRITE &&
-      !(scratch = alloc_registered(e, maxblock * o->batch, "read-back")))
+      !(scratch = alloc_registered(e, maxblock * o->batch, o->hugepages,
+                                   "read-back")))
     goto out;
   if (o->op == MC_OP_WRITE)
     bench_fill(local, 0, need, BENCH_SEED_WRITE);
@@ -327,8 +325,12 @@ static int run_initiator(const bench_opts *o, const char *segment,
   c.env = (bench_mc_env){.engine = e, .seg = seg, .local = local,
                          .remote_addr = info.addr, .scratch = scratch,
                          .timeout_ms = BATCH_TIMEOUT_MS};
-  if (!o->json)
+  if (!o->json) {
+    char mem[160];
+    bench_mem_describe(o->hugepages, mem, sizeof mem);
+    printf("# buffers: %s\n", mem);
     bench_print_header(stdout);
+  }
   uint64_t index = 0;
   for (size_t b = 0; b < o->nblocks; b++) {
     for (size_t t = 0; t < o->nthreads; t++, index++) {
@@ -348,8 +350,8 @@ static int run_initiator(const bench_opts *o, const char *segment,
 out:
   if (seg)
     mc_segment_close(seg);
-  free_registered(e, scratch);
-  free_registered(e, local);
+  free_registered(e, scratch, maxblock * o->batch, o->hugepages);
+  free_registered(e, local, need, o->hugepages);
   mc_engine_destroy(e);
   return rc;
 }
