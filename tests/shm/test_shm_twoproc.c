@@ -1,8 +1,10 @@
 /* shm plugin between two real processes: both modes (memfd pool, file pool
- * standing for a DAX device, plain memory via process_vm) with data verified
- * on both sides, then a peer killed while it holds a mapped pool (both
- * directions): the survivor's memory and pool table stay intact and a dead
- * peer's plain memory reports MC_EPEER.  argv[1] = plugin .so. */
+ * standing for a DAX device, plain memory via process_vm, with the copy
+ * workers and with copy_threads 0) with data verified on both sides, then a
+ * peer killed while it holds a mapped pool (both directions): the
+ * survivor's memory and pool table stay intact and a dead peer's plain
+ * memory reports MC_EPEER, also when it dies in the middle of queued
+ * process_vm copies.  argv[1] = plugin .so. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 static const char *so;
 static char pool_file[128];
+static const char *copy_threads; /* initiators' copy_threads option, if set */
 
 static void fill(uint8_t *p, size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; i++)
@@ -57,6 +60,8 @@ static void init_mode(h_plugin *h, const char *mode) {
     h_opt(h, "pool_path", pool_file);
     h_opt(h, "pool_size", "16M");
   }
+  if (copy_threads)
+    h_opt(h, "copy_threads", copy_threads);
   H_RC(h_init(h, mode), 0);
 }
 
@@ -151,7 +156,8 @@ static void test_mode(const char *mode) {
   free(loc);
   close(p.rd);
   close(p.wr);
-  printf("two processes, %s mode: data verified both ways\n", mode);
+  printf("two processes, %s mode%s%s: data verified both ways\n", mode,
+         copy_threads ? ", copy_threads " : "", copy_threads ? copy_threads : "");
 }
 
 /* The peer maps our pool and is killed in the middle of copies. */
@@ -252,6 +258,65 @@ static void test_kill_owner(const char *mode) {
          mode);
 }
 
+/* The owner of plain memory dies while a flood of process_vm reads of it
+ * is queued in our copy workers: every slice completes exactly once, with
+ * success (copied before the kill) or MC_EPEER, none hangs. */
+static void test_kill_midcopy(void) {
+  chan p, c;
+  pid_t pid = spawn(&p, &c);
+  if (pid == 0) {
+    h_plugin k;
+    init_mode(&k, "vm");
+    uint8_t *tgt = alloc_target(&k, "vm");
+    fill(tgt, LEN, 41);
+    void *m;
+    publish(&k, c, tgt, &m);
+    for (;;)
+      pause();
+  }
+  h_plugin h;
+  init_mode(&h, "survivor");
+  uint8_t *loc = malloc(LEN);
+  void *lmem, *ep;
+  uint8_t key[MC_RKEY_MAX];
+  size_t klen;
+  H_RC(h_register(&h, loc, LEN, &lmem, key, &klen), 0);
+  uint64_t base;
+  void *rmem = attach(&h, p, &base, &ep);
+  enum { N = 256 }; /* 1 GiB of copies: far from done when the kill lands */
+  mc_slice s[N];
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = (mc_slice){7000 + i, MC_OP_READ, 0, lmem, (uint64_t)(uintptr_t)loc,
+                      rmem, base, LEN};
+  h_clear(&h);
+  uint32_t acc = 0;
+  H_RC(h.ops->submit(h.ctx, ep, s, N, &acc), 0);
+  H_CHECK(acc == N);
+  kill(pid, SIGKILL);
+  int st;
+  H_CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st));
+  H_CHECK(h_wait(&h, N, 20000) == 0);
+  usleep(20000);
+  H_CHECK(h_ndone(&h) == N);
+  uint32_t ok = 0, peer = 0;
+  for (uint32_t i = 0; i < N; i++) {
+    H_CHECK(h_count(&h, s[i].token) == 1);
+    const h_done *d = h_find(&h, s[i].token);
+    H_CHECK(d->status == 0 || d->status == MC_EPEER);
+    H_CHECK(d->bytes == (d->status ? 0 : LEN));
+    ok += d->status == 0;
+    peer += d->status == MC_EPEER;
+  }
+  H_CHECK(peer > 0);
+  H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rmem, base, LEN), MC_EPEER);
+  h_unload(&h);
+  free(loc);
+  close(p.rd);
+  close(p.wr);
+  printf("owner of plain memory killed mid-copy: %u done, %u MC_EPEER, each "
+         "once\n", ok, peer);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s mc-transport-shm.so\n", argv[0]);
@@ -262,6 +327,9 @@ int main(int argc, char **argv) {
   snprintf(pool_file, sizeof pool_file, "/dev/shm/mc-test-2p-%d", (int)getpid());
   test_mode("memfd");
   test_mode("vm");
+  copy_threads = "0";
+  test_mode("vm");
+  copy_threads = NULL;
   unlink(pool_file);
   test_mode("file");
   unlink(pool_file);
@@ -269,5 +337,9 @@ int main(int argc, char **argv) {
   test_kill_owner("memfd");
   test_kill_owner("file");
   unlink(pool_file);
+  test_kill_midcopy();
+  copy_threads = "0"; /* inline copies meet the dead peer too */
+  test_kill_owner("memfd");
+  copy_threads = NULL;
   return 0;
 }
