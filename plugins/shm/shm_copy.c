@@ -10,6 +10,10 @@
 #include "shm_ctx.h"
 #include "shm_ident.h"
 
+#ifndef SHM_MEMCPY_PIECE
+#define SHM_MEMCPY_PIECE (64u << 10)
+#endif
+
 int shm_ep_alive(shm_ep *ep) {
   if (atomic_load_explicit(&ep->dead, memory_order_relaxed))
     return 0;
@@ -120,8 +124,10 @@ void shm_pool_copy(const mc_slice *s) {
   const shm_rmem *rm = s->remote_mem;
   uint8_t *remote = rm->ptr + (s->remote_addr - rm->base);
   void *local = (void *)(uintptr_t)s->local_addr;
-  if (s->op == MC_OP_READ)
-    memcpy(local, remote, s->len);
-  else
-    memcpy(remote, local, s->len);
+  uint8_t *dst = s->op == MC_OP_READ ? local : remote;
+  const uint8_t *src = s->op == MC_OP_READ ? remote : (const uint8_t *)local;
+  for (uint64_t off = 0; off < s->len; off += SHM_MEMCPY_PIECE) {
+    uint64_t n = s->len - off < SHM_MEMCPY_PIECE ? s->len - off : SHM_MEMCPY_PIECE;
+    memcpy(dst + off, src + off, n);
+  }
 }

@@ -65,7 +65,8 @@ typedef struct shm_ctx {
   int populate;
   shm_lmem *lmems;
   shm_ep *eps;
-  uint64_t copy_chunk;         /* vm slices are split into chunks this big */
+  uint64_t copy_chunk;         /* vm slices split at peer addresses aligned
+                                  to this (power of two) */
   struct shm_workers *workers; /* NULL: vm slices are copied inside submit */
 } shm_ctx;
 

@@ -33,8 +33,9 @@ static const mc_param_info shm_params[] = {
     {MC_PARAM_INT, "copy_threads", "-1",
      "process_vm copy workers: -1 = min(4, online CPUs), 0 = copy inside "
      "submit, else 1..64"},
-    {MC_PARAM_SIZE, "copy_chunk", "1M",
-     "process_vm slices are split into chunks of this size (4K..1G)"},
+    {MC_PARAM_SIZE, "copy_chunk", "2M",
+     "process_vm slices are split at peer addresses aligned to this power "
+     "of two (64K..1G)"},
     {MC_PARAM_END, NULL, NULL, NULL},
 };
 
@@ -115,7 +116,7 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
   c->allow_vm = 1;
   c->populate = 1;
   c->pools.window_size = 1ull << 30;
-  c->copy_chunk = 1u << 20;
+  c->copy_chunk = 2u << 20;
   int ptracer_any = 0, rc;
   int64_t copy_threads = -1;
   if ((rc = opt(c, "pool_path", MC_PARAM_STRING, c->pools.path)) ||
@@ -136,9 +137,10 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
     free(c);
     return MC_EINVAL;
   }
-  if (c->copy_chunk < 4096 || c->copy_chunk > (1ull << 30)) {
-    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.copy_chunk: %llu is not in "
-            "4K..1G", (unsigned long long)c->copy_chunk);
+  if (c->copy_chunk < (64u << 10) || c->copy_chunk > (1ull << 30) ||
+      (c->copy_chunk & (c->copy_chunk - 1))) {
+    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.copy_chunk: %llu is not a "
+            "power of two in 64K..1G", (unsigned long long)c->copy_chunk);
     free(c);
     return MC_EINVAL;
   }

@@ -1,16 +1,25 @@
 /* shm transport: the copy workers of any-memory mode (see shm_workers.h).
  *
+ * Chunks are the copy_chunk-aligned windows of the peer's address range,
+ * not pieces of the slice: the kernel pins the peer's pages under the lock
+ * of their page-table page (one per 2 MiB), so two workers copying in the
+ * same 2 MiB window serialize on that lock and gain nothing.  With windows
+ * of 2 MiB or more, concurrent chunks never share one.
+ *
  * One mutex guards the queue, the job slots and every job's counters.  A
  * worker claims under it either one chunk of the job at the head, or a run
- * of consecutive single-chunk jobs of one endpoint and direction (one
- * process_vm call for all of them), copies without the lock, then takes it
- * again to account.  host->complete is called without the lock; the
+ * of consecutive single-chunk jobs of one endpoint and direction in one
+ * window (one process_vm call for all of them), copies without the lock,
+ * then takes it again to account.  host->complete is called without the lock; the
  * endpoint's job count drops only after that call, so disconnect returns
  * after the last completion of its slices. */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shm_workers.h"
 
@@ -31,6 +40,7 @@ struct shm_workers {
   pthread_cond_t work; /* queue not empty, or stop */
   pthread_cond_t idle; /* some endpoint's job count reached 0 */
   shm_job *head, *tail; /* jobs with chunks not yet handed out */
+  atomic_int queued;    /* head != NULL, readable without the lock */
   shm_job *free;
   shm_job *slots;
   int stop;
@@ -63,29 +73,55 @@ static void item_add(shm_item *it, shm_job *j, uint64_t off, uint64_t len) {
 
 static void pop_head(struct shm_workers *w) {
   w->head = w->head->next;
-  if (!w->head)
+  if (!w->head) {
     w->tail = NULL;
+    atomic_store_explicit(&w->queued, 0, memory_order_relaxed);
+  }
 }
 
-/* Locked.  Takes the next chunk of the head job, or a batch of small jobs. */
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Locked on entry and return.  Before sleeping, a worker that just copied
+ * polls the queue for a while, yielding the CPU: the next batch usually
+ * follows within microseconds, and waking a sleeping thread (an idle vCPU
+ * in a VM above all) costs tens of them on each hand-off. */
+static void spin_a_while(struct shm_workers *w) {
+  uint64_t until = now_ns() + SHM_WORKER_SPIN_NS;
+  pthread_mutex_unlock(&w->lock);
+  while (!atomic_load_explicit(&w->queued, memory_order_relaxed) &&
+         now_ns() < until)
+    sched_yield();
+  pthread_mutex_lock(&w->lock);
+}
+
+/* Locked.  Takes the next chunk of the head job, or the run of queued
+ * single-chunk jobs of one endpoint and direction whose peer ranges lie in
+ * the same chunk window as the first one. */
 static void claim(struct shm_workers *w, shm_item *it) {
-  uint64_t chunk = w->c->copy_chunk;
+  uint64_t mask = ~(w->c->copy_chunk - 1);
   shm_job *j = w->head;
   it->n = 0;
   if (j->nchunks > 1) {
-    uint64_t off = j->claimed * chunk;
-    item_add(it, j, off, j->len - off < chunk ? j->len - off : chunk);
+    /* Chunk k covers window k of the peer range, clipped to the slice. */
+    uint64_t win = (j->raddr & mask) + j->claimed * w->c->copy_chunk;
+    uint64_t lo = win > j->raddr ? win : j->raddr;
+    uint64_t hi = win + w->c->copy_chunk;
+    if (hi > j->raddr + j->len)
+      hi = j->raddr + j->len;
+    item_add(it, j, lo - j->raddr, hi - lo);
     if (++j->claimed == j->nchunks)
       pop_head(w);
     return;
   }
-  uint64_t bytes = 0;
   while ((j = w->head) && j->nchunks == 1 && it->n < SHM_IOV_MAX &&
          (it->n == 0 || (j->ep == it->job[0]->ep && j->op == it->job[0]->op &&
-                         bytes + j->len <= chunk))) {
+                         (j->raddr & mask) == (it->job[0]->raddr & mask)))) {
     pop_head(w);
     j->claimed = 1;
-    bytes += j->len;
     item_add(it, j, 0, j->len);
   }
 }
@@ -160,15 +196,20 @@ static void *worker_main(void *arg) {
   uint32_t ndone = 0;
   int st[SHM_IOV_MAX];
   int32_t verr[SHM_IOV_MAX];
+  int busy = 0; /* copied something since the last sleep */
   pthread_mutex_lock(&w->lock);
   for (;;) {
     release_eps(w, done, ndone);
     ndone = 0;
+    if (!w->head && !w->stop && busy)
+      spin_a_while(w);
+    busy = 0;
     while (!w->head && !w->stop)
       pthread_cond_wait(&w->work, &w->lock);
     if (!w->head)
       break; /* stopping, and stop() already canceled what was queued */
     claim(w, &it);
+    busy = 1;
     pthread_mutex_unlock(&w->lock);
     run(w, &it, st, verr);
     pthread_mutex_lock(&w->lock);
@@ -193,7 +234,7 @@ static void *worker_main(void *arg) {
 
 int shm_workers_push(struct shm_workers *w, shm_ep *ep, const mc_slice *s) {
   const shm_rmem *rm = s->remote_mem;
-  uint64_t chunk = w->c->copy_chunk;
+  uint64_t mask = ~(w->c->copy_chunk - 1);
   pthread_mutex_lock(&w->lock);
   shm_job *j = w->free;
   if (w->stop || !j) {
@@ -204,12 +245,15 @@ int shm_workers_push(struct shm_workers *w, shm_ep *ep, const mc_slice *s) {
   *j = (shm_job){.ep = ep, .token = s->token, .laddr = s->local_addr,
                  .raddr = s->remote_addr, .len = s->len,
                  .reg_secret = rm->reg_secret, .slot = rm->slot, .op = s->op};
-  j->nchunks = j->left = s->len / chunk + (s->len % chunk != 0);
+  /* Chunks follow aligned windows of the peer's addresses. */
+  j->nchunks = j->left = (((j->raddr + j->len - 1) & mask) - (j->raddr & mask)) /
+                             w->c->copy_chunk + 1;
   if (w->tail)
     w->tail->next = j;
   else
     w->head = j;
   w->tail = j;
+  atomic_store_explicit(&w->queued, 1, memory_order_relaxed);
   ep->jobs++;
   if (j->nchunks > 1)
     pthread_cond_broadcast(&w->work);
@@ -242,6 +286,7 @@ static uint32_t cancel_queued(struct shm_workers *w, const shm_ep *ep,
     if (j->left == 0)
       retire(w, j, &done[n++]);
   }
+  atomic_store_explicit(&w->queued, w->head != NULL, memory_order_relaxed);
   return n;
 }
 

@@ -16,6 +16,10 @@
 
 /* Slices queued or being copied, per engine, at most. */
 #define SHM_WORKER_SLOTS 512u
+/* How long an idle worker polls for more work before it sleeps. */
+#ifndef SHM_WORKER_SPIN_NS
+#define SHM_WORKER_SPIN_NS 50000u
+#endif
 
 /* Starts nthreads workers for c (c->copy_chunk set).  0 or MC_E*. */
 int shm_workers_start(shm_ctx *c, uint32_t nthreads, struct shm_workers **out);

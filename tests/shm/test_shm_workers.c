@@ -293,7 +293,8 @@ static void test_disconnect_queued(void) {
 static void test_bad_options(void) {
   static const char *const bad[][2] = {
       {"copy_threads", "-2"}, {"copy_threads", "65"}, {"copy_threads", "two"},
-      {"copy_chunk", "1K"},   {"copy_chunk", "2G"},   {"copy_chunk", "x"}};
+      {"copy_chunk", "1K"},   {"copy_chunk", "2G"},   {"copy_chunk", "3M"},
+      {"copy_chunk", "x"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     h_plugin h;
     h_load(&h, so);
