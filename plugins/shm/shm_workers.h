@@ -2,9 +2,9 @@
  *
  * process_vm_readv/writev pin the peer's pages one by one inside the
  * kernel, so one thread moves plain memory at a fraction of memcpy speed.
- * The workers split each large slice into chunks of copy_chunk bytes that
- * they copy in parallel, and batch consecutive small slices into one
- * process_vm call.  A slice is completed (from a worker thread) once its
+ * The workers split each large slice at peer addresses aligned to
+ * copy_chunk and copy those chunks in parallel, and batch consecutive small
+ * slices of one window into one process_vm call.  A slice is completed (from a worker thread) once its
  * last chunk is done, with the first error any chunk met.  The queue is
  * bounded: when it is full, submit accepts a prefix (back-pressure). */
 #ifndef MC_SHM_WORKERS_H
