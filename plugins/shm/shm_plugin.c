@@ -437,8 +437,9 @@ static void vm_inline(shm_ctx *c, shm_ep *ep, const mc_slice *s, uint32_t n) {
 }
 
 /* Pool slices are copied and completed here (memcpy).  Plain-memory
- * slices go to the copy workers, or with copy_threads 0 are copied here
- * too, consecutive ones of one direction batched.  A full worker queue
+ * slices that span several copy windows go to the copy workers; the others
+ * (and all of them with copy_threads 0) are copied here, consecutive ones
+ * of one direction batched.  A full worker queue
  * accepts a prefix (back-pressure). */
 static int shm_submit(void *vctx, void *vep, const mc_slice *s, uint32_t n,
                       uint32_t *accepted) {
@@ -459,7 +460,12 @@ static int shm_submit(void *vctx, void *vep, const mc_slice *s, uint32_t n,
       checked = 1;
     }
     int st = vm && !alive ? MC_EPEER : shm_check_slice(ep, &s[i]);
-    int joins = vm && !st && !c->workers;
+    /* Only a slice spanning several copy windows gains from the workers;
+     * a hand-off costs more than copying one window here. */
+    int spans = c->workers && s[i].len &&
+                s[i].remote_addr / c->copy_chunk !=
+                    (s[i].remote_addr + s[i].len - 1) / c->copy_chunk;
+    int joins = vm && !st && !spans;
     if (run && (!joins || run == SHM_IOV_MAX || s[i].op != s[i - 1].op)) {
       vm_inline(c, ep, &s[i - run], run);
       run = 0;
