@@ -36,7 +36,8 @@
 
 static int n_fail, n_pass, n_skip, verbose;
 
-static void report(const char *what, const char *name, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void report(const char *what, const char *name,
+                                                          const char *fmt, va_list ap) {
   printf("%s %s", what, name);
   if (fmt && fmt[0]) {
     printf(": ");

@@ -44,10 +44,11 @@ int main(void) {
   mc_etcd *e;
   char err[512];
   CHECK_RC(mc_etcd_create(c.endpoints, NULL, &e, err, sizeof err), 0);
+  static const char bad_addr[] =
+      "{\"format\":1,\"name\":\"bad\",\"version\":1,\"host_id\":\"h\","
+      "\"transports\":[],\"buffers\":[{\"addr\":\"zz\",\"len\":1}]}";
   const char *bad[] = {"not json", "{\"format\":1}", "[1,2,3]",
-                       "{\"format\":99,\"name\":\"x\",\"version\":1}",
-                       "{\"format\":1,\"name\":\"bad\",\"version\":1,\"host_id\":\"h\","
-                       "\"transports\":[],\"buffers\":[{\"addr\":\"zz\",\"len\":1}]}"};
+                       "{\"format\":99,\"name\":\"x\",\"version\":1}", bad_addr};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CHECK_RC(mc_etcd_put(e, "/mooncake/segments/bad", bad[i], strlen(bad[i]), 0, 2000, err,
                          sizeof err), 0);
