@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine_test_util.h"
 #include "mooncake/engine.h"
 
 typedef struct flaky_stats {
@@ -16,16 +17,6 @@ typedef struct flaky_stats {
   _Atomic uint64_t per_rail[8];
 } flaky_stats;
 
-static int failures;
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fprintf(stderr, "\n");                                                   \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 static const char *plugin_dir;
 
