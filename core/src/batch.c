@@ -374,7 +374,6 @@ static int submit_common(mc_batch *b, const mc_request *reqs, uint32_t n,
   if (n > b->capacity - first)
     return MC_ENOSPC;
   /* Prepare all first so a group's count is final before any completes. */
-  uint32_t live = 0;
   int any_invalid = 0;
   for (uint32_t i = 0; i < n; i++) {
     mc_req *r = &b->reqs[first + i];
@@ -388,7 +387,6 @@ static int submit_common(mc_batch *b, const mc_request *reqs, uint32_t n,
   for (uint32_t i = 0; i < n; i++) {
     mc_req *r = &b->reqs[first + i];
     int ok = req_prepare(b, r);
-    live += (uint32_t)ok;
     any_invalid |= !ok && atomic_load(&r->state) != MC_XFER_COMPLETED;
   }
   atomic_store(&b->count, first + n);
@@ -417,7 +415,6 @@ static int submit_common(mc_batch *b, const mc_request *reqs, uint32_t n,
     if (atomic_load(&r->state) == MC_XFER_PENDING)
       req_start(r);
   }
-  (void)live;
   return 0;
 }
 

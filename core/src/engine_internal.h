@@ -135,7 +135,6 @@ struct mc_req {
   long rbuf; /* index in view->desc->buffers */
   int tcand[MC_MAX_TRANSPORTS]; /* candidate transports, best first */
   int ncand;
-  int cand_pos;  /* current candidate */
   _Atomic uint32_t remaining;
   _Atomic uint64_t bytes;
   _Atomic int32_t error;
