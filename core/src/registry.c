@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "topology.h"
 
 #define COMP "registry"
 
@@ -51,18 +51,6 @@ static int parse_location(const char *loc, uint32_t *kind, int32_t *dev) {
   return MC_EINVAL;
 }
 
-/* NUMA node of the page at addr (get_mempolicy without libnuma); -1. */
-static int numa_node_of(const void *addr) {
-#ifdef SYS_get_mempolicy
-  int node = -1;
-  /* MPOL_F_NODE | MPOL_F_ADDR */
-  if (syscall(SYS_get_mempolicy, &node, NULL, 0UL, addr, 3UL) == 0)
-    return node;
-#endif
-  (void)addr;
-  return -1;
-}
-
 static void buf_free(mc_engine *e, mc_local_buf *b) {
   for (int i = 0; i < e->ntransports; i++) {
     if (b->mem[i]) {
@@ -100,8 +88,8 @@ static int do_register(mc_engine *e, void *addr, size_t len,
     }
     snprintf(loc, sizeof loc, "%s", location);
   } else {
-    dev = numa_node_of(addr);
-    snprintf(loc, sizeof loc, "cpu:%d", dev < 0 ? 0 : dev);
+    mc_topo_locate_addr(addr, loc, sizeof loc); /* "cpu:N" of the page */
+    parse_location(loc, &kind, &dev);
   }
   mc_local_buf *b = calloc(1, sizeof *b);
   if (!b)
