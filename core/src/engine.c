@@ -236,7 +236,8 @@ static int transport_open(mc_engine *e, const char *name, char *err,
 }
 
 static void transport_close(mc_transport *t) {
-  t->ops->fini(t->ctx);
+  if (!t->stopped)
+    t->ops->fini(t->ctx);
   mc_loader_unload(t->plugin);
   transport_free(t);
 }
@@ -529,7 +530,20 @@ void mc_engine_destroy(mc_engine *e) {
     return;
   if (e->md && e->name[0] && e->ntransports)
     mc_metadata_unpublish(e->md, e->name);
-  mc_worker_stop(e);
+  mc_worker_stop(e); /* cancels what was queued or waiting for a retry */
+  int64_t inflight = atomic_load(&e->inflight);
+  if (inflight > 0) {
+    /* Slices are still inside plugins: stop the transports first.  fini
+     * completes each one (MC_ECANCELED) and releases endpoints, imports
+     * and registrations, so nothing below calls into a plugin. */
+    MC_WARN(&e->log, COMP, "destroying %s with %lld slice(s) in flight: canceling them",
+            e->name, (long long)inflight);
+    atomic_store(&e->closing, 1);
+    for (int i = e->ntransports - 1; i >= 0; i--) {
+      e->transports[i]->ops->fini(e->transports[i]->ctx);
+      e->transports[i]->stopped = 1;
+    }
+  }
   mc_segments_destroy_all(e);
   mc_registry_clear(e);
   for (int i = e->ntransports - 1; i >= 0; i--)

@@ -46,6 +46,7 @@ typedef struct mc_transport {
   _Atomic uint32_t rr;               /* round-robin cursor */
   uint8_t desc[MC_DESC_MAX];
   size_t desc_len;
+  int stopped;                 /* fini already called */
   pthread_mutex_t ctl_lock;    /* serializes control calls */
   pthread_mutex_t submit_lock; /* serializes submit without MT_SUBMIT */
   /* Slices the plugin did not accept yet (back-pressure), FIFO. */
@@ -210,6 +211,11 @@ struct mc_engine {
   _Atomic int backlog_waiting; /* some transport has a backlog */
   _Atomic int progress_needed; /* some transport needs progress() */
   _Atomic int64_t inflight;    /* slices inside plugins */
+  /* Set when the engine is destroyed with slices still in flight: the
+   * transports were stopped first (fini releases their endpoints, imports
+   * and registrations), so views and buffers are freed without calls into
+   * the plugins. */
+  _Atomic int closing;
 
   mc_notify_queue notes;
 };

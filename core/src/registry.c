@@ -52,8 +52,9 @@ static int parse_location(const char *loc, uint32_t *kind, int32_t *dev) {
 }
 
 static void buf_free(mc_engine *e, mc_local_buf *b) {
+  int closing = atomic_load(&e->closing); /* fini released registrations */
   for (int i = 0; i < e->ntransports; i++) {
-    if (b->mem[i]) {
+    if (b->mem[i] && !closing) {
       mc_transport *t = e->transports[i];
       pthread_mutex_lock(&t->ctl_lock);
       int rc = t->ops->deregister_mem(t->ctx, b->mem[i]);
@@ -325,7 +326,7 @@ void mc_registry_clear(mc_engine *e) {
     void *addr = (void *)(uintptr_t)b->addr;
     uint64_t len = b->len;
     buf_free(e, b);
-    if (by >= 0)
+    if (by >= 0 && !atomic_load(&e->closing))
       e->transports[by]->ops->free_mem(e->transports[by]->ctx, addr, len);
   }
   e->nbufs = 0;

@@ -15,7 +15,7 @@ static void ep_put(mc_ep *ep) {
   if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
     return;
   mc_transport *t = ep->t;
-  if (ep->ep) {
+  if (ep->ep && !atomic_load(&t->engine->closing)) {
     pthread_mutex_lock(&t->ctl_lock);
     t->ops->disconnect(t->ctx, ep->ep);
     pthread_mutex_unlock(&t->ctl_lock);
@@ -27,8 +27,9 @@ void mc_view_put_async(mc_seg_view *v) {
   if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
     return;
   /* Freeing disconnects endpoints, which a completion callback must not
-   * do (it may run on the plugin's own thread): the worker does it. */
-  mc_job *j = calloc(1, sizeof *j);
+   * do (it may run on the plugin's own thread): the worker does it.  While
+   * closing, freeing makes no plugin call and the worker is gone. */
+  mc_job *j = atomic_load(&v->seg->engine->closing) ? NULL : calloc(1, sizeof *j);
   if (!j) {
     mc_view_free(v);
     return;
@@ -45,7 +46,8 @@ void mc_view_put(mc_seg_view *v) {
 
 void mc_view_free(mc_seg_view *v) {
   mc_engine *e = v->seg->engine;
-  for (uint32_t b = 0; v->rmem && b < v->desc->nbuffers; b++)
+  int release = !atomic_load(&e->closing); /* else fini released them */
+  for (uint32_t b = 0; release && v->rmem && b < v->desc->nbuffers; b++)
     for (int t = 0; t < e->ntransports; t++) {
       void *rm = atomic_load(&v->rmem[(size_t)b * MC_MAX_TRANSPORTS + t]);
       if (!rm)

@@ -212,6 +212,45 @@ static void test_close_in_flight(peer *p) {
   }
 }
 
+/* An engine destroyed while its transfers run cancels them and returns
+ * without touching freed memory (the batch is deliberately not destroyed
+ * first).  Runs in a child, which leaves with _exit: the batch it leaks on
+ * purpose is not a leak of the library. */
+static void test_destroy_in_flight(peer *p) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    mc_engine *e2;
+    mc_engine_opts o = {.struct_size = sizeof o, .listen = "127.0.0.1:0", .transports = "tcp"};
+    if (mc_engine_create(&o, &e2))
+      _exit(2);
+    uint8_t *buf = aligned_alloc(4096, 64u << 20);
+    mc_segment *s;
+    if (mc_register(e2, buf, 64u << 20, NULL) || mc_segment_open(e2, p->segment, &s))
+      _exit(3);
+    mc_batch *b;
+    mc_batch_create(e2, 4, &b);
+    mc_request r[4];
+    for (int i = 0; i < 4; i++)
+      r[i] = (mc_request){MC_OP_READ, buf + (uint64_t)i * (16u << 20), s,
+                          p->addr + (uint64_t)i * (16u << 20), 16u << 20};
+    mc_batch_submit(b, r, 4);
+    mc_engine_destroy(e2); /* transfers still running */
+    _exit(0);
+  }
+  int st = 0;
+  uint64_t t0 = now_ms();
+  while (waitpid(pid, &st, WNOHANG) == 0 && now_ms() - t0 < 30000)
+    usleep(10000);
+  if (now_ms() - t0 >= 30000) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    CHECK(0, "engine destroy with transfers in flight hung");
+    return;
+  }
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "engine destroy with transfers in flight: child status 0x%x", st);
+}
+
 static void test_unreachable(void) {
   mc_segment *s = NULL;
   uint64_t t0 = now_ms();
@@ -307,6 +346,7 @@ int main(int argc, char **argv) {
     test_threads(&p, seg);
     test_out_of_range(&p, seg);
     test_growth_and_notify(&p, seg);
+    test_destroy_in_flight(&p);
     test_unreachable();
     test_killed_target();
     /* The engine still serves the first target after the kill. */

@@ -55,10 +55,12 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
 /* Shorthand: all settings from the YAML file at path. */
 int mc_engine_create_from_file(const char *path, mc_engine **out);
 
-/* Destroys the engine: cancels in-flight transfers (their batches report
- * CANCELED), unpublishes the segment, stops the transports (joining their
- * threads) and unloads the plugins.  Batches and segments must not be used
- * afterwards (destroy them first). NULL is a no-op. */
+/* Destroys the engine: unpublishes the segment, stops the transports
+ * (joining their threads) and unloads the plugins.  Destroy batches and
+ * close segments first.  Transfers still in flight are canceled: queued
+ * and retrying slices at once, slices inside a transport by its fini, so
+ * nothing runs and no callback arrives after destroy returns (a batch left
+ * undestroyed then must not be used any more).  NULL is a no-op. */
 void mc_engine_destroy(mc_engine *engine);
 
 /* This engine's segment name; valid until destroy. */
