@@ -62,6 +62,7 @@ typedef struct shm_ctx {
   shm_reg_owner reg;
   shm_pools pools;
   int allow_vm;
+  int huge_pages; /* advise/collapse THP on plain registrations */
   int populate;
   shm_lmem *lmems;
   shm_ep *eps;

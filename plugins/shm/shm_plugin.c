@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
@@ -28,6 +29,9 @@ static const mc_param_info shm_params[] = {
      "prefault pools and imports so copies take no page faults"},
     {MC_PARAM_BOOL, "allow_vm", "true",
      "serve plain registered memory with process_vm_readv/writev"},
+    {MC_PARAM_BOOL, "huge_pages", "true",
+     "back plain registered memory with transparent huge pages (advise and "
+     "collapse its 2 MiB-aligned interior) so process_vm pins 2 MiB at a time"},
     {MC_PARAM_BOOL, "ptracer_any", "false",
      "let any same-uid process process_vm into this one (Yama scope 1)"},
     {MC_PARAM_INT, "copy_threads", "-1",
@@ -114,6 +118,7 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
     return MC_ENOMEM;
   c->host = host;
   c->allow_vm = 1;
+  c->huge_pages = 1;
   c->populate = 1;
   c->pools.window_size = 1ull << 30;
   c->copy_chunk = 2u << 20;
@@ -124,6 +129,7 @@ static int shm_init(const mc_host_api *host, const mc_init_args *args,
       (rc = opt(c, "pool_offset", MC_PARAM_SIZE, &c->pools.window_off)) ||
       (rc = opt(c, "populate", MC_PARAM_BOOL, &c->populate)) ||
       (rc = opt(c, "allow_vm", MC_PARAM_BOOL, &c->allow_vm)) ||
+      (rc = opt(c, "huge_pages", MC_PARAM_BOOL, &c->huge_pages)) ||
       (rc = opt(c, "ptracer_any", MC_PARAM_BOOL, &ptracer_any)) ||
       (rc = opt(c, "copy_threads", MC_PARAM_INT, &copy_threads)) ||
       (rc = opt(c, "copy_chunk", MC_PARAM_SIZE, &c->copy_chunk))) {
@@ -252,6 +258,34 @@ static int shm_local_desc(void *vctx, void *buf, size_t *len) {
   return shm_desc_encode(&c->self, buf, len);
 }
 
+/* Peers copy plain memory with process_vm_*, which pins the target's pages
+ * one page-table entry at a time: with 4 KiB pages that, not the copy,
+ * bounds the bandwidth (about 15 GB/s a thread here, against 55-60 GB/s
+ * for memcpy).  Huge pages are pinned 2 MiB at a time.  So the 2 MiB-aligned
+ * interior of the registration is advised for THP and collapsed now (its
+ * contents stay as they are).  Best effort: without THP, or when the kernel
+ * cannot collapse (pinned pages, no free huge pages), nothing changes. */
+static void shm_thp_advise(shm_ctx *c, uint64_t addr, uint64_t len) {
+  const uint64_t huge = 2u << 20;
+  uint64_t lo = (addr + huge - 1) & ~(huge - 1);
+  uint64_t hi = (addr + len) & ~(huge - 1);
+  if (hi <= lo)
+    return;
+  void *p = (void *)(uintptr_t)lo;
+  if (madvise(p, hi - lo, MADV_HUGEPAGE) != 0) {
+    SHM_LOG(c, MC_LOG_DEBUG, "register_mem: MADV_HUGEPAGE on 0x%llx+%llu: %s",
+            (unsigned long long)lo, (unsigned long long)(hi - lo), strerror(errno));
+    return;
+  }
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+  if (madvise(p, hi - lo, MADV_COLLAPSE) != 0)
+    SHM_LOG(c, MC_LOG_DEBUG, "register_mem: MADV_COLLAPSE on 0x%llx+%llu: %s "
+            "(pages stay as they are)",
+            (unsigned long long)lo, (unsigned long long)(hi - lo), strerror(errno));
+}
+
 static int shm_register(void *vctx, const mc_mem_desc *d, void **mem,
                         void *rkey, size_t *rkey_len) {
   shm_ctx *c = vctx;
@@ -279,6 +313,8 @@ static int shm_register(void *vctx, const mc_mem_desc *d, void **mem,
       snprintf(k.path, sizeof k.path, "%s", c->pools.path);
   } else if (c->allow_vm) {
     k.kind = SHM_RKEY_VM;
+    if (c->huge_pages)
+      shm_thp_advise(c, d->addr, d->len);
   } else {
     return MC_ENOTSUP; /* only pool memory without process_vm */
   }
