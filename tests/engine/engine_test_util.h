@@ -62,7 +62,13 @@ static inline int peer_start(peer *p, const char *exe, uint64_t len, const char 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(to[0], 0);
     dup2(from[1], 1);
-    close(to[0]); close(to[1]); close(from[0]); close(from[1]);
+    /* With stdin/stdout closed, pipe() may have handed out 0 or 1. */
+    if (to[0] > 1)
+      close(to[0]);
+    if (from[1] > 1)
+      close(from[1]);
+    close(to[1]);
+    close(from[0]);
     char lenbuf[32];
     snprintf(lenbuf, sizeof lenbuf, "%llu", (unsigned long long)len);
     execl(exe, exe, lenbuf, transports, (char *)NULL);
