@@ -3,6 +3,7 @@
 #ifndef ENGINE_TEST_UTIL_H
 #define ENGINE_TEST_UTIL_H
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -52,6 +53,11 @@ typedef struct peer {
 
 /* Spawns `exe len transports` and reads its READY line.  0 on success. */
 static inline int peer_start(peer *p, const char *exe, uint64_t len, const char *transports) {
+  /* A runner may start us with stdin/stdout closed: fill 0-2 first so the
+   * pipes below never take those numbers. */
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+      return -1;
   int to[2], from[2];
   if (pipe(to) || pipe(from))
     return -1;
@@ -62,13 +68,10 @@ static inline int peer_start(peer *p, const char *exe, uint64_t len, const char 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(to[0], 0);
     dup2(from[1], 1);
-    /* With stdin/stdout closed, pipe() may have handed out 0 or 1. */
-    if (to[0] > 1)
-      close(to[0]);
-    if (from[1] > 1)
-      close(from[1]);
+    close(to[0]);
     close(to[1]);
     close(from[0]);
+    close(from[1]);
     char lenbuf[32];
     snprintf(lenbuf, sizeof lenbuf, "%llu", (unsigned long long)len);
     execl(exe, exe, lenbuf, transports, (char *)NULL);
