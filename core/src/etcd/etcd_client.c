@@ -154,9 +154,18 @@ static int attempt_budget(uint64_t deadline, int left_in_round) {
   return (int)b;
 }
 
-static int call(mc_etcd *e, const char *method, const ProtobufCMessage *req,
-                const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp,
-                int timeout_ms, char *err, size_t errlen) {
+/* One try of an operation against endpoint idx within budget ms. */
+typedef int (*attempt_fn)(mc_etcd *e, int idx, int budget, mc_rpc_status *st,
+                          void *arg);
+
+/* Tries fn on the endpoints in turn, starting at the one that answered
+ * last, until it succeeds, fails for a reason another endpoint cannot fix,
+ * or the deadline passes.  Besides UNAVAILABLE and DEADLINE_EXCEEDED, the
+ * MC_E* codes in also_retry (0-terminated, may be NULL) move on to the next
+ * endpoint.  *used gets the endpoint tried last. */
+static int failover(mc_etcd *e, const char *what, int timeout_ms, attempt_fn fn,
+                    void *arg, const int *also_retry, int *used, char *err,
+                    size_t errlen) {
   uint64_t deadline = mc_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
   int start = atomic_load(&e->cur), rc = MC_ETIMEDOUT, idx = start;
   mc_rpc_status st = {.code = 4, .message = "DEADLINE_EXCEEDED: no attempt made"};
@@ -165,29 +174,55 @@ static int call(mc_etcd *e, const char *method, const ProtobufCMessage *req,
     int budget = attempt_budget(deadline, e->n - attempt % e->n);
     if (budget <= 0)
       break;
-    mc_rpc_call_opts o = {.timeout_ms = budget};
-    rc = mc_rpc_unary_pb(e->ch[idx], method, req, rd, resp, &o, &st);
-    if (rc == 0 || !retryable(st.code))
-      note_ok(e, idx);
-    else
+    rc = fn(e, idx, budget, &st, arg);
+    int retry = rc != 0 && retryable(st.code);
+    for (const int *c = also_retry; rc && c && *c; c++)
+      retry |= rc == *c;
+    if (retry)
       note_fail(e, idx);
+    else
+      note_ok(e, idx); /* it answered, even if with an error */
     if (rc == 0) {
       if (idx != start) {
         MC_INFO(e->log, "etcd", "now using endpoint %s", mc_rpc_channel_target(e->ch[idx]));
         atomic_store(&e->cur, idx);
       }
+      *used = idx;
       return 0;
     }
-    if (!retryable(st.code))
+    if (!retry)
       break;
-    MC_DEBUG(e->log, "etcd", "%s via %s: %s; trying next endpoint", method,
+    MC_DEBUG(e->log, "etcd", "%s via %s: %s; trying next endpoint", what,
              mc_rpc_channel_target(e->ch[idx]), st.message);
     if (attempt % e->n == e->n - 1) /* a full round failed: brief pause */
       sleep_ms(50);
   }
-  seterr(err, errlen, "etcd %s via %s: %s", method,
-         mc_rpc_channel_target(e->ch[idx]), st.message);
+  *used = idx;
+  seterr(err, errlen, "etcd %s via %s: %s", what, mc_rpc_channel_target(e->ch[idx]),
+         st.message);
   return rc;
+}
+
+typedef struct unary_call {
+  const char *method;
+  const ProtobufCMessage *req;
+  const ProtobufCMessageDescriptor *rd;
+  ProtobufCMessage **resp;
+} unary_call;
+
+static int unary_attempt(mc_etcd *e, int idx, int budget, mc_rpc_status *st,
+                         void *arg) {
+  unary_call *u = arg;
+  mc_rpc_call_opts o = {.timeout_ms = budget};
+  return mc_rpc_unary_pb(e->ch[idx], u->method, u->req, u->rd, u->resp, &o, st);
+}
+
+static int call(mc_etcd *e, const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp,
+                int timeout_ms, char *err, size_t errlen) {
+  unary_call u = {method, req, rd, resp};
+  int used;
+  return failover(e, method, timeout_ms, unary_attempt, &u, NULL, &used, err, errlen);
 }
 
 static ProtobufCBinaryData bin(const void *p, size_t len) {
@@ -440,37 +475,28 @@ static int keepalive_once(mc_rpc_channel *ch, int64_t id, int64_t *ttl,
   return rc;
 }
 
+typedef struct keepalive_call {
+  int64_t id;
+  int64_t *ttl;
+} keepalive_call;
+
+static int keepalive_attempt(mc_etcd *e, int idx, int budget, mc_rpc_status *st,
+                             void *arg) {
+  keepalive_call *k = arg;
+  return keepalive_once(e->ch[idx], k->id, k->ttl, budget, st);
+}
+
 int mc_etcd_lease_keepalive(mc_etcd *e, int64_t id, int64_t *ttl,
                             int timeout_ms, char *err, size_t errlen) {
-  uint64_t deadline = mc_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
-  int start = atomic_load(&e->cur), rc = MC_ETIMEDOUT, idx = start;
-  mc_rpc_status st = {.code = 4, .message = "DEADLINE_EXCEEDED: no attempt made"};
-  for (int attempt = 0;; attempt++) {
-    idx = (start + attempt) % e->n;
-    int budget = attempt_budget(deadline, e->n - attempt % e->n);
-    if (budget <= 0)
-      break;
-    rc = keepalive_once(e->ch[idx], id, ttl, budget, &st);
-    if (rc == 0)
-      note_ok(e, idx);
-    else if (retryable(st.code) || rc == MC_EPEER)
-      note_fail(e, idx);
-    if (rc == 0) {
-      if (idx != start)
-        atomic_store(&e->cur, idx);
-      if (*ttl <= 0) {
-        seterr(err, errlen, "etcd: lease %lld has expired", (long long)id);
-        return MC_ENOENT;
-      }
-      return 0;
-    }
-    if (!retryable(st.code) && rc != MC_EPEER)
-      break;
-    if (attempt % e->n == e->n - 1)
-      sleep_ms(50);
+  static const int also_retry[] = {MC_EPEER, 0};
+  keepalive_call k = {id, ttl};
+  int used;
+  int rc = failover(e, "LeaseKeepAlive", timeout_ms, keepalive_attempt, &k,
+                    also_retry, &used, err, errlen);
+  if (rc == 0 && *ttl <= 0) {
+    seterr(err, errlen, "etcd: lease %lld has expired", (long long)id);
+    return MC_ENOENT;
   }
-  seterr(err, errlen, "etcd LeaseKeepAlive via %s: %s",
-         mc_rpc_channel_target(e->ch[idx]), st.message);
   return rc;
 }
 
@@ -559,6 +585,19 @@ static int watch_open_on(mc_etcd *e, int idx, const char *prefix,
   return 0;
 }
 
+typedef struct watch_call {
+  const char *prefix;
+  int64_t start_rev;
+  mc_rpc_stream **stream;
+  int64_t rev;
+} watch_call;
+
+static int watch_attempt(mc_etcd *e, int idx, int budget, mc_rpc_status *st,
+                         void *arg) {
+  watch_call *w = arg;
+  return watch_open_on(e, idx, w->prefix, w->start_rev, budget, w->stream, &w->rev, st);
+}
+
 int mc_etcd_watch_open(mc_etcd *e, const char *prefix, int64_t start_rev,
                        mc_etcd_watch **out, int timeout_ms, char *err,
                        size_t errlen) {
@@ -569,36 +608,20 @@ int mc_etcd_watch_open(mc_etcd *e, const char *prefix, int64_t start_rev,
   mc_etcd_watch *w = calloc(1, sizeof(*w));
   if (!w)
     return MC_ENOMEM;
-  uint64_t deadline = mc_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
-  int start = atomic_load(&e->cur), rc = MC_ETIMEDOUT, idx = start;
-  mc_rpc_status st = {.code = 4, .message = "DEADLINE_EXCEEDED: no attempt made"};
-  for (int attempt = 0;; attempt++) {
-    idx = (start + attempt) % e->n;
-    int budget = attempt_budget(deadline, e->n - attempt % e->n);
-    if (budget <= 0)
-      break;
-    int64_t rev = 0;
-    rc = watch_open_on(e, idx, prefix, start_rev, budget, &w->s, &rev, &st);
-    if (rc == 0)
-      note_ok(e, idx);
-    else if (retryable(st.code) || rc == MC_EPEER || rc == MC_ETIMEDOUT)
-      note_fail(e, idx);
-    if (rc == 0) {
-      w->e = e;
-      w->ep = idx;
-      w->rev = start_rev > 0 ? start_rev - 1 : rev;
-      *out = w;
-      return 0;
-    }
-    if (!retryable(st.code) && rc != MC_EPEER && rc != MC_ETIMEDOUT)
-      break;
-    if (attempt % e->n == e->n - 1)
-      sleep_ms(50);
+  static const int also_retry[] = {MC_EPEER, MC_ETIMEDOUT, 0};
+  watch_call wc = {prefix, start_rev, &w->s, 0};
+  int used;
+  int rc = failover(e, "Watch", timeout_ms, watch_attempt, &wc, also_retry, &used,
+                    err, errlen);
+  if (rc) {
+    free(w);
+    return rc;
   }
-  free(w);
-  seterr(err, errlen, "etcd Watch via %s: %s", mc_rpc_channel_target(e->ch[idx]),
-         st.message);
-  return rc;
+  w->e = e;
+  w->ep = used;
+  w->rev = start_rev > 0 ? start_rev - 1 : wc.rev;
+  *out = w;
+  return 0;
 }
 
 int mc_etcd_watch_next(mc_etcd_watch *w, mc_etcd_event_fn fn, void *arg,
