@@ -8,26 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../metadata/check.h" /* CHECK, CHECK_RC */
 #include "mooncake/errors.h"
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
-
-#define CHECK_RC(expr, want)                                                   \
-  do {                                                                         \
-    int rc_ = (expr);                                                          \
-    if (rc_ != (want)) {                                                       \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d (%s)\n", __FILE__,  \
-              __LINE__, #expr, rc_, mc_strerror(rc_), (int)(want),            \
-              mc_strerror(want));                                              \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 /* A free TCP port on 127.0.0.1 (bound then released). */
 int tu_free_port(void);
