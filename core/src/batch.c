@@ -154,7 +154,7 @@ void mc_batch_slice_done(mc_slice_rec *s, int status, uint64_t bytes,
     mc_worker_kick(e);
 }
 
-static void fill_slice(const mc_slice_rec *s, void *rmem, mc_slice *out) {
+void mc_slice_fill(const mc_slice_rec *s, void *rmem, mc_slice *out) {
   const mc_req *r = s->req;
   out->token = (uint64_t)(uintptr_t)s;
   out->op = r->r.op;
@@ -164,6 +164,20 @@ static void fill_slice(const mc_slice_rec *s, void *rmem, mc_slice *out) {
   out->remote_mem = rmem;
   out->remote_addr = r->r.remote + s->offset;
   out->len = s->len;
+}
+
+int mc_transport_submit(mc_transport *t, void *ep, const mc_slice *sl,
+                        uint32_t n, uint32_t *accepted) {
+  int mt = (t->ops->caps & MC_CAP_MT_SUBMIT) != 0;
+  *accepted = 0;
+  if (!mt)
+    pthread_mutex_lock(&t->submit_lock);
+  int rc = t->ops->submit(t->ctx, ep, sl, n, accepted);
+  if (!mt)
+    pthread_mutex_unlock(&t->submit_lock);
+  if (*accepted > n) /* a plugin bug must not corrupt our counts */
+    *accepted = n;
+  return rc;
 }
 
 /* Submits n prepared slices of one request on transport t; what the plugin
@@ -180,19 +194,12 @@ static int send_run(mc_engine *e, mc_transport *t, mc_slice_rec **recs,
     while (done < n) {
       uint32_t k = n - done < SUBMIT_CHUNK ? n - done : SUBMIT_CHUNK;
       for (uint32_t i = 0; i < k; i++)
-        fill_slice(recs[done + i], rmem, &sl[i]);
+        mc_slice_fill(recs[done + i], rmem, &sl[i]);
       uint32_t acc = 0;
       /* Counted before the call: completions may arrive inside it. */
       for (uint32_t i = 0; i < k; i++)
         mc_slice_account(e, recs[done + i], 1);
-      int mt = (t->ops->caps & MC_CAP_MT_SUBMIT) != 0;
-      if (!mt)
-        pthread_mutex_lock(&t->submit_lock);
-      rc = t->ops->submit(t->ctx, ep, sl, k, &acc);
-      if (!mt)
-        pthread_mutex_unlock(&t->submit_lock);
-      if (acc > k)
-        acc = k;
+      rc = mc_transport_submit(t, ep, sl, k, &acc);
       for (uint32_t i = acc; i < k; i++)
         mc_slice_account(e, recs[done + i], -1);
       done += acc;

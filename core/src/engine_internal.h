@@ -276,6 +276,12 @@ void mc_batch_slice_done(mc_slice_rec *s, int status, uint64_t bytes,
 /* Sends one slice on its current transport/rail; on back-pressure it is
  * queued on the transport's backlog.  Returns 0 if accepted or queued. */
 int mc_slice_send(mc_engine *e, mc_slice_rec *s);
+/* Builds the ABI slice for s on its current transport and rail. */
+void mc_slice_fill(const mc_slice_rec *s, void *rmem, mc_slice *out);
+/* Calls t's submit, serialized unless the plugin has MC_CAP_MT_SUBMIT;
+ * *accepted is clamped to n. */
+int mc_transport_submit(mc_transport *t, void *ep, const mc_slice *sl,
+                        uint32_t n, uint32_t *accepted);
 /* Fails a slice that could not be sent or retried. */
 void mc_slice_fail(mc_slice_rec *s, int err, int32_t vendor);
 /* Retries a failed slice on another rail/transport, or fails the request. */

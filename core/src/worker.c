@@ -128,22 +128,11 @@ static int drain_backlog(mc_engine *e, mc_transport *t, int stopping) {
         mc_batch_slice_done(s, rc, 0, 0);
         continue;
       }
-      mc_slice sl = {.token = (uint64_t)(uintptr_t)s,
-                     .op = r->r.op,
-                     .rail = s->rail,
-                     .local_mem = r->lbuf->mem[s->transport],
-                     .local_addr = (uint64_t)(uintptr_t)r->r.local + s->offset,
-                     .remote_mem = rmem,
-                     .remote_addr = r->r.remote + s->offset,
-                     .len = s->len};
+      mc_slice sl;
+      mc_slice_fill(s, rmem, &sl);
       uint32_t acc = 0;
       mc_slice_account(e, s, 1);
-      int mt = (t->ops->caps & MC_CAP_MT_SUBMIT) != 0;
-      if (!mt)
-        pthread_mutex_lock(&t->submit_lock);
-      rc = t->ops->submit(t->ctx, ep, &sl, 1, &acc);
-      if (!mt)
-        pthread_mutex_unlock(&t->submit_lock);
+      rc = mc_transport_submit(t, ep, &sl, 1, &acc);
       if (acc == 1)
         continue;
       if (rc && rc != MC_EAGAIN) {
