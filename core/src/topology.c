@@ -3,6 +3,8 @@
 #include "topology.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -211,15 +213,33 @@ int mc_topo_location_numa(const mc_topology *t, const char *location) {
   return l.any ? -1 : l.numa;
 }
 
-void mc_topo_locate_addr(const void *addr, char *buf, size_t len) {
+/* Asks where the page is without touching it: get_mempolicy(MPOL_F_ADDR)
+ * would fault it in, and a page faulted in before the transports advise
+ * huge pages pins its whole 2 MiB window to 4 KiB pages.  A page not yet
+ * there lands, by default policy, on the node of the thread that first
+ * touches it; the registering thread is the best guess for that. */
+int mc_topo_addr_node(const void *addr) {
   int node = -1;
-#ifdef SYS_get_mempolicy
-  /* MPOL_F_NODE | MPOL_F_ADDR: the node of the page at addr. */
-  if (syscall(SYS_get_mempolicy, &node, NULL, 0ul, addr, 3ul) != 0)
-    node = -1;
+#ifdef SYS_move_pages
+  void *page = (void *)((uintptr_t)addr & ~(uintptr_t)4095);
+  int status = -1;
+  /* nodes NULL: report each page's node (or -ENOENT), move nothing. */
+  if (syscall(SYS_move_pages, 0, 1ul, &page, NULL, &status, 0) == 0 &&
+      status >= 0)
+    return status;
 #else
   (void)addr;
 #endif
+#ifdef SYS_getcpu
+  unsigned cpu = 0, n = 0;
+  if (syscall(SYS_getcpu, &cpu, &n, NULL) == 0)
+    node = (int)n;
+#endif
+  return node;
+}
+
+void mc_topo_locate_addr(const void *addr, char *buf, size_t len) {
+  int node = mc_topo_addr_node(addr);
   snprintf(buf, len, "cpu:%d", node < 0 ? 0 : node);
 }
 

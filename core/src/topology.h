@@ -116,8 +116,12 @@ int mc_topo_select(const mc_topology *t, const char *location,
  * -1 unknown. */
 int mc_topo_location_numa(const mc_topology *t, const char *location);
 
-/* The NUMA node holding the page at addr (touch it first), as "cpu:N", via
- * get_mempolicy; "cpu:0" when it cannot tell. */
+/* The NUMA node holding the page at addr, asked without faulting it in
+ * (move_pages query); for a page not yet there, the calling thread's node,
+ * where a first touch by it would put the page.  -1 when it cannot tell. */
+int mc_topo_addr_node(const void *addr);
+
+/* mc_topo_addr_node as "cpu:N" ("cpu:0" when it cannot tell). */
 void mc_topo_locate_addr(const void *addr, char *buf, size_t len);
 
 /* Prints the topology as the config's `topology:` section, with comments
