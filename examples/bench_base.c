@@ -118,14 +118,14 @@ static int copy_step(bench_worker *w, uint64_t *lat_ns) {
   return 0;
 }
 
-int bench_run_memcpy(uint8_t *local, const bench_point *pt, int hugepages,
+int bench_run_memcpy(uint8_t *local, const bench_point *pt, int mem_kind,
                      bench_result *r, char *err, size_t errlen) {
   static const bench_team_ops ops = {NULL, copy_step, NULL};
   bench_point one = *pt;
   one.threads = 1;
   uint64_t n = pt->batch * pt->block;
   char why[256] = "";
-  copy_env env = {local, bench_mem_alloc(n, hugepages, why, sizeof why)};
+  copy_env env = {local, bench_mem_alloc(n, mem_kind, why, sizeof why)};
   if (!env.other) {
     snprintf(err, errlen, "memcpy baseline buffer: %s", why);
     return -1;
@@ -144,6 +144,6 @@ int bench_run_memcpy(uint8_t *local, const bench_point *pt, int hugepages,
       r->verified = pt->verify;
     }
   }
-  bench_mem_free(env.other, n, hugepages);
+  bench_mem_free(env.other, n, mem_kind);
   return rc;
 }

@@ -1,5 +1,6 @@
 /* bench_child.c - the target process of --mode loopback. */
 #include "bench_child.h"
+#include "bench_mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,8 +48,8 @@ static void build_argv(const bench_opts *o, uint64_t total, char **argv,
   }
   if (o->shared_pool)
     argv[k++] = "--shared-pool";
-  if (o->hugepages)
-    argv[k++] = "--hugepages";
+  argv[k++] = "--buffers";
+  argv[k++] = (char *)bench_mem_kind_name(o->mem_kind);
   argv[k++] = "--quiet";
   argv[k] = NULL;
 }

@@ -10,10 +10,23 @@
 
 #define HUGE_2M ((uint64_t)2 << 20)
 
+static const char *const kind_names[] = {"pool", "malloc", "huge"};
+
 static uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) & ~(to - 1); }
 
-uint8_t *bench_mem_alloc(uint64_t len, int hugepages, char *err, size_t errlen) {
-  if (!hugepages) {
+int bench_mem_kind_parse(const char *name) {
+  for (int k = 0; k < 3; k++)
+    if (!strcmp(name, kind_names[k]))
+      return k;
+  return -1;
+}
+
+const char *bench_mem_kind_name(int kind) {
+  return kind >= 0 && kind < 3 ? kind_names[kind] : "?";
+}
+
+uint8_t *bench_mem_alloc(uint64_t len, int kind, char *err, size_t errlen) {
+  if (kind == BENCH_MEM_MALLOC) {
     /* Page-aligned, so transports that pin or map memory get whole pages. */
     void *p = NULL;
     if (posix_memalign(&p, 4096, round_up(len, 4096)) != 0) {
@@ -37,8 +50,8 @@ uint8_t *bench_mem_alloc(uint64_t len, int hugepages, char *err, size_t errlen) 
   if (raw + HUGE_2M > p)
     munmap(p + size, (size_t)(raw + HUGE_2M - p));
   /* Before the first touch: the faults then take huge pages. */
-  if (madvise(p, size, MADV_HUGEPAGE) != 0) {
-    snprintf(err, errlen, "--hugepages: madvise(MADV_HUGEPAGE) of %" PRIu64
+  if (kind == BENCH_MEM_HUGE && madvise(p, size, MADV_HUGEPAGE) != 0) {
+    snprintf(err, errlen, "--buffers huge: madvise(MADV_HUGEPAGE) of %" PRIu64
              " bytes: %s (kernel without transparent huge pages?)", size,
              strerror(errno));
     munmap(p, size);
@@ -47,20 +60,16 @@ uint8_t *bench_mem_alloc(uint64_t len, int hugepages, char *err, size_t errlen) 
   return p;
 }
 
-void bench_mem_free(uint8_t *p, uint64_t len, int hugepages) {
+void bench_mem_free(uint8_t *p, uint64_t len, int kind) {
   if (!p)
     return;
-  if (hugepages)
-    munmap(p, round_up(len, HUGE_2M));
-  else
+  if (kind == BENCH_MEM_MALLOC)
     free(p);
+  else
+    munmap(p, round_up(len, HUGE_2M));
 }
 
-void bench_mem_describe(int hugepages, char *buf, size_t len) {
-  if (!hugepages) {
-    snprintf(buf, len, "4 KiB-aligned");
-    return;
-  }
+void bench_mem_describe(int kind, char *buf, size_t len) {
   /* The mode in brackets, e.g. "always [madvise] never" -> "madvise". */
   char mode[128] = "unknown";
   FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
@@ -73,5 +82,9 @@ void bench_mem_describe(int hugepages, char *buf, size_t len) {
     }
     fclose(f);
   }
-  snprintf(buf, len, "2 MiB-aligned, MADV_HUGEPAGE (THP enabled: %s)", mode);
+  static const char *const what[] = {
+      "2 MiB-aligned mmap", "posix_memalign(4096)",
+      "2 MiB-aligned mmap, MADV_HUGEPAGE before first touch"};
+  snprintf(buf, len, "%s: %s (THP enabled: %s)", bench_mem_kind_name(kind),
+           what[kind >= 0 && kind < 3 ? kind : 0], mode);
 }

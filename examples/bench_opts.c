@@ -1,5 +1,6 @@
 /* bench_opts.c - command line parsing for mc-transfer-bench. */
 #include "bench_opts.h"
+#include "bench_mem.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -41,9 +42,12 @@ void bench_usage(FILE *f, const char *prog) {
     "  --baseline-kind socket|memcpy  override that choice\n"
     "  --verify                 check the bytes that arrive\n"
     "  --shared-pool            target buffer from mc_alloc_shared (shm transport)\n"
-    "  --hugepages              every data buffer (target, initiator, baseline)\n"
-    "                           2 MiB-aligned with madvise(MADV_HUGEPAGE) before\n"
-    "                           first touch (transparent huge pages; default off)\n"
+    "  --buffers pool|malloc|huge  how every data buffer (target, initiator,\n"
+    "                           baseline) is allocated: pool = 2 MiB-aligned mmap\n"
+    "                           as a KV-cache pool gets (default); malloc =\n"
+    "                           posix_memalign(4096); huge = pool plus\n"
+    "                           MADV_HUGEPAGE before first touch\n"
+    "  --hugepages              same as --buffers huge\n"
     "  --config FILE            engine YAML config (else $MC_CONFIG)\n"
     "  --metadata URL           p2p (default), etcd://h:p, http://h:p/path\n"
     "  --json                   one JSON object per result line\n"
@@ -158,7 +162,7 @@ enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
-  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_QUIET, OPT_HELP,
+  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -184,6 +188,7 @@ static const struct option long_opts[] = {
   {"verify", no_argument, NULL, OPT_VERIFY},
   {"shared-pool", no_argument, NULL, OPT_SHARED},
   {"hugepages", no_argument, NULL, OPT_HUGE},
+  {"buffers", required_argument, NULL, OPT_BUFFERS},
   {"quiet", no_argument, NULL, OPT_QUIET},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0},
@@ -303,7 +308,13 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
       break;
     case OPT_VERIFY: o->verify = 1; break;
     case OPT_SHARED: o->shared_pool = 1; break;
-    case OPT_HUGE: o->hugepages = 1; break;
+    case OPT_HUGE: o->mem_kind = BENCH_MEM_HUGE; break;
+    case OPT_BUFFERS:
+      if ((o->mem_kind = bench_mem_kind_parse(a)) < 0) {
+        set_err(err, errlen, "--buffers: '%s' is not pool, malloc or huge", a);
+        return -1;
+      }
+      break;
     case OPT_QUIET: o->quiet = 1; break;
     case OPT_HELP:
       bench_usage(stdout, argv[0]);

@@ -35,7 +35,7 @@ typedef struct bench_opts {
   uint64_t total_size; /* target buffer; 0 = derive (see bench_need_bytes) */
   int baseline_kind;   /* enum bench_baseline_kind */
   int json, baseline, verify, shared_pool, quiet;
-  int hugepages; /* buffers 2 MiB-aligned with MADV_HUGEPAGE (bench_mem.h) */
+  int mem_kind; /* enum bench_mem_kind: how data buffers are allocated */
 } bench_opts;
 
 /* Parses argv into o (defaults first).  Returns 0 to run, 1 when --help was

@@ -38,8 +38,8 @@ int bench_run_socket(const char *ctl_addr, uint8_t *local,
 
 /* memcpy baseline: one thread copying batch blocks per round between local
  * and a second buffer of this process (pt->threads is ignored: 1), that
- * buffer allocated like the others (hugepages: see bench_mem.h). */
-int bench_run_memcpy(uint8_t *local, const bench_point *pt, int hugepages,
+ * buffer allocated like the others (mem_kind: see bench_mem.h). */
+int bench_run_memcpy(uint8_t *local, const bench_point *pt, int mem_kind,
                      bench_result *r, char *err, size_t errlen);
 
 #endif

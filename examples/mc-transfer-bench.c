@@ -59,10 +59,10 @@ static int make_engine(const bench_opts *o, const char *listen,
 
 /* A private buffer (bench_mem.h) registered with the engine; NULL after
  * printing why. */
-static uint8_t *alloc_registered(mc_engine *e, uint64_t len, int hugepages,
+static uint8_t *alloc_registered(mc_engine *e, uint64_t len, int mem_kind,
                                  const char *what) {
   char why[256] = "";
-  uint8_t *p = bench_mem_alloc(len, hugepages, why, sizeof why);
+  uint8_t *p = bench_mem_alloc(len, mem_kind, why, sizeof why);
   if (!p) {
     fprintf(stderr, PROG ": the %s buffer (%" PRIu64 " bytes): %s\n", what,
             len, why);
@@ -72,20 +72,20 @@ static uint8_t *alloc_registered(mc_engine *e, uint64_t len, int hugepages,
   if (rc) {
     fprintf(stderr, PROG ": mc_register of the %s buffer (%p, %" PRIu64
             " bytes): %s\n", what, (void *)p, len, mc_strerror(rc));
-    bench_mem_free(p, len, hugepages);
+    bench_mem_free(p, len, mem_kind);
     return NULL;
   }
   return p;
 }
 
 static void free_registered(mc_engine *e, uint8_t *p, uint64_t len,
-                            int hugepages) {
+                            int mem_kind) {
   if (!p)
     return;
   int rc = mc_unregister(e, p);
   if (rc)
     fprintf(stderr, PROG ": mc_unregister(%p): %s\n", (void *)p, mc_strerror(rc));
-  bench_mem_free(p, len, hugepages);
+  bench_mem_free(p, len, mem_kind);
 }
 
 /* ---- target ---- */
@@ -159,7 +159,7 @@ static int run_target(const bench_opts *o) {
       goto out;
     }
     buf = p;
-  } else if (!(buf = alloc_registered(e, total, o->hugepages, "target"))) {
+  } else if (!(buf = alloc_registered(e, total, o->mem_kind, "target"))) {
     goto out;
   }
   bench_fill(buf, 0, total, BENCH_SEED_TARGET);
@@ -188,7 +188,7 @@ out:
     if (r)
       fprintf(stderr, PROG ": mc_free_shared: %s\n", mc_strerror(r));
   } else {
-    free_registered(e, buf, total, o->hugepages);
+    free_registered(e, buf, total, o->mem_kind);
   }
   mc_engine_destroy(e);
   close(sfd);
@@ -258,7 +258,7 @@ static int run_point(init_ctx *c, const bench_point *pt) {
 
   if (bench_baseline_kind(o) == BENCH_BASE_MEMCPY) {
     note(o, "baseline memcpy for", pt);
-    if (bench_run_memcpy(c->env.local, pt, o->hugepages, &base, err,
+    if (bench_run_memcpy(c->env.local, pt, o->mem_kind, &base, err,
                          sizeof err)) {
       fail("memcpy baseline failed", err);
       return -1;
@@ -307,10 +307,10 @@ static int run_initiator(const bench_opts *o, const char *segment,
   }
   if (make_engine(o, o->mode == BENCH_INITIATOR ? o->listen : NULL, &e))
     return 1;
-  if (!(local = alloc_registered(e, need, o->hugepages, "local")))
+  if (!(local = alloc_registered(e, need, o->mem_kind, "local")))
     goto out;
   if (o->verify && o->op == MC_OP_WRITE &&
-      !(scratch = alloc_registered(e, maxblock * o->batch, o->hugepages,
+      !(scratch = alloc_registered(e, maxblock * o->batch, o->mem_kind,
                                    "read-back")))
     goto out;
   if (o->op == MC_OP_WRITE)
@@ -327,7 +327,7 @@ static int run_initiator(const bench_opts *o, const char *segment,
                          .timeout_ms = BATCH_TIMEOUT_MS};
   if (!o->json) {
     char mem[160];
-    bench_mem_describe(o->hugepages, mem, sizeof mem);
+    bench_mem_describe(o->mem_kind, mem, sizeof mem);
     printf("# buffers: %s\n", mem);
     bench_print_header(stdout);
   }
@@ -350,8 +350,8 @@ static int run_initiator(const bench_opts *o, const char *segment,
 out:
   if (seg)
     mc_segment_close(seg);
-  free_registered(e, scratch, maxblock * o->batch, o->hugepages);
-  free_registered(e, local, need, o->hugepages);
+  free_registered(e, scratch, maxblock * o->batch, o->mem_kind);
+  free_registered(e, local, need, o->mem_kind);
   mc_engine_destroy(e);
   return rc;
 }
