@@ -77,6 +77,7 @@ void mc_config_free(mc_config *cfg) {
   free(cfg->segment_name);
   free(cfg->listen);
   free(cfg->metadata);
+  free(cfg->cluster_token_file);
   free_strv(cfg->plugin_path, cfg->nplugin_path);
   free_transports(cfg->transports, cfg->ntransports);
   free_strv(cfg->transport_order, cfg->ntransport_order);
@@ -681,6 +682,13 @@ static int chk_dir(const char *v, char *why, size_t n) {
   return MC_EINVAL;
 }
 
+static int chk_path(const char *v, char *why, size_t n) {
+  if (*v)
+    return 0;
+  snprintf(why, n, "expected a file path, got ''");
+  return MC_EINVAL;
+}
+
 static int chk_rail(const char *v, char *why, size_t n) {
   return check_word(v, "a rail like tcp:conn0", why, n);
 }
@@ -960,7 +968,7 @@ static int parse_uint_key(pctx *c, const ynode *v, const char *key,
 static const char *const top_keys[] = {
     "segment_name", "listen",      "metadata",   "plugin_path",
     "transports",   "transport_order", "slice_size", "retry_count",
-    "timeout_ms",   "log_level",   "topology",
+    "timeout_ms",   "log_level",   "topology",   "cluster_token_file",
 };
 #define N_TOP_KEYS (sizeof top_keys / sizeof top_keys[0])
 
@@ -986,6 +994,18 @@ static int parse_top_key(pctx *c, const ynode *k, const ynode *v) {
                     &cfg->metadata);
   if (strcmp(key, "plugin_path") == 0)
     return parse_plugin_path(c, v);
+  if (strcmp(key, "cluster_token_file") == 0) {
+    if (v->type == YN_SCALAR && v->null) {
+      free(cfg->cluster_token_file);
+      cfg->cluster_token_file = NULL;
+      return 0;
+    }
+    /* Read at engine creation, not here: parsing touches no files. */
+    if ((rc = set_text(c, v, key, "a file path", chk_path,
+                       &cfg->cluster_token_file)) == 0)
+      cfg->cluster_token_line = v->line;
+    return rc;
+  }
   if (strcmp(key, "transports") == 0)
     return parse_transports(c, v);
   if (strcmp(key, "transport_order") == 0) {
@@ -1361,6 +1381,7 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
   const char *seg = env_val("MC_SEGMENT_NAME");
   const char *lis = env_val("MC_LISTEN");
   const char *md = env_val("MC_METADATA");
+  const char *tok = env_val("MC_CLUSTER_TOKEN_FILE");
   const char *tr = env_val("MC_TRANSPORTS");
   const char *ss = env_val("MC_SLICE_SIZE");
   const char *rc_ = env_val("MC_RETRY_COUNT");
@@ -1401,10 +1422,11 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
                           errlen);
 
   /* Commit.  Only allocation can fail from here on. */
-  char *dup_seg = NULL, *dup_lis = NULL, *dup_md = NULL;
+  char *dup_seg = NULL, *dup_lis = NULL, *dup_md = NULL, *dup_tok = NULL;
   if (rc == 0 && ((seg && !(dup_seg = strdup(seg))) ||
                   (lis && !(dup_lis = strdup(lis))) ||
-                  (md && !(dup_md = strdup(md)))))
+                  (md && !(dup_md = strdup(md))) ||
+                  (tok && !(dup_tok = strdup(tok)))))
     rc = MC_ENOMEM;
   if (rc == 0 && tr) {
     if (is_auto)
@@ -1437,6 +1459,12 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
       cfg->metadata = dup_md;
       dup_md = NULL;
     }
+    if (dup_tok) {
+      free(cfg->cluster_token_file);
+      cfg->cluster_token_file = dup_tok;
+      cfg->cluster_token_line = 0;
+      dup_tok = NULL;
+    }
     if (ss) {
       cfg->slice_size = slice;
       cfg->slice_size_set = 1;
@@ -1451,6 +1479,7 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
   free(dup_seg);
   free(dup_lis);
   free(dup_md);
+  free(dup_tok);
   free_strv(names, nnames);
   env_opts_free(opts, nopts);
   if (rc == MC_ENOMEM)

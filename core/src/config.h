@@ -67,6 +67,8 @@ typedef struct mc_config {
   int log_level;        /* default from MC_LOG_LEVEL, else warn */
   mc_config_topo *topology;
   size_t ntopology;
+  char *cluster_token_file; /* NULL = no cluster token (token.h) */
+  int cluster_token_line;   /* its line in the file; 0 when set from env */
 } mc_config;
 
 /* Built-in defaults (transports: [tcp]).  NULL on ENOMEM. */
@@ -81,7 +83,8 @@ int mc_config_load_file(const char *path, mc_config **out, char *err,
 int mc_config_load_string(const char *yaml, size_t len, const char *name,
                           mc_config **out, char *err, size_t errlen);
 
-/* Applies MC_SEGMENT_NAME, MC_LISTEN, MC_METADATA, MC_TRANSPORTS,
+/* Applies MC_SEGMENT_NAME, MC_LISTEN, MC_METADATA, MC_CLUSTER_TOKEN_FILE,
+ * MC_TRANSPORTS,
  * MC_SLICE_SIZE, MC_RETRY_COUNT, MC_TIMEOUT_MS, MC_LOG_LEVEL and
  * MC_TRANSPORT_<NAME>_<KEY> (per-transport option) from the environment.
  * Errors name the variable. */

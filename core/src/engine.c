@@ -284,6 +284,29 @@ const char *mc_engine_transport_param(const mc_transport *t, const char *key) {
   return NULL;
 }
 
+/* Reads cluster_token_file, if set; errors name where it was set. */
+static int load_cluster_token(mc_engine *e, char *err, size_t errlen) {
+  const mc_config *c = e->cfg;
+  if (!c->cluster_token_file)
+    return 0;
+  char why[512];
+  int rc = mc_token_load(c->cluster_token_file, e->cluster_token, why, sizeof why);
+  if (rc) {
+    if (c->cluster_token_line)
+      seterr(err, errlen, "%s:%d: cluster_token_file: %s", c->source,
+             c->cluster_token_line, why);
+    else
+      seterr(err, errlen, "MC_CLUSTER_TOKEN_FILE: %s", why);
+    return rc;
+  }
+  if (strncmp(c->metadata, "etcd://", 7) == 0)
+    MC_WARN(&e->log, COMP,
+            "cluster_token_file is not used by etcd:// metadata: descriptors "
+            "there are as safe as the etcd cluster (use etcd's own "
+            "authentication and network policy)");
+  return 0;
+}
+
 static int build_config(const mc_engine_opts *o, mc_config **out, char *err,
                         size_t errlen) {
   const char *path = o && o->config_path ? o->config_path : getenv("MC_CONFIG");
@@ -469,7 +492,11 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
   rc = mc_notify_queue_init(&e->notes, 1024);
   if (rc)
     goto fail;
+  rc = load_cluster_token(e, err, errlen);
+  if (rc)
+    goto fail;
   mc_metadata_args ma = {.url = e->cfg->metadata,
+                         .token = e->cluster_token[0] ? e->cluster_token : NULL,
                          .listen = e->cfg->listen,
                          .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000,
                          .log = &e->log,

@@ -15,6 +15,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metadata.h"
+#include "token.h"
 #include "mooncake/engine.h"
 #include "mooncake/transport.h"
 
@@ -186,6 +187,7 @@ struct mc_engine {
   char listen_host[256];
   mc_loader *loader;
   mc_metadata *md;
+  char cluster_token[MC_TOKEN_MAX + 1]; /* "" = none (token.h) */
 
   mc_transport *transports[MC_MAX_TRANSPORTS];
   int ntransports;

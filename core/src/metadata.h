@@ -19,6 +19,9 @@ typedef struct mc_metadata_args {
   const char *url;    /* "p2p", "etcd://...", "http://..." */
   const char *listen; /* engine's "host:port" for the p2p listener */
   uint32_t timeout_ms; /* per-operation deadline */
+  /* Cluster token (token.h) to present and, for listeners, to demand;
+   * NULL: none.  Backends copy it. */
+  const char *token;
   const mc_logger *log;
   /* Called (from a backend thread) when a watched segment's descriptor
    * changed or vanished; may be NULL. */

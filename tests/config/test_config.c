@@ -290,8 +290,14 @@ static void test_errors(void) {
              "t.yaml:3: key 'retry_cuont': unknown key (expected one of: "
              "segment_name, listen, metadata, plugin_path, transports, "
              "transport_order, slice_size, retry_count, timeout_ms, "
-             "log_level, topology)",
+             "log_level, topology, cluster_token_file)",
              NULL);
+  /* The token file is only named here (read at engine creation). */
+  EXPECT_ERR("cluster_token_file: ''\n",
+             "t.yaml:1: key 'cluster_token_file': expected a file path, got ''",
+             NULL);
+  EXPECT_ERR("listen: \"1.2.3.4:5\"\ncluster_token_file: [a, b]\n",
+             "t.yaml:2: key 'cluster_token_file'", NULL);
   EXPECT_ERR("topology:\n  cpu:0:\n    prefered: [a]\n",
              "t.yaml:3: key 'topology.cpu:0.prefered': unknown key", NULL);
   /* Wrong types and ranges. */
@@ -566,6 +572,7 @@ static void test_sizes(void) {
 static const char *const env_vars[] = {
     "MC_SEGMENT_NAME", "MC_LISTEN",   "MC_METADATA",   "MC_TRANSPORTS",
     "MC_SLICE_SIZE",   "MC_RETRY_COUNT", "MC_TIMEOUT_MS", "MC_LOG_LEVEL",
+    "MC_CLUSTER_TOKEN_FILE",
 };
 
 static void clear_env(void) {
@@ -623,6 +630,7 @@ static void test_env(void) {
   setenv("MC_SEGMENT_NAME", "envseg", 1);
   setenv("MC_LISTEN", "0.0.0.0:4000", 1);
   setenv("MC_METADATA", "http://md:8080/x", 1);
+  setenv("MC_CLUSTER_TOKEN_FILE", "/etc/mooncake/token", 1);
   setenv("MC_SLICE_SIZE", "256K", 1);
   setenv("MC_RETRY_COUNT", "0", 1);
   setenv("MC_TIMEOUT_MS", "777", 1);
@@ -631,9 +639,13 @@ static void test_env(void) {
   setenv("MC_TRANSPORT_TCP_CONNECTIONS", "8", 1);
   setenv("MC_TRANSPORT_SHM_IO_THREADS", "2", 1);
   cfg = LOAD_OK("transports:\n  tcp: {connections: 2, port: 99}\n"
-                "  rdma: {gid_index: 3}\n");
+                "  rdma: {gid_index: 3}\ncluster_token_file: /x/t\n");
   if (cfg) {
+    CHECK_STR(cfg->cluster_token_file, "/x/t");
+    CHECK(cfg->cluster_token_line == 4);
     int rc = mc_config_apply_env(cfg, err, sizeof err);
+    CHECK_STR(cfg->cluster_token_file, "/etc/mooncake/token");
+    CHECK(cfg->cluster_token_line == 0);
     CHECK(rc == 0);
     if (rc)
       fprintf(stderr, "apply_env: %s\n", err);
