@@ -38,6 +38,7 @@
 #include "mooncake/errors.h"
 #include "net.h"
 #include "p2p_wire.h"
+#include "token.h"
 
 #define COMP "metadata-p2p"
 #define MAX_CONNS 64
@@ -45,6 +46,7 @@
 #define MIN_SERVE_MS 100u
 #define ACCEPT_PAUSE_MS 100u
 #define MAX_TIMEOUT_MS 3600000u /* keeps deadlines within an int of ms */
+#define REFUSED_LOG_MS 1000u    /* at most one refusal warning a second */
 
 /* One published descriptor; shared with connections still sending it. */
 typedef struct p2p_snap {
@@ -66,11 +68,14 @@ typedef struct p2p_conn {
   size_t head_len;
   size_t sent;
   p2p_snap *snap;
+  char peer[64]; /* "ip:port", for logs */
 } p2p_conn;
 
 typedef struct p2p_ctx {
   const mc_logger *log;
   uint32_t timeout_ms;
+  char token[MC_TOKEN_MAX + 1]; /* "" = serve anyone (token.h) */
+  uint64_t refused_logged_at;   /* loop thread: rate limit of the warning */
   int lfd;
   int stop_fd; /* eventfd: close() wakes the loop */
   uint16_t port;
@@ -242,24 +247,42 @@ static void conn_read(p2p_ctx *c, p2p_conn *k) {
     return;
   k->got += (size_t)n;
   size_t need;
-  char name[MC_NAME_MAX];
-  int rc = mc_p2p_parse_request(k->req, k->got, &need, name, sizeof name);
+  char name[MC_NAME_MAX], token[MC_TOKEN_MAX + 1];
+  int rc = mc_p2p_parse_request(k->req, k->got, &need, name, sizeof name, token);
   if (rc == MC_EAGAIN)
     return;
   if (rc == MC_ENOTSUP) {
     conn_reply(c, k, MC_P2P_BAD_VERSION, "unsupported protocol version");
   } else if (rc) {
-    MC_DEBUG(c->log, COMP, "dropping a malformed request (%zu bytes)", k->got);
+    MC_DEBUG(c->log, COMP, "dropping a malformed request from %s (%zu bytes)",
+             k->peer, k->got);
     conn_reply(c, k, MC_P2P_BAD_REQUEST, "malformed request");
+  } else if (c->token[0] && !mc_token_equal(c->token, token, strlen(token))) {
+    /* The same answer with no token and with a wrong one. */
+    uint64_t now = mc_now_ms();
+    if (now - c->refused_logged_at >= REFUSED_LOG_MS) {
+      c->refused_logged_at = now;
+      MC_WARN(c->log, COMP,
+              "refused a request for '%s' from %s: %s cluster token", name,
+              k->peer, token[0] ? "wrong" : "no");
+    }
+    conn_reply(c, k, MC_P2P_UNAUTHORIZED,
+               "this engine serves its descriptor only with its cluster "
+               "token (cluster_token_file)");
   } else {
     conn_request(c, k, name);
   }
   conn_write(c, k); /* the socket is usually writable already */
 }
 
+static int addr_text(const struct sockaddr *sa, char *buf, size_t len);
+
 static void accept_all(p2p_ctx *c, uint64_t now) {
   for (;;) {
-    int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof sa;
+    int fd = accept4(c->lfd, (struct sockaddr *)&sa, &salen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
@@ -285,6 +308,8 @@ static void accept_all(p2p_ctx *c, uint64_t now) {
       continue;
     }
     k->fd = fd;
+    if (addr_text((const struct sockaddr *)&sa, k->peer, sizeof k->peer))
+      snprintf(k->peer, sizeof k->peer, "?");
     k->writing = 0;
     k->got = 0;
     k->sent = 0;
@@ -440,6 +465,16 @@ static int p2p_open(const mc_metadata_args *args, void **out) {
     return MC_ENOMEM;
   c->log = args->log;
   c->timeout_ms = args->timeout_ms ? args->timeout_ms : DEFAULT_TIMEOUT_MS;
+  if (args->token) {
+    size_t tl = strlen(args->token);
+    if (!mc_p2p_token_ok(args->token, tl)) {
+      MC_ERROR(args->log, COMP, "cluster token: %d..%d printable characters",
+               MC_TOKEN_MIN, MC_TOKEN_MAX);
+      free(c);
+      return MC_EINVAL;
+    }
+    memcpy(c->token, args->token, tl + 1);
+  }
   if (c->timeout_ms > MAX_TIMEOUT_MS)
     c->timeout_ms = MAX_TIMEOUT_MS;
   c->lfd = c->stop_fd = -1;
@@ -528,6 +563,8 @@ static int status_rc(uint16_t status) {
     return MC_ENOENT;
   case MC_P2P_BUSY:
     return MC_EAGAIN;
+  case MC_P2P_UNAUTHORIZED:
+    return MC_EACCES;
   default:
     return MC_EPROTO;
   }
@@ -539,7 +576,8 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
                         char **json, size_t *len) {
   uint64_t deadline = mc_now_ms() + c->timeout_ms;
   uint8_t req[MC_P2P_REQ_MAX];
-  size_t rl = mc_p2p_build_request(seg, req, sizeof req);
+  size_t rl = mc_p2p_build_request(seg, c->token[0] ? c->token : NULL, req,
+                                   sizeof req);
   if (rl == 0)
     return MC_EINVAL;
   int fd;
@@ -571,8 +609,14 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   }
   if (!rc && r.status != MC_P2P_OK) {
     rc = status_rc(r.status);
-    MC_DEBUG(c->log, COMP, "segment '%s': peer answered %s: %.*s", name,
-             mc_strerror(rc), (int)r.reason_len, r.reason);
+    if (r.status == MC_P2P_UNAUTHORIZED)
+      MC_WARN(c->log, COMP,
+              "segment '%s': %s:%u refused %s cluster token: %.*s", name, host,
+              (unsigned)port, c->token[0] ? "our" : "a request without a",
+              (int)r.reason_len, r.reason);
+    else
+      MC_DEBUG(c->log, COMP, "segment '%s': peer answered %s: %.*s", name,
+               mc_strerror(rc), (int)r.reason_len, r.reason);
   }
   if (!rc && by_name &&
       (r.name_len != strlen(seg) || memcmp(r.name, seg, r.name_len) != 0)) {

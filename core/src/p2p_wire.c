@@ -7,6 +7,7 @@
 #include "descriptor.h" /* MC_DESC_JSON_MAX */
 #include "mooncake/errors.h"
 #include "mooncake/transport.h" /* MC_NAME_MAX */
+#include "token.h"                /* MC_TOKEN_MIN, MC_TOKEN_MAX */
 
 static void put32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);
@@ -51,17 +52,39 @@ int mc_p2p_name_ok(const char *name, size_t len) {
   return 1;
 }
 
-size_t mc_p2p_build_request(const char *name, uint8_t *out, size_t cap) {
-  size_t n = name ? strnlen(name, MC_NAME_MAX) : 0;
-  if (!mc_p2p_name_ok(name, n) || MC_P2P_HDR_LEN + n > cap)
+int mc_p2p_token_ok(const char *token, size_t len) {
+  if (len < MC_TOKEN_MIN || len > MC_TOKEN_MAX)
     return 0;
-  mc_p2p_put_hdr(out, MC_P2P_OP_GET, 0, (uint32_t)n);
-  memcpy(out + MC_P2P_HDR_LEN, name, n);
-  return MC_P2P_HDR_LEN + n;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)token[i];
+    if (c <= 0x20 || c >= 0x7f)
+      return 0;
+  }
+  return 1;
+}
+
+size_t mc_p2p_build_request(const char *name, const char *token, uint8_t *out,
+                            size_t cap) {
+  size_t n = name ? strnlen(name, MC_NAME_MAX) : 0;
+  size_t t = token ? strnlen(token, MC_TOKEN_MAX + 1) : 0;
+  size_t body = token ? 1 + t + n : n;
+  if (!mc_p2p_name_ok(name, n) || (token && !mc_p2p_token_ok(token, t)) ||
+      MC_P2P_HDR_LEN + body > cap)
+    return 0;
+  mc_p2p_put_hdr(out, token ? MC_P2P_OP_GET_AUTH : MC_P2P_OP_GET, 0,
+                 (uint32_t)body);
+  uint8_t *p = out + MC_P2P_HDR_LEN;
+  if (token) {
+    *p++ = (uint8_t)t;
+    memcpy(p, token, t);
+    p += t;
+  }
+  memcpy(p, name, n);
+  return MC_P2P_HDR_LEN + body;
 }
 
 int mc_p2p_parse_request(const uint8_t *buf, size_t len, size_t *need,
-                         char *name, size_t cap) {
+                         char *name, size_t cap, char *token) {
   /* Check the magic as soon as its bytes arrive, so garbage is dropped
    * without waiting for a full header. */
   static const uint8_t magic[4] = {'M', 'C', 'P', '2'};
@@ -76,17 +99,27 @@ int mc_p2p_parse_request(const uint8_t *buf, size_t len, size_t *need,
   get_hdr(buf, &h);
   if (h.version != MC_P2P_VERSION)
     return h.version > MC_P2P_VERSION ? MC_ENOTSUP : MC_EPROTO;
-  if (h.op != MC_P2P_OP_GET || h.status != 0 ||
+  if ((h.op != MC_P2P_OP_GET && h.op != MC_P2P_OP_GET_AUTH) || h.status != 0 ||
       h.length > MC_P2P_REQ_MAX - MC_P2P_HDR_LEN)
     return MC_EPROTO;
   *need = MC_P2P_HDR_LEN + h.length;
   if (len < *need)
     return MC_EAGAIN;
-  const char *nm = (const char *)buf + MC_P2P_HDR_LEN;
-  if (!mc_p2p_name_ok(nm, h.length) || h.length >= cap)
+  const char *p = (const char *)buf + MC_P2P_HDR_LEN;
+  size_t rest = h.length, t = 0;
+  if (h.op == MC_P2P_OP_GET_AUTH) {
+    t = rest ? (uint8_t)p[0] : 0;
+    if (rest < 1 + t || !mc_p2p_token_ok(p + 1, t))
+      return MC_EPROTO;
+    memcpy(token, p + 1, t);
+    p += 1 + t;
+    rest -= 1 + t;
+  }
+  if (!mc_p2p_name_ok(p, rest) || rest >= cap)
     return MC_EPROTO;
-  memcpy(name, nm, h.length);
-  name[h.length] = '\0';
+  token[t] = '\0';
+  memcpy(name, p, rest);
+  name[rest] = '\0';
   return 0;
 }
 
@@ -126,6 +159,7 @@ int mc_p2p_parse_reply_hdr(const uint8_t *buf, size_t len, mc_p2p_hdr *h) {
   case MC_P2P_BAD_REQUEST:
   case MC_P2P_BAD_VERSION:
   case MC_P2P_BUSY:
+  case MC_P2P_UNAUTHORIZED:
     return h->length <= MC_P2P_REASON_MAX ? 0 : MC_EPROTO;
   default:
     return MC_EPROTO;

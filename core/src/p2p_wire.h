@@ -4,6 +4,11 @@
  *   header (12 bytes): magic "MCP2" | version u8 | op u8 | status u16 | length u32
  *   GET:   header{op=GET, status=0, length=n} + segment name (n bytes, 1..255,
  *          no control characters)
+ *   GET_AUTH: header{op=GET_AUTH, status=0, length} + u8 t + the cluster
+ *          token (t bytes, MC_TOKEN_MIN..MC_TOKEN_MAX printable ASCII) +
+ *          segment name.  A server with a cluster token answers GET, and
+ *          GET_AUTH with another token, UNAUTHORIZED; one without a token
+ *          serves both.
  *   REPLY: header{op=REPLY, status, length} + payload, where the payload is
  *          for OK:    u16 name_len + the served segment's name + descriptor JSON
  *          otherwise: a short reason text (<= MC_P2P_REASON_MAX bytes) for logs
@@ -23,7 +28,7 @@
 #define MC_P2P_REQ_MAX 4096 /* whole request frame */
 #define MC_P2P_REASON_MAX 256
 
-enum mc_p2p_op { MC_P2P_OP_GET = 1, MC_P2P_OP_REPLY = 2 };
+enum mc_p2p_op { MC_P2P_OP_GET = 1, MC_P2P_OP_REPLY = 2, MC_P2P_OP_GET_AUTH = 3 };
 
 enum mc_p2p_status {
   MC_P2P_OK = 0,
@@ -31,6 +36,7 @@ enum mc_p2p_status {
   MC_P2P_BAD_REQUEST = 2, /* malformed request */
   MC_P2P_BAD_VERSION = 3, /* request version newer than the server's */
   MC_P2P_BUSY = 4,        /* too many connections; retry later */
+  MC_P2P_UNAUTHORIZED = 5, /* no cluster token, or not this cluster's */
 };
 
 typedef struct mc_p2p_hdr {
@@ -54,18 +60,22 @@ typedef struct mc_p2p_reply {
 void mc_p2p_put_hdr(uint8_t out[MC_P2P_HDR_LEN], uint8_t op, uint16_t status,
                     uint32_t length);
 
-/* Builds a GET frame for name into out; returns its length, or 0 when the
- * name is invalid or the frame does not fit in cap. */
-size_t mc_p2p_build_request(const char *name, uint8_t *out, size_t cap);
+/* Builds a request for name into out: GET_AUTH carrying token, or GET when
+ * token is NULL.  Returns its length, or 0 when the name or token is invalid
+ * or the frame does not fit in cap. */
+size_t mc_p2p_build_request(const char *name, const char *token, uint8_t *out,
+                            size_t cap);
 
-/* Parses a GET frame from the first len bytes received so far.
- *   0             complete; name (cap bytes, NUL-terminated) filled
+/* Parses a request (GET or GET_AUTH) from the first len bytes received so
+ * far.
+ *   0             complete; name (cap bytes) and token (MC_TOKEN_MAX + 1
+ *                 bytes; "" for GET) filled, both NUL-terminated
  *   MC_EAGAIN     incomplete; *need says how many bytes the frame needs
  *   MC_ENOTSUP    magic right but a version this build does not speak
- *   MC_EPROTO     garbage (bad magic, op, length, or name)
+ *   MC_EPROTO     garbage (bad magic, op, length, token or name)
  * Bytes past the frame are ignored. */
 int mc_p2p_parse_request(const uint8_t *buf, size_t len, size_t *need,
-                         char *name, size_t cap);
+                         char *name, size_t cap, char *token);
 
 /* Builds the part of a reply that precedes the JSON (header and, for OK, the
  * served name; for errors, the reason) into out; returns its length or 0 if
@@ -84,5 +94,9 @@ int mc_p2p_parse_reply_body(const mc_p2p_hdr *h, const uint8_t *payload,
 
 /* Segment names on the wire: 1..MC_NAME_MAX-1 bytes, no control bytes. */
 int mc_p2p_name_ok(const char *name, size_t len);
+
+/* Tokens on the wire: MC_TOKEN_MIN..MC_TOKEN_MAX bytes of printable ASCII
+ * without spaces. */
+int mc_p2p_token_ok(const char *token, size_t len);
 
 #endif

@@ -8,15 +8,17 @@
 #include "mooncake/errors.h"
 #include "mooncake/transport.h"
 #include "p2p_wire.h"
+#include "token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int parse_req(const uint8_t *data, size_t size, char *name) {
+static int parse_req(const uint8_t *data, size_t size, char *name,
+                     char *token) {
   size_t need = 0;
-  int rc = mc_p2p_parse_request(data, size, &need, name, MC_NAME_MAX);
+  int rc = mc_p2p_parse_request(data, size, &need, name, MC_NAME_MAX, token);
   if (rc == MC_EAGAIN && (need <= size || need > MC_P2P_REQ_MAX))
     abort();
-  if (rc == 0 && strlen(name) >= MC_NAME_MAX)
+  if (rc == 0 && (strlen(name) >= MC_NAME_MAX || strlen(token) > MC_TOKEN_MAX))
     abort();
   if (rc != 0 && rc != MC_EAGAIN && rc != MC_EPROTO && rc != MC_ENOTSUP)
     abort();
@@ -24,21 +26,23 @@ static int parse_req(const uint8_t *data, size_t size, char *name) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char name[MC_NAME_MAX];
-  int rc = parse_req(data, size, name);
+  char name[MC_NAME_MAX], token[MC_TOKEN_MAX + 1];
+  int rc = parse_req(data, size, name, token);
   size_t frame = 0;
   if (rc == 0) {
-    /* A parsed request rebuilds to the same bytes. */
+    /* A parsed request rebuilds to the same bytes (GET_AUTH when it
+     * carried a token). */
     uint8_t again[MC_P2P_REQ_MAX];
-    frame = mc_p2p_build_request(name, again, sizeof again);
+    frame = mc_p2p_build_request(name, token[0] ? token : NULL, again,
+                                 sizeof again);
     if (frame == 0 || frame > size || memcmp(again, data, frame) != 0)
       abort();
   }
   /* Every strict prefix of a valid frame is merely incomplete (the server
    * parses as bytes trickle in); other prefixes just must not crash. */
-  char pname[MC_NAME_MAX];
+  char pname[MC_NAME_MAX], ptoken[MC_TOKEN_MAX + 1];
   for (size_t cut = 0; cut < size && cut <= MC_P2P_HDR_LEN + 8; cut++) {
-    int prc = parse_req(data, cut, pname);
+    int prc = parse_req(data, cut, pname, ptoken);
     if (cut < frame && prc != MC_EAGAIN)
       abort();
   }

@@ -19,14 +19,19 @@
 #include "net.h"
 #include "p2p_wire.h"
 
-static mc_metadata *open_p2p(uint32_t timeout_ms, char *name) {
+static mc_metadata *open_p2p_token(uint32_t timeout_ms, char *name,
+                                   const char *token) {
   mc_metadata_args a = {.url = "p2p", .listen = "127.0.0.1:0",
-                        .timeout_ms = timeout_ms};
+                        .timeout_ms = timeout_ms, .token = token};
   mc_metadata *md;
   char err[256];
   CHECK_RC(mc_metadata_open(&a, &md, err, sizeof err), 0);
   CHECK_RC(mc_metadata_local_name(md, name, MC_NAME_MAX), 0);
   return md;
+}
+
+static mc_metadata *open_p2p(uint32_t timeout_ms, char *name) {
+  return open_p2p_token(timeout_ms, name, NULL);
 }
 
 static uint16_t port_of(const char *name) {
@@ -208,7 +213,7 @@ static void test_misbehaving_clients(void) {
   hdr[4] = MC_P2P_VERSION + 1;
   expect_error_reply(port, hdr, sizeof hdr, MC_P2P_BAD_VERSION, 2000);
   uint8_t req[MC_P2P_REQ_MAX];
-  size_t rl = mc_p2p_build_request("nobody", req, sizeof req);
+  size_t rl = mc_p2p_build_request("nobody", NULL, req, sizeof req);
   CHECK(rl > 0);
   expect_error_reply(port, req, rl, MC_P2P_NOT_FOUND, 2000);
 
@@ -218,7 +223,7 @@ static void test_misbehaving_clients(void) {
   for (int i = 0; i < 3; i++)
     st[i] = raw_connect(port);
   CHECK(send(st[1], "MCP", 3, 0) == 3);
-  rl = mc_p2p_build_request(srv_name, req, sizeof req);
+  rl = mc_p2p_build_request(srv_name, NULL, req, sizeof req);
   CHECK(send(st[2], req, rl - 2, 0) == (ssize_t)(rl - 2));
   expect_fetch(cli, srv_name, srv_name, 9);
   uint8_t junk[64];
@@ -258,7 +263,7 @@ static void test_misbehaving_clients(void) {
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   CHECK(connect(lazy, (struct sockaddr *)&sa, sizeof sa) == 0);
-  rl = mc_p2p_build_request("bulky", req, sizeof req);
+  rl = mc_p2p_build_request("bulky", NULL, req, sizeof req);
   CHECK(send(lazy, req, rl, 0) == (ssize_t)rl);
   usleep(50 * 1000);
   char bulky[MC_NAME_MAX + 8];
@@ -308,8 +313,68 @@ static void test_close_with_client(void) {
   close(fd);
 }
 
+/* A listener with a cluster token serves only requests carrying it: not
+ * plain GETs, not another cluster's token; the refusal reaches the
+ * fetcher as MC_EACCES.  A listener without one serves everybody. */
+static void test_cluster_token(void) {
+  const char *tok = "0123456789abcdef0123456789abcdef";
+  const char *other = "fedcba9876543210fedcba9876543210";
+  char a_name[MC_NAME_MAX], b_name[MC_NAME_MAX], c_name[MC_NAME_MAX],
+      o_name[MC_NAME_MAX];
+  mc_metadata *a = open_p2p_token(2000, a_name, tok);
+  mc_metadata *b = open_p2p_token(2000, b_name, tok);
+  mc_metadata *c = open_p2p(2000, c_name);
+  mc_metadata *o = open_p2p_token(2000, o_name, other);
+  publish(a, a_name, 1);
+  publish(c, c_name, 1);
+  expect_fetch(b, a_name, a_name, 1);
+  char *json = NULL;
+  size_t len;
+  CHECK_RC(mc_metadata_fetch(c, a_name, &json, &len), MC_EACCES);
+  CHECK_RC(mc_metadata_fetch(o, a_name, &json, &len), MC_EACCES);
+  CHECK(json == NULL);
+  expect_fetch(b, c_name, c_name, 1); /* no token there: served */
+
+  /* On the wire: the same UNAUTHORIZED for none, a wrong and a truncated
+   * token; the right one is served. */
+  uint16_t port = port_of(a_name);
+  uint8_t req[MC_P2P_REQ_MAX];
+  size_t rl = mc_p2p_build_request(a_name, NULL, req, sizeof req);
+  expect_error_reply(port, req, rl, MC_P2P_UNAUTHORIZED, 2000);
+  rl = mc_p2p_build_request(a_name, other, req, sizeof req);
+  expect_error_reply(port, req, rl, MC_P2P_UNAUTHORIZED, 2000);
+  char shorter[40];
+  snprintf(shorter, sizeof shorter, "%.20s", tok);
+  rl = mc_p2p_build_request(a_name, shorter, req, sizeof req);
+  expect_error_reply(port, req, rl, MC_P2P_UNAUTHORIZED, 2000);
+  CHECK(mc_p2p_build_request(a_name, "short", req, sizeof req) == 0);
+  CHECK(mc_p2p_build_request(a_name, "0123456789abcdef 12", req, sizeof req) == 0);
+  rl = mc_p2p_build_request(a_name, tok, req, sizeof req);
+  CHECK(rl > 0);
+  int fd = raw_connect(port);
+  CHECK_RC(mc_net_write_full(fd, req, rl, mc_now_ms() + 1000), 0);
+  uint8_t hb[MC_P2P_HDR_LEN];
+  CHECK_RC(mc_net_read_full(fd, hb, sizeof hb, mc_now_ms() + 2000), 0);
+  mc_p2p_hdr h;
+  CHECK_RC(mc_p2p_parse_reply_hdr(hb, sizeof hb, &h), 0);
+  CHECK(h.status == MC_P2P_OK);
+  close(fd);
+
+  /* A token that is not one is refused when opening. */
+  mc_metadata_args bad = {.url = "p2p", .listen = "127.0.0.1:0",
+                          .timeout_ms = 1000, .token = "short"};
+  mc_metadata *md = NULL;
+  char err[256];
+  CHECK_RC(mc_metadata_open(&bad, &md, err, sizeof err), MC_EINVAL);
+  mc_metadata_close(a);
+  mc_metadata_close(b);
+  mc_metadata_close(c);
+  mc_metadata_close(o);
+}
+
 int main(void) {
   test_exchange();
+  test_cluster_token();
   test_misbehaving_clients();
   test_close_with_client();
   printf("p2p metadata tests passed\n");
