@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
   CHECK_RC(md_publish(a, "l2", 1), 0);
   int n = 0;
   char err[512];
-  CHECK_RC(mc_http_list_keys(s.url, MC_HTTP_SEG_PREFIX, 2000, count_key, &n, err, sizeof err), 0);
+  CHECK_RC(mc_http_list_keys(s.url, NULL, MC_HTTP_SEG_PREFIX, 2000, count_key, &n, err, sizeof err), 0);
   CHECK(n == 2);
   raw_put(s.url, MC_HTTP_SEG_PREFIX "bad", "{\"format\":1,\"name\":\"bad\"");
   CHECK_RC(md_fetch_version(b, "bad"), MC_EPROTO);

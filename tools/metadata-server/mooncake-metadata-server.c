@@ -5,6 +5,11 @@
  *
  *   mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]
  *                            [--max-body BYTES] [--threads N]
+ *                            [--token-file PATH]
+ *
+ * With --token-file every request must carry "Authorization: Bearer <the
+ * cluster token>" (the engines' cluster_token_file); others get 401 and
+ * their bodies are not read.
  *
  * Prints "mooncake-metadata-server listening on http://HOST:PORT/PATH" on
  * stdout once serving (PORT 0 picks a free port), and stops cleanly on
@@ -13,6 +18,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +31,18 @@
 #include "mds_store.h"
 #include "mooncake/errors.h"
 #include "net.h"
+#include "token.h"
 
 #define DEFAULT_MAX_BODY (64u << 20)
+#define UNAUTHORIZED_TEXT \
+  "this server needs the cluster token: Authorization: Bearer <token>\n"
 
 typedef struct server {
   mds_store *store;
   char path[256];
   size_t max_body;
+  char token[MC_TOKEN_MAX + 1]; /* "" = anyone may read and write */
+  _Atomic uint64_t refused;      /* requests refused for the token */
 } server;
 
 typedef struct upload {
@@ -54,6 +66,43 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
                                   const char *msg) {
   return reply(c, status, msg, strlen(msg), "text/plain");
+}
+
+static int authorized(const server *srv, struct MHD_Connection *c) {
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_AUTHORIZATION);
+  static const char bearer[] = "Bearer ";
+  if (!h || strncmp(h, bearer, sizeof bearer - 1) != 0)
+    return 0;
+  h += sizeof bearer - 1;
+  return mc_token_equal(srv->token, h, strlen(h));
+}
+
+static enum MHD_Result refuse(server *srv, struct MHD_Connection *c) {
+  /* The first refusal, then every 1000th, so a scan cannot flood stderr. */
+  uint64_t n = atomic_fetch_add(&srv->refused, 1);
+  if (n % 1000 == 0) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[64] = "?";
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
+                addr, sizeof addr);
+    fprintf(stderr,
+            "mooncake-metadata-server: refused a request from %s without the "
+            "cluster token (%llu refused so far)\n",
+            addr, (unsigned long long)n + 1);
+  }
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      strlen(UNAUTHORIZED_TEXT), (void *)UNAUTHORIZED_TEXT, MHD_RESPMEM_PERSISTENT);
+  if (!r)
+    return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", "text/plain");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                          "Bearer realm=\"mooncake\"");
+  enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+  MHD_destroy_response(r);
+  return ret;
 }
 
 /* ttl query parameter: absent -> 0; bad -> -1. */
@@ -89,6 +138,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
     if (!u)
       return MHD_NO;
     *con_cls = u;
+    if (srv->token[0] && !authorized(srv, c))
+      return refuse(srv, c); /* before the body: it is never read */
     return MHD_YES;
   }
   upload *u = *con_cls;
@@ -179,6 +230,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void usage(FILE *f) {
   fprintf(f, "usage: mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]\n"
              "                                [--max-body BYTES] [--threads N]\n"
+             "                                [--token-file PATH]\n"
              "  HOST must be an IPv4 address (default 0.0.0.0:8080); PORT 0 picks a free port.\n");
 }
 
@@ -215,6 +267,12 @@ int main(int argc, char **argv) {
         return 2;
       }
       srv.max_body = (size_t)n;
+    } else if (strcmp(a, "--token-file") == 0) {
+      char why[512];
+      if (mc_token_load(v, srv.token, why, sizeof why) != 0) {
+        fprintf(stderr, "mooncake-metadata-server: --token-file: %s\n", why);
+        return 2;
+      }
     } else if (strcmp(a, "--threads") == 0) {
       threads = (unsigned)atoi(v);
       if (threads < 1 || threads > 64) {
@@ -259,8 +317,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  printf("mooncake-metadata-server listening on http://%s:%u%s\n", host,
-         info ? info->port : port, srv.path);
+  printf("mooncake-metadata-server listening on http://%s:%u%s%s\n", host,
+         info ? info->port : port, srv.path,
+         srv.token[0] ? " (cluster token required)" : "");
   fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);

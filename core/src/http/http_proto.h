@@ -32,8 +32,14 @@ int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
                        void *arg, char *err, size_t errlen);
 
 /* Lists the keys under prefix on the server at base_url
- * ("http://host:port/path"), calling fn for each. */
-int mc_http_list_keys(const char *base_url, const char *prefix, int timeout_ms,
-                      mc_http_key_fn fn, void *arg, char *err, size_t errlen);
+ * ("http://host:port/path"), calling fn for each.  token: the cluster token
+ * to present (token.h), or NULL. */
+int mc_http_list_keys(const char *base_url, const char *token,
+                      const char *prefix, int timeout_ms, mc_http_key_fn fn,
+                      void *arg, char *err, size_t errlen);
+
+/* The header that carries the cluster token, "Authorization: Bearer <t>";
+ * 0, or MC_ENOSPC if it does not fit in len. */
+int mc_http_auth_header(const char *token, char *buf, size_t len);
 
 #endif

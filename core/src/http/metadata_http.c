@@ -21,6 +21,7 @@
 #include "metadata.h"
 #include "mooncake/errors.h"
 #include "net.h"
+#include "token.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_TTL_S 10
@@ -37,6 +38,7 @@ typedef struct pub {
 
 typedef struct http_md {
   char base[512];
+  char auth[MC_TOKEN_MAX + 32]; /* "Authorization: ..." or "" (token.h) */
   const mc_logger *log;
   int timeout_ms;
   int ttl_s;
@@ -78,9 +80,16 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
-/* One request.  param is "key" or "prefix"; ttl >= 0 adds &ttl=.  On 2xx
- * the body (if resp) is returned malloc'd and NUL-terminated. */
-static int request(const char *base, const char *method, const char *param,
+int mc_http_auth_header(const char *token, char *buf, size_t len) {
+  int n = snprintf(buf, len, "Authorization: Bearer %s", token);
+  return n < 0 || (size_t)n >= len ? MC_ENOSPC : 0;
+}
+
+/* One request.  auth: the Authorization header line, or "".  param is "key"
+ * or "prefix"; ttl >= 0 adds &ttl=.  On 2xx the body (if resp) is returned
+ * malloc'd and NUL-terminated. */
+static int request(const char *base, const char *auth, const char *method,
+                   const char *param,
                    const char *value, int ttl, const void *body, size_t len,
                    int timeout_ms, char **resp, size_t *resp_len, char *err,
                    size_t errlen) {
@@ -104,6 +113,8 @@ static int request(const char *base, const char *method, const char *param,
   rbuf b = {.max = MC_DESC_JSON_MAX};
   struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
   hdr = curl_slist_append(hdr, "Content-Type: application/json");
+  if (*auth)
+    hdr = curl_slist_append(hdr, auth);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
@@ -139,6 +150,7 @@ static int request(const char *base, const char *method, const char *param,
              b.n ? ": " : "", b.n ? b.p : "");
     rc = status == 404 ? MC_ENOENT
          : (status == 400 || status == 413 || status == 414) ? MC_EINVAL
+         : (status == 401 || status == 403) ? MC_EACCES
          : MC_EIO;
   } else if (resp) {
     if (!b.p && !(b.p = calloc(1, 1)))
@@ -156,11 +168,15 @@ static int request(const char *base, const char *method, const char *param,
   return rc;
 }
 
-int mc_http_list_keys(const char *base_url, const char *prefix, int timeout_ms,
-                      mc_http_key_fn fn, void *arg, char *err, size_t errlen) {
+int mc_http_list_keys(const char *base_url, const char *token,
+                      const char *prefix, int timeout_ms, mc_http_key_fn fn,
+                      void *arg, char *err, size_t errlen) {
+  char auth[MC_TOKEN_MAX + 32] = "";
+  if (token && mc_http_auth_header(token, auth, sizeof auth))
+    return MC_EINVAL;
   char *body = NULL;
   size_t len = 0;
-  int rc = request(base_url, "GET", "prefix", prefix, -1, NULL, 0, timeout_ms,
+  int rc = request(base_url, auth, "GET", "prefix", prefix, -1, NULL, 0, timeout_ms,
                    &body, &len, err, errlen);
   if (rc == 0)
     rc = mc_http_parse_keys(body, len, fn, arg, err, errlen);
@@ -196,9 +212,9 @@ static void *refresh_main(void *arg) {
       int t = m->timeout_ms < period ? m->timeout_ms : period;
       int rc = MC_ENOENT;
       if (!p->dirty)
-        rc = request(m->base, "POST", "key", key, m->ttl_s, NULL, 0, t, NULL, NULL, err, sizeof(err));
+        rc = request(m->base, m->auth, "POST", "key", key, m->ttl_s, NULL, 0, t, NULL, NULL, err, sizeof(err));
       if (rc == MC_ENOENT)
-        rc = request(m->base, "PUT", "key", key, m->ttl_s, p->json, p->len, t, NULL, NULL, err, sizeof(err));
+        rc = request(m->base, m->auth, "PUT", "key", key, m->ttl_s, p->json, p->len, t, NULL, NULL, err, sizeof(err));
       p->dirty = rc != 0;
       if (rc) {
         failed = 1;
@@ -256,6 +272,11 @@ static int http_open(const mc_metadata_args *args, void **ctx) {
   }
   memcpy(m->base, url, n);
   m->base[n] = 0;
+  if (args->token && mc_http_auth_header(args->token, m->auth, sizeof m->auth)) {
+    MC_ERROR(m->log, "http-md", "cluster token longer than %d bytes", MC_TOKEN_MAX);
+    http_close(m);
+    return MC_EINVAL;
+  }
   if (q) {
     char *end = NULL;
     long v = -1;
@@ -297,7 +318,7 @@ static void http_close(void *ctx) {
     char key[MC_HTTP_KEY_MAX + 1], err[512];
     /* Remove what we published now rather than after the TTL. */
     if (m->base[0] && seg_key(p->segment, key, sizeof(key)) == 0)
-      (void)request(m->base, "DELETE", "key", key, -1, NULL, 0, t, NULL, NULL, err, sizeof(err));
+      (void)request(m->base, m->auth, "DELETE", "key", key, -1, NULL, 0, t, NULL, NULL, err, sizeof(err));
     free_pub(p);
   }
   pthread_cond_destroy(&m->cv);
@@ -330,7 +351,7 @@ static int http_publish(void *ctx, const char *segment, const char *json, size_t
   }
   memcpy(np->json, json, len);
   np->len = len;
-  int rc = request(m->base, "PUT", "key", key, m->ttl_s > 0 ? m->ttl_s : -1, json,
+  int rc = request(m->base, m->auth, "PUT", "key", key, m->ttl_s > 0 ? m->ttl_s : -1, json,
                    len, m->timeout_ms, NULL, NULL, err, sizeof(err));
   np->dirty = rc != 0;
   pthread_mutex_lock(&m->mu);
@@ -374,7 +395,7 @@ static int http_unpublish(void *ctx, const char *segment) {
     }
   }
   pthread_mutex_unlock(&m->mu);
-  int rc = request(m->base, "DELETE", "key", key, -1, NULL, 0, m->timeout_ms, NULL, NULL,
+  int rc = request(m->base, m->auth, "DELETE", "key", key, -1, NULL, 0, m->timeout_ms, NULL, NULL,
                    err, sizeof(err));
   if (rc && rc != MC_ENOENT)
     MC_WARN(m->log, "http-md", "unpublishing segment '%s' failed: %s", segment, err);
@@ -388,7 +409,7 @@ static int http_fetch(void *ctx, const char *segment, char **json, size_t *len) 
     return MC_EINVAL;
   char *body = NULL;
   size_t n = 0;
-  int rc = request(m->base, "GET", "key", key, -1, NULL, 0, m->timeout_ms, &body, &n,
+  int rc = request(m->base, m->auth, "GET", "key", key, -1, NULL, 0, m->timeout_ms, &body, &n,
                    err, sizeof(err));
   if (rc == MC_ENOENT)
     return rc;
@@ -416,7 +437,7 @@ static int http_kv_put(void *ctx, const char *k, const void *val, size_t len) {
   char key[MC_HTTP_KEY_MAX + 64], err[512] = "";
   if (kv_key(k, key, sizeof(key)) != 0)
     return MC_EINVAL;
-  int rc = request(m->base, "PUT", "key", key, -1, val, len, m->timeout_ms, NULL, NULL,
+  int rc = request(m->base, m->auth, "PUT", "key", key, -1, val, len, m->timeout_ms, NULL, NULL,
                    err, sizeof(err));
   if (rc)
     MC_WARN(m->log, "http-md", "kv put '%s' failed: %s", k, err);
@@ -429,7 +450,7 @@ static int http_kv_get(void *ctx, const char *k, void **val, size_t *len) {
   if (kv_key(k, key, sizeof(key)) != 0)
     return MC_EINVAL;
   char *body = NULL;
-  int rc = request(m->base, "GET", "key", key, -1, NULL, 0, m->timeout_ms, &body, len,
+  int rc = request(m->base, m->auth, "GET", "key", key, -1, NULL, 0, m->timeout_ms, &body, len,
                    err, sizeof(err));
   if (rc && rc != MC_ENOENT)
     MC_WARN(m->log, "http-md", "kv get '%s' failed: %s", k, err);
@@ -443,7 +464,7 @@ static int http_kv_delete(void *ctx, const char *k) {
   char key[MC_HTTP_KEY_MAX + 64], err[512] = "";
   if (kv_key(k, key, sizeof(key)) != 0)
     return MC_EINVAL;
-  int rc = request(m->base, "DELETE", "key", key, -1, NULL, 0, m->timeout_ms, NULL, NULL,
+  int rc = request(m->base, m->auth, "DELETE", "key", key, -1, NULL, 0, m->timeout_ms, NULL, NULL,
                    err, sizeof(err));
   if (rc && rc != MC_ENOENT)
     MC_WARN(m->log, "http-md", "kv delete '%s' failed: %s", k, err);
