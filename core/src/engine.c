@@ -9,21 +9,12 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "log.h"
 #include "net.h"
 #include "topology.h"
 
 #define COMP "engine"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 const char *mc_version(void) { return MC_VERSION; }
 
@@ -94,7 +85,7 @@ static int validate_params(const mc_config *cfg, const mc_plugin *p,
       for (const mc_param_info *q = p->ops.params; q && q->type != MC_PARAM_END; q++)
         off += (size_t)snprintf(known + off, off < sizeof known ? sizeof known - off : 0,
                                 "%s%s", off ? ", " : "", q->name);
-      seterr(err, errlen,
+      mc_seterr(err, errlen,
              "%s: key 'transports.%s.%s': unknown key (%s accepts: %s)", where,
              p->name, cp->key, p->name, known[0] ? known : "no keys");
       return MC_EINVAL;
@@ -121,7 +112,7 @@ static int validate_params(const mc_config *cfg, const mc_plugin *p,
       break;
     }
     if (!ok) {
-      seterr(err, errlen, "%s: key 'transports.%s.%s': expected %s, got '%s'",
+      mc_seterr(err, errlen, "%s: key 'transports.%s.%s': expected %s, got '%s'",
              where, p->name, cp->key,
              pi->type == MC_PARAM_BOOL ? "a boolean"
              : pi->type == MC_PARAM_INT ? "an integer"
@@ -152,7 +143,7 @@ static int transport_open(mc_engine *e, const char *name, char *err,
                           size_t errlen, int *fatal) {
   *fatal = 1;
   if (e->ntransports >= MC_MAX_TRANSPORTS) {
-    seterr(err, errlen, "too many transports (max %d)", MC_MAX_TRANSPORTS);
+    mc_seterr(err, errlen, "too many transports (max %d)", MC_MAX_TRANSPORTS);
     return MC_EINVAL;
   }
   mc_plugin *p = NULL;
@@ -193,7 +184,7 @@ static int transport_open(mc_engine *e, const char *name, char *err,
     mc_loader_mark_refused(e->loader, name, reason);
     MC_WARN(&e->log, COMP, "transport %s (%s): %s; continuing without it",
             name, p->path, reason);
-    seterr(err, errlen, "transport '%s' (%s): %s", name, p->path, reason);
+    mc_seterr(err, errlen, "transport '%s' (%s): %s", name, p->path, reason);
     mc_loader_unload(p);
     transport_free(t);
     *fatal = 0;
@@ -204,7 +195,7 @@ static int transport_open(mc_engine *e, const char *name, char *err,
   if (t->rails)
     rc = t->ops->query_rails(t->ctx, t->rails, &n);
   if (!t->rails || rc || n == 0) {
-    seterr(err, errlen, "transport '%s' (%s): query_rails failed: %s", name,
+    mc_seterr(err, errlen, "transport '%s' (%s): query_rails failed: %s", name,
            p->path, t->rails ? mc_strerror(rc ? rc : MC_EINVAL) : "out of memory");
     t->ops->fini(t->ctx);
     mc_loader_unload(p);
@@ -219,7 +210,7 @@ static int transport_open(mc_engine *e, const char *name, char *err,
            ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
            : MC_ENOMEM;
   if (rc) {
-    seterr(err, errlen, "transport '%s' (%s): local_desc failed: %s", name,
+    mc_seterr(err, errlen, "transport '%s' (%s): local_desc failed: %s", name,
            p->path, mc_strerror(rc));
     t->ops->fini(t->ctx);
     mc_loader_unload(p);
@@ -293,10 +284,10 @@ static int load_cluster_token(mc_engine *e, char *err, size_t errlen) {
   int rc = mc_token_load(c->cluster_token_file, e->cluster_token, why, sizeof why);
   if (rc) {
     if (c->cluster_token_line)
-      seterr(err, errlen, "%s:%d: cluster_token_file: %s", c->source,
+      mc_seterr(err, errlen, "%s:%d: cluster_token_file: %s", c->source,
              c->cluster_token_line, why);
     else
-      seterr(err, errlen, "MC_CLUSTER_TOKEN_FILE: %s", why);
+      mc_seterr(err, errlen, "MC_CLUSTER_TOKEN_FILE: %s", why);
     return rc;
   }
   if (strncmp(c->metadata, "etcd://", 7) == 0)
@@ -401,7 +392,7 @@ static int loader_open(mc_engine *e, char *err, size_t errlen) {
   free(entries);
   free(envcopy);
   if (rc)
-    seterr(err, errlen, "plugin loader: %s", mc_strerror(rc));
+    mc_seterr(err, errlen, "plugin loader: %s", mc_strerror(rc));
   return rc;
 }
 
@@ -412,7 +403,7 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
     n = sizeof names / sizeof names[0];
     int rc = mc_loader_names(e->loader, names, &n);
     if (rc) {
-      seterr(err, errlen, "listing plugins: %s", mc_strerror(rc));
+      mc_seterr(err, errlen, "listing plugins: %s", mc_strerror(rc));
       return rc;
     }
   } else {
@@ -425,7 +416,7 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
     char terr[1024] = "";
     int rc = transport_open(e, names[i], terr, sizeof terr, &fatal);
     if (rc && fatal && !e->cfg->transports_auto) {
-      seterr(err, errlen, "%s", terr);
+      mc_seterr(err, errlen, "%s", terr);
       return rc;
     }
     if (rc)
@@ -434,7 +425,7 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
   if (e->ntransports == 0) {
     char sp[2048];
     mc_loader_search_path(e->loader, sp, sizeof sp);
-    seterr(err, errlen, "no transport could be loaded%s%s (searched: %s)",
+    mc_seterr(err, errlen, "no transport could be loaded%s%s (searched: %s)",
            last[0] ? "; last error: " : "", last, sp);
     return MC_ENOENT;
   }
@@ -461,7 +452,7 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
   if (opts) {
     size_t n = opts->struct_size ? opts->struct_size : sizeof o;
     if (n < sizeof(uint32_t)) {
-      seterr(err, errlen, "mc_engine_opts.struct_size %u is too small", opts->struct_size);
+      mc_seterr(err, errlen, "mc_engine_opts.struct_size %u is too small", opts->struct_size);
       return MC_EINVAL;
     }
     memcpy(&o, opts, n < sizeof o ? n : sizeof o);
@@ -484,7 +475,7 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
   uint16_t port;
   if (mc_net_split_hostport(e->cfg->listen, e->listen_host, sizeof e->listen_host,
                             &port)) {
-    seterr(err, errlen, "%s: listen: expected host:port, got '%s'",
+    mc_seterr(err, errlen, "%s: listen: expected host:port, got '%s'",
            e->cfg->source, e->cfg->listen);
     rc = MC_EINVAL;
     goto fail;
@@ -523,12 +514,12 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
     goto fail;
   rc = mc_worker_start(e);
   if (rc) {
-    seterr(err, errlen, "cannot start the engine worker thread");
+    mc_seterr(err, errlen, "cannot start the engine worker thread");
     goto fail;
   }
   rc = mc_engine_publish(e);
   if (rc) {
-    seterr(err, errlen, "publishing segment '%s' through %s failed: %s", e->name,
+    mc_seterr(err, errlen, "publishing segment '%s' through %s failed: %s", e->name,
            e->cfg->metadata, mc_strerror(rc));
     goto fail;
   }

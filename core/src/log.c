@@ -57,3 +57,12 @@ void mc_log(const mc_logger *lg, int level, const char *component,
   mc_vlog(lg, level, component, fmt, ap);
   va_end(ap);
 }
+
+void mc_seterr(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}

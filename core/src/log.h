@@ -5,6 +5,7 @@
 #define MC_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include "mooncake/transport.h" /* enum mc_log_level */
 
@@ -34,5 +35,10 @@ void mc_vlog(const mc_logger *lg, int level, const char *component,
     if (mc_log_enabled((lg), MC_LOG_DEBUG))                                    \
       mc_log((lg), MC_LOG_DEBUG, (comp), __VA_ARGS__);                         \
   } while (0)
+
+/* Formats a one-line error explanation into err (no-op when err is NULL
+ * or errlen 0): the "errbuf" convention of the public API. */
+void mc_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

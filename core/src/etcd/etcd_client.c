@@ -10,6 +10,7 @@
 #include "etcd/etcd.pb-c.h"
 #include "etcd/etcd_client.h"
 #include "mooncake/errors.h"
+#include "log.h"
 #include "net.h"
 #include "rpc/rpc.h"
 
@@ -67,21 +68,11 @@ static void sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL);
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 int mc_etcd_create(const char *endpoints, const mc_logger *log, mc_etcd **out,
                    char *err, size_t errlen) {
   if (!endpoints || !*endpoints) {
-    seterr(err, errlen, "etcd: no endpoints given");
+    mc_seterr(err, errlen, "etcd: no endpoints given");
     return MC_EINVAL;
   }
   mc_etcd *e = calloc(1, sizeof(*e));
@@ -98,24 +89,24 @@ int mc_etcd_create(const char *endpoints, const mc_logger *log, mc_etcd **out,
     char host[256];
     uint16_t port;
     if (mc_net_split_hostport(tok, host, sizeof(host), &port) != 0 || port == 0) {
-      seterr(err, errlen, "etcd: bad endpoint '%s' in '%s' (want host:port)", tok, endpoints);
+      mc_seterr(err, errlen, "etcd: bad endpoint '%s' in '%s' (want host:port)", tok, endpoints);
       rc = MC_EINVAL;
       break;
     }
     if (e->n == MC_ETCD_MAX_ENDPOINTS) {
-      seterr(err, errlen, "etcd: more than %d endpoints in '%s'", MC_ETCD_MAX_ENDPOINTS, endpoints);
+      mc_seterr(err, errlen, "etcd: more than %d endpoints in '%s'", MC_ETCD_MAX_ENDPOINTS, endpoints);
       rc = MC_EINVAL;
       break;
     }
     if ((rc = mc_rpc_channel_create(tok, &e->ch[e->n])) != 0) {
-      seterr(err, errlen, "etcd: cannot create channel to '%s'", tok);
+      mc_seterr(err, errlen, "etcd: cannot create channel to '%s'", tok);
       break;
     }
     e->n++;
   }
   free(list);
   if (rc == 0 && e->n == 0) {
-    seterr(err, errlen, "etcd: no endpoints in '%s'", endpoints);
+    mc_seterr(err, errlen, "etcd: no endpoints in '%s'", endpoints);
     rc = MC_EINVAL;
   }
   if (rc) {
@@ -198,7 +189,7 @@ static int failover(mc_etcd *e, const char *what, int timeout_ms, attempt_fn fn,
       sleep_ms(50);
   }
   *used = idx;
-  seterr(err, errlen, "etcd %s via %s: %s", what, mc_rpc_channel_target(e->ch[idx]),
+  mc_seterr(err, errlen, "etcd %s via %s: %s", what, mc_rpc_channel_target(e->ch[idx]),
          st.message);
   return rc;
 }
@@ -273,7 +264,7 @@ int mc_etcd_get(mc_etcd *e, const char *key, void **val, size_t *len,
     return rc;
   Etcdserverpb__RangeResponse *r = (Etcdserverpb__RangeResponse *)m;
   if (r->n_kvs == 0 || !r->kvs[0]) {
-    seterr(err, errlen, "etcd: no key '%s'", key);
+    mc_seterr(err, errlen, "etcd: no key '%s'", key);
     rc = MC_ENOENT;
   } else {
     Etcdserverpb__KeyValue *kv = r->kvs[0];
@@ -299,7 +290,7 @@ static int deliver_range(Etcdserverpb__RangeResponse *r, mc_etcd_kv_fn fn,
   for (size_t i = 0; i < r->n_kvs; i++) {
     Etcdserverpb__KeyValue *kv = r->kvs[i];
     if (!kv) {
-      seterr(err, errlen, "etcd: range response entry %zu is empty", i);
+      mc_seterr(err, errlen, "etcd: range response entry %zu is empty", i);
       return MC_EPROTO;
     }
     if (fn && fn(arg, (const char *)kv->key.data, kv->key.len, kv->value.data,
@@ -313,7 +304,7 @@ int mc_etcd_list(mc_etcd *e, const char *prefix, mc_etcd_kv_fn fn, void *arg,
                  int64_t *rev, int timeout_ms, char *err, size_t errlen) {
   char end[512];
   if (strlen(prefix) >= sizeof(end)) {
-    seterr(err, errlen, "etcd: prefix too long");
+    mc_seterr(err, errlen, "etcd: prefix too long");
     return MC_EINVAL;
   }
   Etcdserverpb__RangeRequest rq = ETCDSERVERPB__RANGE_REQUEST__INIT;
@@ -337,7 +328,7 @@ int mc_etcd_decode_range(const void *frame, size_t len, mc_etcd_kv_fn fn,
   Etcdserverpb__RangeResponse *r =
       etcdserverpb__range_response__unpack(NULL, len, frame);
   if (!r) {
-    seterr(err, errlen, "etcd: RangeResponse does not parse (%zu bytes)", len);
+    mc_seterr(err, errlen, "etcd: RangeResponse does not parse (%zu bytes)", len);
     return MC_EPROTO;
   }
   int rc = deliver_range(r, fn, arg, err, errlen);
@@ -352,7 +343,7 @@ int mc_etcd_delete(mc_etcd *e, const char *key, int prefix, int64_t *deleted,
   rq.key = bin(key, strlen(key));
   if (prefix) {
     if (strlen(key) >= sizeof(end)) {
-      seterr(err, errlen, "etcd: prefix too long");
+      mc_seterr(err, errlen, "etcd: prefix too long");
       return MC_EINVAL;
     }
     rq.range_end = bin(end, prefix_end(key, end, sizeof(end)));
@@ -414,10 +405,10 @@ int mc_etcd_lease_grant(mc_etcd *e, int64_t ttl_s, int64_t *id, int timeout_ms,
     return rc;
   Etcdserverpb__LeaseGrantResponse *r = (Etcdserverpb__LeaseGrantResponse *)m;
   if (r->error && *r->error) {
-    seterr(err, errlen, "etcd: lease grant refused: %s", r->error);
+    mc_seterr(err, errlen, "etcd: lease grant refused: %s", r->error);
     rc = MC_EIO;
   } else if (r->id == 0) {
-    seterr(err, errlen, "etcd: lease grant returned no ID");
+    mc_seterr(err, errlen, "etcd: lease grant returned no ID");
     rc = MC_EPROTO;
   } else {
     *id = r->id;
@@ -494,7 +485,7 @@ int mc_etcd_lease_keepalive(mc_etcd *e, int64_t id, int64_t *ttl,
   int rc = failover(e, "LeaseKeepAlive", timeout_ms, keepalive_attempt, &k,
                     also_retry, &used, err, errlen);
   if (rc == 0 && *ttl <= 0) {
-    seterr(err, errlen, "etcd: lease %lld has expired", (long long)id);
+    mc_seterr(err, errlen, "etcd: lease %lld has expired", (long long)id);
     return MC_ENOENT;
   }
   return rc;
@@ -507,12 +498,12 @@ int mc_etcd_decode_watch(const void *frame, size_t len, mc_etcd_event_fn fn,
   Etcdserverpb__WatchResponse *r =
       etcdserverpb__watch_response__unpack(NULL, len, frame);
   if (!r) {
-    seterr(err, errlen, "etcd: WatchResponse does not parse (%zu bytes)", len);
+    mc_seterr(err, errlen, "etcd: WatchResponse does not parse (%zu bytes)", len);
     return MC_EPROTO;
   }
   int rc = 0;
   if (r->canceled) {
-    seterr(err, errlen, "etcd: watch canceled by server: %s%s",
+    mc_seterr(err, errlen, "etcd: watch canceled by server: %s%s",
            r->cancel_reason && *r->cancel_reason ? r->cancel_reason : "no reason",
            r->compact_revision ? " (revision compacted)" : "");
     rc = MC_EPEER;
@@ -521,7 +512,7 @@ int mc_etcd_decode_watch(const void *frame, size_t len, mc_etcd_event_fn fn,
       Etcdserverpb__Event *ev = r->events[i];
       if (!ev || !ev->kv || (ev->type != ETCDSERVERPB__EVENT__EVENT_TYPE__PUT &&
                              ev->type != ETCDSERVERPB__EVENT__EVENT_TYPE__DELETE)) {
-        seterr(err, errlen, "etcd: watch event %zu malformed", i);
+        mc_seterr(err, errlen, "etcd: watch event %zu malformed", i);
         rc = MC_EPROTO;
         break;
       }
@@ -602,7 +593,7 @@ int mc_etcd_watch_open(mc_etcd *e, const char *prefix, int64_t start_rev,
                        mc_etcd_watch **out, int timeout_ms, char *err,
                        size_t errlen) {
   if (strlen(prefix) >= 512) {
-    seterr(err, errlen, "etcd: prefix too long");
+    mc_seterr(err, errlen, "etcd: prefix too long");
     return MC_EINVAL;
   }
   mc_etcd_watch *w = calloc(1, sizeof(*w));
@@ -636,7 +627,7 @@ int mc_etcd_watch_next(mc_etcd_watch *w, mc_etcd_event_fn fn, void *arg,
     return 0;
   }
   if (rc) {
-    seterr(err, errlen, "etcd Watch stream via %s ended: %s",
+    mc_seterr(err, errlen, "etcd Watch stream via %s ended: %s",
            mc_rpc_channel_target(w->e->ch[w->ep]), st.message);
     return rc;
   }
