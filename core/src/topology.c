@@ -213,11 +213,12 @@ int mc_topo_location_numa(const mc_topology *t, const char *location) {
   return l.any ? -1 : l.numa;
 }
 
-/* Asks where the page is without touching it: get_mempolicy(MPOL_F_ADDR)
- * would fault it in, and a page faulted in before the transports advise
- * huge pages pins its whole 2 MiB window to 4 KiB pages.  A page not yet
- * there lands, by default policy, on the node of the thread that first
- * touches it; the registering thread is the best guess for that. */
+/* Asks where the page is without touching it: get_mempolicy(MPOL_F_NODE |
+ * MPOL_F_ADDR) would fault it in, and a page faulted in before the
+ * transports advise huge pages pins its whole 2 MiB window to 4 KiB pages.
+ * A page not yet there lands where the mapping's policy says (mbind, as
+ * numa_alloc_onnode does), else, by default policy, on the node of the
+ * thread that first touches it: the registering thread is the best guess. */
 int mc_topo_addr_node(const void *addr) {
   int node = -1;
 #ifdef SYS_move_pages
@@ -227,9 +228,18 @@ int mc_topo_addr_node(const void *addr) {
   if (syscall(SYS_move_pages, 0, 1ul, &page, NULL, &status, 0) == 0 &&
       status >= 0)
     return status;
-#else
-  (void)addr;
 #endif
+#ifdef SYS_get_mempolicy
+  /* MPOL_F_ADDR alone: the mapping's policy and nodes, no fault. */
+  int mode = 0;
+  unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
+  if (syscall(SYS_get_mempolicy, &mode, mask, (unsigned long)(8 * sizeof mask),
+              addr, 2ul) == 0 && mode != 0 /* MPOL_DEFAULT */)
+    for (size_t i = 0; i < 8 * sizeof mask; i++)
+      if (mask[i / (8 * sizeof mask[0])] >> (i % (8 * sizeof mask[0])) & 1)
+        return (int)i; /* bind/preferred/interleave: its first node */
+#endif
+  (void)addr;
 #ifdef SYS_getcpu
   unsigned cpu = 0, n = 0;
   if (syscall(SYS_getcpu, &cpu, &n, NULL) == 0)

@@ -117,8 +117,9 @@ int mc_topo_select(const mc_topology *t, const char *location,
 int mc_topo_location_numa(const mc_topology *t, const char *location);
 
 /* The NUMA node holding the page at addr, asked without faulting it in
- * (move_pages query); for a page not yet there, the calling thread's node,
- * where a first touch by it would put the page.  -1 when it cannot tell. */
+ * (move_pages query); for a page not yet there, the first node of the
+ * mapping's NUMA policy (mbind), else the calling thread's node, where a
+ * first touch by it would put the page.  -1 when it cannot tell. */
 int mc_topo_addr_node(const void *addr);
 
 /* mc_topo_addr_node as "cpu:N" ("cpu:0" when it cannot tell). */
