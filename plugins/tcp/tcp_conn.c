@@ -67,6 +67,7 @@ struct tcp_ep {
   char peer[MC_NAME_MAX];
   struct sockaddr_storage sa;
   socklen_t salen;
+  uint8_t secret[16]; /* the peer endpoint's, sent in HELLO */
   uint32_t nconn;
   tcp_conn *conns;
   tcp_ep *next;
@@ -140,6 +141,7 @@ static int dial_hello(tcp_conn *c) {
   if (!rc) {
     uint8_t raw[TCPW_HDR_SIZE];
     tcpw_hdr h = {.type = TCPW_HELLO, .len = strlen(ctx->segment)};
+    memcpy(h.secret, ep->secret, sizeof h.secret);
     tcpw_hdr_encode(&h, raw);
     struct iovec iov[2] = {{raw, sizeof raw}, {ctx->segment, (size_t)h.len}};
     rc = tcp_send_iov(fd, iov, 2, deadline, &c->stop);
@@ -388,7 +390,7 @@ static void conn_destroy(tcp_conn *c, int st) {
 }
 
 int tcp_ep_create(tcp_ctx *ctx, const char *peer, const char *host, uint16_t port,
-                  tcp_ep **out) {
+                  const uint8_t secret[16], tcp_ep **out) {
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
   struct addrinfo *res = NULL;
   char pstr[8];
@@ -406,6 +408,7 @@ int tcp_ep_create(tcp_ctx *ctx, const char *peer, const char *host, uint16_t por
   ep->salen = res->ai_addrlen;
   freeaddrinfo(res);
   ep->ctx = ctx;
+  memcpy(ep->secret, secret, sizeof ep->secret);
   snprintf(ep->peer, sizeof ep->peer, "%s", peer);
   ep->nconn = ctx->cfg.connections;
   ep->conns = calloc(ep->nconn, sizeof(tcp_conn));

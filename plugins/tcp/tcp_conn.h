@@ -16,9 +16,10 @@
 
 typedef struct tcp_ep tcp_ep;
 
-/* Resolves host:port now (MC_EPEER if it does not resolve); connects later. */
+/* Resolves host:port now (MC_EPEER if it does not resolve); connects later,
+ * presenting secret (the peer's, from its descriptor) in each HELLO. */
 int tcp_ep_create(tcp_ctx *ctx, const char *peer, const char *host, uint16_t port,
-                  tcp_ep **out);
+                  const uint8_t secret[16], tcp_ep **out);
 /* Stops and joins the connections; pending slices complete with `status`. */
 void tcp_ep_destroy(tcp_ep *ep, int status);
 /* submit() of the ABI for one endpoint. */

@@ -30,6 +30,7 @@ typedef struct tcp_ctx {
   char segment[MC_NAME_MAX];   /* our segment name, sent in HELLO */
   char adv_host[256];          /* host published in local_desc */
   uint16_t port;               /* bound listener port */
+  uint8_t ep_secret[16];       /* published in local_desc; HELLO must carry it */
   tcp_registry reg;            /* local registrations, served to peers */
   struct tcp_server *srv;
   pthread_mutex_t lock;        /* eps and rmems lists */

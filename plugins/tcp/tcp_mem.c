@@ -34,7 +34,7 @@ void tcp_reg_fini(tcp_registry *r) {
   pthread_mutex_destroy(&r->lock);
 }
 
-static int fill_random(uint8_t *p, size_t n) {
+int tcp_fill_random(uint8_t *p, size_t n) {
   while (n) {
     ssize_t k = getrandom(p, n, 0);
     if (k < 0) {
@@ -52,7 +52,7 @@ int tcp_reg_add(tcp_registry *r, uint64_t base, uint64_t len, tcp_buf **out) {
   tcp_buf *b = calloc(1, sizeof *b);
   if (!b)
     return MC_ENOMEM;
-  int rc = fill_random(b->secret, sizeof b->secret);
+  int rc = tcp_fill_random(b->secret, sizeof b->secret);
   if (rc) {
     free(b);
     return rc;

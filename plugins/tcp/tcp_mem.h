@@ -8,6 +8,7 @@
 #define MC_TCP_MEM_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TCP_REG_BUCKETS 256u
@@ -39,5 +40,8 @@ void tcp_reg_remove(tcp_registry *r, tcp_buf *b);
 int tcp_reg_acquire(tcp_registry *r, uint64_t id, const uint8_t *secret,
                     uint64_t addr, uint64_t len, tcp_buf **out);
 void tcp_reg_release(tcp_registry *r, tcp_buf *b);
+
+/* n bytes from getrandom.  0 or MC_EIO. */
+int tcp_fill_random(uint8_t *p, size_t n);
 
 #endif

@@ -165,6 +165,11 @@ static int tcp_init(const mc_host_api *host, const mc_init_args *args, void **ou
   snprintf(ctx->segment, sizeof ctx->segment, "%s", seg);
   const char *listen = args->listen_host && args->listen_host[0] ? args->listen_host : "0.0.0.0";
   pick_adv_host(ctx, listen);
+  if (tcp_fill_random(ctx->ep_secret, sizeof ctx->ep_secret)) {
+    host->log(host->host, MC_LOG_ERROR, "getrandom failed: no endpoint secret");
+    free(ctx);
+    return MC_EIO;
+  }
   if (tcp_reg_init(&ctx->reg)) {
     free(ctx);
     return MC_ENOMEM;
@@ -225,7 +230,7 @@ static int tcp_local_desc(void *vctx, void *buf, size_t *len) {
   tcp_ctx *ctx = vctx;
   if (!ctx || !len)
     return MC_EINVAL;
-  return tcpw_desc_encode(ctx->adv_host, ctx->port, buf, len);
+  return tcpw_desc_encode(ctx->adv_host, ctx->port, ctx->ep_secret, buf, len);
 }
 
 static int tcp_register_mem(void *vctx, const mc_mem_desc *d, void **mem, void *rkey,
@@ -269,13 +274,14 @@ static int tcp_connect(void *vctx, const char *peer, const void *desc, size_t le
     return MC_EINVAL;
   char host[TCPW_MAX_HOST + 1];
   uint16_t port = 0;
-  if (tcpw_desc_decode(desc, len, host, sizeof host, &port)) {
+  uint8_t secret[TCPW_SECRET_SIZE];
+  if (tcpw_desc_decode(desc, len, host, sizeof host, &port, secret)) {
     TCP_LOG(ctx, MC_LOG_WARN, "peer '%s': malformed endpoint descriptor (%zu bytes)",
             peer, len);
     return MC_EPROTO;
   }
   tcp_ep *ep = NULL;
-  int rc = tcp_ep_create(ctx, peer, host, port, &ep);
+  int rc = tcp_ep_create(ctx, peer, host, port, secret, &ep);
   if (rc)
     return rc;
   pthread_mutex_lock(&ctx->lock);

@@ -148,6 +148,13 @@ static int serve_notify(srv_conn *c, const tcpw_hdr *h) {
   return 0;
 }
 
+static int secret_equal(const uint8_t *a, const uint8_t *b) {
+  uint8_t d = 0;
+  for (size_t i = 0; i < 16; i++)
+    d |= (uint8_t)(a[i] ^ b[i]);
+  return d == 0;
+}
+
 /* Reads a HELLO within hello_timeout_ms and answers with HELLO_ACK. */
 static int handshake(srv_conn *c) {
   tcp_ctx *ctx = c->srv->ctx;
@@ -161,13 +168,21 @@ static int handshake(srv_conn *c) {
     rc = tcp_recv_all(c->fd, c->peer, (size_t)h.len, deadline, &c->srv->stop);
   if (!rc && tcpw_name_check(c->peer, (size_t)h.len))
     rc = MC_EPROTO;
+  /* Only a peer that read our descriptor knows this: the connection, and
+   * every NOTIFY on it, is attributable to a holder of the metadata. */
+  if (!rc && !secret_equal(h.secret, ctx->ep_secret))
+    rc = MC_EACCES;
   if (rc) {
     unsigned long supp = 0;
     if (rc != MC_ECANCELED && tcp_warn_allowed(ctx, &supp))
       ctx->host->log(ctx->host->host, MC_LOG_WARN,
                      "closing connection from %s without a valid HELLO: %s (%lu similar "
                      "warnings suppressed)", c->addr,
-                     rc == MC_EPROTO ? "malformed" : rc == MC_ETIMEDOUT ? "timed out" : "dropped",
+                     rc == MC_EPROTO      ? "malformed"
+                     : rc == MC_EACCES    ? "not this endpoint's secret (the peer has not "
+                                            "read our descriptor)"
+                     : rc == MC_ETIMEDOUT ? "timed out"
+                                          : "dropped",
                      supp);
     c->peer[0] = '\0';
     return rc;

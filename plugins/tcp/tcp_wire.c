@@ -107,9 +107,11 @@ int tcpw_name_check(const void *name, size_t len) {
   return 0;
 }
 
-#define DESC_FIXED 12u
+#define DESC_FIXED (12u + TCPW_SECRET_SIZE)
 
-int tcpw_desc_encode(const char *host, uint16_t port, void *buf, size_t *len) {
+int tcpw_desc_encode(const char *host, uint16_t port,
+                     const uint8_t secret[TCPW_SECRET_SIZE], void *buf,
+                     size_t *len) {
   size_t hl = strlen(host);
   if (hl < 1 || hl > TCPW_MAX_HOST || !printable((const uint8_t *)host, hl))
     return MC_EINVAL;
@@ -124,13 +126,14 @@ int tcpw_desc_encode(const char *host, uint16_t port, void *buf, size_t *len) {
   put16(p + 6, port);
   put16(p + 8, (uint16_t)hl);
   put16(p + 10, 0);
+  memcpy(p + 12, secret, TCPW_SECRET_SIZE);
   memcpy(p + DESC_FIXED, host, hl);
   *len = need;
   return 0;
 }
 
 int tcpw_desc_decode(const void *buf, size_t len, char *host, size_t hostcap,
-                     uint16_t *port) {
+                     uint16_t *port, uint8_t secret[TCPW_SECRET_SIZE]) {
   const uint8_t *p = buf;
   if (!buf || len < DESC_FIXED || get32(p) != TCPW_DESC_MAGIC ||
       get16(p + 4) != TCPW_DESC_VERSION || get16(p + 10) != 0)
@@ -143,6 +146,7 @@ int tcpw_desc_decode(const void *buf, size_t len, char *host, size_t hostcap,
   *port = get16(p + 6);
   if (*port == 0)
     return MC_EPROTO;
+  memcpy(secret, p + 12, TCPW_SECRET_SIZE);
   memcpy(host, p + DESC_FIXED, hl);
   host[hl] = '\0';
   return 0;

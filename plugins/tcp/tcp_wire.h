@@ -15,7 +15,9 @@
  *    24    8 buf_id  target buffer id (READ/WRITE)
  *    32    8 addr    target address (READ/WRITE)
  *    40    8 len     bytes addressed / payload length
- *    48   16 secret  the buffer's 128-bit secret (READ/WRITE), else zero
+ *    48   16 secret  the buffer's 128-bit secret (READ/WRITE); in HELLO the
+ *                    target endpoint's secret from its descriptor, which
+ *                    proves the initiator read that descriptor; else zero
  */
 #ifndef MC_TCP_WIRE_H
 #define MC_TCP_WIRE_H
@@ -70,15 +72,18 @@ uint64_t tcpw_payload_len(const tcpw_hdr *h);
 int tcpw_name_check(const void *name, size_t len);
 
 /* Endpoint descriptor: "MCTD" u32, version u16, port u16, host_len u16,
- * reserved u16, host bytes (printable, no NUL).  encode: *len in/out,
- * MC_ENOSPC with the size needed. */
+ * reserved u16, secret[16] (the endpoint's, demanded in HELLO), host bytes
+ * (printable, no NUL).  encode: *len in/out, MC_ENOSPC with the size
+ * needed. */
 #define TCPW_DESC_MAGIC 0x4454434du /* "MCTD" */
-#define TCPW_DESC_VERSION 1u
-int tcpw_desc_encode(const char *host, uint16_t port, void *buf, size_t *len);
+#define TCPW_DESC_VERSION 2u
+int tcpw_desc_encode(const char *host, uint16_t port,
+                     const uint8_t secret[TCPW_SECRET_SIZE], void *buf,
+                     size_t *len);
 /* host receives a NUL-terminated copy (hostcap >= TCPW_MAX_HOST + 1).
  * Returns 0 or MC_EPROTO. */
 int tcpw_desc_decode(const void *buf, size_t len, char *host, size_t hostcap,
-                     uint16_t *port);
+                     uint16_t *port, uint8_t secret[TCPW_SECRET_SIZE]);
 
 /* Remote key: "MCTK" u32, version u16, reserved u16, buf_id u64, base u64,
  * len u64, secret[16]: TCPW_RKEY_SIZE bytes exactly. */

@@ -20,10 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   char host[TCPW_MAX_HOST + 1];
   uint16_t port;
-  if (tcpw_desc_decode(data, size, host, sizeof host, &port) == 0) {
+  uint8_t secret[TCPW_SECRET_SIZE];
+  if (tcpw_desc_decode(data, size, host, sizeof host, &port, secret) == 0) {
     uint8_t buf[TCPW_MAX_HOST + 64];
     size_t len = sizeof buf;
-    assert(tcpw_desc_encode(host, port, buf, &len) == 0);
+    assert(tcpw_desc_encode(host, port, secret, buf, &len) == 0);
     assert(len == size && memcmp(buf, data, size) == 0);
   }
   tcpw_rkey k;

@@ -78,9 +78,12 @@ static int64_t closed_within(int fd, int limit_ms) {
   return rc == -1 ? th_now_ms() - t : -1;
 }
 
+static uint8_t ep_secret[TCPW_SECRET_SIZE]; /* the target's, from its descriptor */
+
 static int hello(uint16_t port, const char *name) {
   int fd = dial(port);
   tcpw_hdr h = {.type = TCPW_HELLO, .len = strlen(name)};
+  memcpy(h.secret, ep_secret, sizeof h.secret);
   send_frame(fd, &h, name, strlen(name));
   recv_frame(fd, &h);
   TH_CHECK(h.type == TCPW_HELLO_ACK, "expected HELLO_ACK, got %u", h.type);
@@ -132,7 +135,8 @@ int main(int argc, char **argv) {
   TH_CHECK(ops->local_desc(ctx, desc, &dl_len) == 0, "local_desc");
   char host[TCPW_MAX_HOST + 1];
   uint16_t port;
-  TH_CHECK(tcpw_desc_decode(desc, dl_len, host, sizeof host, &port) == 0, "desc");
+  TH_CHECK(tcpw_desc_decode(desc, dl_len, host, sizeof host, &port, ep_secret) == 0,
+           "desc");
   TH_CHECK(!strcmp(host, "127.0.0.1"), "published host %s", host);
 
   uint8_t *mem = malloc(BUF), *snap = malloc(BUF), *io = malloc(BUF);
@@ -170,7 +174,29 @@ int main(int argc, char **argv) {
   TH_CHECK(closed_within(fd, 2000) >= 0, "WRITE before HELLO not closed");
   TH_CHECK(!memcmp(snap, mem, BUF), "memory changed by an unattributed WRITE");
   close(fd);
-  printf("ok: garbage and unattributed frames refused\n");
+  /* A well-formed HELLO without the endpoint's secret (a client that never
+   * read the descriptor): no HELLO_ACK, closed, and a NOTIFY sent after it
+   * is never delivered. */
+  for (int variant = 0; variant < 2; variant++) {
+    fd = dial(port);
+    tcpw_hdr hh = {.type = TCPW_HELLO, .len = 10};
+    if (variant) { /* one bit off */
+      memcpy(hh.secret, ep_secret, sizeof hh.secret);
+      hh.secret[15] ^= 1;
+    }
+    uint8_t frames[2 * TCPW_HDR_SIZE + 15];
+    tcpw_hdr_encode(&hh, frames);
+    memcpy(frames + TCPW_HDR_SIZE, "intruder:1", 10);
+    tcpw_hdr nt0 = {.type = TCPW_NOTIFY, .len = 5};
+    tcpw_hdr_encode(&nt0, frames + TCPW_HDR_SIZE + 10);
+    memcpy(frames + 2 * TCPW_HDR_SIZE + 10, "spoof", 5);
+    send_all(fd, frames, sizeof frames);
+    TH_CHECK(closed_within(fd, 2000) >= 0, "HELLO without the endpoint secret not closed");
+    close(fd);
+  }
+  th_sleep_ms(50);
+  TH_CHECK(h->notifies == 0, "a NOTIFY from an unauthenticated connection was delivered");
+  printf("ok: garbage, unattributed frames and HELLOs without the endpoint secret refused\n");
 
   /* 3. After HELLO: valid READ. */
   fd = hello(port, "raw-peer:9");

@@ -90,35 +90,38 @@ static void test_hdr_rejects(void) {
 static void test_desc(void) {
   uint8_t buf[512];
   size_t len = 0;
-  CHECK(tcpw_desc_encode("127.0.0.1", 4242, NULL, &len) == MC_ENOSPC && len == 12 + 9);
+  const uint8_t sec[TCPW_SECRET_SIZE] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  uint8_t got[TCPW_SECRET_SIZE] = {0};
+  CHECK(tcpw_desc_encode("127.0.0.1", 4242, sec, NULL, &len) == MC_ENOSPC &&
+        len == 28 + 9);
   len = sizeof buf;
-  CHECK(tcpw_desc_encode("127.0.0.1", 4242, buf, &len) == 0 && len == 21);
+  CHECK(tcpw_desc_encode("127.0.0.1", 4242, sec, buf, &len) == 0 && len == 37);
   char host[TCPW_MAX_HOST + 1];
   uint16_t port = 0;
-  CHECK(tcpw_desc_decode(buf, len, host, sizeof host, &port) == 0);
-  CHECK(!strcmp(host, "127.0.0.1") && port == 4242);
+  CHECK(tcpw_desc_decode(buf, len, host, sizeof host, &port, got) == 0);
+  CHECK(!strcmp(host, "127.0.0.1") && port == 4242 && !memcmp(got, sec, sizeof sec));
   for (size_t l = 0; l < len; l++)
-    CHECK(tcpw_desc_decode(buf, l, host, sizeof host, &port) == MC_EPROTO);
-  CHECK(tcpw_desc_decode(buf, len + 1, host, sizeof host, &port) == MC_EPROTO);
-  CHECK(tcpw_desc_decode(buf, len, host, 5, &port) == MC_EPROTO);
+    CHECK(tcpw_desc_decode(buf, l, host, sizeof host, &port, got) == MC_EPROTO);
+  CHECK(tcpw_desc_decode(buf, len + 1, host, sizeof host, &port, got) == MC_EPROTO);
+  CHECK(tcpw_desc_decode(buf, len, host, 5, &port, got) == MC_EPROTO);
   uint8_t bad[512];
   memcpy(bad, buf, len);
-  bad[12] = '\n'; /* control character in host */
-  CHECK(tcpw_desc_decode(bad, len, host, sizeof host, &port) == MC_EPROTO);
+  bad[28] = '\n'; /* control character in host */
+  CHECK(tcpw_desc_decode(bad, len, host, sizeof host, &port, got) == MC_EPROTO);
   memcpy(bad, buf, len);
   bad[6] = bad[7] = 0; /* port 0 */
-  CHECK(tcpw_desc_decode(bad, len, host, sizeof host, &port) == MC_EPROTO);
+  CHECK(tcpw_desc_decode(bad, len, host, sizeof host, &port, got) == MC_EPROTO);
   memcpy(bad, buf, len);
-  bad[4] = 9; /* version */
-  CHECK(tcpw_desc_decode(bad, len, host, sizeof host, &port) == MC_EPROTO);
-  CHECK(tcpw_desc_decode(NULL, 0, host, sizeof host, &port) == MC_EPROTO);
+  bad[4] = 1; /* version 1 had no secret */
+  CHECK(tcpw_desc_decode(bad, len, host, sizeof host, &port, got) == MC_EPROTO);
+  CHECK(tcpw_desc_decode(NULL, 0, host, sizeof host, &port, got) == MC_EPROTO);
   char longhost[300];
   memset(longhost, 'a', sizeof longhost - 1);
   longhost[sizeof longhost - 1] = '\0';
   len = sizeof buf;
-  CHECK(tcpw_desc_encode(longhost, 1, buf, &len) == MC_EINVAL);
+  CHECK(tcpw_desc_encode(longhost, 1, sec, buf, &len) == MC_EINVAL);
   len = sizeof buf;
-  CHECK(tcpw_desc_encode("", 1, buf, &len) == MC_EINVAL);
+  CHECK(tcpw_desc_encode("", 1, sec, buf, &len) == MC_EINVAL);
 }
 
 static void test_rkey(void) {
