@@ -69,6 +69,8 @@ static void buf_free(mc_engine *e, mc_local_buf *b) {
   free(b);
 }
 
+static int do_unregister(mc_engine *e, void *addr, mc_local_buf **taken);
+
 static int do_register(mc_engine *e, void *addr, size_t len,
                        const char *location, int shared_by) {
   if (!e || !addr || len == 0)
@@ -174,9 +176,21 @@ static int do_register(mc_engine *e, void *addr, size_t len,
   e->nbufs++;
   pthread_rwlock_unlock(&e->reg_lock);
   rc = mc_engine_publish(e);
+  if (rc) {
+    /* An error means "not registered": a caller that then frees the memory
+     * must not leave it registered with the transports, nor published by
+     * the backend's retries.  Nothing can use it yet (no peer saw it). */
+    MC_ERROR(&e->log, COMP, "register 0x%llx+%zu: rolled back, the segment "
+             "could not be republished (%s)",
+             (unsigned long long)a, len, mc_strerror(rc));
+    mc_local_buf *taken = NULL;
+    if (do_unregister(e, addr, &taken) == 0)
+      buf_free(e, taken);
+    return rc;
+  }
   MC_DEBUG(&e->log, COMP, "registered 0x%llx+%zu %s with %d transport(s)",
            (unsigned long long)a, len, loc, served);
-  return rc;
+  return 0;
 }
 
 int mc_register(mc_engine *e, void *addr, size_t len, const char *location) {

@@ -70,7 +70,9 @@ const char *mc_engine_segment_name(const mc_engine *engine);
  * memory kind and republishes the segment, so peers (also those that opened
  * the segment earlier) can reach it.  location: "cpu:N", "cuda:N", ... or
  * NULL to detect.  MC_EEXIST if it overlaps a registered buffer; MC_ENOTSUP
- * if no loaded transport serves that kind. */
+ * if no loaded transport serves that kind; the metadata backend's error
+ * (MC_EPEER, MC_ETIMEDOUT, MC_EACCES) if the segment could not be
+ * republished.  On any error nothing stays registered. */
 int mc_register(mc_engine *engine, void *addr, size_t len, const char *location);
 
 /* Unregisters the buffer that starts at addr and republishes the segment.
