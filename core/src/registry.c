@@ -69,9 +69,9 @@ static void buf_free(mc_engine *e, mc_local_buf *b) {
   free(b);
 }
 
-static int do_unregister(mc_engine *e, void *addr, mc_local_buf **taken);
-
-static int do_register(mc_engine *e, void *addr, size_t len,
+/* Registers one buffer with the transports and inserts it; publishes
+ * nothing.  shared_by: the transport whose alloc_mem made it, or -1. */
+static int insert_buf(mc_engine *e, void *addr, size_t len,
                        const char *location, int shared_by) {
   if (!e || !addr || len == 0)
     return MC_EINVAL;
@@ -175,29 +175,14 @@ static int do_register(mc_engine *e, void *addr, size_t len,
   e->bufs[pos] = b;
   e->nbufs++;
   pthread_rwlock_unlock(&e->reg_lock);
-  rc = mc_engine_publish(e);
-  if (rc) {
-    /* An error means "not registered": a caller that then frees the memory
-     * must not leave it registered with the transports, nor published by
-     * the backend's retries.  Nothing can use it yet (no peer saw it). */
-    MC_ERROR(&e->log, COMP, "register 0x%llx+%zu: rolled back, the segment "
-             "could not be republished (%s)",
-             (unsigned long long)a, len, mc_strerror(rc));
-    mc_local_buf *taken = NULL;
-    if (do_unregister(e, addr, &taken) == 0)
-      buf_free(e, taken);
-    return rc;
-  }
   MC_DEBUG(&e->log, COMP, "registered 0x%llx+%zu %s with %d transport(s)",
            (unsigned long long)a, len, loc, served);
   return 0;
 }
 
-int mc_register(mc_engine *e, void *addr, size_t len, const char *location) {
-  return do_register(e, addr, len, location, -1);
-}
-
-static int do_unregister(mc_engine *e, void *addr, mc_local_buf **taken) {
+/* Takes the buffer starting at addr out of the list (not yet freed);
+ * MC_EBUSY while local transfers use it. */
+static int take_buf(mc_engine *e, void *addr, mc_local_buf **taken) {
   if (!e || !addr)
     return MC_EINVAL;
   uint64_t a = (uint64_t)(uintptr_t)addr;
@@ -215,18 +200,125 @@ static int do_unregister(mc_engine *e, void *addr, mc_local_buf **taken) {
   memmove(&e->bufs[pos], &e->bufs[pos + 1], (e->nbufs - pos - 1) * sizeof *e->bufs);
   e->nbufs--;
   pthread_rwlock_unlock(&e->reg_lock);
-  /* Withdraw it from peers first, then revoke it in the transports. */
-  mc_engine_publish(e);
   *taken = b;
   return 0;
 }
 
+/* Publishes after inserting regions [0, n); on failure takes them out
+ * again (an error means "not registered": a caller that then frees the
+ * memory must not leave it registered with the transports, nor in the
+ * backend's desired state; no peer saw it yet). */
+static int publish_or_undo(mc_engine *e, const mc_region *r, uint32_t n) {
+  int rc = mc_engine_publish(e);
+  if (!rc)
+    return 0;
+  MC_ERROR(&e->log, COMP,
+           "register of %u region(s) at 0x%llx rolled back: the segment could "
+           "not be republished (%s)",
+           n, (unsigned long long)(uintptr_t)r[0].addr, mc_strerror(rc));
+  mc_local_buf *taken[64];
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    mc_local_buf *b = NULL;
+    /* Busy only if the application already moves data through memory it
+     * is still registering; then it stays registered rather than freed
+     * under that transfer. */
+    int trc = take_buf(e, r[i].addr, &b);
+    if (trc == 0)
+      taken[k++] = b;
+    else
+      MC_ERROR(&e->log, COMP, "0x%llx stays registered: %s",
+               (unsigned long long)(uintptr_t)r[i].addr, mc_strerror(trc));
+    if (k == 64 || i + 1 == n) {
+      mc_engine_publish(e); /* the backend's desired state without them */
+      while (k)
+        buf_free(e, taken[--k]);
+    }
+  }
+  return rc;
+}
+
+int mc_register(mc_engine *e, void *addr, size_t len, const char *location) {
+  mc_region r = {addr, len, location};
+  return mc_register_batch(e, &r, 1, NULL);
+}
+
+int mc_register_batch(mc_engine *e, const mc_region *regions, uint32_t n,
+                      uint32_t *failed) {
+  if (failed)
+    *failed = n;
+  if (!e || (!regions && n))
+    return MC_EINVAL;
+  if (n == 0)
+    return 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = insert_buf(e, regions[i].addr, regions[i].len, regions[i].location, -1);
+    if (rc) {
+      if (failed)
+        *failed = i;
+      for (uint32_t j = i; j-- > 0;) {
+        mc_local_buf *b = NULL;
+        if (take_buf(e, regions[j].addr, &b) == 0)
+          buf_free(e, b);
+      }
+      return rc;
+    }
+  }
+  return publish_or_undo(e, regions, n);
+}
+
 int mc_unregister(mc_engine *e, void *addr) {
-  mc_local_buf *b = NULL;
-  int rc = do_unregister(e, addr, &b);
-  if (rc)
+  return mc_unregister_batch(e, &addr, 1, NULL);
+}
+
+int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
+                        uint32_t *failed) {
+  if (failed)
+    *failed = n;
+  if (!e || (!addrs && n))
+    return MC_EINVAL;
+  if (n == 0)
+    return 0;
+  /* All or nothing: every address is checked under the lock before any is
+   * taken out. */
+  pthread_rwlock_wrlock(&e->reg_lock);
+  int rc = 0;
+  uint32_t bad = n;
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    uint64_t a = (uint64_t)(uintptr_t)addrs[i];
+    size_t pos = lower_bound(e, a);
+    if (!addrs[i] || pos >= e->nbufs || e->bufs[pos]->addr != a)
+      rc = addrs[i] ? MC_ENOENT : MC_EINVAL;
+    else if (atomic_load(&e->bufs[pos]->inflight) > 0)
+      rc = MC_EBUSY;
+    else
+      for (uint32_t j = 0; j < i && !rc; j++)
+        if (addrs[j] == addrs[i])
+          rc = MC_EINVAL; /* listed twice */
+    if (rc)
+      bad = i;
+  }
+  mc_local_buf **taken = rc ? NULL : calloc(n, sizeof *taken);
+  if (!rc && !taken)
+    rc = MC_ENOMEM;
+  for (uint32_t i = 0; !rc && i < n; i++) {
+    size_t pos = lower_bound(e, (uint64_t)(uintptr_t)addrs[i]);
+    taken[i] = e->bufs[pos];
+    memmove(&e->bufs[pos], &e->bufs[pos + 1], (e->nbufs - pos - 1) * sizeof *e->bufs);
+    e->nbufs--;
+  }
+  pthread_rwlock_unlock(&e->reg_lock);
+  if (rc) {
+    if (failed)
+      *failed = bad;
     return rc;
-  buf_free(e, b);
+  }
+  /* Withdraw them from peers first (the backend retries a failed publish
+   * by itself), then revoke them in the transports. */
+  mc_engine_publish(e);
+  for (uint32_t i = 0; i < n; i++)
+    buf_free(e, taken[i]);
+  free(taken);
   return 0;
 }
 
@@ -245,7 +337,10 @@ int mc_alloc_shared(mc_engine *e, size_t len, const char *location, void **addr)
       continue;
     if (rc)
       return rc;
-    rc = do_register(e, p, len, location ? location : "cpu:0", i);
+    mc_region r = {p, len, location ? location : "cpu:0"};
+    rc = insert_buf(e, p, len, r.location, i);
+    if (!rc)
+      rc = publish_or_undo(e, &r, 1);
     if (rc) {
       pthread_mutex_lock(&t->ctl_lock);
       t->ops->free_mem(t->ctx, p, len);
@@ -262,9 +357,10 @@ int mc_alloc_shared(mc_engine *e, size_t len, const char *location, void **addr)
 
 int mc_free_shared(mc_engine *e, void *addr) {
   mc_local_buf *b = NULL;
-  int rc = do_unregister(e, addr, &b);
+  int rc = take_buf(e, addr, &b);
   if (rc)
     return rc;
+  mc_engine_publish(e); /* withdraw it from peers before revoking it */
   int by = b->shared_by;
   uint64_t len = b->len;
   buf_free(e, b);

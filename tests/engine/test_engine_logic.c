@@ -244,6 +244,51 @@ static void test_registration(void) {
     CHECK(mc_unregister(p.b, many[i]) == 0, "unregister %d", i);
     free(many[i]);
   }
+  /* The same at once: all or nothing, in both directions. */
+  mc_region reg[64];
+  void *addrs[64];
+  for (int i = 0; i < 64; i++) {
+    many[i] = aligned_alloc(4096, 4096);
+    memset(many[i], 0, 4096);
+    reg[i] = (mc_region){many[i], 4096, NULL};
+    addrs[i] = many[i];
+  }
+  uint32_t failed = 0;
+  mc_region bad = reg[40];
+  reg[40] = (mc_region){many[39] + 100, 10, NULL}; /* overlaps region 39 */
+  CHECK(mc_register_batch(p.b, reg, 64, &failed) == MC_EEXIST && failed == 40,
+        "overlapping batch: failed at %u", failed);
+  CHECK(mc_unregister(p.b, many[0]) == MC_ENOENT, "a refused batch left region 0");
+  CHECK(mc_unregister(p.b, many[39]) == MC_ENOENT, "a refused batch left region 39");
+  reg[40] = bad;
+  reg[41].location = "gpu:x";
+  CHECK(mc_register_batch(p.b, reg, 64, &failed) == MC_EINVAL && failed == 41,
+        "bad location in a batch: failed at %u", failed);
+  reg[41].location = NULL;
+  CHECK(mc_register_batch(p.b, reg, 64, &failed) == 0 && failed == 64,
+        "batch register: failed at %u", failed);
+  /* The peer reaches the last one after a refetch. */
+  mc_request w = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)many[63] + 8, 1000};
+  rc = mc_transfer_sync(p.a, &w, 1, 5000);
+  CHECK(rc == 0, "write into a batch-registered buffer: %s", mc_strerror(rc));
+  CHECK(memcmp(many[63] + 8, p.abuf, 1000) == 0, "batch-registered buffer data differs");
+  void *keep = addrs[10];
+  addrs[10] = p.bbuf + 1; /* not a buffer start */
+  CHECK(mc_unregister_batch(p.b, addrs, 64, &failed) == MC_ENOENT && failed == 10,
+        "unregister batch with an unknown address: failed at %u", failed);
+  addrs[10] = addrs[3];
+  CHECK(mc_unregister_batch(p.b, addrs, 64, &failed) == MC_EINVAL && failed == 10,
+        "unregister batch listing one twice: failed at %u", failed);
+  addrs[10] = keep;
+  CHECK(mc_unregister(p.b, many[0]) == 0 && mc_register(p.b, many[0], 4096, NULL) == 0,
+        "a refused unregister batch removed region 0");
+  CHECK(mc_unregister_batch(p.b, addrs, 64, &failed) == 0, "unregister batch");
+  for (int i = 0; i < 64; i++) {
+    CHECK(mc_unregister(p.b, many[i]) == MC_ENOENT, "region %d still registered", i);
+    free(many[i]);
+  }
+  CHECK(mc_register_batch(p.b, NULL, 0, NULL) == 0, "empty batch");
+  CHECK(mc_register_batch(p.b, NULL, 1, NULL) == MC_EINVAL, "NULL regions");
   pair_close(&p);
 }
 

@@ -75,9 +75,30 @@ const char *mc_engine_segment_name(const mc_engine *engine);
  * republished.  On any error nothing stays registered. */
 int mc_register(mc_engine *engine, void *addr, size_t len, const char *location);
 
+/* One buffer of mc_register_batch. */
+typedef struct mc_region {
+  void *addr;
+  size_t len;
+  const char *location; /* as mc_register's; NULL to detect */
+} mc_region;
+
+/* Registers n buffers as mc_register would, and republishes the segment
+ * once: what a serving engine registering every layer of its KV cache
+ * wants (one descriptor update, not n growing ones).  All or nothing: on
+ * error none of them stays registered, and *failed (if non-NULL) is the
+ * index of the region at fault, or n when republishing failed. */
+int mc_register_batch(mc_engine *engine, const mc_region *regions, uint32_t n,
+                      uint32_t *failed);
+
 /* Unregisters the buffer that starts at addr and republishes the segment.
  * MC_EBUSY while local transfers use it; MC_ENOENT if not registered. */
 int mc_unregister(mc_engine *engine, void *addr);
+
+/* Unregisters the buffers starting at addrs[0..n) and republishes once.
+ * All or nothing: MC_ENOENT, MC_EBUSY or MC_EINVAL (NULL, or an address
+ * listed twice) for addrs[*failed] and none is unregistered. */
+int mc_unregister_batch(mc_engine *engine, void *const *addrs, uint32_t n,
+                        uint32_t *failed);
 
 /* Allocates len bytes of memory that a loaded transport can share with peers
  * on the same host without copies through the kernel (the shm transport's
