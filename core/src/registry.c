@@ -216,25 +216,20 @@ static int publish_or_undo(mc_engine *e, const mc_region *r, uint32_t n) {
            "register of %u region(s) at 0x%llx rolled back: the segment could "
            "not be republished (%s)",
            n, (unsigned long long)(uintptr_t)r[0].addr, mc_strerror(rc));
-  mc_local_buf *taken[64];
-  uint32_t k = 0;
   for (uint32_t i = 0; i < n; i++) {
     mc_local_buf *b = NULL;
     /* Busy only if the application already moves data through memory it
      * is still registering; then it stays registered rather than freed
-     * under that transfer. */
+     * under that transfer.  Freed ones are revoked in the transports, so a
+     * retry of the failed publication that shows them to peers is harmless. */
     int trc = take_buf(e, r[i].addr, &b);
     if (trc == 0)
-      taken[k++] = b;
+      buf_free(e, b);
     else
       MC_ERROR(&e->log, COMP, "0x%llx stays registered: %s",
                (unsigned long long)(uintptr_t)r[i].addr, mc_strerror(trc));
-    if (k == 64 || i + 1 == n) {
-      mc_engine_publish(e); /* the backend's desired state without them */
-      while (k)
-        buf_free(e, taken[--k]);
-    }
   }
+  mc_engine_publish(e); /* the backend's desired state without them */
   return rc;
 }
 
