@@ -68,7 +68,7 @@ typedef struct p2p_conn {
   size_t head_len;
   size_t sent;
   p2p_snap *snap;
-  char peer[64]; /* "ip:port", for logs */
+  char peer[64]; /* client address, for logs */
 } p2p_conn;
 
 typedef struct p2p_ctx {
@@ -467,7 +467,7 @@ static int p2p_open(const mc_metadata_args *args, void **out) {
   c->timeout_ms = args->timeout_ms ? args->timeout_ms : DEFAULT_TIMEOUT_MS;
   if (args->token) {
     size_t tl = strlen(args->token);
-    if (!mc_p2p_token_ok(args->token, tl)) {
+    if (!mc_token_ok(args->token, tl)) {
       MC_ERROR(args->log, COMP, "cluster token: %d..%d printable characters",
                MC_TOKEN_MIN, MC_TOKEN_MAX);
       free(c);

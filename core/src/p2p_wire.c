@@ -52,23 +52,12 @@ int mc_p2p_name_ok(const char *name, size_t len) {
   return 1;
 }
 
-int mc_p2p_token_ok(const char *token, size_t len) {
-  if (len < MC_TOKEN_MIN || len > MC_TOKEN_MAX)
-    return 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)token[i];
-    if (c <= 0x20 || c >= 0x7f)
-      return 0;
-  }
-  return 1;
-}
-
 size_t mc_p2p_build_request(const char *name, const char *token, uint8_t *out,
                             size_t cap) {
   size_t n = name ? strnlen(name, MC_NAME_MAX) : 0;
   size_t t = token ? strnlen(token, MC_TOKEN_MAX + 1) : 0;
   size_t body = token ? 1 + t + n : n;
-  if (!mc_p2p_name_ok(name, n) || (token && !mc_p2p_token_ok(token, t)) ||
+  if (!mc_p2p_name_ok(name, n) || (token && !mc_token_ok(token, t)) ||
       MC_P2P_HDR_LEN + body > cap)
     return 0;
   mc_p2p_put_hdr(out, token ? MC_P2P_OP_GET_AUTH : MC_P2P_OP_GET, 0,
@@ -109,7 +98,7 @@ int mc_p2p_parse_request(const uint8_t *buf, size_t len, size_t *need,
   size_t rest = h.length, t = 0;
   if (h.op == MC_P2P_OP_GET_AUTH) {
     t = rest ? (uint8_t)p[0] : 0;
-    if (rest < 1 + t || !mc_p2p_token_ok(p + 1, t))
+    if (rest < 1 + t || !mc_token_ok(p + 1, t))
       return MC_EPROTO;
     memcpy(token, p + 1, t);
     p += 1 + t;

@@ -95,8 +95,4 @@ int mc_p2p_parse_reply_body(const mc_p2p_hdr *h, const uint8_t *payload,
 /* Segment names on the wire: 1..MC_NAME_MAX-1 bytes, no control bytes. */
 int mc_p2p_name_ok(const char *name, size_t len);
 
-/* Tokens on the wire: MC_TOKEN_MIN..MC_TOKEN_MAX bytes of printable ASCII
- * without spaces. */
-int mc_p2p_token_ok(const char *token, size_t len);
-
 #endif

@@ -72,19 +72,30 @@ int mc_token_load(const char *path, char out[MC_TOKEN_MAX + 1], char *err,
              n, MC_TOKEN_MIN);
     return fail(err, errlen, MC_EINVAL, path, why);
   }
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)buf[i];
-    if (c <= 0x20 || c >= 0x7f) {
-      snprintf(why, sizeof why,
-               "byte %zu is not printable ASCII (spaces and control "
-               "characters are not allowed)",
-               i + 1);
-      return fail(err, errlen, MC_EINVAL, path, why);
-    }
+  if (!mc_token_ok(buf, n)) {
+    size_t i = 0;
+    while (i < n && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
+      i++;
+    snprintf(why, sizeof why,
+             "byte %zu is not printable ASCII (spaces and control "
+             "characters are not allowed)",
+             i + 1);
+    return fail(err, errlen, MC_EINVAL, path, why);
   }
   memcpy(out, buf, n);
   out[n] = '\0';
   return 0;
+}
+
+int mc_token_ok(const char *t, size_t len) {
+  if (len < MC_TOKEN_MIN || len > MC_TOKEN_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)t[i];
+    if (c <= 0x20 || c >= 0x7f)
+      return 0;
+  }
+  return 1;
 }
 
 int mc_token_equal(const char *token, const void *a, size_t a_len) {

@@ -20,6 +20,11 @@
 int mc_token_load(const char *path, char out[MC_TOKEN_MAX + 1], char *err,
                   size_t errlen);
 
+/* 1 when the len bytes at t make a token: MC_TOKEN_MIN..MC_TOKEN_MAX of
+ * printable ASCII without spaces (what travels in p2p frames and HTTP
+ * headers). */
+int mc_token_ok(const char *t, size_t len);
+
 /* 1 when the a_len bytes at a equal the NUL-terminated token, compared in
  * time that depends only on the lengths (no early exit on the first
  * differing byte). */
