@@ -83,7 +83,7 @@ void tcp_reg_remove(tcp_registry *r, tcp_buf *b) {
 }
 
 /* Constant-time: the time taken does not depend on where bytes differ. */
-static int secret_equal(const uint8_t *a, const uint8_t *b) {
+int tcp_secret_equal(const uint8_t *a, const uint8_t *b) {
   volatile uint8_t d = 0;
   for (size_t i = 0; i < TCPW_SECRET_SIZE; i++)
     d |= a[i] ^ b[i];
@@ -97,7 +97,7 @@ int tcp_reg_acquire(tcp_registry *r, uint64_t id, const uint8_t *secret,
   for (tcp_buf *b = r->buckets[id % TCP_REG_BUCKETS]; b; b = b->next) {
     if (b->id != id)
       continue;
-    if (!secret_equal(b->secret, secret))
+    if (!tcp_secret_equal(b->secret, secret))
       rc = MC_EACCES;
     else if (tcpw_range_inside(addr, len, b->base, b->len)) {
       b->active++;

@@ -41,6 +41,10 @@ int tcp_reg_acquire(tcp_registry *r, uint64_t id, const uint8_t *secret,
                     uint64_t addr, uint64_t len, tcp_buf **out);
 void tcp_reg_release(tcp_registry *r, tcp_buf *b);
 
+/* 1 when two 16-byte secrets are equal, in time that does not depend on
+ * where they differ. */
+int tcp_secret_equal(const uint8_t *a, const uint8_t *b);
+
 /* n bytes from getrandom.  0 or MC_EIO. */
 int tcp_fill_random(uint8_t *p, size_t n);
 

@@ -148,13 +148,6 @@ static int serve_notify(srv_conn *c, const tcpw_hdr *h) {
   return 0;
 }
 
-static int secret_equal(const uint8_t *a, const uint8_t *b) {
-  uint8_t d = 0;
-  for (size_t i = 0; i < 16; i++)
-    d |= (uint8_t)(a[i] ^ b[i]);
-  return d == 0;
-}
-
 /* Reads a HELLO within hello_timeout_ms and answers with HELLO_ACK. */
 static int handshake(srv_conn *c) {
   tcp_ctx *ctx = c->srv->ctx;
@@ -170,7 +163,7 @@ static int handshake(srv_conn *c) {
     rc = MC_EPROTO;
   /* Only a peer that read our descriptor knows this: the connection, and
    * every NOTIFY on it, is attributable to a holder of the metadata. */
-  if (!rc && !secret_equal(h.secret, ctx->ep_secret))
+  if (!rc && !tcp_secret_equal(h.secret, ctx->ep_secret))
     rc = MC_EACCES;
   if (rc) {
     unsigned long supp = 0;
