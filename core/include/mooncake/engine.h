@@ -26,6 +26,17 @@
 extern "C" {
 #endif
 
+/* Marks the functions libmooncake exports.  The library is built with
+ * hidden visibility and a version script (MOONCAKE_0), so exactly the
+ * functions documented in its public headers are exported. */
+#ifndef MC_API
+#if defined(__GNUC__)
+#define MC_API __attribute__((visibility("default")))
+#else
+#define MC_API
+#endif
+#endif
+
 typedef struct mc_engine mc_engine;
 typedef struct mc_segment mc_segment;
 typedef struct mc_batch mc_batch;
@@ -49,11 +60,11 @@ typedef struct mc_engine_opts {
  * starts the metadata backend and publishes an empty segment.  On error
  * returns MC_E* and, if errbuf is non-NULL, a one-line explanation naming
  * the file:line, plugin path or key at fault.  *out is untouched on error. */
-int mc_engine_create(const mc_engine_opts *opts, mc_engine **out);
-int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
+MC_API int mc_engine_create(const mc_engine_opts *opts, mc_engine **out);
+MC_API int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
                         char *errbuf, size_t errlen);
 /* Shorthand: all settings from the YAML file at path. */
-int mc_engine_create_from_file(const char *path, mc_engine **out);
+MC_API int mc_engine_create_from_file(const char *path, mc_engine **out);
 
 /* Destroys the engine: unpublishes the segment, stops the transports
  * (joining their threads) and unloads the plugins.  Destroy batches and
@@ -61,10 +72,10 @@ int mc_engine_create_from_file(const char *path, mc_engine **out);
  * and retrying slices at once, slices inside a transport by its fini, so
  * nothing runs and no callback arrives after destroy returns (a batch left
  * undestroyed then must not be used any more).  NULL is a no-op. */
-void mc_engine_destroy(mc_engine *engine);
+MC_API void mc_engine_destroy(mc_engine *engine);
 
 /* This engine's segment name; valid until destroy. */
-const char *mc_engine_segment_name(const mc_engine *engine);
+MC_API const char *mc_engine_segment_name(const mc_engine *engine);
 
 /* Registers [addr, addr+len) with every loaded transport that can serve its
  * memory kind and republishes the segment, so peers (also those that opened
@@ -73,7 +84,7 @@ const char *mc_engine_segment_name(const mc_engine *engine);
  * if no loaded transport serves that kind; the metadata backend's error
  * (MC_EPEER, MC_ETIMEDOUT, MC_EACCES) if the segment could not be
  * republished.  On any error nothing stays registered. */
-int mc_register(mc_engine *engine, void *addr, size_t len, const char *location);
+MC_API int mc_register(mc_engine *engine, void *addr, size_t len, const char *location);
 
 /* One buffer of mc_register_batch. */
 typedef struct mc_region {
@@ -87,17 +98,17 @@ typedef struct mc_region {
  * wants (one descriptor update, not n growing ones).  All or nothing: on
  * error none of them stays registered, and *failed (if non-NULL) is the
  * index of the region at fault, or n when republishing failed. */
-int mc_register_batch(mc_engine *engine, const mc_region *regions, uint32_t n,
+MC_API int mc_register_batch(mc_engine *engine, const mc_region *regions, uint32_t n,
                       uint32_t *failed);
 
 /* Unregisters the buffer that starts at addr and republishes the segment.
  * MC_EBUSY while local transfers use it; MC_ENOENT if not registered. */
-int mc_unregister(mc_engine *engine, void *addr);
+MC_API int mc_unregister(mc_engine *engine, void *addr);
 
 /* Unregisters the buffers starting at addrs[0..n) and republishes once.
  * All or nothing: MC_ENOENT, MC_EBUSY or MC_EINVAL (NULL, or an address
  * listed twice) for addrs[*failed] and none is unregistered. */
-int mc_unregister_batch(mc_engine *engine, void *const *addrs, uint32_t n,
+MC_API int mc_unregister_batch(mc_engine *engine, void *const *addrs, uint32_t n,
                         uint32_t *failed);
 
 /* Allocates len bytes of memory that a loaded transport can share with peers
@@ -105,26 +116,26 @@ int mc_unregister_batch(mc_engine *engine, void *const *addrs, uint32_t n,
  * memfd / CXL-DAX pool), and registers it like mc_register.  location as
  * there (NULL: "cpu:0").  MC_ENOTSUP when no loaded transport offers such
  * memory.  Free with mc_free_shared. */
-int mc_alloc_shared(mc_engine *engine, size_t len, const char *location,
+MC_API int mc_alloc_shared(mc_engine *engine, size_t len, const char *location,
                     void **addr);
 
 /* Unregisters and frees an mc_alloc_shared allocation. MC_EBUSY as
  * mc_unregister. */
-int mc_free_shared(mc_engine *engine, void *addr);
+MC_API int mc_free_shared(mc_engine *engine, void *addr);
 
 /* Opens a segment by name (for the p2p backend, the peer's "host:port"),
  * fetching its descriptor through metadata; handles are cached and counted,
  * so opening the same name twice returns the same handle.  The local
  * engine's own name is valid (loopback).  MC_ENOENT if unknown, MC_EPEER if
  * unreachable, MC_EPROTO if the descriptor is malformed. */
-int mc_segment_open(mc_engine *engine, const char *name, mc_segment **out);
+MC_API int mc_segment_open(mc_engine *engine, const char *name, mc_segment **out);
 
 /* Drops one reference from mc_segment_open. */
-void mc_segment_close(mc_segment *segment);
+MC_API void mc_segment_close(mc_segment *segment);
 
 /* Refetches the segment's descriptor now (normally done on demand when a
  * request falls outside the buffers known for it). */
-int mc_segment_refresh(mc_segment *segment);
+MC_API int mc_segment_refresh(mc_segment *segment);
 
 /* One transfer.  local must lie in memory registered with this engine;
  * [remote, remote+len) in one buffer registered by the segment's engine. */
@@ -157,39 +168,39 @@ typedef struct mc_transfer_status {
 /* A batch holds up to `capacity` requests, submitted in one or more calls.
  * One thread uses a batch at a time; different batches may be used from
  * different threads concurrently. */
-int mc_batch_create(mc_engine *engine, uint32_t capacity, mc_batch **out);
+MC_API int mc_batch_create(mc_engine *engine, uint32_t capacity, mc_batch **out);
 
 /* Appends n requests and starts them.  Invalid requests are marked INVALID
  * (see mc_batch_status) and do not stop the others.  MC_ENOSPC if the batch
  * lacks n free slots. */
-int mc_batch_submit(mc_batch *batch, const mc_request *reqs, uint32_t n);
+MC_API int mc_batch_submit(mc_batch *batch, const mc_request *reqs, uint32_t n);
 
 /* As mc_batch_submit, and once every one of the n requests has COMPLETED,
  * delivers msg (<= MC_NOTIFY_MAX bytes) to the target segment, which polls it
  * with mc_notify_poll.  All n requests must be writes to one segment.  The
  * message is not sent if any request fails. */
-int mc_batch_submit_notify(mc_batch *batch, const mc_request *reqs, uint32_t n,
+MC_API int mc_batch_submit_notify(mc_batch *batch, const mc_request *reqs, uint32_t n,
                            const void *msg, size_t len);
 
 /* Status of request i (0-based, in submission order). Lock-free. */
-int mc_batch_status(mc_batch *batch, uint32_t i, mc_transfer_status *st);
+MC_API int mc_batch_status(mc_batch *batch, uint32_t i, mc_transfer_status *st);
 
 /* Waits until every submitted request has left PENDING, or timeout_ms
  * passes (-1: forever).  Returns 0 when all COMPLETED, MC_ETIMEDOUT when
  * still pending, otherwise the error of the first request that did not
  * complete. */
-int mc_batch_wait(mc_batch *batch, int timeout_ms);
+MC_API int mc_batch_wait(mc_batch *batch, int timeout_ms);
 
 /* Number of requests submitted so far. */
-uint32_t mc_batch_size(const mc_batch *batch);
+MC_API uint32_t mc_batch_size(const mc_batch *batch);
 
 /* Cancels what is still in flight, waits for the transports to let go of
  * it, and frees the batch.  NULL is a no-op. */
-void mc_batch_destroy(mc_batch *batch);
+MC_API void mc_batch_destroy(mc_batch *batch);
 
 /* Runs n requests in a temporary batch and waits (timeout_ms, -1 forever).
  * Returns as mc_batch_wait. */
-int mc_transfer_sync(mc_engine *engine, const mc_request *reqs, uint32_t n,
+MC_API int mc_transfer_sync(mc_engine *engine, const mc_request *reqs, uint32_t n,
                      int timeout_ms);
 
 /* A received notification. */
@@ -202,7 +213,7 @@ typedef struct mc_notification {
 /* Copies up to max queued notifications into out, oldest first; returns how
  * many (0 when none) or MC_E*.  Non-blocking unless timeout_ms > 0, in which
  * case it waits up to that long for the first one. */
-int mc_notify_poll(mc_engine *engine, mc_notification *out, uint32_t max,
+MC_API int mc_notify_poll(mc_engine *engine, mc_notification *out, uint32_t max,
                    int timeout_ms);
 
 /* ---- introspection (mc-info) ---- */
@@ -227,17 +238,17 @@ typedef struct mc_plugin_info {
 
 /* Lists every plugin file the engine considered: *n in/out (MC_ENOSPC with
  * the count needed). */
-int mc_engine_plugins(mc_engine *engine, mc_plugin_info *out, uint32_t *n);
+MC_API int mc_engine_plugins(mc_engine *engine, mc_plugin_info *out, uint32_t *n);
 
 /* Lists the rails of loaded transport `name`: *n in/out. */
-int mc_engine_rails(mc_engine *engine, const char *name, mc_rail_info *out,
+MC_API int mc_engine_rails(mc_engine *engine, const char *name, mc_rail_info *out,
                     uint32_t *n);
 
 /* The directories and files searched for plugins, in order, ':'-joined. */
-int mc_engine_plugin_search_path(mc_engine *engine, char *buf, size_t len);
+MC_API int mc_engine_plugin_search_path(mc_engine *engine, char *buf, size_t len);
 
 /* Library version string, e.g. "0.1.0". */
-const char *mc_version(void);
+MC_API const char *mc_version(void);
 
 #ifdef __cplusplus
 }

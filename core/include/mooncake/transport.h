@@ -1,4 +1,4 @@
-/* mooncake/transport.h - the transport plugin ABI, version 1.
+/* mooncake/transport.h - the transport plugin ABI, version 1.1.
  *
  * This header is the whole contract between libmooncake (the "core") and a
  * transport plugin.  A plugin includes this header (and errors.h) only, never
@@ -51,7 +51,21 @@
  * Errors.  Every int-returning member returns 0 or a negative MC_E* code.  A
  * plugin that cannot run on this host (no device, vendor library missing)
  * fails init() with MC_ENODEV or MC_ENOTSUP after logging one line saying
- * why; the core then carries on with the transports that did load.
+ * why.  The engine then fails to start if the configuration named that
+ * transport, unless it marked it optional (or asked for "auto").
+ *
+ * The duties this header leaves implicit (target-side access checks,
+ * revocation, what fini and disconnect release, ...) are spelled out in the
+ * plugin author's guide, docs/plugin-guide.md, installed under
+ * share/doc/mooncake/.
+ *
+ * History (every minor only appends; see "Versioning"):
+ *   1.0  the first version.
+ *   1.1  mc_param_info gains min and max (the range of an INT or SIZE
+ *        key); mc_transport_ops gains param_info_size, the stride of the
+ *        plugin's params array, so the core reads a 1.0 plugin's shorter
+ *        entries correctly; mc_host_api gains config_get_size,
+ *        config_get_int and config_get_bool.
  */
 #ifndef MOONCAKE_TRANSPORT_H
 #define MOONCAKE_TRANSPORT_H
@@ -66,7 +80,7 @@ extern "C" {
 #endif
 
 #define MC_TRANSPORT_ABI_MAJOR 1
-#define MC_TRANSPORT_ABI_MINOR 0
+#define MC_TRANSPORT_ABI_MINOR 1
 
 /* Name of the entry symbol for ABI major 1. */
 #define MC_TRANSPORT_ENTRY_V1 "mc_transport_plugin_v1"
@@ -123,16 +137,29 @@ enum mc_param_type {
   MC_PARAM_STRING,
 };
 
-/* One documented YAML key under transports.<name>.  A plugin's `params`
- * array ends with an entry whose type is MC_PARAM_END.  The core rejects
- * keys not listed here (with file and line) and type-checks values before
- * init(), so config_get() only ever returns well-typed strings. */
+/* One documented YAML key under transports.<name> (also settable as
+ * MC_TRANSPORT_<NAME>_<KEY>).  A plugin's `params` array ends with an entry
+ * whose type is MC_PARAM_END.  The core rejects keys not listed here (with
+ * file and line, or the variable's name) and checks every value's type and
+ * range before init(), so config_get() only ever returns well-typed text
+ * and the typed getters never fail on a value.
+ *
+ * Since 1.1 the entries are read with the stride the plugin declares in
+ * mc_transport_ops.param_info_size; a 1.0 plugin's entries (without min and
+ * max) are read as MC_PARAM_INFO_V1_SIZE bytes each. */
 typedef struct mc_param_info {
   uint32_t type;            /* enum mc_param_type */
-  const char *name;         /* key, e.g. "connections" */
-  const char *default_text; /* default as YAML text, for docs and mc-info */
+  const char *name;         /* key, [a-z0-9_]+, e.g. "connections" */
+  const char *default_text; /* default as YAML text; the typed getters
+                               return it when the key is unset */
   const char *help;         /* one line */
+  /* ---- 1.1 ---- */
+  int64_t min, max; /* INT and SIZE: the accepted range, inclusive; both 0
+                       means no range beyond the type's (SIZE: >= 0) */
 } mc_param_info;
+
+/* Size of a 1.0 mc_param_info entry. */
+#define MC_PARAM_INFO_V1_SIZE offsetof(mc_param_info, min)
 
 /* A rail: one independent path out of this host (a NIC port, a link, a
  * connection group).  Filled by query_rails. */
@@ -207,7 +234,28 @@ typedef struct mc_host_api {
    * initiator announced, verified by the plugin's handshake).  msg is copied
    * before return.  Target side of send_notify. */
   void (*notify_recv)(void *host, const char *peer, const void *msg, size_t len);
+
+  /* ---- 1.1: present when abi_minor >= 1 (or struct_size covers them) ----
+   * Typed reads of this plugin's keys.  The value is the configured one
+   * (YAML, then MC_TRANSPORT_<NAME>_<KEY>), else the param's default_text.
+   * The core validated both against the param's type and range before
+   * init(), so these fail only on the caller's mistakes: MC_EINVAL when
+   * `key` is not one of the plugin's params or has another type, MC_ENOENT
+   * when it is unset and has no default_text. */
+
+  /* A MC_PARAM_SIZE key, in bytes ("64K" -> 65536). */
+  int (*config_get_size)(void *host, const char *key, uint64_t *out);
+  /* A MC_PARAM_INT key. */
+  int (*config_get_int)(void *host, const char *key, int64_t *out);
+  /* A MC_PARAM_BOOL key: 1 or 0. */
+  int (*config_get_bool)(void *host, const char *key, int *out);
 } mc_host_api;
+
+/* True when host table h (handed to init) has member m: a plugin built
+ * against a newer header checks this before calling an appended member,
+ * e.g. MC_HOST_HAS(host, config_get_size). */
+#define MC_HOST_HAS(h, m)                                                      \
+  ((h)->struct_size >= offsetof(mc_host_api, m) + sizeof((h)->m) && (h)->m)
 
 /* The transport operations table.  "Mandatory" members must be non-NULL. */
 typedef struct mc_transport_ops {
@@ -317,6 +365,12 @@ typedef struct mc_transport_ops {
    * byte-stream transport wants large slices (fewer frames and wake-ups);
    * a verbs-style one wants them near its NIC's sweet spot. */
   uint64_t slice_size;
+
+  /* ---- 1.1 ---- */
+  /* sizeof(mc_param_info) the plugin was built with: the stride of its
+   * params array.  Set it to sizeof(mc_param_info); 0 reads as
+   * MC_PARAM_INFO_V1_SIZE (a 1.0 plugin). */
+  uint32_t param_info_size;
 } mc_transport_ops;
 
 /* The v1 members every plugin must provide (up to vendor_strerror). */
