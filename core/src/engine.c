@@ -317,7 +317,11 @@ static int build_config(const mc_engine_opts *o, mc_config **out, char *err,
     replace_str(&cfg->segment_name, o->segment_name);
     replace_str(&cfg->listen, o->listen);
     replace_str(&cfg->metadata, o->metadata);
-    if (o->transports) {
+    if (o->transports && strcmp(o->transports, "auto") == 0) {
+      /* As MC_TRANSPORTS=auto: every plugin found, and the configured
+       * transports keep their options (mc-info relies on this). */
+      cfg->transports_auto = 1;
+    } else if (o->transports) {
       /* Same semantics as MC_TRANSPORTS: a list replaces, options kept. */
       mc_config_transport *old = cfg->transports;
       size_t nold = cfg->ntransports;
@@ -373,24 +377,11 @@ static int build_config(const mc_engine_opts *o, mc_config **out, char *err,
 }
 
 static int loader_open(mc_engine *e, char *err, size_t errlen) {
-  /* $MC_PLUGIN_PATH first, then the config's plugin_path. */
-  const char *envp = getenv("MC_PLUGIN_PATH");
-  char *envcopy = envp ? strdup(envp) : NULL;
-  size_t n = e->cfg->nplugin_path;
-  for (const char *p = envp; p && *p; p++)
-    n += *p == ':';
-  const char **entries = calloc(n + 2, sizeof *entries);
-  size_t k = 0;
-  char *save = NULL;
-  for (char *tok = envcopy ? strtok_r(envcopy, ":", &save) : NULL; tok && entries;
-       tok = strtok_r(NULL, ":", &save))
-    entries[k++] = tok;
-  for (size_t i = 0; entries && i < e->cfg->nplugin_path; i++)
-    entries[k++] = e->cfg->plugin_path[i];
-  int rc = entries ? mc_loader_create(&e->log, entries, k, MC_PLUGIN_DIR, &e->loader)
-                   : MC_ENOMEM;
-  free(entries);
-  free(envcopy);
+  /* $MC_PLUGIN_PATH, the config's plugin_path, the build tree's plugins
+   * (when running from it), the install dir: see loader.h. */
+  int rc = mc_loader_open(&e->log, getenv("MC_PLUGIN_PATH"),
+                          (const char *const *)e->cfg->plugin_path,
+                          e->cfg->nplugin_path, &e->loader);
   if (rc)
     mc_seterr(err, errlen, "plugin loader: %s", mc_strerror(rc));
   return rc;

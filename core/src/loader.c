@@ -105,11 +105,18 @@ typedef struct cand {
   char reason[REASON_CAP];
 } cand;
 
+/* One search entry and where it came from, for messages. */
+typedef struct entry {
+  char *path;
+  const char *origin; /* "MC_PLUGIN_PATH", "plugin_path", ... (static) */
+  int quiet;          /* missing is normal (build tree, install dir) */
+} entry;
+
 struct mc_loader {
   mc_logger logger; /* copy, so the caller's may go away */
   const mc_logger *lg;
-  char **entries;
-  size_t nentries;
+  entry *entries;
+  size_t nentries, capentries;
   int scanned;
   cand *cands;
   size_t ncands, capcands;
@@ -133,25 +140,51 @@ static void fmt_field(char *dst, size_t cap, const char *fmt, ...) {
     memcpy(dst + cap - 4, "...", 4);
 }
 
-/* <name> of "mc-transport-<name>.so", or -1 when base is not such a name. */
-static int name_from_file(const char *base, char *name, size_t cap) {
-  size_t lp = strlen(PREFIX), ls = strlen(SUFFIX), lb = strlen(base);
-  if (lb <= lp + ls || strncmp(base, PREFIX, lp) != 0 ||
-      strcmp(base + lb - ls, SUFFIX) != 0)
+int mc_loader_check_name(const char *name, char *why, size_t whylen) {
+  size_t n = name ? strlen(name) : 0;
+  if (n == 0) {
+    snprintf(why, whylen, "transport name is empty");
     return -1;
-  size_t ln = lb - lp - ls;
-  if (ln >= cap)
-    return -1;
-  for (size_t i = 0; i < ln; i++) {
-    char c = base[lp + i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok)
-      return -1;
   }
-  memcpy(name, base + lp, ln);
-  name[ln] = '\0';
+  if (n >= NAME_CAP) {
+    snprintf(why, whylen, "transport name '%.40s...' is longer than %d bytes",
+             name, NAME_CAP - 1);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      snprintf(why, whylen,
+               "transport name '%s' is not [a-z0-9_]+ (it must be usable "
+               "in MC_TRANSPORT_<NAME>_<KEY> variables)",
+               name);
+      return -1;
+    }
+  }
   return 0;
+}
+
+/* Whether base is "mc-transport-<something>.so". */
+static int is_plugin_file(const char *base) {
+  size_t lp = strlen(PREFIX), ls = strlen(SUFFIX), lb = strlen(base);
+  return lb > lp + ls && strncmp(base, PREFIX, lp) == 0 &&
+         strcmp(base + lb - ls, SUFFIX) == 0;
+}
+
+/* <name> of "mc-transport-<name>.so": 0 when it is a valid transport name,
+ * -1 when base is not such a file name, -2 when <name> is not a valid
+ * transport name (the reason in why; name holds what fits of it). */
+static int name_from_file(const char *base, char *name, size_t cap, char *why,
+                          size_t whylen) {
+  if (!is_plugin_file(base))
+    return -1;
+  size_t lp = strlen(PREFIX), ln = strlen(base) - lp - strlen(SUFFIX);
+  char raw[PATH_CAP];
+  snprintf(raw, sizeof raw, "%.*s", (int)ln, base + lp);
+  size_t k = ln < cap ? ln : cap - 1;
+  memcpy(name, raw, k);
+  name[k] = '\0';
+  return mc_loader_check_name(raw, why, whylen) == 0 ? 0 : -2;
 }
 
 static cand *find_winner(mc_loader *ld, const char *name) {
@@ -188,21 +221,29 @@ static int add_file(mc_loader *ld, const char *path, const char *base) {
     if (strcmp(ld->cands[i].path, real) == 0)
       return 0;
 
-  char name[NAME_CAP];
-  int named = name_from_file(base, name, sizeof name) == 0;
+  char name[NAME_CAP], why[REASON_CAP];
+  int named = name_from_file(base, name, sizeof name, why, sizeof why);
   cand *c = new_cand(ld);
   if (!c)
     return MC_ENOMEM;
   copy_str(c->path, sizeof c->path, real);
-  if (!named) {
-    /* Only reachable for explicit entries: a directory scan filters names. */
-    size_t lb = strlen(base), ls = strlen(SUFFIX);
-    size_t keep = lb > ls && strcmp(base + lb - ls, SUFFIX) == 0 ? lb - ls : lb;
-    snprintf(c->name, sizeof c->name, "%.*s", (int)keep, base);
+  if (named != 0) {
+    /* Refused without being opened: a file that is not named
+     * mc-transport-<name>.so (an explicit entry; a directory scan skips
+     * those) or whose <name> is not a valid transport name. */
+    if (named == -1) {
+      size_t lb = strlen(base), ls = strlen(SUFFIX);
+      size_t keep =
+          lb > ls && strcmp(base + lb - ls, SUFFIX) == 0 ? lb - ls : lb;
+      snprintf(c->name, sizeof c->name, "%.*s", (int)keep, base);
+      fmt_field(c->reason, sizeof c->reason,
+                "file name '%s' is not mc-transport-<name>.so", base);
+    } else {
+      copy_str(c->name, sizeof c->name, name);
+      fmt_field(c->reason, sizeof c->reason, "file name '%s': %s", base, why);
+    }
     c->state = MC_PLUGIN_REFUSED;
     c->load_rc = MC_EINVAL;
-    fmt_field(c->reason, sizeof c->reason,
-              "file name '%s' is not mc-transport-<name>.so", base);
     MC_WARN(ld->lg, COMP, "plugin %s refused: %s", real, c->reason);
     return 0;
   }
@@ -235,9 +276,10 @@ static int scan_dir(mc_loader *ld, const char *dir) {
   size_t n = 0, cap = 0;
   int rc = 0;
   struct dirent *de;
-  char tmp[NAME_CAP];
   while ((de = readdir(d)) != NULL) {
-    if (name_from_file(de->d_name, tmp, sizeof tmp) != 0)
+    /* Every mc-transport-*.so is a candidate, so one with a bad name is
+     * reported as refused rather than silently ignored. */
+    if (!is_plugin_file(de->d_name))
       continue;
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 16;
@@ -284,10 +326,16 @@ int mc_loader_scan(mc_loader *ld) {
   if (ld->scanned)
     return 0;
   for (size_t i = 0; i < ld->nentries; i++) {
-    const char *e = ld->entries[i];
+    const char *e = ld->entries[i].path;
     struct stat st;
     if (stat(e, &st) != 0) {
-      MC_DEBUG(ld->lg, COMP, "plugin search entry %s: %s", e, strerror(errno));
+      /* Scanned once per loader, so said once per engine. */
+      if (ld->entries[i].quiet)
+        MC_DEBUG(ld->lg, COMP, "plugin search entry %s (%s): %s", e,
+                 ld->entries[i].origin, strerror(errno));
+      else
+        MC_WARN(ld->lg, COMP, "plugin search entry %s (from %s): %s; ignored",
+                e, ld->entries[i].origin, strerror(errno));
       continue;
     }
     int rc;
@@ -307,47 +355,121 @@ int mc_loader_scan(mc_loader *ld) {
   return 0;
 }
 
+/* Appends one search entry; empty ones ("a::b") are skipped, as in $PATH
+ * handling. */
+static int add_entry(mc_loader *ld, const char *path, const char *origin,
+                     int quiet) {
+  if (!path || !path[0])
+    return 0;
+  if (ld->nentries == ld->capentries) {
+    size_t nc = ld->capentries ? ld->capentries * 2 : 8;
+    entry *e = realloc(ld->entries, nc * sizeof *e);
+    if (!e)
+      return MC_ENOMEM;
+    ld->entries = e;
+    ld->capentries = nc;
+  }
+  char *dup = strdup(path);
+  if (!dup)
+    return MC_ENOMEM;
+  ld->entries[ld->nentries++] = (entry){dup, origin, quiet};
+  return 0;
+}
+
+static mc_loader *loader_new(const mc_logger *lg) {
+  mc_loader *ld = calloc(1, sizeof *ld);
+  if (ld && lg) {
+    ld->logger = *lg;
+    ld->lg = &ld->logger;
+  }
+  return ld;
+}
+
 int mc_loader_create(const mc_logger *lg, const char *const *entries,
                      size_t nentries, const char *builtin_dir,
                      mc_loader **out) {
   if (!out || (nentries && !entries))
     return MC_EINVAL;
-  mc_loader *ld = calloc(1, sizeof *ld);
+  mc_loader *ld = loader_new(lg);
   if (!ld)
     return MC_ENOMEM;
-  if (lg) {
-    ld->logger = *lg;
-    ld->lg = &ld->logger;
-  }
-  size_t total = nentries + (builtin_dir ? 1 : 0);
-  ld->entries = calloc(total ? total : 1, sizeof *ld->entries);
-  if (!ld->entries)
-    goto nomem;
-  for (size_t i = 0; i < nentries; i++) {
-    /* Empty entries ("a::b") are skipped, as in $PATH handling. */
-    if (!entries[i] || !entries[i][0])
-      continue;
-    if (!(ld->entries[ld->nentries] = strdup(entries[i])))
-      goto nomem;
-    ld->nentries++;
-  }
-  if (builtin_dir && builtin_dir[0]) {
-    if (!(ld->entries[ld->nentries] = strdup(builtin_dir)))
-      goto nomem;
-    ld->nentries++;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < nentries; i++)
+    rc = add_entry(ld, entries[i], "search path", 0);
+  if (rc == 0)
+    rc = add_entry(ld, builtin_dir, "built-in plugin directory", 1);
+  if (rc) {
+    mc_loader_destroy(ld);
+    return rc;
   }
   *out = ld;
   return 0;
-nomem:
-  mc_loader_destroy(ld);
-  return MC_ENOMEM;
+}
+
+/* Any object of this library: dladdr() on its address names the file the
+ * library was loaded from. */
+static const char build_tree_anchor = 0;
+
+const char *mc_loader_build_plugin_dir(void) {
+#if defined(MC_BUILD_PLUGIN_DIR) && defined(MC_BUILD_CORE_DIR)
+  Dl_info di;
+  if (!dladdr(&build_tree_anchor, &di) || !di.dli_fname)
+    return NULL;
+  char lib[PATH_MAX], core[PATH_MAX];
+  if (!realpath(di.dli_fname, lib) || !realpath(MC_BUILD_CORE_DIR, core))
+    return NULL;
+  char *slash = strrchr(lib, '/');
+  if (!slash)
+    return NULL;
+  *slash = '\0';
+  return strcmp(lib, core) == 0 ? MC_BUILD_PLUGIN_DIR : NULL;
+#else
+  return NULL;
+#endif
+}
+
+int mc_loader_open(const mc_logger *lg, const char *env_path,
+                   const char *const *cfg_entries, size_t ncfg,
+                   mc_loader **out) {
+  if (!out || (ncfg && !cfg_entries))
+    return MC_EINVAL;
+  mc_loader *ld = loader_new(lg);
+  if (!ld)
+    return MC_ENOMEM;
+  int rc = 0;
+  for (const char *p = env_path; rc == 0 && p && *p;) {
+    size_t len = strcspn(p, ":");
+    char *one = strndup(p, len);
+    rc = one ? add_entry(ld, one, "MC_PLUGIN_PATH", 0) : MC_ENOMEM;
+    free(one);
+    p += len;
+    if (*p == ':')
+      p++;
+  }
+  for (size_t i = 0; rc == 0 && i < ncfg; i++)
+    rc = add_entry(ld, cfg_entries[i], "plugin_path", 0);
+  const char *build = mc_loader_build_plugin_dir();
+  if (rc == 0 && build) {
+    MC_DEBUG(ld->lg, COMP, "running from the build tree: searching %s", build);
+    rc = add_entry(ld, build, "build tree", 1);
+  }
+#ifdef MC_PLUGIN_DIR
+  if (rc == 0)
+    rc = add_entry(ld, MC_PLUGIN_DIR, "built-in plugin directory", 1);
+#endif
+  if (rc) {
+    mc_loader_destroy(ld);
+    return rc;
+  }
+  *out = ld;
+  return 0;
 }
 
 void mc_loader_destroy(mc_loader *ld) {
   if (!ld)
     return;
   for (size_t i = 0; i < ld->nentries; i++)
-    free(ld->entries[i]);
+    free(ld->entries[i].path);
   free(ld->entries);
   free(ld->cands);
   free(ld);
@@ -359,11 +481,11 @@ int mc_loader_search_path(mc_loader *ld, char *buf, size_t len) {
   size_t off = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < ld->nentries; i++) {
-    size_t need = strlen(ld->entries[i]) + (i ? 1 : 0);
+    size_t need = strlen(ld->entries[i].path) + (i ? 1 : 0);
     if (off + need >= len)
       return MC_ENOSPC;
     off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ":" : "",
-                            ld->entries[i]);
+                            ld->entries[i].path);
   }
   return 0;
 }
