@@ -2,8 +2,10 @@
  * as the `topology:` section of the mooncake YAML config, with comments
  * listing NUMA nodes, GPUs and NICs.  Paste it into the config to pin the
  * choices; a topology section in the config overrides discovery. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "mooncake/errors.h"
@@ -43,6 +45,26 @@ int main(int argc, char **argv) {
   if (!!xml + !!syn + !!sysfs > 1) {
     fprintf(stderr, "mc-topology: --xml, --synthetic and --sysfs exclude each other\n");
     return 2;
+  }
+  /* A path that is not there is the user's typo, not a topology hwloc
+   * could not parse: say so before any loader turns it into EINVAL. */
+  const char *paths[3][2] = {{"--xml", xml}, {"--sysfs", sysfs}, {"--config", cfgpath}};
+  for (int k = 0; k < 3; k++) {
+    struct stat st;
+    const char *p = paths[k][1];
+    if (!p)
+      continue;
+    if (stat(p, &st) != 0) {
+      int e = errno;
+      fprintf(stderr, "mc-topology: %s %s: %s\n", paths[k][0], p,
+              e == ENOENT ? "no such file or directory" : strerror(e));
+      return 1;
+    }
+    if (k == 1 ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode)) {
+      fprintf(stderr, "mc-topology: %s %s: %s\n", paths[k][0], p,
+              k == 1 ? "not a directory" : "is a directory, not a file");
+      return 1;
+    }
   }
   mc_topology *t = NULL;
   char err[512] = "";
