@@ -15,8 +15,10 @@
  *   listener serves the latest descriptor), so updates/s measures only the
  *   local publish.
  *
- * It uses the core's internal metadata interface, so it is built against
- * libmooncake's internal archive (see tools/metadata-server/meson.build). */
+ * It uses the core's internal metadata interface, so it links the core's
+ * internal archive of the metadata modules instead of libmooncake.so (see
+ * examples/metadata-bench/meson.build). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +90,16 @@ static uint32_t rnd(uint32_t n) {
   return (uint32_t)(rng_state % n);
 }
 
-static void usage(void) {
-  fprintf(stderr, "usage: mc-metadata-bench --metadata URL [--segments N] [--fetches M]\n"
-                  "                         [--updates U] [--peers K]\n"
-                  "  URL: p2p, etcd://host:port[,host:port], http://host:port/path\n");
+static void usage(FILE *f) {
+  fputs("usage: mc-metadata-bench --metadata URL [--segments N] [--fetches M]\n"
+        "                         [--updates U] [--peers K]\n"
+        "  URL: p2p, etcd://host:port[,host:port], http://host:port/path\n",
+        f);
+}
+
+static void bad_usage(const char *opt, const char *why) {
+  fprintf(stderr, "mc-metadata-bench: %s: %s\n", opt, why);
+  usage(stderr);
   exit(2);
 }
 
@@ -99,28 +107,34 @@ int main(int argc, char **argv) {
   const char *url = NULL;
   long nseg = 1000, nfetch = 5000, nupd = 2000, npeers = 16;
   for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    long *slot = strcmp(a, "--segments") == 0  ? &nseg
+                 : strcmp(a, "--fetches") == 0 ? &nfetch
+                 : strcmp(a, "--updates") == 0 ? &nupd
+                 : strcmp(a, "--peers") == 0   ? &npeers
+                                               : NULL;
+    if (!slot && strcmp(a, "--metadata") != 0)
+      bad_usage(a, "unknown option");
     if (i + 1 >= argc)
-      usage();
-    const char *a = argv[i], *v = argv[++i];
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (strcmp(a, "--metadata") == 0)
+      bad_usage(a, "missing value");
+    const char *v = argv[++i];
+    if (!slot) {
       url = v;
-    else if (*end || n < 1)
-      usage();
-    else if (strcmp(a, "--segments") == 0)
-      nseg = n;
-    else if (strcmp(a, "--fetches") == 0)
-      nfetch = n;
-    else if (strcmp(a, "--updates") == 0)
-      nupd = n;
-    else if (strcmp(a, "--peers") == 0)
-      npeers = n;
-    else
-      usage();
+      continue;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < 1)
+      bad_usage(a, "expected a positive integer");
+    *slot = n;
   }
   if (!url)
-    usage();
+    bad_usage("--metadata", "required");
   int p2p = strcmp(url, "p2p") == 0;
   long nsrv = p2p ? npeers : 1;
   if (p2p)
