@@ -267,8 +267,8 @@ static void conn_read(p2p_ctx *c, p2p_conn *k) {
               k->peer, token[0] ? "wrong" : "no");
     }
     conn_reply(c, k, MC_P2P_UNAUTHORIZED,
-               "this engine serves its descriptor only with its cluster "
-               "token (cluster_token_file)");
+               "this engine serves its descriptor only to holders of its "
+               "cluster token");
   } else {
     conn_request(c, k, name);
   }
@@ -570,7 +570,58 @@ static int status_rc(uint16_t status) {
   }
 }
 
-/* Asks host:port for seg; *json (NUL-terminated) on success. */
+/* Reads the reply header before deadline, checking the magic as soon as
+ * its first bytes arrive, so a peer that is not a mooncake listener (an HTTP
+ * server, anything that answers something else) is told apart at once
+ * instead of after the whole timeout.  *got: bytes received.
+ *   0              a full header (magic checked; the rest is not)
+ *   MC_EPROTO      the bytes received so far are not our magic
+ *   MC_EPEER       the peer closed (or reset) before a full header
+ *   MC_ETIMEDOUT   silence until the deadline */
+static int read_reply_hdr(int fd, uint8_t *hb, uint64_t deadline, size_t *got) {
+  static const uint8_t magic[4] = {'M', 'C', 'P', '2'};
+  *got = 0;
+  while (*got < MC_P2P_HDR_LEN) {
+    uint64_t now = mc_now_ms();
+    if (now >= deadline)
+      return MC_ETIMEDOUT;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)(deadline - now));
+    if (n < 0 && errno != EINTR)
+      return MC_EIO;
+    if (n <= 0)
+      continue;
+    ssize_t r = recv(fd, hb + *got, MC_P2P_HDR_LEN - *got, MSG_DONTWAIT);
+    if (r == 0)
+      return MC_EPEER;
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN)
+        continue;
+      return MC_EPEER;
+    }
+    *got += (size_t)r;
+    if (memcmp(hb, magic, *got < 4 ? *got : 4) != 0)
+      return MC_EPROTO;
+  }
+  return 0;
+}
+
+/* Printable rendering of the first bytes a peer sent, for logs. */
+static void show_bytes(const uint8_t *b, size_t n, char *out, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 5 < len; i++) {
+    if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '"' && b[i] != '\\')
+      out[o++] = (char)b[i];
+    else
+      o += (size_t)snprintf(out + o, len - o, "\\x%02x", b[i]);
+  }
+  out[o] = '\0';
+}
+
+/* Asks host:port for seg; *json (NUL-terminated) on success.  Failures are
+ * logged here with what the peer did (and, where the address is probably
+ * not a mooncake listener at all, a hint), since the caller only gets the
+ * code. */
 static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
                         int by_name, const char *host, uint16_t port,
                         char **json, size_t *len) {
@@ -583,37 +634,73 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   int fd;
   int rc = mc_net_connect(host, port, (int)c->timeout_ms, &fd);
   if (rc) {
-    MC_DEBUG(c->log, COMP, "segment '%s': cannot connect: %s", name,
-             mc_strerror(rc));
+    MC_WARN(c->log, COMP,
+            "segment '%s': cannot connect to %s:%u: %s (is an engine "
+            "listening there?)",
+            name, host, (unsigned)port,
+            rc == MC_ETIMEDOUT ? "no answer to the connection request"
+                               : "connection refused or host unreachable");
     return rc;
   }
   uint8_t hb[MC_P2P_HDR_LEN];
   mc_p2p_hdr h;
   uint8_t *body = NULL;
+  size_t got = 0;
   rc = mc_net_write_full(fd, req, rl, deadline);
-  if (!rc)
-    rc = mc_net_read_full(fd, hb, sizeof hb, deadline);
+  if (!rc) {
+    rc = read_reply_hdr(fd, hb, deadline, &got);
+    if (rc == MC_EPROTO) {
+      char seen[64];
+      show_bytes(hb, got, seen, sizeof seen);
+      MC_WARN(c->log, COMP,
+              "segment '%s': %s:%u is not a mooncake listener (it answered "
+              "\"%s...\"); a segment name is an engine's handshake listener "
+              "address (host:port, or name@host:port)",
+              name, host, (unsigned)port, seen);
+    } else if (rc == MC_ETIMEDOUT && got == 0) {
+      MC_WARN(c->log, COMP,
+              "segment '%s': %s:%u accepted the connection but sent nothing "
+              "in %u ms: is %s:%u a mooncake engine's listener?",
+              name, host, (unsigned)port, c->timeout_ms, host, (unsigned)port);
+    } else if (rc == MC_EPEER && got == 0) {
+      MC_WARN(c->log, COMP,
+              "segment '%s': %s:%u closed the connection without answering: "
+              "is %s:%u a mooncake engine's listener?",
+              name, host, (unsigned)port, host, (unsigned)port);
+    } else if (rc) {
+      MC_WARN(c->log, COMP, "segment '%s': %s:%u stopped after %zu bytes of "
+              "its reply: %s", name, host, (unsigned)port, got, mc_strerror(rc));
+    }
+  }
   if (!rc && mc_p2p_parse_reply_hdr(hb, sizeof hb, &h)) {
-    MC_WARN(c->log, COMP, "segment '%s': malformed reply header", name);
+    MC_WARN(c->log, COMP, "segment '%s': malformed reply header from %s:%u "
+            "(another version of mooncake?)", name, host, (unsigned)port);
     rc = MC_EPROTO;
   }
   if (!rc) {
     body = malloc((size_t)h.length + 1);
     rc = body ? mc_net_read_full(fd, body, h.length, deadline) : MC_ENOMEM;
+    if (rc && rc != MC_ENOMEM)
+      MC_WARN(c->log, COMP, "segment '%s': reply from %s:%u cut short: %s",
+              name, host, (unsigned)port, mc_strerror(rc));
   }
   close(fd);
   mc_p2p_reply r;
   if (!rc && mc_p2p_parse_reply_body(&h, body, h.length, &r)) {
-    MC_WARN(c->log, COMP, "segment '%s': malformed reply", name);
+    MC_WARN(c->log, COMP, "segment '%s': malformed reply from %s:%u", name,
+            host, (unsigned)port);
     rc = MC_EPROTO;
   }
   if (!rc && r.status != MC_P2P_OK) {
     rc = status_rc(r.status);
     if (r.status == MC_P2P_UNAUTHORIZED)
       MC_WARN(c->log, COMP,
-              "segment '%s': %s:%u refused %s cluster token: %.*s", name, host,
-              (unsigned)port, c->token[0] ? "our" : "a request without a",
-              (int)r.reason_len, r.reason);
+              "segment '%s': %s:%u refused %s cluster token (%.*s): set "
+              "cluster_token_file (or MC_CLUSTER_TOKEN_FILE) to the file "
+              "holding that cluster's token",
+              name, host, (unsigned)port,
+              c->token[0] ? "our" : "a request without a", (int)r.reason_len,
+              r.reason);
     else
       MC_DEBUG(c->log, COMP, "segment '%s': peer answered %s: %.*s", name,
                mc_strerror(rc), (int)r.reason_len, r.reason);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,8 +331,15 @@ static void test_cluster_token(void) {
   expect_fetch(b, a_name, a_name, 1);
   char *json = NULL;
   size_t len;
+  int cap = capture_start();
   CHECK_RC(mc_metadata_fetch(c, a_name, &json, &len), MC_EACCES);
   CHECK_RC(mc_metadata_fetch(o, a_name, &json, &len), MC_EACCES);
+  char *log = capture_end(cap);
+  /* Denied: the fetching side is told what to set. */
+  CHECK_HAS(log, "refused a request without a cluster token");
+  CHECK_HAS(log, "refused our cluster token");
+  CHECK_HAS(log, "set cluster_token_file (or MC_CLUSTER_TOKEN_FILE)");
+  free(log);
   CHECK(json == NULL);
   expect_fetch(b, c_name, c_name, 1); /* no token there: served */
 
@@ -372,11 +380,110 @@ static void test_cluster_token(void) {
   mc_metadata_close(o);
 }
 
+/* ---- segment names that point at something else than a listener ---- */
+
+enum { FAKE_GARBAGE, FAKE_HANGUP };
+
+typedef struct fake_peer {
+  int lfd;
+  int mode;
+} fake_peer;
+
+/* Accepts one connection, then answers like an HTTP server (and keeps the
+ * connection open until the client leaves) or hangs up without a word. */
+static void *fake_peer_main(void *arg) {
+  fake_peer *f = arg;
+  int fd = accept(f->lfd, NULL, NULL);
+  CHECK(fd >= 0);
+  if (f->mode == FAKE_GARBAGE) {
+    static const char http[] =
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    CHECK_RC(mc_net_write_full(fd, http, sizeof http - 1, mc_now_ms() + 2000), 0);
+    uint8_t buf[256];
+    wait_closed(fd, buf, sizeof buf, 10000);
+  }
+  close(fd);
+  return NULL;
+}
+
+static int fake_listen(uint16_t *port) {
+  int lfd;
+  CHECK_RC(mc_net_listen("127.0.0.1", 0, 8, &lfd, port), 0);
+  return lfd;
+}
+
+static void test_not_a_listener(void) {
+  char me[MC_NAME_MAX], target[MC_NAME_MAX];
+  mc_metadata *md = open_p2p(5000, me);
+  char *json = NULL;
+  size_t len;
+
+  /* Something that answers, but not our protocol: told apart at once. */
+  fake_peer f = {.mode = FAKE_GARBAGE};
+  uint16_t port;
+  f.lfd = fake_listen(&port);
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, fake_peer_main, &f) == 0);
+  snprintf(target, sizeof target, "127.0.0.1:%u", port);
+  int cap = capture_start();
+  uint64_t t0 = mc_now_ms();
+  CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_EPROTO);
+  uint64_t took = mc_now_ms() - t0;
+  char *log = capture_end(cap);
+  CHECK(took < 2000); /* not the 5 s timeout */
+  CHECK_HAS(log, "is not a mooncake listener");
+  CHECK_HAS(log, "HTTP/1.1 400");
+  CHECK_HAS(log, target);
+  free(log);
+  CHECK(pthread_join(th, NULL) == 0);
+  close(f.lfd);
+
+  /* A listener that hangs up without answering. */
+  f.mode = FAKE_HANGUP;
+  f.lfd = fake_listen(&port);
+  CHECK(pthread_create(&th, NULL, fake_peer_main, &f) == 0);
+  snprintf(target, sizeof target, "127.0.0.1:%u", port);
+  cap = capture_start();
+  CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_EPEER);
+  log = capture_end(cap);
+  CHECK_HAS(log, "closed the connection without answering");
+  CHECK_HAS(log, "a mooncake engine's listener?");
+  free(log);
+  CHECK(pthread_join(th, NULL) == 0);
+  close(f.lfd);
+
+  /* A listener that accepts (the kernel completes the handshake) and stays
+   * silent: times out with a hint naming the address. */
+  mc_metadata_close(md);
+  md = open_p2p(800, me);
+  int lfd = fake_listen(&port);
+  snprintf(target, sizeof target, "127.0.0.1:%u", port);
+  cap = capture_start();
+  CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_ETIMEDOUT);
+  log = capture_end(cap);
+  char hint[MC_NAME_MAX + 64];
+  snprintf(hint, sizeof hint, "is %s a mooncake engine's listener?", target);
+  CHECK_HAS(log, hint);
+  free(log);
+  close(lfd);
+
+  /* Nothing listening at all. */
+  cap = capture_start();
+  CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_EPEER);
+  log = capture_end(cap);
+  CHECK_HAS(log, "cannot connect to");
+  CHECK_HAS(log, target);
+  free(log);
+  CHECK(json == NULL);
+  mc_metadata_close(md);
+}
+
 int main(void) {
   test_exchange();
   test_cluster_token();
   test_misbehaving_clients();
   test_close_with_client();
+  test_not_a_listener();
   printf("p2p metadata tests passed\n");
   return 0;
 }

@@ -245,6 +245,16 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
+    static const char *const known[] = {"--listen", "--path", "--max-body",
+                                        "--token-file", "--threads"};
+    int is_known = 0;
+    for (size_t k = 0; k < sizeof known / sizeof *known; k++)
+      is_known |= strcmp(a, known[k]) == 0;
+    if (!is_known) {
+      fprintf(stderr, "mooncake-metadata-server: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
     if (!v) {
       fprintf(stderr, "mooncake-metadata-server: %s needs a value\n", a);
       usage(stderr);
