@@ -120,8 +120,15 @@ int main(int argc, char **argv) {
 
   /* Without it, or with another cluster's: refused, nothing changes. */
   mc_metadata *none = open_with(s.url, NULL), *other = open_with(s.url, OTHER);
+  int cap = capture_start();
   CHECK(md_fetch_version(none, "seg-a") == MC_EACCES);
   CHECK(md_fetch_version(other, "seg-a") == MC_EACCES);
+  char *log = capture_end(cap);
+  /* The refused side is told what to set, with and without a token. */
+  CHECK_HAS(log, "refused a request without a cluster token; set "
+                 "cluster_token_file (or MC_CLUSTER_TOKEN_FILE)");
+  CHECK_HAS(log, "refused our cluster token; set cluster_token_file");
+  free(log);
   CHECK_RC(md_publish(none, "seg-a", 9), MC_EACCES);
   CHECK_RC(md_publish(other, "seg-x", 1), MC_EACCES);
   CHECK_RC(mc_metadata_kv_delete(other, "k"), MC_EACCES);
@@ -129,6 +136,7 @@ int main(int argc, char **argv) {
                              &n, err, sizeof err),
            MC_EACCES);
   CHECK(strstr(err, "401") != NULL);
+  CHECK(strstr(err, "cluster_token_file") != NULL);
   CHECK(md_fetch_version(b, "seg-a") == 3);
   CHECK(md_fetch_version(b, "seg-x") == MC_ENOENT);
   void *v = NULL;

@@ -145,6 +145,13 @@ static int request(const char *base, const char *auth, const char *method,
                ? MC_EPEER
                : MC_EIO;
     }
+  } else if (status == 401 || status == 403) {
+    snprintf(err, errlen,
+             "%s %s: HTTP %ld: the server refused %s cluster token; set "
+             "cluster_token_file (or MC_CLUSTER_TOKEN_FILE) to the file "
+             "holding the token the server was started with",
+             method, url, status, *auth ? "our" : "a request without a");
+    rc = MC_EACCES;
   } else if (status < 200 || status >= 300) {
     snprintf(err, errlen, "%s %s: HTTP %ld%s%.120s", method, url, status,
              b.n ? ": " : "", b.n ? b.p : "");
