@@ -540,19 +540,15 @@ static void yaml_plugin(const mc_plugin_info *x, const described *d) {
   printf("  %s:\n", x->name);
   for (size_t k = 0; k < d->nparams; k++) {
     const mc_param_info *p = &d->params[k];
-    char range[80], line[1024];
+    char range[80], key[64];
     fmt_range(range, sizeof range, p);
-    snprintf(line, sizeof line, "%s [%s%s%s; default %s; MC_TRANSPORT_%s_",
-             p->help ? p->help : "", type_name(p->type), range[0] ? ", " : "",
-             range, yaml_default(p), up);
-    size_t off = strlen(line);
-    for (const char *c = p->name; c && *c && off + 2 < sizeof line; c++)
-      line[off++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
-    line[off] = '\0';
-    snprintf(line + off, sizeof line - off, "]");
+    upper(key, sizeof key, p->name ? p->name : "");
     if (k)
       printf("    #\n");
-    yaml_comment("    ", line);
+    yaml_comment("    ", p->help ? p->help : "");
+    printf("    # (%s%s%s, default %s; env MC_TRANSPORT_%s_%s)\n",
+           type_name(p->type), range[0] ? ", " : "", range, yaml_default(p),
+           up, key);
     printf("    # %s: %s\n", p->name, yaml_default(p));
   }
 }
