@@ -65,6 +65,23 @@ for name in ("tcp", "shm"):
         n = len(re.findall(r"^    # %s: " % re.escape(k["name"]), part, re.M))
         assert n == 1, (name, k["name"], n)
         assert k["help"].split()[0] in part, (name, k["name"])
+    # The plugin's README explains keys but keeps no table of its own: every
+    # key it names in its options section is a real key, and it has no
+    # "| key | type | default |" table that could drift.
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[2])))
+    readme = open(os.path.join(root, "plugins", name, "README.md")).read()
+    m = re.search(r"^## (Parameters|Options) .*?(?=^## )", readme, re.M | re.S)
+    assert m, ("no options section in the README of", name)
+    keys = {k["name"] for k in p["params"]}
+    named = set(re.findall(r"^- `([a-z0-9_]+)`", m.group(0), re.M))
+    named |= set(re.findall(r"^- (?:`[a-z0-9_]+`, )+`([a-z0-9_]+)`", m.group(0), re.M))
+    for lst in re.findall(r"^- ((?:`[a-z0-9_]+`(?:, )?)+):", m.group(0), re.M):
+        named |= set(re.findall(r"`([a-z0-9_]+)`", lst))
+    assert named and named <= keys, (name, sorted(named - keys))
+    assert not re.search(r"^\|\s*key\s*\|", m.group(0), re.M | re.I), \
+        ("a key table in the README of", name)
+    assert "mc-info" in m.group(0), ("README of", name, "does not point at mc-info")
 PY
 fi
 
