@@ -38,6 +38,8 @@ struct mc_etcd {
   /* Per endpoint: when it started failing (0: healthy), last reset. */
   _Atomic uint64_t fail_since[MC_ETCD_MAX_ENDPOINTS];
   _Atomic uint64_t last_reset[MC_ETCD_MAX_ENDPOINTS];
+  atomic_int down_warned;  /* "retrying" said once until one answers again */
+  char endpoints[1024];    /* "h:p, h:p" for messages */
 };
 
 static void note_ok(mc_etcd *e, int idx) { atomic_store(&e->fail_since[idx], 0); }
@@ -102,6 +104,8 @@ int mc_etcd_create(const char *endpoints, const mc_logger *log, mc_etcd **out,
       mc_seterr(err, errlen, "etcd: cannot create channel to '%s'", tok);
       break;
     }
+    size_t el = strlen(e->endpoints);
+    snprintf(e->endpoints + el, sizeof(e->endpoints) - el, "%s%s", el ? ", " : "", tok);
     e->n++;
   }
   free(list);
@@ -160,12 +164,15 @@ static int failover(mc_etcd *e, const char *what, int timeout_ms, attempt_fn fn,
   uint64_t deadline = mc_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
   int start = atomic_load(&e->cur), rc = MC_ETIMEDOUT, idx = start;
   mc_rpc_status st = {.code = 4, .message = "DEADLINE_EXCEEDED: no attempt made"};
+  int exhausted = 0; /* the deadline, not an answer, ended the loop */
+  int tried = idx;   /* the endpoint st came from */
   for (int attempt = 0;; attempt++) {
     idx = (start + attempt) % e->n;
     int budget = attempt_budget(deadline, e->n - attempt % e->n);
     if (budget <= 0)
       break;
     rc = fn(e, idx, budget, &st, arg);
+    tried = idx;
     int retry = rc != 0 && retryable(st.code);
     for (const int *c = also_retry; rc && c && *c; c++)
       retry |= rc == *c;
@@ -174,6 +181,8 @@ static int failover(mc_etcd *e, const char *what, int timeout_ms, attempt_fn fn,
     else
       note_ok(e, idx); /* it answered, even if with an error */
     if (rc == 0) {
+      if (atomic_exchange(&e->down_warned, 0))
+        MC_INFO(e->log, "etcd", "etcd answers again via %s", mc_rpc_channel_target(e->ch[idx]));
       if (idx != start) {
         MC_INFO(e->log, "etcd", "now using endpoint %s", mc_rpc_channel_target(e->ch[idx]));
         atomic_store(&e->cur, idx);
@@ -181,16 +190,34 @@ static int failover(mc_etcd *e, const char *what, int timeout_ms, attempt_fn fn,
       *used = idx;
       return 0;
     }
+    exhausted = retry;
     if (!retry)
       break;
     MC_DEBUG(e->log, "etcd", "%s via %s: %s; trying next endpoint", what,
              mc_rpc_channel_target(e->ch[idx]), st.message);
-    if (attempt % e->n == e->n - 1) /* a full round failed: brief pause */
+    if (attempt % e->n == e->n - 1) { /* a full round failed: brief pause */
+      uint64_t now = mc_now_ms();
+      /* Say once, while etcd stays down, what is retried and for how long,
+       * so a wrong address does not look like a hang. */
+      if (now + MIN_ATTEMPT_MS < deadline && !atomic_exchange(&e->down_warned, 1))
+        MC_WARN(e->log, "etcd",
+                "no etcd endpoint answers (%s: %s); retrying %s on %s for up to "
+                "%.1f s",
+                mc_rpc_channel_target(e->ch[idx]), st.message, what, e->endpoints,
+                (double)(deadline - now) / 1000.0);
       sleep_ms(50);
+    }
   }
-  *used = idx;
-  mc_seterr(err, errlen, "etcd %s via %s: %s", what, mc_rpc_channel_target(e->ch[idx]),
-         st.message);
+  *used = tried;
+  if (exhausted)
+    mc_seterr(err, errlen,
+              "etcd %s: no endpoint answered within %d ms (endpoints: %s); last error "
+              "from %s: %s",
+              what, timeout_ms > 0 ? timeout_ms : 5000, e->endpoints,
+              mc_rpc_channel_target(e->ch[tried]), st.message);
+  else
+    mc_seterr(err, errlen, "etcd %s via %s: %s", what, mc_rpc_channel_target(e->ch[tried]),
+              st.message);
   return rc;
 }
 

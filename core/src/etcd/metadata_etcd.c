@@ -41,7 +41,8 @@ typedef struct pub {
   char *segment;
   char *json;
   size_t len;
-  int dirty; /* not yet written with the current lease */
+  int dirty;   /* not yet written with the current lease */
+  int written; /* etcd has (or had) a key for it: unpublish must delete */
 } pub;
 
 typedef struct watched {
@@ -155,8 +156,10 @@ static int sync_locked(etcd_md *m, int timeout_ms, char *err, size_t errlen) {
       if (!p->dirty || seg_key(m, p->segment, key, sizeof(key)) != 0)
         continue;
       rc = mc_etcd_put(m->e, key, p->json, p->len, m->lease, left, err, errlen);
-      if (rc == 0)
+      if (rc == 0) {
         p->dirty = 0;
+        p->written = 1;
+      }
     }
     if (rc == MC_ENOENT) { /* "requested lease not found": it expired */
       MC_WARN(m->log, "etcd", "lease %llx expired; granting a new one and republishing",
@@ -426,6 +429,7 @@ static int etcd_publish(void *ctx, const char *segment, const char *json, size_t
       pub *old = *pp;
       *pp = old->next;
       old->next = NULL;
+      np->written = old->written;
       free_pubs(old);
       break;
     }
@@ -452,16 +456,23 @@ static int etcd_unpublish(void *ctx, const char *segment) {
   if (seg_key(m, segment, key, sizeof(key)) != 0)
     return MC_EINVAL;
   pthread_mutex_lock(&m->mu);
+  int found = 0, written = 0;
   for (pub **pp = &m->pubs; *pp; pp = &(*pp)->next) {
     if (strcmp((*pp)->segment, segment) == 0) {
       pub *old = *pp;
       *pp = old->next;
       old->next = NULL;
+      found = 1;
+      written = old->written;
       free_pubs(old);
       break;
     }
   }
   pthread_mutex_unlock(&m->mu);
+  /* A segment this client never got into etcd (it was down from the
+   * start) has no key to delete: do not wait for etcd again. */
+  if (found && !written)
+    return 0;
   int rc = mc_etcd_delete(m->e, key, 0, NULL, m->timeout_ms, err, sizeof(err));
   if (rc)
     MC_WARN(m->log, "etcd", "unpublishing segment '%s' failed: %s", segment, err);
