@@ -1,36 +1,195 @@
 /* mc-transport-conformance - checks a transport plugin against transport.h.
  *
  *   mc-transport-conformance [-v] <path/to/mc-transport-NAME.so>
+ *   mc-transport-conformance --help
  *
- * Uses only dlopen and mooncake/transport.h, with its own mc_host_api.  It
- * checks the ABI header and table, fuzzes connect/import_mem with hostile
- * blobs, runs loopback transfers between two contexts of the plugin in this
- * process (data verified byte for byte), checks that out-of-range, revoked
- * and wrong-key accesses are refused with the target memory untouched,
- * back-pressure, notify delivery, fini with transfers in flight (exactly one
- * completion per accepted slice) and load/unload/reload.  One line per
- * check: PASS, FAIL or SKIP with a reason; exit status 1 on any FAIL.
+ * Uses only dlopen and mooncake/transport.h, with its own mc_host_api (ABI
+ * 1.1, typed getters included).  It checks the ABI header, names and the
+ * params table, fuzzes connect/import_mem with hostile blobs, runs loopback
+ * transfers between two contexts of the plugin in this process (data
+ * verified byte for byte), acts as a hostile initiator against the other
+ * context (forged lengths, forged keys, revoked and stale keys: the target
+ * must refuse every access outside its live registrations, whatever the
+ * initiator claims), checks back-pressure, notify delivery, cancel, fini
+ * with transfers in flight (exactly one completion per accepted slice),
+ * what init..fini cycles leave behind (heap bytes, mappings, fds, threads)
+ * and load/unload/reload.  One line per check: PASS, FAIL or SKIP with a
+ * reason.
  *
- * Per-transport YAML keys can be given as MC_CONFORMANCE_PARAMS="k=v;k=v".
- * Plugins that need hardware and fail init with MC_ENODEV/MC_ENOTSUP get
- * their runtime checks skipped. */
+ * Exit status: 0 when every check passed, 1 on any FAIL, 2 on a usage
+ * error, 77 when the plugin cannot run on this host (init failed with
+ * MC_ENODEV or MC_ENOTSUP) and every static check passed.
+ *
+ * Per-transport YAML keys can be given as MC_CONFORMANCE_PARAMS="k=v;k=v". */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "mooncake/errors.h"
 #include "mooncake/transport.h"
 
 #define MAX_TOKENS (1u << 18)
 #define BUF_SIZE ((size_t)8 << 20)
 #define WAIT_MS 60000
+
+/* ---- allocation accounting --------------------------------------------
+ *
+ * The plugin is a dlopen'd object in this process, so this program defines
+ * malloc and friends (and mmap/munmap/mremap) itself: by ELF interposition
+ * every call the plugin (and libc on its behalf) makes goes through these
+ * counters, which the leak checks read around init..fini cycles.  The heap
+ * functions forward to glibc's __libc_* entry points; the mapping functions
+ * go straight to the system calls, so only the mappings a caller asked for
+ * are counted (not glibc's own thread stacks or heap arenas).
+ *
+ * Sanitizer runtimes interpose these functions themselves, and other C
+ * libraries lack the __libc_* entry points: there the byte and mapping
+ * accounting is off and the leak checks count fds and threads only. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                 \
+    __has_feature(memory_sanitizer)
+#define CONF_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CONF_SANITIZER 1
+#endif
+
+#if defined(__GLIBC__) && defined(__LP64__) && defined(SYS_mmap) && !defined(CONF_SANITIZER)
+#define CONF_ACCOUNTING 1
+#include <malloc.h>
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+
+static atomic_llong acct_bytes, acct_blocks, acct_mapped;
+
+static void acct_add(void *p) {
+  if (p) {
+    atomic_fetch_add_explicit(&acct_bytes, (long long)malloc_usable_size(p), memory_order_relaxed);
+    atomic_fetch_add_explicit(&acct_blocks, 1, memory_order_relaxed);
+  }
+}
+static void acct_sub(void *p) {
+  if (p) {
+    atomic_fetch_sub_explicit(&acct_bytes, (long long)malloc_usable_size(p), memory_order_relaxed);
+    atomic_fetch_sub_explicit(&acct_blocks, 1, memory_order_relaxed);
+  }
+}
+
+void *malloc(size_t n) {
+  void *p = __libc_malloc(n);
+  acct_add(p);
+  return p;
+}
+void *calloc(size_t a, size_t b) {
+  void *p = __libc_calloc(a, b);
+  acct_add(p);
+  return p;
+}
+void *realloc(void *old, size_t n) {
+  size_t was = old ? malloc_usable_size(old) : 0;
+  void *p = __libc_realloc(old, n);
+  if (!old) {
+    acct_add(p);
+  } else if (p) { /* moved or resized: one block either way */
+    atomic_fetch_add_explicit(&acct_bytes, (long long)malloc_usable_size(p) - (long long)was,
+                              memory_order_relaxed);
+  } else if (n == 0) { /* realloc(p, 0) freed p */
+    atomic_fetch_sub_explicit(&acct_bytes, (long long)was, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&acct_blocks, 1, memory_order_relaxed);
+  }
+  return p;
+}
+void *reallocarray(void *old, size_t a, size_t b) {
+  size_t n;
+  if (__builtin_mul_overflow(a, b, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(old, n);
+}
+void free(void *p) {
+  acct_sub(p);
+  __libc_free(p);
+}
+void *memalign(size_t align, size_t n) {
+  void *p = __libc_memalign(align, n);
+  acct_add(p);
+  return p;
+}
+void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
+int posix_memalign(void **out, size_t align, size_t n) {
+  if (align < sizeof(void *) || (align & (align - 1)))
+    return EINVAL;
+  void *p = memalign(align, n);
+  if (!p)
+    return ENOMEM;
+  *out = p;
+  return 0;
+}
+void *valloc(size_t n) { return memalign((size_t)sysconf(_SC_PAGESIZE), n); }
+void *pvalloc(size_t n) {
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  return memalign(pg, (n + pg - 1) & ~(pg - 1));
+}
+
+static long long page_round(size_t n) {
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  return (long long)((n + pg - 1) & ~(pg - 1));
+}
+/* Defined under their exact symbol names: with _FILE_OFFSET_BITS=64 the
+ * headers redirect mmap to mmap64, and both names must be caught. */
+void *conf_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) __asm__("mmap");
+void *conf_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    __asm__("mmap64");
+void *conf_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  if (r == -1)
+    return MAP_FAILED;
+  atomic_fetch_add_explicit(&acct_mapped, page_round(len), memory_order_relaxed);
+  return (void *)r;
+}
+void *conf_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return conf_mmap(addr, len, prot, flags, fd, off);
+}
+int munmap(void *addr, size_t len) {
+  long r = syscall(SYS_munmap, addr, len);
+  if (r == 0)
+    atomic_fetch_sub_explicit(&acct_mapped, page_round(len), memory_order_relaxed);
+  return (int)r;
+}
+void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+  void *want = NULL;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    want = va_arg(ap, void *);
+    va_end(ap);
+  }
+  long r = syscall(SYS_mremap, old, old_len, new_len, flags, want);
+  if (r == -1)
+    return MAP_FAILED;
+  atomic_fetch_add_explicit(&acct_mapped, page_round(new_len) - page_round(old_len),
+                            memory_order_relaxed);
+  return (void *)r;
+}
+#endif
 
 /* ---- reporting ---------------------------------------------------------- */
 
@@ -67,16 +226,6 @@ __attribute__((format(printf, 2, 3))) static void skip(const char *name, const c
   report("SKIP", name, fmt, ap);
   va_end(ap);
   n_skip++;
-}
-
-static const char *errname(int e) {
-  static const char *names[] = {"OK",      "EINVAL",  "ENOMEM", "ENOTSUP",   "ENODEV",
-                                "ENOENT",  "ERANGE",  "EACCES", "EAGAIN",    "ETIMEDOUT",
-                                "EPEER",   "ECANCELED", "EPROTO", "EABI",    "ENOSPC",
-                                "EIO",     "EEXIST",  "EBUSY"};
-  if (e <= 0 && -e < (int)(sizeof names / sizeof names[0]))
-    return names[-e];
-  return "unknown";
 }
 
 static int64_t now_ms(void) {
@@ -132,48 +281,161 @@ typedef struct chost {
   const char *name;
 } chost;
 
+/* The last warning or error the plugin logged: the reason given when init
+ * refuses to run on this host. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_log[512];
+
 __attribute__((format(printf, 3, 4))) static void h_log(void *host, int level, const char *fmt, ...) {
-  if (!verbose && level > MC_LOG_ERROR)
-    return;
   chost *h = host;
+  char line[512];
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "  [%s] ", h->name);
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
+  vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  if (level <= MC_LOG_WARN) {
+    pthread_mutex_lock(&log_lock);
+    snprintf(last_log, sizeof last_log, "%s", line);
+    pthread_mutex_unlock(&log_lock);
+  }
+  if (verbose || level <= MC_LOG_ERROR)
+    fprintf(stderr, "  [%s] %s\n", h->name, line);
 }
 
-static int h_log_enabled(void *host, int level) { return verbose || level <= MC_LOG_ERROR; }
+static int h_log_enabled(void *host, int level) { return verbose || level <= MC_LOG_WARN; }
 
-/* Values from MC_CONFORMANCE_PARAMS; returned pointers stay valid (static
- * storage copied once). */
-static int h_config_get(void *host, const char *key, const char **val) {
-  static char store[1024];
-  static char *keys[32], *vals[32];
-  static int nkv = -1;
-  if (nkv < 0) { /* parsed on first use, before any plugin thread runs */
-    nkv = 0;
-    const char *env = getenv("MC_CONFORMANCE_PARAMS");
-    if (env) {
-      snprintf(store, sizeof store, "%s", env);
-      for (char *save = NULL, *kv = strtok_r(store, ";", &save); kv && nkv < 32;
-           kv = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq)
-          continue;
-        *eq = '\0';
-        keys[nkv] = kv;
-        vals[nkv++] = eq + 1;
-      }
-    }
+/* Values from MC_CONFORMANCE_PARAMS, parsed once in main before any plugin
+ * runs; returned pointers stay valid until exit. */
+static char param_store[1024];
+static char *param_keys[32], *param_vals[32];
+static int param_n;
+
+static void params_load(void) {
+  const char *env = getenv("MC_CONFORMANCE_PARAMS");
+  if (!env)
+    return;
+  snprintf(param_store, sizeof param_store, "%s", env);
+  for (char *save = NULL, *kv = strtok_r(param_store, ";", &save); kv && param_n < 32;
+       kv = strtok_r(NULL, ";", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq)
+      continue;
+    *eq = '\0';
+    param_keys[param_n] = kv;
+    param_vals[param_n++] = eq + 1;
   }
-  for (int i = 0; i < nkv; i++)
-    if (!strcmp(keys[i], key)) {
-      *val = vals[i];
+}
+
+static int h_config_get(void *host, const char *key, const char **val) {
+  if (!key || !val)
+    return MC_EINVAL;
+  for (int i = 0; i < param_n; i++)
+    if (!strcmp(param_keys[i], key)) {
+      *val = param_vals[i];
       return 0;
     }
   return MC_ENOENT;
+}
+
+/* The plugin under test (a zero-padded copy of its table, as the core
+ * keeps), for the typed getters. */
+static const mc_transport_ops *cur_ops;
+
+/* Entry i of a params array read with the plugin's declared stride (1.1),
+ * into a zeroed mc_param_info: members past the stride read as 0. */
+static size_t param_stride(const mc_transport_ops *o) {
+  return o->param_info_size ? o->param_info_size : MC_PARAM_INFO_V1_SIZE;
+}
+static void param_at(const mc_transport_ops *o, size_t i, mc_param_info *out) {
+  size_t st = param_stride(o);
+  memset(out, 0, sizeof *out);
+  memcpy(out, (const char *)o->params + i * st, st < sizeof *out ? st : sizeof *out);
+}
+
+/* The core's value syntax (core/src/config.c, engine.c). */
+static int parse_size(const char *t, uint64_t *out) {
+  if (!t || *t < '0' || *t > '9')
+    return -1;
+  uint64_t v = 0;
+  for (; *t >= '0' && *t <= '9'; t++) {
+    unsigned d = (unsigned)(*t - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  unsigned sh = 0;
+  switch (*t) {
+  case 'k': case 'K': sh = 10; t++; break;
+  case 'm': case 'M': sh = 20; t++; break;
+  case 'g': case 'G': sh = 30; t++; break;
+  case 't': case 'T': sh = 40; t++; break;
+  default: break;
+  }
+  if (sh && *t == 'i')
+    t++;
+  if (*t == 'B' || *t == 'b')
+    t++;
+  if (*t || (sh && v > (UINT64_MAX >> sh)))
+    return -1;
+  *out = v << sh;
+  return 0;
+}
+static int parse_int(const char *t, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(t, &end, 0);
+  if (errno || end == t || *end)
+    return -1;
+  *out = v;
+  return 0;
+}
+static int parse_bool(const char *t, int *out) {
+  if (!strcmp(t, "true") || !strcmp(t, "1") || !strcmp(t, "yes"))
+    *out = 1;
+  else if (!strcmp(t, "false") || !strcmp(t, "0") || !strcmp(t, "no"))
+    *out = 0;
+  else
+    return -1;
+  return 0;
+}
+
+/* The value text of typed key `key`: configured, else the default. */
+static int typed_value(const char *key, uint32_t type, const char **val) {
+  const mc_transport_ops *o = cur_ops;
+  if (!o || !o->params || !key)
+    return MC_EINVAL;
+  for (size_t i = 0; i < 256; i++) {
+    mc_param_info pi;
+    param_at(o, i, &pi);
+    if (pi.type == MC_PARAM_END)
+      break;
+    if (!pi.name || strcmp(pi.name, key))
+      continue;
+    if (pi.type != type)
+      return MC_EINVAL;
+    if (h_config_get(NULL, key, val) == 0)
+      return 0;
+    if (!pi.default_text)
+      return MC_ENOENT;
+    *val = pi.default_text;
+    return 0;
+  }
+  return MC_EINVAL;
+}
+static int h_config_get_size(void *host, const char *key, uint64_t *out) {
+  const char *v;
+  int rc = typed_value(key, MC_PARAM_SIZE, &v);
+  return rc ? rc : parse_size(v, out) ? MC_EINVAL : 0;
+}
+static int h_config_get_int(void *host, const char *key, int64_t *out) {
+  const char *v;
+  int rc = typed_value(key, MC_PARAM_INT, &v);
+  return rc ? rc : parse_int(v, out) ? MC_EINVAL : 0;
+}
+static int h_config_get_bool(void *host, const char *key, int *out) {
+  const char *v;
+  int rc = typed_value(key, MC_PARAM_BOOL, &v);
+  return rc ? rc : parse_bool(v, out) ? MC_EINVAL : 0;
 }
 
 static void h_complete(void *host, uint64_t token, int status, uint64_t bytes, int32_t verr) {
@@ -211,7 +473,8 @@ static void host_init(chost *h, const char *name) {
   memset(h, 0, sizeof *h);
   h->name = name;
   h->api = (mc_host_api){MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR, sizeof(mc_host_api),
-                         h, h_log, h_log_enabled, h_config_get, h_complete, h_notify_recv};
+                         h, h_log, h_log_enabled, h_config_get, h_complete, h_notify_recv,
+                         h_config_get_size, h_config_get_int, h_config_get_bool};
 }
 
 /* Reserves n tokens; returns the first. */
@@ -256,8 +519,9 @@ static int wait_tokens(uint64_t first, uint32_t n, int timeout_ms) {
 
 typedef struct plugin {
   void *dl;
-  const mc_transport_ops *ops;
-  char name[128];
+  const mc_transport_ops *raw; /* the plugin's own table */
+  const mc_transport_ops *ops; /* &copy */
+  mc_transport_ops copy;       /* min(struct_size, sizeof) bytes, rest zero */
 } plugin;
 
 static int plugin_open(const char *path, plugin *p, int quiet) {
@@ -276,36 +540,92 @@ static int plugin_open(const char *path, plugin *p, int quiet) {
     dlclose(p->dl);
     return -1;
   }
-  p->ops = entry();
-  if (!p->ops) {
+  p->raw = entry();
+  if (!p->raw) {
     if (!quiet)
       fail("abi.entry", "%s returned NULL", MC_TRANSPORT_ENTRY_V1);
     dlclose(p->dl);
     return -1;
   }
+  /* As the core does: members the plugin does not know read as 0. */
+  size_t n = p->raw->struct_size < sizeof p->copy ? p->raw->struct_size : sizeof p->copy;
+  if (n < offsetof(mc_transport_ops, name))
+    n = offsetof(mc_transport_ops, name);
+  memcpy(&p->copy, p->raw, n);
+  p->ops = &p->copy;
+  cur_ops = p->ops;
   return 0;
 }
 
+/* One context of the plugin with its host table.  A plugin without
+ * MC_CAP_OWN_THREADS gets a thread calling progress(), as the core's
+ * progress worker would, from ctx_init until ctx_fini. */
 typedef struct tctx {
   chost host;
+  const plugin *p;
   void *ctx;
   uint8_t desc[MC_DESC_MAX];
   size_t desc_len;
+  pthread_t prog;
+  atomic_int prog_stop;
+  int prog_on;
 } tctx;
 
+static void *progress_main(void *v) {
+  tctx *t = v;
+  while (!atomic_load(&t->prog_stop)) {
+    int n = t->p->ops->progress(t->ctx, 64);
+    if (n <= 0)
+      sleep_ms(1);
+  }
+  return NULL;
+}
+
+static int ctx_fini(tctx *t) {
+  if (!t->ctx)
+    return 0;
+  if (t->prog_on) {
+    atomic_store(&t->prog_stop, 1);
+    pthread_join(t->prog, NULL);
+    t->prog_on = 0;
+  }
+  int rc = t->p->ops->fini(t->ctx);
+  t->ctx = NULL;
+  return rc;
+}
+
 static int ctx_init(const plugin *p, tctx *t, const char *segment) {
+  memset(t, 0, sizeof *t);
   host_init(&t->host, segment);
+  t->p = p;
   mc_init_args a = {sizeof a, segment, "127.0.0.1", "conformance-host"};
   int rc = p->ops->init(&t->host.api, &a, &t->ctx);
-  if (rc)
+  if (rc) {
+    t->ctx = NULL;
     return rc;
+  }
+  if (p->ops->progress) {
+    if (pthread_create(&t->prog, NULL, progress_main, t)) {
+      ctx_fini(t);
+      return MC_ENOMEM;
+    }
+    t->prog_on = 1;
+  }
   t->desc_len = sizeof t->desc;
   rc = p->ops->local_desc(t->ctx, t->desc, &t->desc_len);
-  if (rc) {
-    p->ops->fini(t->ctx);
-    t->ctx = NULL;
-  }
+  if (rc)
+    ctx_fini(t);
   return rc;
+}
+
+/* The number of rails of ctx, asked the way the contract allows: capacity
+ * 0 first (MC_ENOSPC with the count), then a buffer that size.  1 when the
+ * plugin does not say (check_rails reports that). */
+static uint32_t rail_count(const plugin *p, void *ctx) {
+  uint32_t n = 0;
+  if (p->ops->query_rails(ctx, NULL, &n) == MC_ENOSPC && n >= 1 && n <= 4096)
+    return n;
+  return 1;
 }
 
 typedef struct reg {
@@ -374,6 +694,12 @@ static int check_abi(const char *path, const plugin *p) {
          (size_t)MC_TRANSPORT_OPS_V1_MIN_SIZE);
     return -1;
   }
+  if (o->abi_minor >= 1 && o->struct_size < offsetof(mc_transport_ops, param_info_size) +
+                                                sizeof o->param_info_size) {
+    fail("abi.header", "abi_minor %u but struct_size %u does not cover the 1.1 members",
+         o->abi_minor, o->struct_size);
+    return -1;
+  }
   pass("abi.header", "v%u.%u, struct_size %u", o->abi_major, o->abi_minor, o->struct_size);
 
   char expect[128];
@@ -384,7 +710,13 @@ static int check_abi(const char *path, const plugin *p) {
     ok = 0;
   } else {
     snprintf(expect, sizeof expect, "%.*s", (int)(bl - 16), b + 13);
-    if (!o->name || strcmp(o->name, expect)) {
+    int okname = expect[0] != '\0';
+    for (const char *c = expect; *c; c++)
+      okname &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+    if (!okname) {
+      fail("abi.name", "transport name '%s' is not [a-z0-9_]+ (the loader refuses it)", expect);
+      ok = 0;
+    } else if (!o->name || strcmp(o->name, expect)) {
       fail("abi.name", "name '%s' differs from file name '%s'", o->name ? o->name : "(null)",
            expect);
       ok = 0;
@@ -421,24 +753,77 @@ static int check_abi(const char *path, const plugin *p) {
     ok = 0;
   }
 
-  int np = 0, pok = 1;
-  if (o->params) {
-    for (np = 0; np < 256 && o->params[np].type != MC_PARAM_END; np++) {
-      const mc_param_info *pi = &o->params[np];
-      if (pi->type > MC_PARAM_STRING || !pi->name || !pi->name[0] || !pi->help)
-        pok = 0;
-      for (int j = 0; j < np && pok; j++)
-        if (!strcmp(o->params[j].name, pi->name))
-          pok = 0;
+  /* The params table, read with the stride the plugin declares (1.1). */
+  char why[256] = "";
+  int np = 0;
+  size_t stride = param_stride(o);
+  if (o->params && o->abi_minor >= 1 && o->param_info_size == 0)
+    snprintf(why, sizeof why,
+             "abi_minor %u but param_info_size 0: the core would read the entries with the 1.0 "
+             "stride (%zu bytes); set it to sizeof(mc_param_info)",
+             o->abi_minor, (size_t)MC_PARAM_INFO_V1_SIZE);
+  else if (stride < MC_PARAM_INFO_V1_SIZE || stride > 4096 || stride % sizeof(void *))
+    snprintf(why, sizeof why, "param_info_size %zu is not a plausible entry size", stride);
+  for (np = 0; o->params && !why[0]; np++) {
+    mc_param_info pi;
+    if (np == 256) {
+      snprintf(why, sizeof why, "no MC_PARAM_END within 256 entries");
+      break;
     }
-    if (np == 256)
-      pok = 0;
+    param_at(o, (size_t)np, &pi);
+    if (pi.type == MC_PARAM_END)
+      break;
+    const char *nm = pi.name;
+    int okname = nm && nm[0];
+    for (const char *c = nm; okname && *c; c++)
+      okname = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+    if (pi.type > MC_PARAM_STRING) {
+      snprintf(why, sizeof why, "entry %d: type %u", np, pi.type);
+    } else if (!okname) {
+      snprintf(why, sizeof why, "entry %d: name '%s' is not [a-z0-9_]+", np, nm ? nm : "(null)");
+    } else if (!pi.help || !pi.help[0]) {
+      snprintf(why, sizeof why, "key '%s': no help text", nm);
+    } else if (pi.min > pi.max) {
+      snprintf(why, sizeof why, "key '%s': min %" PRId64 " > max %" PRId64, nm, pi.min, pi.max);
+    } else if ((pi.min || pi.max) && pi.type != MC_PARAM_INT && pi.type != MC_PARAM_SIZE) {
+      snprintf(why, sizeof why, "key '%s': a range on a key that is not INT or SIZE", nm);
+    } else if (pi.type == MC_PARAM_SIZE && pi.min < 0) {
+      snprintf(why, sizeof why, "key '%s': SIZE with negative min %" PRId64, nm, pi.min);
+    } else if (pi.default_text && pi.type != MC_PARAM_STRING) {
+      /* The default must be a value the core accepts, inside the range. */
+      uint64_t sz = 0;
+      int64_t iv = 0;
+      int bv, bad = 0, out = 0;
+      if (pi.type == MC_PARAM_BOOL)
+        bad = parse_bool(pi.default_text, &bv) != 0;
+      else if (pi.type == MC_PARAM_INT) {
+        bad = parse_int(pi.default_text, &iv) != 0;
+        out = !bad && (pi.min || pi.max) && (iv < pi.min || iv > pi.max);
+      } else {
+        bad = parse_size(pi.default_text, &sz) != 0;
+        out = !bad && (pi.min || pi.max) &&
+              (sz > (uint64_t)INT64_MAX || (int64_t)sz < pi.min || (int64_t)sz > pi.max);
+      }
+      if (bad)
+        snprintf(why, sizeof why, "key '%s': default '%s' is not a valid %s", nm, pi.default_text,
+                 pi.type == MC_PARAM_BOOL ? "boolean" : pi.type == MC_PARAM_INT ? "integer" : "size");
+      else if (out)
+        snprintf(why, sizeof why, "key '%s': default '%s' outside [%" PRId64 ", %" PRId64 "]", nm,
+                 pi.default_text, pi.min, pi.max);
+    }
+    for (int j = 0; j < np && !why[0]; j++) {
+      mc_param_info pj;
+      param_at(o, (size_t)j, &pj);
+      if (!strcmp(pj.name, nm))
+        snprintf(why, sizeof why, "key '%s' listed twice", nm);
+    }
   }
-  if (pok)
-    pass("abi.params", "%d documented keys", np);
-  else {
-    fail("abi.params", "params array malformed (unterminated, bad type, unnamed or duplicate key)");
-    ok = 0;
+  if (!why[0]) {
+    pass("abi.params", "%d documented keys, entry size %zu%s", np, stride,
+         o->param_info_size ? "" : " (1.0)");
+  } else {
+    /* Only the core reads params: the runtime checks can still run. */
+    fail("abi.params", "%s", why);
   }
   return ok ? 0 : -1;
 }
@@ -448,7 +833,7 @@ static void check_rails(const plugin *p, tctx *a, uint32_t *nrails) {
   int rc = p->ops->query_rails(a->ctx, NULL, &n);
   *nrails = 1;
   if (rc != MC_ENOSPC || n < 1) {
-    fail("rails.query", "capacity 0 gave %s and n=%u, expected ENOSPC and n>=1", errname(rc), n);
+    fail("rails.query", "capacity 0 gave %s and n=%u, expected ENOSPC and n>=1", mc_errname(rc), n);
     return;
   }
   mc_rail_info *r = calloc(n, sizeof *r);
@@ -466,7 +851,7 @@ static void check_rails(const plugin *p, tctx *a, uint32_t *nrails) {
     pass("rails.query", "%u rails, first '%s'", n, r[0].name);
     *nrails = n;
   } else {
-    fail("rails.query", "%s, %u rails, names empty or duplicate", errname(rc), m);
+    fail("rails.query", "%s, %u rails, names empty or duplicate", mc_errname(rc), m);
   }
   free(r);
 }
@@ -480,7 +865,7 @@ static void check_desc(const plugin *p, tctx *a) {
   if (rc != MC_ENOSPC || len != a->desc_len || rc2 || alen != a->desc_len ||
       memcmp(again, a->desc, alen) || a->desc_len == 0 || a->desc_len > MC_DESC_MAX)
     fail("desc.local", "size query %s/%zu, refetch %s/%zu, first %zu bytes (stable, <= %d)",
-         errname(rc), len, errname(rc2), alen, a->desc_len, MC_DESC_MAX);
+         mc_errname(rc), len, mc_errname(rc2), alen, a->desc_len, MC_DESC_MAX);
   else
     pass("desc.local", "%zu bytes, stable, ENOSPC reports the size", a->desc_len);
 }
@@ -622,7 +1007,7 @@ static void check_loopback(pair *x) {
         int err = 0;
         if (xfer(x, op, loff, roff, len, slices[sl], &err)) {
           snprintf(why, sizeof why, "%s of %zu bytes failed: %s", op ? "write" : "read", len,
-                   errname(err));
+                   mc_errname(err));
           ok = 0;
         } else if (memcmp(src, dst, len) || dst[-1] != before || dst[len] != after) {
           snprintf(why, sizeof why, "%s of %zu bytes: data mismatch", op ? "write" : "read", len);
@@ -639,20 +1024,39 @@ static void check_loopback(pair *x) {
 }
 
 /* One slice on (ep, rmem) at remote address raddr; returns its status. */
-static int one_slice(pair *x, void *rmem, uint32_t op, uint64_t raddr, uint64_t len,
-                     int *submit_err) {
+/* Slices refused or never completed: one_slice's hang value. */
+#define HANG 1
+
+/* One slice on (ep, rmem) at remote address raddr, from the start of the
+ * initiator's buffer; returns its status, the error that made submit take
+ * nothing (*submit_err set too), or HANG when it never completed. */
+static int one_slice_at(pair *x, void *rmem, uint32_t op, uint64_t laddr, uint64_t raddr,
+                        uint64_t len, int *submit_err, int wait_ms) {
   uint64_t t = tokens(1);
-  mc_slice s = {t, op, 0, x->rb.mem, (uint64_t)(uintptr_t)x->bbuf, rmem, raddr, len};
+  mc_slice s = {t, op, 0, x->rb.mem, laddr, rmem, raddr, len};
   uint32_t acc = 0;
-  int rc = x->p->ops->submit(x->b->ctx, x->ep, &s, 1, &acc);
+  int rc = 0;
   *submit_err = 0;
+  for (int64_t end = now_ms() + wait_ms;;) {
+    rc = x->p->ops->submit(x->b->ctx, x->ep, &s, 1, &acc);
+    if (acc || (rc && rc != MC_EAGAIN))
+      break;
+    if (now_ms() > end) /* back-pressure that never ends */
+      return HANG;
+    sleep_ms(1);
+  }
   if (acc == 0) {
-    *submit_err = rc ? rc : MC_EPROTO;
+    *submit_err = rc;
     return rc;
   }
-  if (wait_tokens(t, 1, WAIT_MS))
-    return 1; /* hang */
+  if (wait_tokens(t, 1, wait_ms))
+    return HANG;
   return T.c[t].status;
+}
+
+static int one_slice(pair *x, void *rmem, uint32_t op, uint64_t raddr, uint64_t len,
+                     int *submit_err) {
+  return one_slice_at(x, rmem, op, (uint64_t)(uintptr_t)x->bbuf, raddr, len, submit_err, WAIT_MS);
 }
 
 static void check_refusals(pair *x) {
@@ -664,14 +1068,14 @@ static void check_refusals(pair *x) {
   int serr = 0;
   int st1 = one_slice(x, x->rmem, MC_OP_WRITE, (uint64_t)(uintptr_t)x->abuf + BUF_SIZE - 100, 4096, &serr);
   int st2 = one_slice(x, x->rmem, MC_OP_READ, (uint64_t)(uintptr_t)x->abuf - 8, 4096, &serr);
-  if (st1 == 1 || st2 == 1)
+  if (st1 == HANG || st2 == HANG)
     fail("access.range", "out-of-range slice never completed");
   else if (st1 == 0 || st2 == 0)
-    fail("access.range", "out-of-range write/read succeeded (%s/%s)", errname(st1), errname(st2));
+    fail("access.range", "out-of-range write/read succeeded (%s/%s)", mc_errname(st1), mc_errname(st2));
   else if (memcmp(snap, x->abuf, BUF_SIZE))
     fail("access.range", "target memory changed by a refused write");
   else
-    pass("access.range", "refused with %s/%s, target memory unchanged", errname(st1), errname(st2));
+    pass("access.range", "refused with %s/%s, target memory unchanged", mc_errname(st1), mc_errname(st2));
 
   /* Wrong keys: every single-bit flip of the key that import_mem accepts
    * either is refused on access (memory unchanged) or writes only inside
@@ -691,7 +1095,7 @@ static void check_refusals(pair *x) {
     memcpy(snap, x->abuf, BUF_SIZE);
     fill_pattern(x->bbuf, 512, (uint32_t)k);
     int st = one_slice(x, rm, MC_OP_WRITE, target, 512, &serr);
-    if (st == 1) {
+    if (st == HANG) {
       bad++;
     } else if (st != 0) {
       refused++;
@@ -713,34 +1117,308 @@ static void check_refusals(pair *x) {
     pass("access.wrong_key", "%d forged keys refused on access, %d at import, %d equivalent",
          refused, imp_rej, allowed);
 
-  /* A revoked registration: deregister, then access through the old key. */
-  uint8_t *extra = calloc(1, 65536);
-  reg rx;
-  void *rm = NULL;
-  if (do_register(p, x->a, extra, 65536, &rx) ||
-      p->ops->import_mem(x->b->ctx, x->ep, (uint64_t)(uintptr_t)extra, 65536, rx.rkey,
-                         rx.rkey_len, &rm)) {
-    fail("access.revoked", "register/import of a second buffer failed");
-  } else {
-    int st0 = one_slice(x, rm, MC_OP_WRITE, (uint64_t)(uintptr_t)extra, 512, &serr);
-    p->ops->deregister_mem(x->a->ctx, rx.mem);
-    memset(extra, 0x5A, 65536);
-    int st = one_slice(x, rm, MC_OP_WRITE, (uint64_t)(uintptr_t)extra, 512, &serr);
-    int stread = one_slice(x, rm, MC_OP_READ, (uint64_t)(uintptr_t)extra, 512, &serr);
-    int changed = 0;
-    for (int i = 0; i < 65536; i++)
-      changed |= extra[i] != 0x5A;
-    if (st0 != 0)
-      fail("access.revoked", "write before deregister failed: %s", errname(st0));
-    else if (st == 0 || st == 1 || stread == 0 || stread == 1 || changed)
-      fail("access.revoked", "access after deregister: write %s, read %s, memory %s",
-           errname(st), errname(stread), changed ? "changed" : "unchanged");
-    else
-      pass("access.revoked", "refused with %s/%s after deregister_mem", errname(st), errname(stread));
-    p->ops->release_mem(x->b->ctx, rm);
-  }
-  free(extra);
   free(snap);
+}
+
+/* ---- the hostile initiator ----------------------------------------------
+ *
+ * The initiator context (b) is the attacker: it imports the target's (a)
+ * buffer with a forged length, with forged keys and with keys whose
+ * registration was revoked, then reads and writes beyond what a currently
+ * holds registered -- accesses its own plugin code believes legitimate,
+ * because they lie inside what it imported.  Only the target side can
+ * refuse them.  The registration sits in the middle of one allocation with
+ * HG guard bytes on each side; every access must be refused, no byte outside
+ * the live registration may change and a refused read must not bring back
+ * any byte from outside it. */
+#define HG ((size_t)64 << 10)  /* guard bytes on each side */
+#define HL ((size_t)256 << 10) /* registered length */
+#define HOSTILE_WAIT_MS 10000
+#define HOSTILE_MAX_IMPORTS 6000
+
+typedef struct hostile {
+  pair *x;
+  uint8_t *raw;              /* HG + HL + HG */
+  uint8_t *snap;             /* what raw must hold outside the live range */
+  uint64_t R;                /* registered address: raw + HG */
+  uint64_t live_lo, live_hi; /* live registration now; empty when revoked */
+  int strict;                /* any success is a violation (stale keys) */
+  int imports, imports_refused, accesses, refused, hung;
+  char bad[320]; /* first violation */
+} hostile;
+
+__attribute__((format(printf, 2, 3))) static void hostile_bad(hostile *h, const char *fmt, ...) {
+  if (h->bad[0])
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(h->bad, sizeof h->bad, fmt, ap);
+  va_end(ap);
+}
+
+static uint64_t hraw(const hostile *h) { return (uint64_t)(uintptr_t)h->raw; }
+static int in_live(const hostile *h, uint64_t a) { return a >= h->live_lo && a < h->live_hi; }
+
+/* Describes address a relative to the registration, for messages. */
+static void where(const hostile *h, uint64_t a, char *buf, size_t n) {
+  if (a < h->R)
+    snprintf(buf, n, "%" PRIu64 " bytes before the registration", h->R - a);
+  else if (a >= h->R + HL)
+    snprintf(buf, n, "%" PRIu64 " bytes past the end of the registration", a - (h->R + HL));
+  else
+    snprintf(buf, n, "offset %" PRIu64 " of the (revoked) registration", a - h->R);
+}
+
+/* One access of the attacker through rmem at [a, +len) (inside raw). */
+static void hostile_access(hostile *h, const char *what, void *rmem, uint32_t op, uint64_t a,
+                           uint64_t len) {
+  pair *x = h->x;
+  if (h->hung)
+    return;
+  uint8_t *src = h->raw + (a - hraw(h));
+  /* Local bytes that differ from every byte the access could bring over. */
+  for (uint64_t i = 0; i < len; i++)
+    x->bbuf[i] = (uint8_t)~src[i];
+  int serr = 0;
+  h->accesses++;
+  int st = one_slice_at(x, rmem, op, (uint64_t)(uintptr_t)x->bbuf, a, len, &serr, HOSTILE_WAIT_MS);
+  char loc[96];
+  where(h, a < h->R || h->strict ? a : a + len - 1, loc, sizeof loc);
+  if (st == HANG) {
+    h->hung = 1;
+    hostile_bad(h, "%s: %s of [%s, +%" PRIu64 ") never completed", what,
+                op == MC_OP_WRITE ? "write" : "read", loc, len);
+    return;
+  }
+  int outside = h->strict;
+  for (uint64_t i = 0; i < len && !outside; i++)
+    outside = !in_live(h, a + i);
+  if (st == 0 && outside) {
+    hostile_bad(h, "%s: %s at %s (%" PRIu64 " bytes) succeeded", what,
+                op == MC_OP_WRITE ? "write" : "read", loc, len);
+  } else if (st != 0) {
+    h->refused++;
+  }
+  /* No byte outside the live registration changed... */
+  for (size_t i = 0; i < 2 * HG + HL; i++) {
+    uint64_t ai = hraw(h) + i;
+    if (h->raw[i] != h->snap[i]) {
+      if (in_live(h, ai) && !h->strict) {
+        h->snap[i] = h->raw[i]; /* the attacker may write what it owns */
+        continue;
+      }
+      char w[96];
+      where(h, ai, w, sizeof w);
+      hostile_bad(h, "%s: %s at [%" PRIu64 " bytes from the registration, +%" PRIu64
+                     ") (%s) changed the byte %s",
+                  what, op == MC_OP_WRITE ? "write" : "read", a - h->R, len,
+                  st ? mc_errname(st) : "succeeded", w);
+      memcpy(h->raw, h->snap, 2 * HG + HL);
+      break;
+    }
+  }
+  /* ... and a read brought nothing back from outside it. */
+  if (op == MC_OP_READ) {
+    uint64_t leaked = 0;
+    for (uint64_t i = 0; i < len; i++)
+      if ((h->strict || !in_live(h, a + i)) && x->bbuf[i] == src[i])
+        leaked++;
+    if (leaked)
+      hostile_bad(h, "%s: read at %s (%s) copied %" PRIu64 " bytes from outside the live "
+                     "registration into the initiator's buffer",
+                  what, loc, st ? mc_errname(st) : "succeeded", leaked);
+  }
+}
+
+/* The accesses the attacker tries through an import of [base, +len): those
+ * its own side believes legitimate (inside the import), beyond the live
+ * registration or, with strict, anywhere. */
+static void hostile_accesses(hostile *h, const char *what, void *rmem, uint64_t base,
+                             uint64_t len) {
+  const struct {
+    int64_t off; /* from R */
+    uint64_t len;
+  } cand[] = {
+      {(int64_t)HL - 64, 128},          /* straddles the end */
+      {(int64_t)HL, 256},               /* just past the end */
+      {(int64_t)(HL + HG) - 512, 512},  /* far end of the upper guard */
+      {-128, 256},                      /* straddles the start */
+      {-(int64_t)HG, 512},              /* far end of the lower guard */
+      {0, 512},                         /* the registration's first bytes */
+      {(int64_t)HL / 2 + 64, 512},      /* past a halved registration */
+  };
+  for (size_t i = 0; i < sizeof cand / sizeof cand[0] && !h->hung; i++) {
+    uint64_t a = h->R + (uint64_t)cand[i].off, l = cand[i].len;
+    int interesting = h->strict || !in_live(h, a) || !in_live(h, a + l - 1);
+    if (!interesting || a < base || a - base > len || l > len - (a - base))
+      continue;
+    hostile_access(h, what, rmem, MC_OP_WRITE, a, l);
+    hostile_access(h, what, rmem, MC_OP_READ, a, l);
+  }
+}
+
+/* import_mem as the attacker asks it; runs the accesses when accepted. */
+static void hostile_import(hostile *h, const char *what, const void *key, size_t klen,
+                           uint64_t base, uint64_t len) {
+  pair *x = h->x;
+  void *rm = NULL;
+  h->imports++;
+  if (x->p->ops->import_mem(x->b->ctx, x->ep, base, len, key, klen, &rm)) {
+    h->imports_refused++;
+    return;
+  }
+  hostile_accesses(h, what, rm, base, len);
+  x->p->ops->release_mem(x->b->ctx, rm);
+}
+
+static void hostile_report(hostile *h, const char *name, const char *extra) {
+  if (h->bad[0])
+    fail(name, "%s", h->bad);
+  else
+    pass(name, "%d imports (%d refused there), %d accesses outside the live registration, all "
+               "refused, no byte outside it changed or read%s",
+         h->imports, h->imports_refused, h->accesses, extra);
+  h->bad[0] = 0;
+  h->imports = h->imports_refused = h->accesses = h->refused = 0;
+}
+
+static void put_word(uint8_t *k, size_t off, uint64_t v, int be) {
+  for (int i = 0; i < 8; i++)
+    k[off + (size_t)i] = (uint8_t)(v >> (be ? 56 - 8 * i : 8 * i));
+}
+static uint64_t get_word(const uint8_t *k, size_t off, int be) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v |= (uint64_t)k[off + (size_t)i] << (be ? 56 - 8 * i : 8 * i);
+  return v;
+}
+
+/* Imports of a mutated key over the whole allocation and over the upper
+ * guard: the ranges a forged address or length field would claim. */
+static void hostile_try_key(hostile *h, const uint8_t *key, size_t klen) {
+  if (h->imports >= HOSTILE_MAX_IMPORTS || h->hung)
+    return;
+  hostile_import(h, "forged key", key, klen, hraw(h), HL + 2 * HG);
+  hostile_import(h, "forged key", key, klen, h->R, HL + HG);
+}
+
+static void check_hostile(pair *x) {
+  const plugin *p = x->p;
+  hostile h = {.x = x};
+  h.raw = malloc(HL + 2 * HG);
+  h.snap = malloc(HL + 2 * HG);
+  fill_pattern(h.raw, HL + 2 * HG, 0xbad);
+  memcpy(h.snap, h.raw, HL + 2 * HG);
+  h.R = hraw(&h) + HG;
+  reg r;
+  int rc = do_register(p, x->a, h.raw + HG, HL, &r);
+  if (rc) {
+    fail("hostile.setup", "register_mem of the target buffer failed: %s", mc_errname(rc));
+    goto out;
+  }
+  h.live_lo = h.R;
+  h.live_hi = h.R + HL;
+
+  /* Forged lengths: the real key, a larger range. */
+  hostile_import(&h, "forged length", r.rkey, r.rkey_len, h.R, HL + HG);
+  hostile_import(&h, "forged length", r.rkey, r.rkey_len, hraw(&h), HL + 2 * HG);
+  hostile_import(&h, "forged length", r.rkey, r.rkey_len, h.R, UINT64_MAX - h.R);
+  hostile_report(&h, "hostile.forged_len", "");
+
+  /* Forged keys: 64-bit fields (either byte order, every 4-byte offset)
+   * moved or grown, alone and in pairs -- the shape of a key whose address
+   * and length were rewritten -- then every single-bit flip. */
+  uint8_t k[MC_RKEY_MAX];
+  size_t kl = r.rkey_len;
+  for (int be = 0; be < 2 && kl >= 8; be++) {
+    for (size_t o = 0; o + 8 <= kl; o += 4) {
+      const uint64_t d[] = {(uint64_t)HG, 2 * (uint64_t)HG, (uint64_t)-(int64_t)HG,
+                            (uint64_t)HL + 2 * HG};
+      for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        memcpy(k, r.rkey, kl);
+        put_word(k, o, get_word(k, o, be) + d[i], be);
+        hostile_try_key(&h, k, kl);
+      }
+    }
+    for (size_t o1 = 0; o1 + 8 <= kl && o1 < 96; o1 += 4)
+      for (size_t o2 = 0; o2 + 8 <= kl && o2 < 96; o2 += 4) {
+        if (o2 < o1 + 8 && o1 < o2 + 8)
+          continue;
+        memcpy(k, r.rkey, kl);
+        put_word(k, o1, get_word(k, o1, be) - HG, be);
+        put_word(k, o2, get_word(k, o2, be) + 2 * HG, be);
+        hostile_try_key(&h, k, kl);
+      }
+  }
+  for (size_t b = 0; b < kl * 8; b++) {
+    memcpy(k, r.rkey, kl);
+    k[b / 8] ^= (uint8_t)(1u << (b % 8));
+    hostile_try_key(&h, k, kl);
+  }
+  char note[96] = "";
+  if (h.imports >= HOSTILE_MAX_IMPORTS)
+    snprintf(note, sizeof note, " (stopped at %d imports)", HOSTILE_MAX_IMPORTS);
+  hostile_report(&h, "hostile.forged_key", note);
+
+  /* A revoked key: the import made while it was live, and a new import of
+   * it, must reach nothing once deregister_mem returned. */
+  void *live_rm = NULL;
+  int serr = 0;
+  rc = p->ops->import_mem(x->b->ctx, x->ep, h.R, HL, r.rkey, r.rkey_len, &live_rm);
+  fill_pattern(x->bbuf, 512, 99);
+  int st0 = rc ? rc : one_slice_at(x, live_rm, MC_OP_WRITE, (uint64_t)(uintptr_t)x->bbuf, h.R, 512,
+                                   &serr, HOSTILE_WAIT_MS);
+  if (st0) {
+    fail("hostile.revoked", "a write through the live key failed first: %s", mc_errname(st0));
+    if (!rc)
+      p->ops->release_mem(x->b->ctx, live_rm);
+    p->ops->deregister_mem(x->a->ctx, r.mem);
+    goto out;
+  }
+  memcpy(h.snap, h.raw, HL + 2 * HG);
+  p->ops->deregister_mem(x->a->ctx, r.mem);
+  h.live_lo = h.live_hi = 0;
+  h.strict = 1;
+  h.imports++;
+  hostile_accesses(&h, "revoked key (import made while live)", live_rm, h.R, HL);
+  hostile_import(&h, "revoked key (new import)", r.rkey, r.rkey_len, h.R, HL);
+  hostile_report(&h, "hostile.revoked", "");
+
+  /* A stale key: the same address registered again, shorter.  The old key
+   * must not reach the new registration, nor past its end. */
+  reg r2;
+  rc = do_register(p, x->a, h.raw + HG, HL / 2, &r2);
+  if (rc) {
+    fail("hostile.stale_key", "registering the range again failed: %s", mc_errname(rc));
+    p->ops->release_mem(x->b->ctx, live_rm);
+    goto out;
+  }
+  h.imports++;
+  hostile_accesses(&h, "stale key (import made before)", live_rm, h.R, HL);
+  hostile_import(&h, "stale key (new import)", r.rkey, r.rkey_len, h.R, HL);
+  hostile_import(&h, "stale key (new import)", r.rkey, r.rkey_len, h.R, HL / 2);
+  p->ops->release_mem(x->b->ctx, live_rm);
+  /* The new key works, and only inside its own range. */
+  h.strict = 0;
+  h.live_lo = h.R;
+  h.live_hi = h.R + HL / 2;
+  void *rm2 = NULL;
+  rc = p->ops->import_mem(x->b->ctx, x->ep, h.R, HL / 2, r2.rkey, r2.rkey_len, &rm2);
+  fill_pattern(x->bbuf, 512, 98);
+  st0 = rc ? rc : one_slice_at(x, rm2, MC_OP_WRITE, (uint64_t)(uintptr_t)x->bbuf, h.R, 512, &serr,
+                               HOSTILE_WAIT_MS);
+  if (st0 == 0)
+    memcpy(h.snap, h.raw, HL + 2 * HG);
+  if (!rc)
+    p->ops->release_mem(x->b->ctx, rm2);
+  hostile_import(&h, "new key, forged length", r2.rkey, r2.rkey_len, h.R, HL);
+  if (st0 && !h.bad[0])
+    hostile_bad(&h, "the new registration's own key did not work: %s", mc_errname(st0));
+  hostile_report(&h, "hostile.stale_key", "");
+  p->ops->deregister_mem(x->a->ctx, r2.mem);
+out:
+  free(h.raw);
+  free(h.snap);
 }
 
 typedef struct mt_arg {
@@ -797,7 +1475,7 @@ static void check_backpressure(pair *x) {
     pass("submit.backpressure", "%d x 5000 slices%s, %" PRIu64 " partial acceptances, %" PRId64 " ms",
          nth, mt ? " from 2 threads" : "", partial, now_ms() - t_start);
   else
-    fail("submit.backpressure", "not every slice completed successfully: %s", errname(firstbad));
+    fail("submit.backpressure", "not every slice completed successfully: %s", mc_errname(firstbad));
 }
 
 static void check_notify(pair *x) {
@@ -811,7 +1489,7 @@ static void check_notify(pair *x) {
   fill_pattern(x->bbuf, 65536, 4242);
   int err = 0;
   if (xfer(x, MC_OP_WRITE, 0, 0, 65536, 65536, &err)) {
-    fail("notify", "write before notify failed: %s", errname(err));
+    fail("notify", "write before notify failed: %s", mc_errname(err));
     return;
   }
   pthread_mutex_lock(&T.lock);
@@ -836,7 +1514,7 @@ static void check_notify(pair *x) {
       sleep_ms(5);
   }
   if (rc)
-    fail("notify", "send_notify returned %s", errname(rc));
+    fail("notify", "send_notify returned %s", mc_errname(rc));
   else if (!got)
     fail("notify", "message not delivered intact within 10 s");
   else if (strcmp(peer, x->b->host.name))
@@ -849,7 +1527,7 @@ static void check_notify(pair *x) {
   if (rc == 0)
     fail("notify.size", "a %d-byte message was accepted (cap %d)", MC_NOTIFY_MAX + 1, MC_NOTIFY_MAX);
   else
-    pass("notify.size", "oversized message refused with %s", errname(rc));
+    pass("notify.size", "oversized message refused with %s", mc_errname(rc));
 }
 
 static uint32_t flood(const plugin *p, void *ctx, void *ep, void *lmem, uint8_t *lbuf,
@@ -934,23 +1612,22 @@ static void check_fini_inflight(const plugin *p, uint8_t *abuf, reg *ra, tctx *a
       p->ops->connect(c.ctx, a->host.name, a->desc, a->desc_len, &ep) ||
       p->ops->import_mem(c.ctx, ep, (uint64_t)(uintptr_t)abuf, BUF_SIZE, ra->rkey, ra->rkey_len, &rm)) {
     fail("fini.inflight", "setup failed");
-    p->ops->fini(c.ctx);
+    ctx_fini(&c);
     free(cbuf);
     return;
   }
-  uint32_t nr = 1;
-  p->ops->query_rails(c.ctx, NULL, &nr);
+  uint32_t nr = rail_count(p, c.ctx);
   uint64_t t0;
-  uint32_t n = flood(p, c.ctx, ep, rc_.mem, cbuf, rm, abuf, nr ? nr : 1, 400, &t0);
+  uint32_t n = flood(p, c.ctx, ep, rc_.mem, cbuf, rm, abuf, nr, 400, &t0);
   sleep_ms(5);
   int64_t t = now_ms();
-  int rc = p->ops->fini(c.ctx);
+  int rc = ctx_fini(&c);
   int64_t took = now_ms() - t;
   uint64_t strays_before = T.strays, doubles_before = T.doubles;
   sleep_ms(100);
   int ok_n, err_n;
   if (rc)
-    fail("fini.inflight", "fini returned %s", errname(rc));
+    fail("fini.inflight", "fini returned %s", mc_errname(rc));
   else if (exactly_once(t0, n, &ok_n, &err_n) || T.doubles != doubles_before ||
            T.strays != strays_before)
     fail("fini.inflight", "not every accepted slice completed exactly once by fini");
@@ -969,24 +1646,22 @@ static void check_target_gone(const plugin *p) {
   }
   if (ctx_init(p, &c, "conf-i:5")) {
     fail("peer.gone", "init failed");
-    p->ops->fini(a.ctx);
+    ctx_fini(&a);
     return;
   }
   uint8_t *abuf = malloc(BUF_SIZE), *cbuf = malloc(BUF_SIZE);
   reg ra, rc_;
   void *ep = NULL, *rm = NULL;
-  uint32_t nr = 1;
-  p->ops->query_rails(c.ctx, NULL, &nr);
+  uint32_t nr = rail_count(p, c.ctx);
   if (do_register(p, &a, abuf, BUF_SIZE, &ra) || do_register(p, &c, cbuf, BUF_SIZE, &rc_) ||
       p->ops->connect(c.ctx, a.host.name, a.desc, a.desc_len, &ep) ||
       p->ops->import_mem(c.ctx, ep, (uint64_t)(uintptr_t)abuf, BUF_SIZE, ra.rkey, ra.rkey_len, &rm)) {
     fail("peer.gone", "setup failed");
   } else {
     uint64_t t0;
-    uint32_t n = flood(p, c.ctx, ep, rc_.mem, cbuf, rm, abuf, nr ? nr : 1, 400, &t0);
+    uint32_t n = flood(p, c.ctx, ep, rc_.mem, cbuf, rm, abuf, nr, 400, &t0);
     sleep_ms(5);
-    p->ops->fini(a.ctx);
-    a.ctx = NULL;
+    ctx_fini(&a);
     int64_t t = now_ms();
     int w = wait_tokens(t0, n, 30000);
     int64_t took = now_ms() - t;
@@ -1010,13 +1685,179 @@ static void check_target_gone(const plugin *p) {
       fail("peer.gone.after", "read from a dead peer succeeded");
     else
       pass("peer.gone.after", "new slice to the dead peer: %s",
-           acc ? errname(T.c[t1].status) : errname(rc));
+           acc ? mc_errname(T.c[t1].status) : mc_errname(rc));
   }
-  if (a.ctx)
-    p->ops->fini(a.ctx);
-  p->ops->fini(c.ctx);
+  ctx_fini(&a);
+  ctx_fini(&c);
   free(abuf);
   free(cbuf);
+}
+
+/* ---- what init..fini leaves behind ---------------------------------------
+ *
+ * Whole lifecycles -- two contexts, registrations, an endpoint, an import,
+ * transfers (and a notification), then teardown -- repeated: two warm-up
+ * cycles (lazy one-time setup in libc or the plugin), then LEAK_CYCLES
+ * measured ones.  A resource leaks when it grew in every measured cycle:
+ * that is what fini forgetting something looks like, while a one-off
+ * allocation or a count that merely wobbles is not.  Heap bytes and blocks
+ * and mapped bytes come from this program's own malloc/mmap (see
+ * "allocation accounting"); fds and threads from /proc/self. */
+#define LEAK_CYCLES 4
+#define LEAK_BUF ((size_t)1 << 20)
+
+typedef struct usage {
+  long long bytes, blocks, mapped;
+  int fds, threads;
+} usage;
+
+static void usage_now(usage *u) {
+#ifdef CONF_ACCOUNTING
+  u->bytes = atomic_load(&acct_bytes);
+  u->blocks = atomic_load(&acct_blocks);
+  u->mapped = atomic_load(&acct_mapped);
+#else
+  u->bytes = u->blocks = u->mapped = 0;
+#endif
+  u->fds = count_dir("/proc/self/fd");
+  u->threads = count_dir("/proc/self/task");
+}
+
+/* A joined thread can linger in /proc/self/task for a moment. */
+static void threads_settle(int want) {
+  for (int i = 0; i < 200 && count_dir("/proc/self/task") > want; i++)
+    sleep_ms(10);
+}
+
+/* One lifecycle.  keep: leave the endpoint, the import, the registrations
+ * and slices in flight for fini to release.  0, or -1 with why set. */
+static int leak_cycle(const plugin *p, int keep, uint8_t *abuf, uint8_t *bbuf, char *why,
+                      size_t wn) {
+  tctx a, b;
+  int rc;
+  if ((rc = ctx_init(p, &a, "conf-la:7"))) {
+    snprintf(why, wn, "init: %s", mc_errname(rc));
+    return -1;
+  }
+  if ((rc = ctx_init(p, &b, "conf-lb:8"))) {
+    snprintf(why, wn, "init: %s", mc_errname(rc));
+    ctx_fini(&a);
+    return -1;
+  }
+  pair x = {.p = p, .a = &a, .b = &b, .abuf = abuf, .bbuf = bbuf};
+  x.nrails = rail_count(p, b.ctx);
+  int ok = 0, err = 0;
+  if ((rc = do_register(p, &a, abuf, LEAK_BUF, &x.ra)) ||
+      (rc = do_register(p, &b, bbuf, LEAK_BUF, &x.rb)))
+    snprintf(why, wn, "register_mem: %s", mc_errname(rc));
+  else if ((rc = p->ops->connect(b.ctx, a.host.name, a.desc, a.desc_len, &x.ep)) ||
+           (rc = p->ops->import_mem(b.ctx, x.ep, (uint64_t)(uintptr_t)abuf, LEAK_BUF, x.ra.rkey,
+                                    x.ra.rkey_len, &x.rmem)))
+    snprintf(why, wn, "connect/import_mem: %s", mc_errname(rc));
+  else if (xfer(&x, MC_OP_WRITE, 0, 0, 256 << 10, 64 << 10, &err) ||
+           xfer(&x, MC_OP_READ, 256 << 10, 256 << 10, 256 << 10, 64 << 10, &err))
+    snprintf(why, wn, "transfer: %s", mc_errname(err));
+  else
+    ok = 1;
+  if (ok && (p->ops->caps & MC_CAP_NOTIFY)) {
+    pthread_mutex_lock(&T.lock);
+    int before = T.notifies;
+    pthread_mutex_unlock(&T.lock);
+    p->ops->send_notify(b.ctx, x.ep, "leak", 4);
+    for (int64_t end = now_ms() + 5000; now_ms() < end;) {
+      pthread_mutex_lock(&T.lock);
+      int got = T.notifies > before;
+      pthread_mutex_unlock(&T.lock);
+      if (got)
+        break;
+      sleep_ms(1);
+    }
+  }
+  if (ok && keep) {
+    /* Slices in flight when fini comes; each still completes once. */
+    uint32_t n = 32;
+    mc_slice s[32];
+    uint64_t t0 = tokens(n);
+    for (uint32_t i = 0; i < n; i++)
+      s[i] = (mc_slice){t0 + i, i % 2 ? MC_OP_WRITE : MC_OP_READ, i % x.nrails, x.rb.mem,
+                        (uint64_t)(uintptr_t)bbuf + i * 16384u, x.rmem,
+                        (uint64_t)(uintptr_t)abuf + i * 16384u, 16384};
+    uint32_t acc = 0;
+    p->ops->submit(b.ctx, x.ep, s, n, &acc);
+    ctx_fini(&b);
+    int ok_n, err_n;
+    if (wait_tokens(t0, acc, 1000) || exactly_once(t0, acc, &ok_n, &err_n)) {
+      snprintf(why, wn, "fini left accepted slices without exactly one completion");
+      ok = 0;
+    }
+  }
+  if (!keep) {
+    if (x.rmem)
+      p->ops->release_mem(b.ctx, x.rmem);
+    if (x.ep)
+      p->ops->disconnect(b.ctx, x.ep);
+    if (x.rb.mem)
+      p->ops->deregister_mem(b.ctx, x.rb.mem);
+    if (x.ra.mem)
+      p->ops->deregister_mem(a.ctx, x.ra.mem);
+  }
+  ctx_fini(&b);
+  ctx_fini(&a);
+  return ok ? 0 : -1;
+}
+
+static void check_leaks(const plugin *p, int keep) {
+  const char *name = keep ? "lifecycle.fini_releases" : "lifecycle.leaks";
+  uint8_t *abuf = calloc(1, LEAK_BUF), *bbuf = calloc(1, LEAK_BUF);
+  char why[256] = "";
+  usage u0, u1;
+  long long grew[5] = {0}, total[5] = {0};
+  int cycles_grew[5] = {0};
+  for (int c = 0; c < 2 + LEAK_CYCLES; c++) {
+    usage_now(&u0);
+    if (leak_cycle(p, keep, abuf, bbuf, why, sizeof why)) {
+      fail(name, "cycle %d: %s", c + 1, why);
+      goto out;
+    }
+    threads_settle(u0.threads);
+    usage_now(&u1);
+    if (c < 2)
+      continue;
+    long long d[5] = {u1.bytes - u0.bytes, u1.blocks - u0.blocks, u1.mapped - u0.mapped,
+                      u1.fds - u0.fds, u1.threads - u0.threads};
+    for (int i = 0; i < 5; i++) {
+      total[i] += d[i];
+      if (d[i] > 0) {
+        cycles_grew[i]++;
+        grew[i] = grew[i] == 0 || d[i] < grew[i] ? d[i] : grew[i];
+      }
+    }
+  }
+  static const char *what[5] = {"heap bytes", "heap blocks", "mapped bytes", "fds", "threads"};
+  char msg[512] = "";
+  size_t off = 0;
+  for (int i = 0; i < 5; i++)
+    if (cycles_grew[i] == LEAK_CYCLES && total[i] > 0)
+      off += (size_t)snprintf(msg + off, off < sizeof msg ? sizeof msg - off : 0,
+                              "%s%lld %s (at least %lld per cycle)", off ? ", " : "",
+                              total[i], what[i], grew[i]);
+  const char *teardown = keep ? "fini alone (nothing released first, slices in flight)"
+                              : "release, disconnect, deregister, fini";
+  if (msg[0])
+    fail(name, "%d init..fini cycles with %s left behind %s", LEAK_CYCLES, teardown, msg);
+  else
+#ifdef CONF_ACCOUNTING
+    pass(name, "%d cycles with %s after 2 warm-up ones: no heap, mapping, fd or thread growth "
+               "(net %lld bytes, %lld mapped, %lld fds, %lld threads)",
+         LEAK_CYCLES, teardown, total[0], total[2], total[3], total[4]);
+#else
+    pass(name, "%d cycles with %s after 2 warm-up ones: no fd or thread growth (heap and "
+               "mapping accounting off in this build: sanitizer runtime or not glibc)",
+         LEAK_CYCLES, teardown);
+#endif
+out:
+  free(abuf);
+  free(bbuf);
 }
 
 static void check_reload(const char *path) {
@@ -1030,7 +1871,7 @@ static void check_reload(const char *path) {
     tctx a;
     int rc = ctx_init(&p, &a, "conf-r:6");
     if (rc) {
-      fail("reload", "round %d: init failed: %s", round, errname(rc));
+      fail("reload", "round %d: init failed: %s", round, mc_errname(rc));
       dlclose(p.dl);
       return;
     }
@@ -1050,7 +1891,7 @@ static void check_reload(const char *path) {
       ok = acc == 1 && !wait_tokens(t, 1, WAIT_MS) && T.c[t].status == 0 &&
            !memcmp(buf, buf + (1 << 19), 4096);
     }
-    p.ops->fini(a.ctx);
+    ctx_fini(&a);
     dlclose(p.dl);
     free(buf);
     if (!ok) {
@@ -1066,16 +1907,63 @@ static void check_reload(const char *path) {
     pass("reload", "3 rounds of load/init/transfer/fini/unload, no thread or fd left");
 }
 
+static const char usage_text[] =
+    "usage: %s [-v] path/to/mc-transport-NAME.so\n"
+    "       %s --help\n"
+    "\n"
+    "Checks a transport plugin against mooncake/transport.h (ABI %d.%d), loading it\n"
+    "with dlopen as the core does and driving two of its contexts in this process.\n"
+    "\n"
+    "  -v, --verbose  show the plugin's log lines (warnings and below)\n"
+    "  -h, --help     this text\n"
+    "\n"
+    "Checks (one line each: PASS, FAIL or SKIP with the reason):\n"
+    "  static   abi.entry abi.header abi.name abi.members abi.alloc_mem abi.params\n"
+    "  runtime  init rails.query desc.local register.rkey_size fuzz.desc fuzz.rkey\n"
+    "           connect loopback.data access.range access.wrong_key\n"
+    "           hostile.forged_len hostile.forged_key hostile.revoked hostile.stale_key\n"
+    "           submit.backpressure notify notify.size cancel fini.inflight\n"
+    "           peer.gone peer.gone.after fini completions\n"
+    "           lifecycle.leaks lifecycle.fini_releases reload\n"
+    "\n"
+    "Exit status: 0 all passed; 1 a check failed; 2 usage error; 77 the plugin\n"
+    "cannot run on this host (init returned MC_ENODEV or MC_ENOTSUP: \"not runnable\n"
+    "on this host\") and every static check passed -- a skip, not a failure.\n"
+    "\n"
+    "Environment: MC_CONFORMANCE_PARAMS=\"key=value;key=value\" sets the plugin's\n"
+    "keys (as transports.<name>.<key> in the YAML would).\n";
+
+static int result(int code) {
+  printf("RESULT %d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
+  fflush(stdout);
+  return code;
+}
+
 int main(int argc, char **argv) {
-  int ai = 1;
-  if (ai < argc && !strcmp(argv[ai], "-v"))
-    verbose = 1, ai++;
-  if (ai >= argc) {
-    fprintf(stderr, "usage: %s [-v] path/to/mc-transport-NAME.so\n", argv[0]);
+  const char *path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      printf(usage_text, argv[0], argv[0], MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR);
+      return 0;
+    } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+      verbose = 1;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      fprintf(stderr, "%s: unknown option '%s'\n", argv[0], argv[i]);
+      fprintf(stderr, usage_text, argv[0], argv[0], MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR);
+      return 2;
+    } else if (path) {
+      fprintf(stderr, "%s: one plugin at a time ('%s' and '%s')\n", argv[0], path, argv[i]);
+      return 2;
+    } else {
+      path = argv[i];
+    }
+  }
+  if (!path) {
+    fprintf(stderr, usage_text, argv[0], argv[0], MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR);
     return 2;
   }
-  const char *path = argv[ai];
   alarm(600); /* a hung plugin fails the run instead of blocking CI */
+  params_load();
   pthread_mutex_init(&T.lock, NULL);
   pthread_cond_init(&T.cond, NULL);
   T.c = calloc(MAX_TOKENS, sizeof(completion));
@@ -1083,41 +1971,46 @@ int main(int argc, char **argv) {
   int threads0 = count_dir("/proc/self/task");
   plugin p;
   if (plugin_open(path, &p, 0))
-    return 1;
+    return result(1);
   const mc_transport_ops *again = NULL;
   {
     mc_transport_entry_v1_fn entry;
     *(void **)&entry = dlsym(p.dl, MC_TRANSPORT_ENTRY_V1);
     again = entry();
   }
-  if (again != p.ops || count_dir("/proc/self/task") != threads0)
+  if (again != p.raw || count_dir("/proc/self/task") != threads0)
     fail("abi.entry", "entry point not idempotent or started threads");
   else
     pass("abi.entry", "%s is cheap and idempotent", MC_TRANSPORT_ENTRY_V1);
-  if (check_abi(path, &p)) {
-    printf("RESULT %d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
-    return 1;
-  }
+  if (check_abi(path, &p))
+    return result(1);
   if (!(p.ops->local_mem_kinds & MC_MEM_CPU) || !(p.ops->remote_mem_kinds & MC_MEM_CPU)) {
     skip("runtime", "plugin does not move CPU memory on both sides");
-    goto out;
-  }
-  if (!(p.ops->caps & MC_CAP_OWN_THREADS)) {
-    skip("runtime", "plugin needs progress(); this program drives OWN_THREADS plugins only");
-    goto out;
+    dlclose(p.dl);
+    return result(0);
   }
 
   tctx a, b;
+  pthread_mutex_lock(&log_lock);
+  last_log[0] = '\0';
+  pthread_mutex_unlock(&log_lock);
   int rc = ctx_init(&p, &a, "conf-a:1");
   if (rc == MC_ENODEV || rc == MC_ENOTSUP) {
-    skip("runtime", "init: %s (no device on this host)", errname(rc));
-    goto out;
+    pthread_mutex_lock(&log_lock);
+    skip("runtime", "not runnable on this host: init returned %s (%s)%s%s", mc_errname(rc),
+         mc_strerror(rc), last_log[0] ? ": " : "; the plugin logged no reason",
+         last_log);
+    pthread_mutex_unlock(&log_lock);
+    dlclose(p.dl);
+    return result(n_fail ? 1 : 77);
   }
   if (rc || (rc = ctx_init(&p, &b, "conf-b:2"))) {
-    fail("init", "init/local_desc failed: %s", errname(rc));
-    goto out;
+    fail("init", "init/local_desc failed: %s", mc_errname(rc));
+    ctx_fini(&a);
+    dlclose(p.dl);
+    return result(1);
   }
-  pass("init", "two contexts in one process");
+  pass("init", "two contexts in one process%s", p.ops->progress ? ", progress() driven by a thread" : "");
 
   pair x = {.p = &p, .a = &a, .b = &b};
   check_rails(&p, &a, &x.nrails);
@@ -1133,7 +2026,7 @@ int main(int argc, char **argv) {
   void *pm = NULL;
   rc = p.ops->register_mem(a.ctx, &probe, &pm, NULL, &need);
   if (rc != MC_ENOSPC || need == 0 || need > MC_RKEY_MAX) {
-    fail("register.rkey_size", "size query gave %s, %zu bytes", errname(rc), need);
+    fail("register.rkey_size", "size query gave %s, %zu bytes", mc_errname(rc), need);
     if (rc == 0)
       p.ops->deregister_mem(a.ctx, pm);
   } else {
@@ -1141,19 +2034,20 @@ int main(int argc, char **argv) {
   }
   if ((rc = do_register(&p, &a, x.abuf, BUF_SIZE, &x.ra)) ||
       (rc = do_register(&p, &b, x.bbuf, BUF_SIZE, &x.rb))) {
-    fail("register", "register_mem failed: %s", errname(rc));
+    fail("register", "register_mem failed: %s", mc_errname(rc));
     goto fini_ab;
   }
   check_blob_fuzz(&p, &b, &a, &x.ra, (uint64_t)(uintptr_t)x.abuf, BUF_SIZE);
   if ((rc = p.ops->connect(b.ctx, a.host.name, a.desc, a.desc_len, &x.ep)) ||
       (rc = p.ops->import_mem(b.ctx, x.ep, (uint64_t)(uintptr_t)x.abuf, BUF_SIZE, x.ra.rkey,
                               x.ra.rkey_len, &x.rmem))) {
-    fail("connect", "connect/import_mem failed: %s", errname(rc));
+    fail("connect", "connect/import_mem failed: %s", mc_errname(rc));
     goto fini_ab;
   }
   pass("connect", "endpoint and import ready");
   check_loopback(&x);
   check_refusals(&x);
+  check_hostile(&x);
   check_backpressure(&x);
   check_notify(&x);
   check_cancel(&x);
@@ -1161,21 +2055,21 @@ int main(int argc, char **argv) {
   check_target_gone(&p);
 fini_ab : {
   int64_t t = now_ms();
-  int r1 = p.ops->fini(b.ctx), r2 = p.ops->fini(a.ctx);
+  int r1 = ctx_fini(&b), r2 = ctx_fini(&a);
   if (r1 || r2)
-    fail("fini", "fini returned %s/%s", errname(r1), errname(r2));
+    fail("fini", "fini returned %s/%s", mc_errname(r1), mc_errname(r2));
   else
     pass("fini", "both contexts torn down in %" PRId64 " ms", now_ms() - t);
   free(araw);
   free(braw);
 }
-out:
-  dlclose(p.dl);
   if (T.strays || T.doubles)
     fail("completions", "%" PRIu64 " unknown tokens, %" PRIu64 " double completions", T.strays,
          T.doubles);
+  check_leaks(&p, 0);
+  check_leaks(&p, 1);
+  dlclose(p.dl);
   check_reload(path);
-  printf("RESULT %d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
   free(T.c);
-  return n_fail ? 1 : 0;
+  return result(n_fail ? 1 : 0);
 }
