@@ -203,7 +203,10 @@ static void test_shadowing(void) {
     /* info line: real path, version, ABI major.minor */
     CHECK_HAS(log, win);
     CHECK_HAS(log, "1.0.0");
-    CHECK_HAS(log, "ABI 1.0");
+    char abi[32]; /* the oot plugin is built against this header */
+    snprintf(abi, sizeof abi, "ABI %d.%d", MC_TRANSPORT_ABI_MAJOR,
+             MC_TRANSPORT_ABI_MINOR);
+    CHECK_HAS(log, abi);
     free(log);
     if (p) {
       CHECK(p->found_major == 1 && p->found_size == sizeof(mc_transport_ops));
@@ -414,6 +417,99 @@ static void test_bad_args(void) {
   mc_loader_destroy(ld);
 }
 
+/* Transport names are [a-z0-9_]+: a file mc-transport-<bad>.so found in a
+ * directory is refused with the reason, without being opened, and does not
+ * hide the good plugins beside it. */
+static void test_bad_names(void) {
+  char why[256];
+  CHECK(mc_loader_check_name("tcp", why, sizeof why) == 0);
+  CHECK(mc_loader_check_name("nv_link2", why, sizeof why) == 0);
+  const char *bad[] = {"Tcp", "my-plugin", "a.b", "", "x y"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    why[0] = '\0';
+    CHECK(mc_loader_check_name(bad[i], why, sizeof why) != 0);
+    CHECK(why[0] != '\0');
+  }
+  char longname[80];
+  memset(longname, 'a', 70);
+  longname[70] = '\0';
+  CHECK(mc_loader_check_name(longname, why, sizeof why) != 0);
+  CHECK_HAS(why, "longer than 63");
+
+  /* A valid plugin under a bad name (so only the name can be at fault). */
+  stage("oot", "badname", "mc-transport-Bad-Name.so");
+  stage("oot", "badname", "mc-transport-oot.so");
+  char dir[PATH_MAX];
+  tu_join(dir, sizeof dir, tmp, "badname");
+  const char *e[] = {dir};
+  mc_loader *ld = mk(e, 1, NULL);
+  CHECK(tu_capture_begin() == 0);
+  const char *names[8];
+  size_t n = 8;
+  CHECK_RC(mc_loader_names(ld, names, &n), 0);
+  char *log = tu_capture_end();
+  CHECK(n == 1 && strcmp(names[0], "oot") == 0);
+  CHECK(log && tu_count(log, "refused") == 1);
+  CHECK_HAS(log, "mc-transport-Bad-Name.so");
+  CHECK_HAS(log, "[a-z0-9_]+");
+  free(log);
+  mc_plugin *p = NULL;
+  char err[1024];
+  CHECK_RC(mc_loader_load(ld, "Bad-Name", &p, err, sizeof err), MC_ENOENT);
+  mc_plugin_info r[4];
+  uint32_t nr = 4;
+  CHECK_RC(mc_loader_report(ld, r, &nr), 0);
+  const mc_plugin_info *i = find_info(r, nr, "/mc-transport-Bad-Name.so");
+  CHECK(i != NULL);
+  if (i) {
+    CHECK(i->state == MC_PLUGIN_REFUSED);
+    CHECK(strcmp(i->name, "Bad-Name") == 0);
+    CHECK_HAS(i->reason, "transport name 'Bad-Name' is not [a-z0-9_]+");
+  }
+  mc_loader_destroy(ld);
+}
+
+/* mc_loader_open: $MC_PLUGIN_PATH entries, then plugin_path, then the
+ * built-in dirs; a missing entry of the first two is warned once, naming
+ * where it came from. */
+static void test_open_origins(void) {
+  char env[2 * PATH_MAX + 64];
+  snprintf(env, sizeof env, "%s/no-such-env-dir::%s", tmp, plugdir);
+  char cfgmiss[PATH_MAX + 32];
+  snprintf(cfgmiss, sizeof cfgmiss, "%s/no-such-cfg-dir", tmp);
+  const char *cfg[] = {cfgmiss};
+  mc_loader *ld = NULL;
+  CHECK_RC(mc_loader_open(&info_log, env, cfg, 1, &ld), 0);
+  if (!ld)
+    return;
+  char sp[8192];
+  CHECK_RC(mc_loader_search_path(ld, sp, sizeof sp), 0);
+  char want[3 * PATH_MAX];
+  snprintf(want, sizeof want, "%s/no-such-env-dir:%s:%s", tmp, plugdir,
+           cfgmiss);
+  CHECK(strncmp(sp, want, strlen(want)) == 0);
+  CHECK(tu_capture_begin() == 0);
+  const char *names[32];
+  size_t n = 32;
+  CHECK_RC(mc_loader_names(ld, names, &n), 0);
+  n = 32;
+  CHECK_RC(mc_loader_names(ld, names, &n), 0); /* scanned once */
+  mc_plugin_info r[32];
+  uint32_t nr = 32;
+  CHECK_RC(mc_loader_report(ld, r, &nr), 0);
+  char *log = tu_capture_end();
+  CHECK(log && tu_count(log, "no-such-env-dir (from MC_PLUGIN_PATH)") == 1);
+  CHECK(log && tu_count(log, "no-such-cfg-dir (from plugin_path)") == 1);
+  CHECK(log && tu_count(log, "plugin search entry") == 2);
+  CHECK_HAS(log, "warn");
+  free(log);
+  mc_loader_destroy(ld);
+  /* This test links the core statically: it is not libmooncake.so in its
+   * build tree, so the build tree's plugin folder is not searched. */
+  CHECK(mc_loader_build_plugin_dir() == NULL);
+  CHECK_RC(mc_loader_open(NULL, NULL, NULL, 1, &ld), MC_EINVAL);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: %s <tests/plugins build dir> <mc-transport-tcp.so>\n",
@@ -434,6 +530,8 @@ int main(int argc, char **argv) {
   test_reload();
   test_real_plugin(argv[2]);
   test_bad_args();
+  test_bad_names();
+  test_open_origins();
   tu_rmtree(tmp);
   if (tu_failures) {
     fprintf(stderr, "%d check(s) failed\n", tu_failures);
