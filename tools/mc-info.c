@@ -118,7 +118,9 @@ static void usage(FILE *f) {
           "                     plugin found is loaded (transports: auto)\n"
           "  --transports LIST  load these transports (\"tcp,shm\" or "
           "\"auto\")\n"
-          "                     instead of the config's; options are kept\n"
+          "                     instead of the config's; options are kept.\n"
+          "                     With --yaml-keys: the plugins to print, in "
+          "order\n"
           "  --json             machine-readable output\n"
           "  --yaml-keys        print a config file's transports: section "
           "with\n"
@@ -636,6 +638,8 @@ int main(int argc, char **argv) {
   mc_engine_opts o = {.struct_size = sizeof o};
   o.config_path = config;
   o.transports = transports ? transports : have_config ? NULL : "auto";
+  if (yaml_keys)
+    o.transports = "auto"; /* only the tables matter: nothing must fail */
   o.listen = "127.0.0.1:0";
   o.metadata = "p2p";
   mc_engine *e = NULL;
