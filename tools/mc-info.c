@@ -67,6 +67,7 @@ typedef struct described {
   char why[256];      /* why not, when !ok */
   void *dl;           /* kept open: the strings below live in the .so */
   const char *version;
+  uint32_t abi_major, abi_minor;
   uint64_t caps;
   uint32_t local_kinds, remote_kinds;
   uint64_t slice_size;
@@ -169,6 +170,8 @@ static void describe_plugin(const char *path, const char *name,
     return;
   }
   d->version = o.version ? o.version : "";
+  d->abi_major = o.abi_major;
+  d->abi_minor = o.abi_minor;
   d->caps = o.caps;
   d->local_kinds = o.local_mem_kinds;
   d->remote_kinds = o.remote_mem_kinds;
@@ -355,9 +358,11 @@ static void print_text(mc_engine *e, const char *search,
     const described *d = &ds[i];
     printf("  %-9s %-10s %s\n", state_name(x->state), x->name, x->path);
     const char *version = x->version[0] ? x->version : d->ok ? d->version : "";
+    int from_table = !x->abi_major && d->ok;
     if (version[0])
-      printf("            version %s, ABI %u.%u\n", version, x->abi_major,
-             x->abi_minor);
+      printf("            version %s, ABI %u.%u\n", version,
+             from_table ? d->abi_major : x->abi_major,
+             from_table ? d->abi_minor : x->abi_minor);
     if (d->ok) {
       printf("            memory: local ");
       print_kinds(stdout, d->local_kinds);
@@ -470,7 +475,10 @@ static void print_json(mc_engine *e, const char *search,
     json_str(x->path);
     printf(", \"version\": ");
     json_str(x->version[0] ? x->version : d->ok ? d->version : "");
-    printf(", \"abi\": \"%u.%u\", \"caps\": [", x->abi_major, x->abi_minor);
+    int from_table = !x->abi_major && d->ok;
+    printf(", \"abi\": \"%u.%u\", \"caps\": [",
+           from_table ? d->abi_major : x->abi_major,
+           from_table ? d->abi_minor : x->abi_minor);
     uint64_t caps = x->state == MC_PLUGIN_LOADED ? x->caps : d->caps;
     int fc = 1;
     for (size_t c = 0; c < N_CAPS; c++) {
