@@ -51,7 +51,9 @@ void bench_usage(FILE *f, const char *prog) {
     "  --config FILE            engine YAML config (else $MC_CONFIG)\n"
     "  --metadata URL           p2p (default), etcd://h:p, http://h:p/path\n"
     "  --json                   one JSON object per result line\n"
-    "  --quiet                  no progress notes on stderr\n"
+    "  --quiet                  no progress notes or lines on stderr\n"
+    "  --progress SEC           on a terminal (and without --quiet or --json), a\n"
+    "                           progress line every SEC seconds (default 2; 0 = none)\n"
     "  --help\n",
     prog);
 }
@@ -162,7 +164,7 @@ enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
-  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_HELP,
+  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -190,6 +192,7 @@ static const struct option long_opts[] = {
   {"hugepages", no_argument, NULL, OPT_HUGE},
   {"buffers", required_argument, NULL, OPT_BUFFERS},
   {"quiet", no_argument, NULL, OPT_QUIET},
+  {"progress", required_argument, NULL, OPT_PROGRESS},
   {"help", no_argument, NULL, OPT_HELP},
   {NULL, 0, NULL, 0},
 };
@@ -204,6 +207,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   o->threads[0] = 1;
   o->batch = 16;
   o->duration = 5.0;
+  o->progress = 2.0;
   int sweep = 0, have_blocks = 0, have_tsweep = 0;
   uint64_t block = o->blocks[0];
   uint32_t nthr = 1;
@@ -316,6 +320,16 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
       }
       break;
     case OPT_QUIET: o->quiet = 1; break;
+    case OPT_PROGRESS: {
+      char *end = NULL;
+      errno = 0;
+      o->progress = strtod(a, &end);
+      if (errno || end == a || *end || !(o->progress >= 0) || o->progress > 3600) {
+        set_err(err, errlen, "--progress: bad seconds '%s' (0 <= SEC <= 3600)", a);
+        return -1;
+      }
+      break;
+    }
     case OPT_HELP:
       bench_usage(stdout, argv[0]);
       return 1;

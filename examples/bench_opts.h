@@ -32,6 +32,7 @@ typedef struct bench_opts {
   size_t nthreads;
   uint32_t batch;
   double duration;     /* seconds per measured point */
+  double progress;     /* seconds between progress lines on a terminal; 0 none */
   uint64_t total_size; /* target buffer; 0 = derive (see bench_need_bytes) */
   int baseline_kind;   /* enum bench_baseline_kind */
   int json, baseline, verify, shared_pool, quiet;

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bench_stats.h"
 
@@ -36,6 +37,12 @@ typedef struct bench_team_ops {
   int (*step)(bench_worker *w, uint64_t *lat_ns); /* one round; 0 or -1 */
   void (*teardown)(bench_worker *w);             /* may be NULL */
 } bench_team_ops;
+
+/* Progress lines while a point runs: every interval_ms, one line on out
+ * ("<prefix>: <label> 4.0/10.0 s: 1.23 GB/s, 5120 requests so far") so a
+ * long point does not look hung.  out NULL (the default) turns them off.
+ * Not thread-safe: set it before running points. */
+void bench_team_progress(FILE *out, unsigned interval_ms, const char *prefix);
 
 /* Runs the point; fills r's counters, wall time, latency and cpu_pct (the
  * other fields are the caller's).  Returns 0, or -1 with the first failing

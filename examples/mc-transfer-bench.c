@@ -50,8 +50,10 @@ static int make_engine(const bench_opts *o, const char *listen,
   char msg[512] = "";
   int rc = mc_engine_create_ex(&eo, out, msg, sizeof msg);
   if (rc) {
-    fprintf(stderr, PROG ": cannot create the engine (transport '%s'): %s%s%s\n",
-            o->transport, mc_strerror(rc), msg[0] ? ": " : "", msg);
+    /* The engine logs the reason it put in msg (an error line above):
+     * repeat only what the bench was doing. */
+    fprintf(stderr, PROG ": cannot create the engine (transport '%s'): %s%s\n",
+            o->transport, mc_strerror(rc), msg[0] ? " (reason above)" : "");
     return -1;
   }
   return 0;
@@ -319,7 +321,8 @@ static int run_initiator(const bench_opts *o, const char *segment,
     memset(local, 0, need); /* fault the pages in before measuring */
   int r = mc_segment_open(e, segment, &seg);
   if (r) {
-    fprintf(stderr, PROG ": mc_segment_open('%s'): %s\n", segment, mc_strerror(r));
+    /* The engine logged what the peer did (lines above). */
+    fprintf(stderr, PROG ": cannot open segment '%s': %s\n", segment, mc_strerror(r));
     goto out;
   }
   c.env = (bench_mc_env){.engine = e, .seg = seg, .local = local,
@@ -383,6 +386,13 @@ int main(int argc, char **argv) {
   if (rc < 0) {
     fprintf(stderr, PROG ": %s\n", err);
     return 2;
+  }
+  /* On a terminal, a line every few seconds shows a long point is alive;
+   * logs and pipes (and --quiet, --json) get only the results. */
+  if (!o.quiet && !o.json && o.progress > 0 && o.mode != BENCH_TARGET) {
+    FILE *out = isatty(STDERR_FILENO) ? stderr : isatty(STDOUT_FILENO) ? stdout : NULL;
+    if (out)
+      bench_team_progress(out, (unsigned)(o.progress * 1000 + 0.5), PROG);
   }
   switch (o.mode) {
   case BENCH_TARGET:

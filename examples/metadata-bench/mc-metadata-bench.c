@@ -2,7 +2,8 @@
  * metadata backend (the layer under mc_segment_open).
  *
  *   mc-metadata-bench --metadata URL [--segments N] [--fetches M]
- *                     [--updates U] [--peers K]
+ *                     [--updates U] [--peers K] [--json] [--quiet]
+ *                     [--progress SECONDS]
  *
  * etcd:// and http:// : one publisher publishes N synthetic (valid)
  *   descriptors, then U random descriptor updates (version bumps) are
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "descriptor.h"
 #include "metadata.h"
@@ -92,9 +94,37 @@ static uint32_t rnd(uint32_t n) {
 
 static void usage(FILE *f) {
   fputs("usage: mc-metadata-bench --metadata URL [--segments N] [--fetches M]\n"
-        "                         [--updates U] [--peers K]\n"
-        "  URL: p2p, etcd://host:port[,host:port], http://host:port/path\n",
+        "                         [--updates U] [--peers K] [--json] [--quiet]\n"
+        "                         [--progress SECONDS]\n"
+        "  URL: p2p, etcd://host:port[,host:port], http://host:port/path\n"
+        "  --segments N   descriptors to publish (default 1000; p2p: --peers)\n"
+        "  --updates U    timed descriptor updates (default 2000)\n"
+        "  --fetches M    timed fetches from a second client (default 5000)\n"
+        "  --peers K      p2p listeners, one segment each (default 16)\n"
+        "  --json         the results as one JSON object on stdout\n"
+        "  --quiet        no progress lines\n"
+        "  --progress S   seconds between progress lines on a terminal\n"
+        "                 (default 2; 0 = none)\n",
         f);
+}
+
+/* Progress: on a terminal (unless --quiet or --json), one line every
+ * progress_us so a long phase does not look hung. */
+static FILE *progress_out;
+static uint64_t progress_us = 2000000, progress_next;
+
+static void progress(const char *phase, long done, long total, uint64_t t0) {
+  if (!progress_out)
+    return;
+  uint64_t now = now_us();
+  if (progress_next == 0)
+    progress_next = now + progress_us;
+  if (now < progress_next)
+    return;
+  progress_next = now + progress_us;
+  fprintf(progress_out, "mc-metadata-bench: progress: %s %ld/%ld after %.1f s\n",
+          phase, done, total, (double)(now - t0) / 1e6);
+  fflush(progress_out);
 }
 
 static void bad_usage(const char *opt, const char *why) {
@@ -106,11 +136,27 @@ static void bad_usage(const char *opt, const char *why) {
 int main(int argc, char **argv) {
   const char *url = NULL;
   long nseg = 1000, nfetch = 5000, nupd = 2000, npeers = 16;
+  int as_json = 0, quiet = 0;
+  double every = 2.0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
+    }
+    if (strcmp(a, "--json") == 0 || strcmp(a, "--quiet") == 0) {
+      *(a[2] == 'j' ? &as_json : &quiet) = 1;
+      continue;
+    }
+    if (strcmp(a, "--progress") == 0) {
+      if (i + 1 >= argc)
+        bad_usage(a, "missing value");
+      char *end;
+      errno = 0;
+      every = strtod(argv[++i], &end);
+      if (end == argv[i] || *end || errno || every < 0 || every > 3600)
+        bad_usage(a, "expected seconds, 0..3600");
+      continue;
     }
     long *slot = strcmp(a, "--segments") == 0  ? &nseg
                  : strcmp(a, "--fetches") == 0 ? &nfetch
@@ -135,6 +181,10 @@ int main(int argc, char **argv) {
   }
   if (!url)
     bad_usage("--metadata", "required");
+  if (!quiet && !as_json && every > 0) {
+    progress_out = isatty(STDERR_FILENO) ? stderr : isatty(STDOUT_FILENO) ? stdout : NULL;
+    progress_us = (uint64_t)(every * 1e6);
+  }
   int p2p = strcmp(url, "p2p") == 0;
   long nsrv = p2p ? npeers : 1;
   if (p2p)
@@ -165,6 +215,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "mc-metadata-bench: publish %s: %s\n", names[i], mc_strerror(rc));
       return 1;
     }
+    progress("publish", i + 1, nseg, t0);
   }
   double pub_s = (double)(now_us() - t0) / 1e6;
 
@@ -180,35 +231,57 @@ int main(int argc, char **argv) {
       fprintf(stderr, "mc-metadata-bench: update %s: %s\n", names[s], mc_strerror(rc));
       return 1;
     }
+    progress("update", i + 1, nupd, t0);
   }
   double upd_s = (double)(now_us() - t0) / 1e6;
 
   /* Fetch latency from a separate client. */
   mc_metadata *cli = open_md(url, "127.0.0.1:0");
+  t0 = now_us();
   for (long i = 0; i < nfetch; i++) {
     long s = (long)rnd((uint32_t)nseg);
-    char *json = NULL;
+    char *desc = NULL;
     size_t len = 0;
     uint64_t a = now_us();
-    int rc = mc_metadata_fetch(cli, names[s], &json, &len);
+    int rc = mc_metadata_fetch(cli, names[s], &desc, &len);
     lat[i] = now_us() - a;
     if (rc) {
       fprintf(stderr, "mc-metadata-bench: fetch %s: %s\n", names[s], mc_strerror(rc));
       return 1;
     }
-    free(json);
+    free(desc);
+    progress("fetch", i + 1, nfetch, t0);
   }
   qsort(lat, (size_t)nfetch, sizeof(*lat), cmp_u64);
   uint64_t sum = 0;
   for (long i = 0; i < nfetch; i++)
     sum += lat[i];
-  printf("metadata %s: %ld segments (%zu-byte descriptors)%s\n", url, nseg, desc_len,
-         p2p ? " served by as many p2p listeners" : "");
-  printf("  publish   %ld in %.2f s  = %.0f/s\n", nseg, pub_s, (double)nseg / pub_s);
-  printf("  updates   %ld in %.2f s  = %.0f updates/s\n", nupd, upd_s, (double)nupd / upd_s);
-  printf("  open(fetch+validate) x%ld: p50 %.1f us  p99 %.1f us  mean %.1f us  max %.1f us\n",
-         nfetch, (double)lat[nfetch / 2], (double)lat[(nfetch * 99) / 100],
-         (double)sum / (double)nfetch, (double)lat[nfetch - 1]);
+  double p50 = (double)lat[nfetch / 2], p99 = (double)lat[(nfetch * 99) / 100],
+         mean = (double)sum / (double)nfetch, max = (double)lat[nfetch - 1];
+  if (as_json) {
+    /* The URL goes out as given; it is a command-line argument the user
+     * typed, but quote and backslash would break the object: drop them. */
+    char u[512];
+    size_t k = 0;
+    for (const char *c = url; *c && k + 1 < sizeof u; c++)
+      if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+        u[k++] = *c;
+    u[k] = '\0';
+    printf("{\"metadata\":\"%s\",\"segments\":%ld,\"descriptor_bytes\":%zu,"
+           "\"publish\":%ld,\"publish_s\":%.3f,\"publish_per_s\":%.0f,"
+           "\"updates\":%ld,\"updates_s\":%.3f,\"updates_per_s\":%.0f,"
+           "\"fetches\":%ld,\"fetch_p50_us\":%.1f,\"fetch_p99_us\":%.1f,"
+           "\"fetch_mean_us\":%.1f,\"fetch_max_us\":%.1f}\n",
+           u, nseg, desc_len, nseg, pub_s, (double)nseg / pub_s, nupd, upd_s,
+           (double)nupd / upd_s, nfetch, p50, p99, mean, max);
+  } else {
+    printf("metadata %s: %ld segments (%zu-byte descriptors)%s\n", url, nseg, desc_len,
+           p2p ? " served by as many p2p listeners" : "");
+    printf("  publish   %ld in %.2f s  = %.0f/s\n", nseg, pub_s, (double)nseg / pub_s);
+    printf("  updates   %ld in %.2f s  = %.0f updates/s\n", nupd, upd_s, (double)nupd / upd_s);
+    printf("  open(fetch+validate) x%ld: p50 %.1f us  p99 %.1f us  mean %.1f us  max %.1f us\n",
+           nfetch, p50, p99, mean, max);
+  }
   mc_metadata_close(cli);
   for (long i = 0; i < nsrv; i++)
     mc_metadata_close(srv[i]);

@@ -95,6 +95,13 @@ int main(int argc, char **argv) {
     mc_config_free(cfg);
   }
   rc = mc_topo_print_yaml(t, NULL, 0, stdout);
+  int gpus = 0;
+  for (size_t i = 0; i < t->ndevs; i++)
+    gpus += t->devs[i].kind == MC_TOPO_GPU;
+  if (!rc && gpus)
+    printf("# note: GPU locations are listed for planning; no transport serves "
+           "device memory yet\n# (tcp and shm move CPU memory only), so "
+           "registering a buffer as \"cuda:N\" fails with 'not supported'.\n");
   mc_topo_free(t);
   if (rc || fflush(stdout)) {
     fprintf(stderr, "mc-topology: cannot print: %s\n", mc_strerror(rc ? rc : MC_EIO));
