@@ -42,6 +42,11 @@ MC_PLUGIN_PATH=$plugdir run env
 first=$(sed -n '3p' "$tmp/env.out")
 [ "$first" = "  $plugdir" ] || fail "env: first search entry is '$first'"
 has env "LOADED    tcp        $plugdir/mc-transport-tcp.so"
+# ... also as a relative path, as in the README (MC_PLUGIN_PATH=build/plugins).
+(cd "$plugdir/.." && MC_PLUGIN_PATH=plugins "$mcinfo" >"$tmp/rel.out" 2>"$tmp/rel.err") ||
+  { cat "$tmp/rel.err"; fail "rel: mc-info exited non-zero"; }
+[ "$(sed -n '3p' "$tmp/rel.out")" = "  plugins" ] || fail "rel: first search entry"
+has rel "LOADED    tcp        $plugdir/mc-transport-tcp.so"
 
 # 3. A search entry that does not exist is warned about once, naming the
 #    entry and where it came from; the others still work.
