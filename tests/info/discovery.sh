@@ -2,7 +2,7 @@
 # Plugin discovery and mc-info, end to end (see meson.build).
 #   discovery.sh <mc-info binary> <build plugin dir>
 set -eu
-mcinfo=$1
+mcinfo=$(cd "$(dirname "$1")" && pwd -P)/$(basename "$1")
 plugdir=$(cd "$2" && pwd -P)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mc-info-disc-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
