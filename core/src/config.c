@@ -1,12 +1,21 @@
-/* config.c - the engine configuration: defaults, the YAML file (libyaml) and
- * MC_* environment overrides.
+/* config.c - the engine configuration: defaults, the YAML file (libyaml),
+ * MC_* environment overrides and mc_engine_opts, all three driven by one
+ * key table (the schema, below), plus the checks of each plugin's own keys
+ * against its params table.
  *
  * The YAML text is first turned into a small tree of nodes that keep their
  * line numbers (so every message can name file:line and key), then the tree
- * is checked against the schema in config.h.  The input is untrusted: it is
- * capped in size, nesting depth, node count, entries per collection and
- * scalar length; aliases are refused (no alias expansion, so no "billion
- * laughs"), and so are multiple documents and duplicate keys.
+ * is checked against the schema.  The input is untrusted: it is capped in
+ * size, nesting depth, node count, entries per collection and scalar length;
+ * aliases are refused (no alias expansion, so no "billion laughs"), and so
+ * are multiple documents and duplicate keys.
+ *
+ * A scalar value, from whichever source, goes through parse_text() for its
+ * key's row and then commit(): one check and one conversion per key, so the
+ * file, the variable and the opts member accept the same values and refuse
+ * the others with the same reason.  Only the YAML-only shapes (sequences,
+ * mappings, the topology) have parsers of their own, and their items are
+ * checked by the same validators.
  *
  * Under `transports: auto` the transports array holds only the transports
  * that were given options (the engine loads every plugin it finds). */
@@ -15,6 +24,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +43,11 @@
 #define CFG_MAX_ENTRIES 1024  /* items of one sequence or mapping */
 #define CFG_MAX_SCALAR 4096   /* bytes of one scalar */
 #define CFG_MAX_JOINED 64     /* items of an option value given as a list */
-#define CFG_MAX_NAME 63       /* transport name length */
+#define CFG_MAX_NAME MC_CONFIG_NAME_MAX
 #define CFG_MAX_SLICE (1ull << 30)
 #define CFG_MAX_RETRY 64
 #define CFG_MAX_TIMEOUT 2147483647ull /* fits an int for poll() and friends */
+#define CFG_OPTIONAL "optional"       /* core-reserved key of transports.<t> */
 
 /* ---------- small helpers ---------- */
 
@@ -50,6 +61,7 @@ static void free_transport(mc_config_transport *t) {
   for (size_t i = 0; i < t->nparams; i++) {
     free(t->params[i].key);
     free(t->params[i].value);
+    free(t->params[i].var);
   }
   free(t->params);
   free(t->name);
@@ -120,8 +132,25 @@ static void show(const char *text, char *out, size_t outlen) {
   out[j] = '\0';
 }
 
-/* ---------- value checkers shared by the file and the environment ----------
- * Each returns 0, or MC_EINVAL with "expected ..., got '...'" in why. */
+/* A size for messages: "64K", "1G", "4097". */
+static void fmt_size(uint64_t v, char *out, size_t n) {
+  static const char units[] = "KMGTPE";
+  int u = -1;
+  while (v && v % 1024 == 0 && u < 5) {
+    v /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf(out, n, "%" PRIu64, v);
+  else
+    snprintf(out, n, "%" PRIu64 "%c", v, units[u]);
+}
+
+/* ---------- value parsers and checkers ----------
+ * One parser per type, shared by the engine's keys, the plugins' keys (the
+ * core checks those before init) and the typed getters of mc_host_api.
+ * The checkers return 0, or MC_EINVAL with "expected ..., got '...'" in
+ * why. */
 
 int mc_config_parse_size(const char *text, uint64_t *out) {
   if (!text || !isdigit((unsigned char)text[0]))
@@ -142,10 +171,12 @@ int mc_config_parse_size(const char *text, uint64_t *out) {
   case 't': case 'T': shift = 40; p++; break;
   default: break;
   }
-  /* Accept the common spellings 64K, 64KB, 64KiB and 4096B. */
+  /* Accept the common spellings 64K, 64KB, 64KiB and 4096B.  The unit is
+   * an upper-case B only: "64kb" would be kilobits to many readers, so it
+   * is refused rather than guessed. */
   if (shift && *p == 'i')
     p++;
-  if (*p == 'B' || *p == 'b')
+  if (*p == 'B')
     p++;
   if (*p != '\0')
     return -1;
@@ -155,16 +186,63 @@ int mc_config_parse_size(const char *text, uint64_t *out) {
   return 0;
 }
 
-static int check_size(const char *v, uint64_t *out, char *why, size_t n) {
-  char s[80];
+int mc_config_parse_int(const char *text, int64_t *out) {
+  if (!text)
+    return -1;
+  const char *p = text;
+  int neg = *p == '-';
+  if (neg)
+    p++;
+  if (!isdigit((unsigned char)*p))
+    return -1;
+  /* Accumulate the magnitude as unsigned, so INT64_MIN parses too. */
+  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; isdigit((unsigned char)*p); p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (lim - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  if (*p)
+    return -1;
+  *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v)
+             : (int64_t)v;
+  return 0;
+}
+
+int mc_config_parse_bool(const char *text, int *out) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; text && i < 4; i++) {
+    if (strcasecmp(text, yes[i]) == 0) {
+      *out = 1;
+      return 0;
+    }
+    if (strcasecmp(text, no[i]) == 0) {
+      *out = 0;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+#define SIZE_SYNTAX "a size like 64K or 1M (K, M, G, T = 1024^n, then B or iB)"
+#define BOOL_SYNTAX "true or false (or yes/no, on/off, 1/0)"
+
+/* A size within lo..hi. */
+static int check_size(const char *v, uint64_t lo, uint64_t hi, uint64_t *out,
+                      char *why, size_t n) {
+  char s[80], a[32], b[32];
   uint64_t x;
   show(v, s, sizeof s);
   if (mc_config_parse_size(v, &x) != 0) {
-    snprintf(why, n, "expected a size like 64K, got '%s'", s);
+    snprintf(why, n, "expected %s, got '%s'", SIZE_SYNTAX, s);
     return MC_EINVAL;
   }
-  if (x == 0 || x > CFG_MAX_SLICE) {
-    snprintf(why, n, "expected a size from 1 to 1G, got '%s'", s);
+  if (x < lo || x > hi) {
+    fmt_size(lo, a, sizeof a);
+    fmt_size(hi, b, sizeof b);
+    snprintf(why, n, "expected a size from %s to %s, got '%s'", a, b, s);
     return MC_EINVAL;
   }
   *out = x;
@@ -236,42 +314,58 @@ static int check_listen(const char *v, char *why, size_t n) {
   return 0;
 }
 
-/* "p2p" or "scheme://rest"; the metadata module decides which schemes exist. */
+#define METADATA_SYNTAX                                                        \
+  "p2p, etcd://host:port[,host:port] or http://host:port/path"
+
+/* "p2p" or one of the schemes the metadata front end (metadata.c) knows,
+ * so a misspelt scheme is refused here, naming where it was set, rather
+ * than when the backend is opened.  Whether the backend was built is the
+ * front end's to say. */
 static int check_metadata(const char *v, char *why, size_t n) {
-  int ok = strcmp(v, "p2p") == 0;
-  if (!ok && printable_word(v)) {
-    const char *sep = strstr(v, "://");
-    ok = sep && sep != v && sep[3];
-    for (const char *p = v; ok && p < sep; p++)
-      if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
-        ok = 0;
-  }
-  if (!ok) {
-    char s[80];
-    show(v, s, sizeof s);
-    snprintf(why, n,
-             "expected p2p, etcd://host:port[,host:port] or "
-             "http://host:port/path, got '%s'",
-             s);
+  static const char *const schemes[] = {"p2p://", "etcd://", "http://"};
+  char s[80];
+  show(v, s, sizeof s);
+  if (strcmp(v, "p2p") == 0)
+    return 0;
+  const char *sep = printable_word(v) ? strstr(v, "://") : NULL;
+  if (!sep) {
+    snprintf(why, n, "expected %s, got '%s'", METADATA_SYNTAX, s);
     return MC_EINVAL;
   }
-  return 0;
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    size_t l = strlen(schemes[i]);
+    if (strncmp(v, schemes[i], l) == 0) {
+      if (v[l] || i == 0)
+        return 0;
+      snprintf(why, n, "expected %s, got '%s' (no address after '%s')",
+               METADATA_SYNTAX, s, schemes[i]);
+      return MC_EINVAL;
+    }
+  }
+  char scheme[40];
+  show(v, scheme, sizeof scheme);
+  scheme[strcspn(scheme, ":")] = '\0';
+  snprintf(why, n, "unknown scheme '%s' in '%s' (expected %s)", scheme, s,
+           METADATA_SYNTAX);
+  return MC_EINVAL;
 }
 
-/* Transport names become plugin file names (mc-transport-<name>.so), so
- * only [A-Za-z0-9_-] is allowed: no path separators. */
-static int check_name(const char *v, char *why, size_t n) {
-  size_t len = strlen(v);
+/* Transport names become plugin file names (mc-transport-<name>.so) and
+ * variable names (MC_TRANSPORT_<NAME>_<KEY>), so only [a-z0-9_] is
+ * allowed: no path separators, and nothing a shell cannot name. */
+int mc_config_check_name(const char *v, char *why, size_t n) {
+  size_t len = v ? strlen(v) : 0;
   int ok = len > 0 && len <= CFG_MAX_NAME;
   for (size_t i = 0; ok && i < len; i++)
-    if (!isalnum((unsigned char)v[i]) && v[i] != '_' && v[i] != '-')
+    if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+          v[i] == '_'))
       ok = 0;
   if (!ok) {
     char s[80];
-    show(v, s, sizeof s);
+    show(v ? v : "", s, sizeof s);
     snprintf(why, n,
-             "expected a transport name (letters, digits, '_', '-'), got '%s'",
-             s);
+             "transport name '%s' must match [a-z0-9_]+ (1 to %d characters)",
+             s, CFG_MAX_NAME);
     return MC_EINVAL;
   }
   return 0;
@@ -285,6 +379,28 @@ static int check_word(const char *v, const char *what, char *why, size_t n) {
     return MC_EINVAL;
   }
   return 0;
+}
+
+static int chk_segment(const char *v, char *why, size_t n) {
+  return check_word(v, "a segment name", why, n);
+}
+
+static int chk_dir(const char *v, char *why, size_t n) {
+  if (*v)
+    return 0;
+  snprintf(why, n, "expected a directory or .so path, got ''");
+  return MC_EINVAL;
+}
+
+static int chk_path(const char *v, char *why, size_t n) {
+  if (*v)
+    return 0;
+  snprintf(why, n, "expected a file path, got ''");
+  return MC_EINVAL;
+}
+
+static int chk_rail(const char *v, char *why, size_t n) {
+  return check_word(v, "a rail like tcp:conn0", why, n);
 }
 
 /* ---------- defaults and transports ---------- */
@@ -337,16 +453,21 @@ mc_config_transport *mc_config_add_transport(mc_config *cfg, const char *name) {
   return t;
 }
 
-/* Sets (or replaces) transports.<t>.<key>; takes ownership of value. */
+/* Sets (or replaces) transports.<t>.<key>; takes ownership of value and
+ * var (the variable's name, NULL from the file), freeing them on failure. */
 static int transport_set(mc_config_transport *t, const char *key, char *value,
-                         int line) {
-  if (!value)
+                         int line, char *var) {
+  if (!value) {
+    free(var);
     return MC_ENOMEM;
+  }
   for (size_t i = 0; i < t->nparams; i++) {
     if (strcmp(t->params[i].key, key) == 0) {
       free(t->params[i].value);
+      free(t->params[i].var);
       t->params[i].value = value;
       t->params[i].line = line;
+      t->params[i].var = var;
       return 0;
     }
   }
@@ -356,11 +477,363 @@ static int transport_set(mc_config_transport *t, const char *key, char *value,
   if (!np) {
     free(k);
     free(value);
+    free(var);
     return MC_ENOMEM;
   }
   t->params = np;
-  np[t->nparams++] = (mc_config_param){k, value, line};
+  np[t->nparams++] = (mc_config_param){k, value, line, var};
   return 0;
+}
+
+/* Rebuilds the transport list from names, keeping the options (and line)
+ * of those already configured. */
+static int replace_transports(mc_config *cfg, char *const *names, size_t n) {
+  mc_config_transport *nt = calloc(n ? n : 1, sizeof *nt);
+  if (!nt)
+    return MC_ENOMEM;
+  /* New names first, so a failed allocation leaves cfg untouched. */
+  for (size_t i = 0; i < n; i++) {
+    if (!mc_config_find_transport(cfg, names[i]) &&
+        !(nt[i].name = strdup(names[i]))) {
+      free_transports(nt, n);
+      return MC_ENOMEM;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; !nt[i].name && j < cfg->ntransports; j++) {
+      mc_config_transport *old = &cfg->transports[j];
+      if (old->name && strcmp(old->name, names[i]) == 0) {
+        nt[i] = *old; /* move, options and line included */
+        memset(old, 0, sizeof *old);
+      }
+    }
+  }
+  free_transports(cfg->transports, cfg->ntransports);
+  cfg->transports = nt;
+  cfg->ntransports = n;
+  return 0;
+}
+
+/* ---------- the schema of the engine's own keys ---------- */
+
+enum key_type {
+  KT_TEXT,       /* one value checked by `check` */
+  KT_SIZE,       /* a size, lo..hi */
+  KT_UINT,       /* a decimal integer, lo..hi */
+  KT_LEVEL,      /* a log level */
+  KT_TRANSPORTS, /* "auto" or names "a,b"; YAML also [a, b], {a: {...}} */
+  KT_NAMES,      /* names "a,b"; YAML also [a, b] */
+  KT_PATHS,      /* "dir:dir" (empty entries skipped); YAML also [a, b] */
+  KT_TOPOLOGY,   /* YAML only: a mapping of locations */
+};
+
+enum field_kind { FK_NONE, FK_STR, FK_U64, FK_U32, FK_INT };
+
+#define NO_OFF ((size_t)-1)
+#define OPT(m) #m, offsetof(mc_engine_opts, m)
+#define NO_OPTS NULL, NO_OFF
+#define FIELD(m) offsetof(mc_config, m)
+
+typedef struct cfg_key {
+  const char *key; /* YAML key */
+  const char *env; /* MC_* variable; NULL: none */
+  const char *opt; /* mc_engine_opts member; NULL: none */
+  size_t opt_off;  /* its offset (a const char *) */
+  int type;        /* enum key_type */
+  uint64_t lo, hi; /* KT_SIZE, KT_UINT: accepted range */
+  /* KT_TEXT: the value; KT_NAMES, KT_PATHS: each item (KT_TRANSPORTS and
+   * KT_NAMES items are also transport names). */
+  int (*check)(const char *v, char *why, size_t n);
+  const char *what; /* "expected <what>" when a YAML value has the wrong
+                       shape; NULL: derived from the type */
+  int reset;        /* a YAML null resets it to its default */
+  size_t field;     /* FK_*: where the value goes in mc_config */
+  int fkind;
+  size_t set_flag;   /* an int set to 1 when the key is set, or NO_OFF */
+  size_t line_field; /* an int set to the file line (0 otherwise), NO_OFF */
+} cfg_key;
+
+/* The order is the order of "expected one of" in messages. */
+static const cfg_key keys[] = {
+    {"segment_name", "MC_SEGMENT_NAME", OPT(segment_name), KT_TEXT, 0, 0,
+     chk_segment, "a segment name", 1, FIELD(segment_name), FK_STR, NO_OFF,
+     NO_OFF},
+    {"listen", "MC_LISTEN", OPT(listen), KT_TEXT, 0, 0, check_listen,
+     "host:port", 0, FIELD(listen), FK_STR, NO_OFF, NO_OFF},
+    {"metadata", "MC_METADATA", OPT(metadata), KT_TEXT, 0, 0, check_metadata,
+     "a metadata URL", 0, FIELD(metadata), FK_STR, NO_OFF, NO_OFF},
+    /* MC_PLUGIN_PATH is the loader's own list, searched before this one. */
+    {"plugin_path", NULL, OPT(plugin_path), KT_PATHS, 0, 0, chk_dir,
+     "a sequence of directories or a 'dir:dir' string", 1, 0, FK_NONE,
+     NO_OFF, NO_OFF},
+    {"transports", "MC_TRANSPORTS", OPT(transports), KT_TRANSPORTS, 0, 0,
+     mc_config_check_name,
+     "'auto', names like \"tcp,shm\", a sequence of names like [tcp, shm] or "
+     "a mapping like {tcp: {connections: 4}}",
+     1, 0, FK_NONE, NO_OFF, NO_OFF},
+    /* No variable: MC_TRANSPORT_ORDER would read as a transport option. */
+    {"transport_order", NULL, NO_OPTS, KT_NAMES, 0, 0, mc_config_check_name,
+     "a sequence like [shm, tcp] or names like \"shm,tcp\"", 1, 0, FK_NONE,
+     NO_OFF, NO_OFF},
+    {"slice_size", "MC_SLICE_SIZE", NO_OPTS, KT_SIZE, 1, CFG_MAX_SLICE, NULL,
+     "a size like 64K", 0, FIELD(slice_size), FK_U64, FIELD(slice_size_set),
+     NO_OFF},
+    {"retry_count", "MC_RETRY_COUNT", NO_OPTS, KT_UINT, 0, CFG_MAX_RETRY, NULL,
+     NULL, 0, FIELD(retry_count), FK_U32, NO_OFF, NO_OFF},
+    {"timeout_ms", "MC_TIMEOUT_MS", NO_OPTS, KT_UINT, 1, CFG_MAX_TIMEOUT, NULL,
+     NULL, 0, FIELD(timeout_ms), FK_U32, NO_OFF, NO_OFF},
+    {"log_level", "MC_LOG_LEVEL", NO_OPTS, KT_LEVEL, 0, 0, NULL, "a log level",
+     0, FIELD(log_level), FK_INT, NO_OFF, NO_OFF},
+    {"topology", NULL, NO_OPTS, KT_TOPOLOGY, 0, 0, NULL, NULL, 1, 0, FK_NONE,
+     NO_OFF, NO_OFF},
+    /* Read at engine creation, not here: parsing touches no files. */
+    {"cluster_token_file", "MC_CLUSTER_TOKEN_FILE", NO_OPTS, KT_TEXT, 0, 0,
+     chk_path, "a file path", 1, FIELD(cluster_token_file), FK_STR, NO_OFF,
+     FIELD(cluster_token_line)},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+_Static_assert(N_KEYS == MC_CONFIG_NKEYS, "MC_CONFIG_NKEYS in config.h");
+
+static const cfg_key *find_key(const char *key) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (strcmp(keys[i].key, key) == 0)
+      return &keys[i];
+  return NULL;
+}
+
+static const cfg_key *key_of_type(int type) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (keys[i].type == type)
+      return &keys[i];
+  return NULL;
+}
+
+/* "expected <what>" for a key's YAML value of the wrong shape. */
+static const char *key_what(const cfg_key *k, char *buf, size_t n) {
+  if (k->what)
+    return k->what;
+  snprintf(buf, n, "an integer %llu..%llu", (unsigned long long)k->lo,
+           (unsigned long long)k->hi);
+  return buf;
+}
+
+/* A parsed value of one key, before it is committed. */
+typedef struct kval {
+  char *s;     /* KT_TEXT: owned copy; NULL resets */
+  uint64_t u;  /* KT_SIZE, KT_UINT */
+  int i;       /* KT_LEVEL */
+  int is_auto; /* KT_TRANSPORTS */
+  char **v;    /* KT_TRANSPORTS, KT_NAMES, KT_PATHS: owned */
+  size_t n;
+} kval;
+
+static void kval_free(kval *v) {
+  free(v->s);
+  free_strv(v->v, v->n);
+  memset(v, 0, sizeof *v);
+}
+
+/* Adds one checked transport name to a list; MC_EINVAL or MC_ENOMEM. */
+static int names_add(const cfg_key *k, const char *nm, char ***v, size_t *n,
+                     char *why, size_t whylen) {
+  if (k->check(nm, why, whylen))
+    return MC_EINVAL;
+  if (strv_contains(*v, *n, nm)) {
+    char s[80];
+    show(nm, s, sizeof s);
+    snprintf(why, whylen, "'%s' is listed twice", s);
+    return MC_EINVAL;
+  }
+  return strv_push(v, n, strdup(nm));
+}
+
+/* "a,b": names separated by ',' with optional blanks around them. */
+static int split_names(const cfg_key *k, const char *text, kval *out,
+                       char *why, size_t whylen) {
+  for (const char *p = text;;) {
+    size_t len = strcspn(p, ",");
+    const char *b = p, *e = p + len;
+    while (b < e && (*b == ' ' || *b == '\t'))
+      b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+      e--;
+    if (b == e) {
+      char s[80];
+      show(text, s, sizeof s);
+      snprintf(why, whylen, "expected %stransport names like tcp,shm, got '%s'",
+               k->type == KT_TRANSPORTS ? "'auto' or " : "", s);
+      return MC_EINVAL;
+    }
+    char *nm = strndup(b, (size_t)(e - b));
+    if (!nm)
+      return MC_ENOMEM;
+    int rc = names_add(k, nm, &out->v, &out->n, why, whylen);
+    free(nm);
+    if (rc)
+      return rc;
+    p += len;
+    if (!*p)
+      return 0;
+    p++;
+  }
+}
+
+/* Parses and checks the text form of key k.  0, MC_EINVAL with the reason
+ * in why, or MC_ENOMEM.  On error *out holds nothing. */
+static int parse_text(const cfg_key *k, const char *text, kval *out, char *why,
+                      size_t whylen) {
+  memset(out, 0, sizeof *out);
+  int rc = 0;
+  switch (k->type) {
+  case KT_TEXT:
+    if (k->check && k->check(text, why, whylen))
+      return MC_EINVAL;
+    return (out->s = strdup(text)) ? 0 : MC_ENOMEM;
+  case KT_SIZE:
+    return check_size(text, k->lo, k->hi, &out->u, why, whylen);
+  case KT_UINT:
+    return check_uint(text, k->lo, k->hi, &out->u, why, whylen);
+  case KT_LEVEL:
+    return check_level(text, &out->i, why, whylen);
+  case KT_TRANSPORTS:
+    if (strcmp(text, "auto") == 0) {
+      out->is_auto = 1;
+      return 0;
+    }
+    rc = split_names(k, text, out, why, whylen);
+    break;
+  case KT_NAMES:
+    rc = split_names(k, text, out, why, whylen);
+    break;
+  case KT_PATHS:
+    /* "dir:dir": empty entries are skipped, as in $PATH handling. */
+    for (const char *p = text; rc == 0 && *p;) {
+      size_t len = strcspn(p, ":");
+      if (len)
+        rc = strv_push(&out->v, &out->n, strndup(p, len));
+      p += len;
+      if (*p == ':')
+        p++;
+    }
+    break;
+  default:
+    snprintf(why, whylen, "expected %s", k->what ? k->what : "a mapping");
+    return MC_EINVAL;
+  }
+  if (rc)
+    kval_free(out);
+  return rc;
+}
+
+/* Stores a parsed value (taking what it owns) and records its origin.
+ * Only KT_TRANSPORTS can fail (MC_ENOMEM), leaving cfg as it was. */
+static int commit(mc_config *cfg, const cfg_key *k, kval *v, int src,
+                  int line) {
+  char *base = (char *)cfg;
+  switch (k->type) {
+  case KT_TRANSPORTS:
+    if (src == MC_SRC_FILE) {
+      /* The file's list replaces the built-in one, options and all. */
+      free_transports(cfg->transports, cfg->ntransports);
+      cfg->transports = NULL;
+      cfg->ntransports = 0;
+    }
+    if (v->is_auto) {
+      cfg->transports_auto = 1; /* every transport keeps its options */
+    } else {
+      int rc = replace_transports(cfg, v->v, v->n);
+      if (rc)
+        return rc;
+      cfg->transports_auto = 0;
+      for (size_t i = 0; src == MC_SRC_FILE && i < cfg->ntransports; i++)
+        cfg->transports[i].line = line;
+    }
+    break;
+  case KT_NAMES:
+    free_strv(cfg->transport_order, cfg->ntransport_order);
+    cfg->transport_order = v->v;
+    cfg->ntransport_order = v->n;
+    v->v = NULL;
+    v->n = 0;
+    break;
+  case KT_PATHS:
+    if (src == MC_SRC_OPTS && cfg->nplugin_path) {
+      /* The caller's entries are searched before the file's. */
+      char **nv = realloc(v->v, (v->n + cfg->nplugin_path) * sizeof *nv);
+      if (!nv)
+        return MC_ENOMEM;
+      memcpy(nv + v->n, cfg->plugin_path, cfg->nplugin_path * sizeof *nv);
+      v->v = nv;
+      v->n += cfg->nplugin_path;
+      free(cfg->plugin_path);
+    } else {
+      free_strv(cfg->plugin_path, cfg->nplugin_path);
+    }
+    cfg->plugin_path = v->v;
+    cfg->nplugin_path = v->n;
+    v->v = NULL;
+    v->n = 0;
+    break;
+  default:
+    break;
+  }
+  switch (k->fkind) {
+  case FK_STR: {
+    char **dst = (char **)(base + k->field);
+    free(*dst);
+    *dst = v->s;
+    v->s = NULL;
+    break;
+  }
+  case FK_U64:
+    *(uint64_t *)(base + k->field) = v->u;
+    break;
+  case FK_U32:
+    *(uint32_t *)(base + k->field) = (uint32_t)v->u;
+    break;
+  case FK_INT:
+    *(int *)(base + k->field) = v->i;
+    break;
+  default:
+    break;
+  }
+  if (k->set_flag != NO_OFF)
+    *(int *)(base + k->set_flag) = 1;
+  if (k->line_field != NO_OFF)
+    *(int *)(base + k->line_field) = src == MC_SRC_FILE ? line : 0;
+  cfg->origin[k - keys] = (mc_config_origin){src, src == MC_SRC_FILE ? line : 0};
+  return 0;
+}
+
+int mc_config_src(const mc_config *cfg, const char *key) {
+  const cfg_key *k = key ? find_key(key) : NULL;
+  return cfg && k ? cfg->origin[k - keys].src : MC_SRC_DEFAULT;
+}
+
+void mc_config_where(const mc_config *cfg, const char *key, char *buf,
+                     size_t len) {
+  const cfg_key *k = key ? find_key(key) : NULL;
+  if (!buf || !len)
+    return;
+  if (!cfg || !k) {
+    snprintf(buf, len, "%s", key ? key : "?");
+    return;
+  }
+  const mc_config_origin *o = &cfg->origin[k - keys];
+  switch (o->src) {
+  case MC_SRC_FILE:
+    snprintf(buf, len, "%s:%d: key '%s'", cfg->source, o->line, k->key);
+    break;
+  case MC_SRC_ENV:
+    snprintf(buf, len, "%s", k->env);
+    break;
+  case MC_SRC_OPTS:
+    snprintf(buf, len, "mc_engine_opts.%s", k->opt);
+    break;
+  default:
+    snprintf(buf, len, "%s (default)", k->key);
+    break;
+  }
 }
 
 /* ---------- YAML text -> node tree ---------- */
@@ -675,57 +1148,6 @@ static int parse_list(pctx *c, const ynode *v, const char *key,
   return 0;
 }
 
-static int chk_dir(const char *v, char *why, size_t n) {
-  if (*v)
-    return 0;
-  snprintf(why, n, "expected a directory or .so path, got ''");
-  return MC_EINVAL;
-}
-
-static int chk_path(const char *v, char *why, size_t n) {
-  if (*v)
-    return 0;
-  snprintf(why, n, "expected a file path, got ''");
-  return MC_EINVAL;
-}
-
-static int chk_rail(const char *v, char *why, size_t n) {
-  return check_word(v, "a rail like tcp:conn0", why, n);
-}
-
-static int parse_plugin_path(pctx *c, const ynode *v) {
-  mc_config *cfg = c->cfg;
-  if (v->type == YN_SEQ)
-    return parse_list(c, v, "plugin_path", chk_dir, 0, &cfg->plugin_path,
-                      &cfg->nplugin_path);
-  char **list = NULL;
-  size_t n = 0;
-  if (v->type == YN_SCALAR && !v->null) {
-    /* "dir:dir": empty entries are skipped, as in $PATH handling. */
-    for (const char *p = v->text; *p;) {
-      size_t len = strcspn(p, ":");
-      if (len && strv_push(&list, &n, strndup(p, len)) != 0) {
-        free_strv(list, n);
-        return oom(c);
-      }
-      p += len;
-      if (*p == ':')
-        p++;
-    }
-  } else if (!v->null) {
-    char d[96];
-    return fail(c, v->line, "plugin_path",
-                "expected a sequence of directories or a 'dir:dir' string, "
-                "got %s",
-                describe(v, d, sizeof d));
-  }
-  free_strv(cfg->plugin_path, cfg->nplugin_path);
-  cfg->plugin_path = list;
-  cfg->nplugin_path = n;
-  return 0;
-}
-
-/* transports.<t>.<key>: a scalar, or a short list joined by ','. */
 static int parse_option(pctx *c, mc_config_transport *t, const ynode *k,
                         const ynode *v) {
   char path[160];
@@ -736,7 +1158,21 @@ static int parse_option(pctx *c, mc_config_transport *t, const ynode *k,
     if (v->null)
       return fail(c, v->line, path,
                   "expected a value (leave the key out for the default)");
-    return transport_set(t, k->text, strdup(v->text), k->line) ? oom(c) : 0;
+    if (strcmp(k->text, CFG_OPTIONAL) == 0) {
+      /* The core's own key: never handed to the plugin. */
+      char s[80];
+      if (mc_config_parse_bool(v->text, &t->optional) == 0)
+        return 0;
+      show(v->text, s, sizeof s);
+      return fail(c, v->line, path, "expected %s, got '%s'", BOOL_SYNTAX, s);
+    }
+    return transport_set(t, k->text, strdup(v->text), k->line, NULL) ? oom(c)
+                                                                      : 0;
+  }
+  if (strcmp(k->text, CFG_OPTIONAL) == 0) {
+    char d[96];
+    return fail(c, v->line, path, "expected %s, got %s", BOOL_SYNTAX,
+                describe(v, d, sizeof d));
   }
   if (v->type != YN_SEQ || v->n == 0 || v->n > CFG_MAX_JOINED) {
     char d[96];
@@ -769,7 +1205,7 @@ static int parse_option(pctx *c, mc_config_transport *t, const ynode *k,
     off += len;
   }
   joined[off] = '\0';
-  return transport_set(t, k->text, joined, k->line) ? oom(c) : 0;
+  return transport_set(t, k->text, joined, k->line, NULL) ? oom(c) : 0;
 }
 
 static int add_named_transport(pctx *c, const ynode *nm,
@@ -779,7 +1215,7 @@ static int add_named_transport(pctx *c, const ynode *nm,
   int rc = want_text(c, nm, "transports", "a transport name", &name);
   if (rc)
     return rc;
-  if (check_name(name, why, sizeof why))
+  if (mc_config_check_name(name, why, sizeof why))
     return fail(c, nm->line, "transports", "%s", why);
   if (mc_config_find_transport(c->cfg, name))
     return fail(c, nm->line, "transports", "'%s' is listed twice", name);
@@ -791,26 +1227,17 @@ static int add_named_transport(pctx *c, const ynode *nm,
   return 0;
 }
 
+/* The YAML-only forms of `transports`: [tcp, shm] and {tcp: {...}} (the
+ * text forms "auto" and "tcp,shm" go through parse_text). */
 static int parse_transports(pctx *c, const ynode *v) {
   mc_config *cfg = c->cfg;
-  /* null or {}: keep the defaults. */
-  if ((v->type == YN_SCALAR && v->null) || (v->type == YN_MAP && v->n == 0))
+  /* {}: keep the defaults. */
+  if (v->type == YN_MAP && v->n == 0)
     return 0;
   free_transports(cfg->transports, cfg->ntransports);
   cfg->transports = NULL;
   cfg->ntransports = 0;
   cfg->transports_auto = 0;
-  if (v->type == YN_SCALAR) {
-    if (strcmp(v->text, "auto") == 0) {
-      cfg->transports_auto = 1;
-      return 0;
-    }
-    char d[96];
-    return fail(c, v->line, "transports",
-                "expected 'auto', a sequence of names like [tcp, shm] or a "
-                "mapping like {tcp: {connections: 4}}, got %s",
-                describe(v, d, sizeof d));
-  }
   if (v->type == YN_SEQ) {
     if (v->n == 0)
       return fail(c, v->line, "transports",
@@ -930,130 +1357,59 @@ static int parse_topology(pctx *c, const ynode *v) {
 }
 
 /* Replaces *dst by a copy of the checked text of v. */
-static int set_text(pctx *c, const ynode *v, const char *key, const char *what,
-                    int (*chk)(const char *, char *, size_t), char **dst) {
-  const char *s = NULL;
-  char why[256];
-  int rc = want_text(c, v, key, what, &s);
-  if (rc)
-    return rc;
-  if (chk && chk(s, why, sizeof why))
-    return fail(c, v->line, key, "%s", why);
-  char *copy = strdup(s);
-  if (!copy)
-    return oom(c);
-  free(*dst);
-  *dst = copy;
-  return 0;
-}
 
-static int chk_segment(const char *v, char *why, size_t n) {
-  return check_word(v, "a segment name", why, n);
-}
-
-static int parse_uint_key(pctx *c, const ynode *v, const char *key,
-                          uint64_t lo, uint64_t hi, uint64_t *out) {
-  const char *s = NULL;
-  char why[256], what[64];
-  snprintf(what, sizeof what, "an integer %llu..%llu", (unsigned long long)lo,
-           (unsigned long long)hi);
-  int rc = want_text(c, v, key, what, &s);
-  if (rc)
-    return rc;
-  if (check_uint(s, lo, hi, out, why, sizeof why))
-    return fail(c, v->line, key, "%s", why);
-  return 0;
-}
-
-static const char *const top_keys[] = {
-    "segment_name", "listen",      "metadata",   "plugin_path",
-    "transports",   "transport_order", "slice_size", "retry_count",
-    "timeout_ms",   "log_level",   "topology",   "cluster_token_file",
-};
-#define N_TOP_KEYS (sizeof top_keys / sizeof top_keys[0])
-
+/* One top-level key: its row of the schema decides how the value is read.
+ * Scalars go through parse_text (as the variables and opts members do);
+ * the YAML-only shapes have their own parsers. */
 static int parse_top_key(pctx *c, const ynode *k, const ynode *v) {
   mc_config *cfg = c->cfg;
   const char *key = k->text;
-  char why[256];
-  uint64_t x;
-  int rc;
-  if (strcmp(key, "segment_name") == 0) {
-    if (v->type == YN_SCALAR && v->null) {
-      free(cfg->segment_name);
-      cfg->segment_name = NULL;
-      return 0;
-    }
-    return set_text(c, v, key, "a segment name", chk_segment,
-                    &cfg->segment_name);
+  const cfg_key *row = find_key(key);
+  if (!row) {
+    char expected[256];
+    size_t off = 0;
+    for (size_t i = 0; i < N_KEYS; i++)
+      off += (size_t)snprintf(expected + off, sizeof expected - off, "%s%s",
+                              i ? ", " : "", keys[i].key);
+    return fail(c, k->line, key, "unknown key (expected one of: %s)",
+                expected);
   }
-  if (strcmp(key, "listen") == 0)
-    return set_text(c, v, key, "host:port", check_listen, &cfg->listen);
-  if (strcmp(key, "metadata") == 0)
-    return set_text(c, v, key, "a metadata URL", check_metadata,
-                    &cfg->metadata);
-  if (strcmp(key, "plugin_path") == 0)
-    return parse_plugin_path(c, v);
-  if (strcmp(key, "cluster_token_file") == 0) {
-    if (v->type == YN_SCALAR && v->null) {
-      free(cfg->cluster_token_file);
-      cfg->cluster_token_file = NULL;
-      return 0;
-    }
-    /* Read at engine creation, not here: parsing touches no files. */
-    if ((rc = set_text(c, v, key, "a file path", chk_path,
-                       &cfg->cluster_token_file)) == 0)
-      cfg->cluster_token_line = v->line;
-    return rc;
-  }
-  if (strcmp(key, "transports") == 0)
-    return parse_transports(c, v);
-  if (strcmp(key, "transport_order") == 0) {
-    if (v->type == YN_SCALAR && v->null) {
-      free_strv(cfg->transport_order, cfg->ntransport_order);
-      cfg->transport_order = NULL;
-      cfg->ntransport_order = 0;
-      return 0;
-    }
-    return parse_list(c, v, key, check_name, 1, &cfg->transport_order,
-                      &cfg->ntransport_order);
-  }
-  if (strcmp(key, "slice_size") == 0) {
-    const char *s = NULL;
-    if ((rc = want_text(c, v, key, "a size like 64K", &s)) != 0)
+  kval val = {0};
+  int rc = 0;
+  if (row->type == KT_TOPOLOGY) {
+    rc = parse_topology(c, v);
+  } else if (row->type == KT_TRANSPORTS &&
+             (v->type == YN_SEQ || v->type == YN_MAP)) {
+    rc = parse_transports(c, v);
+  } else if ((row->type == KT_NAMES || row->type == KT_PATHS) &&
+             v->type == YN_SEQ) {
+    /* Items are checked one by one, with their own lines. */
+    if ((rc = parse_list(c, v, key, row->check, row->type == KT_NAMES,
+                         &val.v, &val.n)) == 0)
+      rc = commit(cfg, row, &val, MC_SRC_FILE, v->line) ? oom(c) : 0;
+  } else if (v->type == YN_SCALAR && v->null && row->reset) {
+    /* Back to the built-in value: NULL, an empty list, the default
+     * transports (the configuration is fresh, so that is leaving it). */
+    if (row->type != KT_TRANSPORTS)
+      rc = commit(cfg, row, &val, MC_SRC_FILE, v->line) ? oom(c) : 0;
+  } else {
+    const char *text = NULL;
+    char what[160], why[256];
+    if ((rc = want_text(c, v, key, key_what(row, what, sizeof what),
+                        &text)) != 0)
       return rc;
-    if (check_size(s, &x, why, sizeof why))
-      return fail(c, v->line, key, "%s", why);
-    cfg->slice_size = x;
-    cfg->slice_size_set = 1;
-    return 0;
+    rc = parse_text(row, text, &val, why, sizeof why);
+    if (rc == MC_EINVAL)
+      rc = fail(c, v->line, key, "%s", why);
+    else if (rc)
+      rc = oom(c);
+    else
+      rc = commit(cfg, row, &val, MC_SRC_FILE, v->line) ? oom(c) : 0;
   }
-  if (strcmp(key, "retry_count") == 0) {
-    if ((rc = parse_uint_key(c, v, key, 0, CFG_MAX_RETRY, &x)) == 0)
-      cfg->retry_count = (uint32_t)x;
-    return rc;
-  }
-  if (strcmp(key, "timeout_ms") == 0) {
-    if ((rc = parse_uint_key(c, v, key, 1, CFG_MAX_TIMEOUT, &x)) == 0)
-      cfg->timeout_ms = (uint32_t)x;
-    return rc;
-  }
-  if (strcmp(key, "log_level") == 0) {
-    const char *s = NULL;
-    if ((rc = want_text(c, v, key, "a log level", &s)) != 0)
-      return rc;
-    if (check_level(s, &cfg->log_level, why, sizeof why))
-      return fail(c, v->line, key, "%s", why);
-    return 0;
-  }
-  if (strcmp(key, "topology") == 0)
-    return parse_topology(c, v);
-  char expected[256];
-  size_t off = 0;
-  for (size_t i = 0; i < N_TOP_KEYS; i++)
-    off += (size_t)snprintf(expected + off, sizeof expected - off, "%s%s",
-                            i ? ", " : "", top_keys[i]);
-  return fail(c, k->line, key, "unknown key (expected one of: %s)", expected);
+  kval_free(&val);
+  if (rc == 0)
+    cfg->origin[row - keys] = (mc_config_origin){MC_SRC_FILE, v->line};
+  return rc;
 }
 
 /* transport_order names must be loaded transports (unless auto). */
@@ -1186,11 +1542,14 @@ int mc_config_load_file(const char *path, mc_config **out, char *err,
 
 /* One MC_TRANSPORT_<NAME>_<KEY> setting, checked before anything changes. */
 typedef struct env_opt {
+  char *var; /* the variable's name as spelled in the environment */
   char *name, *key, *value;
+  int optional; /* key is the core's `optional`: its parsed value */
 } env_opt;
 
 static void env_opts_free(env_opt *o, size_t n) {
   for (size_t i = 0; i < n; i++) {
+    free(o[i].var);
     free(o[i].name);
     free(o[i].key);
     free(o[i].value);
@@ -1205,9 +1564,16 @@ static char *lower_dup(const char *s, size_t len) {
   return d;
 }
 
+/* The variable's name of "NAME=value", cut for messages. */
+static int var_len(const char *var) {
+  size_t l = strcspn(var, "=");
+  return l > 120 ? 120 : (int)l;
+}
+
 /* Splits "MC_TRANSPORT_<NAME>_<KEY>=v".  Names may hold '_', so a name
  * from `names` that matches wins (longest first); else the name ends at the
- * first '_'. */
+ * first '_'.  Both parts are matched without regard to case and kept in
+ * lower case, the case of names and keys. */
 static int split_env_opt(const char *var, char *const *names, size_t nnames,
                          env_opt *o, char *err, size_t errlen) {
   const char *eq = strchr(var, '=');
@@ -1223,9 +1589,11 @@ static int split_env_opt(const char *var, char *const *names, size_t nnames,
     const char *us = memchr(rest, '_', restlen);
     namelen = us ? (size_t)(us - rest) : 0;
   }
+  if (!(o->var = strndup(var, (size_t)(eq - var))))
+    return MC_ENOMEM;
   if (!namelen || namelen + 1 >= restlen) {
     snprintf(err, errlen, "%.*s: expected MC_TRANSPORT_<NAME>_<KEY>=value",
-             (int)(eq - var) > 120 ? 120 : (int)(eq - var), var);
+             var_len(var), var);
     return MC_EINVAL;
   }
   o->name = lower_dup(rest, namelen);
@@ -1234,13 +1602,11 @@ static int split_env_opt(const char *var, char *const *names, size_t nnames,
   return o->name && o->key && o->value ? 0 : MC_ENOMEM;
 }
 
-static int check_env_opt(const char *var, const env_opt *o, char *const *names,
+static int check_env_opt(const char *var, env_opt *o, char *const *names,
                          size_t nnames, int is_auto, char *err, size_t errlen) {
   char why[256];
-  int vlen = (int)(strchr(var, '=') - var);
-  if (vlen > 120)
-    vlen = 120;
-  if (check_name(o->name, why, sizeof why)) {
+  int vlen = var_len(var);
+  if (mc_config_check_name(o->name, why, sizeof why)) {
     snprintf(err, errlen, "%.*s: %s", vlen, var, why);
     return MC_EINVAL;
   }
@@ -1257,6 +1623,14 @@ static int check_env_opt(const char *var, const env_opt *o, char *const *names,
              "%.*s: transport '%s' is not configured (add it to transports "
              "or MC_TRANSPORTS)",
              vlen, var, o->name);
+    return MC_EINVAL;
+  }
+  if (strcmp(o->key, CFG_OPTIONAL) == 0 &&
+      mc_config_parse_bool(o->value, &o->optional) != 0) {
+    char s[80];
+    show(o->value, s, sizeof s);
+    snprintf(err, errlen, "%.*s: expected %s, got '%s'", vlen, var,
+             BOOL_SYNTAX, s);
     return MC_EINVAL;
   }
   return 0;
@@ -1292,82 +1666,24 @@ static int collect_env_opts(char *const *names,
   return 0;
 }
 
-/* Parses MC_TRANSPORTS into a name list; *is_auto set for "auto". */
-static int parse_env_transports(const char *v, char ***names, size_t *n,
-                                int *is_auto, char *err, size_t errlen) {
-  if (strcmp(v, "auto") == 0) {
-    *is_auto = 1;
-    return 0;
-  }
-  for (const char *p = v;;) {
-    size_t len = strcspn(p, ",");
-    char *nm = strndup(p, len);
-    char why[256];
-    if (!nm)
-      return MC_ENOMEM;
-    if (check_name(nm, why, sizeof why)) {
-      snprintf(err, errlen,
-               "MC_TRANSPORTS: expected 'auto' or names like tcp,shm: %s", why);
-      free(nm);
-      return MC_EINVAL;
-    }
-    if (strv_contains(*names, *n, nm)) {
-      snprintf(err, errlen, "MC_TRANSPORTS: '%s' is listed twice", nm);
-      free(nm);
-      return MC_EINVAL;
-    }
-    if (strv_push(names, n, nm))
-      return MC_ENOMEM;
-    p += len;
-    if (!*p)
-      break;
-    p++;
-  }
-  return 0;
-}
-
-/* Rebuilds the transport list from names, keeping options of those named. */
-static int replace_transports(mc_config *cfg, char *const *names, size_t n) {
-  mc_config_transport *nt = calloc(n ? n : 1, sizeof *nt);
-  if (!nt)
-    return MC_ENOMEM;
-  /* New names first, so a failed allocation leaves cfg untouched. */
-  for (size_t i = 0; i < n; i++) {
-    if (!mc_config_find_transport(cfg, names[i]) &&
-        !(nt[i].name = strdup(names[i]))) {
-      free_transports(nt, n);
-      return MC_ENOMEM;
-    }
-  }
-  for (size_t i = 0; i < n; i++) {
-    for (size_t j = 0; !nt[i].name && j < cfg->ntransports; j++) {
-      mc_config_transport *old = &cfg->transports[j];
-      if (old->name && strcmp(old->name, names[i]) == 0) {
-        nt[i] = *old; /* move, options and line included */
-        memset(old, 0, sizeof *old);
-      }
-    }
-  }
-  free_transports(cfg->transports, cfg->ntransports);
-  cfg->transports = nt;
-  cfg->ntransports = n;
-  return 0;
-}
-
 static const char *env_val(const char *var) {
   const char *v = getenv(var);
   return v && *v ? v : NULL; /* empty = unset */
 }
 
-static int env_fail(char *err, size_t errlen, const char *var,
-                    const char *why) {
-  if (err && errlen)
-    snprintf(err, errlen, "%s: %s", var, why);
-  return MC_EINVAL;
+/* Commits parsed values of the key table: the transport list first (it may
+ * fail for memory, before anything else changed), then the rest. */
+static int commit_all(mc_config *cfg, kval *vals, const int *set, int src) {
+  int rc = 0;
+  for (int pass = 0; pass < 2 && rc == 0; pass++)
+    for (size_t i = 0; i < N_KEYS && rc == 0; i++)
+      if (set[i] && (keys[i].type == KT_TRANSPORTS) == (pass == 0))
+        rc = commit(cfg, &keys[i], &vals[i], src, 0);
+  return rc;
 }
 
 int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
-  char why[256], scratch[MC_CONFIG_ERR_MAX];
+  char scratch[MC_CONFIG_ERR_MAX];
   if (!err || !errlen) {
     err = scratch;
     errlen = sizeof scratch;
@@ -1378,111 +1694,308 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
     return MC_EINVAL;
   }
   /* Check every variable first so a bad one changes nothing. */
-  const char *seg = env_val("MC_SEGMENT_NAME");
-  const char *lis = env_val("MC_LISTEN");
-  const char *md = env_val("MC_METADATA");
-  const char *tok = env_val("MC_CLUSTER_TOKEN_FILE");
-  const char *tr = env_val("MC_TRANSPORTS");
-  const char *ss = env_val("MC_SLICE_SIZE");
-  const char *rc_ = env_val("MC_RETRY_COUNT");
-  const char *to = env_val("MC_TIMEOUT_MS");
-  const char *ll = env_val("MC_LOG_LEVEL");
-  uint64_t slice = 0, retry = 0, timeout = 0;
-  int level = 0;
-  if (seg && check_word(seg, "a segment name", why, sizeof why))
-    return env_fail(err, errlen, "MC_SEGMENT_NAME", why);
-  if (lis && check_listen(lis, why, sizeof why))
-    return env_fail(err, errlen, "MC_LISTEN", why);
-  if (md && check_metadata(md, why, sizeof why))
-    return env_fail(err, errlen, "MC_METADATA", why);
-  if (ss && check_size(ss, &slice, why, sizeof why))
-    return env_fail(err, errlen, "MC_SLICE_SIZE", why);
-  if (rc_ && check_uint(rc_, 0, CFG_MAX_RETRY, &retry, why, sizeof why))
-    return env_fail(err, errlen, "MC_RETRY_COUNT", why);
-  if (to && check_uint(to, 1, CFG_MAX_TIMEOUT, &timeout, why, sizeof why))
-    return env_fail(err, errlen, "MC_TIMEOUT_MS", why);
-  if (ll && check_level(ll, &level, why, sizeof why))
-    return env_fail(err, errlen, "MC_LOG_LEVEL", why);
+  kval vals[N_KEYS];
+  int set[N_KEYS] = {0}, rc = 0;
+  memset(vals, 0, sizeof vals);
+  for (size_t i = 0; rc == 0 && i < N_KEYS; i++) {
+    const char *v = keys[i].env ? env_val(keys[i].env) : NULL;
+    char why[256];
+    if (!v)
+      continue;
+    rc = parse_text(&keys[i], v, &vals[i], why, sizeof why);
+    if (rc == MC_EINVAL)
+      snprintf(err, errlen, "%s: %s", keys[i].env, why);
+    set[i] = rc == 0;
+  }
 
+  /* The transports MC_TRANSPORT_* may name: the new list, or (without one,
+   * or with auto) the configured ones. */
+  const cfg_key *tk = key_of_type(KT_TRANSPORTS);
+  const kval *tv = &vals[tk - keys];
+  int has_list = set[tk - keys] && !tv->is_auto;
+  int is_auto = set[tk - keys] ? tv->is_auto : cfg->transports_auto;
   char **names = NULL;
   size_t nnames = 0;
-  int is_auto = cfg->transports_auto, rc = 0;
-  if (tr) {
-    is_auto = 0;
-    rc = parse_env_transports(tr, &names, &nnames, &is_auto, err, errlen);
-  }
-  /* Without a new list (or with auto), the configured names stay valid. */
-  if (!tr || is_auto)
-    for (size_t i = 0; rc == 0 && i < cfg->ntransports; i++)
-      rc = strv_push(&names, &nnames, strdup(cfg->transports[i].name));
+  for (size_t i = 0; rc == 0 && i < (has_list ? tv->n : cfg->ntransports); i++)
+    rc = strv_push(&names, &nnames,
+                   strdup(has_list ? tv->v[i] : cfg->transports[i].name));
   env_opt *opts = NULL;
   size_t nopts = 0;
   if (rc == 0)
-    rc = collect_env_opts(names, nnames, is_auto, &opts, &nopts, err,
-                          errlen);
+    rc = collect_env_opts(names, nnames, is_auto, &opts, &nopts, err, errlen);
 
   /* Commit.  Only allocation can fail from here on. */
-  char *dup_seg = NULL, *dup_lis = NULL, *dup_md = NULL, *dup_tok = NULL;
-  if (rc == 0 && ((seg && !(dup_seg = strdup(seg))) ||
-                  (lis && !(dup_lis = strdup(lis))) ||
-                  (md && !(dup_md = strdup(md))) ||
-                  (tok && !(dup_tok = strdup(tok)))))
-    rc = MC_ENOMEM;
-  if (rc == 0 && tr) {
-    if (is_auto)
-      cfg->transports_auto = 1; /* keep every transport's options */
-    else if ((rc = replace_transports(cfg, names, nnames)) == 0)
-      cfg->transports_auto = 0;
-  }
+  if (rc == 0)
+    rc = commit_all(cfg, vals, set, MC_SRC_ENV);
   for (size_t i = 0; rc == 0 && i < nopts; i++) {
     mc_config_transport *t = mc_config_add_transport(cfg, opts[i].name);
     if (!t) {
       rc = MC_ENOMEM;
       break;
     }
-    rc = transport_set(t, opts[i].key, opts[i].value, 0);
-    opts[i].value = NULL; /* transport_set took it, or freed it */
+    if (strcmp(opts[i].key, CFG_OPTIONAL) == 0) {
+      t->optional = opts[i].optional;
+      continue;
+    }
+    rc = transport_set(t, opts[i].key, opts[i].value, 0, opts[i].var);
+    opts[i].value = NULL; /* transport_set took them, or freed them */
+    opts[i].var = NULL;
   }
-  if (rc == 0) {
-    if (dup_seg) {
-      free(cfg->segment_name);
-      cfg->segment_name = dup_seg;
-      dup_seg = NULL;
-    }
-    if (dup_lis) {
-      free(cfg->listen);
-      cfg->listen = dup_lis;
-      dup_lis = NULL;
-    }
-    if (dup_md) {
-      free(cfg->metadata);
-      cfg->metadata = dup_md;
-      dup_md = NULL;
-    }
-    if (dup_tok) {
-      free(cfg->cluster_token_file);
-      cfg->cluster_token_file = dup_tok;
-      cfg->cluster_token_line = 0;
-      dup_tok = NULL;
-    }
-    if (ss) {
-      cfg->slice_size = slice;
-      cfg->slice_size_set = 1;
-    }
-    if (rc_)
-      cfg->retry_count = (uint32_t)retry;
-    if (to)
-      cfg->timeout_ms = (uint32_t)timeout;
-    if (ll)
-      cfg->log_level = level;
-  }
-  free(dup_seg);
-  free(dup_lis);
-  free(dup_md);
-  free(dup_tok);
+  for (size_t i = 0; i < N_KEYS; i++)
+    kval_free(&vals[i]);
   free_strv(names, nnames);
   env_opts_free(opts, nopts);
   if (rc == MC_ENOMEM)
     snprintf(err, errlen, "environment: out of memory");
+  return rc;
+}
+
+/* ---------- mc_engine_opts ---------- */
+
+int mc_config_apply_opts(mc_config *cfg, const mc_engine_opts *o, char *err,
+                         size_t errlen) {
+  char scratch[MC_CONFIG_ERR_MAX];
+  if (!err || !errlen) {
+    err = scratch;
+    errlen = sizeof scratch;
+  }
+  err[0] = '\0';
+  if (!cfg) {
+    snprintf(err, errlen, "mc_engine_opts: no configuration");
+    return MC_EINVAL;
+  }
+  if (!o)
+    return 0;
+  kval vals[N_KEYS];
+  int set[N_KEYS] = {0}, rc = 0;
+  memset(vals, 0, sizeof vals);
+  for (size_t i = 0; rc == 0 && i < N_KEYS; i++) {
+    if (!keys[i].opt)
+      continue;
+    const char *v = *(const char *const *)((const char *)o + keys[i].opt_off);
+    char why[256];
+    if (!v || !*v) /* NULL or "": unset, as an empty variable */
+      continue;
+    rc = parse_text(&keys[i], v, &vals[i], why, sizeof why);
+    if (rc == MC_EINVAL)
+      snprintf(err, errlen, "mc_engine_opts.%s: %s", keys[i].opt, why);
+    set[i] = rc == 0;
+  }
+  if (rc == 0)
+    rc = commit_all(cfg, vals, set, MC_SRC_OPTS);
+  for (size_t i = 0; i < N_KEYS; i++)
+    kval_free(&vals[i]);
+  if (rc == MC_ENOMEM)
+    snprintf(err, errlen, "mc_engine_opts: out of memory");
+  return rc;
+}
+
+/* ---------- plugin params ---------- */
+
+/* The stride of ops->params, 0 when the table cannot be read. */
+static size_t param_stride(const mc_transport_ops *ops) {
+  size_t s = ops->param_info_size ? ops->param_info_size
+                                  : MC_PARAM_INFO_V1_SIZE;
+  return s < MC_PARAM_INFO_V1_SIZE ? 0 : s;
+}
+
+int mc_param_read(const mc_transport_ops *ops, size_t i, mc_param_info *out) {
+  memset(out, 0, sizeof *out);
+  size_t stride = ops && ops->params ? param_stride(ops) : 0;
+  if (!stride || i >= MC_PARAM_MAX)
+    return 0;
+  /* memcpy, not a cast: the entry's layout is the plugin's, and a stride
+   * that is not a multiple of the alignment must not make this UB. */
+  memcpy(out, (const unsigned char *)ops->params + i * stride,
+         stride < sizeof *out ? stride : sizeof *out);
+  return out->type != MC_PARAM_END;
+}
+
+int mc_param_find(const mc_transport_ops *ops, const char *key,
+                  mc_param_info *out) {
+  mc_param_info pi;
+  for (size_t i = 0; key && mc_param_read(ops, i, &pi) == 1; i++) {
+    if (pi.name && strcmp(pi.name, key) == 0) {
+      if (out)
+        *out = pi;
+      return 0;
+    }
+  }
+  return MC_ENOENT;
+}
+
+static int has_range(const mc_param_info *pi) { return pi->min || pi->max; }
+
+int mc_param_check_value(const mc_param_info *pi, const char *text, char *why,
+                         size_t n) {
+  char s[80], a[32], b[32];
+  show(text ? text : "", s, sizeof s);
+  switch (pi->type) {
+  case MC_PARAM_BOOL: {
+    int x;
+    if (mc_config_parse_bool(text, &x) == 0)
+      return 0;
+    snprintf(why, n, "expected %s, got '%s'", BOOL_SYNTAX, s);
+    return MC_EINVAL;
+  }
+  case MC_PARAM_INT: {
+    int64_t x;
+    int ok = mc_config_parse_int(text, &x) == 0;
+    if (ok && (!has_range(pi) || (x >= pi->min && x <= pi->max)))
+      return 0;
+    if (has_range(pi))
+      snprintf(why, n, "expected an integer %" PRId64 "..%" PRId64 ", got '%s'",
+               pi->min, pi->max, s);
+    else
+      snprintf(why, n, "expected an integer, got '%s'", s);
+    return MC_EINVAL;
+  }
+  case MC_PARAM_SIZE: {
+    uint64_t x;
+    if (mc_config_parse_size(text, &x) != 0) {
+      snprintf(why, n, "expected %s, got '%s'", SIZE_SYNTAX, s);
+      return MC_EINVAL;
+    }
+    /* The table check made 0 <= min <= max. */
+    if (!has_range(pi) || (x >= (uint64_t)pi->min && x <= (uint64_t)pi->max))
+      return 0;
+    fmt_size((uint64_t)pi->min, a, sizeof a);
+    fmt_size((uint64_t)pi->max, b, sizeof b);
+    snprintf(why, n, "expected a size from %s to %s, got '%s'", a, b, s);
+    return MC_EINVAL;
+  }
+  case MC_PARAM_STRING:
+    if (text)
+      return 0;
+    snprintf(why, n, "expected a value");
+    return MC_EINVAL;
+  default:
+    snprintf(why, n, "has an unknown type %u", pi->type);
+    return MC_EINVAL;
+  }
+}
+
+/* Checks the params table itself: a defect is the plugin's, MC_EABI. */
+static int check_param_table(const char *name, const char *path,
+                             const mc_transport_ops *ops, char *err,
+                             size_t errlen) {
+  char why[256] = "";
+  mc_param_info pi;
+  size_t i = 0;
+  if (!ops->params)
+    return 0;
+  if (ops->abi_minor >= 1 && ops->param_info_size == 0) {
+    /* Built against a 1.1 header, its entries have min and max: reading
+     * them with the 1.0 stride would take min/max for pointers. */
+    snprintf(why, sizeof why,
+             "an ABI 1.%u table with params must set param_info_size "
+             "(= sizeof(mc_param_info))",
+             ops->abi_minor);
+  } else if (!param_stride(ops)) {
+    snprintf(why, sizeof why,
+             "param_info_size %u is smaller than a 1.0 entry (%zu bytes)",
+             ops->param_info_size, (size_t)MC_PARAM_INFO_V1_SIZE);
+  }
+  for (; !why[0] && mc_param_read(ops, i, &pi) == 1; i++) {
+    char nm[80];
+    show(pi.name ? pi.name : "(null)", nm, sizeof nm);
+    if (!pi.name || mc_config_check_name(pi.name, why, sizeof why)) {
+      snprintf(why, sizeof why, "params[%zu]: key '%s' is not [a-z0-9_]+", i,
+               nm);
+      break;
+    }
+    if (strcmp(pi.name, CFG_OPTIONAL) == 0) {
+      snprintf(why, sizeof why, "params[%zu]: key '%s' is reserved by the core",
+               i, nm);
+      break;
+    }
+    for (size_t j = 0; j < i; j++) {
+      mc_param_info pj;
+      mc_param_read(ops, j, &pj);
+      if (strcmp(pj.name, pi.name) == 0) {
+        snprintf(why, sizeof why, "params[%zu]: key '%s' is listed twice", i,
+                 nm);
+        break;
+      }
+    }
+    if (why[0])
+      break;
+    if (pi.type < MC_PARAM_BOOL || pi.type > MC_PARAM_STRING) {
+      snprintf(why, sizeof why, "params[%zu]: key '%s' has unknown type %u", i,
+               nm, pi.type);
+      break;
+    }
+    if ((pi.type == MC_PARAM_INT || pi.type == MC_PARAM_SIZE) &&
+        has_range(&pi) &&
+        (pi.min > pi.max || (pi.type == MC_PARAM_SIZE && pi.min < 0))) {
+      snprintf(why, sizeof why,
+               "params[%zu]: key '%s' has the range %" PRId64 "..%" PRId64, i,
+               nm, pi.min, pi.max);
+      break;
+    }
+    /* The typed getters return the default when the key is unset: it is
+     * checked as a configured value would be. */
+    char vwhy[200];
+    if (pi.type != MC_PARAM_STRING && pi.default_text && pi.default_text[0] &&
+        mc_param_check_value(&pi, pi.default_text, vwhy, sizeof vwhy)) {
+      snprintf(why, sizeof why, "params[%zu]: default of key '%s': %s", i, nm,
+               vwhy);
+      break;
+    }
+  }
+  if (!why[0] && i >= MC_PARAM_MAX)
+    snprintf(why, sizeof why, "params has no MC_PARAM_END entry within %d",
+             MC_PARAM_MAX);
+  if (!why[0])
+    return 0;
+  snprintf(err, errlen, "plugin '%s' (%s): %s", name, path ? path : "?", why);
+  return MC_EABI;
+}
+
+int mc_config_check_plugin(const mc_config *cfg, const char *name,
+                           const char *path, const mc_transport_ops *ops,
+                           char *err, size_t errlen) {
+  char scratch[MC_CONFIG_ERR_MAX];
+  if (!err || !errlen) {
+    err = scratch;
+    errlen = sizeof scratch;
+  }
+  err[0] = '\0';
+  if (!cfg || !name || !ops)
+    return MC_EINVAL;
+  int rc = check_param_table(name, path, ops, err, errlen);
+  const mc_config_transport *ct = mc_config_find_transport(cfg, name);
+  for (size_t i = 0; rc == 0 && ct && i < ct->nparams; i++) {
+    const mc_config_param *cp = &ct->params[i];
+    char where[400], why[256], key[80];
+    show(cp->key, key, sizeof key);
+    if (cp->var)
+      snprintf(where, sizeof where, "%.120s", cp->var);
+    else
+      snprintf(where, sizeof where, "%.200s:%d: key 'transports.%.63s.%s'",
+               cfg->source, cp->line, name, key);
+    mc_param_info pi;
+    if (mc_param_find(ops, cp->key, &pi) != 0) {
+      char known[256] = "";
+      size_t off = 0;
+      for (size_t j = 0; mc_param_read(ops, j, &pi) == 1; j++) {
+        int k = snprintf(known + off, sizeof known - off, "%s%s",
+                         off ? ", " : "", pi.name);
+        if (k < 0 || (size_t)k >= sizeof known - off) {
+          /* Cut at a whole name, and say so. */
+          snprintf(known + off, sizeof known - off, "%s...", off ? ", " : "");
+          break;
+        }
+        off += (size_t)k;
+      }
+      snprintf(err, errlen, "%s: unknown key '%s' for transport %s (known: %s)",
+               where, key, name, known[0] ? known : "none");
+      return MC_EINVAL;
+    }
+    if (mc_param_check_value(&pi, cp->value, why, sizeof why)) {
+      snprintf(err, errlen, "%s: %s", where, why);
+      return MC_EINVAL;
+    }
+  }
   return rc;
 }
