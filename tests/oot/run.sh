@@ -1,41 +1,56 @@
 #!/bin/sh
-# Out-of-tree plugin test.  Installs mooncake's development files (headers,
-# .pc) into a staging directory, builds tests/oot/plugin with its own
-# Makefile against them -- exactly as a vendor would against a packaged
-# mooncake -- and runs oot_transfer with MC_PLUGIN_PATH pointing at the
-# result.
-#   run.sh <meson build root> <plugin source dir> <oot_transfer binary>
+# The plugin author's kit, as a vendor gets it.  Installs the build into a
+# staging directory, builds the installed example plugin
+# (share/doc/mooncake/examples/transport-plugin) with its own Makefile from
+# the installed mooncake-transport.pc alone, checks what it exports, runs the
+# installed mc-transport-conformance on it, then oot_transfer with
+# MC_PLUGIN_PATH pointing at the result (two engines moving data through it).
+#   run.sh <meson build root> <oot_transfer binary>
+# Exit 77 (skip) when make or a C compiler is missing.
 set -eu
 build_root=$1
-plugin_src=$2
-transfer=$3
+transfer=$2
+
+say() { printf 'oot: %s\n' "$*"; }
+
+for tool in make cc pkg-config; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        say "skipped: '$tool' not found"
+        exit 77
+    fi
+done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mc-oot-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 
-say() { printf 'oot: %s\n' "$*"; }
-
 # --no-rebuild: the test runs after the build; never run ninja from a test.
-if ! meson install -C "$build_root" --no-rebuild --tags devel \
-        --destdir "$tmp/inst" >"$tmp/install.log" 2>&1; then
+if ! meson install -C "$build_root" --no-rebuild --destdir "$tmp/inst" \
+        >"$tmp/install.log" 2>&1; then
     cat "$tmp/install.log"
     say "meson install failed"
     exit 1
 fi
 
 pc=$(find "$tmp/inst" -name mooncake-transport.pc | head -n 1)
-if [ -z "$pc" ]; then
-    say "mooncake-transport.pc was not installed"
-    exit 1
-fi
-# Only the staged tree: nothing from the host's pkg-config dirs, and the
-# sysroot rebases the .pc's absolute prefix onto the staging directory.
-PKG_CONFIG_LIBDIR=$(dirname "$pc")
-PKG_CONFIG_PATH=
+example=$(find "$tmp/inst" -path '*/share/doc/mooncake/examples/transport-plugin' -type d |
+          head -n 1)
+guide=$(find "$tmp/inst" -path '*/share/doc/mooncake/plugin-guide.md' | head -n 1)
+conformance=$(find "$tmp/inst" -path '*/bin/mc-transport-conformance' | head -n 1)
+[ -n "$pc" ] || { say "mooncake-transport.pc was not installed"; exit 1; }
+[ -n "$example" ] && [ -f "$example/Makefile" ] && [ -f "$example/oot_transport.c" ] ||
+    { say "the example plugin was not installed under share/doc/mooncake"; exit 1; }
+[ -n "$guide" ] || { say "plugin-guide.md was not installed under share/doc/mooncake"; exit 1; }
+[ -n "$conformance" ] || { say "mc-transport-conformance was not installed"; exit 1; }
+say "example: ${example#"$tmp/inst"}"
+
+# Only the installed .pc: nothing from the host's pkg-config directories;
+# the sysroot rebases the .pc's absolute prefix onto the staging directory.
+PKG_CONFIG_PATH=$(dirname "$pc")
+PKG_CONFIG_LIBDIR=$PKG_CONFIG_PATH
 PKG_CONFIG_SYSROOT_DIR="$tmp/inst"
 PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1
-export PKG_CONFIG_LIBDIR PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR \
+export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR \
        PKG_CONFIG_ALLOW_SYSTEM_CFLAGS
 
 cflags=$(pkg-config --cflags mooncake-transport)
@@ -59,12 +74,11 @@ case $plugindir in
     *) say "unexpected plugindir '$plugindir'"; exit 1 ;;
 esac
 
-# Build from a clean directory so nothing from the source tree leaks in, and
+# A vendor's copy of the installed example, built in place by its Makefile
 # with the compiler's own defaults (no sanitizer flags from the environment).
-mkdir "$tmp/build"
-env -u CFLAGS -u LDFLAGS make -s -f "$plugin_src/Makefile" OUT="$tmp/build"
-make -s -f "$plugin_src/Makefile" OUT="$tmp/build" install \
-    PLUGINDIR="$tmp/plugins"
+cp -R "$example" "$tmp/src"
+env -u CFLAGS -u LDFLAGS make -s -C "$tmp/src"
+make -s -C "$tmp/src" install PLUGINDIR="$tmp/plugins"
 test -f "$tmp/plugins/mc-transport-oot.so"
 
 # Only the entry point is exported.
@@ -74,6 +88,15 @@ if command -v nm >/dev/null 2>&1; then
     say "exported: $exported"
     [ "$exported" = "mc_transport_plugin_v1 " ] || {
         say "unexpected exports"; exit 1; }
+fi
+
+# The installed conformance tool passes it (77 would be a skip: not here).
+rc=0
+make -s -C "$tmp/src" check CONFORMANCE="$conformance" >"$tmp/conf.log" 2>&1 || rc=$?
+cat "$tmp/conf.log"
+if [ "$rc" -ne 0 ] || ! grep -Eq '^RESULT [0-9]+ passed, 0 failed' "$tmp/conf.log"; then
+    say "mc-transport-conformance did not pass the installed example (exit $rc)"
+    exit 1
 fi
 
 MC_PLUGIN_PATH="$tmp/plugins"

@@ -1,6 +1,8 @@
 /* The oot example plugin through its ops table, without an engine: blobs
  * from peers are parsed defensively, foreign processes and foreign keys are
- * refused, every slice is bounds-checked and completed exactly once.
+ * refused, every slice is bounds-checked and completed exactly once, and
+ * the target refuses what the initiator's checks let through (forged
+ * registration secrets, deregistered keys, torn-down contexts).
  *
  * argv[1]: path to an mc-transport-oot.so (the in-tree build). */
 #include "loader.h"
@@ -13,13 +15,20 @@
 
 #include "../loader/testutil.h"
 
-/* Mirrors oot_transport.c's descriptor layout, to forge variants of it. */
+/* Mirror oot_transport.c's blob layouts, to forge variants of them. */
 typedef struct oot_desc {
   uint32_t magic, version;
   uint64_t pid;
   uint64_t ctx_id, secret;
   char host_id[64];
 } oot_desc;
+
+typedef struct oot_rkey {
+  uint32_t magic, version;
+  uint64_t ctx_id, secret;
+  uint64_t addr, len;
+  uint64_t reg_id, reg_secret;
+} oot_rkey;
 
 static const mc_transport_ops *ops;
 
@@ -47,7 +56,7 @@ static void test_sizes(void *ctx) {
   void *mem = NULL;
   size_t kl = 4;
   CHECK_RC(ops->register_mem(ctx, &m, &mem, d, &kl), MC_ENOSPC);
-  CHECK(kl == 40 && mem == NULL);
+  CHECK(kl == sizeof(oot_rkey) && mem == NULL);
   m.kind = MC_MEM_CUDA;
   kl = MC_RKEY_MAX;
   uint8_t key[MC_RKEY_MAX];
@@ -67,7 +76,7 @@ static void test_connect_checks(void *ctx, tu_host *h) {
   bad.magic ^= 1;
   CHECK_RC(ops->connect(ctx, "p", &bad, sizeof bad, &ep), MC_EPROTO);
   bad = d;
-  bad.version = 2;
+  bad.version = d.version + 1;
   CHECK_RC(ops->connect(ctx, "p", &bad, sizeof bad, &ep), MC_EPROTO);
   bad = d;
   memset(bad.host_id, 'x', sizeof bad.host_id); /* no NUL */
@@ -180,6 +189,109 @@ static void test_two_contexts(void *c1, tu_host *h1, void *c2, tu_host *h2) {
   /* ep11, lm, tm are left for fini to free. */
 }
 
+/* What only the target can check.  c1 initiates, c2 is the target. */
+static void test_target_checks(void *c1, tu_host *h1, void *c2) {
+  static uint8_t src[4096], dst[4096];
+  memset(src, 0x11, sizeof src);
+  memset(dst, 0xee, sizeof dst);
+  mc_mem_desc ms = {(uint64_t)(uintptr_t)src, sizeof src, MC_MEM_CPU, 0, NULL};
+  /* Only the middle of dst is registered. */
+  mc_mem_desc md = {(uint64_t)(uintptr_t)dst + 1024, 2048, MC_MEM_CPU, 0, NULL};
+  void *lm = NULL, *tm = NULL, *ep = NULL, *rm = NULL;
+  oot_rkey key;
+  uint8_t k2[MC_RKEY_MAX], desc2[MC_DESC_MAX];
+  size_t kl = sizeof k2, d2 = sizeof desc2;
+  CHECK_RC(ops->register_mem(c1, &ms, &lm, k2, &kl), 0);
+  kl = sizeof k2;
+  CHECK_RC(ops->register_mem(c2, &md, &tm, k2, &kl), 0);
+  CHECK(kl == sizeof key);
+  memcpy(&key, k2, sizeof key);
+  CHECK_RC(ops->local_desc(c2, desc2, &d2), 0);
+  CHECK_RC(ops->connect(c1, "two", desc2, d2, &ep), 0);
+  int before = h1->completions;
+
+  /* A forged length in the key: the initiator believes it, the target
+   * refuses everything past the 2048 registered bytes. */
+  oot_rkey forged = key;
+  forged.addr -= 1024;
+  forged.len += 2048;
+  CHECK_RC(ops->import_mem(c1, ep, forged.addr, forged.len, &forged, sizeof forged, &rm), 0);
+  uint32_t acc = 0;
+  mc_slice w = {10, MC_OP_WRITE, 0, lm, ms.addr, rm, md.addr + 2000, 100};
+  CHECK_RC(ops->submit(c1, ep, &w, 1, &acc), 0);
+  CHECK(acc == 1 && h1->last_status == MC_ERANGE);
+  mc_slice r = {11, MC_OP_READ, 0, lm, ms.addr, rm, forged.addr, 64};
+  CHECK_RC(ops->submit(c1, ep, &r, 1, &acc), 0);
+  CHECK(acc == 1 && h1->last_status == MC_ERANGE);
+  CHECK(src[0] == 0x11);
+  CHECK_RC(ops->release_mem(c1, rm), 0);
+
+  /* A forged registration secret: accepted at import (only the target
+   * knows it), refused on access. */
+  forged = key;
+  forged.reg_secret ^= 1;
+  CHECK_RC(ops->import_mem(c1, ep, md.addr, md.len, &forged, sizeof forged, &rm), 0);
+  w.token = 12;
+  w.remote_mem = rm;
+  w.remote_addr = md.addr;
+  CHECK_RC(ops->submit(c1, ep, &w, 1, &acc), 0);
+  CHECK(acc == 1 && h1->last_status == MC_EACCES);
+  CHECK_RC(ops->release_mem(c1, rm), 0);
+  for (size_t i = 0; i < sizeof dst; i++)
+    if (dst[i] != 0xee) {
+      CHECK(!"a refused write changed the target");
+      break;
+    }
+
+  /* The real key works; after deregister_mem the same import is refused,
+   * and so is the key once the range is registered again. */
+  CHECK_RC(ops->import_mem(c1, ep, md.addr, md.len, &key, sizeof key, &rm), 0);
+  w.token = 13;
+  w.remote_mem = rm;
+  CHECK_RC(ops->submit(c1, ep, &w, 1, &acc), 0);
+  CHECK(acc == 1 && h1->last_status == 0 && dst[1024] == 0x11);
+  CHECK_RC(ops->deregister_mem(c2, tm), 0);
+  memset(dst, 0xee, sizeof dst);
+  w.token = 14;
+  CHECK_RC(ops->submit(c1, ep, &w, 1, &acc), 0);
+  CHECK(acc == 1 && h1->last_status == MC_EACCES);
+  kl = sizeof k2;
+  CHECK_RC(ops->register_mem(c2, &md, &tm, k2, &kl), 0);
+  w.token = 15;
+  CHECK_RC(ops->submit(c1, ep, &w, 1, &acc), 0);
+  CHECK(acc == 1 && h1->last_status == MC_EACCES && dst[1024] == 0xee);
+  CHECK(h1->completions == before + 6);
+  CHECK_RC(ops->release_mem(c1, rm), 0);
+  CHECK_RC(ops->disconnect(c1, ep), 0);
+  /* lm and tm are left for fini. */
+}
+
+/* An access to a context that was torn down finds nothing. */
+static void test_target_gone(void) {
+  tu_host h1 = {{0}}, h2 = {{0}};
+  mc_host_api a1, a2;
+  void *c1 = new_ctx(&h1, &a1, "boot-1");
+  void *c2 = new_ctx(&h2, &a2, "boot-1");
+  static uint8_t src[64], dst[64];
+  mc_mem_desc ms = {(uint64_t)(uintptr_t)src, sizeof src, MC_MEM_CPU, 0, NULL};
+  mc_mem_desc md = {(uint64_t)(uintptr_t)dst, sizeof dst, MC_MEM_CPU, 0, NULL};
+  void *lm = NULL, *tm = NULL, *ep = NULL, *rm = NULL;
+  uint8_t k[MC_RKEY_MAX], desc2[MC_DESC_MAX];
+  size_t kl = sizeof k, d2 = sizeof desc2;
+  CHECK_RC(ops->register_mem(c1, &ms, &lm, k, &kl), 0);
+  kl = sizeof k;
+  CHECK_RC(ops->register_mem(c2, &md, &tm, k, &kl), 0);
+  CHECK_RC(ops->local_desc(c2, desc2, &d2), 0);
+  CHECK_RC(ops->connect(c1, "two", desc2, d2, &ep), 0);
+  CHECK_RC(ops->import_mem(c1, ep, md.addr, md.len, k, kl, &rm), 0);
+  CHECK_RC(ops->fini(c2), 0);
+  mc_slice w = {20, MC_OP_WRITE, 0, lm, ms.addr, rm, md.addr, 64};
+  uint32_t acc = 0;
+  CHECK_RC(ops->submit(c1, ep, &w, 1, &acc), 0);
+  CHECK(acc == 1 && h1.last_status == MC_EPEER);
+  CHECK_RC(ops->fini(c1), 0);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s mc-transport-oot.so\n", argv[0]);
@@ -216,6 +328,8 @@ int main(int argc, char **argv) {
   test_sizes(c1);
   test_connect_checks(c1, &h1);
   test_two_contexts(c1, &h1, c2, &h2);
+  test_target_checks(c1, &h1, c2);
+  test_target_gone();
 
   CHECK_RC(ops->fini(c1), 0);
   CHECK_RC(ops->fini(c2), 0);
