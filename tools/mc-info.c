@@ -224,8 +224,10 @@ static void fmt_size(char *buf, size_t len, int64_t v) {
     v /= 1024;
     k++;
   }
-  snprintf(buf, len, "%" PRId64 "%.*s", v, k >= 0 ? 1 : 0,
-           k >= 0 ? &sfx[k] : "");
+  /* A one-char string, not "%.*s" of &sfx[k]: gcc 12's format checker
+   * crashes on the latter at -O0 (meson's plain buildtype). */
+  const char unit[2] = {k >= 0 ? sfx[k] : '\0', '\0'};
+  snprintf(buf, len, "%" PRId64 "%s", v, unit);
 }
 
 /* "1..64", "64K..1G", or "" when the key has no range. */
