@@ -107,6 +107,22 @@ if [ -n "${MESON:-}" ] && [ -f "$buildroot/meson-private/install.dat" ]; then
     [ -n "$inst" ] || fail "meson install did not install mooncake.yaml"
     cmp -s "$inst" "$yaml" || fail "installed $inst differs from $yaml"
     check_load "$inst" "the installed $inst"
+    # An installed libmooncake never searches the build tree.
+    imc=$(find "$tmp/dest" -path '*/bin/mc-info' | head -n 1)
+    ilib=$(find "$tmp/dest" -name 'libmooncake.so.*' | head -n 1)
+    if [ -n "$imc" ] && [ -n "$ilib" ]; then
+      mkdir "$tmp/only"
+      cp "$plugdir/mc-transport-tcp.so" "$tmp/only/"
+      LD_LIBRARY_PATH=$(dirname "$ilib") MC_PLUGIN_PATH="$tmp/only" \
+        "$imc" >"$tmp/inst.out" 2>"$tmp/inst.err" ||
+        { cat "$tmp/inst.err"; fail "the installed mc-info failed"; }
+      bp=$(cd "$plugdir" && pwd -P)
+      if grep -q "^  $bp\$" "$tmp/inst.out" || grep -q "^  $plugdir\$" "$tmp/inst.out"; then
+        cat "$tmp/inst.out"; fail "the installed library searches the build tree"
+      fi
+      grep -q "LOADED    tcp        $tmp/only/mc-transport-tcp.so" "$tmp/inst.out" ||
+        { cat "$tmp/inst.out"; fail "the installed mc-info did not load tcp"; }
+    fi
   else
     cat "$tmp/install.log"
     fail "meson install --destdir failed"
