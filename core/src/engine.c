@@ -1,4 +1,5 @@
 /* Engine life cycle: configuration, transports, metadata, publication. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -17,13 +18,6 @@
 
 
 const char *mc_version(void) { return MC_VERSION; }
-
-static void replace_str(char **dst, const char *val) {
-  if (!val)
-    return;
-  free(*dst);
-  *dst = strdup(val);
-}
 
 /* Host identity for same-host checks: boot id plus the network namespace,
  * so engines in different containers/netns never look co-located. */
@@ -62,68 +56,6 @@ static int transport_rank(const mc_config *cfg, const char *name) {
   return 500; /* out-of-tree transports: between fabrics and tcp */
 }
 
-/* Checks transports.<name> options against the plugin's documented params. */
-static int validate_params(const mc_config *cfg, const mc_plugin *p,
-                           const mc_config_transport *ct, char *err,
-                           size_t errlen) {
-  if (!ct)
-    return 0;
-  for (size_t i = 0; i < ct->nparams; i++) {
-    const mc_config_param *cp = &ct->params[i];
-    const mc_param_info *pi = NULL;
-    for (const mc_param_info *q = p->ops.params; q && q->type != MC_PARAM_END; q++)
-      if (strcmp(q->name, cp->key) == 0)
-        pi = q;
-    char where[600];
-    if (cp->line > 0)
-      snprintf(where, sizeof where, "%s:%d", cfg->source, cp->line);
-    else
-      snprintf(where, sizeof where, "MC_TRANSPORT_%s_%s", p->name, cp->key);
-    if (!pi) {
-      char known[400] = "";
-      size_t off = 0;
-      for (const mc_param_info *q = p->ops.params; q && q->type != MC_PARAM_END; q++)
-        off += (size_t)snprintf(known + off, off < sizeof known ? sizeof known - off : 0,
-                                "%s%s", off ? ", " : "", q->name);
-      mc_seterr(err, errlen,
-             "%s: key 'transports.%s.%s': unknown key (%s accepts: %s)", where,
-             p->name, cp->key, p->name, known[0] ? known : "no keys");
-      return MC_EINVAL;
-    }
-    const char *v = cp->value;
-    int ok = 1;
-    char *end;
-    switch (pi->type) {
-    case MC_PARAM_BOOL:
-      ok = !strcmp(v, "true") || !strcmp(v, "false") || !strcmp(v, "1") ||
-           !strcmp(v, "0") || !strcmp(v, "yes") || !strcmp(v, "no");
-      break;
-    case MC_PARAM_INT:
-      errno = 0;
-      (void)strtoll(v, &end, 0);
-      ok = !errno && end != v && *end == '\0';
-      break;
-    case MC_PARAM_SIZE: {
-      uint64_t sz;
-      ok = mc_config_parse_size(v, &sz) == 0;
-      break;
-    }
-    default:
-      break;
-    }
-    if (!ok) {
-      mc_seterr(err, errlen, "%s: key 'transports.%s.%s': expected %s, got '%s'",
-             where, p->name, cp->key,
-             pi->type == MC_PARAM_BOOL ? "a boolean"
-             : pi->type == MC_PARAM_INT ? "an integer"
-                                        : "a size like 64K",
-             v);
-      return MC_EINVAL;
-    }
-  }
-  return 0;
-}
-
 static void transport_free(mc_transport *t) {
   if (!t)
     return;
@@ -136,26 +68,47 @@ static void transport_free(mc_transport *t) {
   free(t);
 }
 
-/* Loads, validates and initializes one transport.  Returns 0, or MC_E* with
- * err set; *fatal tells whether the engine must fail (plugin missing or
- * refused) or may go on without it (init failed: no device). */
+/* Whether transport `name` may be skipped when it cannot start: under
+ * `transports: auto`, or when the config marks it `optional`. */
+static int transport_optional(const mc_config *cfg, const char *name) {
+  const mc_config_transport *ct = mc_config_find_transport(cfg, name);
+  return cfg->transports_auto || (ct && ct->optional);
+}
+
+/* Loads, validates and initializes one transport.  Returns 0, or MC_E*
+ * with err set; *skip tells whether the engine may go on without it: the
+ * transport could not start (plugin missing or refused, init or setup
+ * failed) and the config marked it optional.  A configured value the
+ * plugin's params refuse is never skipped: the configuration is wrong. */
 static int transport_open(mc_engine *e, const char *name, char *err,
-                          size_t errlen, int *fatal) {
-  *fatal = 1;
+                          size_t errlen, int *skip) {
+  int optional = transport_optional(e->cfg, name);
+  *skip = 0;
   if (e->ntransports >= MC_MAX_TRANSPORTS) {
     mc_seterr(err, errlen, "too many transports (max %d)", MC_MAX_TRANSPORTS);
     return MC_EINVAL;
   }
   mc_plugin *p = NULL;
   int rc = mc_loader_load(e->loader, name, &p, err, errlen);
-  if (rc)
-    return rc;
-  const mc_config_transport *ct = mc_config_find_transport(e->cfg, name);
-  rc = validate_params(e->cfg, p, ct, err, errlen);
   if (rc) {
+    *skip = optional && rc != MC_ENOMEM;
+    return rc;
+  }
+  /* Every configured key is known to the plugin, well typed and in range
+   * before init, so init never sees a bad value (and the typed getters
+   * never fail on one); the table itself is checked first. */
+  rc = mc_config_check_plugin(e->cfg, name, p->path, &p->ops, err, errlen);
+  if (rc) {
+    if (rc == MC_EABI) {
+      /* A defect of the plugin, not of the config: refused like a bad
+       * table would be by the loader. */
+      mc_loader_mark_refused(e->loader, name, err);
+      *skip = optional;
+    }
     mc_loader_unload(p);
     return rc;
   }
+  const mc_config_transport *ct = mc_config_find_transport(e->cfg, name);
   mc_transport *t = calloc(1, sizeof *t);
   if (!t) {
     mc_loader_unload(p);
@@ -177,52 +130,56 @@ static int transport_open(mc_engine *e, const char *name, char *err,
                        .segment_name = e->name,
                        .listen_host = e->listen_host,
                        .host_id = e->host_id};
+  const char *step = "init";
   rc = t->ops->init(&t->host, &args, &t->ctx);
+  if (rc == 0) {
+    uint32_t n = 64;
+    step = "query_rails";
+    t->rails = calloc(n, sizeof *t->rails);
+    rc = t->rails ? t->ops->query_rails(t->ctx, t->rails, &n) : MC_ENOMEM;
+    if (rc == 0 && n == 0)
+      rc = MC_EINVAL; /* the contract says at least one rail */
+    t->nrails = n;
+    if (rc == 0) {
+      step = "local_desc";
+      t->rail_down_until = calloc(n, sizeof *t->rail_down_until);
+      t->rail_inflight = calloc(n, sizeof *t->rail_inflight);
+      t->desc_len = sizeof t->desc;
+      rc = t->rail_down_until && t->rail_inflight
+               ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
+               : MC_ENOMEM;
+    }
+    if (rc)
+      t->ops->fini(t->ctx);
+  }
   if (rc) {
     char reason[512];
-    snprintf(reason, sizeof reason, "init failed: %s", mc_strerror(rc));
+    snprintf(reason, sizeof reason, "%s failed: %s", step, mc_strerror(rc));
     mc_loader_mark_refused(e->loader, name, reason);
-    MC_WARN(&e->log, COMP, "transport %s (%s): %s; continuing without it",
-            name, p->path, reason);
-    mc_seterr(err, errlen, "transport '%s' (%s): %s", name, p->path, reason);
-    mc_loader_unload(p);
-    transport_free(t);
-    *fatal = 0;
-    return rc;
-  }
-  uint32_t n = 64;
-  t->rails = calloc(n, sizeof *t->rails);
-  if (t->rails)
-    rc = t->ops->query_rails(t->ctx, t->rails, &n);
-  if (!t->rails || rc || n == 0) {
-    mc_seterr(err, errlen, "transport '%s' (%s): query_rails failed: %s", name,
-           p->path, t->rails ? mc_strerror(rc ? rc : MC_EINVAL) : "out of memory");
-    t->ops->fini(t->ctx);
-    mc_loader_unload(p);
-    transport_free(t);
-    return rc ? rc : MC_EINVAL;
-  }
-  t->nrails = n;
-  t->rail_down_until = calloc(n, sizeof *t->rail_down_until);
-  t->rail_inflight = calloc(n, sizeof *t->rail_inflight);
-  t->desc_len = sizeof t->desc;
-  rc = t->rail_down_until && t->rail_inflight
-           ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
-           : MC_ENOMEM;
-  if (rc) {
-    mc_seterr(err, errlen, "transport '%s' (%s): local_desc failed: %s", name,
-           p->path, mc_strerror(rc));
-    t->ops->fini(t->ctx);
+    *skip = optional && rc != MC_ENOMEM;
+    if (*skip) {
+      mc_seterr(err, errlen, "transport '%s' (%s): %s", name, p->path, reason);
+    } else {
+      char up[64]; /* names are [a-z0-9_], the variable's part upper case */
+      size_t i = 0;
+      for (; name[i] && i + 1 < sizeof up; i++)
+        up[i] = (char)toupper((unsigned char)name[i]);
+      up[i] = '\0';
+      mc_seterr(err, errlen,
+                "transport '%s' (%s): %s (set transports.%s.optional: true "
+                "or MC_TRANSPORT_%s_OPTIONAL=1 to start without it)",
+                name, p->path, reason, name, up);
+    }
     mc_loader_unload(p);
     transport_free(t);
     return rc;
   }
   if (t->ops->progress)
     atomic_store(&e->progress_needed, 1);
-  mc_loader_mark_loaded(e->loader, name, n);
+  mc_loader_mark_loaded(e->loader, name, t->nrails);
   e->transports[e->ntransports++] = t;
   MC_INFO(&e->log, COMP, "transport %s %s ready: %u rail(s), %s", name,
-          p->ops.version, n, p->path);
+          p->ops.version, t->nrails, p->path);
   return 0;
 }
 
@@ -283,11 +240,9 @@ static int load_cluster_token(mc_engine *e, char *err, size_t errlen) {
   char why[512];
   int rc = mc_token_load(c->cluster_token_file, e->cluster_token, why, sizeof why);
   if (rc) {
-    if (c->cluster_token_line)
-      mc_seterr(err, errlen, "%s:%d: cluster_token_file: %s", c->source,
-             c->cluster_token_line, why);
-    else
-      mc_seterr(err, errlen, "MC_CLUSTER_TOKEN_FILE: %s", why);
+    char where[600];
+    mc_config_where(c, "cluster_token_file", where, sizeof where);
+    mc_seterr(err, errlen, "%s: %s", where, why);
     return rc;
   }
   if (strncmp(c->metadata, "etcd://", 7) == 0)
@@ -298,79 +253,34 @@ static int load_cluster_token(mc_engine *e, char *err, size_t errlen) {
   return 0;
 }
 
+/* The file, then the MC_* variables, then the opts members: one schema
+ * (config.c) checks all three, so a value gets the same reason whichever
+ * way it came. */
 static int build_config(const mc_engine_opts *o, mc_config **out, char *err,
                         size_t errlen) {
-  const char *path = o && o->config_path ? o->config_path : getenv("MC_CONFIG");
+  const char *env_path = getenv("MC_CONFIG");
+  const char *path = o && o->config_path ? o->config_path : env_path;
   mc_config *cfg = NULL;
   int rc;
-  if (path && *path)
+  if (path && *path) {
     rc = mc_config_load_file(path, &cfg, err, errlen);
-  else
+    /* A file that cannot be read names the path; say where it came from
+     * when that was the variable (file:line messages name it already). */
+    if (rc && rc != MC_EINVAL && path == env_path && err && errlen) {
+      char tmp[MC_ERR_MAX];
+      snprintf(tmp, sizeof tmp, "MC_CONFIG: %s", err);
+      mc_seterr(err, errlen, "%s", tmp);
+    }
+  } else {
     rc = (cfg = mc_config_new_default()) ? 0 : MC_ENOMEM;
+  }
   if (!rc)
     rc = mc_config_apply_env(cfg, err, errlen);
+  if (!rc)
+    rc = mc_config_apply_opts(cfg, o, err, errlen);
   if (rc) {
     mc_config_free(cfg);
     return rc;
-  }
-  if (o) {
-    replace_str(&cfg->segment_name, o->segment_name);
-    replace_str(&cfg->listen, o->listen);
-    replace_str(&cfg->metadata, o->metadata);
-    if (o->transports && strcmp(o->transports, "auto") == 0) {
-      /* As MC_TRANSPORTS=auto: every plugin found, and the configured
-       * transports keep their options (mc-info relies on this). */
-      cfg->transports_auto = 1;
-    } else if (o->transports) {
-      /* Same semantics as MC_TRANSPORTS: a list replaces, options kept. */
-      mc_config_transport *old = cfg->transports;
-      size_t nold = cfg->ntransports;
-      cfg->transports = NULL;
-      cfg->ntransports = 0;
-      cfg->transports_auto = strcmp(o->transports, "auto") == 0;
-      char *list = strdup(o->transports);
-      char *save = NULL;
-      for (char *tok = cfg->transports_auto ? NULL : strtok_r(list, ", ", &save);
-           tok; tok = strtok_r(NULL, ", ", &save)) {
-        mc_config_transport *nt = mc_config_add_transport(cfg, tok);
-        for (size_t i = 0; nt && i < nold; i++)
-          if (strcmp(old[i].name, tok) == 0 && old[i].nparams) {
-            free(nt->params);
-            nt->params = old[i].params;
-            nt->nparams = old[i].nparams;
-            old[i].params = NULL;
-            old[i].nparams = 0;
-          }
-      }
-      free(list);
-      for (size_t i = 0; i < nold; i++) {
-        for (size_t j = 0; j < old[i].nparams; j++) {
-          free(old[i].params[j].key);
-          free(old[i].params[j].value);
-        }
-        free(old[i].params);
-        free(old[i].name);
-      }
-      free(old);
-    }
-    if (o->plugin_path) {
-      char *list = strdup(o->plugin_path);
-      char *save = NULL;
-      size_t n = 0;
-      for (char *p = list; *p; p++)
-        n += *p == ':';
-      char **entries = calloc(n + 1 + cfg->nplugin_path, sizeof *entries);
-      size_t k = 0;
-      for (char *tok = strtok_r(list, ":", &save); tok && entries;
-           tok = strtok_r(NULL, ":", &save))
-        entries[k++] = strdup(tok);
-      for (size_t i = 0; entries && i < cfg->nplugin_path; i++)
-        entries[k++] = cfg->plugin_path[i];
-      free(cfg->plugin_path);
-      cfg->plugin_path = entries;
-      cfg->nplugin_path = k;
-      free(list);
-    }
   }
   *out = cfg;
   return 0;
@@ -403,15 +313,18 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
   }
   char last[1024] = "";
   for (size_t i = 0; i < n; i++) {
-    int fatal = 0;
+    int skip = 0;
     char terr[1024] = "";
-    int rc = transport_open(e, names[i], terr, sizeof terr, &fatal);
-    if (rc && fatal && !e->cfg->transports_auto) {
+    int rc = transport_open(e, names[i], terr, sizeof terr, &skip);
+    if (rc && !skip) {
       mc_seterr(err, errlen, "%s", terr);
       return rc;
     }
-    if (rc)
+    if (rc) {
+      /* Optional (or auto): one line, and on without it. */
+      MC_WARN(&e->log, COMP, "%s; continuing without it", terr);
       snprintf(last, sizeof last, "%s", terr);
+    }
   }
   if (e->ntransports == 0) {
     char sp[2048];
@@ -432,10 +345,13 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
   return 0;
 }
 
-int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
-                        char *err, size_t errlen) {
-  if (!out)
+/* Creates the engine; err (never NULL) gets the one-line reason. */
+static int engine_create(const mc_engine_opts *opts, mc_engine **out,
+                         char *err, size_t errlen) {
+  if (!out) {
+    mc_seterr(err, errlen, "mc_engine_create: out is NULL");
     return MC_EINVAL;
+  }
   /* Read only the members the caller's struct has (struct_size), so a
    * program built against an older, shorter mc_engine_opts keeps working. */
   mc_engine_opts o;
@@ -450,8 +366,10 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
     opts = &o;
   }
   mc_engine *e = calloc(1, sizeof *e);
-  if (!e)
+  if (!e) {
+    mc_seterr(err, errlen, "mc_engine_create: out of memory");
     return MC_ENOMEM;
+  }
   pthread_rwlock_init(&e->reg_lock, NULL);
   pthread_mutex_init(&e->publish_lock, NULL);
   pthread_mutex_init(&e->seg_lock, NULL);
@@ -466,8 +384,10 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
   uint16_t port;
   if (mc_net_split_hostport(e->cfg->listen, e->listen_host, sizeof e->listen_host,
                             &port)) {
-    mc_seterr(err, errlen, "%s: listen: expected host:port, got '%s'",
-           e->cfg->source, e->cfg->listen);
+    char where[600];
+    mc_config_where(e->cfg, "listen", where, sizeof where);
+    mc_seterr(err, errlen, "%s: expected host:port, got '%s'", where,
+              e->cfg->listen);
     rc = MC_EINVAL;
     goto fail;
   }
@@ -485,8 +405,16 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
                          .on_change = mc_segments_on_change,
                          .on_change_arg = e};
   rc = mc_metadata_open(&ma, &e->md, err, errlen);
-  if (rc)
+  if (rc) {
+    /* Name where the URL was set, unless it is the built-in default. */
+    char where[600], tmp[MC_ERR_MAX];
+    mc_config_where(e->cfg, "metadata", where, sizeof where);
+    if (mc_config_src(e->cfg, "metadata") != MC_SRC_DEFAULT && err[0]) {
+      snprintf(tmp, sizeof tmp, "%s: %s", where, err);
+      mc_seterr(err, errlen, "%s", tmp);
+    }
     goto fail;
+  }
   if (e->cfg->segment_name) {
     snprintf(e->name, sizeof e->name, "%s", e->cfg->segment_name);
   } else if (mc_metadata_local_name(e->md, e->name, sizeof e->name) != 0) {
@@ -519,9 +447,26 @@ int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
   *out = e;
   return 0;
 fail:
-  if (err && errlen && err[0])
-    MC_ERROR(&e->log, COMP, "%s", err);
   mc_engine_destroy(e);
+  return rc;
+}
+
+/* Every way to create an engine ends here, so the reason of a failure
+ * reaches the caller whichever call it used: logged once at error level
+ * (shown at every MC_LOG_LEVEL, before any config is read), kept as this
+ * thread's mc_last_error(), and copied to errbuf when there is one. */
+int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
+                        char *errbuf, size_t errlen) {
+  char err[MC_ERR_MAX] = "";
+  int rc = engine_create(opts, out, err, sizeof err);
+  if (rc) {
+    if (!err[0])
+      snprintf(err, sizeof err, "cannot create the engine: %s",
+               mc_strerror(rc));
+    MC_ERROR(NULL, COMP, "%s", err);
+    mc_last_error_set("%s", err);
+    mc_seterr(errbuf, errlen, "%s", err);
+  }
   return rc;
 }
 

@@ -1,6 +1,6 @@
 /* The mc_host_api table handed to each plugin: logging tagged with the
- * plugin's name, its YAML subtree, and completion/notification entry points
- * into the engine. */
+ * plugin's name, its YAML subtree (as text and, since ABI 1.1, typed), and
+ * completion/notification entry points into the engine. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +35,60 @@ static int host_config_get(void *host, const char *key, const char **val) {
   return 0;
 }
 
+/* The typed getters (ABI 1.1).  The value is the configured one, else the
+ * param's default_text; mc_config_check_plugin checked both against the
+ * param's type and range before init, so they fail only on the plugin's
+ * own mistakes: MC_EINVAL for a key it did not declare or of another type,
+ * MC_ENOENT when the key is unset and has no default.  The parsers are the
+ * ones that checked the value (config.c), so the getters agree with the
+ * check by construction. */
+static int typed_value(mc_transport *t, const char *key, uint32_t type,
+                       const char **val) {
+  mc_param_info pi;
+  if (!key || mc_param_find(t->ops, key, &pi) != 0 || pi.type != type)
+    return MC_EINVAL;
+  const char *v = mc_engine_transport_param(t, key);
+  if (!v)
+    v = pi.default_text;
+  if (!v || !*v)
+    return MC_ENOENT;
+  *val = v;
+  return 0;
+}
+
+static int host_config_get_size(void *host, const char *key, uint64_t *out) {
+  const char *v = NULL;
+  uint64_t x;
+  int rc = out ? typed_value(host, key, MC_PARAM_SIZE, &v) : MC_EINVAL;
+  if (rc == 0 && mc_config_parse_size(v, &x) != 0)
+    rc = MC_EINVAL;
+  if (rc == 0)
+    *out = x;
+  return rc;
+}
+
+static int host_config_get_int(void *host, const char *key, int64_t *out) {
+  const char *v = NULL;
+  int64_t x;
+  int rc = out ? typed_value(host, key, MC_PARAM_INT, &v) : MC_EINVAL;
+  if (rc == 0 && mc_config_parse_int(v, &x) != 0)
+    rc = MC_EINVAL;
+  if (rc == 0)
+    *out = x;
+  return rc;
+}
+
+static int host_config_get_bool(void *host, const char *key, int *out) {
+  const char *v = NULL;
+  int x;
+  int rc = out ? typed_value(host, key, MC_PARAM_BOOL, &v) : MC_EINVAL;
+  if (rc == 0 && mc_config_parse_bool(v, &x) != 0)
+    rc = MC_EINVAL;
+  if (rc == 0)
+    *out = x;
+  return rc;
+}
+
 static void host_complete(void *host, uint64_t token, int status,
                           uint64_t bytes, int32_t vendor_err) {
   (void)host;
@@ -65,4 +119,7 @@ void mc_hostapi_fill(mc_transport *t) {
   t->host.config_get = host_config_get;
   t->host.complete = host_complete;
   t->host.notify_recv = host_notify_recv;
+  t->host.config_get_size = host_config_get_size;
+  t->host.config_get_int = host_config_get_int;
+  t->host.config_get_bool = host_config_get_bool;
 }

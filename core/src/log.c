@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "mooncake/engine.h" /* mc_last_error */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,3 +68,19 @@ void mc_seterr(char *err, size_t errlen, const char *fmt, ...) {
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
 }
+
+/* The one piece of process state outside an engine: like errno, it is per
+ * thread, so concurrent callers never see each other's reasons, and it
+ * must outlive the engine whose creation failed (there is none to hold
+ * it).  Static storage, so recording a reason never allocates and works
+ * when memory is short. */
+static _Thread_local char last_error[MC_ERR_MAX];
+
+void mc_last_error_set(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  va_end(ap);
+}
+
+const char *mc_last_error(void) { return last_error; }

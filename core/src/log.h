@@ -41,4 +41,14 @@ void mc_vlog(const mc_logger *lg, int level, const char *component,
 void mc_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Size of a one-line error explanation, and of this thread's
+ * mc_last_error() text (longer lines are cut). */
+#define MC_ERR_MAX 1024
+
+/* Records the reason of a failing public call as this thread's
+ * mc_last_error() (engine.h), the way errno records a failing system
+ * call.  Public functions call it on failure only. */
+void mc_last_error_set(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
 #endif

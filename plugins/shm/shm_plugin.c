@@ -18,101 +18,89 @@
 
 #define SHM_MAX_COPY_THREADS 64
 
+/* The core checks every configured value against these types and ranges
+ * before init (and reports a bad one with file:line or the variable), so
+ * init reads them with the typed getters and never parses text itself.
+ * What a range cannot say (copy_chunk a power of two, pool_offset
+ * aligned, pool_path absolute) init still checks. */
 static const mc_param_info shm_params[] = {
     {MC_PARAM_STRING, "pool_path", "\"\"",
-     "backing of mc_alloc_shared: empty = memfd, else a file or /dev/daxX.Y"},
+     "backing of mc_alloc_shared: empty = memfd, else a file or /dev/daxX.Y",
+     0, 0},
     {MC_PARAM_SIZE, "pool_size", "1G",
-     "bytes of pool_path this engine maps and allocates from"},
+     "bytes of pool_path this engine maps and allocates from", 4096,
+     1ll << 44},
     {MC_PARAM_SIZE, "pool_offset", "0",
-     "start of this engine's window in pool_path (page/2M aligned)"},
+     "start of this engine's window in pool_path (page/2M aligned)", 0,
+     1ll << 44},
     {MC_PARAM_BOOL, "populate", "true",
-     "prefault pools and imports so copies take no page faults"},
+     "prefault pools and imports so copies take no page faults", 0, 0},
     {MC_PARAM_BOOL, "allow_vm", "true",
-     "serve plain registered memory with process_vm_readv/writev"},
+     "serve plain registered memory with process_vm_readv/writev", 0, 0},
     {MC_PARAM_BOOL, "huge_pages", "true",
      "back plain registered memory with transparent huge pages (advise and "
-     "collapse its 2 MiB-aligned interior) so process_vm pins 2 MiB at a time"},
+     "collapse its 2 MiB-aligned interior) so process_vm pins 2 MiB at a time",
+     0, 0},
     {MC_PARAM_BOOL, "ptracer_any", "false",
-     "let any same-uid process process_vm into this one (Yama scope 1)"},
+     "let any same-uid process process_vm into this one (Yama scope 1)", 0, 0},
     {MC_PARAM_INT, "copy_threads", "-1",
      "process_vm copy workers: -1 = min(4, online CPUs), 0 = copy inside "
-     "submit, else 1..64"},
+     "submit, else 1..64",
+     -1, SHM_MAX_COPY_THREADS},
     {MC_PARAM_SIZE, "copy_chunk", "2M",
      "process_vm slices are split at peer addresses aligned to this power "
-     "of two (64K..1G)"},
-    {MC_PARAM_END, NULL, NULL, NULL},
+     "of two",
+     64 << 10, 1 << 30},
+    {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
 
-static int parse_bool(const char *v, int *out) {
-  static const char *const t[] = {"true", "yes", "on", "1"};
-  static const char *const f[] = {"false", "no", "off", "0"};
-  for (int i = 0; i < 4; i++) {
-    if (!strcasecmp(v, t[i]))
-      return *out = 1, 0;
-    if (!strcasecmp(v, f[i]))
-      return *out = 0, 0;
-  }
-  return -1;
-}
-
-static int parse_size(const char *v, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  if (end == v || errno || *v == '-')
-    return -1;
-  unsigned shift = 0;
-  switch (*end) {
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  case 't': case 'T': shift = 40; end++; break;
-  default: break;
-  }
-  if (*end == 'i' || *end == 'B')
-    end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
-  if (*end || (shift && n > (UINT64_MAX >> shift)))
-    return -1;
-  *out = (uint64_t)n << shift;
-  return 0;
-}
-
-static int parse_int(const char *v, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long n = strtoll(v, &end, 10);
-  if (end == v || *end || errno)
-    return -1;
-  *out = n;
-  return 0;
-}
-
-/* Reads one option; MC_EINVAL (logged with the key) on a bad value. */
+/* Reads one key with the typed getters; MC_EINVAL (logged with the key)
+ * when the host cannot, which the core's checks make a host defect. */
 static int opt(shm_ctx *c, const char *key, int kind, void *out) {
-  const char *v;
-  if (c->host->config_get(c->host->host, key, &v))
-    return 0; /* unset: keep the default */
-  int bad = kind == MC_PARAM_BOOL ? parse_bool(v, out)
-            : kind == MC_PARAM_SIZE ? parse_size(v, out)
-            : kind == MC_PARAM_INT  ? parse_int(v, out)
-                                    : 0;
-  if (kind == MC_PARAM_STRING) {
-    if (strlen(v) > SHM_PATH_MAX || (v[0] && v[0] != '/'))
-      bad = 1;
-    else
+  const mc_host_api *h = c->host;
+  const char *v = NULL;
+  int rc;
+  switch (kind) {
+  case MC_PARAM_BOOL:
+    rc = h->config_get_bool(h->host, key, out);
+    break;
+  case MC_PARAM_SIZE:
+    rc = h->config_get_size(h->host, key, out);
+    break;
+  case MC_PARAM_INT:
+    rc = h->config_get_int(h->host, key, out);
+    break;
+  default: /* a string: the path, empty = memfd */
+    rc = h->config_get(h->host, key, &v);
+    if (rc == MC_ENOENT)
+      return 0; /* unset: keep the default */
+    if (rc == 0 && (strlen(v) > SHM_PATH_MAX || (v[0] && v[0] != '/'))) {
+      SHM_LOG(c, MC_LOG_ERROR, "transports.shm.%s: bad value \"%s\" "
+              "(absolute path of at most %d bytes)", key, v, SHM_PATH_MAX);
+      return MC_EINVAL;
+    }
+    if (rc == 0)
       strcpy(out, v);
+    break;
   }
-  if (bad) {
-    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.%s: bad value \"%s\"%s", key, v,
-            kind == MC_PARAM_STRING ? " (absolute path of at most 160 bytes)"
-                                    : "");
-    return MC_EINVAL;
-  }
-  return 0;
+  if (rc)
+    SHM_LOG(c, MC_LOG_ERROR, "transports.shm.%s: cannot read: %s", key,
+            mc_strerror(rc));
+  return rc;
 }
 
 static int shm_init(const mc_host_api *host, const mc_init_args *args,
                     void **out) {
+  /* The typed getters (ABI 1.1) replace a parser of our own; this plugin
+   * ships with its core, so an older host is a mismatched install. */
+  if (!MC_HOST_HAS(host, config_get_size) || !MC_HOST_HAS(host, config_get_int) ||
+      !MC_HOST_HAS(host, config_get_bool)) {
+    host->log(host->host, MC_LOG_ERROR,
+              "host ABI %u.%u lacks the typed config getters of ABI 1.1: "
+              "this plugin needs a libmooncake as new as itself",
+              host->abi_major, host->abi_minor);
+    return MC_EABI;
+  }
   shm_ctx *c = calloc(1, sizeof *c);
   if (!c)
     return MC_ENOMEM;
@@ -566,6 +554,7 @@ static const mc_transport_ops shm_ops = {
     .local_mem_kinds = MC_MEM_CPU,
     .remote_mem_kinds = MC_MEM_CPU,
     .params = shm_params,
+    .param_info_size = sizeof(mc_param_info),
     .init = shm_init,
     .fini = shm_fini,
     .query_rails = shm_query_rails,

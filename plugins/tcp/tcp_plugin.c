@@ -20,77 +20,64 @@
 #define TCP_VERSION "1.0.0"
 #define TCP_MAX_CONNECTIONS 64u
 
+/* The core checks every configured value against these types and ranges
+ * before init (and reports a bad one with file:line or the variable), so
+ * init reads them with the typed getters and never parses text itself. */
 static const mc_param_info tcp_params[] = {
-    {MC_PARAM_INT, "connections", "4", "connections (rails) per peer, 1..64"},
-    {MC_PARAM_INT, "port", "0", "listener port, 0 = any free port"},
-    {MC_PARAM_INT, "timeout_ms", "30000", "per-slice deadline in milliseconds"},
-    {MC_PARAM_INT, "connect_timeout_ms", "5000", "connect and handshake limit in milliseconds"},
-    {MC_PARAM_INT, "hello_timeout_ms", "5000", "target closes connections without HELLO after this"},
-    {MC_PARAM_INT, "max_inflight", "256", "slices queued or in flight per connection"},
-    {MC_PARAM_SIZE, "socket_buffer", "0", "SO_SNDBUF/SO_RCVBUF bytes, 0 = kernel autotuning"},
-    {MC_PARAM_STRING, "advertise_host", "", "host published to peers (default: listen host or segment host)"},
-    {MC_PARAM_END, NULL, NULL, NULL},
+    {MC_PARAM_INT, "connections", "4", "connections (rails) per peer", 1,
+     TCP_MAX_CONNECTIONS},
+    {MC_PARAM_INT, "port", "0", "listener port, 0 = any free port", 0, 65535},
+    {MC_PARAM_INT, "timeout_ms", "30000", "per-slice deadline in milliseconds",
+     1, 86400000},
+    {MC_PARAM_INT, "connect_timeout_ms", "5000",
+     "connect and handshake limit in milliseconds", 1, 600000},
+    {MC_PARAM_INT, "hello_timeout_ms", "5000",
+     "target closes connections without HELLO after this", 1, 600000},
+    {MC_PARAM_INT, "max_inflight", "256",
+     "slices queued or in flight per connection", 1, 65536},
+    {MC_PARAM_SIZE, "socket_buffer", "0",
+     "SO_SNDBUF/SO_RCVBUF bytes, 0 = kernel autotuning", 0, 1ll << 30},
+    {MC_PARAM_STRING, "advertise_host", "",
+     "host published to peers (default: listen host or segment host)", 0, 0},
+    {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
 
-/* Parses an unsigned integer with an optional K/M/G/T suffix (KiB, KB and
- * a trailing B accepted, as the core's size type).  0 or -1. */
-static int parse_u64(const char *v, uint64_t *out) {
-  uint64_t x = 0;
-  const char *p = v;
-  if (*p < '0' || *p > '9')
-    return -1;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    unsigned d = (unsigned)(*p - '0');
-    if (x > (UINT64_MAX - d) / 10)
-      return -1;
-    x = x * 10 + d;
-  }
-  unsigned shift = 0;
-  switch (*p) {
-  case 'k': case 'K': shift = 10; p++; break;
-  case 'm': case 'M': shift = 20; p++; break;
-  case 'g': case 'G': shift = 30; p++; break;
-  case 't': case 'T': shift = 40; p++; break;
-  default: break;
-  }
-  if (shift && *p == 'i')
+/* Reads INT key `key` into *out.  The core has checked the value against
+ * the range in tcp_params; the range is checked again here, so a host that
+ * did not (another implementation of the ABI) still cannot hand init an
+ * out-of-range port or count. */
+static int cfg_int(const mc_host_api *h, const char *key, int64_t *out) {
+  int rc = h->config_get_int(h->host, key, out);
+  const mc_param_info *p = tcp_params;
+  while (p->type != MC_PARAM_END && strcmp(p->name, key) != 0)
     p++;
-  if (*p == 'B' || *p == 'b')
-    p++;
-  if (*p || (shift && x > (UINT64_MAX >> shift)))
-    return -1;
-  *out = x << shift;
-  return 0;
-}
-
-/* Reads an integer key within [lo, hi]; MC_EINVAL (logged) otherwise. */
-static int cfg_int(const mc_host_api *h, const char *key, uint64_t def, uint64_t lo,
-                   uint64_t hi, uint64_t *out) {
-  const char *v = NULL;
-  *out = def;
-  if (h->config_get(h->host, key, &v) || !v)
-    return 0;
-  uint64_t x;
-  if (parse_u64(v, &x) || x < lo || x > hi) {
-    h->log(h->host, MC_LOG_ERROR, "transports.tcp.%s: '%s' is not an integer in [%" PRIu64
-           ", %" PRIu64 "]", key, v, lo, hi);
-    return MC_EINVAL;
-  }
-  *out = x;
-  return 0;
+  if (rc == 0 && p->type == MC_PARAM_INT && (*out < p->min || *out > p->max))
+    rc = MC_EINVAL;
+  if (rc)
+    h->log(h->host, MC_LOG_ERROR, "transports.tcp.%s: cannot read: %s", key,
+           mc_strerror(rc));
+  return rc;
 }
 
 static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
-  uint64_t conns, port, tmo, ctmo, htmo, inflight, sbuf;
-  int rc = cfg_int(h, "connections", 4, 1, TCP_MAX_CONNECTIONS, &conns);
-  rc = rc ? rc : cfg_int(h, "port", 0, 0, 65535, &port);
-  rc = rc ? rc : cfg_int(h, "timeout_ms", 30000, 1, 86400000, &tmo);
-  rc = rc ? rc : cfg_int(h, "connect_timeout_ms", 5000, 1, 600000, &ctmo);
-  rc = rc ? rc : cfg_int(h, "hello_timeout_ms", 5000, 1, 600000, &htmo);
-  rc = rc ? rc : cfg_int(h, "max_inflight", 256, 1, 65536, &inflight);
-  rc = rc ? rc : cfg_int(h, "socket_buffer", 0, 0, 1ull << 30, &sbuf);
+  int64_t conns, port, tmo, ctmo, htmo, inflight;
+  uint64_t sbuf;
+  int rc = cfg_int(h, "connections", &conns);
+  rc = rc ? rc : cfg_int(h, "port", &port);
+  rc = rc ? rc : cfg_int(h, "timeout_ms", &tmo);
+  rc = rc ? rc : cfg_int(h, "connect_timeout_ms", &ctmo);
+  rc = rc ? rc : cfg_int(h, "hello_timeout_ms", &htmo);
+  rc = rc ? rc : cfg_int(h, "max_inflight", &inflight);
   if (rc)
     return rc;
+  rc = h->config_get_size(h->host, "socket_buffer", &sbuf);
+  if (rc == 0 && sbuf > (1ull << 30))
+    rc = MC_EINVAL;
+  if (rc) {
+    h->log(h->host, MC_LOG_ERROR, "transports.tcp.socket_buffer: cannot read: %s",
+           mc_strerror(rc));
+    return rc;
+  }
   cfg->connections = (uint32_t)conns;
   cfg->port = (uint16_t)port;
   cfg->timeout_ms = (int)tmo;
@@ -146,6 +133,15 @@ static int tcp_init(const mc_host_api *host, const mc_init_args *args, void **ou
       !host->log || !host->log_enabled || !host->config_get || !host->complete ||
       !host->notify_recv)
     return MC_EABI;
+  /* The typed getters (ABI 1.1) replace a parser of our own; this plugin
+   * ships with its core, so an older host is a mismatched install. */
+  if (!MC_HOST_HAS(host, config_get_size) || !MC_HOST_HAS(host, config_get_int)) {
+    host->log(host->host, MC_LOG_ERROR,
+              "host ABI %u.%u lacks the typed config getters of ABI 1.1: "
+              "this plugin needs a libmooncake as new as itself",
+              host->abi_major, host->abi_minor);
+    return MC_EABI;
+  }
   tcp_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return MC_ENOMEM;
@@ -395,6 +391,7 @@ static const mc_transport_ops tcp_ops = {
     .local_mem_kinds = MC_MEM_CPU,
     .remote_mem_kinds = MC_MEM_CPU,
     .params = tcp_params,
+    .param_info_size = sizeof(mc_param_info),
     .init = tcp_init,
     .fini = tcp_fini,
     .query_rails = tcp_query_rails,

@@ -197,6 +197,7 @@ static const mc_transport_ops ops = {
     .local_mem_kinds = MC_MEM_CPU,
     .remote_mem_kinds = MC_MEM_CPU,
     .params = params,
+    .param_info_size = sizeof(mc_param_info), /* 1.1: the params stride */
     .init = f_init,
     .fini = f_fini,
     .query_rails = f_rails,

@@ -1,6 +1,8 @@
 /* Test harness for the shm plugin: see shm_harness.h. */
 #include "shm_harness.h"
 
+#include "config.h" /* the core's value parsers and params reader */
+
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <string.h>
@@ -41,6 +43,42 @@ static int h_config_get(void *host, const char *key, const char **val) {
     }
   }
   return MC_ENOENT;
+}
+
+/* The typed getters of ABI 1.1, as an engine's: the configured text, else
+ * the param's default_text, parsed by the core's own parsers (config.h),
+ * so the plugin reads here what it reads in an engine.  Ranges are left
+ * to the plugin, which checks them again, so bad values still reach it. */
+static int h_typed(void *host, const char *key, uint32_t type,
+                   const char **val) {
+  h_plugin *h = host;
+  mc_param_info pi;
+  if (!key || mc_param_find(h->ops, key, &pi) || pi.type != type)
+    return MC_EINVAL;
+  if (h_config_get(host, key, val) == 0)
+    return 0;
+  if (!pi.default_text || !pi.default_text[0])
+    return MC_ENOENT;
+  *val = pi.default_text;
+  return 0;
+}
+
+static int h_get_size(void *host, const char *key, uint64_t *out) {
+  const char *v;
+  int rc = h_typed(host, key, MC_PARAM_SIZE, &v);
+  return rc ? rc : mc_config_parse_size(v, out) ? MC_EINVAL : 0;
+}
+
+static int h_get_int(void *host, const char *key, int64_t *out) {
+  const char *v;
+  int rc = h_typed(host, key, MC_PARAM_INT, &v);
+  return rc ? rc : mc_config_parse_int(v, out) ? MC_EINVAL : 0;
+}
+
+static int h_get_bool(void *host, const char *key, int *out) {
+  const char *v;
+  int rc = h_typed(host, key, MC_PARAM_BOOL, &v);
+  return rc ? rc : mc_config_parse_bool(v, out) ? MC_EINVAL : 0;
 }
 
 static void h_complete(void *host, uint64_t token, int status, uint64_t bytes,
@@ -123,7 +161,8 @@ void h_load(h_plugin *h, const char *path) {
   H_CHECK(h->ops && h->ops->abi_major == MC_TRANSPORT_ABI_MAJOR);
   h->api = (mc_host_api){MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR,
                          sizeof(mc_host_api), h, h_log, h_log_enabled,
-                         h_config_get, h_complete, h_notify};
+                         h_config_get, h_complete, h_notify,
+                         h_get_size, h_get_int, h_get_bool};
 }
 
 void h_opt(h_plugin *h, const char *key, const char *val) {

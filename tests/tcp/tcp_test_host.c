@@ -1,6 +1,8 @@
 /* tcp_test_host.c - see tcp_test_host.h. */
 #include "tcp_test_host.h"
 
+#include "config.h" /* the core's value parsers and params reader */
+
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,9 @@ void th_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+/* The plugin th_load loaded last: the typed getters read its params. */
+static const mc_transport_ops *th_ops;
+
 const mc_transport_ops *th_load(const char *path, void **dl) {
   *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!*dl) {
@@ -31,7 +36,8 @@ const mc_transport_ops *th_load(const char *path, void **dl) {
     fprintf(stderr, "%s: no entry point\n", path);
     exit(1);
   }
-  return entry();
+  th_ops = entry();
+  return th_ops;
 }
 
 __attribute__((format(printf, 3, 4))) static void h_log(void *host, int level, const char *fmt,
@@ -103,6 +109,41 @@ static void h_notify_recv(void *host, const char *peer, const void *msg, size_t 
   pthread_mutex_unlock(&h->lock);
 }
 
+/* The typed getters of ABI 1.1, as an engine's: the configured text, else
+ * the param's default_text, parsed by the core's own parsers (config.h),
+ * so the plugin reads here what it reads in an engine.  Ranges are left
+ * to the plugin, which checks them again, so bad values still reach it. */
+static int h_typed(void *host, const char *key, uint32_t type,
+                   const char **val) {
+  mc_param_info pi;
+  if (!th_ops || !key || mc_param_find(th_ops, key, &pi) || pi.type != type)
+    return MC_EINVAL;
+  if (h_config_get(host, key, val) == 0)
+    return 0;
+  if (!pi.default_text || !pi.default_text[0])
+    return MC_ENOENT;
+  *val = pi.default_text;
+  return 0;
+}
+
+static int h_get_size(void *host, const char *key, uint64_t *out) {
+  const char *v;
+  int rc = h_typed(host, key, MC_PARAM_SIZE, &v);
+  return rc ? rc : mc_config_parse_size(v, out) ? MC_EINVAL : 0;
+}
+
+static int h_get_int(void *host, const char *key, int64_t *out) {
+  const char *v;
+  int rc = h_typed(host, key, MC_PARAM_INT, &v);
+  return rc ? rc : mc_config_parse_int(v, out) ? MC_EINVAL : 0;
+}
+
+static int h_get_bool(void *host, const char *key, int *out) {
+  const char *v;
+  int rc = h_typed(host, key, MC_PARAM_BOOL, &v);
+  return rc ? rc : mc_config_parse_bool(v, out) ? MC_EINVAL : 0;
+}
+
 void th_host_init(th_host *h, const char *name, const char *params) {
   memset(h, 0, sizeof *h);
   h->name = name;
@@ -110,7 +151,8 @@ void th_host_init(th_host *h, const char *name, const char *params) {
   pthread_mutex_init(&h->lock, NULL);
   pthread_cond_init(&h->cond, NULL);
   h->api = (mc_host_api){MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR, sizeof(mc_host_api), h,
-                         h_log, h_log_enabled, h_config_get, h_complete, h_notify_recv};
+                         h_log, h_log_enabled, h_config_get, h_complete, h_notify_recv,
+                         h_get_size, h_get_int, h_get_bool};
 }
 
 void th_host_fini(th_host *h) {

@@ -58,8 +58,19 @@ typedef struct mc_engine_opts {
 
 /* Creates an engine: reads the config, loads the configured transports,
  * starts the metadata backend and publishes an empty segment.  On error
- * returns MC_E* and, if errbuf is non-NULL, a one-line explanation naming
- * the file:line, plugin path or key at fault.  *out is untouched on error. */
+ * returns MC_E* (MC_EINVAL for a bad value, wherever it was set; MC_ENOENT
+ * for a file or plugin that is not there) with a one-line explanation
+ * naming the file:line and key, the MC_* variable, the mc_engine_opts
+ * member or the plugin path at fault, and why.  That line is logged once
+ * at error level (shown whatever MC_LOG_LEVEL says), is this thread's
+ * mc_last_error() afterwards, and is copied into errbuf (when non-NULL)
+ * by the _ex form.  *out is untouched on error.
+ *
+ * A transport the configuration names must start: if its plugin is
+ * missing or refused, or its init fails (no device: MC_ENODEV), creation
+ * fails naming it, unless the configuration marks it optional
+ * (transports.<name>.optional: true, or MC_TRANSPORT_<NAME>_OPTIONAL=1);
+ * with `transports: auto` every plugin found is optional. */
 MC_API int mc_engine_create(const mc_engine_opts *opts, mc_engine **out);
 MC_API int mc_engine_create_ex(const mc_engine_opts *opts, mc_engine **out,
                         char *errbuf, size_t errlen);
@@ -249,6 +260,15 @@ MC_API int mc_engine_plugin_search_path(mc_engine *engine, char *buf, size_t len
 
 /* Library version string, e.g. "0.1.0". */
 MC_API const char *mc_version(void);
+
+/* The one-line reason of the last mooncake call that failed on this
+ * thread (today: engine creation, by any of the three calls), e.g.
+ * "MC_SLICE_SIZE: expected a size like 64K ..., got 'banana'".  Like
+ * errno it is per thread and only written on failure: successful calls
+ * leave it as it was, so read it right after the call that failed.  ""
+ * before any failure; never NULL.  Valid until the next failing call on
+ * this thread. */
+MC_API const char *mc_last_error(void);
 
 #ifdef __cplusplus
 }
