@@ -17,6 +17,7 @@
 #include "check.h"
 #include "descriptor.h"
 #include "metadata.h"
+#include "mooncake/engine.h"
 #include "net.h"
 #include "p2p_wire.h"
 
@@ -478,12 +479,43 @@ static void test_not_a_listener(void) {
   mc_metadata_close(md);
 }
 
+/* Through the engine: mc_segment_open returns the error at once and the
+ * log says what the address is. */
+static void test_engine_not_a_listener(void) {
+  mc_engine_opts o = {.struct_size = sizeof o, .listen = "127.0.0.1:0",
+                      .transports = "tcp"};
+  mc_engine *e = NULL;
+  char err[512] = "";
+  CHECK_RC(mc_engine_create_ex(&o, &e, err, sizeof err), 0);
+  fake_peer f = {.mode = FAKE_GARBAGE};
+  uint16_t port;
+  f.lfd = fake_listen(&port);
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, fake_peer_main, &f) == 0);
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%u", port);
+  mc_segment *seg = NULL;
+  int cap = capture_start();
+  uint64_t t0 = mc_now_ms();
+  CHECK_RC(mc_segment_open(e, target, &seg), MC_EPROTO);
+  uint64_t took = mc_now_ms() - t0;
+  char *log = capture_end(cap);
+  CHECK(seg == NULL);
+  CHECK(took < 2000); /* the engine's p2p timeout is 10 s */
+  CHECK_HAS(log, "is not a mooncake listener");
+  free(log);
+  CHECK(pthread_join(th, NULL) == 0);
+  close(f.lfd);
+  mc_engine_destroy(e);
+}
+
 int main(void) {
   test_exchange();
   test_cluster_token();
   test_misbehaving_clients();
   test_close_with_client();
   test_not_a_listener();
+  test_engine_not_a_listener();
   printf("p2p metadata tests passed\n");
   return 0;
 }
