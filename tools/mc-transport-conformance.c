@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -352,7 +353,8 @@ static void param_at(const mc_transport_ops *o, size_t i, mc_param_info *out) {
   memcpy(out, (const char *)o->params + i * st, st < sizeof *out ? st : sizeof *out);
 }
 
-/* The core's value syntax (core/src/config.c, engine.c). */
+/* The core's value syntax (core/src/config.c: mc_config_parse_size, _int,
+ * _bool), so a default the core would refuse fails abi.params here too. */
 static int parse_size(const char *t, uint64_t *out) {
   if (!t || *t < '0' || *t > '9')
     return -1;
@@ -373,7 +375,7 @@ static int parse_size(const char *t, uint64_t *out) {
   }
   if (sh && *t == 'i')
     t++;
-  if (*t == 'B' || *t == 'b')
+  if (*t == 'B') /* upper case only: "64kb" is refused */
     t++;
   if (*t || (sh && v > (UINT64_MAX >> sh)))
     return -1;
@@ -381,22 +383,39 @@ static int parse_size(const char *t, uint64_t *out) {
   return 0;
 }
 static int parse_int(const char *t, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(t, &end, 0);
-  if (errno || end == t || *end)
+  if (!t)
     return -1;
-  *out = v;
+  int neg = *t == '-';
+  if (neg)
+    t++;
+  if (*t < '0' || *t > '9')
+    return -1;
+  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; *t >= '0' && *t <= '9'; t++) {
+    unsigned d = (unsigned)(*t - '0');
+    if (v > (lim - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  if (*t)
+    return -1;
+  *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
   return 0;
 }
 static int parse_bool(const char *t, int *out) {
-  if (!strcmp(t, "true") || !strcmp(t, "1") || !strcmp(t, "yes"))
-    *out = 1;
-  else if (!strcmp(t, "false") || !strcmp(t, "0") || !strcmp(t, "no"))
-    *out = 0;
-  else
-    return -1;
-  return 0;
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; t && i < 4; i++) {
+    if (!strcasecmp(t, yes[i])) {
+      *out = 1;
+      return 0;
+    }
+    if (!strcasecmp(t, no[i])) {
+      *out = 0;
+      return 0;
+    }
+  }
+  return -1;
 }
 
 /* The value text of typed key `key`: configured, else the default. */
@@ -762,8 +781,9 @@ static int check_abi(const char *path, const plugin *p) {
              "abi_minor %u but param_info_size 0: the core would read the entries with the 1.0 "
              "stride (%zu bytes); set it to sizeof(mc_param_info)",
              o->abi_minor, (size_t)MC_PARAM_INFO_V1_SIZE);
-  else if (stride < MC_PARAM_INFO_V1_SIZE || stride > 4096 || stride % sizeof(void *))
-    snprintf(why, sizeof why, "param_info_size %zu is not a plausible entry size", stride);
+  else if (stride < MC_PARAM_INFO_V1_SIZE)
+    snprintf(why, sizeof why, "param_info_size %zu is smaller than a 1.0 entry (%zu bytes)",
+             stride, (size_t)MC_PARAM_INFO_V1_SIZE);
   for (np = 0; o->params && !why[0]; np++) {
     mc_param_info pi;
     if (np == 256) {
@@ -781,15 +801,15 @@ static int check_abi(const char *path, const plugin *p) {
       snprintf(why, sizeof why, "entry %d: type %u", np, pi.type);
     } else if (!okname) {
       snprintf(why, sizeof why, "entry %d: name '%s' is not [a-z0-9_]+", np, nm ? nm : "(null)");
+    } else if (!strcmp(nm, "optional")) {
+      snprintf(why, sizeof why, "key 'optional' is reserved by the core");
     } else if (!pi.help || !pi.help[0]) {
       snprintf(why, sizeof why, "key '%s': no help text", nm);
-    } else if (pi.min > pi.max) {
+    } else if ((pi.type == MC_PARAM_INT || pi.type == MC_PARAM_SIZE) && pi.min > pi.max) {
       snprintf(why, sizeof why, "key '%s': min %" PRId64 " > max %" PRId64, nm, pi.min, pi.max);
-    } else if ((pi.min || pi.max) && pi.type != MC_PARAM_INT && pi.type != MC_PARAM_SIZE) {
-      snprintf(why, sizeof why, "key '%s': a range on a key that is not INT or SIZE", nm);
     } else if (pi.type == MC_PARAM_SIZE && pi.min < 0) {
       snprintf(why, sizeof why, "key '%s': SIZE with negative min %" PRId64, nm, pi.min);
-    } else if (pi.default_text && pi.type != MC_PARAM_STRING) {
+    } else if (pi.default_text && pi.default_text[0] && pi.type != MC_PARAM_STRING) {
       /* The default must be a value the core accepts, inside the range. */
       uint64_t sz = 0;
       int64_t iv = 0;
@@ -1863,6 +1883,7 @@ out:
 static void check_reload(const char *path) {
   int threads0 = count_dir("/proc/self/task"), fds0 = count_dir("/proc/self/fd");
   for (int round = 0; round < 3; round++) {
+    int tround = count_dir("/proc/self/task");
     plugin p;
     if (plugin_open(path, &p, 1)) {
       fail("reload", "round %d: dlopen failed: %s", round, dlerror());
@@ -1892,8 +1913,16 @@ static void check_reload(const char *path) {
            !memcmp(buf, buf + (1 << 19), 4096);
     }
     ctx_fini(&a);
-    dlclose(p.dl);
     free(buf);
+    threads_settle(tround);
+    int left = count_dir("/proc/self/task") - tround;
+    if (left > 0) {
+      /* Unloading code that threads still run would crash this program. */
+      fail("reload", "round %d: %d thread(s) still running after fini; not unloading the plugin",
+           round, left);
+      return;
+    }
+    dlclose(p.dl);
     if (!ok) {
       fail("reload", "round %d: self-transfer failed", round);
       return;
@@ -2068,8 +2097,16 @@ fini_ab : {
          T.doubles);
   check_leaks(&p, 0);
   check_leaks(&p, 1);
-  dlclose(p.dl);
-  check_reload(path);
+  threads_settle(threads0);
+  int left = count_dir("/proc/self/task") - threads0;
+  if (left > 0) {
+    /* Unloading code that threads still run would crash this program. */
+    fail("reload", "%d thread(s) of the plugin still running after every fini; not unloading it",
+         left);
+  } else {
+    dlclose(p.dl);
+    check_reload(path);
+  }
   free(T.c);
   return result(n_fail ? 1 : 0);
 }
