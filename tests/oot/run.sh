@@ -3,8 +3,10 @@
 # staging directory, builds the installed example plugin
 # (share/doc/mooncake/examples/transport-plugin) with its own Makefile from
 # the installed mooncake-transport.pc alone, checks what it exports, runs the
-# installed mc-transport-conformance on it, then oot_transfer with
-# MC_PLUGIN_PATH pointing at the result (two engines moving data through it).
+# installed mc-transport-conformance on it (it must pass, and must fail or
+# skip the test-only variants built from the same files with -D flags), then
+# oot_transfer with MC_PLUGIN_PATH pointing at the result (two engines
+# moving data through it).
 #   run.sh <meson build root> <oot_transfer binary>
 # Exit 77 (skip) when make or a C compiler is missing.
 set -eu
@@ -98,6 +100,30 @@ if [ "$rc" -ne 0 ] || ! grep -Eq '^RESULT [0-9]+ passed, 0 failed' "$tmp/conf.lo
     say "mc-transport-conformance did not pass the installed example (exit $rc)"
     exit 1
 fi
+
+# The two test-only variants, from the same installed source and Makefile:
+# without target-side checks the hostile-initiator checks must fail it
+# (exit 1); with an init that returns MC_ENODEV the tool must skip (77).
+variant() { # <dir> <cflags> <wanted exit status> <required line regex>...
+    dir=$1 flags=$2 want=$3
+    shift 3
+    mkdir "$tmp/$dir"
+    env -u LDFLAGS make -s -C "$tmp/src" OUT="$tmp/$dir" CFLAGS="-O2 $flags"
+    rc=0
+    "$conformance" "$tmp/$dir/mc-transport-oot.so" >"$tmp/$dir.log" 2>&1 || rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        cat "$tmp/$dir.log"
+        say "$dir: mc-transport-conformance exited $rc, wanted $want"
+        exit 1
+    fi
+    for re in "$@"; do
+        grep -Eq -- "$re" "$tmp/$dir.log" || {
+            cat "$tmp/$dir.log"; say "$dir: no line matches '$re'"; exit 1; }
+    done
+    say "$dir: exit $rc as wanted"
+}
+variant nocheck -DOOT_NO_TARGET_CHECK 1 '^FAIL hostile\.forged_key: ' '^FAIL hostile\.revoked: '
+variant nodev -DOOT_INIT_ENODEV 77 '^SKIP runtime: not runnable on this host'
 
 MC_PLUGIN_PATH="$tmp/plugins"
 export MC_PLUGIN_PATH
