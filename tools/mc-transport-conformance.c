@@ -434,8 +434,8 @@ static int typed_value(const char *key, uint32_t type, const char **val) {
       return MC_EINVAL;
     if (h_config_get(NULL, key, val) == 0)
       return 0;
-    if (!pi.default_text)
-      return MC_ENOENT;
+    if (!pi.default_text || !pi.default_text[0])
+      return MC_ENOENT; /* as the core's getters (core/src/hostapi.c) */
     *val = pi.default_text;
     return 0;
   }
