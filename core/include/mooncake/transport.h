@@ -369,7 +369,9 @@ typedef struct mc_transport_ops {
   /* ---- 1.1 ---- */
   /* sizeof(mc_param_info) the plugin was built with: the stride of its
    * params array.  Set it to sizeof(mc_param_info); 0 reads as
-   * MC_PARAM_INFO_V1_SIZE (a 1.0 plugin). */
+   * MC_PARAM_INFO_V1_SIZE (a 1.0 plugin).  A table whose abi_minor is 1 or
+   * more and that has params must set it: its entries are longer than 1.0
+   * ones, so the core refuses it (MC_EABI) rather than misread them. */
   uint32_t param_info_size;
 } mc_transport_ops;
 
