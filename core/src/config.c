@@ -726,7 +726,9 @@ static int parse_text(const cfg_key *k, const char *text, kval *out, char *why,
 }
 
 /* Stores a parsed value (taking what it owns) and records its origin.
- * Only KT_TRANSPORTS can fail (MC_ENOMEM), leaving cfg as it was. */
+ * Only KT_TRANSPORTS and KT_PATHS allocate; they fail (MC_ENOMEM) leaving
+ * cfg as it was, except that the file's transports list is already gone
+ * (the load fails as a whole then). */
 static int commit(mc_config *cfg, const cfg_key *k, kval *v, int src,
                   int line) {
   char *base = (char *)cfg;
