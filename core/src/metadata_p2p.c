@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +619,19 @@ static void show_bytes(const uint8_t *b, size_t n, char *out, size_t len) {
   out[o] = '\0';
 }
 
+/* A failed fetch: logged, and kept as this thread's mc_last_error(), so the
+ * caller of mc_segment_open learns what the peer did, not only the code. */
+__attribute__((format(printf, 2, 3))) static void
+fetch_fail(p2p_ctx *c, const char *fmt, ...) {
+  char msg[MC_ERR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  MC_WARN(c->log, COMP, "%s", msg);
+  mc_last_error_set("%s", msg);
+}
+
 /* Asks host:port for seg; *json (NUL-terminated) on success.  Failures are
  * logged here with what the peer did (and, where the address is probably
  * not a mooncake listener at all, a hint), since the caller only gets the
@@ -634,7 +648,7 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   int fd;
   int rc = mc_net_connect(host, port, (int)c->timeout_ms, &fd);
   if (rc) {
-    MC_WARN(c->log, COMP,
+    fetch_fail(c,
             "segment '%s': cannot connect to %s:%u: %s (is an engine "
             "listening there?)",
             name, host, (unsigned)port,
@@ -652,28 +666,28 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
     if (rc == MC_EPROTO) {
       char seen[64];
       show_bytes(hb, got, seen, sizeof seen);
-      MC_WARN(c->log, COMP,
+      fetch_fail(c,
               "segment '%s': %s:%u is not a mooncake listener (it answered "
               "\"%s...\"); a segment name is an engine's handshake listener "
               "address (host:port, or name@host:port)",
               name, host, (unsigned)port, seen);
     } else if (rc == MC_ETIMEDOUT && got == 0) {
-      MC_WARN(c->log, COMP,
+      fetch_fail(c,
               "segment '%s': %s:%u accepted the connection but sent nothing "
               "in %u ms: is %s:%u a mooncake engine's listener?",
               name, host, (unsigned)port, c->timeout_ms, host, (unsigned)port);
     } else if (rc == MC_EPEER && got == 0) {
-      MC_WARN(c->log, COMP,
+      fetch_fail(c,
               "segment '%s': %s:%u closed the connection without answering: "
               "is %s:%u a mooncake engine's listener?",
               name, host, (unsigned)port, host, (unsigned)port);
     } else if (rc) {
-      MC_WARN(c->log, COMP, "segment '%s': %s:%u stopped after %zu bytes of "
+      fetch_fail(c, "segment '%s': %s:%u stopped after %zu bytes of "
               "its reply: %s", name, host, (unsigned)port, got, mc_strerror(rc));
     }
   }
   if (!rc && mc_p2p_parse_reply_hdr(hb, sizeof hb, &h)) {
-    MC_WARN(c->log, COMP, "segment '%s': malformed reply header from %s:%u "
+    fetch_fail(c, "segment '%s': malformed reply header from %s:%u "
             "(another version of mooncake?)", name, host, (unsigned)port);
     rc = MC_EPROTO;
   }
@@ -681,20 +695,20 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
     body = malloc((size_t)h.length + 1);
     rc = body ? mc_net_read_full(fd, body, h.length, deadline) : MC_ENOMEM;
     if (rc && rc != MC_ENOMEM)
-      MC_WARN(c->log, COMP, "segment '%s': reply from %s:%u cut short: %s",
+      fetch_fail(c, "segment '%s': reply from %s:%u cut short: %s",
               name, host, (unsigned)port, mc_strerror(rc));
   }
   close(fd);
   mc_p2p_reply r;
   if (!rc && mc_p2p_parse_reply_body(&h, body, h.length, &r)) {
-    MC_WARN(c->log, COMP, "segment '%s': malformed reply from %s:%u", name,
+    fetch_fail(c, "segment '%s': malformed reply from %s:%u", name,
             host, (unsigned)port);
     rc = MC_EPROTO;
   }
   if (!rc && r.status != MC_P2P_OK) {
     rc = status_rc(r.status);
     if (r.status == MC_P2P_UNAUTHORIZED)
-      MC_WARN(c->log, COMP,
+      fetch_fail(c,
               "segment '%s': %s:%u refused %s cluster token (%.*s): set "
               "cluster_token_file (or MC_CLUSTER_TOKEN_FILE) to the file "
               "holding that cluster's token",
@@ -707,7 +721,7 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   }
   if (!rc && by_name &&
       (r.name_len != strlen(seg) || memcmp(r.name, seg, r.name_len) != 0)) {
-    MC_WARN(c->log, COMP, "segment '%s': peer served '%.*s' instead", name,
+    fetch_fail(c, "segment '%s': peer served '%.*s' instead", name,
             (int)r.name_len, r.name);
     rc = MC_EPROTO;
   }
@@ -762,6 +776,9 @@ static int p2p_fetch(void *ctx, const char *segment, char **json, size_t *len) {
              "segment '%s': not host:port or name@host:port, cannot locate "
              "it without a metadata server",
              segment);
+    mc_last_error_set("segment '%s': with p2p metadata a segment name is the "
+                      "peer's host:port (or name@host:port); other names need "
+                      "etcd or HTTP metadata", segment);
     return MC_ENOENT;
   }
   return fetch_remote(c, segment, seg, by_name, host, port, json, len);

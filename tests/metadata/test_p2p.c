@@ -504,6 +504,11 @@ static void test_engine_not_a_listener(void) {
   CHECK(took < 2000); /* the engine's p2p timeout is 10 s */
   CHECK_HAS(log, "is not a mooncake listener");
   free(log);
+  /* The caller gets the reason, not only the code. */
+  CHECK_HAS(mc_last_error(), "is not a mooncake listener");
+  CHECK_HAS(mc_last_error(), target);
+  CHECK_RC(mc_segment_open(e, "no-such-name", &seg), MC_ENOENT);
+  CHECK_HAS(mc_last_error(), "host:port");
   CHECK(pthread_join(th, NULL) == 0);
   close(f.lfd);
   mc_engine_destroy(e);

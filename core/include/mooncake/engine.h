@@ -138,7 +138,10 @@ MC_API int mc_free_shared(mc_engine *engine, void *addr);
  * fetching its descriptor through metadata; handles are cached and counted,
  * so opening the same name twice returns the same handle.  The local
  * engine's own name is valid (loopback).  MC_ENOENT if unknown, MC_EPEER if
- * unreachable, MC_EPROTO if the descriptor is malformed. */
+ * unreachable, MC_EPROTO if the descriptor is malformed or the address is
+ * not a mooncake listener, MC_ETIMEDOUT if the peer stays silent, MC_EACCES
+ * if it refused our cluster token; with p2p metadata mc_last_error() then
+ * says what the peer did. */
 MC_API int mc_segment_open(mc_engine *engine, const char *name, mc_segment **out);
 
 /* Drops one reference from mc_segment_open. */
@@ -262,7 +265,8 @@ MC_API int mc_engine_plugin_search_path(mc_engine *engine, char *buf, size_t len
 MC_API const char *mc_version(void);
 
 /* The one-line reason of the last mooncake call that failed on this
- * thread (today: engine creation, by any of the three calls), e.g.
+ * thread (today: engine creation, by any of the three calls, and
+ * mc_segment_open with p2p metadata), e.g.
  * "MC_SLICE_SIZE: expected a size like 64K ..., got 'banana'".  Like
  * errno it is per thread and only written on failure: successful calls
  * leave it as it was, so read it right after the call that failed.  ""
