@@ -15,6 +15,7 @@
 #include "http/http_proto.h"
 #include "mds_fixture.h"
 #include "md_common.h"
+#include "mooncake/engine.h"
 #include "net.h"
 #include "testutil.h"
 
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
   CHECK(md_fetch_version(none, "seg-a") == MC_EACCES);
   CHECK(md_fetch_version(other, "seg-a") == MC_EACCES);
   char *log = capture_end(cap);
+  CHECK_HAS(mc_last_error(), "refused our cluster token; set cluster_token_file");
   /* The refused side is told what to set, with and without a token. */
   CHECK_HAS(log, "refused a request without a cluster token; set "
                  "cluster_token_file (or MC_CLUSTER_TOKEN_FILE)");

@@ -493,6 +493,7 @@ static int etcd_fetch(void *ctx, const char *segment, char **json, size_t *len) 
   }
   if (rc) {
     MC_WARN(m->log, "etcd", "fetching segment '%s' failed: %s", segment, err);
+    mc_last_error_set("fetching segment '%s' failed: %s", segment, err);
     return rc;
   }
   /* Values come from a shared store anyone may write: validate before the

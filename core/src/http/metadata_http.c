@@ -422,6 +422,7 @@ static int http_fetch(void *ctx, const char *segment, char **json, size_t *len) 
     return rc;
   if (rc) {
     MC_WARN(m->log, "http-md", "fetching segment '%s' failed: %s", segment, err);
+    mc_last_error_set("fetching segment '%s' failed: %s", segment, err);
     return rc;
   }
   mc_seg_desc *d = NULL;
