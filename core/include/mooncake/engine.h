@@ -140,7 +140,7 @@ MC_API int mc_free_shared(mc_engine *engine, void *addr);
  * engine's own name is valid (loopback).  MC_ENOENT if unknown, MC_EPEER if
  * unreachable, MC_EPROTO if the descriptor is malformed or the address is
  * not a mooncake listener, MC_ETIMEDOUT if the peer stays silent, MC_EACCES
- * if it refused our cluster token; with p2p metadata mc_last_error() then
+ * if it refused our cluster token; mc_last_error() then
  * says what the peer did. */
 MC_API int mc_segment_open(mc_engine *engine, const char *name, mc_segment **out);
 
@@ -266,7 +266,7 @@ MC_API const char *mc_version(void);
 
 /* The one-line reason of the last mooncake call that failed on this
  * thread (today: engine creation, by any of the three calls, and
- * mc_segment_open with p2p metadata), e.g.
+ * mc_segment_open when the metadata fetch fails), e.g.
  * "MC_SLICE_SIZE: expected a size like 64K ..., got 'banana'".  Like
  * errno it is per thread and only written on failure: successful calls
  * leave it as it was, so read it right after the call that failed.  ""
