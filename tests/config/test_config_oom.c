@@ -143,9 +143,63 @@ static void env_all_failures(void) {
   printf("env: %ld allocation failures injected\n", n);
 }
 
+/* The same for the mc_engine_opts members: every allocation fails in
+ * turn; MC_ENOMEM with a message, a whole config left behind. */
+static void opts_all_failures(void) {
+  mc_engine_opts o = {.struct_size = sizeof o,
+                      .segment_name = "optseg",
+                      .listen = "1.2.3.4:6",
+                      .metadata = "http://h:1/md",
+                      .transports = "shm, rdma",
+                      .plugin_path = "/o1:/o2"};
+  long n;
+  for (n = 0;; n++) {
+    mc_config *cfg = NULL;
+    char err[MC_CONFIG_ERR_MAX] = "";
+    int rc = mc_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err,
+                                   sizeof err);
+    if (rc != 0) {
+      fprintf(stderr, "load: %s\n", err);
+      failures++;
+      return;
+    }
+    oom_at = n;
+    oom_count = 0;
+    oom_hit = 0;
+    rc = mc_config_apply_opts(cfg, &o, err, sizeof err);
+    oom_at = -1;
+    if (!oom_hit) {
+      if (rc != 0 || cfg->ntransports != 2 || cfg->nplugin_path != 4 ||
+          strcmp(cfg->transports[0].name, "shm") != 0 ||
+          strcmp(cfg->plugin_path[0], "/o1") != 0) {
+        fprintf(stderr, "opts without failure: %d %s\n", rc, err);
+        failures++;
+      }
+      mc_config_free(cfg);
+      break;
+    }
+    if (rc != MC_ENOMEM || !strstr(err, "out of memory")) {
+      fprintf(stderr, "opts allocation %ld failed: rc %d err '%s'\n", n, rc,
+              err);
+      failures++;
+    }
+    for (size_t i = 0; i < cfg->ntransports; i++)
+      if (!cfg->transports[i].name)
+        failures++;
+    for (size_t i = 0; i < cfg->nplugin_path; i++)
+      if (!cfg->plugin_path[i])
+        failures++;
+    if (!cfg->listen || !cfg->metadata)
+      failures++;
+    mc_config_free(cfg);
+  }
+  printf("opts: %ld allocation failures injected\n", n);
+}
+
 int main(void) {
   load_all_failures();
   env_all_failures();
+  opts_all_failures();
   if (failures) {
     fprintf(stderr, "%d failure(s)\n", failures);
     return 1;
