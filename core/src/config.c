@@ -1881,7 +1881,7 @@ int mc_param_check_value(const mc_param_info *pi, const char *text, char *why,
 static int check_param_table(const char *name, const char *path,
                              const mc_transport_ops *ops, char *err,
                              size_t errlen) {
-  char why[256] = "";
+  char why[400] = ""; /* holds a key (80) and a value's reason (200) */
   mc_param_info pi;
   size_t i = 0;
   if (!ops->params)
