@@ -641,19 +641,19 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
                         char **json, size_t *len) {
   uint64_t deadline = mc_now_ms() + c->timeout_ms;
   uint8_t req[MC_P2P_REQ_MAX];
-  size_t rl = mc_p2p_build_request(seg, c->token[0] ? c->token : NULL, req,
-                                   sizeof req);
+  size_t rl =
+      mc_p2p_build_request(seg, c->token[0] ? c->token : NULL, req, sizeof req);
   if (rl == 0)
     return MC_EINVAL;
   int fd;
   int rc = mc_net_connect(host, port, (int)c->timeout_ms, &fd);
   if (rc) {
     fetch_fail(c,
-            "segment '%s': cannot connect to %s:%u: %s (is an engine "
-            "listening there?)",
-            name, host, (unsigned)port,
-            rc == MC_ETIMEDOUT ? "no answer to the connection request"
-                               : "connection refused or host unreachable");
+               "segment '%s': cannot connect to %s:%u: %s (is an engine "
+               "listening there?)",
+               name, host, (unsigned)port,
+               rc == MC_ETIMEDOUT ? "no answer to the connection request"
+                                  : "connection refused or host unreachable");
     return rc;
   }
   uint8_t hb[MC_P2P_HDR_LEN];
@@ -661,60 +661,68 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   uint8_t *body = NULL;
   size_t got = 0;
   rc = mc_net_write_full(fd, req, rl, deadline);
-  if (!rc) {
+  if (rc) {
+    fetch_fail(c, "segment '%s': sending the request to %s:%u failed: %s", name,
+               host, (unsigned)port, mc_strerror(rc));
+  } else {
     rc = read_reply_hdr(fd, hb, deadline, &got);
     if (rc == MC_EPROTO) {
       char seen[64];
       show_bytes(hb, got, seen, sizeof seen);
       fetch_fail(c,
-              "segment '%s': %s:%u is not a mooncake listener (it answered "
-              "\"%s...\"); a segment name is an engine's handshake listener "
-              "address (host:port, or name@host:port)",
-              name, host, (unsigned)port, seen);
+                 "segment '%s': %s:%u is not a mooncake listener (it answered "
+                 "\"%s...\"); a segment name is an engine's handshake listener "
+                 "address (host:port, or name@host:port)",
+                 name, host, (unsigned)port, seen);
     } else if (rc == MC_ETIMEDOUT && got == 0) {
       fetch_fail(c,
-              "segment '%s': %s:%u accepted the connection but sent nothing "
-              "in %u ms: is %s:%u a mooncake engine's listener?",
-              name, host, (unsigned)port, c->timeout_ms, host, (unsigned)port);
+                 "segment '%s': %s:%u accepted the connection but sent nothing "
+                 "in %u ms: is %s:%u a mooncake engine's listener?",
+                 name, host, (unsigned)port, c->timeout_ms, host,
+                 (unsigned)port);
     } else if (rc == MC_EPEER && got == 0) {
       fetch_fail(c,
-              "segment '%s': %s:%u closed the connection without answering: "
-              "is %s:%u a mooncake engine's listener?",
-              name, host, (unsigned)port, host, (unsigned)port);
+                 "segment '%s': %s:%u closed the connection without answering: "
+                 "is %s:%u a mooncake engine's listener?",
+                 name, host, (unsigned)port, host, (unsigned)port);
     } else if (rc) {
-      fetch_fail(c, "segment '%s': %s:%u stopped after %zu bytes of "
-              "its reply: %s", name, host, (unsigned)port, got, mc_strerror(rc));
+      fetch_fail(c,
+                 "segment '%s': %s:%u stopped after %zu bytes of "
+                 "its reply: %s",
+                 name, host, (unsigned)port, got, mc_strerror(rc));
     }
   }
   if (!rc && mc_p2p_parse_reply_hdr(hb, sizeof hb, &h)) {
-    fetch_fail(c, "segment '%s': malformed reply header from %s:%u "
-            "(another version of mooncake?)", name, host, (unsigned)port);
+    fetch_fail(c,
+               "segment '%s': malformed reply header from %s:%u "
+               "(another version of mooncake?)",
+               name, host, (unsigned)port);
     rc = MC_EPROTO;
   }
   if (!rc) {
     body = malloc((size_t)h.length + 1);
     rc = body ? mc_net_read_full(fd, body, h.length, deadline) : MC_ENOMEM;
     if (rc && rc != MC_ENOMEM)
-      fetch_fail(c, "segment '%s': reply from %s:%u cut short: %s",
-              name, host, (unsigned)port, mc_strerror(rc));
+      fetch_fail(c, "segment '%s': reply from %s:%u cut short: %s", name, host,
+                 (unsigned)port, mc_strerror(rc));
   }
   close(fd);
   mc_p2p_reply r;
   if (!rc && mc_p2p_parse_reply_body(&h, body, h.length, &r)) {
-    fetch_fail(c, "segment '%s': malformed reply from %s:%u", name,
-            host, (unsigned)port);
+    fetch_fail(c, "segment '%s': malformed reply from %s:%u", name, host,
+               (unsigned)port);
     rc = MC_EPROTO;
   }
   if (!rc && r.status != MC_P2P_OK) {
     rc = status_rc(r.status);
     if (r.status == MC_P2P_UNAUTHORIZED)
       fetch_fail(c,
-              "segment '%s': %s:%u refused %s cluster token (%.*s): set "
-              "cluster_token_file (or MC_CLUSTER_TOKEN_FILE) to the file "
-              "holding that cluster's token",
-              name, host, (unsigned)port,
-              c->token[0] ? "our" : "a request without a", (int)r.reason_len,
-              r.reason);
+                 "segment '%s': %s:%u refused %s cluster token (%.*s): set "
+                 "cluster_token_file (or MC_CLUSTER_TOKEN_FILE) to the file "
+                 "holding that cluster's token",
+                 name, host, (unsigned)port,
+                 c->token[0] ? "our" : "a request without a", (int)r.reason_len,
+                 r.reason);
     else
       MC_DEBUG(c->log, COMP, "segment '%s': peer answered %s: %.*s", name,
                mc_strerror(rc), (int)r.reason_len, r.reason);
@@ -722,7 +730,7 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   if (!rc && by_name &&
       (r.name_len != strlen(seg) || memcmp(r.name, seg, r.name_len) != 0)) {
     fetch_fail(c, "segment '%s': peer served '%.*s' instead", name,
-            (int)r.name_len, r.name);
+               (int)r.name_len, r.name);
     rc = MC_EPROTO;
   }
   if (!rc) {
