@@ -115,7 +115,7 @@ int etcd_cluster_start(etcd_cluster *c, int n) {
   for (int i = 0; i < n; i++) {
     etcd_member *m = &c->m[i];
     snprintf(m->name, sizeof m->name, "m%d", i);
-    snprintf(m->dir, sizeof m->dir, "%s/%s", c->tmp, m->name);
+    snprintf(m->dir, sizeof m->dir, "%s/m%d", c->tmp, i); /* c->tmp/<name> */
     m->client_port = tu_free_port();
     do
       m->peer_port = tu_free_port();
