@@ -67,6 +67,9 @@ typedef struct mc_local_buf {
   uint32_t rkey_len[MC_MAX_TRANSPORTS];
   uint8_t *rkey[MC_MAX_TRANSPORTS];
   _Atomic int64_t inflight; /* requests using it */
+  /* 0 while the range is reserved and the transports register it (no
+   * lock held): lookups, publication and unregistration skip it. */
+  int ready;
   /* Rails of each transport ranked for this buffer's location (topology):
    * preferred first, then fallback, as rail indices. */
   uint32_t *rails[MC_MAX_TRANSPORTS];

@@ -69,6 +69,51 @@ static void buf_free(mc_engine *e, mc_local_buf *b) {
   free(b);
 }
 
+/* Registers b with every transport that serves its memory kind; *served
+ * counts them.  Called without the registry lock. */
+static int register_with_transports(mc_engine *e, mc_local_buf *b, int *served) {
+  for (int i = 0; i < e->ntransports; i++) {
+    mc_transport *t = e->transports[i];
+    if (!((t->ops->local_mem_kinds | t->ops->remote_mem_kinds) & b->kind))
+      continue;
+    mc_mem_desc md = {.addr = b->addr, .len = b->len, .kind = b->kind,
+                      .device = b->device, .location = b->location};
+    uint8_t key[MC_RKEY_MAX];
+    size_t klen = sizeof key;
+    pthread_mutex_lock(&t->ctl_lock);
+    int r = t->ops->register_mem(t->ctx, &md, &b->mem[i], key, &klen);
+    pthread_mutex_unlock(&t->ctl_lock);
+    if (r == MC_ENOTSUP) {
+      b->mem[i] = NULL;
+      continue;
+    }
+    if (r || klen > MC_RKEY_MAX) {
+      MC_ERROR(&e->log, COMP, "%s: register 0x%llx+%llu failed: %s",
+               t->plugin->name, (unsigned long long)b->addr,
+               (unsigned long long)b->len, mc_strerror(r ? r : MC_EPROTO));
+      return r ? r : MC_EPROTO;
+    }
+    b->rkey[i] = malloc(klen ? klen : 1);
+    if (!b->rkey[i])
+      return MC_ENOMEM;
+    memcpy(b->rkey[i], key, klen);
+    b->rkey_len[i] = (uint32_t)klen;
+    (*served)++;
+  }
+  return 0;
+}
+
+/* Takes entry b out of the list; under the write lock. */
+static void list_remove(mc_engine *e, mc_local_buf *b) {
+  size_t pos = lower_bound(e, b->addr);
+  while (pos < e->nbufs && e->bufs[pos] != b)
+    pos++;
+  if (pos == e->nbufs)
+    return;
+  memmove(&e->bufs[pos], &e->bufs[pos + 1], (e->nbufs - pos - 1) * sizeof *e->bufs);
+  e->nbufs--;
+}
+
 /* Registers one buffer with the transports and inserts it; publishes
  * nothing.  shared_by: the transport whose alloc_mem made it, or -1. */
 static int insert_buf(mc_engine *e, void *addr, size_t len,
@@ -108,6 +153,9 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
     return MC_ENOMEM;
   }
 
+  /* Reserve the range: the entry goes into the list not yet ready, so an
+   * overlapping registration is refused (MC_EEXIST) while this one talks to
+   * the plugins, and lookups and publication skip it until it is. */
   pthread_rwlock_wrlock(&e->reg_lock);
   size_t pos = lower_bound(e, a);
   if (pos < e->nbufs && e->bufs[pos]->addr < a + len) {
@@ -119,76 +167,59 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
     buf_free(e, b);
     return MC_EEXIST;
   }
-  int served = 0, rc = 0;
-  for (int i = 0; i < e->ntransports && !rc; i++) {
-    mc_transport *t = e->transports[i];
-    if (!((t->ops->local_mem_kinds | t->ops->remote_mem_kinds) & kind))
-      continue;
-    mc_mem_desc md = {.addr = a, .len = len, .kind = kind, .device = dev,
-                      .location = loc};
-    uint8_t key[MC_RKEY_MAX];
-    size_t klen = sizeof key;
-    pthread_mutex_lock(&t->ctl_lock);
-    int r = t->ops->register_mem(t->ctx, &md, &b->mem[i], key, &klen);
-    pthread_mutex_unlock(&t->ctl_lock);
-    if (r == MC_ENOTSUP) {
-      b->mem[i] = NULL;
-      continue;
-    }
-    if (r || klen > MC_RKEY_MAX) {
-      MC_ERROR(&e->log, COMP, "%s: register 0x%llx+%zu failed: %s",
-               t->plugin->name, (unsigned long long)a, len,
-               mc_strerror(r ? r : MC_EPROTO));
-      rc = r ? r : MC_EPROTO;
-      break;
-    }
-    b->rkey[i] = malloc(klen ? klen : 1);
-    if (!b->rkey[i]) {
-      rc = MC_ENOMEM;
-      break;
-    }
-    memcpy(b->rkey[i], key, klen);
-    b->rkey_len[i] = (uint32_t)klen;
-    served++;
-  }
-  if (!rc && !served) {
-    MC_ERROR(&e->log, COMP, "register 0x%llx+%zu (%s): no loaded transport serves this memory kind",
-             (unsigned long long)a, len, loc);
-    rc = MC_ENOTSUP;
-  }
-  if (!rc && e->nbufs == e->capbufs) {
+  if (e->nbufs == e->capbufs) {
     size_t nc = e->capbufs ? e->capbufs * 2 : 16;
     mc_local_buf **nb = realloc(e->bufs, nc * sizeof *nb);
-    if (!nb)
-      rc = MC_ENOMEM;
-    else {
-      e->bufs = nb;
-      e->capbufs = nc;
+    if (!nb) {
+      pthread_rwlock_unlock(&e->reg_lock);
+      buf_free(e, b);
+      return MC_ENOMEM;
     }
-  }
-  if (rc) {
-    pthread_rwlock_unlock(&e->reg_lock);
-    buf_free(e, b);
-    return rc;
+    e->bufs = nb;
+    e->capbufs = nc;
   }
   memmove(&e->bufs[pos + 1], &e->bufs[pos], (e->nbufs - pos) * sizeof *e->bufs);
   e->bufs[pos] = b;
   e->nbufs++;
   pthread_rwlock_unlock(&e->reg_lock);
+
+  /* The plugins are called without the registry lock (pinning gigabytes
+   * takes seconds; transfers on other buffers take the read lock
+   * meanwhile); each transport's control calls stay serialized. */
+  int served = 0, rc = register_with_transports(e, b, &served);
+  if (!rc && !served) {
+    MC_ERROR(&e->log, COMP, "register 0x%llx+%zu (%s): no loaded transport serves this memory kind",
+             (unsigned long long)a, len, loc);
+    rc = MC_ENOTSUP;
+  }
+
+  /* Publish (ready) or roll back the reservation, under a short lock. */
+  pthread_rwlock_wrlock(&e->reg_lock);
+  if (rc)
+    list_remove(e, b);
+  else
+    b->ready = 1;
+  pthread_rwlock_unlock(&e->reg_lock);
+  if (rc) {
+    buf_free(e, b);
+    return rc;
+  }
   MC_DEBUG(&e->log, COMP, "registered 0x%llx+%zu %s with %d transport(s)",
            (unsigned long long)a, len, loc, served);
   return 0;
 }
 
 /* Takes the buffer starting at addr out of the list (not yet freed);
- * MC_EBUSY while local transfers use it. */
+ * MC_EBUSY while local transfers use it.  Under the lock only the list
+ * changes: once out of it no request can acquire it (and none holds it), so
+ * the caller deregisters it from the transports (buf_free) unlocked. */
 static int take_buf(mc_engine *e, void *addr, mc_local_buf **taken) {
   if (!e || !addr)
     return MC_EINVAL;
   uint64_t a = (uint64_t)(uintptr_t)addr;
   pthread_rwlock_wrlock(&e->reg_lock);
   size_t pos = lower_bound(e, a);
-  if (pos >= e->nbufs || e->bufs[pos]->addr != a) {
+  if (pos >= e->nbufs || e->bufs[pos]->addr != a || !e->bufs[pos]->ready) {
     pthread_rwlock_unlock(&e->reg_lock);
     return MC_ENOENT;
   }
@@ -282,7 +313,8 @@ int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
   for (uint32_t i = 0; i < n && !rc; i++) {
     uint64_t a = (uint64_t)(uintptr_t)addrs[i];
     size_t pos = lower_bound(e, a);
-    if (!addrs[i] || pos >= e->nbufs || e->bufs[pos]->addr != a)
+    if (!addrs[i] || pos >= e->nbufs || e->bufs[pos]->addr != a ||
+        !e->bufs[pos]->ready)
       rc = addrs[i] ? MC_ENOENT : MC_EINVAL;
     else if (atomic_load(&e->bufs[pos]->inflight) > 0)
       rc = MC_EBUSY;
@@ -377,7 +409,8 @@ mc_local_buf *mc_registry_acquire(mc_engine *e, uint64_t addr, uint64_t len) {
   mc_local_buf *b = NULL;
   if (pos < e->nbufs) {
     mc_local_buf *c = e->bufs[pos];
-    if (addr >= c->addr && addr + len >= addr && addr + len <= c->addr + c->len) {
+    if (c->ready && addr >= c->addr && addr + len >= addr &&
+        addr + len <= c->addr + c->len) {
       b = c;
       atomic_fetch_add(&b->inflight, 1);
     }
@@ -401,6 +434,8 @@ int mc_registry_fill_desc(mc_engine *e, mc_seg_desc *d) {
   }
   for (size_t i = 0; i < e->nbufs; i++) {
     mc_local_buf *b = e->bufs[i];
+    if (!b->ready)
+      continue; /* still registering with the transports */
     mc_desc_buffer *db = &d->buffers[d->nbuffers++];
     db->addr = b->addr;
     db->len = b->len;

@@ -1,7 +1,10 @@
 /* A test transport for the engine's slicing, retry and failover logic: it
  * moves bytes with memcpy between engines of the same process and fails
  * slices on demand.  Params: rails (count), fail_rails (bitmask of rails
- * whose slices fail with MC_EPEER), fail_all (every slice fails).  Counters
+ * whose slices fail with MC_EPEER), fail_all (every slice fails),
+ * slow_reg_len and slow_reg_ms (register_mem of a buffer of exactly
+ * slow_reg_len bytes sleeps slow_reg_ms, as pinning a large region on a
+ * NIC does; reg_sleeping is 1 meanwhile and reg_slow counts them).  Counters
  * are exported (flaky_stats_<name>) for the test to read. */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 typedef struct flaky_stats {
   _Atomic uint64_t slices, failed, bytes, max_len, min_len, notifies;
   _Atomic uint64_t per_rail[8];
+  _Atomic uint64_t reg_sleeping, reg_slow;
 } flaky_stats;
 
 __attribute__((visibility("default"))) flaky_stats CAT(flaky_stats_, FLAKY_ID);
@@ -29,6 +33,7 @@ typedef struct ctx {
   uint32_t rails, fail_rails;
   int fail_all;
   uint64_t id;
+  uint64_t slow_reg_len, slow_reg_ms;
 } ctx;
 
 typedef struct mem {
@@ -39,6 +44,8 @@ static const mc_param_info params[] = {
     {MC_PARAM_INT, "rails", "2", "number of rails"},
     {MC_PARAM_INT, "fail_rails", "0", "bitmask of failing rails"},
     {MC_PARAM_BOOL, "fail_all", "false", "fail every slice"},
+    {MC_PARAM_INT, "slow_reg_len", "0", "register_mem of this length sleeps"},
+    {MC_PARAM_INT, "slow_reg_ms", "1500", "how long it sleeps"},
     {MC_PARAM_END, NULL, NULL, NULL}};
 
 static long param(const mc_host_api *h, const char *k, long def) {
@@ -62,6 +69,8 @@ static int f_init(const mc_host_api *h, const mc_init_args *a, void **out) {
     c->rails = 2;
   c->fail_rails = (uint32_t)param(h, "fail_rails", 0);
   c->fail_all = (int)param(h, "fail_all", 0);
+  c->slow_reg_len = (uint64_t)param(h, "slow_reg_len", 0);
+  c->slow_reg_ms = (uint64_t)param(h, "slow_reg_ms", 1500);
   c->id = (uint64_t)(uintptr_t)c;
   *out = c;
   return 0;
@@ -96,6 +105,14 @@ static int f_desc(void *vc, void *buf, size_t *len) {
   return 0;
 }
 static int f_reg(void *vc, const mc_mem_desc *d, void **m, void *rkey, size_t *rl) {
+  ctx *c = vc;
+  if (c->slow_reg_len && d->len == c->slow_reg_len) {
+    flaky_stats *st = &CAT(flaky_stats_, FLAKY_ID);
+    atomic_store(&st->reg_sleeping, 1);
+    usleep((useconds_t)(c->slow_reg_ms * 1000));
+    atomic_fetch_add(&st->reg_slow, 1);
+    atomic_store(&st->reg_sleeping, 0);
+  }
   mem *x = malloc(sizeof *x);
   if (!x)
     return MC_ENOMEM;
