@@ -1,18 +1,21 @@
-/* Batches, requests and slices.
+/* Batches and requests (pipeline.h): validation, transport choice,
+ * slicing, status and waiting.
  *
  * A request is cut into slices of slice_size bytes, each sent on the best
- * candidate transport over a rail picked round robin.  Completions arrive
- * through the host API (any thread); a failed slice is retried by the
- * worker on another rail, then another transport, up to retry_count times.
- * Request and batch state are atomics, so status reads take no lock. */
+ * candidate transport over a rail picked round robin (slices.c).
+ * Completions arrive through the host API (any thread); a failed slice is
+ * retried on the job queue on another rail, then another transport, up to
+ * retry_count times.  Request and batch state are atomics, so status reads
+ * take no lock. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "engine_internal.h"
 #include "net.h"
+#include "pipeline_p.h"
+#include "rails.h"
 
 #define COMP "batch"
 #define SUBMIT_CHUNK 64
@@ -26,7 +29,7 @@ static int state_error(uint32_t st, int32_t err) {
   }
 }
 
-int mc_batch_create(mc_engine *e, uint32_t capacity, mc_batch **out) {
+int mc_pipeline_batch_create(mc_pipeline *e, uint32_t capacity, mc_batch **out) {
   if (!e || !out || capacity == 0 || capacity > (1u << 24))
     return MC_EINVAL;
   mc_batch *b = calloc(1, sizeof *b);
@@ -37,7 +40,7 @@ int mc_batch_create(mc_engine *e, uint32_t capacity, mc_batch **out) {
     free(b);
     return MC_ENOMEM;
   }
-  b->engine = e;
+  b->pipe = e;
   b->capacity = capacity;
   pthread_mutex_init(&b->lock, NULL);
   pthread_condattr_t ca;
@@ -51,7 +54,7 @@ int mc_batch_create(mc_engine *e, uint32_t capacity, mc_batch **out) {
 
 uint32_t mc_batch_size(const mc_batch *b) { return b ? atomic_load(&b->count) : 0; }
 
-static void req_set_error(mc_req *r, int err, int32_t vendor) {
+void mc_req_set_error(mc_req *r, int err, int32_t vendor) {
   int32_t zero = 0;
   if (atomic_compare_exchange_strong(&r->error, &zero, err))
     atomic_store(&r->vendor, vendor);
@@ -78,7 +81,7 @@ void mc_req_finish(mc_req *r) {
   pthread_mutex_unlock(&b->lock);
 }
 
-static void req_slice_finished(mc_req *r) {
+void mc_req_slice_finished(mc_req *r) {
   if (atomic_fetch_sub(&r->remaining, 1) != 1)
     return;
   mc_notify_group *g = r->group;
@@ -86,190 +89,52 @@ static void req_slice_finished(mc_req *r) {
     mc_req_finish(r);
     return;
   }
-  if (atomic_fetch_sub(&g->remaining, 1) == 1) {
-    mc_job *j = calloc(1, sizeof *j);
-    if (j) {
-      j->kind = MC_JOB_NOTIFY;
-      j->group = g;
-      mc_worker_push(r->batch->engine, j);
-    } else { /* cannot notify: fail the group rather than hang it */
-      for (uint32_t i = 0; i < g->nreqs; i++) {
-        req_set_error(g->reqs[i], MC_ENOMEM, 0);
-        mc_req_finish(g->reqs[i]);
-      }
-      free(g->reqs);
-      free(g);
-    }
+  if (atomic_fetch_sub(&g->remaining, 1) == 1)
+    mc_notify_group_queue(r->batch->pipe, g);
+}
+
+/* Fills req->tcand with the usable transports for the request, best first:
+ * among the transports loaded here and published by the peer, those whose
+ * caps cover the operation, both memory kinds and the peer's placement
+ * (same host or not). */
+static int candidates(mc_pipeline *e, mc_req *req) {
+  const mc_seg_view *v = req->view;
+  const mc_desc_buffer *rb = &mc_view_desc(v)->buffers[req->rbuf];
+  uint64_t need = req->r.op == MC_OP_READ ? MC_CAP_READ : MC_CAP_WRITE;
+  uint64_t where = mc_view_same_host(v) ? MC_CAP_INTRA_NODE : MC_CAP_INTER_NODE;
+  req->ncand = 0;
+  for (int i = 0; i < e->set->n; i++) {
+    mc_transport *t = e->set->t[i];
+    int dti = mc_view_desc_tidx(v, i);
+    if (dti < 0 || !mc_lbuf_mem(req->lbuf, i))
+      continue;
+    const mc_transport_ops *o = t->ops;
+    if ((o->caps & need) != need || !(o->caps & where))
+      continue;
+    if (!(o->local_mem_kinds & mc_lbuf_kind(req->lbuf)) ||
+        !(o->remote_mem_kinds & rb->kind))
+      continue;
+    int has_key = 0;
+    for (uint32_t k = 0; k < rb->nkeys; k++)
+      has_key |= (int)rb->keys[k].transport == dti;
+    if (!has_key)
+      continue;
+    req->tcand[req->ncand++] = i; /* transports are sorted by rank */
   }
-}
-
-void mc_slice_fail(mc_slice_rec *s, int err, int32_t vendor) {
-  req_set_error(s->req, err, vendor);
-  req_slice_finished(s->req);
-}
-
-static int retryable(int status) {
-  return status == MC_EPEER || status == MC_EIO || status == MC_ETIMEDOUT ||
-         status == MC_EAGAIN || status == MC_ENODEV;
-}
-
-void mc_batch_slice_done(mc_slice_rec *s, int status, uint64_t bytes,
-                         int32_t vendor) {
-  mc_req *r = s->req;
-  mc_engine *e = r->batch->engine;
-  mc_slice_account(e, s, -1);
-  if (status == 0) {
-    atomic_fetch_add(&r->bytes, bytes);
-    req_slice_finished(r);
-  } else if (retryable(status) && s->attempts < e->cfg->retry_count &&
-             !atomic_load(&r->batch->canceled)) {
-    mc_transport *t = e->transports[s->transport];
-    mc_rails_mark_down(t, s->rail);
-    MC_DEBUG(&e->log, COMP, "slice %p of %s failed on %s rail %u: %s; retrying",
-             (void *)s, r->view->desc->name, t->plugin->name, s->rail,
-             mc_strerror(status));
-    mc_job *j = calloc(1, sizeof *j);
-    if (!j) {
-      mc_slice_fail(s, status, vendor);
-      return;
-    }
-    j->kind = MC_JOB_RETRY;
-    j->slice = s;
-    /* Short growing pause so a flapping peer is not hammered. */
-    j->not_before_ms = mc_now_ms() + 2u * (s->attempts + 1);
-    atomic_store(&r->vendor, vendor);
-    mc_worker_push(e, j);
-  } else {
-    /* The target refused the key or the range: its buffers changed since we
-     * fetched its descriptor (unregistered, or the peer restarted).  The
-     * next request refetches it. */
-    if (status == MC_EACCES || status == MC_ERANGE)
-      atomic_store(&r->view->seg->stale, 1);
-    if (status != MC_ECANCELED)
-      MC_DEBUG(&e->log, COMP, "slice of %s failed: %s (vendor %d), attempts %u",
-               r->view->desc->name, mc_strerror(status), vendor, s->attempts);
-    mc_slice_fail(s, status, vendor);
-  }
-  if (atomic_load(&e->backlog_waiting))
-    mc_worker_kick(e);
-}
-
-void mc_slice_fill(const mc_slice_rec *s, void *rmem, mc_slice *out) {
-  const mc_req *r = s->req;
-  out->token = (uint64_t)(uintptr_t)s;
-  out->op = r->r.op;
-  out->rail = s->rail;
-  out->local_mem = r->lbuf->mem[s->transport];
-  out->local_addr = (uint64_t)(uintptr_t)r->r.local + s->offset;
-  out->remote_mem = rmem;
-  out->remote_addr = r->r.remote + s->offset;
-  out->len = s->len;
-}
-
-int mc_transport_submit(mc_transport *t, void *ep, const mc_slice *sl,
-                        uint32_t n, uint32_t *accepted) {
-  int mt = (t->ops->caps & MC_CAP_MT_SUBMIT) != 0;
-  *accepted = 0;
-  if (!mt)
-    pthread_mutex_lock(&t->submit_lock);
-  int rc = t->ops->submit(t->ctx, ep, sl, n, accepted);
-  if (!mt)
-    pthread_mutex_unlock(&t->submit_lock);
-  if (*accepted > n) /* a plugin bug must not corrupt our counts */
-    *accepted = n;
-  return rc;
-}
-
-/* Submits n prepared slices of one request on transport t; what the plugin
- * does not take goes to its backlog.  Returns 0 or the routing error. */
-static int send_run(mc_engine *e, mc_transport *t, mc_slice_rec **recs,
-                    uint32_t n) {
-  void *ep, *rmem;
-  int rc = mc_view_route(recs[0]->req->view, t, recs[0]->req->rbuf, &ep, &rmem);
-  if (rc)
-    return rc;
-  mc_slice sl[SUBMIT_CHUNK];
-  uint32_t done = 0;
-  if (atomic_load(&t->backlog_len) == 0) {
-    while (done < n) {
-      uint32_t k = n - done < SUBMIT_CHUNK ? n - done : SUBMIT_CHUNK;
-      for (uint32_t i = 0; i < k; i++)
-        mc_slice_fill(recs[done + i], rmem, &sl[i]);
-      uint32_t acc = 0;
-      /* Counted before the call: completions may arrive inside it. */
-      for (uint32_t i = 0; i < k; i++)
-        mc_slice_account(e, recs[done + i], 1);
-      rc = mc_transport_submit(t, ep, sl, k, &acc);
-      for (uint32_t i = acc; i < k; i++)
-        mc_slice_account(e, recs[done + i], -1);
-      done += acc;
-      if (acc < k) {
-        if (rc && rc != MC_EAGAIN && acc == 0) {
-          /* Endpoint unusable: fail these through the retry path. */
-          for (uint32_t i = done; i < n; i++) {
-            mc_slice_account(e, recs[i], 1);
-            mc_batch_slice_done(recs[i], rc, 0, 0);
-          }
-          return 0;
-        }
-        break;
-      }
-    }
-  }
-  if (done < n) {
-    uint64_t now = mc_now_ms();
-    for (uint32_t i = done; i < n; i++) {
-      recs[i]->queued_ms = now;
-      recs[i]->next = i + 1 < n ? recs[i + 1] : NULL;
-    }
-    mc_backlog_push(t, recs[done]);
-  }
-  return 0;
-}
-
-int mc_slice_send(mc_engine *e, mc_slice_rec *s) {
-  mc_transport *t = e->transports[s->transport];
-  s->next = NULL;
-  return send_run(e, t, &s, 1);
-}
-
-void mc_slice_retry(mc_engine *e, mc_slice_rec *s) {
-  mc_req *r = s->req;
-  if (atomic_load(&r->batch->canceled)) {
-    mc_slice_fail(s, MC_ECANCELED, 0);
-    return;
-  }
-  s->attempts++;
-  int pos = 0;
-  while (pos < r->ncand && r->tcand[pos] != s->transport)
-    pos++;
-  /* Every other retry moves on to the next transport, if there is one. */
-  uint32_t avoid = s->rail;
-  if (r->ncand > 1 && (s->attempts % 2) == 0) {
-    s->transport = r->tcand[(pos + 1) % r->ncand];
-    avoid = UINT32_MAX;
-  }
-  mc_transport *t = e->transports[s->transport];
-  s->rail = (uint32_t)mc_rails_pick(t, r->lbuf, avoid);
-  atomic_store(&r->transport_used, s->transport);
-  int rc = mc_slice_send(e, s);
-  if (rc) {
-    mc_slice_account(e, s, 1);
-    mc_batch_slice_done(s, rc, 0, 0);
-  }
+  return req->ncand ? 0 : MC_ENOTSUP;
 }
 
 static void mark_invalid(mc_req *r, int err, const char *why) {
-  mc_engine *e = r->batch->engine;
+  mc_pipeline *e = r->batch->pipe;
   atomic_store(&r->error, err);
   atomic_store(&r->state, MC_XFER_INVALID);
-  MC_DEBUG(&e->log, COMP, "request %u rejected: %s: %s", r->index, why,
+  MC_DEBUG(e->log, COMP, "request %u rejected: %s: %s", r->index, why,
            mc_strerror(err));
 }
 
 /* Validates and prepares request r; returns 1 if it is now PENDING. */
 static int req_prepare(mc_batch *b, mc_req *r) {
-  mc_engine *e = b->engine;
+  mc_pipeline *e = b->pipe;
   const mc_request *q = &r->r;
   atomic_store(&r->transport_used, -1);
   if (q->op != MC_OP_READ && q->op != MC_OP_WRITE) {
@@ -289,9 +154,9 @@ static int req_prepare(mc_batch *b, mc_req *r) {
     mark_invalid(r, MC_ERANGE, "address range wraps");
     return 0;
   }
-  r->lbuf = mc_registry_acquire(e, la, q->len);
+  r->lbuf = mc_registry_acquire(e->reg, la, q->len);
   if (!r->lbuf) {
-    MC_WARN(&e->log, COMP, "request %u: local range 0x%llx+%llu is not registered memory",
+    MC_WARN(e->log, COMP, "request %u: local range 0x%llx+%llu is not registered memory",
             r->index, (unsigned long long)la, (unsigned long long)q->len);
     mark_invalid(r, MC_ERANGE, "local range not registered");
     return 0;
@@ -300,21 +165,21 @@ static int req_prepare(mc_batch *b, mc_req *r) {
   r->view = mc_segment_view_for(q->segment, q->remote, q->len, &r->rbuf, &err);
   if (!r->view) {
     if (err == MC_ERANGE)
-      MC_WARN(&e->log, COMP,
+      MC_WARN(e->log, COMP,
               "request %u: remote range 0x%llx+%llu is outside every buffer of segment %s",
               r->index, (unsigned long long)q->remote, (unsigned long long)q->len,
-              q->segment->name);
+              mc_segment_name(q->segment));
     mc_registry_release(r->lbuf);
     r->lbuf = NULL;
     mark_invalid(r, err, "remote range not in segment");
     return 0;
   }
-  if (mc_rails_candidates(e, r)) {
-    MC_WARN(&e->log, COMP,
+  if (candidates(e, r)) {
+    MC_WARN(e->log, COMP,
             "request %u: no loaded transport can %s %s memory of segment %s from %s",
             r->index, q->op == MC_OP_READ ? "read" : "write",
-            r->view->same_host ? "same-host" : "remote", q->segment->name,
-            r->lbuf->location);
+            mc_view_same_host(r->view) ? "same-host" : "remote",
+            mc_segment_name(q->segment), mc_lbuf_location(r->lbuf));
     mc_registry_release(r->lbuf);
     mc_view_put(r->view);
     r->lbuf = NULL;
@@ -322,7 +187,7 @@ static int req_prepare(mc_batch *b, mc_req *r) {
     mark_invalid(r, MC_ENOTSUP, "no transport");
     return 0;
   }
-  uint64_t ss = e->transports[r->tcand[0]]->slice_size;
+  uint64_t ss = e->set->t[r->tcand[0]]->slice_size;
   uint64_t ns = (q->len + ss - 1) / ss;
   r->slices = calloc(ns, sizeof *r->slices);
   if (!r->slices) {
@@ -337,14 +202,15 @@ static int req_prepare(mc_batch *b, mc_req *r) {
   atomic_store(&r->remaining, (uint32_t)ns);
   int t0 = r->tcand[0];
   atomic_store(&r->transport_used, t0);
-  mc_transport *t = e->transports[t0];
+  mc_transport *t = e->set->t[t0];
+  const mc_rail_rank *rank = mc_lbuf_rank(r->lbuf, t0);
   for (uint64_t i = 0; i < ns; i++) {
     mc_slice_rec *s = &r->slices[i];
     s->req = r;
     s->offset = i * ss;
     s->len = q->len - s->offset < ss ? q->len - s->offset : ss;
     s->transport = t0;
-    s->rail = (uint32_t)mc_rails_pick(t, r->lbuf, UINT32_MAX);
+    s->rail = (uint32_t)mc_rails_pick(t, rank, UINT32_MAX);
   }
   atomic_store(&r->state, MC_XFER_PENDING);
   atomic_fetch_add(&b->pending, 1);
@@ -352,8 +218,8 @@ static int req_prepare(mc_batch *b, mc_req *r) {
 }
 
 static void req_start(mc_req *r) {
-  mc_engine *e = r->batch->engine;
-  mc_transport *t = e->transports[r->slices[0].transport];
+  mc_pipeline *e = r->batch->pipe;
+  mc_transport *t = e->set->t[r->slices[0].transport];
   /* Snapshot: completions may finish (and free) the request while we
    * are still submitting its later slices. */
   uint32_t n = r->nslices;
@@ -364,12 +230,12 @@ static void req_start(mc_req *r) {
     for (uint32_t j = 0; j < k; j++)
       run[j] = &base[i + j];
     i += k;
-    int rc = send_run(e, t, run, k);
+    int rc = mc_slices_send(e, t, run, k);
     if (rc) {
       /* No route (peer down): every unsent slice goes the retry path. */
       for (uint32_t j = 0; j < k; j++) {
         mc_slice_account(e, run[j], 1);
-        mc_batch_slice_done(run[j], rc, 0, 0);
+        mc_slice_done(run[j], rc, 0, 0);
       }
     }
   }
@@ -411,7 +277,7 @@ static int submit_common(mc_batch *b, const mc_request *reqs, uint32_t n,
       free(g);
       g = NULL;
       if (any_invalid)
-        MC_WARN(&b->engine->log, COMP,
+        MC_WARN(b->pipe->log, COMP,
                 "notification not sent: a request of its batch was invalid");
     }
     for (uint32_t i = 0; g && i < k; i++)
@@ -468,9 +334,9 @@ int mc_batch_status(mc_batch *b, uint32_t i, mc_transfer_status *st) {
     st->error = 0;
   st->vendor_error = atomic_load(&r->vendor);
   int t = atomic_load(&r->transport_used);
-  if (t >= 0 && t < b->engine->ntransports)
+  if (t >= 0 && t < b->pipe->set->n)
     snprintf(st->transport, sizeof st->transport, "%.31s",
-             b->engine->transports[t]->plugin->name);
+             b->pipe->set->t[t]->plugin->name);
   return 0;
 }
 
@@ -502,14 +368,14 @@ int mc_batch_wait(mc_batch *b, int timeout_ms) {
 void mc_batch_destroy(mc_batch *b) {
   if (!b)
     return;
-  mc_engine *e = b->engine;
+  mc_pipeline *e = b->pipe;
   atomic_store(&b->canceled, 1);
   if (atomic_load(&b->pending) > 0) {
     /* Best effort: ask the transports to drop what is still queued.  No
      * lock is held: a plugin may complete the slice inside cancel(). */
     uint32_t n = atomic_load(&b->count);
-    for (int t = 0; t < e->ntransports; t++) {
-      mc_transport *tr = e->transports[t];
+    for (int t = 0; t < e->set->n; t++) {
+      mc_transport *tr = e->set->t[t];
       if (!tr->ops->cancel)
         continue;
       for (uint32_t i = 0; i < n; i++) {
@@ -520,7 +386,7 @@ void mc_batch_destroy(mc_batch *b) {
           tr->ops->cancel(tr->ctx, (uint64_t)(uintptr_t)&r->slices[s]);
       }
     }
-    mc_worker_kick(e);
+    mc_jobq_kick(e->jobs);
   }
   /* Transports complete every accepted slice (bounded by their timeouts). */
   pthread_mutex_lock(&b->lock);
@@ -534,19 +400,4 @@ void mc_batch_destroy(mc_batch *b) {
     free(b->reqs[i].slices);
   free(b->reqs);
   free(b);
-}
-
-int mc_transfer_sync(mc_engine *e, const mc_request *reqs, uint32_t n,
-                     int timeout_ms) {
-  if (!e || !reqs || n == 0)
-    return MC_EINVAL;
-  mc_batch *b;
-  int rc = mc_batch_create(e, n, &b);
-  if (rc)
-    return rc;
-  rc = mc_batch_submit(b, reqs, n);
-  if (!rc)
-    rc = mc_batch_wait(b, timeout_ms);
-  mc_batch_destroy(b);
-  return rc;
 }

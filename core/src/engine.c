@@ -1,4 +1,7 @@
-/* Engine life cycle: configuration, transports, metadata, publication. */
+/* Engine life cycle: configuration, transports, metadata, publication; the
+ * top of the core's modules (below it: the host services, the request
+ * pipeline, registry and segments, rails, the transports, the job queue and
+ * the notification queue), and the engine.h calls that name an engine. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -9,12 +12,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine_internal.h"
+#include "config.h"
+#include "hostapi.h"
+#include "jobs.h"
+#include "loader.h"
 #include "log.h"
+#include "metadata.h"
 #include "net.h"
+#include "notify.h"
+#include "pipeline.h"
+#include "rails.h"
+#include "registry.h"
+#include "segment.h"
+#include "token.h"
 #include "topology.h"
+#include "transports.h"
 
 #define COMP "engine"
+
+struct mc_engine {
+  mc_logger log;
+  mc_config *cfg;
+  char name[MC_NAME_MAX];
+  char host_id[128];
+  char listen_host[256];
+  mc_loader *loader;
+  mc_metadata *md;
+  char cluster_token[MC_TOKEN_MAX + 1]; /* "" = none (token.h) */
+  mc_tset set;           /* the transports, sorted by preference */
+  mc_topology *topo;
+  mc_registry *reg;      /* local buffers */
+  pthread_mutex_t publish_lock;
+  uint64_t version;
+  mc_segments *segs;     /* remote segments opened here */
+  mc_jobq *jobs;         /* the worker */
+  mc_pipeline *pipe;     /* batches, slices, retries */
+  mc_notify_queue *notes;
+};
 
 
 const char *mc_version(void) { return MC_VERSION; }
@@ -61,7 +95,6 @@ static void transport_free(mc_transport *t) {
     return;
   pthread_mutex_destroy(&t->ctl_lock);
   pthread_mutex_destroy(&t->submit_lock);
-  pthread_mutex_destroy(&t->backlog_lock);
   free(t->rails);
   free((void *)t->rail_down_until);
   free((void *)t->rail_inflight);
@@ -84,7 +117,7 @@ static int transport_open(mc_engine *e, const char *name, char *err,
                           size_t errlen, int *skip) {
   int optional = transport_optional(e->cfg, name);
   *skip = 0;
-  if (e->ntransports >= MC_MAX_TRANSPORTS) {
+  if (e->set.n >= MC_MAX_TRANSPORTS) {
     mc_seterr(err, errlen, "too many transports (max %d)", MC_MAX_TRANSPORTS);
     return MC_EINVAL;
   }
@@ -114,18 +147,17 @@ static int transport_open(mc_engine *e, const char *name, char *err,
     mc_loader_unload(p);
     return MC_ENOMEM;
   }
-  t->engine = e;
+  t->set = &e->set;
   t->plugin = p;
   t->ops = &p->ops;
   t->cfg = ct;
-  t->index = e->ntransports;
+  t->index = e->set.n;
   t->rank = transport_rank(e->cfg, name);
   t->slice_size = !e->cfg->slice_size_set && p->ops.slice_size ? p->ops.slice_size
                                                               : e->cfg->slice_size;
   pthread_mutex_init(&t->ctl_lock, NULL);
   pthread_mutex_init(&t->submit_lock, NULL);
-  pthread_mutex_init(&t->backlog_lock, NULL);
-  mc_hostapi_fill(t);
+  mc_hostapi_fill(t, e->notes);
   mc_init_args args = {.struct_size = sizeof args,
                        .segment_name = e->name,
                        .listen_host = e->listen_host,
@@ -174,10 +206,8 @@ static int transport_open(mc_engine *e, const char *name, char *err,
     transport_free(t);
     return rc;
   }
-  if (t->ops->progress)
-    atomic_store(&e->progress_needed, 1);
   mc_loader_mark_loaded(e->loader, name, t->nrails);
-  e->transports[e->ntransports++] = t;
+  e->set.t[e->set.n++] = t;
   MC_INFO(&e->log, COMP, "transport %s %s ready: %u rail(s), %s", name,
           p->ops.version, t->nrails, p->path);
   return 0;
@@ -190,7 +220,9 @@ static void transport_close(mc_transport *t) {
   transport_free(t);
 }
 
-int mc_engine_publish(mc_engine *e) {
+/* Publishes the segment descriptor (the registry's publish callback). */
+static int engine_publish(void *arg) {
+  mc_engine *e = arg;
   pthread_mutex_lock(&e->publish_lock);
   mc_seg_desc d;
   memset(&d, 0, sizeof d);
@@ -198,14 +230,14 @@ int mc_engine_publish(mc_engine *e) {
   snprintf(d.host_id, sizeof d.host_id, "%s", e->host_id);
   d.version = ++e->version;
   mc_desc_transport tr[MC_MAX_TRANSPORTS];
-  for (int i = 0; i < e->ntransports; i++) {
-    snprintf(tr[i].name, sizeof tr[i].name, "%s", e->transports[i]->plugin->name);
-    tr[i].len = (uint32_t)e->transports[i]->desc_len;
-    tr[i].blob = e->transports[i]->desc;
+  for (int i = 0; i < e->set.n; i++) {
+    snprintf(tr[i].name, sizeof tr[i].name, "%s", e->set.t[i]->plugin->name);
+    tr[i].len = (uint32_t)e->set.t[i]->desc_len;
+    tr[i].blob = e->set.t[i]->desc;
   }
-  d.ntransports = (uint32_t)e->ntransports;
+  d.ntransports = (uint32_t)e->set.n;
   d.transports = tr;
-  int rc = mc_registry_fill_desc(e, &d);
+  int rc = mc_registry_fill_desc(e->reg, &d);
   char *json = NULL;
   size_t len = 0;
   if (!rc)
@@ -221,15 +253,6 @@ int mc_engine_publish(mc_engine *e) {
   free(d.buffers);
   pthread_mutex_unlock(&e->publish_lock);
   return rc;
-}
-
-const char *mc_engine_transport_param(const mc_transport *t, const char *key) {
-  if (!t->cfg)
-    return NULL;
-  for (size_t i = 0; i < t->cfg->nparams; i++)
-    if (strcmp(t->cfg->params[i].key, key) == 0)
-      return t->cfg->params[i].value;
-  return NULL;
 }
 
 /* Reads cluster_token_file, if set; errors name where it was set. */
@@ -326,7 +349,7 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
       snprintf(last, sizeof last, "%s", terr);
     }
   }
-  if (e->ntransports == 0) {
+  if (e->set.n == 0) {
     char sp[2048];
     mc_loader_search_path(e->loader, sp, sizeof sp);
     mc_seterr(err, errlen, "no transport could be loaded%s%s (searched: %s)",
@@ -334,15 +357,34 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
     return MC_ENOENT;
   }
   /* Stable order by preference so candidate lists come out sorted. */
-  for (int i = 1; i < e->ntransports; i++)
-    for (int j = i; j > 0 && e->transports[j]->rank < e->transports[j - 1]->rank; j--) {
-      mc_transport *tmp = e->transports[j];
-      e->transports[j] = e->transports[j - 1];
-      e->transports[j - 1] = tmp;
+  mc_transport **t = e->set.t;
+  for (int i = 1; i < e->set.n; i++)
+    for (int j = i; j > 0 && t[j]->rank < t[j - 1]->rank; j--) {
+      mc_transport *tmp = t[j];
+      t[j] = t[j - 1];
+      t[j - 1] = tmp;
     }
-  for (int i = 0; i < e->ntransports; i++)
-    e->transports[i]->index = i;
+  for (int i = 0; i < e->set.n; i++)
+    t[i]->index = i;
   return 0;
+}
+
+/* The modules over the transports: registry, segments, pipeline, and the
+ * job queue's worker running the pipeline's hooks. */
+static int start_modules(mc_engine *e, char *err, size_t errlen) {
+  int rc = mc_registry_create(&e->set, e->topo, engine_publish, e, &e->reg);
+  if (!rc)
+    rc = mc_pipeline_create(&e->set, e->reg, e->jobs, e->cfg, &e->pipe);
+  if (rc) {
+    mc_seterr(err, errlen, "mc_engine_create: out of memory");
+    return rc;
+  }
+  mc_segments_attach(e->segs, &e->set, e->jobs, e->md, e->cfg->metadata);
+  mc_jobq_hooks h = mc_pipeline_hooks(e->pipe);
+  rc = mc_jobq_start(e->jobs, &h);
+  if (rc)
+    mc_seterr(err, errlen, "cannot start the engine worker thread");
+  return rc;
 }
 
 /* Creates the engine; err (never NULL) gets the one-line reason. */
@@ -370,11 +412,8 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
     mc_seterr(err, errlen, "mc_engine_create: out of memory");
     return MC_ENOMEM;
   }
-  pthread_rwlock_init(&e->reg_lock, NULL);
   pthread_mutex_init(&e->publish_lock, NULL);
-  pthread_mutex_init(&e->seg_lock, NULL);
-  pthread_mutex_init(&e->job_lock, NULL);
-  pthread_cond_init(&e->job_cond, NULL);
+  e->set.log = &e->log;
   e->log.level = mc_log_env_level();
   int rc = build_config(opts, &e->cfg, err, errlen);
   if (rc)
@@ -391,7 +430,11 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
     rc = MC_EINVAL;
     goto fail;
   }
-  rc = mc_notify_queue_init(&e->notes, 1024);
+  rc = mc_notify_queue_create(1024, &e->notes);
+  if (!rc)
+    rc = mc_segments_create(&e->log, e->host_id, &e->segs);
+  if (!rc)
+    rc = mc_jobq_create(&e->jobs);
   if (rc)
     goto fail;
   rc = load_cluster_token(e, err, errlen);
@@ -403,7 +446,7 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
                          .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000,
                          .log = &e->log,
                          .on_change = mc_segments_on_change,
-                         .on_change_arg = e};
+                         .on_change_arg = e->segs};
   rc = mc_metadata_open(&ma, &e->md, err, errlen);
   if (rc) {
     /* Name where the URL was set, unless it is the built-in default. */
@@ -428,22 +471,20 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   rc = open_transports(e, err, errlen);
   if (rc)
     goto fail;
-  rc = mc_rails_topology_init(e, err, errlen);
+  rc = mc_rails_topology_init(e->cfg, &e->log, &e->topo, err, errlen);
   if (rc)
     goto fail;
-  rc = mc_worker_start(e);
-  if (rc) {
-    mc_seterr(err, errlen, "cannot start the engine worker thread");
+  rc = start_modules(e, err, errlen);
+  if (rc)
     goto fail;
-  }
-  rc = mc_engine_publish(e);
+  rc = engine_publish(e);
   if (rc) {
     mc_seterr(err, errlen, "publishing segment '%s' through %s failed: %s", e->name,
            e->cfg->metadata, mc_strerror(rc));
     goto fail;
   }
   MC_INFO(&e->log, COMP, "segment %s up: %d transport(s), metadata %s", e->name,
-          e->ntransports, e->cfg->metadata);
+          e->set.n, e->cfg->metadata);
   *out = e;
   return 0;
 fail:
@@ -482,38 +523,35 @@ int mc_engine_create_from_file(const char *path, mc_engine **out) {
 void mc_engine_destroy(mc_engine *e) {
   if (!e)
     return;
-  if (e->md && e->name[0] && e->ntransports)
+  if (e->md && e->name[0] && e->set.n)
     mc_metadata_unpublish(e->md, e->name);
-  mc_worker_stop(e); /* cancels what was queued or waiting for a retry */
-  int64_t inflight = atomic_load(&e->inflight);
+  mc_jobq_stop(e->jobs); /* cancels what was queued or waiting for a retry */
+  int64_t inflight = mc_pipeline_inflight(e->pipe);
   if (inflight > 0) {
     /* Slices are still inside plugins: stop the transports first.  fini
      * completes each one (MC_ECANCELED) and releases endpoints, imports
      * and registrations, so nothing below calls into a plugin. */
     MC_WARN(&e->log, COMP, "destroying %s with %lld slice(s) in flight: canceling them",
             e->name, (long long)inflight);
-    atomic_store(&e->closing, 1);
-    for (int i = e->ntransports - 1; i >= 0; i--) {
-      e->transports[i]->ops->fini(e->transports[i]->ctx);
-      e->transports[i]->stopped = 1;
+    atomic_store(&e->set.closing, 1);
+    for (int i = e->set.n - 1; i >= 0; i--) {
+      e->set.t[i]->ops->fini(e->set.t[i]->ctx);
+      e->set.t[i]->stopped = 1;
     }
   }
-  mc_segments_destroy_all(e);
-  mc_registry_clear(e);
-  for (int i = e->ntransports - 1; i >= 0; i--)
-    transport_close(e->transports[i]);
-  e->ntransports = 0;
+  mc_segments_destroy(e->segs);
+  mc_registry_destroy(e->reg);
+  for (int i = e->set.n - 1; i >= 0; i--)
+    transport_close(e->set.t[i]);
+  e->set.n = 0;
   mc_topo_free(e->topo);
   mc_metadata_close(e->md);
   mc_loader_destroy(e->loader);
-  mc_notify_queue_fini(&e->notes);
+  mc_pipeline_destroy(e->pipe);
+  mc_jobq_destroy(e->jobs);
+  mc_notify_queue_destroy(e->notes);
   mc_config_free(e->cfg);
-  free(e->bufs);
-  pthread_rwlock_destroy(&e->reg_lock);
   pthread_mutex_destroy(&e->publish_lock);
-  pthread_mutex_destroy(&e->seg_lock);
-  pthread_mutex_destroy(&e->job_lock);
-  pthread_cond_destroy(&e->job_cond);
   free(e);
 }
 
@@ -531,8 +569,8 @@ int mc_engine_rails(mc_engine *e, const char *name, mc_rail_info *out,
                     uint32_t *n) {
   if (!e || !name || !n)
     return MC_EINVAL;
-  for (int i = 0; i < e->ntransports; i++) {
-    mc_transport *t = e->transports[i];
+  for (int i = 0; i < e->set.n; i++) {
+    mc_transport *t = e->set.t[i];
     if (strcmp(t->plugin->name, name) != 0)
       continue;
     uint32_t cap = *n;
@@ -556,6 +594,67 @@ int mc_notify_poll(mc_engine *e, mc_notification *out, uint32_t max,
                    int timeout_ms) {
   if (!e || (!out && max))
     return MC_EINVAL;
-  return mc_notify_queue_pop(&e->notes, out, max, timeout_ms);
+  return mc_notify_queue_pop(e->notes, out, max, timeout_ms);
+}
+
+/* The engine.h calls on the registry, the segments and the pipeline. */
+int mc_register(mc_engine *e, void *addr, size_t len, const char *location) {
+  mc_region r = {addr, len, location};
+  return mc_register_batch(e, &r, 1, NULL);
+}
+
+int mc_register_batch(mc_engine *e, const mc_region *regions, uint32_t n,
+                      uint32_t *failed) {
+  if (!e) {
+    if (failed)
+      *failed = n;
+    return MC_EINVAL;
+  }
+  return mc_registry_register(e->reg, regions, n, failed);
+}
+
+int mc_unregister(mc_engine *e, void *addr) {
+  return mc_unregister_batch(e, &addr, 1, NULL);
+}
+
+int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
+                        uint32_t *failed) {
+  if (!e) {
+    if (failed)
+      *failed = n;
+    return MC_EINVAL;
+  }
+  return mc_registry_unregister(e->reg, addrs, n, failed);
+}
+
+int mc_alloc_shared(mc_engine *e, size_t len, const char *location, void **addr) {
+  return e ? mc_registry_alloc_shared(e->reg, len, location, addr) : MC_EINVAL;
+}
+
+int mc_free_shared(mc_engine *e, void *addr) {
+  return e ? mc_registry_free_shared(e->reg, addr) : MC_EINVAL;
+}
+
+int mc_segment_open(mc_engine *e, const char *name, mc_segment **out) {
+  return e ? mc_segments_open(e->segs, name, out) : MC_EINVAL;
+}
+
+int mc_batch_create(mc_engine *e, uint32_t capacity, mc_batch **out) {
+  return e ? mc_pipeline_batch_create(e->pipe, capacity, out) : MC_EINVAL;
+}
+
+int mc_transfer_sync(mc_engine *e, const mc_request *reqs, uint32_t n,
+                     int timeout_ms) {
+  if (!e || !reqs || n == 0)
+    return MC_EINVAL;
+  mc_batch *b;
+  int rc = mc_batch_create(e, n, &b);
+  if (rc)
+    return rc;
+  rc = mc_batch_submit(b, reqs, n);
+  if (!rc)
+    rc = mc_batch_wait(b, timeout_ms);
+  mc_batch_destroy(b);
+  return rc;
 }
 

@@ -5,30 +5,33 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "config.h"
+#include "hostapi.h"
+#include "log.h"
+#include "pipeline.h"
 
 static void host_log(void *host, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void host_log(void *host, int level, const char *fmt, ...) {
   mc_transport *t = host;
-  if (!mc_log_enabled(&t->engine->log, level))
+  if (!mc_log_enabled(t->set->log, level))
     return;
   va_list ap;
   va_start(ap, fmt);
-  mc_vlog(&t->engine->log, level, t->plugin->name, fmt, ap);
+  mc_vlog(t->set->log, level, t->plugin->name, fmt, ap);
   va_end(ap);
 }
 
 static int host_log_enabled(void *host, int level) {
   mc_transport *t = host;
-  return mc_log_enabled(&t->engine->log, level);
+  return mc_log_enabled(t->set->log, level);
 }
 
 static int host_config_get(void *host, const char *key, const char **val) {
   mc_transport *t = host;
   if (!key || !val)
     return MC_EINVAL;
-  const char *v = mc_engine_transport_param(t, key);
+  const char *v = mc_transport_param(t, key);
   if (!v)
     return MC_ENOENT;
   *val = v;
@@ -47,7 +50,7 @@ static int typed_value(mc_transport *t, const char *key, uint32_t type,
   mc_param_info pi;
   if (!key || mc_param_find(t->ops, key, &pi) != 0 || pi.type != type)
     return MC_EINVAL;
-  const char *v = mc_engine_transport_param(t, key);
+  const char *v = mc_transport_param(t, key);
   if (!v)
     v = pi.default_text;
   if (!v || !*v)
@@ -92,23 +95,23 @@ static int host_config_get_bool(void *host, const char *key, int *out) {
 static void host_complete(void *host, uint64_t token, int status,
                           uint64_t bytes, int32_t vendor_err) {
   (void)host;
-  mc_slice_rec *s = (mc_slice_rec *)(uintptr_t)token;
-  mc_batch_slice_done(s, status, bytes, vendor_err);
+  mc_pipeline_complete(token, status, bytes, vendor_err);
 }
 
 static void host_notify_recv(void *host, const char *peer, const void *msg,
                              size_t len) {
   mc_transport *t = host;
   if (len > MC_NOTIFY_MAX) {
-    MC_WARN(&t->engine->log, t->plugin->name,
+    MC_WARN(t->set->log, t->plugin->name,
             "dropping %zu-byte notification from %s (max %d)", len,
             peer ? peer : "?", MC_NOTIFY_MAX);
     return;
   }
-  mc_notify_queue_push(&t->engine->notes, peer ? peer : "", msg, len);
+  mc_notify_queue_push(t->notes, peer ? peer : "", msg, len);
 }
 
-void mc_hostapi_fill(mc_transport *t) {
+void mc_hostapi_fill(mc_transport *t, mc_notify_queue *notes) {
+  t->notes = notes;
   memset(&t->host, 0, sizeof t->host);
   t->host.abi_major = MC_TRANSPORT_ABI_MAJOR;
   t->host.abi_minor = MC_TRANSPORT_ABI_MINOR;

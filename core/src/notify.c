@@ -1,19 +1,31 @@
-/* Received notifications: a bounded ring per engine.  When the application
- * does not poll, the oldest are dropped (and counted) rather than letting a
- * peer grow our memory without bound. */
+/* Received notifications (notify.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "engine_internal.h"
+#include "mooncake/errors.h"
 #include "net.h"
+#include "notify.h"
 
-int mc_notify_queue_init(mc_notify_queue *q, uint32_t cap) {
-  memset(q, 0, sizeof *q);
-  q->items = calloc(cap, sizeof *q->items);
-  if (!q->items)
+struct mc_notify_queue {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  mc_notification *items; /* ring */
+  uint32_t cap, head, count;
+  uint64_t dropped;
+};
+
+int mc_notify_queue_create(uint32_t cap, mc_notify_queue **out) {
+  mc_notify_queue *q = calloc(1, sizeof *q);
+  if (!q)
     return MC_ENOMEM;
+  q->items = calloc(cap, sizeof *q->items);
+  if (!q->items) {
+    free(q);
+    return MC_ENOMEM;
+  }
   q->cap = cap;
   pthread_mutex_init(&q->lock, NULL);
   pthread_condattr_t ca;
@@ -21,16 +33,17 @@ int mc_notify_queue_init(mc_notify_queue *q, uint32_t cap) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&q->cond, &ca);
   pthread_condattr_destroy(&ca);
+  *out = q;
   return 0;
 }
 
-void mc_notify_queue_fini(mc_notify_queue *q) {
-  if (!q->items)
+void mc_notify_queue_destroy(mc_notify_queue *q) {
+  if (!q)
     return;
   free(q->items);
-  q->items = NULL;
   pthread_mutex_destroy(&q->lock);
   pthread_cond_destroy(&q->cond);
+  free(q);
 }
 
 void mc_notify_queue_push(mc_notify_queue *q, const char *peer, const void *msg,

@@ -1,17 +1,73 @@
-/* Local memory registry: the buffers this engine exposes, registered with
- * every transport that can serve their memory kind. */
+/* Local memory registry (registry.h): the buffers this engine exposes,
+ * registered with every transport that can serve their memory kind. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "engine_internal.h"
-#include "topology.h"
+#include "registry.h"
 
 #define COMP "registry"
 
+struct mc_local_buf {
+  uint64_t addr, len;
+  uint32_t kind;
+  int32_t device;
+  char location[32];
+  int shared_by; /* transport index that allocated it (mc_alloc_shared), -1 */
+  void *mem[MC_MAX_TRANSPORTS];
+  uint32_t rkey_len[MC_MAX_TRANSPORTS];
+  uint8_t *rkey[MC_MAX_TRANSPORTS];
+  _Atomic int64_t inflight; /* requests using it */
+  /* 0 while the range is reserved and the transports register it (no
+   * lock held): lookups, publication and unregistration skip it. */
+  int ready;
+  /* Rails of each transport ranked for this buffer's location. */
+  mc_rail_rank rank[MC_MAX_TRANSPORTS];
+};
+
+struct mc_registry {
+  mc_tset *set;
+  const mc_topology *topo;
+  mc_logger *log;
+  mc_registry_publish_fn publish;
+  void *publish_arg;
+  pthread_rwlock_t lock;
+  mc_local_buf **bufs; /* sorted by addr */
+  size_t nbufs, capbufs;
+};
+
+int mc_registry_create(mc_tset *set, const mc_topology *topo,
+                       mc_registry_publish_fn publish, void *arg,
+                       mc_registry **out) {
+  mc_registry *r = calloc(1, sizeof *r);
+  if (!r)
+    return MC_ENOMEM;
+  r->set = set;
+  r->topo = topo;
+  r->log = set->log;
+  r->publish = publish;
+  r->publish_arg = arg;
+  pthread_rwlock_init(&r->lock, NULL);
+  *out = r;
+  return 0;
+}
+
+static int publish(mc_registry *e) {
+  return e->publish ? e->publish(e->publish_arg) : 0;
+}
+
+void *mc_lbuf_mem(const mc_local_buf *b, int t) { return b->mem[t]; }
+uint32_t mc_lbuf_kind(const mc_local_buf *b) { return b->kind; }
+const char *mc_lbuf_location(const mc_local_buf *b) { return b->location; }
+const mc_rail_rank *mc_lbuf_rank(const mc_local_buf *b, int t) {
+  return b->rank[t].rails ? &b->rank[t] : NULL;
+}
+
 /* Index of the first buffer whose end is above addr (binary search). */
-static size_t lower_bound(mc_engine *e, uint64_t addr) {
+static size_t lower_bound(mc_registry *e, uint64_t addr) {
   size_t lo = 0, hi = e->nbufs;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
@@ -51,29 +107,29 @@ static int parse_location(const char *loc, uint32_t *kind, int32_t *dev) {
   return MC_EINVAL;
 }
 
-static void buf_free(mc_engine *e, mc_local_buf *b) {
-  int closing = atomic_load(&e->closing); /* fini released registrations */
-  for (int i = 0; i < e->ntransports; i++) {
+static void buf_free(mc_registry *e, mc_local_buf *b) {
+  int closing = atomic_load(&e->set->closing); /* fini released registrations */
+  for (int i = 0; i < e->set->n; i++) {
     if (b->mem[i] && !closing) {
-      mc_transport *t = e->transports[i];
+      mc_transport *t = e->set->t[i];
       pthread_mutex_lock(&t->ctl_lock);
       int rc = t->ops->deregister_mem(t->ctx, b->mem[i]);
       pthread_mutex_unlock(&t->ctl_lock);
       if (rc)
-        MC_WARN(&e->log, COMP, "%s: deregister of 0x%llx failed: %s",
+        MC_WARN(e->log, COMP, "%s: deregister of 0x%llx failed: %s",
                 t->plugin->name, (unsigned long long)b->addr, mc_strerror(rc));
     }
     free(b->rkey[i]);
-    free(b->rails[i]);
   }
+  mc_rails_rank_free(b->rank);
   free(b);
 }
 
 /* Registers b with every transport that serves its memory kind; *served
  * counts them.  Called without the registry lock. */
-static int register_with_transports(mc_engine *e, mc_local_buf *b, int *served) {
-  for (int i = 0; i < e->ntransports; i++) {
-    mc_transport *t = e->transports[i];
+static int register_with_transports(mc_registry *e, mc_local_buf *b, int *served) {
+  for (int i = 0; i < e->set->n; i++) {
+    mc_transport *t = e->set->t[i];
     if (!((t->ops->local_mem_kinds | t->ops->remote_mem_kinds) & b->kind))
       continue;
     mc_mem_desc md = {.addr = b->addr, .len = b->len, .kind = b->kind,
@@ -88,7 +144,7 @@ static int register_with_transports(mc_engine *e, mc_local_buf *b, int *served) 
       continue;
     }
     if (r || klen > MC_RKEY_MAX) {
-      MC_ERROR(&e->log, COMP, "%s: register 0x%llx+%llu failed: %s",
+      MC_ERROR(e->log, COMP, "%s: register 0x%llx+%llu failed: %s",
                t->plugin->name, (unsigned long long)b->addr,
                (unsigned long long)b->len, mc_strerror(r ? r : MC_EPROTO));
       return r ? r : MC_EPROTO;
@@ -104,7 +160,7 @@ static int register_with_transports(mc_engine *e, mc_local_buf *b, int *served) 
 }
 
 /* Takes entry b out of the list; under the write lock. */
-static void list_remove(mc_engine *e, mc_local_buf *b) {
+static void list_remove(mc_registry *e, mc_local_buf *b) {
   size_t pos = lower_bound(e, b->addr);
   while (pos < e->nbufs && e->bufs[pos] != b)
     pos++;
@@ -116,7 +172,7 @@ static void list_remove(mc_engine *e, mc_local_buf *b) {
 
 /* Registers one buffer with the transports and inserts it; publishes
  * nothing.  shared_by: the transport whose alloc_mem made it, or -1. */
-static int insert_buf(mc_engine *e, void *addr, size_t len,
+static int insert_buf(mc_registry *e, void *addr, size_t len,
                        const char *location, int shared_by) {
   if (!e || !addr || len == 0)
     return MC_EINVAL;
@@ -128,7 +184,7 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
   uint32_t kind = MC_MEM_CPU;
   if (location) {
     if (strlen(location) >= sizeof loc || parse_location(location, &kind, &dev)) {
-      MC_ERROR(&e->log, COMP,
+      MC_ERROR(e->log, COMP,
                "register 0x%llx+%zu: bad location '%s' (expected cpu:N, cuda:N, "
                "hip:N, npu:N or file:N)",
                (unsigned long long)a, len, location);
@@ -148,7 +204,7 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
   b->device = dev;
   b->shared_by = shared_by;
   snprintf(b->location, sizeof b->location, "%s", loc);
-  if (mc_rails_rank_buffer(e, b)) {
+  if (mc_rails_rank(e->set, e->topo, b->location, b->rank)) {
     buf_free(e, b);
     return MC_ENOMEM;
   }
@@ -156,14 +212,14 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
   /* Reserve the range: the entry goes into the list not yet ready, so an
    * overlapping registration is refused (MC_EEXIST) while this one talks to
    * the plugins, and lookups and publication skip it until it is. */
-  pthread_rwlock_wrlock(&e->reg_lock);
+  pthread_rwlock_wrlock(&e->lock);
   size_t pos = lower_bound(e, a);
   if (pos < e->nbufs && e->bufs[pos]->addr < a + len) {
-    MC_ERROR(&e->log, COMP,
+    MC_ERROR(e->log, COMP,
              "register 0x%llx+%zu overlaps registered 0x%llx+%llu",
              (unsigned long long)a, len, (unsigned long long)e->bufs[pos]->addr,
              (unsigned long long)e->bufs[pos]->len);
-    pthread_rwlock_unlock(&e->reg_lock);
+    pthread_rwlock_unlock(&e->lock);
     buf_free(e, b);
     return MC_EEXIST;
   }
@@ -171,7 +227,7 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
     size_t nc = e->capbufs ? e->capbufs * 2 : 16;
     mc_local_buf **nb = realloc(e->bufs, nc * sizeof *nb);
     if (!nb) {
-      pthread_rwlock_unlock(&e->reg_lock);
+      pthread_rwlock_unlock(&e->lock);
       buf_free(e, b);
       return MC_ENOMEM;
     }
@@ -181,30 +237,30 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
   memmove(&e->bufs[pos + 1], &e->bufs[pos], (e->nbufs - pos) * sizeof *e->bufs);
   e->bufs[pos] = b;
   e->nbufs++;
-  pthread_rwlock_unlock(&e->reg_lock);
+  pthread_rwlock_unlock(&e->lock);
 
   /* The plugins are called without the registry lock (pinning gigabytes
    * takes seconds; transfers on other buffers take the read lock
    * meanwhile); each transport's control calls stay serialized. */
   int served = 0, rc = register_with_transports(e, b, &served);
   if (!rc && !served) {
-    MC_ERROR(&e->log, COMP, "register 0x%llx+%zu (%s): no loaded transport serves this memory kind",
+    MC_ERROR(e->log, COMP, "register 0x%llx+%zu (%s): no loaded transport serves this memory kind",
              (unsigned long long)a, len, loc);
     rc = MC_ENOTSUP;
   }
 
   /* Publish (ready) or roll back the reservation, under a short lock. */
-  pthread_rwlock_wrlock(&e->reg_lock);
+  pthread_rwlock_wrlock(&e->lock);
   if (rc)
     list_remove(e, b);
   else
     b->ready = 1;
-  pthread_rwlock_unlock(&e->reg_lock);
+  pthread_rwlock_unlock(&e->lock);
   if (rc) {
     buf_free(e, b);
     return rc;
   }
-  MC_DEBUG(&e->log, COMP, "registered 0x%llx+%zu %s with %d transport(s)",
+  MC_DEBUG(e->log, COMP, "registered 0x%llx+%zu %s with %d transport(s)",
            (unsigned long long)a, len, loc, served);
   return 0;
 }
@@ -213,24 +269,24 @@ static int insert_buf(mc_engine *e, void *addr, size_t len,
  * MC_EBUSY while local transfers use it.  Under the lock only the list
  * changes: once out of it no request can acquire it (and none holds it), so
  * the caller deregisters it from the transports (buf_free) unlocked. */
-static int take_buf(mc_engine *e, void *addr, mc_local_buf **taken) {
+static int take_buf(mc_registry *e, void *addr, mc_local_buf **taken) {
   if (!e || !addr)
     return MC_EINVAL;
   uint64_t a = (uint64_t)(uintptr_t)addr;
-  pthread_rwlock_wrlock(&e->reg_lock);
+  pthread_rwlock_wrlock(&e->lock);
   size_t pos = lower_bound(e, a);
   if (pos >= e->nbufs || e->bufs[pos]->addr != a || !e->bufs[pos]->ready) {
-    pthread_rwlock_unlock(&e->reg_lock);
+    pthread_rwlock_unlock(&e->lock);
     return MC_ENOENT;
   }
   mc_local_buf *b = e->bufs[pos];
   if (atomic_load(&b->inflight) > 0) {
-    pthread_rwlock_unlock(&e->reg_lock);
+    pthread_rwlock_unlock(&e->lock);
     return MC_EBUSY;
   }
   memmove(&e->bufs[pos], &e->bufs[pos + 1], (e->nbufs - pos - 1) * sizeof *e->bufs);
   e->nbufs--;
-  pthread_rwlock_unlock(&e->reg_lock);
+  pthread_rwlock_unlock(&e->lock);
   *taken = b;
   return 0;
 }
@@ -239,11 +295,11 @@ static int take_buf(mc_engine *e, void *addr, mc_local_buf **taken) {
  * again (an error means "not registered": a caller that then frees the
  * memory must not leave it registered with the transports, nor in the
  * backend's desired state; no peer saw it yet). */
-static int publish_or_undo(mc_engine *e, const mc_region *r, uint32_t n) {
-  int rc = mc_engine_publish(e);
+static int publish_or_undo(mc_registry *e, const mc_region *r, uint32_t n) {
+  int rc = publish(e);
   if (!rc)
     return 0;
-  MC_ERROR(&e->log, COMP,
+  MC_ERROR(e->log, COMP,
            "register of %u region(s) at 0x%llx rolled back: the segment could "
            "not be republished (%s)",
            n, (unsigned long long)(uintptr_t)r[0].addr, mc_strerror(rc));
@@ -257,19 +313,14 @@ static int publish_or_undo(mc_engine *e, const mc_region *r, uint32_t n) {
     if (trc == 0)
       buf_free(e, b);
     else
-      MC_ERROR(&e->log, COMP, "0x%llx stays registered: %s",
+      MC_ERROR(e->log, COMP, "0x%llx stays registered: %s",
                (unsigned long long)(uintptr_t)r[i].addr, mc_strerror(trc));
   }
-  mc_engine_publish(e); /* the backend's desired state without them */
+  publish(e); /* the backend's desired state without them */
   return rc;
 }
 
-int mc_register(mc_engine *e, void *addr, size_t len, const char *location) {
-  mc_region r = {addr, len, location};
-  return mc_register_batch(e, &r, 1, NULL);
-}
-
-int mc_register_batch(mc_engine *e, const mc_region *regions, uint32_t n,
+int mc_registry_register(mc_registry *e, const mc_region *regions, uint32_t n,
                       uint32_t *failed) {
   if (failed)
     *failed = n;
@@ -293,11 +344,7 @@ int mc_register_batch(mc_engine *e, const mc_region *regions, uint32_t n,
   return publish_or_undo(e, regions, n);
 }
 
-int mc_unregister(mc_engine *e, void *addr) {
-  return mc_unregister_batch(e, &addr, 1, NULL);
-}
-
-int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
+int mc_registry_unregister(mc_registry *e, void *const *addrs, uint32_t n,
                         uint32_t *failed) {
   if (failed)
     *failed = n;
@@ -307,7 +354,7 @@ int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
     return 0;
   /* All or nothing: every address is checked under the lock before any is
    * taken out. */
-  pthread_rwlock_wrlock(&e->reg_lock);
+  pthread_rwlock_wrlock(&e->lock);
   int rc = 0;
   uint32_t bad = n;
   for (uint32_t i = 0; i < n && !rc; i++) {
@@ -334,7 +381,7 @@ int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
     memmove(&e->bufs[pos], &e->bufs[pos + 1], (e->nbufs - pos - 1) * sizeof *e->bufs);
     e->nbufs--;
   }
-  pthread_rwlock_unlock(&e->reg_lock);
+  pthread_rwlock_unlock(&e->lock);
   if (rc) {
     if (failed)
       *failed = bad;
@@ -342,18 +389,18 @@ int mc_unregister_batch(mc_engine *e, void *const *addrs, uint32_t n,
   }
   /* Withdraw them from peers first (the backend retries a failed publish
    * by itself), then revoke them in the transports. */
-  mc_engine_publish(e);
+  publish(e);
   for (uint32_t i = 0; i < n; i++)
     buf_free(e, taken[i]);
   free(taken);
   return 0;
 }
 
-int mc_alloc_shared(mc_engine *e, size_t len, const char *location, void **addr) {
+int mc_registry_alloc_shared(mc_registry *e, size_t len, const char *location, void **addr) {
   if (!e || !addr || len == 0)
     return MC_EINVAL;
-  for (int i = 0; i < e->ntransports; i++) {
-    mc_transport *t = e->transports[i];
+  for (int i = 0; i < e->set->n; i++) {
+    mc_transport *t = e->set->t[i];
     if (!t->ops->alloc_mem)
       continue;
     void *p = NULL;
@@ -377,34 +424,34 @@ int mc_alloc_shared(mc_engine *e, size_t len, const char *location, void **addr)
     *addr = p;
     return 0;
   }
-  MC_ERROR(&e->log, COMP,
+  MC_ERROR(e->log, COMP,
            "mc_alloc_shared: no loaded transport offers shared memory (load shm)");
   return MC_ENOTSUP;
 }
 
-int mc_free_shared(mc_engine *e, void *addr) {
+int mc_registry_free_shared(mc_registry *e, void *addr) {
   mc_local_buf *b = NULL;
   int rc = take_buf(e, addr, &b);
   if (rc)
     return rc;
-  mc_engine_publish(e); /* withdraw it from peers before revoking it */
+  publish(e); /* withdraw it from peers before revoking it */
   int by = b->shared_by;
   uint64_t len = b->len;
   buf_free(e, b);
   if (by < 0) {
-    MC_WARN(&e->log, COMP, "mc_free_shared(%p): not from mc_alloc_shared; only unregistered",
+    MC_WARN(e->log, COMP, "mc_free_shared(%p): not from mc_alloc_shared; only unregistered",
             addr);
     return MC_EINVAL;
   }
-  mc_transport *t = e->transports[by];
+  mc_transport *t = e->set->t[by];
   pthread_mutex_lock(&t->ctl_lock);
   rc = t->ops->free_mem(t->ctx, addr, len);
   pthread_mutex_unlock(&t->ctl_lock);
   return rc;
 }
 
-mc_local_buf *mc_registry_acquire(mc_engine *e, uint64_t addr, uint64_t len) {
-  pthread_rwlock_rdlock(&e->reg_lock);
+mc_local_buf *mc_registry_acquire(mc_registry *e, uint64_t addr, uint64_t len) {
+  pthread_rwlock_rdlock(&e->lock);
   size_t pos = lower_bound(e, addr);
   mc_local_buf *b = NULL;
   if (pos < e->nbufs) {
@@ -415,7 +462,7 @@ mc_local_buf *mc_registry_acquire(mc_engine *e, uint64_t addr, uint64_t len) {
       atomic_fetch_add(&b->inflight, 1);
     }
   }
-  pthread_rwlock_unlock(&e->reg_lock);
+  pthread_rwlock_unlock(&e->lock);
   return b;
 }
 
@@ -424,12 +471,12 @@ void mc_registry_release(mc_local_buf *b) {
     atomic_fetch_sub(&b->inflight, 1);
 }
 
-int mc_registry_fill_desc(mc_engine *e, mc_seg_desc *d) {
-  pthread_rwlock_rdlock(&e->reg_lock);
+int mc_registry_fill_desc(mc_registry *e, mc_seg_desc *d) {
+  pthread_rwlock_rdlock(&e->lock);
   d->nbuffers = 0;
   d->buffers = e->nbufs ? calloc(e->nbufs, sizeof *d->buffers) : NULL;
   if (e->nbufs && !d->buffers) {
-    pthread_rwlock_unlock(&e->reg_lock);
+    pthread_rwlock_unlock(&e->lock);
     return MC_ENOMEM;
   }
   for (size_t i = 0; i < e->nbufs; i++) {
@@ -441,12 +488,12 @@ int mc_registry_fill_desc(mc_engine *e, mc_seg_desc *d) {
     db->len = b->len;
     db->kind = b->kind;
     snprintf(db->location, sizeof db->location, "%s", b->location);
-    db->keys = calloc((size_t)e->ntransports + 1, sizeof *db->keys);
+    db->keys = calloc((size_t)e->set->n + 1, sizeof *db->keys);
     if (!db->keys) {
-      pthread_rwlock_unlock(&e->reg_lock);
+      pthread_rwlock_unlock(&e->lock);
       return MC_ENOMEM;
     }
-    for (int t = 0; t < e->ntransports; t++) {
+    for (int t = 0; t < e->set->n; t++) {
       if (!b->mem[t])
         continue;
       mc_desc_key *k = &db->keys[db->nkeys++];
@@ -455,19 +502,23 @@ int mc_registry_fill_desc(mc_engine *e, mc_seg_desc *d) {
       memcpy(k->bytes, b->rkey[t], b->rkey_len[t]);
     }
   }
-  pthread_rwlock_unlock(&e->reg_lock);
+  pthread_rwlock_unlock(&e->lock);
   return 0;
 }
 
-void mc_registry_clear(mc_engine *e) {
+void mc_registry_destroy(mc_registry *e) {
+  if (!e)
+    return;
   for (size_t i = 0; i < e->nbufs; i++) {
     mc_local_buf *b = e->bufs[i];
     int by = b->shared_by;
     void *addr = (void *)(uintptr_t)b->addr;
     uint64_t len = b->len;
     buf_free(e, b);
-    if (by >= 0 && !atomic_load(&e->closing))
-      e->transports[by]->ops->free_mem(e->transports[by]->ctx, addr, len);
+    if (by >= 0 && !atomic_load(&e->set->closing))
+      e->set->t[by]->ops->free_mem(e->set->t[by]->ctx, addr, len);
   }
-  e->nbufs = 0;
+  free(e->bufs);
+  pthread_rwlock_destroy(&e->lock);
+  free(e);
 }

@@ -1,21 +1,94 @@
-/* Remote segments: descriptor cache, endpoints and imported buffers.
- *
- * A segment holds its current view; a view is immutable apart from lazily
- * created endpoints and imports, and is reference counted so a refresh
- * (peer registered more memory) never disturbs slices in flight. */
+/* Remote segments: descriptor cache, endpoints and imported buffers
+ * (segment.h). */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "segment.h"
 
 #define COMP "segment"
+
+struct mc_segments {
+  mc_logger *log;
+  char host_id[128];
+  mc_tset *set;
+  mc_jobq *jobs;
+  mc_metadata *md;
+  const char *metadata_url;
+  pthread_mutex_t lock;
+  struct mc_segment *list;
+};
+
+/* An endpoint to one peer through one transport, shared by views whose
+ * descriptor carries the same blob. */
+typedef struct mc_ep {
+  mc_transport *t;
+  void *ep;
+  _Atomic int refs;
+  uint32_t blob_len;
+  uint8_t blob[MC_DESC_MAX];
+} mc_ep;
+
+struct mc_seg_view {
+  mc_seg_desc *desc;
+  _Atomic int refs;
+  int same_host;
+  int desc_tidx[MC_MAX_TRANSPORTS]; /* local transport -> desc transport index, -1 */
+  mc_ep *eps[MC_MAX_TRANSPORTS];    /* local transport index -> endpoint */
+  pthread_mutex_t lock;             /* guards connect/import creation */
+  _Atomic(void *) *rmem;            /* [buffer * MC_MAX_TRANSPORTS + t] */
+  struct mc_segment *seg;
+};
+
+struct mc_segment {
+  mc_segments *set;
+  char name[MC_NAME_MAX];
+  int refs;           /* under set->lock */
+  _Atomic int stale;  /* metadata said it changed */
+  pthread_mutex_t lock; /* guards view swap and refresh */
+  mc_seg_view *view;
+  struct mc_segment *next;
+};
+
+int mc_segments_create(mc_logger *log, const char *host_id, mc_segments **out) {
+  mc_segments *ss = calloc(1, sizeof *ss);
+  if (!ss)
+    return MC_ENOMEM;
+  ss->log = log;
+  snprintf(ss->host_id, sizeof ss->host_id, "%s", host_id);
+  pthread_mutex_init(&ss->lock, NULL);
+  *out = ss;
+  return 0;
+}
+
+void mc_segments_attach(mc_segments *ss, mc_tset *set, mc_jobq *jobs,
+                        mc_metadata *md, const char *metadata_url) {
+  ss->set = set;
+  ss->jobs = jobs;
+  ss->md = md;
+  ss->metadata_url = metadata_url;
+}
+
+const char *mc_segment_name(const mc_segment *s) { return s->name; }
+const mc_seg_desc *mc_view_desc(const mc_seg_view *v) { return v->desc; }
+int mc_view_desc_tidx(const mc_seg_view *v, int t) { return v->desc_tidx[t]; }
+int mc_view_same_host(const mc_seg_view *v) { return v->same_host; }
+void mc_view_mark_stale(mc_seg_view *v) { atomic_store(&v->seg->stale, 1); }
+
+static void view_free(mc_seg_view *v);
+
+static void view_free_job(void *arg, int why) {
+  (void)why; /* freed whether the queue runs or drops it */
+  view_free(arg);
+}
 
 static void ep_put(mc_ep *ep) {
   if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
     return;
   mc_transport *t = ep->t;
-  if (ep->ep && !atomic_load(&t->engine->closing)) {
+  if (ep->ep && !atomic_load(&t->set->closing)) {
     pthread_mutex_lock(&t->ctl_lock);
     t->ops->disconnect(t->ctx, ep->ep);
     pthread_mutex_unlock(&t->ctl_lock);
@@ -29,30 +102,25 @@ void mc_view_put_async(mc_seg_view *v) {
   /* Freeing disconnects endpoints, which a completion callback must not
    * do (it may run on the plugin's own thread): the worker does it.  While
    * closing, freeing makes no plugin call and the worker is gone. */
-  mc_job *j = atomic_load(&v->seg->engine->closing) ? NULL : calloc(1, sizeof *j);
-  if (!j) {
-    mc_view_free(v);
-    return;
-  }
-  j->kind = MC_JOB_VIEW;
-  j->view = v;
-  mc_worker_push(v->seg->engine, j);
+  mc_segments *ss = v->seg->set;
+  if (atomic_load(&ss->set->closing) || mc_jobq_push(ss->jobs, view_free_job, v, 0))
+    view_free(v);
 }
 
 void mc_view_put(mc_seg_view *v) {
   if (v && atomic_fetch_sub(&v->refs, 1) == 1)
-    mc_view_free(v);
+    view_free(v);
 }
 
-void mc_view_free(mc_seg_view *v) {
-  mc_engine *e = v->seg->engine;
+static void view_free(mc_seg_view *v) {
+  mc_tset *e = v->seg->set->set;
   int release = !atomic_load(&e->closing); /* else fini released them */
   for (uint32_t b = 0; release && v->rmem && b < v->desc->nbuffers; b++)
-    for (int t = 0; t < e->ntransports; t++) {
+    for (int t = 0; t < e->n; t++) {
       void *rm = atomic_load(&v->rmem[(size_t)b * MC_MAX_TRANSPORTS + t]);
       if (!rm)
         continue;
-      mc_transport *tr = e->transports[t];
+      mc_transport *tr = e->t[t];
       pthread_mutex_lock(&tr->ctl_lock);
       tr->ops->release_mem(tr->ctx, rm);
       pthread_mutex_unlock(&tr->ctl_lock);
@@ -68,13 +136,13 @@ void mc_view_free(mc_seg_view *v) {
 /* Fetches the descriptor and builds a view, reusing endpoints of `prev`
  * whose transport blob did not change. */
 static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
-  mc_engine *e = s->engine;
+  mc_segments *e = s->set;
   char *json = NULL;
   size_t len = 0;
   int rc = mc_metadata_fetch(e->md, s->name, &json, &len);
   if (rc) {
-    MC_WARN(&e->log, COMP, "fetching segment %s via %s failed: %s", s->name,
-            e->cfg->metadata, mc_strerror(rc));
+    MC_WARN(e->log, COMP, "fetching segment %s via %s failed: %s", s->name,
+            e->metadata_url, mc_strerror(rc));
     return rc;
   }
   mc_seg_desc *d = NULL;
@@ -82,7 +150,7 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
   rc = mc_desc_decode(json, len, &d, err, sizeof err);
   free(json);
   if (rc) {
-    MC_ERROR(&e->log, COMP, "segment %s: malformed descriptor: %s", s->name, err);
+    MC_ERROR(e->log, COMP, "segment %s: malformed descriptor: %s", s->name, err);
     return rc;
   }
   mc_seg_view *v = calloc(1, sizeof *v);
@@ -106,8 +174,8 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
     v->desc_tidx[t] = -1;
   if (prev) /* its endpoints may be created concurrently by mc_view_route */
     pthread_mutex_lock(&prev->lock);
-  for (int t = 0; t < e->ntransports; t++) {
-    v->desc_tidx[t] = mc_desc_find_transport(d, e->transports[t]->plugin->name);
+  for (int t = 0; t < e->set->n; t++) {
+    v->desc_tidx[t] = mc_desc_find_transport(d, e->set->t[t]->plugin->name);
     if (prev && v->desc_tidx[t] >= 0 && prev->eps[t]) {
       const mc_desc_transport *dt = &d->transports[v->desc_tidx[t]];
       mc_ep *old = prev->eps[t];
@@ -126,25 +194,25 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
 /* Segment structs live until the engine is destroyed, so a view (held by
  * requests still in flight) can always reach its segment; closing the last
  * reference drops the view (and with it, once idle, the connections). */
-static mc_segment *segment_get(mc_engine *e, const char *name) {
-  pthread_mutex_lock(&e->seg_lock);
-  mc_segment *s = e->segments;
+static mc_segment *segment_get(mc_segments *e, const char *name) {
+  pthread_mutex_lock(&e->lock);
+  mc_segment *s = e->list;
   while (s && strcmp(s->name, name) != 0)
     s = s->next;
   if (!s && (s = calloc(1, sizeof *s))) {
-    s->engine = e;
+    s->set = e;
     snprintf(s->name, sizeof s->name, "%s", name);
     pthread_mutex_init(&s->lock, NULL);
-    s->next = e->segments;
-    e->segments = s;
+    s->next = e->list;
+    e->list = s;
   }
   if (s)
     s->refs++;
-  pthread_mutex_unlock(&e->seg_lock);
+  pthread_mutex_unlock(&e->lock);
   return s;
 }
 
-int mc_segment_open(mc_engine *e, const char *name, mc_segment **out) {
+int mc_segments_open(mc_segments *e, const char *name, mc_segment **out) {
   if (!e || !name || !out || !*name || strlen(name) >= MC_NAME_MAX)
     return MC_EINVAL;
   mc_segment *s = segment_get(e, name);
@@ -168,7 +236,7 @@ int mc_segment_open(mc_engine *e, const char *name, mc_segment **out) {
     pthread_mutex_unlock(&s->lock);
     mc_view_put(v); /* another opener was faster */
     mc_metadata_watch(e->md, name); /* best effort: p2p refetches on miss */
-    MC_DEBUG(&e->log, COMP, "opened segment %s", name);
+    MC_DEBUG(e->log, COMP, "opened segment %s", name);
   }
   *out = s;
   return 0;
@@ -183,16 +251,16 @@ static void segment_free(mc_segment *s) {
 void mc_segment_close(mc_segment *s) {
   if (!s)
     return;
-  mc_engine *e = s->engine;
+  mc_segments *e = s->set;
   mc_seg_view *v = NULL;
-  pthread_mutex_lock(&e->seg_lock);
+  pthread_mutex_lock(&e->lock);
   if (s->refs > 0 && --s->refs == 0) {
     pthread_mutex_lock(&s->lock);
     v = s->view;
     s->view = NULL;
     pthread_mutex_unlock(&s->lock);
   }
-  pthread_mutex_unlock(&e->seg_lock);
+  pthread_mutex_unlock(&e->lock);
   mc_view_put(v);
 }
 
@@ -287,7 +355,7 @@ int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
     *rmem = rm;
     return 0;
   }
-  mc_engine *e = v->seg->engine;
+  mc_segments *e = v->seg->set;
   pthread_mutex_lock(&v->lock);
   int rc = 0;
   if (!v->eps[ti]) {
@@ -305,7 +373,7 @@ int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
     rc = t->ops->connect(t->ctx, v->desc->name, dt->blob, dt->len, &nep->ep);
     pthread_mutex_unlock(&t->ctl_lock);
     if (rc) {
-      MC_WARN(&e->log, COMP, "%s: connect to %s failed: %s", t->plugin->name,
+      MC_WARN(e->log, COMP, "%s: connect to %s failed: %s", t->plugin->name,
               v->desc->name, mc_strerror(rc));
       free(nep);
       goto out;
@@ -328,7 +396,7 @@ int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
                             key->len, &rm);
     pthread_mutex_unlock(&t->ctl_lock);
     if (rc) {
-      MC_WARN(&e->log, COMP, "%s: import of %s buffer 0x%llx failed: %s",
+      MC_WARN(e->log, COMP, "%s: import of %s buffer 0x%llx failed: %s",
               t->plugin->name, v->desc->name, (unsigned long long)db->addr,
               mc_strerror(rc));
       goto out;
@@ -343,25 +411,29 @@ out:
 }
 
 void mc_segments_on_change(void *arg, const char *name) {
-  mc_engine *e = arg;
-  pthread_mutex_lock(&e->seg_lock);
-  for (mc_segment *s = e->segments; s; s = s->next)
+  mc_segments *e = arg;
+  pthread_mutex_lock(&e->lock);
+  for (mc_segment *s = e->list; s; s = s->next)
     if (strcmp(s->name, name) == 0)
       atomic_store(&s->stale, 1);
-  pthread_mutex_unlock(&e->seg_lock);
+  pthread_mutex_unlock(&e->lock);
 }
 
-void mc_segments_destroy_all(mc_engine *e) {
-  pthread_mutex_lock(&e->seg_lock);
-  mc_segment *s = e->segments;
-  e->segments = NULL;
-  pthread_mutex_unlock(&e->seg_lock);
+void mc_segments_destroy(mc_segments *e) {
+  if (!e)
+    return;
+  pthread_mutex_lock(&e->lock);
+  mc_segment *s = e->list;
+  e->list = NULL;
+  pthread_mutex_unlock(&e->lock);
   while (s) {
     mc_segment *next = s->next;
     if (s->refs > 0)
-      MC_WARN(&e->log, COMP, "segment %s still open at engine destroy; closing it",
+      MC_WARN(e->log, COMP, "segment %s still open at engine destroy; closing it",
               s->name);
     segment_free(s);
     s = next;
   }
+  pthread_mutex_destroy(&e->lock);
+  free(e);
 }
