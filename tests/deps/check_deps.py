@@ -7,7 +7,10 @@ includes a header of a module in the same or a higher layer of LAYERS below
 <mooncake/...> headers).  Plugins (plugins/**) may include only their own
 headers and mooncake/*.h; tools (tools/**) likewise, apart from the
 exceptions listed in TOOL_EXCEPTIONS (tools that link an internal archive on
-purpose).
+purpose).  The core's other folders (core/metadata/** backends, core/rpc/**)
+may include core/src headers of layers <= BACKEND_MAX_LAYER only (never an
+engine module).  An include that names no file of core/src (a generated
+header, a header of core/metadata) is outside the layering and not checked.
 
   check_deps.py [--root DIR] [--layers FILE] [--graph]
 
@@ -33,7 +36,8 @@ LAYERS = """
 1: descriptor config
 # the topology model, the plugin loader, the p2p wire format
 2: topology loader p2p_wire
-# the metadata front end, then its backends
+# the metadata front end (with its store and module host), then the
+# backends that were built into core/src (now under core/metadata/)
 3: metadata
 4: metadata_p2p etcd/ http/
 # engine modules, bottom up
@@ -43,11 +47,17 @@ LAYERS = """
 8: pipeline
 9: hostapi
 10: engine
+backend_max: 4
 config = config config_*
+metadata = metadata md_*
 topology = topology topo/
 engine = engine engine_internal
 pipeline = pipeline pipeline_p batch slices
 """
+
+# Highest core/src layer that core/metadata/** and core/rpc/** may include
+# ("backend_max: N" in LAYERS).
+BACKEND_MAX_LAYER = 4
 
 # tool folder -> core/src headers it may include (it links an internal
 # archive of the core on purpose; see core/meson.build).
@@ -60,6 +70,7 @@ INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
 def parse_layers(text):
+    global BACKEND_MAX_LAYER
     layer_of, aliases = {}, []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -70,6 +81,9 @@ def parse_layers(text):
             aliases.append((mod.strip(), globs.split()))
             continue
         n, mods = line.split(":", 1)
+        if n.strip() == "backend_max":
+            BACKEND_MAX_LAYER = int(mods)
+            continue
         for m in mods.split():
             if m in layer_of:
                 raise SystemExit("layers: %s listed twice" % m)
@@ -103,6 +117,7 @@ def includes(path):
 
 def check_core(root, layer_of, aliases):
     src = os.path.join(root, "core", "src")
+    hdrs = core_headers(root)
     errors, graph, files_of = [], {}, {}
     for path in sources(src):
         rel = os.path.relpath(path, src)
@@ -116,6 +131,13 @@ def check_core(root, layer_of, aliases):
         for inc in includes(path):
             if inc.startswith("mooncake/"):
                 continue  # public headers
+            if inc not in hdrs and not os.path.exists(
+                    os.path.join(os.path.dirname(path), inc)):
+                if "/" in inc or not inc.endswith(".h"):
+                    continue  # generated, or outside core/src: not layered
+                if any(os.path.exists(os.path.join(root, "core", d, inc))
+                       for d in os.listdir(os.path.join(root, "core"))):
+                    continue
             target = module_of(inc, aliases)
             if target == mod:
                 continue
@@ -155,6 +177,27 @@ def check_outside(root, top, exceptions, hdrs):
     return errors
 
 
+def check_core_others(root, layer_of, aliases, hdrs):
+    """core/metadata/**, core/rpc/**: lower layers of core/src only."""
+    errors = []
+    core = os.path.join(root, "core")
+    for d in sorted(os.listdir(core)):
+        if d in ("src", "include") or not os.path.isdir(os.path.join(core, d)):
+            continue
+        for path in sources(os.path.join(core, d)):
+            rel = os.path.relpath(path, root)
+            for inc in includes(path):
+                if inc not in hdrs:
+                    continue
+                mod = module_of(inc, aliases)
+                layer = layer_of.get(mod)
+                if layer is None or layer > BACKEND_MAX_LAYER:
+                    errors.append("%s includes \"%s\" (%s, layer %s): core/%s/ may "
+                                  "include core/src layers <= %d only"
+                                  % (rel, inc, mod, layer, d, BACKEND_MAX_LAYER))
+    return errors
+
+
 def print_graph(layer_of, graph, files_of):
     print("core/src include graph (module -> modules whose headers it includes)")
     for n in sorted(set(layer_of.values()), reverse=True):
@@ -183,6 +226,7 @@ def main():
         return 2
     errors, graph, files_of = check_core(root, layer_of, aliases)
     hdrs = core_headers(root)
+    errors += check_core_others(root, layer_of, aliases, hdrs)
     errors += check_outside(root, "plugins", {}, hdrs)
     errors += check_outside(root, "tools", TOOL_EXCEPTIONS, hdrs)
     if a.graph:
