@@ -1,5 +1,6 @@
-/* Allocation-failure test of the configuration loader: config.c is compiled
- * into this program with its allocator calls redirected, and every
+/* Allocation-failure test of the configuration loader: config.c and its
+ * parts (config_schema.c, config_yaml.c, config_env.c, config_params.c) are
+ * compiled into this program with its allocator calls redirected, and every
  * allocation of a load (and of an env override) is made to fail in turn.
  * Each run must return MC_ENOMEM with a message (or succeed when the failure
  * is not reached), leave a usable config behind, and leak nothing (the
@@ -37,6 +38,10 @@ static char *t_strndup(const char *s, size_t n) {
 #define strdup t_strdup
 #define strndup t_strndup
 #include "config.c"
+#include "config_schema.c"
+#include "config_yaml.c"
+#include "config_env.c"
+#include "config_params.c"
 #undef malloc
 #undef calloc
 #undef realloc
