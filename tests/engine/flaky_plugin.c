@@ -2,9 +2,10 @@
  * moves bytes with memcpy between engines of the same process and fails
  * slices on demand.  Params: rails (count), fail_rails (bitmask of rails
  * whose slices fail with MC_EPEER), fail_all (every slice fails),
- * slow_reg_len and slow_reg_ms (register_mem of a buffer of exactly
- * slow_reg_len bytes sleeps slow_reg_ms, as pinning a large region on a
- * NIC does; reg_sleeping is 1 meanwhile and reg_slow counts them).  Counters
+ * slow_reg_len and slow_reg_ms (register_mem and deregister_mem of a
+ * buffer of exactly slow_reg_len bytes sleep slow_reg_ms, as pinning and
+ * unpinning a large region on a NIC do; reg_sleeping is 1 meanwhile,
+ * reg_slow and dereg_slow count them).  Counters
  * are exported (flaky_stats_<name>) for the test to read. */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 typedef struct flaky_stats {
   _Atomic uint64_t slices, failed, bytes, max_len, min_len, notifies;
   _Atomic uint64_t per_rail[8];
-  _Atomic uint64_t reg_sleeping, reg_slow;
+  _Atomic uint64_t reg_sleeping, reg_slow, dereg_slow;
 } flaky_stats;
 
 __attribute__((visibility("default"))) flaky_stats CAT(flaky_stats_, FLAKY_ID);
@@ -38,6 +39,7 @@ typedef struct ctx {
 
 typedef struct mem {
   uint64_t base, len;
+  uint64_t slow_ms; /* deregister_mem sleeps this long */
 } mem;
 
 static const mc_param_info params[] = {
@@ -113,11 +115,13 @@ static int f_reg(void *vc, const mc_mem_desc *d, void **m, void *rkey, size_t *r
     atomic_fetch_add(&st->reg_slow, 1);
     atomic_store(&st->reg_sleeping, 0);
   }
-  mem *x = malloc(sizeof *x);
+  mem *x = calloc(1, sizeof *x);
   if (!x)
     return MC_ENOMEM;
   x->base = d->addr;
   x->len = d->len;
+  if (c->slow_reg_len && d->len == c->slow_reg_len)
+    x->slow_ms = c->slow_reg_ms;
   if (*rl < sizeof *x) {
     free(x);
     return MC_ENOSPC;
@@ -128,6 +132,14 @@ static int f_reg(void *vc, const mc_mem_desc *d, void **m, void *rkey, size_t *r
   return 0;
 }
 static int f_dereg(void *vc, void *m) {
+  mem *x = m;
+  if (x->slow_ms) {
+    flaky_stats *st = &CAT(flaky_stats_, FLAKY_ID);
+    atomic_store(&st->reg_sleeping, 1);
+    usleep((useconds_t)(x->slow_ms * 1000));
+    atomic_fetch_add(&st->dereg_slow, 1);
+    atomic_store(&st->reg_sleeping, 0);
+  }
   free(m);
   return 0;
 }

@@ -3,7 +3,8 @@
  * transport with slow_reg_len: pinning gigabytes on a NIC takes seconds),
  * transfers on buffers registered before keep completing, an overlapping
  * registration is refused at once with MC_EEXIST, and the slow buffer is
- * usable once its registration returns. */
+ * usable once its registration returns.  Then the same while its
+ * deregister_mem sleeps in mc_unregister. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +20,7 @@
 typedef struct flaky_stats {
   _Atomic uint64_t slices, failed, bytes, max_len, min_len, notifies;
   _Atomic uint64_t per_rail[8];
-  _Atomic uint64_t reg_sleeping, reg_slow;
+  _Atomic uint64_t reg_sleeping, reg_slow, dereg_slow;
 } flaky_stats;
 
 #define SLOW_LEN (3u << 20)   /* the marked buffer's length */
@@ -78,6 +79,44 @@ static void *register_slow(void *arg) {
   return NULL;
 }
 
+static void *unregister_slow(void *arg) {
+  slow_reg *r = arg;
+  uint64_t t0 = now_ms();
+  r->rc = mc_unregister(r->e, r->addr);
+  r->ms = now_ms() - t0;
+  return NULL;
+}
+
+/* Transfers 64 KiB writes from abuf while the plugin sleeps; returns how
+ * many completed, *worst the slowest (ms). */
+static uint64_t transfer_while_sleeping(mc_engine *a, mc_segment *seg, uint8_t *abuf,
+                                        uint8_t *bbuf, flaky_stats *st, uint64_t *worst) {
+  uint64_t done = 0;
+  *worst = 0;
+  while (atomic_load(&st->reg_sleeping)) {
+    uint64_t s0 = now_ms();
+    mc_request r = {MC_OP_WRITE, abuf, seg, (uint64_t)(uintptr_t)bbuf, 64 << 10};
+    int rc = mc_transfer_sync(a, &r, 1, 5000);
+    uint64_t took = now_ms() - s0;
+    CHECK(rc == 0, "transfer during the slow plugin call: %s", mc_strerror(rc));
+    if (rc)
+      break;
+    done++; /* started while the plugin slept */
+    if (took > *worst)
+      *worst = took;
+    if (took > MAX_WAIT_MS)
+      break;
+  }
+  return done;
+}
+
+static void wait_sleeping(flaky_stats *st) {
+  uint64_t t0 = now_ms();
+  while (!atomic_load(&st->reg_sleeping) && now_ms() - t0 < 5000)
+    usleep(1000);
+  CHECK(atomic_load(&st->reg_sleeping), "the plugin never started sleeping");
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s <plugin dir>\n", argv[0]);
@@ -112,11 +151,7 @@ int main(int argc, char **argv) {
   slow_reg sr = {.e = a, .addr = slow};
   pthread_t th;
   pthread_create(&th, NULL, register_slow, &sr);
-  /* Wait (bounded) until the plugin sleeps inside register_mem. */
-  uint64_t t0 = now_ms();
-  while (!atomic_load(&st->reg_sleeping) && now_ms() - t0 < 5000)
-    usleep(1000);
-  CHECK(atomic_load(&st->reg_sleeping), "register_mem never started sleeping");
+  wait_sleeping(st); /* inside register_mem now */
 
   /* Meanwhile: an overlapping registration is refused at once, and the
    * reserved range is not usable yet. */
@@ -132,21 +167,7 @@ int main(int argc, char **argv) {
   CHECK(mc_unregister(a, slow) == MC_ENOENT, "unregister of a buffer still registering");
 
   /* Transfers on the buffer registered before keep flowing. */
-  uint64_t done = 0, worst = 0;
-  while (atomic_load(&st->reg_sleeping)) {
-    uint64_t s0 = now_ms();
-    mc_request r = {MC_OP_WRITE, abuf, seg, (uint64_t)(uintptr_t)bbuf, 64 << 10};
-    rc = mc_transfer_sync(a, &r, 1, 5000);
-    uint64_t took = now_ms() - s0;
-    CHECK(rc == 0, "transfer during the slow registration: %s", mc_strerror(rc));
-    if (rc)
-      break;
-    done++; /* started while register_mem slept */
-    if (took > worst)
-      worst = took;
-    if (took > MAX_WAIT_MS)
-      break;
-  }
+  uint64_t worst, done = transfer_while_sleeping(a, seg, abuf, bbuf, st, &worst);
   pthread_join(th, NULL);
   printf("slow register_mem: %llu ms; transfers completed meanwhile: %llu; "
          "slowest: %llu ms; overlap refused in %llu ms\n",
@@ -166,7 +187,24 @@ int main(int argc, char **argv) {
   rc = mc_transfer_sync(a, &r, 1, 5000);
   CHECK(rc == 0, "transfer from the slow buffer: %s", mc_strerror(rc));
   CHECK(rc || bbuf[8192] == 0x77, "data not written");
-  CHECK(mc_unregister(a, slow) == 0, "unregister slow");
+
+  /* Unregistration: deregister_mem sleeps, transfers go on. */
+  slow_reg su = {.e = a, .addr = slow};
+  pthread_create(&th, NULL, unregister_slow, &su);
+  wait_sleeping(st); /* inside deregister_mem now */
+  /* Already out of the list (taken under the lock before the plugin call). */
+  CHECK(mc_unregister(a, slow) == MC_ENOENT, "second unregister while the first runs");
+  uint64_t dworst, ddone = transfer_while_sleeping(a, seg, abuf, bbuf, st, &dworst);
+  pthread_join(th, NULL);
+  printf("slow deregister_mem: %llu ms; transfers completed meanwhile: %llu; "
+         "slowest: %llu ms\n",
+         (unsigned long long)su.ms, (unsigned long long)ddone, (unsigned long long)dworst);
+  CHECK(su.rc == 0, "slow unregister: %s", mc_strerror(su.rc));
+  CHECK(atomic_load(&st->dereg_slow) == 1, "deregister_mem slept %llu times",
+        (unsigned long long)atomic_load(&st->dereg_slow));
+  CHECK(ddone > MIN_DONE, "only %llu transfers completed during the unregistration",
+        (unsigned long long)ddone);
+  CHECK(dworst < MAX_WAIT_MS, "a transfer waited %llu ms", (unsigned long long)dworst);
 
   mc_segment_close(seg);
   mc_engine_destroy(a);
