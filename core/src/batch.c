@@ -132,6 +132,32 @@ static void mark_invalid(mc_req *r, int err, const char *why) {
            mc_strerror(err));
 }
 
+/* Cuts r into slices of its first candidate's slice size, each on a rail
+ * of that transport; MC_ENOMEM. */
+static int req_slice(mc_pipeline *e, mc_req *r) {
+  const mc_request *q = &r->r;
+  uint64_t ss = e->set->t[r->tcand[0]]->slice_size;
+  uint64_t ns = (q->len + ss - 1) / ss;
+  r->slices = calloc(ns, sizeof *r->slices);
+  if (!r->slices)
+    return MC_ENOMEM;
+  r->nslices = (uint32_t)ns;
+  atomic_store(&r->remaining, (uint32_t)ns);
+  int t0 = r->tcand[0];
+  atomic_store(&r->transport_used, t0);
+  mc_transport *t = e->set->t[t0];
+  const mc_rail_rank *rank = mc_lbuf_rank(r->lbuf, t0);
+  for (uint64_t i = 0; i < ns; i++) {
+    mc_slice_rec *s = &r->slices[i];
+    s->req = r;
+    s->offset = i * ss;
+    s->len = q->len - s->offset < ss ? q->len - s->offset : ss;
+    s->transport = t0;
+    s->rail = (uint32_t)mc_rails_pick(t, rank, UINT32_MAX);
+  }
+  return 0;
+}
+
 /* Validates and prepares request r; returns 1 if it is now PENDING. */
 static int req_prepare(mc_batch *b, mc_req *r) {
   mc_pipeline *e = b->pipe;
@@ -187,30 +213,13 @@ static int req_prepare(mc_batch *b, mc_req *r) {
     mark_invalid(r, MC_ENOTSUP, "no transport");
     return 0;
   }
-  uint64_t ss = e->set->t[r->tcand[0]]->slice_size;
-  uint64_t ns = (q->len + ss - 1) / ss;
-  r->slices = calloc(ns, sizeof *r->slices);
-  if (!r->slices) {
+  if (req_slice(e, r)) {
     mc_registry_release(r->lbuf);
     mc_view_put(r->view);
     r->lbuf = NULL;
     r->view = NULL;
     mark_invalid(r, MC_ENOMEM, "slice table");
     return 0;
-  }
-  r->nslices = (uint32_t)ns;
-  atomic_store(&r->remaining, (uint32_t)ns);
-  int t0 = r->tcand[0];
-  atomic_store(&r->transport_used, t0);
-  mc_transport *t = e->set->t[t0];
-  const mc_rail_rank *rank = mc_lbuf_rank(r->lbuf, t0);
-  for (uint64_t i = 0; i < ns; i++) {
-    mc_slice_rec *s = &r->slices[i];
-    s->req = r;
-    s->offset = i * ss;
-    s->len = q->len - s->offset < ss ? q->len - s->offset : ss;
-    s->transport = t0;
-    s->rail = (uint32_t)mc_rails_pick(t, rank, UINT32_MAX);
   }
   atomic_store(&r->state, MC_XFER_PENDING);
   atomic_fetch_add(&b->pending, 1);

@@ -108,6 +108,62 @@ static int transport_optional(const mc_config *cfg, const char *name) {
   return cfg->transports_auto || (ct && ct->optional);
 }
 
+/* init, query_rails and local_desc of a new transport; *step names the
+ * call that failed. */
+static int transport_start(mc_engine *e, mc_transport *t, const char **step) {
+  mc_init_args args = {.struct_size = sizeof args,
+                       .segment_name = e->name,
+                       .listen_host = e->listen_host,
+                       .host_id = e->host_id};
+  *step = "init";
+  int rc = t->ops->init(&t->host, &args, &t->ctx);
+  if (rc)
+    return rc;
+  uint32_t n = 64;
+  *step = "query_rails";
+  t->rails = calloc(n, sizeof *t->rails);
+  rc = t->rails ? t->ops->query_rails(t->ctx, t->rails, &n) : MC_ENOMEM;
+  if (rc == 0 && n == 0)
+    rc = MC_EINVAL; /* the contract says at least one rail */
+  t->nrails = n;
+  if (rc == 0) {
+    *step = "local_desc";
+    t->rail_down_until = calloc(n, sizeof *t->rail_down_until);
+    t->rail_inflight = calloc(n, sizeof *t->rail_inflight);
+    t->desc_len = sizeof t->desc;
+    rc = t->rail_down_until && t->rail_inflight
+             ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
+             : MC_ENOMEM;
+  }
+  if (rc)
+    t->ops->fini(t->ctx);
+  return rc;
+}
+
+/* Records why transport `name` could not start and says so in err: how to
+ * start without it unless it may be skipped. */
+static void transport_refused(mc_engine *e, const char *name, const char *path,
+                              const char *step, int rc, int optional, char *err,
+                              size_t errlen, int *skip) {
+  char reason[512];
+  snprintf(reason, sizeof reason, "%s failed: %s", step, mc_strerror(rc));
+  mc_loader_mark_refused(e->loader, name, reason);
+  *skip = optional && rc != MC_ENOMEM;
+  if (*skip) {
+    mc_seterr(err, errlen, "transport '%s' (%s): %s", name, path, reason);
+    return;
+  }
+  char up[64]; /* names are [a-z0-9_], the variable's part upper case */
+  size_t i = 0;
+  for (; name[i] && i + 1 < sizeof up; i++)
+    up[i] = (char)toupper((unsigned char)name[i]);
+  up[i] = '\0';
+  mc_seterr(err, errlen,
+            "transport '%s' (%s): %s (set transports.%s.optional: true "
+            "or MC_TRANSPORT_%s_OPTIONAL=1 to start without it)",
+            name, path, reason, name, up);
+}
+
 /* Loads, validates and initializes one transport.  Returns 0, or MC_E*
  * with err set; *skip tells whether the engine may go on without it: the
  * transport could not start (plugin missing or refused, init or setup
@@ -158,50 +214,10 @@ static int transport_open(mc_engine *e, const char *name, char *err,
   pthread_mutex_init(&t->ctl_lock, NULL);
   pthread_mutex_init(&t->submit_lock, NULL);
   mc_hostapi_fill(t, e->notes);
-  mc_init_args args = {.struct_size = sizeof args,
-                       .segment_name = e->name,
-                       .listen_host = e->listen_host,
-                       .host_id = e->host_id};
   const char *step = "init";
-  rc = t->ops->init(&t->host, &args, &t->ctx);
-  if (rc == 0) {
-    uint32_t n = 64;
-    step = "query_rails";
-    t->rails = calloc(n, sizeof *t->rails);
-    rc = t->rails ? t->ops->query_rails(t->ctx, t->rails, &n) : MC_ENOMEM;
-    if (rc == 0 && n == 0)
-      rc = MC_EINVAL; /* the contract says at least one rail */
-    t->nrails = n;
-    if (rc == 0) {
-      step = "local_desc";
-      t->rail_down_until = calloc(n, sizeof *t->rail_down_until);
-      t->rail_inflight = calloc(n, sizeof *t->rail_inflight);
-      t->desc_len = sizeof t->desc;
-      rc = t->rail_down_until && t->rail_inflight
-               ? t->ops->local_desc(t->ctx, t->desc, &t->desc_len)
-               : MC_ENOMEM;
-    }
-    if (rc)
-      t->ops->fini(t->ctx);
-  }
+  rc = transport_start(e, t, &step);
   if (rc) {
-    char reason[512];
-    snprintf(reason, sizeof reason, "%s failed: %s", step, mc_strerror(rc));
-    mc_loader_mark_refused(e->loader, name, reason);
-    *skip = optional && rc != MC_ENOMEM;
-    if (*skip) {
-      mc_seterr(err, errlen, "transport '%s' (%s): %s", name, p->path, reason);
-    } else {
-      char up[64]; /* names are [a-z0-9_], the variable's part upper case */
-      size_t i = 0;
-      for (; name[i] && i + 1 < sizeof up; i++)
-        up[i] = (char)toupper((unsigned char)name[i]);
-      up[i] = '\0';
-      mc_seterr(err, errlen,
-                "transport '%s' (%s): %s (set transports.%s.optional: true "
-                "or MC_TRANSPORT_%s_OPTIONAL=1 to start without it)",
-                name, p->path, reason, name, up);
-    }
+    transport_refused(e, name, p->path, step, rc, optional, err, errlen, skip);
     mc_loader_unload(p);
     transport_free(t);
     return rc;
@@ -369,6 +385,39 @@ static int open_transports(mc_engine *e, char *err, size_t errlen) {
   return 0;
 }
 
+/* Opens the metadata backend; an error names where its URL was set. */
+static int metadata_open(mc_engine *e, char *err, size_t errlen) {
+  mc_metadata_args ma = {.url = e->cfg->metadata,
+                         .token = e->cluster_token[0] ? e->cluster_token : NULL,
+                         .listen = e->cfg->listen,
+                         .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000,
+                         .log = &e->log,
+                         .on_change = mc_segments_on_change,
+                         .on_change_arg = e->segs};
+  int rc = mc_metadata_open(&ma, &e->md, err, errlen);
+  if (rc) {
+    /* Name where the URL was set, unless it is the built-in default. */
+    char where[600], tmp[MC_ERR_MAX];
+    mc_config_where(e->cfg, "metadata", where, sizeof where);
+    if (mc_config_src(e->cfg, "metadata") != MC_SRC_DEFAULT && err[0]) {
+      snprintf(tmp, sizeof tmp, "%s: %s", where, err);
+      mc_seterr(err, errlen, "%s", tmp);
+    }
+  }
+  return rc;
+}
+
+/* The segment's name: configured, else the backend's, else host:pid. */
+static void segment_name(mc_engine *e) {
+  if (e->cfg->segment_name) {
+    snprintf(e->name, sizeof e->name, "%s", e->cfg->segment_name);
+  } else if (mc_metadata_local_name(e->md, e->name, sizeof e->name) != 0) {
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(e->name, sizeof e->name, "%s:%d", host, (int)getpid());
+  }
+}
+
 /* The modules over the transports: registry, segments, pipeline, and the
  * job queue's worker running the pipeline's hooks. */
 static int start_modules(mc_engine *e, char *err, size_t errlen) {
@@ -440,31 +489,10 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   rc = load_cluster_token(e, err, errlen);
   if (rc)
     goto fail;
-  mc_metadata_args ma = {.url = e->cfg->metadata,
-                         .token = e->cluster_token[0] ? e->cluster_token : NULL,
-                         .listen = e->cfg->listen,
-                         .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000,
-                         .log = &e->log,
-                         .on_change = mc_segments_on_change,
-                         .on_change_arg = e->segs};
-  rc = mc_metadata_open(&ma, &e->md, err, errlen);
-  if (rc) {
-    /* Name where the URL was set, unless it is the built-in default. */
-    char where[600], tmp[MC_ERR_MAX];
-    mc_config_where(e->cfg, "metadata", where, sizeof where);
-    if (mc_config_src(e->cfg, "metadata") != MC_SRC_DEFAULT && err[0]) {
-      snprintf(tmp, sizeof tmp, "%s: %s", where, err);
-      mc_seterr(err, errlen, "%s", tmp);
-    }
+  rc = metadata_open(e, err, errlen);
+  if (rc)
     goto fail;
-  }
-  if (e->cfg->segment_name) {
-    snprintf(e->name, sizeof e->name, "%s", e->cfg->segment_name);
-  } else if (mc_metadata_local_name(e->md, e->name, sizeof e->name) != 0) {
-    char host[256] = "localhost";
-    gethostname(host, sizeof host - 1);
-    snprintf(e->name, sizeof e->name, "%s:%d", host, (int)getpid());
-  }
+  segment_name(e);
   rc = loader_open(e, err, errlen);
   if (rc)
     goto fail;

@@ -170,15 +170,11 @@ static void list_remove(mc_registry *e, mc_local_buf *b) {
   e->nbufs--;
 }
 
-/* Registers one buffer with the transports and inserts it; publishes
- * nothing.  shared_by: the transport whose alloc_mem made it, or -1. */
-static int insert_buf(mc_registry *e, void *addr, size_t len,
-                       const char *location, int shared_by) {
-  if (!e || !addr || len == 0)
-    return MC_EINVAL;
+/* A new buffer record for [addr, addr+len) at location (NULL: the page's
+ * NUMA node), its rails ranked; nothing registered yet. */
+static int buf_new(mc_registry *e, void *addr, size_t len, const char *location,
+                   int shared_by, mc_local_buf **out) {
   uint64_t a = (uint64_t)(uintptr_t)addr;
-  if (a + len < a)
-    return MC_ERANGE;
   char loc[32];
   int32_t dev = -1;
   uint32_t kind = MC_MEM_CPU;
@@ -208,47 +204,71 @@ static int insert_buf(mc_registry *e, void *addr, size_t len,
     buf_free(e, b);
     return MC_ENOMEM;
   }
+  *out = b;
+  return 0;
+}
 
-  /* Reserve the range: the entry goes into the list not yet ready, so an
-   * overlapping registration is refused (MC_EEXIST) while this one talks to
-   * the plugins, and lookups and publication skip it until it is. */
+/* Reserves b's range: the entry goes into the list not yet ready, so an
+ * overlapping registration is refused (MC_EEXIST) while this one talks to
+ * the plugins, and lookups and publication skip it until it is. */
+static int reserve(mc_registry *e, mc_local_buf *b) {
+  int rc = 0;
   pthread_rwlock_wrlock(&e->lock);
-  size_t pos = lower_bound(e, a);
-  if (pos < e->nbufs && e->bufs[pos]->addr < a + len) {
+  size_t pos = lower_bound(e, b->addr);
+  if (pos < e->nbufs && e->bufs[pos]->addr < b->addr + b->len) {
     MC_ERROR(e->log, COMP,
-             "register 0x%llx+%zu overlaps registered 0x%llx+%llu",
-             (unsigned long long)a, len, (unsigned long long)e->bufs[pos]->addr,
+             "register 0x%llx+%llu overlaps registered 0x%llx+%llu",
+             (unsigned long long)b->addr, (unsigned long long)b->len,
+             (unsigned long long)e->bufs[pos]->addr,
              (unsigned long long)e->bufs[pos]->len);
-    pthread_rwlock_unlock(&e->lock);
-    buf_free(e, b);
-    return MC_EEXIST;
-  }
-  if (e->nbufs == e->capbufs) {
+    rc = MC_EEXIST;
+  } else if (e->nbufs == e->capbufs) {
     size_t nc = e->capbufs ? e->capbufs * 2 : 16;
     mc_local_buf **nb = realloc(e->bufs, nc * sizeof *nb);
-    if (!nb) {
-      pthread_rwlock_unlock(&e->lock);
-      buf_free(e, b);
-      return MC_ENOMEM;
+    if (nb) {
+      e->bufs = nb;
+      e->capbufs = nc;
+    } else {
+      rc = MC_ENOMEM;
     }
-    e->bufs = nb;
-    e->capbufs = nc;
   }
-  memmove(&e->bufs[pos + 1], &e->bufs[pos], (e->nbufs - pos) * sizeof *e->bufs);
-  e->bufs[pos] = b;
-  e->nbufs++;
+  if (!rc) {
+    memmove(&e->bufs[pos + 1], &e->bufs[pos], (e->nbufs - pos) * sizeof *e->bufs);
+    e->bufs[pos] = b;
+    e->nbufs++;
+  }
   pthread_rwlock_unlock(&e->lock);
+  return rc;
+}
 
+/* Registers one buffer with the transports and inserts it; publishes
+ * nothing.  shared_by: the transport whose alloc_mem made it, or -1. */
+static int insert_buf(mc_registry *e, void *addr, size_t len,
+                      const char *location, int shared_by) {
+  if (!e || !addr || len == 0)
+    return MC_EINVAL;
+  uint64_t a = (uint64_t)(uintptr_t)addr;
+  if (a + len < a)
+    return MC_ERANGE;
+  mc_local_buf *b = NULL;
+  int rc = buf_new(e, addr, len, location, shared_by, &b);
+  if (rc)
+    return rc;
+  rc = reserve(e, b);
+  if (rc) {
+    buf_free(e, b);
+    return rc;
+  }
   /* The plugins are called without the registry lock (pinning gigabytes
    * takes seconds; transfers on other buffers take the read lock
    * meanwhile); each transport's control calls stay serialized. */
-  int served = 0, rc = register_with_transports(e, b, &served);
+  int served = 0;
+  rc = register_with_transports(e, b, &served);
   if (!rc && !served) {
     MC_ERROR(e->log, COMP, "register 0x%llx+%zu (%s): no loaded transport serves this memory kind",
-             (unsigned long long)a, len, loc);
+             (unsigned long long)a, len, b->location);
     rc = MC_ENOTSUP;
   }
-
   /* Publish (ready) or roll back the reservation, under a short lock. */
   pthread_rwlock_wrlock(&e->lock);
   if (rc)
@@ -261,7 +281,7 @@ static int insert_buf(mc_registry *e, void *addr, size_t len,
     return rc;
   }
   MC_DEBUG(e->log, COMP, "registered 0x%llx+%zu %s with %d transport(s)",
-           (unsigned long long)a, len, loc, served);
+           (unsigned long long)a, len, b->location, served);
   return 0;
 }
 
