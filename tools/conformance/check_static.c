@@ -100,7 +100,7 @@ int check_abi(const char *path, const plugin *p) {
   /* The params table, read with the stride the plugin declares (1.1). */
   char why[256] = "";
   int np = 0;
-  size_t stride = param_stride(o);
+  size_t stride = mc_fake_param_stride(o);
   if (o->params && o->abi_minor >= 1 && o->param_info_size == 0)
     snprintf(why, sizeof why,
              "abi_minor %u but param_info_size 0: the core would read the entries with the 1.0 "
@@ -115,7 +115,7 @@ int check_abi(const char *path, const plugin *p) {
       snprintf(why, sizeof why, "no MC_PARAM_END within 256 entries");
       break;
     }
-    param_at(o, (size_t)np, &pi);
+    mc_fake_param_at(o, (size_t)np, &pi);
     if (pi.type == MC_PARAM_END)
       break;
     const char *nm = pi.name;
@@ -140,12 +140,12 @@ int check_abi(const char *path, const plugin *p) {
       int64_t iv = 0;
       int bv, bad = 0, out = 0;
       if (pi.type == MC_PARAM_BOOL)
-        bad = parse_bool(pi.default_text, &bv) != 0;
+        bad = mc_fake_parse_bool(pi.default_text, &bv) != 0;
       else if (pi.type == MC_PARAM_INT) {
-        bad = parse_int(pi.default_text, &iv) != 0;
+        bad = mc_fake_parse_int(pi.default_text, &iv) != 0;
         out = !bad && (pi.min || pi.max) && (iv < pi.min || iv > pi.max);
       } else {
-        bad = parse_size(pi.default_text, &sz) != 0;
+        bad = mc_fake_parse_size(pi.default_text, &sz) != 0;
         out = !bad && (pi.min || pi.max) &&
               (sz > (uint64_t)INT64_MAX || (int64_t)sz < pi.min || (int64_t)sz > pi.max);
       }
@@ -158,7 +158,7 @@ int check_abi(const char *path, const plugin *p) {
     }
     for (int j = 0; j < np && !why[0]; j++) {
       mc_param_info pj;
-      param_at(o, (size_t)j, &pj);
+      mc_fake_param_at(o, (size_t)j, &pj);
       if (!strcmp(pj.name, nm))
         snprintf(why, sizeof why, "key '%s' listed twice", nm);
     }

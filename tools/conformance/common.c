@@ -1,5 +1,6 @@
-/* mc-transport-conformance: reporting, the host API handed to the plugin,
- * loading it, contexts, registrations and transfers (conformance.h). */
+/* mc-transport-conformance: reporting, the token tracker the host's
+ * completions feed, loading the plugin, contexts, registrations and
+ * transfers (conformance.h). */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -80,189 +81,21 @@ int count_dir(const char *path) {
   return n;
 }
 
-/* ---- the host API ------------------------------------------------------- */
-
-
+/* ---- the host API -------------------------------------------------------
+ * Each context gets an mc_fake_host (fake_host.h, shared with the tests)
+ * whose completions and notifications feed the tracker T. */
 
 tracker T;
 
+/* MC_CONFORMANCE_PARAMS ("k=v;k=v"), read once in main before any plugin
+ * runs; every context's host is given these keys. */
+static const char *params_env;
 
-/* The last warning or error the plugin logged: the reason given when init
- * refuses to run on this host. */
-pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-char last_log[512];
+void params_load(void) { params_env = getenv("MC_CONFORMANCE_PARAMS"); }
 
-__attribute__((format(printf, 3, 4))) static void h_log(void *host, int level, const char *fmt, ...) {
-  chost *h = host;
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (level <= MC_LOG_WARN) {
-    pthread_mutex_lock(&log_lock);
-    snprintf(last_log, sizeof last_log, "%s", line);
-    pthread_mutex_unlock(&log_lock);
-  }
-  if (verbose || level <= MC_LOG_ERROR)
-    fprintf(stderr, "  [%s] %s\n", h->name, line);
-}
-
-static int h_log_enabled(void *host, int level) { return verbose || level <= MC_LOG_WARN; }
-
-/* Values from MC_CONFORMANCE_PARAMS, parsed once in main before any plugin
- * runs; returned pointers stay valid until exit. */
-static char param_store[1024];
-static char *param_keys[32], *param_vals[32];
-static int param_n;
-
-void params_load(void) {
-  const char *env = getenv("MC_CONFORMANCE_PARAMS");
-  if (!env)
-    return;
-  snprintf(param_store, sizeof param_store, "%s", env);
-  for (char *save = NULL, *kv = strtok_r(param_store, ";", &save); kv && param_n < 32;
-       kv = strtok_r(NULL, ";", &save)) {
-    char *eq = strchr(kv, '=');
-    if (!eq)
-      continue;
-    *eq = '\0';
-    param_keys[param_n] = kv;
-    param_vals[param_n++] = eq + 1;
-  }
-}
-
-static int h_config_get(void *host, const char *key, const char **val) {
-  if (!key || !val)
-    return MC_EINVAL;
-  for (int i = 0; i < param_n; i++)
-    if (!strcmp(param_keys[i], key)) {
-      *val = param_vals[i];
-      return 0;
-    }
-  return MC_ENOENT;
-}
-
-/* The plugin under test (a zero-padded copy of its table, as the core
- * keeps), for the typed getters. */
-static const mc_transport_ops *cur_ops;
-
-/* Entry i of a params array read with the plugin's declared stride (1.1),
- * into a zeroed mc_param_info: members past the stride read as 0. */
-size_t param_stride(const mc_transport_ops *o) {
-  return o->param_info_size ? o->param_info_size : MC_PARAM_INFO_V1_SIZE;
-}
-void param_at(const mc_transport_ops *o, size_t i, mc_param_info *out) {
-  size_t st = param_stride(o);
-  memset(out, 0, sizeof *out);
-  memcpy(out, (const char *)o->params + i * st, st < sizeof *out ? st : sizeof *out);
-}
-
-/* The core's value syntax (core/src/config.c: mc_config_parse_size, _int,
- * _bool), so a default the core would refuse fails abi.params here too. */
-int parse_size(const char *t, uint64_t *out) {
-  if (!t || *t < '0' || *t > '9')
-    return -1;
-  uint64_t v = 0;
-  for (; *t >= '0' && *t <= '9'; t++) {
-    unsigned d = (unsigned)(*t - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return -1;
-    v = v * 10 + d;
-  }
-  unsigned sh = 0;
-  switch (*t) {
-  case 'k': case 'K': sh = 10; t++; break;
-  case 'm': case 'M': sh = 20; t++; break;
-  case 'g': case 'G': sh = 30; t++; break;
-  case 't': case 'T': sh = 40; t++; break;
-  default: break;
-  }
-  if (sh && *t == 'i')
-    t++;
-  if (*t == 'B') /* upper case only: "64kb" is refused */
-    t++;
-  if (*t || (sh && v > (UINT64_MAX >> sh)))
-    return -1;
-  *out = v << sh;
-  return 0;
-}
-int parse_int(const char *t, int64_t *out) {
-  if (!t)
-    return -1;
-  int neg = *t == '-';
-  if (neg)
-    t++;
-  if (*t < '0' || *t > '9')
-    return -1;
-  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-  for (; *t >= '0' && *t <= '9'; t++) {
-    unsigned d = (unsigned)(*t - '0');
-    if (v > (lim - d) / 10)
-      return -1;
-    v = v * 10 + d;
-  }
-  if (*t)
-    return -1;
-  *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
-  return 0;
-}
-int parse_bool(const char *t, int *out) {
-  static const char *const yes[] = {"true", "yes", "on", "1"};
-  static const char *const no[] = {"false", "no", "off", "0"};
-  for (size_t i = 0; t && i < 4; i++) {
-    if (!strcasecmp(t, yes[i])) {
-      *out = 1;
-      return 0;
-    }
-    if (!strcasecmp(t, no[i])) {
-      *out = 0;
-      return 0;
-    }
-  }
-  return -1;
-}
-
-/* The value text of typed key `key`: configured, else the default. */
-static int typed_value(const char *key, uint32_t type, const char **val) {
-  const mc_transport_ops *o = cur_ops;
-  if (!o || !o->params || !key)
-    return MC_EINVAL;
-  for (size_t i = 0; i < 256; i++) {
-    mc_param_info pi;
-    param_at(o, i, &pi);
-    if (pi.type == MC_PARAM_END)
-      break;
-    if (!pi.name || strcmp(pi.name, key))
-      continue;
-    if (pi.type != type)
-      return MC_EINVAL;
-    if (h_config_get(NULL, key, val) == 0)
-      return 0;
-    if (!pi.default_text || !pi.default_text[0])
-      return MC_ENOENT; /* as the core's getters (core/src/hostapi.c) */
-    *val = pi.default_text;
-    return 0;
-  }
-  return MC_EINVAL;
-}
-static int h_config_get_size(void *host, const char *key, uint64_t *out) {
-  const char *v;
-  int rc = typed_value(key, MC_PARAM_SIZE, &v);
-  return rc ? rc : parse_size(v, out) ? MC_EINVAL : 0;
-}
-static int h_config_get_int(void *host, const char *key, int64_t *out) {
-  const char *v;
-  int rc = typed_value(key, MC_PARAM_INT, &v);
-  return rc ? rc : parse_int(v, out) ? MC_EINVAL : 0;
-}
-static int h_config_get_bool(void *host, const char *key, int *out) {
-  const char *v;
-  int rc = typed_value(key, MC_PARAM_BOOL, &v);
-  return rc ? rc : parse_bool(v, out) ? MC_EINVAL : 0;
-}
-
-static void h_complete(void *host, uint64_t token, int status, uint64_t bytes, int32_t verr) {
+static void t_complete(void *arg, uint64_t token, int status, uint64_t bytes, int32_t verr) {
+  (void)arg;
+  (void)verr;
   pthread_mutex_lock(&T.lock);
   if (token >= MAX_TOKENS || token >= T.next) {
     T.strays++;
@@ -283,7 +116,8 @@ static void h_complete(void *host, uint64_t token, int status, uint64_t bytes, i
   pthread_mutex_unlock(&T.lock);
 }
 
-static void h_notify_recv(void *host, const char *peer, const void *msg, size_t len) {
+static void t_notify(void *arg, const char *peer, const void *msg, size_t len) {
+  (void)arg;
   pthread_mutex_lock(&T.lock);
   snprintf(T.notify_peer, sizeof T.notify_peer, "%s", peer ? peer : "(null)");
   T.notify_len = len > sizeof T.notify_msg ? sizeof T.notify_msg : len;
@@ -291,14 +125,6 @@ static void h_notify_recv(void *host, const char *peer, const void *msg, size_t 
   T.notifies++;
   pthread_cond_broadcast(&T.cond);
   pthread_mutex_unlock(&T.lock);
-}
-
-void host_init(chost *h, const char *name) {
-  memset(h, 0, sizeof *h);
-  h->name = name;
-  h->api = (mc_host_api){MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR, sizeof(mc_host_api),
-                         h, h_log, h_log_enabled, h_config_get, h_complete, h_notify_recv,
-                         h_config_get_size, h_config_get_int, h_config_get_bool};
 }
 
 /* Reserves n tokens; returns the first. */
@@ -371,7 +197,6 @@ int plugin_open(const char *path, plugin *p, int quiet) {
     n = offsetof(mc_transport_ops, name);
   memcpy(&p->copy, p->raw, n);
   p->ops = &p->copy;
-  cur_ops = p->ops;
   return 0;
 }
 
@@ -386,9 +211,17 @@ static void *progress_main(void *v) {
   return NULL;
 }
 
+static void host_done(tctx *t) {
+  if (t->host_on)
+    mc_fake_host_fini(&t->host);
+  t->host_on = 0;
+}
+
 int ctx_fini(tctx *t) {
-  if (!t->ctx)
+  if (!t->ctx) {
+    host_done(t);
     return 0;
+  }
   if (t->prog_on) {
     atomic_store(&t->prog_stop, 1);
     pthread_join(t->prog, NULL);
@@ -396,17 +229,25 @@ int ctx_fini(tctx *t) {
   }
   int rc = t->p->ops->fini(t->ctx);
   t->ctx = NULL;
+  host_done(t);
   return rc;
 }
 
 int ctx_init(const plugin *p, tctx *t, const char *segment) {
   memset(t, 0, sizeof *t);
-  host_init(&t->host, segment);
+  mc_fake_host_init(&t->host, segment, p->ops);
+  t->host_on = 1;
+  t->host.enabled_level = verbose ? MC_LOG_TRACE : MC_LOG_WARN;
+  t->host.print_level = verbose ? MC_LOG_TRACE : MC_LOG_ERROR;
+  t->host.on_complete = t_complete;
+  t->host.on_notify = t_notify;
+  mc_fake_host_set_list(&t->host, params_env);
   t->p = p;
   mc_init_args a = {sizeof a, segment, "127.0.0.1", "conformance-host"};
   int rc = p->ops->init(&t->host.api, &a, &t->ctx);
   if (rc) {
     t->ctx = NULL;
+    host_done(t); /* t->host.last_warn stays readable: the reason */
     return rc;
   }
   if (p->ops->progress) {

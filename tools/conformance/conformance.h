@@ -1,9 +1,10 @@
 /* mc-transport-conformance: what the check files share.
  *
- * The program is split by subject: accounting.c (this program's own malloc
- * and mmap, for the leak checks), common.c (reporting, the host API handed
- * to the plugin, loading it, contexts, transfers), check_static.c (the ABI
- * table and params), check_data.c (rails, blobs, data, back-pressure,
+ * The program is split by subject: fake_host.c (the host API handed to the
+ * plugin; a library the tests share), accounting.c (this program's own
+ * malloc and mmap, for the leak checks), common.c (reporting, the token
+ * tracker, loading the plugin, contexts, transfers), check_static.c (the
+ * ABI table and params), check_data.c (rails, blobs, data, back-pressure,
  * notify, cancel), check_access.c (refusals and the hostile initiator),
  * check_lifecycle.c (fini, dead peers, leaks, reload) and main.c. */
 #ifndef MC_CONFORMANCE_H
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fake_host.h"
 #include "mooncake/errors.h"
 #include "mooncake/transport.h"
 
@@ -43,11 +45,6 @@ typedef struct tracker {
   int notifies;
 } tracker;
 
-typedef struct chost {
-  mc_host_api api;
-  const char *name;
-} chost;
-
 typedef struct plugin {
   void *dl;
   const mc_transport_ops *raw; /* the plugin's own table */
@@ -59,7 +56,8 @@ typedef struct plugin {
  * MC_CAP_OWN_THREADS gets a thread calling progress(), as the core's
  * progress worker would, from ctx_init until ctx_fini. */
 typedef struct tctx {
-  chost host;
+  mc_fake_host host; /* host.name: the segment name */
+  int host_on;
   const plugin *p;
   void *ctx;
   uint8_t desc[MC_DESC_MAX];
@@ -93,8 +91,6 @@ typedef struct usage {
 /* ---- common.c ---- */
 extern int n_fail, n_pass, n_skip, verbose;
 extern tracker T;
-extern pthread_mutex_t log_lock;
-extern char last_log[512]; /* the plugin's last warning or error */
 
 __attribute__((format(printf, 2, 3))) void pass(const char *name, const char *fmt, ...);
 __attribute__((format(printf, 2, 3))) void fail(const char *name, const char *fmt, ...);
@@ -103,12 +99,6 @@ int64_t now_ms(void);
 void sleep_ms(int ms);
 int count_dir(const char *path);
 void params_load(void);
-size_t param_stride(const mc_transport_ops *o);
-void param_at(const mc_transport_ops *o, size_t i, mc_param_info *out);
-int parse_size(const char *t, uint64_t *out);
-int parse_int(const char *t, int64_t *out);
-int parse_bool(const char *t, int *out);
-void host_init(chost *h, const char *name);
 uint64_t tokens(uint32_t n);
 int wait_tokens(uint64_t first, uint32_t n, int timeout_ms);
 int plugin_open(const char *path, plugin *p, int quiet);
