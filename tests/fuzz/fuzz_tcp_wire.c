@@ -8,12 +8,9 @@
 
 #include "tcp/tcp_wire.c"
 
-/* Not assert(): the checks must hold in release builds (NDEBUG) too. */
-#define CHECK(c)                                                                   \
-  do {                                                                             \
-    if (!(c))                                                                      \
-      abort();                                                                     \
-  } while (0)
+/* check.h, not assert(): the checks must hold in release builds (NDEBUG)
+ * too. */
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,6 +8,8 @@
  * in another process must be unreachable for this in-process transport. */
 #include <mooncake/engine.h>
 
+#include "check.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +19,6 @@
 
 #define BUF_LEN (1u << 20)
 #define TIMEOUT_MS 10000
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      failures++;                                                              \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
-    }                                                                          \
-  } while (0)
 
 static mc_engine *new_engine(void) {
   mc_engine_opts o = {.struct_size = sizeof o,
@@ -165,6 +157,8 @@ static void test_cross_process(mc_engine *e1, uint8_t *local, peer *p) {
 }
 
 int main(void) {
+  /* Failures are counted: every check runs, then the count decides. */
+  mc_check_keep_going(1);
   peer other;
   if (spawn_peer(&other) != 0) {
     perror("spawn peer");
@@ -187,8 +181,8 @@ int main(void) {
     return 1;
   }
   check_plugin_origin(e1);
-  CHECK(mc_register(e1, a, BUF_LEN, NULL) == 0);
-  CHECK(mc_register(e2, b, BUF_LEN, NULL) == 0);
+  CHECK_OK(mc_register(e1, a, BUF_LEN, NULL));
+  CHECK_OK(mc_register(e2, b, BUF_LEN, NULL));
 
   mc_segment *s2 = NULL;
   int rc = mc_segment_open(e1, mc_engine_segment_name(e2), &s2);
@@ -197,7 +191,7 @@ int main(void) {
     /* Write a[0, 300000) to b[70000, ...): crosses slice boundaries. */
     mc_request w = {MC_OP_WRITE, a, s2, (uint64_t)(uintptr_t)(b + 70000),
                     300000};
-    CHECK(mc_transfer_sync(e1, &w, 1, TIMEOUT_MS) == 0);
+    CHECK_OK(mc_transfer_sync(e1, &w, 1, TIMEOUT_MS));
     memcpy(ref + 70000, a, 300000);
     CHECK(memcmp(b, ref, BUF_LEN) == 0);
 
@@ -208,7 +202,7 @@ int main(void) {
       memcpy(before, a, BUF_LEN);
       mc_request r = {MC_OP_READ, a + 600000, s2,
                       (uint64_t)(uintptr_t)(b + 500000), 400001};
-      CHECK(mc_transfer_sync(e1, &r, 1, TIMEOUT_MS) == 0);
+      CHECK_OK(mc_transfer_sync(e1, &r, 1, TIMEOUT_MS));
       memcpy(before + 600000, b + 500000, 400001);
       CHECK(memcmp(a, before, BUF_LEN) == 0);
       free(before);
@@ -216,7 +210,7 @@ int main(void) {
 
     /* A batch of small writes, each reported as carried by oot. */
     mc_batch *bt = NULL;
-    CHECK(mc_batch_create(e1, 8, &bt) == 0);
+    CHECK_OK(mc_batch_create(e1, 8, &bt));
     if (bt) {
       mc_request reqs[8];
       for (int i = 0; i < 8; i++) {
@@ -225,11 +219,11 @@ int main(void) {
                                4096};
         memcpy(ref + BUF_LEN - (i + 1) * 4096, a + i * 4096, 4096);
       }
-      CHECK(mc_batch_submit(bt, reqs, 8) == 0);
-      CHECK(mc_batch_wait(bt, TIMEOUT_MS) == 0);
+      CHECK_OK(mc_batch_submit(bt, reqs, 8));
+      CHECK_OK(mc_batch_wait(bt, TIMEOUT_MS));
       for (uint32_t i = 0; i < 8; i++) {
         mc_transfer_status st;
-        CHECK(mc_batch_status(bt, i, &st) == 0);
+        CHECK_OK(mc_batch_status(bt, i, &st));
         CHECK(st.state == MC_XFER_COMPLETED && st.bytes == 4096);
         CHECK(strcmp(st.transport, "oot") == 0);
       }
@@ -248,17 +242,15 @@ int main(void) {
   test_cross_process(e1, a, &other);
   reap_peer(&other);
 
-  CHECK(mc_unregister(e1, a) == 0);
-  CHECK(mc_unregister(e2, b) == 0);
+  CHECK_OK(mc_unregister(e1, a));
+  CHECK_OK(mc_unregister(e2, b));
   mc_engine_destroy(e1);
   mc_engine_destroy(e2);
   free(a);
   free(b);
   free(ref);
-  if (failures) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
+  if (mc_check_exit_status())
     return 1;
-  }
   printf("oot: transfers verified\n");
   return 0;
 }

@@ -1,5 +1,7 @@
-/* Test harness for the shm plugin at ABI level: dlopens the .so, hands it a
- * host table with a small option map and records completions. */
+/* Test harness for the shm plugin at ABI level: dlopens the .so, hosts it
+ * with the fake host shared with mc-transport-conformance
+ * (tools/conformance/fake_host.h: options, typed getters, logging) and
+ * keeps a log of the completions. */
 #ifndef MC_TEST_SHM_HARNESS_H
 #define MC_TEST_SHM_HARNESS_H
 
@@ -8,9 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check.h"
+#include "fake_host.h"
 #include "mooncake/transport.h"
 
-#define H_MAX_OPTS 8
 #define H_MAX_DONE 4096
 
 typedef struct h_done {
@@ -23,10 +26,8 @@ typedef struct h_done {
 typedef struct h_plugin {
   void *dl;
   const mc_transport_ops *ops;
-  mc_host_api api;
+  mc_fake_host host;
   void *ctx;
-  const char *keys[H_MAX_OPTS], *vals[H_MAX_OPTS];
-  int nopts;
   /* Completions arrive from submit or from the plugin's copy workers. */
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -34,29 +35,9 @@ typedef struct h_plugin {
   int ndone;
 } h_plugin;
 
-#define H_CHECK(cond)                                                          \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
-
-#define H_RC(expr, want)                                                       \
-  do {                                                                         \
-    int h_rc_ = (expr);                                                        \
-    if (h_rc_ != (want)) {                                                     \
-      fprintf(stderr, "%s:%d: %s returned %d (%s), want %d\n", __FILE__,       \
-              __LINE__, #expr, h_rc_, h_err(h_rc_), (want));                   \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
-
-const char *h_err(int rc);
-
 /* Loads the plugin (no init).  Exits on failure. */
 void h_load(h_plugin *h, const char *path);
-/* Sets an option for the next init (strings must outlive the plugin). */
+/* Sets an option for the next init (copied). */
 void h_opt(h_plugin *h, const char *key, const char *val);
 /* init with segment name; returns init's rc. */
 int h_init(h_plugin *h, const char *segment);

@@ -11,25 +11,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "mooncake/engine.h"
 
 #define LEN (8u << 20)
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);    \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
-#define RC(expr)                                                               \
-  do {                                                                         \
-    int rc_ = (expr);                                                          \
-    if (rc_) {                                                                 \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,            \
-              mc_strerror(rc_));                                               \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 static void fill(uint8_t *p, size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; i++)
@@ -68,9 +53,9 @@ static void target(int rd, int wr) {
   target_info ti = {0};
   snprintf(ti.segment, sizeof ti.segment, "%s", mc_engine_segment_name(e));
   void *pool = NULL;
-  RC(mc_alloc_shared(e, LEN, "cpu:0", &pool));
+  CHECK_OK(mc_alloc_shared(e, LEN, "cpu:0", &pool));
   uint8_t *plain = malloc(LEN);
-  RC(mc_register(e, plain, LEN, NULL));
+  CHECK_OK(mc_register(e, plain, LEN, NULL));
   fill(pool, LEN, 1);
   fill(plain, LEN, 2);
   ti.pool = (uint64_t)(uintptr_t)pool;
@@ -81,8 +66,8 @@ static void target(int rd, int wr) {
     uint8_t ok = (uint8_t)(check(pool, LEN, cmd[1]) && check(plain, LEN, cmd[2]));
     CHECK(write(wr, &ok, 1) == 1);
   }
-  RC(mc_free_shared(e, pool));
-  RC(mc_unregister(e, plain));
+  CHECK_OK(mc_free_shared(e, pool));
+  CHECK_OK(mc_unregister(e, plain));
   free(plain);
   mc_engine_destroy(e);
   exit(0);
@@ -92,12 +77,12 @@ static void target(int rd, int wr) {
 static void xfer(mc_engine *e, uint32_t op, void *local, mc_segment *s,
                  uint64_t remote, const char *want_transport) {
   mc_batch *b;
-  RC(mc_batch_create(e, 1, &b));
+  CHECK_OK(mc_batch_create(e, 1, &b));
   mc_request r = {op, local, s, remote, LEN};
-  RC(mc_batch_submit(b, &r, 1));
+  CHECK_OK(mc_batch_submit(b, &r, 1));
   int rc = mc_batch_wait(b, 30000);
   mc_transfer_status st;
-  RC(mc_batch_status(b, 0, &st));
+  CHECK_OK(mc_batch_status(b, 0, &st));
   if (rc || st.state != MC_XFER_COMPLETED || strcmp(st.transport, want_transport)) {
     fprintf(stderr, "%s of %u bytes: %s, state %u, carried by '%s' (want %s)\n",
             op == MC_OP_READ ? "read" : "write", LEN, mc_strerror(rc), st.state,
@@ -114,9 +99,9 @@ static void initiator(const char *transports, const char *want, int rd, int wr,
                       const target_info *ti, uint8_t seed) {
   mc_engine *e = engine(transports);
   uint8_t *loc = malloc(LEN);
-  RC(mc_register(e, loc, LEN, NULL));
+  CHECK_OK(mc_register(e, loc, LEN, NULL));
   mc_segment *s;
-  RC(mc_segment_open(e, ti->segment, &s));
+  CHECK_OK(mc_segment_open(e, ti->segment, &s));
   memset(loc, 0, LEN);
   xfer(e, MC_OP_READ, loc, s, ti->pool, want);
   CHECK(check(loc, LEN, seed));
@@ -131,7 +116,7 @@ static void initiator(const char *transports, const char *want, int rd, int wr,
   uint8_t cmd[3] = {'v', (uint8_t)(seed + 2), (uint8_t)(seed + 3)};
   CHECK(write(wr, cmd, 3) == 3 && read(rd, &ok, 1) == 1 && ok == 1);
   mc_segment_close(s);
-  RC(mc_unregister(e, loc));
+  CHECK_OK(mc_unregister(e, loc));
   free(loc);
   mc_engine_destroy(e);
   printf("initiator with [%s]: both buffers read and written over %s, verified\n",

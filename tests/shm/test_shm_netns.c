@@ -17,10 +17,10 @@ static const char *so;
 /* 1 connected, 0 refused with MC_EPEER, 77 skip. */
 static int try_peer(int new_netns) {
   int a[2], b[2];
-  H_CHECK(pipe(a) == 0 && pipe(b) == 0);
+  CHECK(pipe(a) == 0 && pipe(b) == 0);
   fflush(NULL);
   pid_t pid = fork();
-  H_CHECK(pid >= 0);
+  CHECK(pid >= 0);
   if (pid == 0) {
     close(a[1]);
     close(b[0]);
@@ -31,7 +31,7 @@ static int try_peer(int new_netns) {
     }
     h_plugin h;
     h_load(&h, so);
-    H_RC(h_init(&h, "ns-peer"), 0);
+    CHECK_RC(h_init(&h, "ns-peer"), 0);
     uint8_t desc[MC_DESC_MAX];
     h_send(b[1], desc, (uint32_t)h_desc(&h, desc, sizeof desc));
     char q;
@@ -43,7 +43,7 @@ static int try_peer(int new_netns) {
   close(b[1]);
   uint8_t desc[MC_DESC_MAX];
   uint32_t len = h_recv(b[0], desc, sizeof desc);
-  H_CHECK(len != UINT32_MAX);
+  CHECK(len != UINT32_MAX);
   int result;
   if (len == 1) {
     printf("SKIP: cannot create a network namespace: unshare(CLONE_NEWNET): %s\n",
@@ -52,16 +52,16 @@ static int try_peer(int new_netns) {
   } else {
     h_plugin h;
     h_load(&h, so);
-    H_RC(h_init(&h, "local"), 0);
+    CHECK_RC(h_init(&h, "local"), 0);
     void *ep = NULL;
     int rc = h.ops->connect(h.ctx, "ns-peer", desc, len, &ep);
-    H_CHECK(rc == 0 || rc == MC_EPEER);
+    CHECK(rc == 0 || rc == MC_EPEER);
     result = rc == 0;
     h_unload(&h);
   }
   h_send(a[1], "q", 1);
   int st;
-  H_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
   close(a[1]);
   close(b[0]);
   return result;
@@ -73,12 +73,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   so = argv[1];
-  H_CHECK(try_peer(0) == 1);
+  CHECK(try_peer(0) == 1);
   printf("peer in our namespaces: accepted\n");
   int r = try_peer(1);
   if (r == 77)
     return 77;
-  H_CHECK(r == 0);
+  CHECK(r == 0);
   printf("peer in another network namespace: refused (not local)\n");
   return 0;
 }

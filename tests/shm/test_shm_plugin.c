@@ -27,76 +27,76 @@ static void roundtrip(h_plugin *h, void *ep, uint8_t *tgt, const void *rkey,
                       size_t rkey_len, uint8_t *loc, void *lmem) {
   void *rmem = NULL;
   uint64_t base = (uint64_t)(uintptr_t)tgt;
-  H_RC(h->ops->import_mem(h->ctx, ep, base, LEN, rkey, rkey_len, &rmem), 0);
+  CHECK_RC(h->ops->import_mem(h->ctx, ep, base, LEN, rkey, rkey_len, &rmem), 0);
   fill(tgt, LEN, 3);
   memset(loc, 0, LEN);
-  H_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc, rmem, base, LEN), 0);
-  H_CHECK(check(loc, LEN, 3));
+  CHECK_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc, rmem, base, LEN), 0);
+  CHECK(check(loc, LEN, 3));
   fill(loc, LEN, 9);
   /* Two slices at an offset. */
-  H_RC(h_xfer(h, ep, MC_OP_WRITE, lmem, loc, rmem, base, LEN / 2), 0);
-  H_RC(h_xfer(h, ep, MC_OP_WRITE, lmem, loc + LEN / 2, rmem, base + LEN / 2,
+  CHECK_RC(h_xfer(h, ep, MC_OP_WRITE, lmem, loc, rmem, base, LEN / 2), 0);
+  CHECK_RC(h_xfer(h, ep, MC_OP_WRITE, lmem, loc + LEN / 2, rmem, base + LEN / 2,
               LEN / 2), 0);
-  H_CHECK(check(tgt, LEN, 9));
+  CHECK(check(tgt, LEN, 9));
   /* Out of bounds, remote and local: refused, nothing touched. */
-  H_RC(h_xfer(h, ep, MC_OP_WRITE, lmem, loc, rmem, base + 1, LEN), MC_ERANGE);
-  H_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc, rmem, base - 4096, 16), MC_ERANGE);
-  H_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc + 1, rmem, base, LEN), MC_ERANGE);
-  H_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc, rmem, UINT64_MAX - 8, 16),
+  CHECK_RC(h_xfer(h, ep, MC_OP_WRITE, lmem, loc, rmem, base + 1, LEN), MC_ERANGE);
+  CHECK_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc, rmem, base - 4096, 16), MC_ERANGE);
+  CHECK_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc + 1, rmem, base, LEN), MC_ERANGE);
+  CHECK_RC(h_xfer(h, ep, MC_OP_READ, lmem, loc, rmem, UINT64_MAX - 8, 16),
        MC_ERANGE);
-  H_CHECK(check(tgt, LEN, 9));
+  CHECK(check(tgt, LEN, 9));
   /* An import wider than the key is refused. */
   void *bad = NULL;
-  H_RC(h->ops->import_mem(h->ctx, ep, base, LEN + 1, rkey, rkey_len, &bad),
+  CHECK_RC(h->ops->import_mem(h->ctx, ep, base, LEN + 1, rkey, rkey_len, &bad),
        MC_ERANGE);
-  H_RC(h->ops->release_mem(h->ctx, rmem), 0);
+  CHECK_RC(h->ops->release_mem(h->ctx, rmem), 0);
 }
 
 static void test_loopback(const char *so, const char *pool_path) {
   h_plugin h;
   h_load(&h, so);
-  H_CHECK(h.ops->caps & MC_CAP_INTRA_NODE);
-  H_CHECK(!(h.ops->caps & MC_CAP_INTER_NODE));
-  H_CHECK(h.ops->alloc_mem && h.ops->free_mem && !h.ops->progress);
+  CHECK(h.ops->caps & MC_CAP_INTRA_NODE);
+  CHECK(!(h.ops->caps & MC_CAP_INTER_NODE));
+  CHECK(h.ops->alloc_mem && h.ops->free_mem && !h.ops->progress);
   if (pool_path) {
     h_opt(&h, "pool_path", pool_path);
     h_opt(&h, "pool_size", "8M");
   }
-  H_RC(h_init(&h, "self:1"), 0);
+  CHECK_RC(h_init(&h, "self:1"), 0);
   uint8_t desc[MC_DESC_MAX];
   size_t dlen = h_desc(&h, desc, sizeof desc);
   void *ep = NULL;
-  H_RC(h.ops->connect(h.ctx, "self:1", desc, dlen, &ep), 0);
+  CHECK_RC(h.ops->connect(h.ctx, "self:1", desc, dlen, &ep), 0);
 
   uint8_t *loc = malloc(LEN);
   void *lmem;
   uint8_t lkey[MC_RKEY_MAX];
   size_t lkey_len;
-  H_RC(h_register(&h, loc, LEN, &lmem, lkey, &lkey_len), 0);
+  CHECK_RC(h_register(&h, loc, LEN, &lmem, lkey, &lkey_len), 0);
 
   /* any-memory mode: a malloc'd target. */
   uint8_t *vm = malloc(LEN);
   void *vmem;
   uint8_t vkey[MC_RKEY_MAX];
   size_t vkey_len;
-  H_RC(h_register(&h, vm, LEN, &vmem, vkey, &vkey_len), 0);
+  CHECK_RC(h_register(&h, vm, LEN, &vmem, vkey, &vkey_len), 0);
   shm_rkey k;
   const char *why;
-  H_RC(shm_rkey_decode(vkey, vkey_len, &k, &why), 0);
-  H_CHECK(k.kind == SHM_RKEY_VM);
+  CHECK_RC(shm_rkey_decode(vkey, vkey_len, &k, &why), 0);
+  CHECK(k.kind == SHM_RKEY_VM);
   roundtrip(&h, ep, vm, vkey, vkey_len, loc, lmem);
 
   /* shared-pool mode: two allocations from the pool. */
   void *p1 = NULL, *p2 = NULL;
-  H_RC(h.ops->alloc_mem(h.ctx, LEN, "cpu:0", &p1), 0);
-  H_RC(h.ops->alloc_mem(h.ctx, LEN, NULL, &p2), 0);
-  H_CHECK(p1 != p2);
+  CHECK_RC(h.ops->alloc_mem(h.ctx, LEN, "cpu:0", &p1), 0);
+  CHECK_RC(h.ops->alloc_mem(h.ctx, LEN, NULL, &p2), 0);
+  CHECK(p1 != p2);
   void *pmem;
   uint8_t pkey[MC_RKEY_MAX];
   size_t pkey_len;
-  H_RC(h_register(&h, p2, LEN, &pmem, pkey, &pkey_len), 0);
-  H_RC(shm_rkey_decode(pkey, pkey_len, &k, &why), 0);
-  H_CHECK(k.kind == (pool_path ? SHM_RKEY_FILE : SHM_RKEY_MEMFD));
+  CHECK_RC(h_register(&h, p2, LEN, &pmem, pkey, &pkey_len), 0);
+  CHECK_RC(shm_rkey_decode(pkey, pkey_len, &k, &why), 0);
+  CHECK(k.kind == (pool_path ? SHM_RKEY_FILE : SHM_RKEY_MEMFD));
   roundtrip(&h, ep, p2, pkey, pkey_len, loc, lmem);
 
   /* A key naming another pid is refused. */
@@ -104,50 +104,50 @@ static void test_loopback(const char *so, const char *pool_path) {
   forged.pid = k.pid == 1 ? 2 : 1;
   uint8_t fkey[MC_RKEY_MAX];
   size_t fkey_len = sizeof fkey;
-  H_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
+  CHECK_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
   void *rm = NULL;
-  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), MC_EACCES);
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), MC_EACCES);
   /* A memfd key with a wrong secret names a file that is not the pool. */
   if (!pool_path) {
     forged = k;
     forged.secret ^= 1;
     fkey_len = sizeof fkey;
-    H_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
+    CHECK_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
     /* falls back to process_vm (allowed, proven): still correct data */
-    H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), 0);
-    H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rm, k.base, 64), 0);
-    H_RC(h.ops->release_mem(h.ctx, rm), 0);
+    CHECK_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), 0);
+    CHECK_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rm, k.base, 64), 0);
+    CHECK_RC(h.ops->release_mem(h.ctx, rm), 0);
   }
   /* A key whose registration secret is wrong is refused at import. */
   forged = k;
   forged.reg_secret ^= 1;
   fkey_len = sizeof fkey;
-  H_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
-  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), MC_EACCES);
+  CHECK_RC(shm_rkey_encode(&forged, fkey, &fkey_len), 0);
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, fkey, fkey_len, &rm), MC_EACCES);
   /* Revocation: after deregister_mem, a mapped pool import is refused. */
-  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len, &rm), 0);
-  H_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rm, k.base, 64), 0);
-  H_RC(h.ops->deregister_mem(h.ctx, pmem), 0);
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len, &rm), 0);
+  CHECK_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rm, k.base, 64), 0);
+  CHECK_RC(h.ops->deregister_mem(h.ctx, pmem), 0);
   memset(p2, 0x5a, 64);
-  H_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rm, k.base, 64), MC_EACCES);
-  H_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rm, k.base, 64), MC_EACCES);
-  H_CHECK(((uint8_t *)p2)[0] == 0x5a && ((uint8_t *)p2)[63] == 0x5a);
-  H_RC(h.ops->release_mem(h.ctx, rm), 0);
-  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len, &rm), MC_EACCES);
-  H_RC(h_register(&h, p2, LEN, &pmem, pkey, &pkey_len), 0);
+  CHECK_RC(h_xfer(&h, ep, MC_OP_WRITE, lmem, loc, rm, k.base, 64), MC_EACCES);
+  CHECK_RC(h_xfer(&h, ep, MC_OP_READ, lmem, loc, rm, k.base, 64), MC_EACCES);
+  CHECK(((uint8_t *)p2)[0] == 0x5a && ((uint8_t *)p2)[63] == 0x5a);
+  CHECK_RC(h.ops->release_mem(h.ctx, rm), 0);
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len, &rm), MC_EACCES);
+  CHECK_RC(h_register(&h, p2, LEN, &pmem, pkey, &pkey_len), 0);
   /* Malformed key. */
-  H_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len - 1, &rm),
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, k.base, LEN, pkey, pkey_len - 1, &rm),
        MC_EPROTO);
 
   /* Non-host locations are not pool memory. */
   void *gpu = NULL;
-  H_RC(h.ops->alloc_mem(h.ctx, LEN, "cuda:0", &gpu), MC_ENOTSUP);
+  CHECK_RC(h.ops->alloc_mem(h.ctx, LEN, "cuda:0", &gpu), MC_ENOTSUP);
 
-  H_RC(h.ops->deregister_mem(h.ctx, pmem), 0);
-  H_RC(h.ops->free_mem(h.ctx, p2, LEN), 0);
-  H_RC(h.ops->free_mem(h.ctx, p1, LEN), 0);
-  H_RC(h.ops->free_mem(h.ctx, p1, LEN), MC_ENOENT);
-  H_RC(h.ops->deregister_mem(h.ctx, vmem), 0);
+  CHECK_RC(h.ops->deregister_mem(h.ctx, pmem), 0);
+  CHECK_RC(h.ops->free_mem(h.ctx, p2, LEN), 0);
+  CHECK_RC(h.ops->free_mem(h.ctx, p1, LEN), 0);
+  CHECK_RC(h.ops->free_mem(h.ctx, p1, LEN), MC_ENOENT);
+  CHECK_RC(h.ops->deregister_mem(h.ctx, vmem), 0);
   /* lmem and ep are left for fini to release. */
   h_unload(&h);
   free(loc);
@@ -159,12 +159,12 @@ static void test_loopback(const char *so, const char *pool_path) {
 static void test_forged_desc(const char *so) {
   h_plugin h;
   h_load(&h, so);
-  H_RC(h_init(&h, "self:2"), 0);
+  CHECK_RC(h_init(&h, "self:2"), 0);
   uint8_t desc[MC_DESC_MAX];
   size_t dlen = h_desc(&h, desc, sizeof desc);
   shm_desc d;
   const char *why;
-  H_RC(shm_desc_decode(desc, dlen, &d, &why), 0);
+  CHECK_RC(shm_desc_decode(desc, dlen, &d, &why), 0);
   void *ep = NULL;
   for (int i = 0; i < 5; i++) {
     shm_desc f = d;
@@ -177,13 +177,13 @@ static void test_forged_desc(const char *so) {
     }
     uint8_t buf[MC_DESC_MAX];
     size_t len = sizeof buf;
-    H_RC(shm_desc_encode(&f, buf, &len), 0);
-    H_RC(h.ops->connect(h.ctx, "forged", buf, len, &ep), MC_EPEER);
+    CHECK_RC(shm_desc_encode(&f, buf, &len), 0);
+    CHECK_RC(h.ops->connect(h.ctx, "forged", buf, len, &ep), MC_EPEER);
   }
-  H_RC(h.ops->connect(h.ctx, "short", desc, dlen - 1, &ep), MC_EPROTO);
+  CHECK_RC(h.ops->connect(h.ctx, "short", desc, dlen - 1, &ep), MC_EPROTO);
   size_t small = 4;
-  H_RC(h.ops->local_desc(h.ctx, desc, &small), MC_ENOSPC);
-  H_CHECK(small == dlen);
+  CHECK_RC(h.ops->local_desc(h.ctx, desc, &small), MC_ENOSPC);
+  CHECK(small == dlen);
   h_unload(&h);
   printf("forged descriptors: ok\n");
 }
@@ -192,19 +192,19 @@ static void test_bad_options(const char *so) {
   h_plugin h;
   h_load(&h, so);
   h_opt(&h, "pool_path", "relative/path");
-  H_RC(h_init(&h, "x"), MC_EINVAL);
+  CHECK_RC(h_init(&h, "x"), MC_EINVAL);
   h_unload(&h);
   h_load(&h, so);
   h_opt(&h, "pool_size", "12Q");
-  H_RC(h_init(&h, "x"), MC_EINVAL);
+  CHECK_RC(h_init(&h, "x"), MC_EINVAL);
   h_unload(&h);
   h_load(&h, so);
   h_opt(&h, "allow_vm", "false");
-  H_RC(h_init(&h, "x"), 0);
+  CHECK_RC(h_init(&h, "x"), 0);
   uint8_t buf[64], key[MC_RKEY_MAX];
   void *mem;
   size_t klen;
-  H_RC(h_register(&h, buf, sizeof buf, &mem, key, &klen), MC_ENOTSUP);
+  CHECK_RC(h_register(&h, buf, sizeof buf, &mem, key, &klen), MC_ENOTSUP);
   h_unload(&h);
   printf("options: ok\n");
 }

@@ -53,20 +53,20 @@ static void lb_open(lb *b, const char *threads, const char *chunk,
     h_opt(&b->h, "copy_threads", threads);
   if (chunk)
     h_opt(&b->h, "copy_chunk", chunk);
-  H_RC(h_init(&b->h, "self:1"), 0);
+  CHECK_RC(h_init(&b->h, "self:1"), 0);
   uint8_t desc[MC_DESC_MAX], key[MC_RKEY_MAX];
   size_t dlen = h_desc(&b->h, desc, sizeof desc), klen;
-  H_RC(b->h.ops->connect(b->h.ctx, "self:1", desc, dlen, &b->ep), 0);
+  CHECK_RC(b->h.ops->connect(b->h.ctx, "self:1", desc, dlen, &b->ep), 0);
   b->len = len;
   /* mmap, so a test can punch a hole into the target. */
   b->loc = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                 -1, 0);
   b->tgt = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                 -1, 0);
-  H_CHECK(b->loc != MAP_FAILED && b->tgt != MAP_FAILED);
-  H_RC(h_register(&b->h, b->loc, len, &b->lmem, key, &klen), 0);
-  H_RC(h_register(&b->h, b->tgt, len, &b->tmem, key, &klen), 0);
-  H_RC(b->h.ops->import_mem(b->h.ctx, b->ep, (uint64_t)(uintptr_t)b->tgt, len,
+  CHECK(b->loc != MAP_FAILED && b->tgt != MAP_FAILED);
+  CHECK_RC(h_register(&b->h, b->loc, len, &b->lmem, key, &klen), 0);
+  CHECK_RC(h_register(&b->h, b->tgt, len, &b->tmem, key, &klen), 0);
+  CHECK_RC(b->h.ops->import_mem(b->h.ctx, b->ep, (uint64_t)(uintptr_t)b->tgt, len,
                             key, klen, &b->rmem),
        0);
 }
@@ -94,26 +94,26 @@ static void submit_all(lb *b, mc_slice *s, uint32_t n) {
   while (done < n) {
     uint32_t acc = 0;
     int rc = b->h.ops->submit(b->h.ctx, b->ep, s + done, n - done, &acc);
-    H_CHECK(rc == 0 || (rc == MC_EAGAIN && acc == 0));
+    CHECK(rc == 0 || (rc == MC_EAGAIN && acc == 0));
     done += acc;
     if (done < n) {
-      H_CHECK(now_ms() < deadline);
+      CHECK(now_ms() < deadline);
       usleep(1000);
     }
   }
-  H_CHECK(h_wait(&b->h, (int)n, 20000) == 0);
+  CHECK(h_wait(&b->h, (int)n, 20000) == 0);
   usleep(20000); /* a second completion of some slice would show up here */
-  H_CHECK(h_ndone(&b->h) == (int)n);
+  CHECK(h_ndone(&b->h) == (int)n);
   for (uint32_t i = 0; i < n; i++) {
-    H_CHECK(h_count(&b->h, s[i].token) == 1);
+    CHECK(h_count(&b->h, s[i].token) == 1);
     const h_done *d = h_find(&b->h, s[i].token);
-    H_CHECK(d->bytes == (d->status ? 0 : s[i].len));
+    CHECK(d->bytes == (d->status ? 0 : s[i].len));
   }
 }
 
 static int status_of(lb *b, const mc_slice *s) {
   const h_done *d = h_find(&b->h, s->token);
-  H_CHECK(d);
+  CHECK(d);
   return d->status;
 }
 
@@ -136,26 +136,26 @@ static void test_data(const char *threads) {
     off += len;
   }
   s[n++] = mk(&b, MC_OP_READ, 0, 0, 3);
-  H_CHECK(n < 400);
+  CHECK(n < 400);
   submit_all(&b, s, n);
   for (uint32_t i = 0; i < n; i++)
-    H_RC(status_of(&b, &s[i]), 0);
-  H_CHECK(bad_at(b.loc, BIG, 7) == BIG);
+    CHECK_RC(status_of(&b, &s[i]), 0);
+  CHECK(bad_at(b.loc, BIG, 7) == BIG);
 
   /* Writes: one slice of the whole buffer, and interleaved directions. */
   fill(b.loc, BIG, 9);
   mc_slice w = mk(&b, MC_OP_WRITE, 0, 0, BIG);
   submit_all(&b, &w, 1);
-  H_RC(status_of(&b, &w), 0);
-  H_CHECK(bad_at(b.tgt, BIG, 9) == BIG);
+  CHECK_RC(status_of(&b, &w), 0);
+  CHECK(bad_at(b.tgt, BIG, 9) == BIG);
   fill(b.loc, 1u << 20, 13);
   n = 0;
   for (uint32_t i = 0; i < 16; i++) /* 64 KiB each: write, read back after */
     s[n++] = mk(&b, MC_OP_WRITE, i << 16, i << 16, 1u << 16);
   submit_all(&b, s, n);
   for (uint32_t i = 0; i < n; i++)
-    H_RC(status_of(&b, &s[i]), 0);
-  H_CHECK(bad_at(b.tgt, 1u << 20, 13) == 1u << 20);
+    CHECK_RC(status_of(&b, &s[i]), 0);
+  CHECK(bad_at(b.tgt, 1u << 20, 13) == 1u << 20);
   lb_close(&b);
   printf("copy_threads %s: chunked and batched slices, data verified\n",
          threads);
@@ -168,15 +168,15 @@ static void test_chunk_error(const char *threads) {
   lb b;
   lb_open(&b, threads, "1M", BIG);
   fill(b.tgt, BIG, 21);
-  H_CHECK(munmap(b.tgt + (5u << 20), 4096) == 0);
+  CHECK(munmap(b.tgt + (5u << 20), 4096) == 0);
   mc_slice s[4];
   s[0] = mk(&b, MC_OP_READ, 0, 0, BIG);
   submit_all(&b, s, 1);
-  H_RC(status_of(&b, &s[0]), MC_ERANGE);
-  H_CHECK(h_find(&b.h, s[0].token)->verr != 0);
+  CHECK_RC(status_of(&b, &s[0]), MC_ERANGE);
+  CHECK(h_find(&b.h, s[0].token)->verr != 0);
   s[0] = mk(&b, MC_OP_WRITE, 0, 0, BIG);
   submit_all(&b, s, 1);
-  H_RC(status_of(&b, &s[0]), MC_ERANGE);
+  CHECK_RC(status_of(&b, &s[0]), MC_ERANGE);
 
   memset(b.loc, 0, BIG);
   uint64_t h = 5u << 20;
@@ -185,15 +185,15 @@ static void test_chunk_error(const char *threads) {
   s[2] = mk(&b, MC_OP_READ, h + 4096, h + 4096, 4096);
   s[3] = mk(&b, MC_OP_READ, h + 8192, h + 8192, 4096);
   submit_all(&b, s, 4);
-  H_RC(status_of(&b, &s[0]), 0);
-  H_RC(status_of(&b, &s[1]), MC_ERANGE);
-  H_RC(status_of(&b, &s[2]), 0);
-  H_RC(status_of(&b, &s[3]), 0);
+  CHECK_RC(status_of(&b, &s[0]), 0);
+  CHECK_RC(status_of(&b, &s[1]), MC_ERANGE);
+  CHECK_RC(status_of(&b, &s[2]), 0);
+  CHECK_RC(status_of(&b, &s[3]), 0);
   /* The bytes on both sides of the hole arrived. */
   for (uint64_t i = h - 8192; i < h - 4096; i++)
-    H_CHECK(b.loc[i] == b.tgt[i]);
+    CHECK(b.loc[i] == b.tgt[i]);
   for (uint64_t i = h + 4096; i < h + 12288; i++)
-    H_CHECK(b.loc[i] == b.tgt[i]);
+    CHECK(b.loc[i] == b.tgt[i]);
   lb_close(&b); /* munmap of the range with its hole is fine */
   printf("copy_threads %s: an error in one chunk fails its slice once\n",
          threads);
@@ -207,23 +207,23 @@ static void test_backpressure(void) {
   fill(b.tgt, 4u << 20, 3);
   enum { N = 700 };
   mc_slice *s = calloc(N, sizeof *s);
-  H_CHECK(s);
+  CHECK(s);
   for (uint32_t i = 0; i < N; i++)
     s[i] = mk(&b, MC_OP_READ, 0, 0, 4u << 20);
   uint32_t acc = 0;
-  H_RC(b.h.ops->submit(b.h.ctx, b.ep, s, N, &acc), 0);
-  H_CHECK(acc > 0 && acc < N);
+  CHECK_RC(b.h.ops->submit(b.h.ctx, b.ep, s, N, &acc), 0);
+  CHECK(acc > 0 && acc < N);
   /* Completions are in flight while we look, so only bounds hold. */
   uint32_t acc2 = 0;
   int rc = b.h.ops->submit(b.h.ctx, b.ep, s + acc, 1, &acc2);
-  H_CHECK((rc == MC_EAGAIN && acc2 == 0) || (rc == 0 && acc2 == 1));
+  CHECK((rc == MC_EAGAIN && acc2 == 0) || (rc == 0 && acc2 == 1));
   uint32_t first = acc + acc2;
-  H_CHECK(h_wait(&b.h, (int)first, 30000) == 0);
+  CHECK(h_wait(&b.h, (int)first, 30000) == 0);
   /* the rest, through the usual loop (which clears the log) */
   for (uint32_t i = 0; i < first; i++)
-    H_CHECK(h_count(&b.h, s[i].token) == 1 && h_find(&b.h, s[i].token)->status == 0);
+    CHECK(h_count(&b.h, s[i].token) == 1 && h_find(&b.h, s[i].token)->status == 0);
   submit_all(&b, s + first, N - first);
-  H_CHECK(bad_at(b.loc, 4u << 20, 3) == 4u << 20);
+  CHECK(bad_at(b.loc, 4u << 20, 3) == 4u << 20);
   free(s);
   lb_close(&b);
   printf("back-pressure: %u of %d accepted at once, all completed once\n", acc,
@@ -236,7 +236,7 @@ static uint32_t flood(lb *b, mc_slice *s, uint32_t n, uint64_t len) {
   for (uint32_t i = 0; i < n; i++)
     s[i] = mk(b, MC_OP_READ, 0, 0, len);
   uint32_t acc = 0;
-  H_RC(b->h.ops->submit(b->h.ctx, b->ep, s, n, &acc), 0);
+  CHECK_RC(b->h.ops->submit(b->h.ctx, b->ep, s, n, &acc), 0);
   return acc;
 }
 
@@ -245,16 +245,16 @@ static uint32_t flood(lb *b, mc_slice *s, uint32_t n, uint64_t len) {
 static void check_canceled(lb *b, const mc_slice *s, uint32_t acc,
                            const char *what) {
   uint32_t ok = 0, canceled = 0;
-  H_CHECK(h_ndone(&b->h) == (int)acc);
+  CHECK(h_ndone(&b->h) == (int)acc);
   for (uint32_t i = 0; i < acc; i++) {
-    H_CHECK(h_count(&b->h, s[i].token) == 1);
+    CHECK(h_count(&b->h, s[i].token) == 1);
     int st = h_find(&b->h, s[i].token)->status;
-    H_CHECK(st == 0 || st == MC_ECANCELED);
+    CHECK(st == 0 || st == MC_ECANCELED);
     ok += st == 0;
     canceled += st == MC_ECANCELED;
   }
   /* 256 x 16 MiB cannot be copied between submit and the next call. */
-  H_CHECK(canceled > 0);
+  CHECK(canceled > 0);
   printf("%s with %u slices queued: %u done, %u MC_ECANCELED, each once\n",
          what, acc, ok, canceled);
 }
@@ -266,10 +266,10 @@ static void test_fini_queued(void) {
   mc_slice s[N];
   h_clear(&b.h);
   uint32_t acc = flood(&b, s, N, 16u << 20);
-  H_CHECK(acc == N);
+  CHECK(acc == N);
   uint64_t t0 = now_ms();
   h_fini(&b.h); /* the workers are joined: no completion can follow */
-  H_CHECK(now_ms() - t0 < 10000);
+  CHECK(now_ms() - t0 < 10000);
   check_canceled(&b, s, acc, "fini");
   lb_close(&b);
 }
@@ -281,12 +281,12 @@ static void test_disconnect_queued(void) {
   mc_slice s[N];
   h_clear(&b.h);
   uint32_t acc = flood(&b, s, N, 16u << 20);
-  H_CHECK(acc == N);
+  CHECK(acc == N);
   /* Every slice of the endpoint is completed when disconnect returns. */
-  H_RC(b.h.ops->disconnect(b.h.ctx, b.ep), 0);
+  CHECK_RC(b.h.ops->disconnect(b.h.ctx, b.ep), 0);
   check_canceled(&b, s, acc, "disconnect");
   usleep(20000);
-  H_CHECK(h_ndone(&b.h) == (int)acc);
+  CHECK(h_ndone(&b.h) == (int)acc);
   lb_close(&b);
 }
 
@@ -299,7 +299,7 @@ static void test_bad_options(void) {
     h_plugin h;
     h_load(&h, so);
     h_opt(&h, bad[i][0], bad[i][1]);
-    H_RC(h_init(&h, "x"), MC_EINVAL);
+    CHECK_RC(h_init(&h, "x"), MC_EINVAL);
     h_unload(&h);
   }
   printf("bad copy_threads / copy_chunk refused\n");

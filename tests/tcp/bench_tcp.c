@@ -44,10 +44,10 @@ static double raw_stream(size_t total, uint8_t *src, uint8_t *dst) {
   struct sockaddr_in sa = {.sin_family = AF_INET};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t sl = sizeof sa;
-  TH_CHECK(!bind(l, (struct sockaddr *)&sa, sizeof sa) && !listen(l, 1) &&
+  CHECK_MSG(!bind(l, (struct sockaddr *)&sa, sizeof sa) && !listen(l, 1) &&
            !getsockname(l, (struct sockaddr *)&sa, &sl), "listen");
   int c = socket(AF_INET, SOCK_STREAM, 0);
-  TH_CHECK(!connect(c, (struct sockaddr *)&sa, sizeof sa), "connect");
+  CHECK_MSG(!connect(c, (struct sockaddr *)&sa, sizeof sa), "connect");
   int s = accept(l, NULL, NULL);
   int one = 1;
   setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -59,7 +59,7 @@ static double raw_stream(size_t total, uint8_t *src, uint8_t *dst) {
     size_t off = (sent / BLOCK) % (WINDOW - 1) * BLOCK, k = 0;
     while (k < BLOCK) {
       ssize_t n = send(c, src + off + k, BLOCK - k, 0);
-      TH_CHECK(n > 0, "send");
+      CHECK_MSG(n > 0, "send");
       k += (size_t)n;
     }
   }
@@ -99,21 +99,21 @@ static double plugin_run(const mc_transport_ops *ops, th_host *h, void *ctx, voi
       pthread_mutex_unlock(&h->lock);
     }
   }
-  TH_CHECK(th_wait(h, t0, n, 120000) == 0, "transfers hung");
+  CHECK_MSG(th_wait(h, t0, n, 120000) == 0, "transfers hung");
   int64_t ms = th_now_ms() - start;
   for (uint32_t i = 0; i < n; i++)
-    TH_CHECK(h->status[t0 + i] == 0, "slice failed: %d", h->status[t0 + i]);
+    CHECK_MSG(h->status[t0 + i] == 0, "slice failed: %d", h->status[t0 + i]);
   free(s);
   return (double)total / 1e6 / (double)(ms ? ms : 1);
 }
 
 int main(int argc, char **argv) {
-  TH_CHECK(argc >= 2, "usage: %s plugin.so [total_MiB] [slice_KiB]", argv[0]);
+  CHECK_MSG(argc >= 2, "usage: %s plugin.so [total_MiB] [slice_KiB]", argv[0]);
   size_t total = (argc > 2 ? (size_t)atoi(argv[2]) : 2048) * BLOCK;
   size_t slice = (argc > 3 ? (size_t)atoi(argv[3]) : 1024) << 10;
-  TH_CHECK(slice >= 4096 && slice <= BLOCK && BLOCK % slice == 0, "slice must divide 1 MiB");
+  CHECK_MSG(slice >= 4096 && slice <= BLOCK && BLOCK % slice == 0, "slice must divide 1 MiB");
   uint32_t nslices = (uint32_t)(total / slice);
-  TH_CHECK(nslices < TH_MAX_TOKENS / 2, "too many slices for the tracker; raise slice size");
+  CHECK_MSG(nslices < TH_MAX_TOKENS / 2, "too many slices for the tracker; raise slice size");
   uint8_t *a = malloc(WINDOW * BLOCK), *b = malloc(WINDOW * BLOCK);
   memset(a, 1, WINDOW * BLOCK);
   memset(b, 2, WINDOW * BLOCK);
@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
   mc_init_args ia = {sizeof ia, "bench-a:1", "127.0.0.1", "bench"};
   mc_init_args ib = {sizeof ib, "bench-b:2", "127.0.0.1", "bench"};
   void *ca, *cb;
-  TH_CHECK(!ops->init(&ha->api, &ia, &ca) && !ops->init(&hb->api, &ib, &cb), "init");
+  CHECK_MSG(!ops->init(&ha->api, &ia, &ca) && !ops->init(&hb->api, &ib, &cb), "init");
   uint8_t desc[MC_DESC_MAX], rk[MC_RKEY_MAX], rk2[MC_RKEY_MAX];
   size_t dlen = sizeof desc, rkl = sizeof rk, rkl2 = sizeof rk2;
   mc_mem_desc da = {(uint64_t)(uintptr_t)a, WINDOW * BLOCK, MC_MEM_CPU, -1, "cpu:0"};
@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
   void *ma, *mb, *ep, *rm;
   uint32_t nrails = 0;
   ops->query_rails(cb, NULL, &nrails);
-  TH_CHECK(!ops->local_desc(ca, desc, &dlen) && !ops->register_mem(ca, &da, &ma, rk, &rkl) &&
+  CHECK_MSG(!ops->local_desc(ca, desc, &dlen) && !ops->register_mem(ca, &da, &ma, rk, &rkl) &&
            !ops->register_mem(cb, &db, &mb, rk2, &rkl2) &&
            !ops->connect(cb, "bench-a:1", desc, dlen, &ep) &&
            !ops->import_mem(cb, ep, da.addr, da.len, rk, rkl, &rm), "setup");

@@ -1,5 +1,5 @@
-/* tcp_test_host.h - a minimal mc_host_api for the TCP plugin tests: loads
- * the plugin with dlopen, records completions by token, takes per-key
+/* tcp_test_host.h - the TCP plugin tests' host: the shared fake host
+ * (tools/conformance/fake_host.h) with completions counted per token;
  * config values from a "k=v;k=v" string. */
 #ifndef MC_TCP_TEST_HOST_H
 #define MC_TCP_TEST_HOST_H
@@ -7,25 +7,25 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "check.h"
+#include "fake_host.h"
 #include "mooncake/transport.h"
 
 #define TH_MAX_TOKENS 65536u
 
 typedef struct th_host {
-  mc_host_api api;
-  const char *name;
-  const char *params; /* "k=v;k=v" or NULL */
+  mc_fake_host fh;
+  mc_host_api api; /* a copy of fh.api: hand &api to init */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   int count[TH_MAX_TOKENS];
   int status[TH_MAX_TOKENS];
   uint64_t done, doubles;
   int notifies;
-  char vals[16][128];
-  int nvals;
 } th_host;
 
-/* dlopen + entry; exits the test on failure. */
+/* dlopen + entry; exits the test on failure.  The typed getters of hosts
+ * initialised afterwards read this plugin's params. */
 const mc_transport_ops *th_load(const char *path, void **dl);
 void th_host_init(th_host *h, const char *name, const char *params);
 void th_host_fini(th_host *h);
@@ -33,15 +33,5 @@ void th_host_fini(th_host *h);
 int th_wait(th_host *h, uint64_t first, uint32_t n, int timeout_ms);
 int64_t th_now_ms(void);
 void th_sleep_ms(int ms);
-
-#define TH_CHECK(cond, ...)                                                    \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fprintf(stderr, "\n");                                                   \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 #endif

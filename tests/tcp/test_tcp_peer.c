@@ -85,15 +85,15 @@ static void child_main(const char *plugin, const char *name, int wfd) {
 
 static void spawn(const char *plugin, const char *name, target_info *ti) {
   int p[2];
-  TH_CHECK(pipe(p) == 0, "pipe");
+  CHECK_MSG(pipe(p) == 0, "pipe");
   pid_t pid = fork();
-  TH_CHECK(pid >= 0, "fork");
+  CHECK_MSG(pid >= 0, "fork");
   if (pid == 0) {
     close(p[0]);
     child_main(plugin, name, p[1]);
   }
   close(p[1]);
-  TH_CHECK(read_all(p[0], ti, sizeof *ti) == 0, "child %s did not start", name);
+  CHECK_MSG(read_all(p[0], ti, sizeof *ti) == 0, "child %s did not start", name);
   close(p[0]);
   ti->pid = pid;
 }
@@ -123,8 +123,8 @@ static uint64_t submit_reads(const mc_transport_ops *ops, void *ctx, peer *p, vo
     uint32_t acc = 0;
     int rc = ops->submit(ctx, p->ep, s + done, n - done, &acc);
     done += acc;
-    TH_CHECK(rc == 0 || rc == MC_EAGAIN, "submit: %d", rc);
-    TH_CHECK(th_now_ms() < end, "submit stuck in back-pressure");
+    CHECK_MSG(rc == 0 || rc == MC_EAGAIN, "submit: %d", rc);
+    CHECK_MSG(th_now_ms() < end, "submit stuck in back-pressure");
     if (done < n)
       th_sleep_ms(1);
   }
@@ -140,7 +140,7 @@ static int verify(const uint8_t *b, size_t len) {
 }
 
 int main(int argc, char **argv) {
-  TH_CHECK(argc == 2, "usage: %s plugin.so", argv[0]);
+  CHECK_MSG(argc == 2, "usage: %s plugin.so", argv[0]);
   signal(SIGPIPE, SIG_IGN);
   peer A = {0}, B = {0};
   spawn(argv[1], "child-a:1", &A.ti);
@@ -152,27 +152,27 @@ int main(int argc, char **argv) {
   th_host_init(h, "parent:3", "timeout_ms=2000;connections=4");
   mc_init_args a = {sizeof a, "parent:3", "127.0.0.1", "test"};
   void *ctx = NULL;
-  TH_CHECK(ops->init(&h->api, &a, &ctx) == 0, "init");
+  CHECK_MSG(ops->init(&h->api, &a, &ctx) == 0, "init");
   uint8_t *lbuf = malloc(CHILD_BUF);
   mc_mem_desc d = {(uint64_t)(uintptr_t)lbuf, CHILD_BUF, MC_MEM_CPU, -1, "cpu:0"};
   uint8_t rk[MC_RKEY_MAX];
   size_t rkl = sizeof rk;
   void *lmem;
-  TH_CHECK(ops->register_mem(ctx, &d, &lmem, rk, &rkl) == 0, "register");
+  CHECK_MSG(ops->register_mem(ctx, &d, &lmem, rk, &rkl) == 0, "register");
   peer *peers[2] = {&A, &B};
   for (int i = 0; i < 2; i++) {
     peer *p = peers[i];
-    TH_CHECK(ops->connect(ctx, i ? "child-b:2" : "child-a:1", p->ti.desc, p->ti.desc_len, &p->ep) == 0,
+    CHECK_MSG(ops->connect(ctx, i ? "child-b:2" : "child-a:1", p->ti.desc, p->ti.desc_len, &p->ep) == 0,
              "connect");
-    TH_CHECK(ops->import_mem(ctx, p->ep, p->ti.base, CHILD_BUF, p->ti.rkey, p->ti.rkey_len,
+    CHECK_MSG(ops->import_mem(ctx, p->ep, p->ti.base, CHILD_BUF, p->ti.rkey, p->ti.rkey_len,
                              &p->rmem) == 0, "import");
     /* Both targets work: 16 MiB in 1 MiB slices, verified. */
     memset(lbuf, 0, CHILD_BUF);
     uint64_t t0 = submit_reads(ops, ctx, p, lmem, lbuf, 16, MiB);
-    TH_CHECK(th_wait(h, t0, 16, 20000) == 0, "reads from live peer hung");
+    CHECK_MSG(th_wait(h, t0, 16, 20000) == 0, "reads from live peer hung");
     for (int k = 0; k < 16; k++)
-      TH_CHECK(h->status[t0 + k] == 0, "read from live peer: %d", h->status[t0 + k]);
-    TH_CHECK(verify(lbuf, CHILD_BUF) == 0, "data mismatch from peer %d", i);
+      CHECK_MSG(h->status[t0 + k] == 0, "read from live peer: %d", h->status[t0 + k]);
+    CHECK_MSG(verify(lbuf, CHILD_BUF) == 0, "data mismatch from peer %d", i);
   }
   printf("ok: both peers serve verified reads\n");
 
@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
   th_sleep_ms(20);
   kill(A.ti.pid, SIGKILL);
   int64_t killed = th_now_ms();
-  TH_CHECK(th_wait(h, t0, 1024, 10000) == 0, "slices to a killed peer still pending after 10 s");
+  CHECK_MSG(th_wait(h, t0, 1024, 10000) == 0, "slices to a killed peer still pending after 10 s");
   int64_t took = th_now_ms() - killed;
   int ok = 0, failed = 0;
   for (int k = 0; k < 1024; k++) {
@@ -189,31 +189,31 @@ int main(int argc, char **argv) {
     if (st == 0)
       ok++;
     else {
-      TH_CHECK(st == MC_EPEER || st == MC_ETIMEDOUT, "killed peer: slice status %d", st);
+      CHECK_MSG(st == MC_EPEER || st == MC_ETIMEDOUT, "killed peer: slice status %d", st);
       failed++;
     }
   }
-  TH_CHECK(failed > 0, "the kill came after all 1024 MiB were read; test inconclusive");
-  TH_CHECK(h->doubles == 0, "double completion");
-  TH_CHECK(took < 5000, "failures took %lld ms", (long long)took);
+  CHECK_MSG(failed > 0, "the kill came after all 1024 MiB were read; test inconclusive");
+  CHECK_MSG(h->doubles == 0, "double completion");
+  CHECK_MSG(took < 5000, "failures took %lld ms", (long long)took);
   waitpid(A.ti.pid, NULL, 0);
   printf("ok: killed peer: %d slices done, %d failed (EPEER/ETIMEDOUT) within %lld ms\n", ok,
          failed, (long long)took);
 
   /* A new slice to the dead peer fails promptly. */
   t0 = submit_reads(ops, ctx, &A, lmem, lbuf, 4, MiB);
-  TH_CHECK(th_wait(h, t0, 4, 5000) == 0, "slice to dead peer hung");
+  CHECK_MSG(th_wait(h, t0, 4, 5000) == 0, "slice to dead peer hung");
   for (int k = 0; k < 4; k++)
-    TH_CHECK(h->status[t0 + k] == MC_EPEER, "dead peer: status %d", h->status[t0 + k]);
+    CHECK_MSG(h->status[t0 + k] == MC_EPEER, "dead peer: status %d", h->status[t0 + k]);
   printf("ok: new slices to the dead peer fail with EPEER\n");
 
   /* B is unaffected. */
   memset(lbuf, 0, CHILD_BUF);
   t0 = submit_reads(ops, ctx, &B, lmem, lbuf, 16, MiB);
-  TH_CHECK(th_wait(h, t0, 16, 20000) == 0, "reads from surviving peer hung");
+  CHECK_MSG(th_wait(h, t0, 16, 20000) == 0, "reads from surviving peer hung");
   for (int k = 0; k < 16; k++)
-    TH_CHECK(h->status[t0 + k] == 0, "surviving peer: status %d", h->status[t0 + k]);
-  TH_CHECK(verify(lbuf, CHILD_BUF) == 0, "surviving peer: data mismatch");
+    CHECK_MSG(h->status[t0 + k] == 0, "surviving peer: status %d", h->status[t0 + k]);
+  CHECK_MSG(verify(lbuf, CHILD_BUF) == 0, "surviving peer: data mismatch");
   printf("ok: surviving peer still serves verified reads\n");
 
   /* Freeze B: its socket stays open, nothing is answered; the per-slice
@@ -222,25 +222,25 @@ int main(int argc, char **argv) {
   th_sleep_ms(50);
   int64_t start = th_now_ms();
   t0 = submit_reads(ops, ctx, &B, lmem, lbuf, 64, MiB);
-  TH_CHECK(th_wait(h, t0, 64, 10000) == 0, "slices to a frozen peer still pending after 10 s");
+  CHECK_MSG(th_wait(h, t0, 64, 10000) == 0, "slices to a frozen peer still pending after 10 s");
   took = th_now_ms() - start;
   int timedout = 0;
   for (int k = 0; k < 64; k++) {
     int st = h->status[t0 + k];
-    TH_CHECK(st == MC_ETIMEDOUT || st == MC_EPEER, "frozen peer: slice status %d", st);
+    CHECK_MSG(st == MC_ETIMEDOUT || st == MC_EPEER, "frozen peer: slice status %d", st);
     timedout += st == MC_ETIMEDOUT;
   }
-  TH_CHECK(timedout > 0, "frozen peer: no slice timed out");
-  TH_CHECK(took >= 1500 && took < 6000, "frozen peer: deadline hit after %lld ms", (long long)took);
+  CHECK_MSG(timedout > 0, "frozen peer: no slice timed out");
+  CHECK_MSG(took >= 1500 && took < 6000, "frozen peer: deadline hit after %lld ms", (long long)took);
   printf("ok: frozen peer: %d slices timed out, all failed after %lld ms\n", timedout,
          (long long)took);
 
   /* fini with a frozen peer still connected: bounded. */
   start = th_now_ms();
-  TH_CHECK(ops->fini(ctx) == 0, "fini");
+  CHECK_MSG(ops->fini(ctx) == 0, "fini");
   took = th_now_ms() - start;
-  TH_CHECK(took < 3000, "fini took %lld ms", (long long)took);
-  TH_CHECK(h->doubles == 0, "double completion");
+  CHECK_MSG(took < 3000, "fini took %lld ms", (long long)took);
+  CHECK_MSG(h->doubles == 0, "double completion");
   kill(B.ti.pid, SIGKILL);
   waitpid(B.ti.pid, NULL, 0);
   dlclose(dl);

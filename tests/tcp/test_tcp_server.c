@@ -26,7 +26,7 @@ static int dial(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  TH_CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect");
+  CHECK_MSG(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect");
   return fd;
 }
 
@@ -34,7 +34,7 @@ static void send_all(int fd, const void *p, size_t n) {
   const char *c = p;
   while (n) {
     ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-    TH_CHECK(k > 0, "send");
+    CHECK_MSG(k > 0, "send");
     c += k;
     n -= (size_t)k;
   }
@@ -65,8 +65,8 @@ static void send_frame(int fd, tcpw_hdr *h, const void *payload, size_t plen) {
 
 static void recv_frame(int fd, tcpw_hdr *h) {
   uint8_t raw[TCPW_HDR_SIZE];
-  TH_CHECK(recv_all(fd, raw, sizeof raw, 5000) == 0, "no response frame");
-  TH_CHECK(tcpw_hdr_decode(raw, sizeof raw, h) == 0, "bad response frame");
+  CHECK_MSG(recv_all(fd, raw, sizeof raw, 5000) == 0, "no response frame");
+  CHECK_MSG(tcpw_hdr_decode(raw, sizeof raw, h) == 0, "bad response frame");
 }
 
 /* Returns how long (ms) until the target closed fd, -1 if it did not
@@ -86,16 +86,16 @@ static int hello(uint16_t port, const char *name) {
   memcpy(h.secret, ep_secret, sizeof h.secret);
   send_frame(fd, &h, name, strlen(name));
   recv_frame(fd, &h);
-  TH_CHECK(h.type == TCPW_HELLO_ACK, "expected HELLO_ACK, got %u", h.type);
+  CHECK_MSG(h.type == TCPW_HELLO_ACK, "expected HELLO_ACK, got %u", h.type);
   char peer[TCPW_MAX_NAME + 1];
-  TH_CHECK(recv_all(fd, peer, (size_t)h.len, 5000) == 0, "HELLO_ACK payload");
+  CHECK_MSG(recv_all(fd, peer, (size_t)h.len, 5000) == 0, "HELLO_ACK payload");
   peer[h.len] = '\0';
-  TH_CHECK(!strcmp(peer, "target:1"), "HELLO_ACK names '%s'", peer);
+  CHECK_MSG(!strcmp(peer, "target:1"), "HELLO_ACK names '%s'", peer);
   return fd;
 }
 
 int main(int argc, char **argv) {
-  TH_CHECK(argc == 2, "usage: %s plugin.so", argv[0]);
+  CHECK_MSG(argc == 2, "usage: %s plugin.so", argv[0]);
   void *dl;
   const mc_transport_ops *ops = th_load(argv[1], &dl);
   /* Bad parameters fail init cleanly; good spellings are accepted. */
@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
     th_host_init(hb, "cfg:1", bad[i]);
     mc_init_args ba = {sizeof ba, "cfg:1", "127.0.0.1", "test"};
     void *bctx = NULL;
-    TH_CHECK(ops->init(&hb->api, &ba, &bctx) == MC_EINVAL, "init accepted '%s'", bad[i]);
+    CHECK_MSG(ops->init(&hb->api, &ba, &bctx) == MC_EINVAL, "init accepted '%s'", bad[i]);
     th_host_fini(hb);
     free(hb);
   }
@@ -115,12 +115,12 @@ int main(int argc, char **argv) {
     th_host_init(hg, "cfg:1", "connections=2;socket_buffer=4MiB;max_inflight=8");
     mc_init_args ga = {sizeof ga, "cfg:1", "127.0.0.1", "test"};
     void *gctx = NULL;
-    TH_CHECK(ops->init(&hg->api, &ga, &gctx) == 0, "init refused good parameters");
+    CHECK_MSG(ops->init(&hg->api, &ga, &gctx) == 0, "init refused good parameters");
     mc_rail_info rails[4];
     uint32_t nr = 4;
-    TH_CHECK(ops->query_rails(gctx, rails, &nr) == 0 && nr == 2 && !strcmp(rails[1].name, "conn1"),
+    CHECK_MSG(ops->query_rails(gctx, rails, &nr) == 0 && nr == 2 && !strcmp(rails[1].name, "conn1"),
              "connections=2 gave %u rails", nr);
-    TH_CHECK(ops->fini(gctx) == 0, "fini");
+    CHECK_MSG(ops->fini(gctx) == 0, "fini");
     th_host_fini(hg);
     free(hg);
   }
@@ -129,15 +129,15 @@ int main(int argc, char **argv) {
   th_host_init(h, "target:1", "hello_timeout_ms=300");
   mc_init_args a = {sizeof a, "target:1", "127.0.0.1", "test"};
   void *ctx = NULL;
-  TH_CHECK(ops->init(&h->api, &a, &ctx) == 0, "init");
+  CHECK_MSG(ops->init(&h->api, &a, &ctx) == 0, "init");
   uint8_t desc[MC_DESC_MAX];
   size_t dl_len = sizeof desc;
-  TH_CHECK(ops->local_desc(ctx, desc, &dl_len) == 0, "local_desc");
+  CHECK_MSG(ops->local_desc(ctx, desc, &dl_len) == 0, "local_desc");
   char host[TCPW_MAX_HOST + 1];
   uint16_t port;
-  TH_CHECK(tcpw_desc_decode(desc, dl_len, host, sizeof host, &port, ep_secret) == 0,
+  CHECK_MSG(tcpw_desc_decode(desc, dl_len, host, sizeof host, &port, ep_secret) == 0,
            "desc");
-  TH_CHECK(!strcmp(host, "127.0.0.1"), "published host %s", host);
+  CHECK_MSG(!strcmp(host, "127.0.0.1"), "published host %s", host);
 
   uint8_t *mem = malloc(BUF), *snap = malloc(BUF), *io = malloc(BUF);
   for (uint32_t i = 0; i < BUF; i++)
@@ -146,15 +146,15 @@ int main(int argc, char **argv) {
   uint8_t rk[MC_RKEY_MAX];
   size_t rkl = sizeof rk;
   void *hmem;
-  TH_CHECK(ops->register_mem(ctx, &md, &hmem, rk, &rkl) == 0, "register");
+  CHECK_MSG(ops->register_mem(ctx, &md, &hmem, rk, &rkl) == 0, "register");
   tcpw_rkey key;
-  TH_CHECK(tcpw_rkey_decode(rk, rkl, &key) == 0, "rkey");
-  TH_CHECK(key.base == md.addr && key.len == BUF, "rkey range");
+  CHECK_MSG(tcpw_rkey_decode(rk, rkl, &key) == 0, "rkey");
+  CHECK_MSG(key.base == md.addr && key.len == BUF, "rkey range");
 
   /* 1. No HELLO: closed after hello_timeout_ms (300 ms). */
   int fd = dial(port);
   int64_t t = closed_within(fd, 3000);
-  TH_CHECK(t >= 200 && t < 3000, "silent connection closed after %lld ms", (long long)t);
+  CHECK_MSG(t >= 200 && t < 3000, "silent connection closed after %lld ms", (long long)t);
   close(fd);
   printf("ok: silent connection closed after %lld ms\n", (long long)t);
 
@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
   uint8_t junk[TCPW_HDR_SIZE];
   memset(junk, 0x41, sizeof junk);
   send_all(fd, junk, sizeof junk);
-  TH_CHECK(closed_within(fd, 2000) >= 0, "garbage HELLO not closed");
+  CHECK_MSG(closed_within(fd, 2000) >= 0, "garbage HELLO not closed");
   close(fd);
   /* A data frame before HELLO: closed, memory untouched. */
   memcpy(snap, mem, BUF);
@@ -171,8 +171,8 @@ int main(int argc, char **argv) {
   tcpw_hdr w = {.type = TCPW_WRITE, .buf_id = key.buf_id, .addr = key.base, .len = 16};
   memcpy(w.secret, key.secret, 16);
   send_frame(fd, &w, "0123456789abcdef", 16);
-  TH_CHECK(closed_within(fd, 2000) >= 0, "WRITE before HELLO not closed");
-  TH_CHECK(!memcmp(snap, mem, BUF), "memory changed by an unattributed WRITE");
+  CHECK_MSG(closed_within(fd, 2000) >= 0, "WRITE before HELLO not closed");
+  CHECK_MSG(!memcmp(snap, mem, BUF), "memory changed by an unattributed WRITE");
   close(fd);
   /* A well-formed HELLO without the endpoint's secret (a client that never
    * read the descriptor): no HELLO_ACK, closed, and a NOTIFY sent after it
@@ -191,11 +191,11 @@ int main(int argc, char **argv) {
     tcpw_hdr_encode(&nt0, frames + TCPW_HDR_SIZE + 10);
     memcpy(frames + 2 * TCPW_HDR_SIZE + 10, "spoof", 5);
     send_all(fd, frames, sizeof frames);
-    TH_CHECK(closed_within(fd, 2000) >= 0, "HELLO without the endpoint secret not closed");
+    CHECK_MSG(closed_within(fd, 2000) >= 0, "HELLO without the endpoint secret not closed");
     close(fd);
   }
   th_sleep_ms(50);
-  TH_CHECK(h->notifies == 0, "a NOTIFY from an unauthenticated connection was delivered");
+  CHECK_MSG(h->notifies == 0, "a NOTIFY from an unauthenticated connection was delivered");
   printf("ok: garbage, unattributed frames and HELLOs without the endpoint secret refused\n");
 
   /* 3. After HELLO: valid READ. */
@@ -206,16 +206,16 @@ int main(int argc, char **argv) {
   send_frame(fd, &r, NULL, 0);
   tcpw_hdr resp;
   recv_frame(fd, &resp);
-  TH_CHECK(resp.type == TCPW_READ_RESP && resp.seq == 1 && resp.status == 0 && resp.len == 4096,
+  CHECK_MSG(resp.type == TCPW_READ_RESP && resp.seq == 1 && resp.status == 0 && resp.len == 4096,
            "read response");
-  TH_CHECK(recv_all(fd, io, 4096, 5000) == 0 && !memcmp(io, mem + 5, 4096), "read data");
+  CHECK_MSG(recv_all(fd, io, 4096, 5000) == 0 && !memcmp(io, mem + 5, 4096), "read data");
 
   /* Wrong secret on READ: EACCES, no payload. */
   r.seq = 2;
   r.secret[3] ^= 0x10;
   send_frame(fd, &r, NULL, 0);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.seq == 2 && resp.status == MC_EACCES && tcpw_payload_len(&resp) == 0,
+  CHECK_MSG(resp.seq == 2 && resp.status == MC_EACCES && tcpw_payload_len(&resp) == 0,
            "wrong-key read: status %d", resp.status);
 
   /* Wrong secret on WRITE: EACCES, payload drained, memory unchanged. */
@@ -227,9 +227,9 @@ int main(int argc, char **argv) {
   wr.secret[15] ^= 1;
   send_frame(fd, &wr, io, 200000);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.type == TCPW_WRITE_RESP && resp.seq == 3 && resp.status == MC_EACCES,
+  CHECK_MSG(resp.type == TCPW_WRITE_RESP && resp.seq == 3 && resp.status == MC_EACCES,
            "wrong-key write: status %d", resp.status);
-  TH_CHECK(!memcmp(snap, mem, BUF), "memory changed by a wrong-key WRITE");
+  CHECK_MSG(!memcmp(snap, mem, BUF), "memory changed by a wrong-key WRITE");
 
   /* Out of range, and unknown buffer: ERANGE, memory unchanged. */
   wr.seq = 4;
@@ -238,18 +238,18 @@ int main(int argc, char **argv) {
   wr.len = 200;
   send_frame(fd, &wr, io, 200);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.seq == 4 && resp.status == MC_ERANGE, "out-of-range write: %d", resp.status);
+  CHECK_MSG(resp.seq == 4 && resp.status == MC_ERANGE, "out-of-range write: %d", resp.status);
   wr.seq = 5;
   wr.addr = key.base - 1;
   send_frame(fd, &wr, io, 200);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.seq == 5 && resp.status == MC_ERANGE, "write below base: %d", resp.status);
+  CHECK_MSG(resp.seq == 5 && resp.status == MC_ERANGE, "write below base: %d", resp.status);
   r.seq = 6;
   r.buf_id = key.buf_id + 1000;
   send_frame(fd, &r, NULL, 0);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.seq == 6 && resp.status == MC_ERANGE, "unknown buffer: %d", resp.status);
-  TH_CHECK(!memcmp(snap, mem, BUF), "memory changed by refused WRITEs");
+  CHECK_MSG(resp.seq == 6 && resp.status == MC_ERANGE, "unknown buffer: %d", resp.status);
+  CHECK_MSG(!memcmp(snap, mem, BUF), "memory changed by refused WRITEs");
 
   /* The connection is still in sync: a valid WRITE lands. */
   wr.seq = 7;
@@ -257,8 +257,8 @@ int main(int argc, char **argv) {
   wr.len = 3000;
   send_frame(fd, &wr, io, 3000);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.seq == 7 && resp.status == 0, "valid write: %d", resp.status);
-  TH_CHECK(!memcmp(mem + 1000, io, 3000) && !memcmp(mem, snap, 1000) &&
+  CHECK_MSG(resp.seq == 7 && resp.status == 0, "valid write: %d", resp.status);
+  CHECK_MSG(!memcmp(mem + 1000, io, 3000) && !memcmp(mem, snap, 1000) &&
            !memcmp(mem + 4000, snap + 4000, BUF - 4000), "valid write landed wrongly");
   printf("ok: wrong key (EACCES), out of range and unknown buffer (ERANGE) refused, memory intact\n");
 
@@ -268,7 +268,7 @@ int main(int argc, char **argv) {
   int64_t end = th_now_ms() + 5000;
   while (h->notifies == 0 && th_now_ms() < end)
     th_sleep_ms(2);
-  TH_CHECK(h->notifies == 1, "notify not delivered");
+  CHECK_MSG(h->notifies == 1, "notify not delivered");
 
   /* Oversized frame: connection closed. */
   tcpw_hdr big = {.type = TCPW_WRITE, .seq = 8, .buf_id = key.buf_id, .addr = key.base,
@@ -276,23 +276,23 @@ int main(int argc, char **argv) {
   uint8_t raw[TCPW_HDR_SIZE];
   tcpw_hdr_encode(&big, raw);
   send_all(fd, raw, sizeof raw);
-  TH_CHECK(closed_within(fd, 2000) >= 0, "oversized frame not closed");
+  CHECK_MSG(closed_within(fd, 2000) >= 0, "oversized frame not closed");
   close(fd);
   printf("ok: notify attributed, oversized frame closes the connection\n");
 
   /* Deregister: the old key stops working. */
   fd = hello(port, "raw-peer:9");
-  TH_CHECK(ops->deregister_mem(ctx, hmem) == 0, "deregister");
+  CHECK_MSG(ops->deregister_mem(ctx, hmem) == 0, "deregister");
   r.seq = 9;
   r.buf_id = key.buf_id;
   memcpy(r.secret, key.secret, 16);
   send_frame(fd, &r, NULL, 0);
   recv_frame(fd, &resp);
-  TH_CHECK(resp.seq == 9 && resp.status == MC_ERANGE, "read after deregister: %d", resp.status);
+  CHECK_MSG(resp.seq == 9 && resp.status == MC_ERANGE, "read after deregister: %d", resp.status);
   close(fd);
   printf("ok: deregistered buffer unreachable\n");
 
-  TH_CHECK(ops->fini(ctx) == 0, "fini");
+  CHECK_MSG(ops->fini(ctx) == 0, "fini");
   dlclose(dl);
   th_host_fini(h);
   free(h);

@@ -3,16 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mooncake/errors.h"
 #include "tcp_wire.h"
-
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);   \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 static void test_hdr_roundtrip(void) {
   static const uint16_t types[] = {TCPW_HELLO, TCPW_HELLO_ACK, TCPW_READ, TCPW_WRITE,

@@ -11,17 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "mooncake/errors.h"
 #include "topology.h"
-
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);    \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 static const char *dir;
 
