@@ -341,6 +341,9 @@ static void print_params_text(const mc_plugin_info *x, const described *d) {
   }
 }
 
+static void print_md_text(void);
+static void print_md_json(void);
+
 static void print_text(mc_engine *e, const char *search,
                        const mc_plugin_info *pi, const described *ds,
                        uint32_t n) {
@@ -408,6 +411,74 @@ static void print_text(mc_engine *e, const char *search,
     if (x->reason[0])
       printf("            %s\n", x->reason);
   }
+  print_md_text();
+}
+
+/* ---- metadata backend modules ---- */
+
+/* The modules this library finds (mc_metadata_modules); NULL with *n 0
+ * when there are none or listing failed. */
+static mc_plugin_info *get_md_modules(uint32_t *n, char *search, size_t len) {
+  *n = 0;
+  int rc = mc_metadata_modules(NULL, n, search, len);
+  if (rc != MC_ENOSPC && rc != 0)
+    return NULL;
+  if (*n == 0)
+    return NULL;
+  mc_plugin_info *mi = calloc(*n, sizeof *mi);
+  if (!mi || mc_metadata_modules(mi, n, search, len) != 0) {
+    free(mi);
+    *n = 0;
+    return NULL;
+  }
+  return mi;
+}
+
+static void print_md_text(void) {
+  char search[8192] = "";
+  uint32_t n = 0;
+  mc_plugin_info *mi = get_md_modules(&n, search, sizeof search);
+  printf("metadata backends:\n");
+  printf("  BUILT-IN  p2p        (p2p, the default)\n");
+  printf("  module search path (first match wins): %s\n", search);
+  for (uint32_t i = 0; i < n; i++) {
+    const mc_plugin_info *x = &mi[i];
+    printf("  %-9s %-10s %s\n", state_name(x->state), x->name, x->path);
+    if (x->state == MC_PLUGIN_AVAILABLE)
+      printf("            serves %s, ABI %u.%u\n", x->version, x->abi_major,
+             x->abi_minor);
+    if (x->reason[0])
+      printf("            %s\n", x->reason);
+  }
+  if (n == 0)
+    printf("  (no module found: etcd:// and http:// metadata are not "
+           "available)\n");
+  free(mi);
+}
+
+static void print_md_json(void) {
+  char search[8192] = "";
+  uint32_t n = 0;
+  mc_plugin_info *mi = get_md_modules(&n, search, sizeof search);
+  printf(", \"metadata_search_path\": ");
+  json_str(search);
+  printf(", \"metadata_backends\": [{\"state\": \"BUILT-IN\", \"name\": \"p2p\"}");
+  for (uint32_t i = 0; i < n; i++) {
+    const mc_plugin_info *x = &mi[i];
+    printf(", {\"state\": ");
+    json_str(state_name(x->state));
+    printf(", \"name\": ");
+    json_str(x->name);
+    printf(", \"path\": ");
+    json_str(x->path);
+    printf(", \"schemes\": ");
+    json_str(x->version);
+    printf(", \"abi\": \"%u.%u\", \"reason\": ", x->abi_major, x->abi_minor);
+    json_str(x->reason);
+    printf("}");
+  }
+  printf("]");
+  free(mi);
 }
 
 /* ---- JSON ---- */
@@ -518,7 +589,9 @@ static void print_json(mc_engine *e, const char *search,
     json_str(x->reason);
     printf("}");
   }
-  printf("\n]}\n");
+  printf("\n]");
+  print_md_json();
+  printf("}\n");
 }
 
 /* ---- --yaml-keys ---- */

@@ -1,6 +1,9 @@
 /* Metadata front end: picks a backend by the URL's scheme and forwards
  * calls to it, answering MC_ENOTSUP for optional operations a backend does
- * not implement. */
+ * not implement.  p2p is built in (core/metadata/p2p/); any other scheme X
+ * is served by the loadable module mc-metadata-X.so (md_module.c: search
+ * rules; backend.h: the module interface), driven by md_store.c, which
+ * holds the publish/lease/refresh logic for every store backend. */
 #include "metadata.h"
 
 #include <stdarg.h>
@@ -8,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_module.h"
+#include "md_store.h"
 #include "mooncake/errors.h"
 
 struct mc_metadata {
-  const mc_metadata_ops *ops;
+  const mc_metadata_ops *ops; /* built-in backend, or NULL */
   void *ctx;
+  mc_md_module *mod; /* module backend, driven through store */
+  mc_md_store *store;
 };
 
 __attribute__((format(printf, 4, 5))) static int
@@ -44,32 +51,45 @@ int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
   const mc_metadata_ops *ops = NULL;
   if (strcmp(url, "p2p") == 0 || strcmp(url, "p2p://") == 0) {
     ops = &mc_metadata_p2p_ops;
-  } else if (strncmp(url, "etcd://", 7) == 0) {
-#ifdef MC_HAVE_ETCD
-    ops = &mc_metadata_etcd_ops;
-#else
-    return set_err(err, errlen, MC_ENOTSUP,
-                   "metadata '%s': etcd metadata backend not built "
-                   "(libgrpc-dev/protobuf-c missing at build time)",
-                   url);
-#endif
-  } else if (strncmp(url, "http://", 7) == 0) {
-#ifdef MC_HAVE_HTTP_METADATA
-    ops = &mc_metadata_http_ops;
-#else
-    return set_err(err, errlen, MC_ENOTSUP,
-                   "metadata '%s': http metadata backend not built "
-                   "(libcurl/libmicrohttpd missing at build time)",
-                   url);
-#endif
+  } else if (scheme_len(url) > 0 && scheme_len(url) <= 32) {
+    char scheme[40];
+    snprintf(scheme, sizeof scheme, "%.*s", (int)scheme_len(url), url);
+    for (char *c = scheme; *c; c++)
+      if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '+'))
+        return set_err(err, errlen, MC_EINVAL, "metadata '%s': bad scheme '%s'", url, scheme);
+    mc_md_module *mod = NULL;
+    int rc = mc_md_module_load(args->log, scheme, url, &mod, err, errlen);
+    if (rc == MC_ENOENT && strcmp(scheme, "etcd") != 0 && strcmp(scheme, "http") != 0)
+      return set_err(err, errlen, MC_EINVAL,
+                     "metadata '%s': unknown scheme '%s' (expected p2p, "
+                     "etcd://host:port or http://host:port/path, or a module "
+                     "mc-metadata-%s.so)",
+                     url, scheme, scheme);
+    if (rc == MC_ENOENT)
+      return MC_ENOTSUP; /* err says which module, where it was looked for */
+    if (rc)
+      return rc;
+    mc_metadata *md = calloc(1, sizeof *md);
+    if (!md) {
+      mc_md_module_unload(mod);
+      return MC_ENOMEM;
+    }
+    md->mod = mod;
+    char why[512] = "";
+    rc = mc_md_store_open(&mod->ops, args, &md->store, why, sizeof why);
+    if (rc) {
+      mc_md_module_unload(mod);
+      free(md);
+      return set_err(err, errlen, rc, "metadata '%s': %s backend failed to open: %s", url,
+                     scheme, why[0] ? why : mc_strerror(rc));
+    }
+    *out = md;
+    return 0;
   } else {
-    char scheme[64];
-    size_t n = scheme_len(url);
-    snprintf(scheme, sizeof scheme, "%.*s", (int)(n ? n : strlen(url)), url);
     return set_err(err, errlen, MC_EINVAL,
                    "metadata '%s': unknown scheme '%s' (expected p2p, "
                    "etcd://host:port or http://host:port/path)",
-                   url, scheme);
+                   url, url);
   }
   mc_metadata *md = calloc(1, sizeof *md);
   if (!md)
@@ -88,18 +108,28 @@ int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
 void mc_metadata_close(mc_metadata *md) {
   if (!md)
     return;
-  md->ops->close(md->ctx);
+  if (md->store)
+    mc_md_store_close(md->store);
+  else
+    md->ops->close(md->ctx);
+  mc_md_module_unload(md->mod);
   free(md);
 }
 
 /* Forwards an optional op, or answers MC_ENOTSUP when the backend lacks it. */
 #define FORWARD(md, op, ...)                                                   \
-  ((md) == NULL          ? MC_EINVAL                                           \
+  ((md) == NULL            ? MC_EINVAL                                         \
+   : (md)->store           ? mc_md_store_##op((md)->store, __VA_ARGS__)        \
    : (md)->ops->op == NULL ? MC_ENOTSUP                                        \
-                         : (md)->ops->op((md)->ctx, __VA_ARGS__))
+                           : (md)->ops->op((md)->ctx, __VA_ARGS__))
 
 int mc_metadata_local_name(mc_metadata *md, char *buf, size_t len) {
-  return FORWARD(md, local_name, buf, len);
+  /* Store backends have no opinion on the local segment's name. */
+  if (md && md->store)
+    return MC_ENOTSUP;
+  return md == NULL ? MC_EINVAL
+         : md->ops->local_name == NULL ? MC_ENOTSUP
+                                       : md->ops->local_name(md->ctx, buf, len);
 }
 
 int mc_metadata_publish(mc_metadata *md, const char *segment, const char *json,
@@ -132,4 +162,11 @@ int mc_metadata_kv_get(mc_metadata *md, const char *key, void **val,
 
 int mc_metadata_kv_delete(mc_metadata *md, const char *key) {
   return FORWARD(md, kv_delete, key);
+}
+
+/* ---- public: mc-info's view of the modules ---- */
+
+int mc_metadata_modules(mc_plugin_info *out, uint32_t *n, char *search_path,
+                        size_t len) {
+  return mc_md_module_report(out, n, search_path, len);
 }

@@ -1,5 +1,7 @@
-/* Internal: the metadata interface.  Every backend (p2p handshake, etcd,
- * HTTP) implements mc_metadata_ops; the engine only talks to this.
+/* Internal: the metadata interface; the engine only talks to this.  The
+ * built-in p2p backend implements mc_metadata_ops; the store backends (etcd,
+ * HTTP) are loadable modules with primitive operations (backend.h) under
+ * one publish/lease/refresh layer (md_store.c).
  *
  * Segment descriptors are stored as JSON text (descriptor.h) under the
  * segment's name.  The generic key/value calls serve the stores (master
@@ -50,9 +52,13 @@ typedef struct mc_metadata_ops {
   int (*kv_delete)(void *ctx, const char *key);
 } mc_metadata_ops;
 
-/* Opens the backend chosen by args->url's scheme.  MC_EINVAL (with err
- * naming it) for an unknown scheme; MC_ENOTSUP for a known backend that was
- * not built (err says which packages were missing). */
+/* Opens the backend chosen by args->url's scheme: "p2p" (or no URL) is
+ * built in; "X://..." loads the module mc-metadata-X.so (md_module.c).
+ * MC_EINVAL (with err naming it) for an unknown scheme (no such module and
+ * not etcd/http); MC_ENOTSUP when the etcd or http module is not found (err:
+ * "metadata 'etcd://...' ... needs the etcd backend module
+ * (mc-metadata-etcd.so), not found in <search path>; ..."); MC_EABI or
+ * MC_ENOTSUP when the module found is refused (err: path and reason). */
 int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
                      size_t errlen);
 void mc_metadata_close(mc_metadata *md);
@@ -70,13 +76,7 @@ int mc_metadata_kv_get(mc_metadata *md, const char *key, void **val,
                        size_t *len);
 int mc_metadata_kv_delete(mc_metadata *md, const char *key);
 
-/* Backends, registered in metadata.c. */
+/* The built-in backend (core/metadata/p2p/). */
 extern const mc_metadata_ops mc_metadata_p2p_ops;
-#ifdef MC_HAVE_ETCD
-extern const mc_metadata_ops mc_metadata_etcd_ops;
-#endif
-#ifdef MC_HAVE_HTTP_METADATA
-extern const mc_metadata_ops mc_metadata_http_ops;
-#endif
 
 #endif

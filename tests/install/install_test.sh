@@ -14,7 +14,12 @@
 #     plugin-style object links with --no-undefined from it alone; its
 #     plugindir variable is where the plugins were installed;
 #   - the installed tools run (--help) with only the installed library, and
-#     the ones built on internal archives do not load libmooncake at all.
+#     the ones built on internal archives do not load libmooncake at all;
+#   - every metadata backend module of the build is installed in
+#     $libdir/mooncake/metadata, exports only its entry point, and the
+#     installed library (through the installed mc-info) searches the
+#     compiled-in module folder and never the build tree, and loads the
+#     installed modules.
 # Uses $CC (default cc); SANITIZE is meson's b_sanitize value, passed on to
 # the programs built here so they link with a sanitized library.
 # Runs meson from $MESON (default: meson).  Exit 77 when nm, pkg-config or
@@ -100,8 +105,6 @@ fi
 
 # Internal symbols are in the library but cannot be linked against.
 internals=(mc_config_parse_size mc_log_enabled mc_metadata_open)
-nm "$lib" 2> /dev/null | grep -q ' etcdserverpb__put_request__descriptor$' &&
-  internals+=(etcdserverpb__put_request__descriptor)
 for sym in "${internals[@]}"; do
   if ! nm "$lib" 2> /dev/null | grep -q " [a-zA-Z] $sym\$"; then
     echo "note: $sym is not in the library's symbol table (stripped?); link check only"
@@ -154,5 +157,41 @@ for t in mc-info mc-topology mooncake-metadata-server mc-metadata-bench; do
   grep -qi usage "$tmp/help" || bad "$t --help prints no usage"
 done
 
-[ $fail -eq 0 ] && echo "ok: installed library, headers, pkg-config files and tools"
+# Metadata backend modules (etcd, http): one file each, in
+# $libdir/mooncake/metadata.
+mddir=$libdir/mooncake/metadata
+for m in "$builddir"/core/metadata/mc-metadata-*.so; do
+  [ -e "$m" ] || continue
+  im=$mddir/$(basename "$m")
+  if [ ! -f "$im" ]; then
+    bad "metadata module $(basename "$m") is not installed in $mddir"
+    continue
+  fi
+  syms=$(nm -D --defined-only "$im" 2> /dev/null | awk '{print $3}' | grep -v '^$' | sort -u | tr '\n' ' ')
+  [ "$syms" = "mc_metadata_backend_v1 " ] ||
+    bad "$(basename "$m") exports '$syms', expected mc_metadata_backend_v1 only"
+done
+if [ -x "$bindir/mc-info" ]; then
+  plugdir=$(dirname "$(find "$dest" -name 'mc-transport-*.so' | head -1)")
+  info=$(unset MC_METADATA_MODULE_PATH; LD_LIBRARY_PATH="$libdir" MC_PLUGIN_PATH="$plugdir" \
+         "$bindir/mc-info" 2>&1)
+  sp=$(printf '%s\n' "$info" | grep 'module search path')
+  case $sp in
+    *"$builddir"*) bad "the installed library searches the build tree for modules: $sp" ;;
+  esac
+  [ "$sp" = "  module search path (first match wins): ${mddir#"$dest"}" ] ||
+    bad "the installed library's module search path is not ${mddir#"$dest"}: $sp"
+  # The installed modules load (pointed at in the DESTDIR, as the prefix
+  # is not the real one here).
+  info=$(LD_LIBRARY_PATH="$libdir" MC_PLUGIN_PATH="$plugdir" MC_METADATA_MODULE_PATH="$mddir" \
+         "$bindir/mc-info" 2>&1)
+  for m in "$mddir"/mc-metadata-*.so; do
+    [ -e "$m" ] || continue
+    n=$(basename "$m" .so); n=${n#mc-metadata-}
+    printf '%s\n' "$info" | grep -Eq "AVAILABLE +$n +$m\$" ||
+      bad "the installed $n module does not load: $(printf '%s\n' "$info" | sed -n '/^metadata backends/,$p')"
+  done
+fi
+
+[ $fail -eq 0 ] && echo "ok: installed library, headers, pkg-config files, tools and metadata modules"
 exit $fail

@@ -1,6 +1,7 @@
 /* The metadata dispatcher: scheme selection, clear errors for unknown or
  * unbuilt backends, MC_ENOTSUP for optional ops a backend lacks. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -24,7 +25,18 @@ static void expect_open_fails(const char *url, const char *listen, int want,
   }
 }
 
-int main(void) {
+/* argv[1]: a folder holding mc-metadata-badabi.so (ABI major 99) and
+ * mc-metadata-badname.so (its table says "other"), or nothing. */
+int main(int argc, char **argv) {
+  if (argc > 1) {
+    /* Refused modules: the reason reaches the caller. */
+    setenv("MC_METADATA_MODULE_PATH", argv[1], 1);
+    expect_open_fails("badabi://x", "127.0.0.1:0", MC_EABI,
+                      "mc-metadata-badabi.so was refused: ABI major 99, this core supports 1");
+    expect_open_fails("badname://x", "127.0.0.1:0", MC_EABI,
+                      "name 'other' does not match file name 'badname'");
+    unsetenv("MC_METADATA_MODULE_PATH");
+  }
   /* Unknown schemes are configuration errors naming the scheme. */
   expect_open_fails("zk://127.0.0.1:2181", "127.0.0.1:0", MC_EINVAL,
                     "unknown scheme 'zk'");
@@ -32,8 +44,8 @@ int main(void) {
   expect_open_fails("https://x/", "127.0.0.1:0", MC_EINVAL,
                     "unknown scheme 'https'");
 
-  /* Optional backends: either built (and then they open or fail on their
-   * own terms) or a clear "not built". */
+  /* Module backends: either found (and then they open or fail on their
+   * own terms) or a clear "needs the ... module", naming the file. */
   const char *optional[] = {"etcd://127.0.0.1:1", "http://127.0.0.1:1/md"};
   for (int i = 0; i < 2; i++) {
     mc_metadata_args a = args_for(optional[i], "127.0.0.1:0");
@@ -42,7 +54,8 @@ int main(void) {
     int rc = mc_metadata_open(&a, &md, err, sizeof err);
     if (rc == MC_ENOTSUP) {
       CHECK(md == NULL);
-      CHECK(strstr(err, "not built") != NULL);
+      CHECK(strstr(err, i == 0 ? "needs the etcd backend module (mc-metadata-etcd.so)"
+                               : "needs the http backend module (mc-metadata-http.so)") != NULL);
     } else if (rc == 0) {
       mc_metadata_close(md);
     } else {

@@ -1,7 +1,7 @@
 /* mooncake-metadata-server: the HTTP metadata server for the "http://"
  * metadata backend.  Keys live in memory (lost on restart; engines
  * republish theirs within one refresh period).  Protocol: see
- * core/src/http/http_proto.h.
+ * core/metadata/http/http_proto.h.
  *
  *   mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]
  *                            [--max-body BYTES] [--threads N]

@@ -254,6 +254,19 @@ typedef struct mc_plugin_info {
  * the count needed). */
 MC_API int mc_engine_plugins(mc_engine *engine, mc_plugin_info *out, uint32_t *n);
 
+/* Lists the metadata backend modules (mc-metadata-<name>.so: etcd, http)
+ * this library finds, without an engine: each is MC_PLUGIN_AVAILABLE (it
+ * loads and its table is valid; `version` then holds the URL schemes it
+ * serves, e.g. "etcd://"), MC_PLUGIN_SHADOWED or MC_PLUGIN_REFUSED with the
+ * reason (dlerror(), wrong ABI, name mismatch, ...).  Search path, first
+ * match wins: $MC_METADATA_MODULE_PATH (colon-separated directories or
+ * .so files), the build tree's modules (a library run from its build tree
+ * only), $libdir/mooncake/metadata.  *n in/out (MC_ENOSPC with the count
+ * needed); search_path (may be NULL) gets the path joined with ':'.  The
+ * built-in p2p backend is not listed. */
+MC_API int mc_metadata_modules(mc_plugin_info *out, uint32_t *n, char *search_path,
+                               size_t len);
+
 /* Lists the rails of loaded transport `name`: *n in/out. */
 MC_API int mc_engine_rails(mc_engine *engine, const char *name, mc_rail_info *out,
                     uint32_t *n);

@@ -1,5 +1,5 @@
 /* Internal: the HTTP metadata protocol, shared by the client backend
- * (metadata_http.c) and mooncake-metadata-server.
+ * (module_http.c over http_client.c) and mooncake-metadata-server.
  *
  *   GET    <path>?key=K            200 value | 404
  *   PUT    <path>?key=K[&ttl=S]    body = value; 200.  With ttl the key
@@ -37,6 +37,17 @@ int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
 int mc_http_list_keys(const char *base_url, const char *token,
                       const char *prefix, int timeout_ms, mc_http_key_fn fn,
                       void *arg, char *err, size_t errlen);
+
+/* One request of the protocol (libcurl; http_client.c) to base
+ * ("http://host:port/path").  auth: the Authorization header line, or "".
+ * param is "key" or "prefix"; ttl >= 0 adds &ttl=.  On 2xx the body (if
+ * resp) is returned malloc'd and NUL-terminated.  Errors: MC_ENOENT (404),
+ * MC_EACCES (401/403, err says to set the cluster token), MC_EPEER /
+ * MC_ETIMEDOUT (unreachable), MC_EINVAL, MC_EPROTO, MC_EIO, with err. */
+int mc_http_request(const char *base, const char *auth, const char *method,
+                    const char *param, const char *value, int ttl,
+                    const void *body, size_t len, int timeout_ms, char **resp,
+                    size_t *resp_len, char *err, size_t errlen);
 
 /* The header that carries the cluster token, "Authorization: Bearer <t>";
  * 0, or MC_ENOSPC if it does not fit in len. */

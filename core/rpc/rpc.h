@@ -1,8 +1,9 @@
-/* Internal: a small RPC layer on gRPC's C core (libgrpc).
+/* libmooncake-rpc (core/rpc/, its own static library, not part of
+ * libmooncake): a small RPC layer on gRPC's C core (libgrpc).
  *
- * Who uses it: the etcd metadata backend (client side: unary calls and
- * bidirectional streams) and the store master (server side: unary
- * methods).  Messages are opaque bytes here; mc_rpc_unary_pb() adds
+ * Client side: unary calls and bidirectional streams (the etcd metadata
+ * module).  Server side: unary methods served by a few worker threads, for
+ * services built on this library.  Messages are opaque bytes here; mc_rpc_unary_pb() adds
  * protobuf-c packing for the common case.
  *
  * Lifetime: mc_rpc_global_init() / mc_rpc_global_fini() wrap grpc_init /
