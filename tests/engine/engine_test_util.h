@@ -15,17 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Non-fatal check: reports and counts, so one run lists every failure. */
-static int failures __attribute__((unused));
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fprintf(stderr, "\n");                                                   \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
+/* Checks come from tests/common/check.h: the tests call
+ * mc_check_keep_going(1) so one run lists every failure, and return
+ * mc_check_exit_status(). */
+#include "check.h"
 
 static inline uint8_t pattern_byte(uint64_t i, uint64_t seed) {
   uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ (seed * 0xBF58476D1CE4E5B9ull);

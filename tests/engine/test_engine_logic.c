@@ -58,11 +58,11 @@ static int pair_open(pair *p, const char *yaml, size_t len) {
   char err[1024] = "";
   memset(p, 0, sizeof *p);
   int rc = make_engine(yaml, &p->a, err, sizeof err);
-  CHECK(rc == 0, "engine a: %s (%s)", mc_strerror(rc), err);
+  CHECK_MSG(rc == 0, "engine a: %s (%s)", mc_strerror(rc), err);
   if (rc)
     return rc;
   rc = make_engine(yaml, &p->b, err, sizeof err);
-  CHECK(rc == 0, "engine b: %s (%s)", mc_strerror(rc), err);
+  CHECK_MSG(rc == 0, "engine b: %s (%s)", mc_strerror(rc), err);
   if (rc)
     return rc;
   p->len = len;
@@ -72,10 +72,10 @@ static int pair_open(pair *p, const char *yaml, size_t len) {
     p->abuf[i] = (uint8_t)(i * 7 + 1);
     p->bbuf[i] = (uint8_t)(i * 13 + 5);
   }
-  CHECK(mc_register(p->a, p->abuf, len, NULL) == 0, "register a");
-  CHECK(mc_register(p->b, p->bbuf, len, "cpu:0") == 0, "register b");
+  CHECK_MSG(mc_register(p->a, p->abuf, len, NULL) == 0, "register a");
+  CHECK_MSG(mc_register(p->b, p->bbuf, len, "cpu:0") == 0, "register b");
   rc = mc_segment_open(p->a, mc_engine_segment_name(p->b), &p->seg);
-  CHECK(rc == 0, "open %s: %s", mc_engine_segment_name(p->b), mc_strerror(rc));
+  CHECK_MSG(rc == 0, "open %s: %s", mc_engine_segment_name(p->b), mc_strerror(rc));
   return rc;
 }
 
@@ -101,17 +101,17 @@ static void test_slicing(void) {
   size_t len = (1 << 20) + 3;
   mc_request r = {MC_OP_WRITE, p.abuf + 5, p.seg, (uint64_t)(uintptr_t)p.bbuf + 11, len};
   int rc = mc_transfer_sync(p.a, &r, 1, 5000);
-  CHECK(rc == 0, "write: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "write: %s", mc_strerror(rc));
   flaky_stats *s = stats("flaky");
-  CHECK(s && s->slices == 17, "slices %llu, expected 17", s ? (unsigned long long)s->slices : 0ull);
-  CHECK(s && s->max_len == 65536 && s->min_len == 3, "slice lengths %llu..%llu",
+  CHECK_MSG(s && s->slices == 17, "slices %llu, expected 17", s ? (unsigned long long)s->slices : 0ull);
+  CHECK_MSG(s && s->max_len == 65536 && s->min_len == 3, "slice lengths %llu..%llu",
         s ? (unsigned long long)s->min_len : 0ull, s ? (unsigned long long)s->max_len : 0ull);
-  CHECK(memcmp(p.abuf + 5, p.bbuf + 11, len) == 0, "data differs after write");
+  CHECK_MSG(memcmp(p.abuf + 5, p.bbuf + 11, len) == 0, "data differs after write");
   /* Read back a different range. */
   memset(p.abuf, 0, 1 << 20);
   r = (mc_request){MC_OP_READ, p.abuf + 1, p.seg, (uint64_t)(uintptr_t)p.bbuf + 2, 777777};
-  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "read");
-  CHECK(memcmp(p.abuf + 1, p.bbuf + 2, 777777) == 0, "data differs after read");
+  CHECK_MSG(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "read");
+  CHECK_MSG(memcmp(p.abuf + 1, p.bbuf + 2, 777777) == 0, "data differs after read");
   pair_close(&p);
 }
 
@@ -122,12 +122,12 @@ static void test_retry_other_rail(void) {
   reset("flaky");
   mc_request r = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1 << 20};
   int rc = mc_transfer_sync(p.a, &r, 1, 5000);
-  CHECK(rc == 0, "write with a failing rail: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "write with a failing rail: %s", mc_strerror(rc));
   flaky_stats *s = stats("flaky");
-  CHECK(s && s->failed > 0, "rail 0 never failed (%llu)", s ? (unsigned long long)s->failed : 0ull);
-  CHECK(s && s->per_rail[1] >= 16, "rail 1 carried %llu slices",
+  CHECK_MSG(s && s->failed > 0, "rail 0 never failed (%llu)", s ? (unsigned long long)s->failed : 0ull);
+  CHECK_MSG(s && s->per_rail[1] >= 16, "rail 1 carried %llu slices",
         s ? (unsigned long long)s->per_rail[1] : 0ull);
-  CHECK(memcmp(p.abuf, p.bbuf, 1 << 20) == 0, "data differs");
+  CHECK_MSG(memcmp(p.abuf, p.bbuf, 1 << 20) == 0, "data differs");
   pair_close(&p);
 }
 
@@ -139,19 +139,19 @@ static void test_failover_transport(void) {
   reset("flaky");
   reset("flakyb");
   mc_batch *b;
-  CHECK(mc_batch_create(p.a, 4, &b) == 0, "batch");
+  CHECK_MSG(mc_batch_create(p.a, 4, &b) == 0, "batch");
   mc_request r = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 256 << 10};
-  CHECK(mc_batch_submit(b, &r, 1) == 0, "submit");
+  CHECK_MSG(mc_batch_submit(b, &r, 1) == 0, "submit");
   int rc = mc_batch_wait(b, 5000);
-  CHECK(rc == 0, "failover write: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "failover write: %s", mc_strerror(rc));
   mc_transfer_status st;
   mc_batch_status(b, 0, &st);
-  CHECK(st.state == MC_XFER_COMPLETED && st.bytes == (256 << 10), "state %u bytes %llu",
+  CHECK_MSG(st.state == MC_XFER_COMPLETED && st.bytes == (256 << 10), "state %u bytes %llu",
         st.state, (unsigned long long)st.bytes);
-  CHECK(strcmp(st.transport, "flakyb") == 0, "carried by '%s'", st.transport);
+  CHECK_MSG(strcmp(st.transport, "flakyb") == 0, "carried by '%s'", st.transport);
   flaky_stats *sa = stats("flaky"), *sb = stats("flakyb");
-  CHECK(sa && sa->failed >= 4, "flaky failed %llu", sa ? (unsigned long long)sa->failed : 0ull);
-  CHECK(sb && sb->bytes == (256 << 10), "flakyb moved %llu", sb ? (unsigned long long)sb->bytes : 0ull);
+  CHECK_MSG(sa && sa->failed >= 4, "flaky failed %llu", sa ? (unsigned long long)sa->failed : 0ull);
+  CHECK_MSG(sb && sb->bytes == (256 << 10), "flakyb moved %llu", sb ? (unsigned long long)sb->bytes : 0ull);
   mc_batch_destroy(b);
   pair_close(&p);
 }
@@ -166,13 +166,13 @@ static void test_retry_exhausted(void) {
   mc_request r = {MC_OP_READ, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 128 << 10};
   mc_batch_submit(b, &r, 1);
   int rc = mc_batch_wait(b, 5000);
-  CHECK(rc == MC_EPEER, "wait gave %s, expected peer error", mc_strerror(rc));
+  CHECK_MSG(rc == MC_EPEER, "wait gave %s, expected peer error", mc_strerror(rc));
   mc_transfer_status st;
   mc_batch_status(b, 0, &st);
-  CHECK(st.state == MC_XFER_FAILED && st.error == MC_EPEER && st.vendor_error == 42,
+  CHECK_MSG(st.state == MC_XFER_FAILED && st.error == MC_EPEER && st.vendor_error == 42,
         "state %u error %d vendor %d", st.state, st.error, st.vendor_error);
   flaky_stats *s = stats("flaky");
-  CHECK(s && s->slices == 2 * 4, "attempts %llu, expected 2 slices x 4",
+  CHECK_MSG(s && s->slices == 2 * 4, "attempts %llu, expected 2 slices x 4",
         s ? (unsigned long long)s->slices : 0ull);
   mc_batch_destroy(b);
   pair_close(&p);
@@ -194,21 +194,21 @@ static void test_invalid_requests(void) {
       {MC_OP_READ, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 0},                  /* empty */
       {MC_OP_READ, p.abuf, p.seg, UINT64_MAX - 4, 16},                              /* wraps */
   };
-  CHECK(mc_batch_submit(b, rs, 5) == 0, "submit");
+  CHECK_MSG(mc_batch_submit(b, rs, 5) == 0, "submit");
   mc_batch_wait(b, 5000);
   mc_transfer_status st;
   mc_batch_status(b, 0, &st);
-  CHECK(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "past end: %u %d", st.state, st.error);
+  CHECK_MSG(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "past end: %u %d", st.state, st.error);
   mc_batch_status(b, 1, &st);
-  CHECK(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "unregistered local: %u %d", st.state, st.error);
+  CHECK_MSG(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "unregistered local: %u %d", st.state, st.error);
   mc_batch_status(b, 2, &st);
-  CHECK(st.state == MC_XFER_INVALID && st.error == MC_EINVAL, "bad op: %u %d", st.state, st.error);
+  CHECK_MSG(st.state == MC_XFER_INVALID && st.error == MC_EINVAL, "bad op: %u %d", st.state, st.error);
   mc_batch_status(b, 3, &st);
-  CHECK(st.state == MC_XFER_COMPLETED, "empty: %u", st.state);
+  CHECK_MSG(st.state == MC_XFER_COMPLETED, "empty: %u", st.state);
   mc_batch_status(b, 4, &st);
-  CHECK(st.state == MC_XFER_INVALID, "wrap: %u", st.state);
-  CHECK(memcmp(before, p.bbuf + p.len - 64, 64) == 0, "target memory changed");
-  CHECK(mc_batch_submit(b, rs, 4) == MC_ENOSPC, "capacity not enforced");
+  CHECK_MSG(st.state == MC_XFER_INVALID, "wrap: %u", st.state);
+  CHECK_MSG(memcmp(before, p.bbuf + p.len - 64, 64) == 0, "target memory changed");
+  CHECK_MSG(mc_batch_submit(b, rs, 4) == MC_ENOSPC, "capacity not enforced");
   mc_batch_destroy(b);
   pair_close(&p);
 }
@@ -217,31 +217,31 @@ static void test_registration(void) {
   pair p;
   if (pair_open(&p, "transports: [flaky]\n", 1 << 16))
     return;
-  CHECK(mc_register(p.a, p.abuf + 100, 10, NULL) == MC_EEXIST, "overlap accepted");
-  CHECK(mc_register(p.a, p.abuf, 10, "gpu:x") == MC_EINVAL, "bad location accepted");
-  CHECK(mc_unregister(p.a, p.abuf + 1) == MC_ENOENT, "unregister of non-start");
+  CHECK_MSG(mc_register(p.a, p.abuf + 100, 10, NULL) == MC_EEXIST, "overlap accepted");
+  CHECK_MSG(mc_register(p.a, p.abuf, 10, "gpu:x") == MC_EINVAL, "bad location accepted");
+  CHECK_MSG(mc_unregister(p.a, p.abuf + 1) == MC_ENOENT, "unregister of non-start");
   /* Growth after the peer opened the segment: the initiator refetches. */
   uint8_t *extra = aligned_alloc(4096, 8192);
   memset(extra, 0, 8192);
-  CHECK(mc_register(p.b, extra, 8192, NULL) == 0, "register extra");
+  CHECK_MSG(mc_register(p.b, extra, 8192, NULL) == 0, "register extra");
   mc_request r = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)extra + 100, 4000};
   int rc = mc_transfer_sync(p.a, &r, 1, 5000);
-  CHECK(rc == 0, "write into buffer registered after open: %s", mc_strerror(rc));
-  CHECK(memcmp(extra + 100, p.abuf, 4000) == 0, "grown buffer data differs");
-  CHECK(mc_unregister(p.b, extra) == 0, "unregister extra");
+  CHECK_MSG(rc == 0, "write into buffer registered after open: %s", mc_strerror(rc));
+  CHECK_MSG(memcmp(extra + 100, p.abuf, 4000) == 0, "grown buffer data differs");
+  CHECK_MSG(mc_unregister(p.b, extra) == 0, "unregister extra");
   r.remote = (uint64_t)(uintptr_t)extra;
   mc_segment_refresh(p.seg);
   rc = mc_transfer_sync(p.a, &r, 1, 5000);
-  CHECK(rc == MC_ERANGE, "write into unregistered buffer gave %s", mc_strerror(rc));
+  CHECK_MSG(rc == MC_ERANGE, "write into unregistered buffer gave %s", mc_strerror(rc));
   free(extra);
   /* Many regions. */
   uint8_t *many[64];
   for (int i = 0; i < 64; i++) {
     many[i] = malloc(4096);
-    CHECK(mc_register(p.b, many[i], 4096, NULL) == 0, "register %d", i);
+    CHECK_MSG(mc_register(p.b, many[i], 4096, NULL) == 0, "register %d", i);
   }
   for (int i = 0; i < 64; i++) {
-    CHECK(mc_unregister(p.b, many[i]) == 0, "unregister %d", i);
+    CHECK_MSG(mc_unregister(p.b, many[i]) == 0, "unregister %d", i);
     free(many[i]);
   }
   /* The same at once: all or nothing, in both directions. */
@@ -256,39 +256,39 @@ static void test_registration(void) {
   uint32_t failed = 0;
   mc_region bad = reg[40];
   reg[40] = (mc_region){many[39] + 100, 10, NULL}; /* overlaps region 39 */
-  CHECK(mc_register_batch(p.b, reg, 64, &failed) == MC_EEXIST && failed == 40,
+  CHECK_MSG(mc_register_batch(p.b, reg, 64, &failed) == MC_EEXIST && failed == 40,
         "overlapping batch: failed at %u", failed);
-  CHECK(mc_unregister(p.b, many[0]) == MC_ENOENT, "a refused batch left region 0");
-  CHECK(mc_unregister(p.b, many[39]) == MC_ENOENT, "a refused batch left region 39");
+  CHECK_MSG(mc_unregister(p.b, many[0]) == MC_ENOENT, "a refused batch left region 0");
+  CHECK_MSG(mc_unregister(p.b, many[39]) == MC_ENOENT, "a refused batch left region 39");
   reg[40] = bad;
   reg[41].location = "gpu:x";
-  CHECK(mc_register_batch(p.b, reg, 64, &failed) == MC_EINVAL && failed == 41,
+  CHECK_MSG(mc_register_batch(p.b, reg, 64, &failed) == MC_EINVAL && failed == 41,
         "bad location in a batch: failed at %u", failed);
   reg[41].location = NULL;
-  CHECK(mc_register_batch(p.b, reg, 64, &failed) == 0 && failed == 64,
+  CHECK_MSG(mc_register_batch(p.b, reg, 64, &failed) == 0 && failed == 64,
         "batch register: failed at %u", failed);
   /* The peer reaches the last one after a refetch. */
   mc_request w = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)many[63] + 8, 1000};
   rc = mc_transfer_sync(p.a, &w, 1, 5000);
-  CHECK(rc == 0, "write into a batch-registered buffer: %s", mc_strerror(rc));
-  CHECK(memcmp(many[63] + 8, p.abuf, 1000) == 0, "batch-registered buffer data differs");
+  CHECK_MSG(rc == 0, "write into a batch-registered buffer: %s", mc_strerror(rc));
+  CHECK_MSG(memcmp(many[63] + 8, p.abuf, 1000) == 0, "batch-registered buffer data differs");
   void *keep = addrs[10];
   addrs[10] = p.bbuf + 1; /* not a buffer start */
-  CHECK(mc_unregister_batch(p.b, addrs, 64, &failed) == MC_ENOENT && failed == 10,
+  CHECK_MSG(mc_unregister_batch(p.b, addrs, 64, &failed) == MC_ENOENT && failed == 10,
         "unregister batch with an unknown address: failed at %u", failed);
   addrs[10] = addrs[3];
-  CHECK(mc_unregister_batch(p.b, addrs, 64, &failed) == MC_EINVAL && failed == 10,
+  CHECK_MSG(mc_unregister_batch(p.b, addrs, 64, &failed) == MC_EINVAL && failed == 10,
         "unregister batch listing one twice: failed at %u", failed);
   addrs[10] = keep;
-  CHECK(mc_unregister(p.b, many[0]) == 0 && mc_register(p.b, many[0], 4096, NULL) == 0,
+  CHECK_MSG(mc_unregister(p.b, many[0]) == 0 && mc_register(p.b, many[0], 4096, NULL) == 0,
         "a refused unregister batch removed region 0");
-  CHECK(mc_unregister_batch(p.b, addrs, 64, &failed) == 0, "unregister batch");
+  CHECK_MSG(mc_unregister_batch(p.b, addrs, 64, &failed) == 0, "unregister batch");
   for (int i = 0; i < 64; i++) {
-    CHECK(mc_unregister(p.b, many[i]) == MC_ENOENT, "region %d still registered", i);
+    CHECK_MSG(mc_unregister(p.b, many[i]) == MC_ENOENT, "region %d still registered", i);
     free(many[i]);
   }
-  CHECK(mc_register_batch(p.b, NULL, 0, NULL) == 0, "empty batch");
-  CHECK(mc_register_batch(p.b, NULL, 1, NULL) == MC_EINVAL, "NULL regions");
+  CHECK_MSG(mc_register_batch(p.b, NULL, 0, NULL) == 0, "empty batch");
+  CHECK_MSG(mc_register_batch(p.b, NULL, 1, NULL) == MC_EINVAL, "NULL regions");
   pair_close(&p);
 }
 
@@ -301,12 +301,12 @@ static void test_notify(void) {
   mc_batch_create(p.a, 2, &b);
   mc_request r[2] = {{MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1000},
                      {MC_OP_WRITE, p.abuf + 2000, p.seg, (uint64_t)(uintptr_t)p.bbuf + 2000, 1000}};
-  CHECK(mc_batch_submit_notify(b, r, 2, "kv-ready", 8) == 0, "submit_notify");
-  CHECK(mc_batch_wait(b, 5000) == 0, "wait");
+  CHECK_MSG(mc_batch_submit_notify(b, r, 2, "kv-ready", 8) == 0, "submit_notify");
+  CHECK_MSG(mc_batch_wait(b, 5000) == 0, "wait");
   flaky_stats *s = stats("flaky");
-  CHECK(s && s->notifies == 1, "notifies %llu", s ? (unsigned long long)s->notifies : 0ull);
+  CHECK_MSG(s && s->notifies == 1, "notifies %llu", s ? (unsigned long long)s->notifies : 0ull);
   mc_request rd = {MC_OP_READ, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 10};
-  CHECK(mc_batch_submit_notify(b, &rd, 1, "x", 1) == MC_EINVAL, "notify on read accepted");
+  CHECK_MSG(mc_batch_submit_notify(b, &rd, 1, "x", 1) == MC_EINVAL, "notify on read accepted");
   mc_batch_destroy(b);
   pair_close(&p);
 }
@@ -319,12 +319,12 @@ static void test_topology_rails(void) {
   if (pair_open(&p, yaml, 1 << 20))
     return;
   mc_unregister(p.a, p.abuf);
-  CHECK(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
+  CHECK_MSG(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
   reset("flaky");
   mc_request r = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1 << 20};
-  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write");
+  CHECK_MSG(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write");
   flaky_stats *s = stats("flaky");
-  CHECK(s && s->per_rail[0] == 16 && s->per_rail[1] == 0,
+  CHECK_MSG(s && s->per_rail[0] == 16 && s->per_rail[1] == 0,
         "preferred rail not used alone: r0 %llu r1 %llu",
         s ? (unsigned long long)s->per_rail[0] : 0ull,
         s ? (unsigned long long)s->per_rail[1] : 0ull);
@@ -336,19 +336,19 @@ static void test_topology_rails(void) {
   if (pair_open(&p, yaml2, 1 << 20))
     return;
   mc_unregister(p.a, p.abuf);
-  CHECK(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
+  CHECK_MSG(mc_register(p.a, p.abuf, p.len, "cpu:0") == 0, "register cpu:0");
   reset("flaky");
   r = (mc_request){MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1 << 20};
-  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write with the preferred rail failing");
+  CHECK_MSG(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "write with the preferred rail failing");
   s = stats("flaky");
-  CHECK(s && s->per_rail[1] >= 16 && s->failed >= 1, "fallback rail carried %llu, failed %llu",
+  CHECK_MSG(s && s->per_rail[1] >= 16 && s->failed >= 1, "fallback rail carried %llu, failed %llu",
         s ? (unsigned long long)s->per_rail[1] : 0ull, s ? (unsigned long long)s->failed : 0ull);
   /* r0 is backing off now: a second transfer goes straight to r1. */
   uint64_t failed_before = s ? s->failed : 0;
-  CHECK(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "second write");
-  CHECK(s && s->failed == failed_before, "a rail in back-off was used again (%llu failures)",
+  CHECK_MSG(mc_transfer_sync(p.a, &r, 1, 5000) == 0, "second write");
+  CHECK_MSG(s && s->failed == failed_before, "a rail in back-off was used again (%llu failures)",
         s ? (unsigned long long)(s->failed - failed_before) : 0ull);
-  CHECK(memcmp(p.abuf, p.bbuf, 1 << 20) == 0, "data differs");
+  CHECK_MSG(memcmp(p.abuf, p.bbuf, 1 << 20) == 0, "data differs");
   pair_close(&p);
 }
 
@@ -356,20 +356,21 @@ static void test_config_errors(void) {
   mc_engine *e = NULL;
   char err[1024] = "";
   int rc = make_engine("transports:\n  flaky:\n    bogus: 1\n", &e, err, sizeof err);
-  CHECK(rc == MC_EINVAL && strstr(err, ":3:") && strstr(err, "bogus"),
+  CHECK_MSG(rc == MC_EINVAL && strstr(err, ":3:") && strstr(err, "bogus"),
         "unknown plugin key: rc %d err '%s'", rc, err);
   rc = make_engine("transports:\n  flaky:\n    rails: many\n", &e, err, sizeof err);
-  CHECK(rc == MC_EINVAL && strstr(err, ":3:") && strstr(err, "rails"),
+  CHECK_MSG(rc == MC_EINVAL && strstr(err, ":3:") && strstr(err, "rails"),
         "bad int: rc %d err '%s'", rc, err);
   rc = make_engine("transports: [nosuch]\n", &e, err, sizeof err);
-  CHECK(rc == MC_ENOENT && strstr(err, "nosuch") && strstr(err, plugin_dir),
+  CHECK_MSG(rc == MC_ENOENT && strstr(err, "nosuch") && strstr(err, plugin_dir),
         "missing transport: rc %d err '%s'", rc, err);
   mc_engine_opts o = {.struct_size = sizeof o, .config_path = "/nonexistent/mc.yaml"};
   rc = mc_engine_create_ex(&o, &e, err, sizeof err);
-  CHECK(rc != 0 && strstr(err, "/nonexistent/mc.yaml"), "missing file: rc %d err '%s'", rc, err);
+  CHECK_MSG(rc != 0 && strstr(err, "/nonexistent/mc.yaml"), "missing file: rc %d err '%s'", rc, err);
 }
 
 int main(int argc, char **argv) {
+  mc_check_keep_going(1);
   if (argc < 2) {
     fprintf(stderr, "usage: %s PLUGIN_DIR\n", argv[0]);
     return 2;
@@ -385,10 +386,7 @@ int main(int argc, char **argv) {
   test_notify();
   test_topology_rails();
   test_config_errors();
-  if (failures) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("engine logic: all checks passed\n");
-  return 0;
+  if (!mc_check_failures())
+    printf("engine logic: all checks passed\n");
+  return mc_check_exit_status();
 }

@@ -56,26 +56,26 @@ static int wait_for(rec *r, int n, int ms) {
 static void test_due_order(void) {
   rec r = {.lock = PTHREAD_MUTEX_INITIALIZER};
   mc_jobq *q = NULL;
-  CHECK(mc_jobq_create(&q) == 0, "create");
-  CHECK(mc_jobq_start(q, NULL) == 0, "start");
+  CHECK_MSG(mc_jobq_create(&q) == 0, "create");
+  CHECK_MSG(mc_jobq_start(q, NULL) == 0, "start");
   item a = {&r, 1}, b = {&r, 2}, c = {&r, 3};
   uint64_t t0 = mc_now_ms();
   mc_jobq_push(q, job, &a, 60);
   mc_jobq_push(q, job, &b, 20);
   mc_jobq_push(q, job, &c, 0);
-  CHECK(wait_for(&r, 3, 3000), "only %d of 3 jobs ran", r.n);
-  CHECK(r.order[0] == 3 && r.order[1] == 2 && r.order[2] == 1,
+  CHECK_MSG(wait_for(&r, 3, 3000), "only %d of 3 jobs ran", r.n);
+  CHECK_MSG(r.order[0] == 3 && r.order[1] == 2 && r.order[2] == 1,
         "order %d %d %d, expected 3 2 1", r.order[0], r.order[1], r.order[2]);
-  CHECK(r.at[1] - t0 >= 20, "20 ms job ran after %llu ms", (unsigned long long)(r.at[1] - t0));
-  CHECK(r.at[2] - t0 >= 60, "60 ms job ran after %llu ms", (unsigned long long)(r.at[2] - t0));
+  CHECK_MSG(r.at[1] - t0 >= 20, "20 ms job ran after %llu ms", (unsigned long long)(r.at[1] - t0));
+  CHECK_MSG(r.at[2] - t0 >= 60, "60 ms job ran after %llu ms", (unsigned long long)(r.at[2] - t0));
   for (int i = 0; i < 3; i++)
-    CHECK(r.why[i] == MC_JOB_RUN, "job %d ran with why=%d", i, r.why[i]);
+    CHECK_MSG(r.why[i] == MC_JOB_RUN, "job %d ran with why=%d", i, r.why[i]);
   /* A job that pushes another. */
   item child = {&r, 5};
   item parent = {&r, 4, q, &child};
   mc_jobq_push(q, job, &parent, 0);
-  CHECK(wait_for(&r, 5, 3000), "pushed-from-job did not run");
-  CHECK(r.order[3] == 4 && r.order[4] == 5, "parent/child order %d %d", r.order[3], r.order[4]);
+  CHECK_MSG(wait_for(&r, 5, 3000), "pushed-from-job did not run");
+  CHECK_MSG(r.order[3] == 4 && r.order[4] == 5, "parent/child order %d %d", r.order[3], r.order[4]);
   mc_jobq_destroy(q);
 }
 
@@ -89,11 +89,11 @@ static void test_stop(void) {
   uint64_t t0 = mc_now_ms();
   mc_jobq_stop(q);
   uint64_t took = mc_now_ms() - t0;
-  CHECK(r.n == 1 && r.why[0] == MC_JOB_STOPPING, "delayed job at stop: n=%d why=%d", r.n,
+  CHECK_MSG(r.n == 1 && r.why[0] == MC_JOB_STOPPING, "delayed job at stop: n=%d why=%d", r.n,
         r.why[0]);
-  CHECK(took < 1000, "stop waited %llu ms for a delayed job", (unsigned long long)took);
-  CHECK(mc_jobq_push(q, job, &after, 0) == 0, "push after stop");
-  CHECK(r.n == 2 && r.order[1] == 2 && r.why[1] == MC_JOB_DROPPED,
+  CHECK_MSG(took < 1000, "stop waited %llu ms for a delayed job", (unsigned long long)took);
+  CHECK_MSG(mc_jobq_push(q, job, &after, 0) == 0, "push after stop");
+  CHECK_MSG(r.n == 2 && r.order[1] == 2 && r.why[1] == MC_JOB_DROPPED,
         "push after stop: n=%d why=%d", r.n, r.why[1]);
   mc_jobq_stop(q); /* idempotent */
   mc_jobq_destroy(q);
@@ -105,7 +105,7 @@ static void test_stop(void) {
   mc_jobq_create(&q);
   mc_jobq_push(q, job, &x, 5);
   mc_jobq_destroy(q);
-  CHECK(r2.n == 1 && r2.why[0] == MC_JOB_STOPPING, "unstarted queue: n=%d", r2.n);
+  CHECK_MSG(r2.n == 1 && r2.why[0] == MC_JOB_STOPPING, "unstarted queue: n=%d", r2.n);
 }
 
 typedef struct owner {
@@ -134,29 +134,28 @@ static void test_hooks(void) {
   mc_jobq *q = NULL;
   mc_jobq_create(&q);
   mc_jobq_hooks h = {.busy = o_busy, .poll = o_poll, .arg = &o};
-  CHECK(mc_jobq_start(q, &h) == 0, "start with hooks");
-  CHECK(mc_jobq_start(q, &h) == MC_EINVAL, "second start");
+  CHECK_MSG(mc_jobq_start(q, &h) == 0, "start with hooks");
+  CHECK_MSG(mc_jobq_start(q, &h) == MC_EINVAL, "second start");
   atomic_store(&o.backlog, 50);
   mc_jobq_kick(q);
   for (int i = 0; i < 3000 && atomic_load(&o.backlog) > 0; i++)
     usleep(1000);
-  CHECK(atomic_load(&o.backlog) == 0, "poll hook left %d", atomic_load(&o.backlog));
-  CHECK(atomic_load(&o.polls) >= 50, "polled %d times", atomic_load(&o.polls));
+  CHECK_MSG(atomic_load(&o.backlog) == 0, "poll hook left %d", atomic_load(&o.backlog));
+  CHECK_MSG(atomic_load(&o.polls) >= 50, "polled %d times", atomic_load(&o.polls));
   /* On stop, the hook is polled until it reports no MORE. */
   atomic_store(&o.backlog, 20);
   mc_jobq_stop(q);
-  CHECK(atomic_load(&o.backlog) == 0, "stop left backlog %d", atomic_load(&o.backlog));
-  CHECK(atomic_load(&o.stopping_polls) >= 1, "no poll with stopping set");
+  CHECK_MSG(atomic_load(&o.backlog) == 0, "stop left backlog %d", atomic_load(&o.backlog));
+  CHECK_MSG(atomic_load(&o.stopping_polls) >= 1, "no poll with stopping set");
   mc_jobq_destroy(q);
 }
 
 int main(void) {
+  mc_check_keep_going(1);
   test_due_order();
   test_stop();
   test_hooks();
-  if (failures)
-    fprintf(stderr, "%d failure(s)\n", failures);
-  else
+  if (!mc_check_failures())
     printf("jobs: ok\n");
-  return failures ? 1 : 0;
+  return mc_check_exit_status();
 }

@@ -129,12 +129,13 @@ static void publish_remote(mc_metadata *md, const char *name) {
   snprintf(d.host_id, sizeof d.host_id, "elsewhere");
   char *json = NULL;
   size_t len = 0;
-  CHECK(mc_desc_encode(&d, &json, &len) == 0 && mc_metadata_publish(md, name, json, len) == 0,
+  CHECK_MSG(mc_desc_encode(&d, &json, &len) == 0 && mc_metadata_publish(md, name, json, len) == 0,
         "publish");
   free(json);
 }
 
 int main(void) {
+  mc_check_keep_going(1);
   lg.level = mc_log_env_level();
   set.log = &lg;
   set.n = 1;
@@ -152,8 +153,8 @@ int main(void) {
   char err[256];
   mc_metadata_args a = {.url = "p2p", .listen = "127.0.0.1:0", .timeout_ms = 2000, .log = &lg};
   mc_metadata *mdp = NULL, *mds = NULL;
-  CHECK(mc_metadata_open(&a, &mdp, err, sizeof err) == 0, "md: %s", err);
-  CHECK(mc_metadata_open(&a, &mds, err, sizeof err) == 0, "md: %s", err);
+  CHECK_MSG(mc_metadata_open(&a, &mdp, err, sizeof err) == 0, "md: %s", err);
+  CHECK_MSG(mc_metadata_open(&a, &mds, err, sizeof err) == 0, "md: %s", err);
   if (!mdp || !mds || !cfg)
     return 1;
   mc_metadata_local_name(mdp, pname, sizeof pname);
@@ -165,48 +166,48 @@ int main(void) {
   mc_segments *ss = NULL;
   mc_pipeline *p = NULL;
   mc_jobq_create(&jobs);
-  CHECK(mc_registry_create(&set, NULL, NULL, NULL, &reg) == 0, "registry");
-  CHECK(mc_segments_create(&lg, "here", &ss) == 0, "segments");
+  CHECK_MSG(mc_registry_create(&set, NULL, NULL, NULL, &reg) == 0, "registry");
+  CHECK_MSG(mc_segments_create(&lg, "here", &ss) == 0, "segments");
   mc_segments_attach(ss, &set, jobs, mds, "p2p");
-  CHECK(mc_pipeline_create(&set, reg, jobs, cfg, &p) == 0, "pipeline");
+  CHECK_MSG(mc_pipeline_create(&set, reg, jobs, cfg, &p) == 0, "pipeline");
   mc_jobq_hooks h = mc_pipeline_hooks(p);
   mc_jobq_start(jobs, &h);
   pthread_t th;
   pthread_create(&th, NULL, completer, NULL);
 
-  CHECK(mc_registry_register(reg, &(mc_region){local, sizeof local, "cpu:0"}, 1, NULL) == 0,
+  CHECK_MSG(mc_registry_register(reg, &(mc_region){local, sizeof local, "cpu:0"}, 1, NULL) == 0,
         "register");
   mc_segment *seg = NULL;
-  CHECK(mc_segments_open(ss, pname, &seg) == 0, "open");
+  CHECK_MSG(mc_segments_open(ss, pname, &seg) == 0, "open");
   for (size_t i = 0; i < sizeof local; i++)
     local[i] = (uint8_t)(i * 31 + 7);
 
   /* Four writes of 256 KiB (64 slices each) in one notify group. */
   mc_batch *b = NULL;
-  CHECK(mc_pipeline_batch_create(p, 8, &b) == 0, "batch");
+  CHECK_MSG(mc_pipeline_batch_create(p, 8, &b) == 0, "batch");
   mc_request rq[4];
   for (int i = 0; i < 4; i++)
     rq[i] = (mc_request){MC_OP_WRITE, local + i * (256 << 10), seg,
                          (uint64_t)(uintptr_t)remote + (uint64_t)i * (256 << 10), 256 << 10};
-  CHECK(mc_batch_submit_notify(b, rq, 4, "ready", 5) == 0, "submit");
+  CHECK_MSG(mc_batch_submit_notify(b, rq, 4, "ready", 5) == 0, "submit");
   int rc = mc_batch_wait(b, 10000);
-  CHECK(rc == 0, "wait: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "wait: %s", mc_strerror(rc));
   for (uint32_t i = 0; i < 4; i++) {
     mc_transfer_status st;
     mc_batch_status(b, i, &st);
-    CHECK(st.state == MC_XFER_COMPLETED && st.bytes == (256 << 10) &&
+    CHECK_MSG(st.state == MC_XFER_COMPLETED && st.bytes == (256 << 10) &&
               strcmp(st.transport, "fake") == 0,
           "request %u: state %u bytes %llu", i, st.state, (unsigned long long)st.bytes);
   }
-  CHECK(memcmp(local, remote, sizeof local) == 0, "data differs");
-  CHECK(atomic_load(&F.refused) > 0, "no back-pressure happened");
-  CHECK(atomic_load(&F.failed) > 0 && atomic_load(&F.per_rail[1]) >= 256,
+  CHECK_MSG(memcmp(local, remote, sizeof local) == 0, "data differs");
+  CHECK_MSG(atomic_load(&F.refused) > 0, "no back-pressure happened");
+  CHECK_MSG(atomic_load(&F.failed) > 0 && atomic_load(&F.per_rail[1]) >= 256,
         "retries: %llu failed, rail 1 carried %llu", (unsigned long long)F.failed,
         (unsigned long long)F.per_rail[1]);
-  CHECK(atomic_load(&F.notifies) == 1 && atomic_load(&F.done_at_notify) == 256,
+  CHECK_MSG(atomic_load(&F.notifies) == 1 && atomic_load(&F.done_at_notify) == 256,
         "notification %llu, after %llu of 256 slices", (unsigned long long)F.notifies,
         (unsigned long long)F.done_at_notify);
-  CHECK(mc_pipeline_inflight(p) == 0, "in flight after wait: %lld",
+  CHECK_MSG(mc_pipeline_inflight(p) == 0, "in flight after wait: %lld",
         (long long)mc_pipeline_inflight(p));
   printf("pipeline: %llu submits, %llu slices refused (backlog), %llu failed and retried\n",
          (unsigned long long)F.submits, (unsigned long long)F.refused,
@@ -214,12 +215,12 @@ int main(void) {
   mc_batch_destroy(b);
 
   /* Invalid requests never reach the transport. */
-  CHECK(mc_pipeline_batch_create(p, 2, &b) == 0, "batch 2");
+  CHECK_MSG(mc_pipeline_batch_create(p, 2, &b) == 0, "batch 2");
   mc_request bad = {MC_OP_WRITE, local, seg, 12, 4096}; /* remote not registered */
-  CHECK(mc_batch_submit(b, &bad, 1) == 0, "submit bad");
+  CHECK_MSG(mc_batch_submit(b, &bad, 1) == 0, "submit bad");
   mc_transfer_status st;
   mc_batch_status(b, 0, &st);
-  CHECK(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "invalid: %u %d", st.state,
+  CHECK_MSG(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "invalid: %u %d", st.state,
         st.error);
   mc_batch_destroy(b);
 
@@ -234,7 +235,5 @@ int main(void) {
   mc_metadata_close(mds);
   mc_metadata_close(mdp);
   mc_config_free(cfg);
-  if (failures)
-    fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return mc_check_exit_status();
 }

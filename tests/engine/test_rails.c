@@ -20,6 +20,7 @@ static _Atomic uint64_t down[4];
 static _Atomic uint32_t inflight[4];
 
 int main(void) {
+  mc_check_keep_going(1);
   lg.level = mc_log_env_level();
   set.log = &lg;
   set.n = 1;
@@ -38,11 +39,11 @@ int main(void) {
   /* Without a topology every rail is preferred, in order. */
   mc_rail_rank rk[MC_MAX_TRANSPORTS];
   memset(rk, 0, sizeof rk);
-  CHECK(mc_rails_rank(&set, NULL, "cpu:0", rk) == 0, "rank");
-  CHECK(rk[0].n == 4 && rk[0].npref == 4 && rk[0].rails[3] == 3, "rank n=%u npref=%u",
+  CHECK_MSG(mc_rails_rank(&set, NULL, "cpu:0", rk) == 0, "rank");
+  CHECK_MSG(rk[0].n == 4 && rk[0].npref == 4 && rk[0].rails[3] == 3, "rank n=%u npref=%u",
         rk[0].n, rk[0].npref);
   mc_rails_rank_free(rk);
-  CHECK(rk[0].rails == NULL, "rank_free");
+  CHECK_MSG(rk[0].rails == NULL, "rank_free");
 
   /* Preferred {2, 0}, fallback {1, 3}. */
   uint32_t order[4] = {2, 0, 1, 3};
@@ -50,13 +51,13 @@ int main(void) {
   int seen[4] = {0};
   for (int i = 0; i < 100; i++)
     seen[mc_rails_pick(&t, &r, UINT32_MAX)]++;
-  CHECK(seen[2] == 50 && seen[0] == 50 && !seen[1] && !seen[3],
+  CHECK_MSG(seen[2] == 50 && seen[0] == 50 && !seen[1] && !seen[3],
         "round robin over the preferred tier: %d %d %d %d", seen[0], seen[1], seen[2], seen[3]);
   for (int i = 0; i < 10; i++)
-    CHECK(mc_rails_pick(&t, &r, 2) == 0, "avoiding rail 2");
+    CHECK_MSG(mc_rails_pick(&t, &r, 2) == 0, "avoiding rail 2");
   mc_rails_mark_down(&t, 0);
   for (int i = 0; i < 10; i++)
-    CHECK(mc_rails_pick(&t, &r, UINT32_MAX) == 2, "rail 0 is down");
+    CHECK_MSG(mc_rails_pick(&t, &r, UINT32_MAX) == 2, "rail 0 is down");
   mc_rails_mark_down(&t, 99); /* out of range: ignored */
   atomic_store(&down[0], 0);
 
@@ -65,7 +66,7 @@ int main(void) {
   atomic_store(&inflight[0], MC_RAIL_SPILL + 10);
   atomic_store(&inflight[1], MC_RAIL_SPILL);
   for (int i = 0; i < 10; i++)
-    CHECK(mc_rails_pick(&t, &r, UINT32_MAX) == 3, "spill to the idle fallback rail");
+    CHECK_MSG(mc_rails_pick(&t, &r, UINT32_MAX) == 3, "spill to the idle fallback rail");
   memset((void *)inflight, 0, sizeof inflight);
 
   /* Every rail down: still one, never the avoided one when there are others. */
@@ -73,18 +74,16 @@ int main(void) {
     mc_rails_mark_down(&t, i);
   for (int i = 0; i < 20; i++) {
     int p = mc_rails_pick(&t, &r, 2);
-    CHECK(p >= 0 && p < 4 && p != 2, "all down: picked %d", p);
+    CHECK_MSG(p >= 0 && p < 4 && p != 2, "all down: picked %d", p);
   }
   /* No ranking: the transport's rails alike. */
   memset((void *)down, 0, sizeof down);
   memset(seen, 0, sizeof seen);
   for (int i = 0; i < 40; i++)
     seen[mc_rails_pick(&t, NULL, UINT32_MAX)]++;
-  CHECK(seen[0] == 10 && seen[1] == 10 && seen[2] == 10 && seen[3] == 10,
+  CHECK_MSG(seen[0] == 10 && seen[1] == 10 && seen[2] == 10 && seen[3] == 10,
         "unranked: %d %d %d %d", seen[0], seen[1], seen[2], seen[3]);
-  if (failures)
-    fprintf(stderr, "%d failure(s)\n", failures);
-  else
+  if (!mc_check_failures())
     printf("rails: ok\n");
-  return failures ? 1 : 0;
+  return mc_check_exit_status();
 }

@@ -112,73 +112,73 @@ static uint8_t mem[1 << 20] __attribute__((aligned(4096)));
 
 static void test_basic(mc_registry *r) {
   int p0 = atomic_load(&publishes);
-  CHECK(mc_registry_register(r, &(mc_region){A(0), 4096, "cpu:0"}, 1, NULL) == 0, "register");
-  CHECK(atomic_load(&publishes) == p0 + 1, "published once");
-  CHECK(mc_registry_register(r, &(mc_region){A(2048), 4096, NULL}, 1, NULL) == MC_EEXIST,
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(0), 4096, "cpu:0"}, 1, NULL) == 0, "register");
+  CHECK_MSG(atomic_load(&publishes) == p0 + 1, "published once");
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(2048), 4096, NULL}, 1, NULL) == MC_EEXIST,
         "overlap");
-  CHECK(mc_registry_register(r, &(mc_region){A(0), 4096, "gpu:0"}, 1, NULL) == MC_EINVAL,
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(0), 4096, "gpu:0"}, 1, NULL) == MC_EINVAL,
         "bad location");
   mc_local_buf *b = mc_registry_acquire(r, U(100), 200);
-  CHECK(b != NULL, "acquire inside");
-  CHECK(b && mc_lbuf_mem(b, 0) == (void *)(uintptr_t)(U(0) + 1) &&
+  CHECK_MSG(b != NULL, "acquire inside");
+  CHECK_MSG(b && mc_lbuf_mem(b, 0) == (void *)(uintptr_t)(U(0) + 1) &&
             mc_lbuf_mem(b, 1) == (void *)(uintptr_t)(U(0) + 2), "per-transport handles");
-  CHECK(b && mc_lbuf_kind(b) == MC_MEM_CPU && strcmp(mc_lbuf_location(b), "cpu:0") == 0,
+  CHECK_MSG(b && mc_lbuf_kind(b) == MC_MEM_CPU && strcmp(mc_lbuf_location(b), "cpu:0") == 0,
         "kind/location");
-  CHECK(b && mc_lbuf_rank(b, 0) && mc_lbuf_rank(b, 0)->n == 1, "rails ranked");
-  CHECK(mc_registry_acquire(r, U(4000), 200) == NULL, "straddling range");
-  CHECK(mc_registry_acquire(r, U(8192), 1) == NULL, "outside");
+  CHECK_MSG(b && mc_lbuf_rank(b, 0) && mc_lbuf_rank(b, 0)->n == 1, "rails ranked");
+  CHECK_MSG(mc_registry_acquire(r, U(4000), 200) == NULL, "straddling range");
+  CHECK_MSG(mc_registry_acquire(r, U(8192), 1) == NULL, "outside");
   void *addr = A(0);
-  CHECK(mc_registry_unregister(r, &addr, 1, NULL) == MC_EBUSY, "unregister in use");
+  CHECK_MSG(mc_registry_unregister(r, &addr, 1, NULL) == MC_EBUSY, "unregister in use");
   mc_registry_release(b);
   int d0 = atomic_load(&fakes[0].deregs) + atomic_load(&fakes[1].deregs);
-  CHECK(mc_registry_unregister(r, &addr, 1, NULL) == 0, "unregister");
-  CHECK(atomic_load(&fakes[0].deregs) + atomic_load(&fakes[1].deregs) == d0 + 2,
+  CHECK_MSG(mc_registry_unregister(r, &addr, 1, NULL) == 0, "unregister");
+  CHECK_MSG(atomic_load(&fakes[0].deregs) + atomic_load(&fakes[1].deregs) == d0 + 2,
         "deregistered from both transports");
-  CHECK(mc_registry_unregister(r, &addr, 1, NULL) == MC_ENOENT, "twice");
+  CHECK_MSG(mc_registry_unregister(r, &addr, 1, NULL) == MC_ENOENT, "twice");
 }
 
 static void test_rollback(mc_registry *r) {
   /* A plugin fails: the other's registration is undone, the range free. */
   fakes[1].fail_len = 8192;
   int d0 = atomic_load(&fakes[0].deregs);
-  CHECK(mc_registry_register(r, &(mc_region){A(0), 8192, NULL}, 1, NULL) == MC_EIO,
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(0), 8192, NULL}, 1, NULL) == MC_EIO,
         "plugin failure");
-  CHECK(atomic_load(&fakes[0].deregs) == d0 + 1, "rolled back in transport 0");
-  CHECK(mc_registry_acquire(r, U(0), 1) == NULL, "not registered after failure");
+  CHECK_MSG(atomic_load(&fakes[0].deregs) == d0 + 1, "rolled back in transport 0");
+  CHECK_MSG(mc_registry_acquire(r, U(0), 1) == NULL, "not registered after failure");
   fakes[1].fail_len = 0;
   /* The publication fails: undone too. */
   atomic_store(&publish_fail, 1);
-  CHECK(mc_registry_register(r, &(mc_region){A(0), 8192, NULL}, 1, NULL) == MC_EIO,
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(0), 8192, NULL}, 1, NULL) == MC_EIO,
         "publish failure");
   atomic_store(&publish_fail, 0);
-  CHECK(mc_registry_acquire(r, U(0), 1) == NULL, "not registered after publish failure");
+  CHECK_MSG(mc_registry_acquire(r, U(0), 1) == NULL, "not registered after publish failure");
   /* A batch failing in the middle: the earlier ones are undone. */
   fakes[0].fail_len = 12288;
   mc_region rs[3] = {{A(0), 4096, NULL}, {A(4096), 12288, NULL}, {A(65536), 4096, NULL}};
   uint32_t failed = 99;
-  CHECK(mc_registry_register(r, rs, 3, &failed) == MC_EIO && failed == 1, "batch: failed=%u",
+  CHECK_MSG(mc_registry_register(r, rs, 3, &failed) == MC_EIO && failed == 1, "batch: failed=%u",
         failed);
-  CHECK(mc_registry_acquire(r, U(0), 1) == NULL, "batch rolled back");
+  CHECK_MSG(mc_registry_acquire(r, U(0), 1) == NULL, "batch rolled back");
   fakes[0].fail_len = 0;
-  CHECK(mc_registry_register(r, rs, 3, &failed) == 0, "batch");
+  CHECK_MSG(mc_registry_register(r, rs, 3, &failed) == 0, "batch");
   void *addrs[3] = {A(0), A(4096), A(65536)};
   void *dup[2] = {A(0), A(0)};
-  CHECK(mc_registry_unregister(r, dup, 2, &failed) == MC_EINVAL && failed == 1, "listed twice");
-  CHECK(mc_registry_unregister(r, addrs, 3, NULL) == 0, "batch unregister");
+  CHECK_MSG(mc_registry_unregister(r, dup, 2, &failed) == MC_EINVAL && failed == 1, "listed twice");
+  CHECK_MSG(mc_registry_unregister(r, addrs, 3, NULL) == 0, "batch unregister");
 }
 
 static void test_desc(mc_registry *r) {
   fakes[1].notsup_len = 4096 * 3;
-  CHECK(mc_registry_register(r, &(mc_region){A(0), 4096 * 3, NULL}, 1, NULL) == 0, "reg");
-  CHECK(mc_registry_register(r, &(mc_region){A(65536), 4096, NULL}, 1, NULL) == 0, "reg 2");
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(0), 4096 * 3, NULL}, 1, NULL) == 0, "reg");
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(65536), 4096, NULL}, 1, NULL) == 0, "reg 2");
   mc_seg_desc d;
   memset(&d, 0, sizeof d);
-  CHECK(mc_registry_fill_desc(r, &d) == 0, "fill_desc");
-  CHECK(d.nbuffers == 2, "%u buffers", d.nbuffers);
+  CHECK_MSG(mc_registry_fill_desc(r, &d) == 0, "fill_desc");
+  CHECK_MSG(d.nbuffers == 2, "%u buffers", d.nbuffers);
   if (d.nbuffers == 2) {
-    CHECK(d.buffers[0].addr == U(0) && d.buffers[0].nkeys == 1 &&
+    CHECK_MSG(d.buffers[0].addr == U(0) && d.buffers[0].nkeys == 1 &&
               d.buffers[0].keys[0].transport == 0, "not-served transport has no key");
-    CHECK(d.buffers[1].nkeys == 2 && d.buffers[1].keys[1].len == 3 &&
+    CHECK_MSG(d.buffers[1].nkeys == 2 && d.buffers[1].keys[1].len == 3 &&
               d.buffers[1].keys[1].bytes[1] == 1, "keys of buffer 2");
   }
   for (uint32_t i = 0; i < d.nbuffers; i++)
@@ -186,22 +186,22 @@ static void test_desc(mc_registry *r) {
   free(d.buffers);
   fakes[1].notsup_len = 0;
   void *addrs[2] = {A(0), A(65536)};
-  CHECK(mc_registry_unregister(r, addrs, 2, NULL) == 0, "unregister");
+  CHECK_MSG(mc_registry_unregister(r, addrs, 2, NULL) == 0, "unregister");
 }
 
 static void test_shared(mc_registry *r) {
   void *p = NULL;
-  CHECK(mc_registry_alloc_shared(r, 8192, NULL, &p) == 0 && p, "alloc_shared");
+  CHECK_MSG(mc_registry_alloc_shared(r, 8192, NULL, &p) == 0 && p, "alloc_shared");
   mc_local_buf *b = mc_registry_acquire(r, (uint64_t)(uintptr_t)p, 8192);
-  CHECK(b != NULL, "shared memory is registered");
-  CHECK(mc_registry_free_shared(r, p) == MC_EBUSY, "free_shared while in use");
+  CHECK_MSG(b != NULL, "shared memory is registered");
+  CHECK_MSG(mc_registry_free_shared(r, p) == MC_EBUSY, "free_shared while in use");
   mc_registry_release(b);
   int f0 = atomic_load(&fakes[1].frees);
-  CHECK(mc_registry_free_shared(r, p) == 0, "free_shared");
-  CHECK(atomic_load(&fakes[1].frees) == f0 + 1, "freed by the transport that allocated");
-  CHECK(mc_registry_free_shared(r, A(0)) == MC_ENOENT, "free_shared of unknown memory");
+  CHECK_MSG(mc_registry_free_shared(r, p) == 0, "free_shared");
+  CHECK_MSG(atomic_load(&fakes[1].frees) == f0 + 1, "freed by the transport that allocated");
+  CHECK_MSG(mc_registry_free_shared(r, A(0)) == MC_ENOENT, "free_shared of unknown memory");
   void *q = NULL;
-  CHECK(mc_registry_alloc_shared(r, 4096, "cpu:0", &q) == 0, "alloc_shared 2");
+  CHECK_MSG(mc_registry_alloc_shared(r, 4096, "cpu:0", &q) == 0, "alloc_shared 2");
   /* left registered: destroy frees it */
 }
 
@@ -217,7 +217,7 @@ static void *slow_register(void *arg) {
 }
 
 static void test_blocked_plugin(mc_registry *r) {
-  CHECK(mc_registry_register(r, &(mc_region){A(0), 4096, NULL}, 1, NULL) == 0, "reg");
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(0), 4096, NULL}, 1, NULL) == 0, "reg");
   fakes[0].block_len = 20480;
   slow s = {r, -1};
   pthread_t th;
@@ -227,35 +227,36 @@ static void test_blocked_plugin(mc_registry *r) {
    * to an overlap and invisible to lookups, unregistration and the
    * descriptor. */
   mc_local_buf *b = mc_registry_acquire(r, U(0), 4096);
-  CHECK(b != NULL, "lookup during a blocked registration");
+  CHECK_MSG(b != NULL, "lookup during a blocked registration");
   mc_registry_release(b);
-  CHECK(mc_registry_register(r, &(mc_region){A(131072 + 4096), 4096, NULL}, 1, NULL) ==
+  CHECK_MSG(mc_registry_register(r, &(mc_region){A(131072 + 4096), 4096, NULL}, 1, NULL) ==
             MC_EEXIST, "overlap with a reservation");
   /* (Another registration would wait for transport 0's control lock: the
    * ABI serializes control calls per context.) */
-  CHECK(mc_registry_acquire(r, U(131072), 1) == NULL, "reserved range is not usable yet");
+  CHECK_MSG(mc_registry_acquire(r, U(131072), 1) == NULL, "reserved range is not usable yet");
   void *addr = A(131072);
-  CHECK(mc_registry_unregister(r, &addr, 1, NULL) == MC_ENOENT, "unregister reserved");
+  CHECK_MSG(mc_registry_unregister(r, &addr, 1, NULL) == MC_ENOENT, "unregister reserved");
   mc_seg_desc d;
   memset(&d, 0, sizeof d);
   mc_registry_fill_desc(r, &d);
-  CHECK(d.nbuffers == 2, "descriptor during the registration (A(0), the shared one): %u buffers", d.nbuffers);
+  CHECK_MSG(d.nbuffers == 2, "descriptor during the registration (A(0), the shared one): %u buffers", d.nbuffers);
   for (uint32_t i = 0; i < d.nbuffers; i++)
     free(d.buffers[i].keys);
   free(d.buffers);
   sem_post(&fakes[0].go);
   pthread_join(th, NULL);
   fakes[0].block_len = 0;
-  CHECK(s.rc == 0, "blocked registration: %s", mc_strerror(s.rc));
+  CHECK_MSG(s.rc == 0, "blocked registration: %s", mc_strerror(s.rc));
   b = mc_registry_acquire(r, U(131072), 20480);
-  CHECK(b != NULL, "usable once registered");
+  CHECK_MSG(b != NULL, "usable once registered");
   mc_registry_release(b);
 }
 
 int main(void) {
+  mc_check_keep_going(1);
   setup();
   mc_registry *r = NULL;
-  CHECK(mc_registry_create(&set, NULL, publish, NULL, &r) == 0, "create");
+  CHECK_MSG(mc_registry_create(&set, NULL, publish, NULL, &r) == 0, "create");
   if (!r)
     return 1;
   test_basic(r);
@@ -266,13 +267,11 @@ int main(void) {
   int d0 = atomic_load(&fakes[0].deregs);
   int f0 = atomic_load(&fakes[1].frees);
   mc_registry_destroy(r); /* frees what is left: 3 buffers, 1 of them shared */
-  CHECK(atomic_load(&fakes[0].deregs) == d0 + 3, "destroy deregistered %d",
+  CHECK_MSG(atomic_load(&fakes[0].deregs) == d0 + 3, "destroy deregistered %d",
         atomic_load(&fakes[0].deregs) - d0);
-  CHECK(atomic_load(&fakes[1].frees) == f0 + 1, "destroy freed the shared buffer");
+  CHECK_MSG(atomic_load(&fakes[1].frees) == f0 + 1, "destroy freed the shared buffer");
   mc_registry_destroy(NULL);
-  if (failures)
-    fprintf(stderr, "%d failure(s)\n", failures);
-  else
+  if (!mc_check_failures())
     printf("registry: ok\n");
-  return failures ? 1 : 0;
+  return mc_check_exit_status();
 }

@@ -99,8 +99,8 @@ static void publish(mc_metadata *md, const char *name, uint64_t version, uint32_
   snprintf(d.host_id, sizeof d.host_id, "peer-host");
   char *json = NULL;
   size_t len = 0;
-  CHECK(mc_desc_encode(&d, &json, &len) == 0, "encode");
-  CHECK(mc_metadata_publish(md, name, json, len) == 0, "publish");
+  CHECK_MSG(mc_desc_encode(&d, &json, &len) == 0, "encode");
+  CHECK_MSG(mc_metadata_publish(md, name, json, len) == 0, "publish");
   free(json);
 }
 
@@ -110,13 +110,14 @@ static mc_metadata *open_md(char *name) {
   mc_metadata *md = NULL;
   char err[256];
   int rc = mc_metadata_open(&a, &md, err, sizeof err);
-  CHECK(rc == 0, "metadata: %s", err);
+  CHECK_MSG(rc == 0, "metadata: %s", err);
   if (md)
     mc_metadata_local_name(md, name, MC_NAME_MAX);
   return md;
 }
 
 int main(void) {
+  mc_check_keep_going(1);
   setup();
   char pname[MC_NAME_MAX], self[MC_NAME_MAX];
   mc_metadata *mdp = open_md(pname), *mds = open_md(self);
@@ -127,60 +128,60 @@ int main(void) {
   mc_jobq_create(&jobs);
   mc_jobq_start(jobs, NULL);
   mc_segments *ss = NULL;
-  CHECK(mc_segments_create(&lg, "my-host", &ss) == 0, "create");
+  CHECK_MSG(mc_segments_create(&lg, "my-host", &ss) == 0, "create");
   mc_segments_attach(ss, &set, jobs, mds, "p2p");
 
   mc_segment *seg = NULL;
-  CHECK(mc_segments_open(ss, pname, &seg) == 0, "open %s", pname);
-  CHECK(mc_segments_open(ss, "", &seg) == MC_EINVAL, "empty name");
+  CHECK_MSG(mc_segments_open(ss, pname, &seg) == 0, "open %s", pname);
+  CHECK_MSG(mc_segments_open(ss, "", &seg) == MC_EINVAL, "empty name");
   if (!seg)
     return 1;
-  CHECK(strcmp(mc_segment_name(seg), pname) == 0, "name");
+  CHECK_MSG(strcmp(mc_segment_name(seg), pname) == 0, "name");
   long rbuf = -1;
   int err = 0;
   mc_seg_view *v = mc_segment_view_for(seg, 0x10000 + 100, 200, &rbuf, &err);
-  CHECK(v && rbuf == 0, "view_for: rbuf %ld err %d", rbuf, err);
+  CHECK_MSG(v && rbuf == 0, "view_for: rbuf %ld err %d", rbuf, err);
   if (!v)
     return 1;
-  CHECK(mc_view_desc_tidx(v, 0) == 1 && mc_view_desc_tidx(v, 1) == 0 &&
+  CHECK_MSG(mc_view_desc_tidx(v, 0) == 1 && mc_view_desc_tidx(v, 1) == 0 &&
             mc_view_desc_tidx(v, 2) == -1, "transport mapping %d %d %d",
         mc_view_desc_tidx(v, 0), mc_view_desc_tidx(v, 1), mc_view_desc_tidx(v, 2));
-  CHECK(!mc_view_same_host(v), "same host");
-  CHECK(mc_view_desc(v)->version == 1, "version");
+  CHECK_MSG(!mc_view_same_host(v), "same host");
+  CHECK_MSG(mc_view_desc(v)->version == 1, "version");
 
   /* Routes: created once, then cached; no key or no peer transport. */
   void *ep = NULL, *rm = NULL;
-  CHECK(mc_view_route(v, &tr[0], rbuf, &ep, &rm) == 0, "route fake0");
-  CHECK(ep == &fakes[0] && rm == (void *)0x10000, "route values");
-  CHECK(mc_view_route(v, &tr[0], rbuf, &ep, &rm) == 0, "route again");
-  CHECK(fakes[0].connects == 1 && fakes[0].imports == 1, "connect %d import %d",
+  CHECK_MSG(mc_view_route(v, &tr[0], rbuf, &ep, &rm) == 0, "route fake0");
+  CHECK_MSG(ep == &fakes[0] && rm == (void *)0x10000, "route values");
+  CHECK_MSG(mc_view_route(v, &tr[0], rbuf, &ep, &rm) == 0, "route again");
+  CHECK_MSG(fakes[0].connects == 1 && fakes[0].imports == 1, "connect %d import %d",
         fakes[0].connects, fakes[0].imports);
-  CHECK(strcmp(fakes[0].last_blob, "A0") == 0, "blob '%s'", fakes[0].last_blob);
-  CHECK(mc_view_route(v, &tr[1], rbuf, &ep, &rm) == MC_ENOTSUP, "no key for fake1");
-  CHECK(mc_view_route(v, &tr[2], rbuf, &ep, &rm) == MC_ENOTSUP, "peer lacks fake2");
+  CHECK_MSG(strcmp(fakes[0].last_blob, "A0") == 0, "blob '%s'", fakes[0].last_blob);
+  CHECK_MSG(mc_view_route(v, &tr[1], rbuf, &ep, &rm) == MC_ENOTSUP, "no key for fake1");
+  CHECK_MSG(mc_view_route(v, &tr[2], rbuf, &ep, &rm) == MC_ENOTSUP, "peer lacks fake2");
 
   /* A range outside: refetched once, still absent. */
-  CHECK(mc_segment_view_for(seg, 0x50000, 1, &rbuf, &err) == NULL && err == MC_ERANGE,
+  CHECK_MSG(mc_segment_view_for(seg, 0x50000, 1, &rbuf, &err) == NULL && err == MC_ERANGE,
         "outside: err %d", err);
   /* The peer registered more: found after a refetch; the endpoint (same
    * blob) is kept, the old view lives until its last reference. */
   publish(mdp, pname, 2, 2, "A0");
   mc_seg_view *v2 = mc_segment_view_for(seg, 0x20000, 4096, &rbuf, &err);
-  CHECK(v2 && rbuf == 1 && mc_view_desc(v2)->version == 2, "grown: err %d", err);
-  CHECK(v2 && mc_view_route(v2, &tr[0], rbuf, &ep, &rm) == 0, "route in v2");
-  CHECK(fakes[0].connects == 1 && fakes[0].imports == 2, "endpoint reused: %d connects",
+  CHECK_MSG(v2 && rbuf == 1 && mc_view_desc(v2)->version == 2, "grown: err %d", err);
+  CHECK_MSG(v2 && mc_view_route(v2, &tr[0], rbuf, &ep, &rm) == 0, "route in v2");
+  CHECK_MSG(fakes[0].connects == 1 && fakes[0].imports == 2, "endpoint reused: %d connects",
         fakes[0].connects);
   mc_view_put(v); /* frees the first view: its import, not the shared endpoint */
-  CHECK(fakes[0].releases == 1 && fakes[0].disconnects == 0, "release %d disconnect %d",
+  CHECK_MSG(fakes[0].releases == 1 && fakes[0].disconnects == 0, "release %d disconnect %d",
         fakes[0].releases, fakes[0].disconnects);
 
   /* A change notice: the next view refetches; a new blob, a new endpoint. */
   publish(mdp, pname, 3, 2, "A0new");
   mc_segments_on_change(ss, pname);
   mc_seg_view *v3 = mc_segment_view(seg);
-  CHECK(v3 && mc_view_desc(v3)->version == 3, "refetched after the notice");
-  CHECK(v3 && mc_view_route(v3, &tr[0], 0, &ep, &rm) == 0, "route in v3");
-  CHECK(fakes[0].connects == 2 && strcmp(fakes[0].last_blob, "A0new") == 0,
+  CHECK_MSG(v3 && mc_view_desc(v3)->version == 3, "refetched after the notice");
+  CHECK_MSG(v3 && mc_view_route(v3, &tr[0], 0, &ep, &rm) == 0, "route in v3");
+  CHECK_MSG(fakes[0].connects == 2 && strcmp(fakes[0].last_blob, "A0new") == 0,
         "new endpoint for a new blob: %d connects", fakes[0].connects);
   mc_view_put(v3);
 
@@ -190,18 +191,16 @@ int main(void) {
   mc_view_put_async(v2);
   for (int i = 0; i < 2000 && atomic_load(&fakes[0].releases) == r0; i++)
     usleep(1000);
-  CHECK(atomic_load(&fakes[0].releases) == r0 + 1, "async put freed nothing");
-  CHECK(!pthread_equal(fakes[0].releaser, pthread_self()), "freed on the caller's thread");
+  CHECK_MSG(atomic_load(&fakes[0].releases) == r0 + 1, "async put freed nothing");
+  CHECK_MSG(!pthread_equal(fakes[0].releaser, pthread_self()), "freed on the caller's thread");
 
   mc_segments_destroy(ss);
-  CHECK(atomic_load(&fakes[0].disconnects) == 2, "disconnects %d",
+  CHECK_MSG(atomic_load(&fakes[0].disconnects) == 2, "disconnects %d",
         atomic_load(&fakes[0].disconnects));
   mc_jobq_destroy(jobs);
   mc_metadata_close(mds);
   mc_metadata_close(mdp);
-  if (failures)
-    fprintf(stderr, "%d failure(s)\n", failures);
-  else
+  if (!mc_check_failures())
     printf("segments: ok\n");
-  return failures ? 1 : 0;
+  return mc_check_exit_status();
 }

@@ -60,7 +60,7 @@ static int make_engine(mc_engine **e) {
                       .plugin_path = plugin_dir};
   int rc = mc_engine_create_ex(&o, e, err, sizeof err);
   unlink(path);
-  CHECK(rc == 0, "engine: %s (%s)", mc_strerror(rc), err);
+  CHECK_MSG(rc == 0, "engine: %s (%s)", mc_strerror(rc), err);
   return rc;
 }
 
@@ -98,7 +98,7 @@ static uint64_t transfer_while_sleeping(mc_engine *a, mc_segment *seg, uint8_t *
     mc_request r = {MC_OP_WRITE, abuf, seg, (uint64_t)(uintptr_t)bbuf, 64 << 10};
     int rc = mc_transfer_sync(a, &r, 1, 5000);
     uint64_t took = now_ms() - s0;
-    CHECK(rc == 0, "transfer during the slow plugin call: %s", mc_strerror(rc));
+    CHECK_MSG(rc == 0, "transfer during the slow plugin call: %s", mc_strerror(rc));
     if (rc)
       break;
     done++; /* started while the plugin slept */
@@ -114,10 +114,11 @@ static void wait_sleeping(flaky_stats *st) {
   uint64_t t0 = now_ms();
   while (!atomic_load(&st->reg_sleeping) && now_ms() - t0 < 5000)
     usleep(1000);
-  CHECK(atomic_load(&st->reg_sleeping), "the plugin never started sleeping");
+  CHECK_MSG(atomic_load(&st->reg_sleeping), "the plugin never started sleeping");
 }
 
 int main(int argc, char **argv) {
+  mc_check_keep_going(1);
   if (argc < 2) {
     fprintf(stderr, "usage: %s <plugin dir>\n", argv[0]);
     return 2;
@@ -131,13 +132,13 @@ int main(int argc, char **argv) {
   uint8_t *slow = aligned_alloc(4096, SLOW_LEN);
   memset(abuf, 0x5a, len);
   memset(bbuf, 0, len);
-  CHECK(mc_register(a, abuf, len, NULL) == 0, "register a");
-  CHECK(mc_register(b, bbuf, len, NULL) == 0, "register b");
+  CHECK_MSG(mc_register(a, abuf, len, NULL) == 0, "register a");
+  CHECK_MSG(mc_register(b, bbuf, len, NULL) == 0, "register b");
   mc_segment *seg = NULL;
   int rc = mc_segment_open(a, mc_engine_segment_name(b), &seg);
-  CHECK(rc == 0, "open: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "open: %s", mc_strerror(rc));
   flaky_stats *st = stats();
-  CHECK(st != NULL, "flaky stats not found");
+  CHECK_MSG(st != NULL, "flaky stats not found");
   if (rc || !st)
     return 1;
 
@@ -146,7 +147,7 @@ int main(int argc, char **argv) {
    * per transport context, so a first connect would wait for it). */
   mc_request warm = {MC_OP_WRITE, abuf, seg, (uint64_t)(uintptr_t)bbuf, 4096};
   rc = mc_transfer_sync(a, &warm, 1, 5000);
-  CHECK(rc == 0, "first transfer: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "first transfer: %s", mc_strerror(rc));
 
   slow_reg sr = {.e = a, .addr = slow};
   pthread_t th;
@@ -158,13 +159,13 @@ int main(int argc, char **argv) {
   uint64_t o0 = now_ms();
   rc = mc_register(a, slow + 4096, 4096, NULL);
   uint64_t overlap_ms = now_ms() - o0;
-  CHECK(rc == MC_EEXIST, "overlap with a registration in progress: %s", mc_strerror(rc));
-  CHECK(overlap_ms < MAX_WAIT_MS, "overlap refusal took %llu ms",
+  CHECK_MSG(rc == MC_EEXIST, "overlap with a registration in progress: %s", mc_strerror(rc));
+  CHECK_MSG(overlap_ms < MAX_WAIT_MS, "overlap refusal took %llu ms",
         (unsigned long long)overlap_ms);
   mc_request early = {MC_OP_WRITE, slow, seg, (uint64_t)(uintptr_t)bbuf, 4096};
   rc = mc_transfer_sync(a, &early, 1, 2000);
-  CHECK(rc != 0, "a transfer from a buffer still registering succeeded");
-  CHECK(mc_unregister(a, slow) == MC_ENOENT, "unregister of a buffer still registering");
+  CHECK_MSG(rc != 0, "a transfer from a buffer still registering succeeded");
+  CHECK_MSG(mc_unregister(a, slow) == MC_ENOENT, "unregister of a buffer still registering");
 
   /* Transfers on the buffer registered before keep flowing. */
   uint64_t worst, done = transfer_while_sleeping(a, seg, abuf, bbuf, st, &worst);
@@ -173,38 +174,38 @@ int main(int argc, char **argv) {
          "slowest: %llu ms; overlap refused in %llu ms\n",
          (unsigned long long)sr.ms, (unsigned long long)done,
          (unsigned long long)worst, (unsigned long long)overlap_ms);
-  CHECK(sr.rc == 0, "slow register: %s", mc_strerror(sr.rc));
-  CHECK(sr.ms >= SLOW_MS - 50, "slow register took only %llu ms", (unsigned long long)sr.ms);
-  CHECK(atomic_load(&st->reg_slow) == 1, "register_mem slept %llu times",
+  CHECK_MSG(sr.rc == 0, "slow register: %s", mc_strerror(sr.rc));
+  CHECK_MSG(sr.ms >= SLOW_MS - 50, "slow register took only %llu ms", (unsigned long long)sr.ms);
+  CHECK_MSG(atomic_load(&st->reg_slow) == 1, "register_mem slept %llu times",
         (unsigned long long)atomic_load(&st->reg_slow));
-  CHECK(done > MIN_DONE, "only %llu transfers completed during the %d ms registration",
+  CHECK_MSG(done > MIN_DONE, "only %llu transfers completed during the %d ms registration",
         (unsigned long long)done, SLOW_MS);
-  CHECK(worst < MAX_WAIT_MS, "a transfer waited %llu ms", (unsigned long long)worst);
+  CHECK_MSG(worst < MAX_WAIT_MS, "a transfer waited %llu ms", (unsigned long long)worst);
 
   /* Published: the slow buffer now moves data. */
   memset(slow, 0x77, 4096);
   mc_request r = {MC_OP_WRITE, slow, seg, (uint64_t)(uintptr_t)bbuf + 8192, 4096};
   rc = mc_transfer_sync(a, &r, 1, 5000);
-  CHECK(rc == 0, "transfer from the slow buffer: %s", mc_strerror(rc));
-  CHECK(rc || bbuf[8192] == 0x77, "data not written");
+  CHECK_MSG(rc == 0, "transfer from the slow buffer: %s", mc_strerror(rc));
+  CHECK_MSG(rc || bbuf[8192] == 0x77, "data not written");
 
   /* Unregistration: deregister_mem sleeps, transfers go on. */
   slow_reg su = {.e = a, .addr = slow};
   pthread_create(&th, NULL, unregister_slow, &su);
   wait_sleeping(st); /* inside deregister_mem now */
   /* Already out of the list (taken under the lock before the plugin call). */
-  CHECK(mc_unregister(a, slow) == MC_ENOENT, "second unregister while the first runs");
+  CHECK_MSG(mc_unregister(a, slow) == MC_ENOENT, "second unregister while the first runs");
   uint64_t dworst, ddone = transfer_while_sleeping(a, seg, abuf, bbuf, st, &dworst);
   pthread_join(th, NULL);
   printf("slow deregister_mem: %llu ms; transfers completed meanwhile: %llu; "
          "slowest: %llu ms\n",
          (unsigned long long)su.ms, (unsigned long long)ddone, (unsigned long long)dworst);
-  CHECK(su.rc == 0, "slow unregister: %s", mc_strerror(su.rc));
-  CHECK(atomic_load(&st->dereg_slow) == 1, "deregister_mem slept %llu times",
+  CHECK_MSG(su.rc == 0, "slow unregister: %s", mc_strerror(su.rc));
+  CHECK_MSG(atomic_load(&st->dereg_slow) == 1, "deregister_mem slept %llu times",
         (unsigned long long)atomic_load(&st->dereg_slow));
-  CHECK(ddone > MIN_DONE, "only %llu transfers completed during the unregistration",
+  CHECK_MSG(ddone > MIN_DONE, "only %llu transfers completed during the unregistration",
         (unsigned long long)ddone);
-  CHECK(dworst < MAX_WAIT_MS, "a transfer waited %llu ms", (unsigned long long)dworst);
+  CHECK_MSG(dworst < MAX_WAIT_MS, "a transfer waited %llu ms", (unsigned long long)dworst);
 
   mc_segment_close(seg);
   mc_engine_destroy(a);
@@ -212,7 +213,5 @@ int main(int argc, char **argv) {
   free(abuf);
   free(bbuf);
   free(slow);
-  if (failures)
-    fprintf(stderr, "%d failure(s)\n", failures);
-  return failures ? 1 : 0;
+  return mc_check_exit_status();
 }

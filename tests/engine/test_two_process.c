@@ -48,8 +48,8 @@ static void test_sizes(peer *p, mc_segment *seg) {
     mc_request w = {MC_OP_WRITE, local + loff, seg, p->addr + roff, n};
     uint64_t t0 = now_ms();
     int rc = mc_transfer_sync(eng, &w, 1, 60000);
-    CHECK(rc == 0, "write %llu bytes: %s", (unsigned long long)n, mc_strerror(rc));
-    CHECK(remote_sum(p, roff, n) == fnv64(local + loff, n), "write %llu bytes: data differs",
+    CHECK_MSG(rc == 0, "write %llu bytes: %s", (unsigned long long)n, mc_strerror(rc));
+    CHECK_MSG(remote_sum(p, roff, n) == fnv64(local + loff, n), "write %llu bytes: data differs",
           (unsigned long long)n);
     /* READ: remote filled with another pattern -> local, compare bytes. */
     char r[64];
@@ -58,14 +58,14 @@ static void test_sizes(peer *p, mc_segment *seg) {
     memset(local + loff, 0, n);
     mc_request rd = {MC_OP_READ, local + loff, seg, p->addr + roff, n};
     rc = mc_transfer_sync(eng, &rd, 1, 60000);
-    CHECK(rc == 0, "read %llu bytes: %s", (unsigned long long)n, mc_strerror(rc));
+    CHECK_MSG(rc == 0, "read %llu bytes: %s", (unsigned long long)n, mc_strerror(rc));
     uint64_t bad = n;
     for (uint64_t k = 0; k < n; k++)
       if (local[loff + k] != pattern_byte(k, seed + 100)) {
         bad = k;
         break;
       }
-    CHECK(bad == n, "read %llu bytes: first difference at %llu", (unsigned long long)n,
+    CHECK_MSG(bad == n, "read %llu bytes: first difference at %llu", (unsigned long long)n,
           (unsigned long long)bad);
     if (n >= (16u << 20))
       printf("  %llu bytes write+read verified in %llu ms\n", (unsigned long long)n,
@@ -135,7 +135,7 @@ static void test_threads(peer *p, mc_segment *seg) {
   }
   for (int i = 0; i < THREADS; i++) {
     pthread_join(th[i], NULL);
-    CHECK(args[i].rc == 0, "thread %d: %s", i, mc_strerror(args[i].rc));
+    CHECK_MSG(args[i].rc == 0, "thread %d: %s", i, mc_strerror(args[i].rc));
   }
 }
 
@@ -150,16 +150,16 @@ static void test_out_of_range(peer *p, mc_segment *seg) {
   int rc = mc_batch_wait(b, 10000);
   mc_transfer_status st;
   mc_batch_status(b, 0, &st);
-  CHECK(rc == MC_ERANGE && st.state == MC_XFER_INVALID, "write past the end: rc %s state %u",
+  CHECK_MSG(rc == MC_ERANGE && st.state == MC_XFER_INVALID, "write past the end: rc %s state %u",
         mc_strerror(rc), st.state);
   r.remote = p->addr - 4096;
   mc_batch_submit(b, &r, 1);
   mc_batch_wait(b, 10000);
   mc_batch_status(b, 1, &st);
-  CHECK(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "write before the start: state %u",
+  CHECK_MSG(st.state == MC_XFER_INVALID && st.error == MC_ERANGE, "write before the start: state %u",
         st.state);
   mc_batch_destroy(b);
-  CHECK(remote_sum(p, p->len - tail, tail) == before, "target memory changed");
+  CHECK_MSG(remote_sum(p, p->len - tail, tail) == before, "target memory changed");
 }
 
 static void test_growth_and_notify(peer *p, mc_segment *seg) {
@@ -167,20 +167,20 @@ static void test_growth_and_notify(peer *p, mc_segment *seg) {
   peer_cmd(p, r, sizeof r, "REG 100000\n");
   unsigned long long extra = 0;
   int rrc = -1;
-  CHECK(sscanf(r, "BUF %llx %d", &extra, &rrc) == 2 && rrc == 0, "REG reply '%s'", r);
+  CHECK_MSG(sscanf(r, "BUF %llx %d", &extra, &rrc) == 2 && rrc == 0, "REG reply '%s'", r);
   fill_pattern(local, 100000, 5);
   mc_request w = {MC_OP_WRITE, local, seg, extra, 100000};
   mc_batch *b;
   mc_batch_create(eng, 1, &b);
   int rc = mc_batch_submit_notify(b, &w, 1, "kv-ready:42", 11);
-  CHECK(rc == 0, "submit_notify: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "submit_notify: %s", mc_strerror(rc));
   rc = mc_batch_wait(b, 10000);
-  CHECK(rc == 0, "write into buffer registered after open: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "write into buffer registered after open: %s", mc_strerror(rc));
   mc_batch_destroy(b);
   peer_cmd(p, r, sizeof r, "NOTE 5000\n");
   char expect[512];
   snprintf(expect, sizeof expect, "NOTE %s kv-ready:42", mc_engine_segment_name(eng));
-  CHECK(strcmp(r, expect) == 0, "notification: got '%s', expected '%s'", r, expect);
+  CHECK_MSG(strcmp(r, expect) == 0, "notification: got '%s', expected '%s'", r, expect);
 }
 
 /* Closing a segment while its transfers run must not disturb them, and a
@@ -188,11 +188,11 @@ static void test_growth_and_notify(peer *p, mc_segment *seg) {
 static void test_close_in_flight(peer *p) {
   mc_segment *s;
   int rc = mc_segment_open(eng, p->segment, &s);
-  CHECK(rc == 0, "open: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "open: %s", mc_strerror(rc));
   if (rc)
     return;
   mc_segment *extra;
-  CHECK(mc_segment_open(eng, p->segment, &extra) == 0 && extra == s, "second open shares the handle");
+  CHECK_MSG(mc_segment_open(eng, p->segment, &extra) == 0 && extra == s, "second open shares the handle");
   mc_segment_close(extra);
   mc_batch *b;
   mc_batch_create(eng, 1, &b);
@@ -200,14 +200,14 @@ static void test_close_in_flight(peer *p) {
   mc_batch_submit(b, &r, 1);
   mc_segment_close(s); /* last reference */
   rc = mc_batch_wait(b, 30000);
-  CHECK(rc == 0, "transfer across close: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "transfer across close: %s", mc_strerror(rc));
   mc_batch_destroy(b);
   rc = mc_segment_open(eng, p->segment, &s);
-  CHECK(rc == 0, "reopen: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "reopen: %s", mc_strerror(rc));
   if (!rc) {
     r.segment = s;
     r.len = 4096;
-    CHECK(mc_transfer_sync(eng, &r, 1, 10000) == 0, "transfer after reopen");
+    CHECK_MSG(mc_transfer_sync(eng, &r, 1, 10000) == 0, "transfer after reopen");
     mc_segment_close(s);
   }
 }
@@ -244,10 +244,10 @@ static void test_destroy_in_flight(peer *p) {
   if (now_ms() - t0 >= 30000) {
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
-    CHECK(0, "engine destroy with transfers in flight hung");
+    CHECK_MSG(0, "engine destroy with transfers in flight hung");
     return;
   }
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+  CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0,
         "engine destroy with transfers in flight: child status 0x%x", st);
 }
 
@@ -255,22 +255,22 @@ static void test_unreachable(void) {
   mc_segment *s = NULL;
   uint64_t t0 = now_ms();
   int rc = mc_segment_open(eng, "127.0.0.1:1", &s);
-  CHECK(rc == MC_EPEER || rc == MC_ETIMEDOUT, "open of a closed port: %s", mc_strerror(rc));
-  CHECK(now_ms() - t0 < 15000, "open of a closed port took %llu ms",
+  CHECK_MSG(rc == MC_EPEER || rc == MC_ETIMEDOUT, "open of a closed port: %s", mc_strerror(rc));
+  CHECK_MSG(now_ms() - t0 < 15000, "open of a closed port took %llu ms",
         (unsigned long long)(now_ms() - t0));
   rc = mc_segment_open(eng, "no-port", &s);
-  CHECK(rc != 0, "open of a malformed name succeeded");
+  CHECK_MSG(rc != 0, "open of a malformed name succeeded");
 }
 
 static void test_killed_target(void) {
   peer v;
   if (peer_start(&v, target_exe, 64u << 20, "tcp")) {
-    CHECK(0, "cannot start victim");
+    CHECK_MSG(0, "cannot start victim");
     return;
   }
   mc_segment *seg;
   int rc = mc_segment_open(eng, v.segment, &seg);
-  CHECK(rc == 0, "open victim: %s", mc_strerror(rc));
+  CHECK_MSG(rc == 0, "open victim: %s", mc_strerror(rc));
   if (rc) {
     peer_stop(&v);
     return;
@@ -287,14 +287,14 @@ static void test_killed_target(void) {
   kill(v.pid, SIGKILL);
   rc = mc_batch_wait(b, 30000);
   uint64_t took = now_ms() - t0;
-  CHECK(rc != MC_ETIMEDOUT, "requests still pending %llu ms after the kill",
+  CHECK_MSG(rc != MC_ETIMEDOUT, "requests still pending %llu ms after the kill",
         (unsigned long long)took);
   int failed = 0;
   for (int i = 0; i < 4; i++) {
     mc_transfer_status st;
     mc_batch_status(b, (uint32_t)i, &st);
     failed += st.state == MC_XFER_FAILED || st.state == MC_XFER_TIMEOUT;
-    CHECK(st.state != MC_XFER_PENDING, "request %d still pending", i);
+    CHECK_MSG(st.state != MC_XFER_PENDING, "request %d still pending", i);
   }
   printf("  killed target: %d of 4 requests failed, settled in %llu ms\n", failed,
          (unsigned long long)took);
@@ -302,8 +302,8 @@ static void test_killed_target(void) {
   mc_request again = {MC_OP_READ, local, seg, v.addr, 4096};
   t0 = now_ms();
   rc = mc_transfer_sync(eng, &again, 1, 30000);
-  CHECK(rc != 0 && rc != MC_ETIMEDOUT, "transfer to a dead target: %s", mc_strerror(rc));
-  CHECK(now_ms() - t0 < 20000, "dead target took %llu ms", (unsigned long long)(now_ms() - t0));
+  CHECK_MSG(rc != 0 && rc != MC_ETIMEDOUT, "transfer to a dead target: %s", mc_strerror(rc));
+  CHECK_MSG(now_ms() - t0 < 20000, "dead target took %llu ms", (unsigned long long)(now_ms() - t0));
   mc_batch_destroy(b);
   mc_segment_close(seg);
   int st;
@@ -314,6 +314,7 @@ static void test_killed_target(void) {
 }
 
 int main(int argc, char **argv) {
+  mc_check_keep_going(1);
   if (argc < 2) {
     fprintf(stderr, "usage: %s TARGET_EXE\n", argv[0]);
     return 2;
@@ -336,11 +337,11 @@ int main(int argc, char **argv) {
   local_len = BIG + 4096;
   local = aligned_alloc(4096, local_len);
   memset(local, 0, local_len);
-  CHECK(mc_register(eng, local, local_len, NULL) == 0, "register local");
+  CHECK_MSG(mc_register(eng, local, local_len, NULL) == 0, "register local");
   test_close_in_flight(&p); /* before anything else holds the segment */
   mc_segment *seg;
   rc = mc_segment_open(eng, p.segment, &seg);
-  CHECK(rc == 0, "open %s: %s", p.segment, mc_strerror(rc));
+  CHECK_MSG(rc == 0, "open %s: %s", p.segment, mc_strerror(rc));
   if (!rc) {
     test_sizes(&p, seg);
     test_threads(&p, seg);
@@ -353,17 +354,14 @@ int main(int argc, char **argv) {
     fill_pattern(local, 65536, 9);
     mc_request w = {MC_OP_WRITE, local, seg, p.addr, 65536};
     rc = mc_transfer_sync(eng, &w, 1, 10000);
-    CHECK(rc == 0 && remote_sum(&p, 0, 65536) == fnv64(local, 65536),
+    CHECK_MSG(rc == 0 && remote_sum(&p, 0, 65536) == fnv64(local, 65536),
           "transfer after another peer died: %s", mc_strerror(rc));
     mc_segment_close(seg);
   }
   mc_engine_destroy(eng);
   peer_stop(&p);
   free(local);
-  if (failures) {
-    fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("two-process tcp: all checks passed\n");
-  return 0;
+  if (!mc_check_failures())
+    printf("two-process tcp: all checks passed\n");
+  return mc_check_exit_status();
 }
