@@ -10,30 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "mooncake/errors.h"
 #include "mooncake/transport.h"
 
-static int failures;
 static const char *data_dir;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-#define CHECK_STR(a, b)                                                        \
-  do {                                                                         \
-    const char *a_ = (a), *b_ = (b);                                           \
-    if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                   \
-      fprintf(stderr, "%s:%d: '%s' != '%s'\n", __FILE__, __LINE__,             \
-              a_ ? a_ : "(null)", b_ ? b_ : "(null)");                         \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 static const char *param(const mc_config_transport *t, const char *key,
                          int *line) {
@@ -60,7 +42,7 @@ static void expect_error(int line, const char *yaml, int want_rc,
             "%s:%d: expected rc %d with '%s'%s%s%s, got rc %d: %s\n",
             __FILE__, line, want_rc, frag1, frag2 ? " and '" : "",
             frag2 ? frag2 : "", frag2 ? "'" : "", rc, err);
-    failures++;
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
   }
   if (rc == 0)
     mc_config_free(cfg);
@@ -74,7 +56,7 @@ static mc_config *load_ok(int line, const char *yaml) {
                                  sizeof err);
   if (rc != 0 || !cfg) {
     fprintf(stderr, "%s:%d: load failed (%d): %s\n", __FILE__, line, rc, err);
-    failures++;
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     return NULL;
   }
   return cfg;
@@ -590,7 +572,7 @@ static void test_sizes(void) {
     if (rc != 0 || v != good[i].val) {
       fprintf(stderr, "parse_size('%s') = %d, %llu\n", good[i].text, rc,
               (unsigned long long)v);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
   }
   static const char *const bad[] = {
@@ -602,7 +584,7 @@ static void test_sizes(void) {
     uint64_t v = 1234;
     if (mc_config_parse_size(bad[i], &v) != -1 || v != 1234) {
       fprintf(stderr, "parse_size('%s') accepted\n", bad[i] ? bad[i] : "NULL");
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
   }
 }
@@ -644,7 +626,7 @@ static void expect_env_error(int line, const char *yaml, const char *frag) {
   if (rc != MC_EINVAL || !strstr(err, frag)) {
     fprintf(stderr, "%s:%d: expected env error '%s', got %d: %s\n", __FILE__,
             line, frag, rc, err);
-    failures++;
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
   }
   /* A bad variable changes nothing. */
   CHECK(cfg->slice_size == slice);
@@ -981,7 +963,7 @@ static void test_one_schema(void) {
       fprintf(stderr, "%s:%d: one schema, three reasons for '%s':\n  %s\n  "
                       "%s\n  %s\n",
               __FILE__, __LINE__, cases[i].value, eerr, oerr, ferr);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
     /* A bad member changes nothing. */
     if (cfg) {
@@ -1152,7 +1134,7 @@ static void expect_plugin(int line, const char *yaml, const mc_transport_ops *o,
   if (rc != want_rc || (want && strcmp(err, want) != 0)) {
     fprintf(stderr, "%s:%d: expected %d '%s', got %d '%s'\n", __FILE__, line,
             want_rc, want ? want : "", rc, err);
-    failures++;
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
   }
   mc_config_free(cfg);
 }
@@ -1264,7 +1246,7 @@ static void test_plugin_tables(void) {
     if (rc != MC_EABI || strncmp(err, want, strlen(want)) != 0) {
       fprintf(stderr, "%s:%d: table %zu: expected '%s', got %d '%s'\n",
               __FILE__, __LINE__, i, want, rc, err);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
     mc_config_free(cfg);
   }
@@ -1287,6 +1269,7 @@ static void test_plugin_tables(void) {
 }
 
 int main(int argc, char **argv) {
+  mc_check_keep_going(1);
   if (argc < 3) {
     fprintf(stderr, "usage: %s DATA_DIR EXAMPLE_YAML\n", argv[0]);
     return 2;
@@ -1307,10 +1290,7 @@ int main(int argc, char **argv) {
   test_plugin_values();
   test_plugin_tables();
   test_example(argv[2]);
-  if (failures) {
-    fprintf(stderr, "%d failure(s)\n", failures);
-    return 1;
-  }
-  printf("config: all tests passed\n");
-  return 0;
+  if (!mc_check_failures())
+    printf("config: all tests passed\n");
+  return mc_check_exit_status();
 }

@@ -18,20 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "mooncake/engine.h"
 
-static int failures;
 static const char *plugin_dir;
 
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stdout, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-      fprintf(stdout, __VA_ARGS__);                                            \
-      fprintf(stdout, "\n");                                                   \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
 
 /* As in param_plugin.c. */
 typedef struct pt_seen {
@@ -85,7 +76,7 @@ static void run(const mc_engine_opts *o, int ex, attempt *a, char *errbuf,
   int saved = dup(2);
   FILE *tmp = tmpfile();
   if (saved < 0 || !tmp) {
-    CHECK(0, "cannot capture stderr");
+    CHECK_MSG(0, "cannot capture stderr");
     return;
   }
   dup2(fileno(tmp), 2);
@@ -130,18 +121,19 @@ static void expect_fail_at(int line, const mc_engine_opts *o, int want_rc,
     printf("FAIL %s:%d: want %s with '%s' '%s' '%s', got %s: '%s'\n",
            __FILE__, line, mc_errname(want_rc), f1, f2 ? f2 : "",
            f3 ? f3 : "", mc_errname(a.rc), a.last);
-  failures += !ok;
+  if (!ok)
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
   int printed = count_lines_with(a.stderr_, a.last);
   if (a.last[0] && printed != 1) {
     printf("FAIL %s:%d: the reason is on stderr %d times (want once):\n%s",
            __FILE__, line, printed, a.stderr_);
-    failures++;
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
   }
   /* _ex: the same line in errbuf, also as mc_last_error. */
   char err[2048] = "";
   attempt b;
   run(o, 1, &b, err, sizeof err);
-  CHECK(b.rc == a.rc && strcmp(err, a.last) == 0 &&
+  CHECK_MSG(b.rc == a.rc && strcmp(err, a.last) == 0 &&
             strcmp(b.last, a.last) == 0,
         "line %d: _ex gave %s '%s' (last '%s'), plain gave '%s'", line,
         mc_errname(b.rc), err, b.last, a.last);
@@ -155,7 +147,7 @@ static mc_engine *create_ok(int line, const mc_engine_opts *o) {
   if (rc) {
     printf("FAIL %s:%d: create: %s: %s\n", __FILE__, line, mc_errname(rc),
            err);
-    failures++;
+    mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
   }
   return e;
 }
@@ -179,9 +171,9 @@ static void test_engine_keys(void) {
   /* From the file named by the shorthand. */
   write_cfg("\n\nslice_size: 64kb\n");
   mc_engine *e = NULL;
-  CHECK(mc_engine_create_from_file(cfg_path, &e) == MC_EINVAL && !e,
+  CHECK_MSG(mc_engine_create_from_file(cfg_path, &e) == MC_EINVAL && !e,
         "from_file accepted 64kb");
-  CHECK(strstr(mc_last_error(), ":3: key 'slice_size': expected a size like "
+  CHECK_MSG(strstr(mc_last_error(), ":3: key 'slice_size': expected a size like "
                                 "64K") != NULL,
         "from_file: '%s'", mc_last_error());
   unlink(cfg_path);
@@ -285,18 +277,18 @@ static void test_typed_getters(void) {
       "nodefault: -3}\n");
   mc_engine *e = CREATE_OK(&f);
   pt_seen *s = seen("ptyped");
-  CHECK(s && s->inits && s->has_typed, "ptyped init not seen");
+  CHECK_MSG(s && s->inits && s->has_typed, "ptyped init not seen");
   if (s) {
-    CHECK(s->rc_count == 0 && s->count == 9, "count %d %lld", s->rc_count,
+    CHECK_MSG(s->rc_count == 0 && s->count == 9, "count %d %lld", s->rc_count,
           (long long)s->count);
-    CHECK(s->rc_chunk == 0 && s->chunk == 128 * 1024, "chunk %d %llu",
+    CHECK_MSG(s->rc_chunk == 0 && s->chunk == 128 * 1024, "chunk %d %llu",
           s->rc_chunk, (unsigned long long)s->chunk);
-    CHECK(s->rc_verbose == 0 && s->verbose == 1, "verbose %d %d",
+    CHECK_MSG(s->rc_verbose == 0 && s->verbose == 1, "verbose %d %d",
           s->rc_verbose, s->verbose);
-    CHECK(s->rc_nodefault == 0 && s->nodefault == -3, "nodefault %d",
+    CHECK_MSG(s->rc_nodefault == 0 && s->nodefault == -3, "nodefault %d",
           s->rc_nodefault);
     /* The plugin's own mistakes: another type, an undeclared key. */
-    CHECK(s->rc_label_as_int == MC_EINVAL && s->rc_nosuch == MC_EINVAL &&
+    CHECK_MSG(s->rc_label_as_int == MC_EINVAL && s->rc_nosuch == MC_EINVAL &&
               s->rc_chunk_as_int == MC_EINVAL &&
               s->rc_count_as_bool == MC_EINVAL,
           "wrong-type reads: %d %d %d %d", s->rc_label_as_int, s->rc_nosuch,
@@ -311,11 +303,11 @@ static void test_typed_getters(void) {
   e = CREATE_OK(&f);
   s = seen("ptyped");
   if (s) {
-    CHECK(s->rc_count == 0 && s->count == 4, "default count %lld",
+    CHECK_MSG(s->rc_count == 0 && s->count == 4, "default count %lld",
           (long long)s->count);
-    CHECK(s->chunk == 1 << 20, "env chunk %llu", (unsigned long long)s->chunk);
-    CHECK(s->rc_verbose == 0 && s->verbose == 0, "default verbose");
-    CHECK(s->rc_nodefault == MC_ENOENT, "nodefault unset: %d",
+    CHECK_MSG(s->chunk == 1 << 20, "env chunk %llu", (unsigned long long)s->chunk);
+    CHECK_MSG(s->rc_verbose == 0 && s->verbose == 0, "default verbose");
+    CHECK_MSG(s->rc_nodefault == MC_ENOENT, "nodefault unset: %d",
           s->rc_nodefault);
   }
   mc_engine_destroy(e);
@@ -330,14 +322,14 @@ static void test_v10_stride(void) {
       "transports:\n  pv10: {count: 1000, chunk: 8M, verbose: on}\n");
   mc_engine *e = CREATE_OK(&f);
   pt_seen *s = seen("pv10");
-  CHECK(s && s->inits && s->has_typed, "pv10 init not seen");
+  CHECK_MSG(s && s->inits && s->has_typed, "pv10 init not seen");
   if (s) {
-    CHECK(s->rc_count == 0 && s->count == 1000, "count %lld",
+    CHECK_MSG(s->rc_count == 0 && s->count == 1000, "count %lld",
           (long long)s->count);
-    CHECK(s->rc_chunk == 0 && s->chunk == 8u << 20, "chunk %llu",
+    CHECK_MSG(s->rc_chunk == 0 && s->chunk == 8u << 20, "chunk %llu",
           (unsigned long long)s->chunk);
-    CHECK(s->verbose == 1, "verbose");
-    CHECK(s->rc_nodefault == MC_ENOENT && s->rc_label_as_int == MC_EINVAL,
+    CHECK_MSG(s->verbose == 1, "verbose");
+    CHECK_MSG(s->rc_nodefault == MC_ENOENT && s->rc_label_as_int == MC_EINVAL,
           "nodefault %d label %d", s->rc_nodefault, s->rc_label_as_int);
   }
   mc_engine_destroy(e);
@@ -366,9 +358,9 @@ static void test_init_failure(void) {
               "MC_TRANSPORT_PTYPED_OPTIONAL=1");
   attempt a;
   run(&f, 0, &a, NULL, 0);
-  CHECK(strstr(a.last, path) != NULL, "path %s not in '%s'", path, a.last);
+  CHECK_MSG(strstr(a.last, path) != NULL, "path %s not in '%s'", path, a.last);
   /* The plugin's own line says why, once. */
-  CHECK(count_lines_with(a.stderr_, "no test device") == 1, "stderr:\n%s",
+  CHECK_MSG(count_lines_with(a.stderr_, "no test device") == 1, "stderr:\n%s",
         a.stderr_);
   /* Optional: on without it, reported as refused. */
   f = opts_file("transports:\n  tcp:\n  ptyped:\n    fail_init: true\n"
@@ -378,15 +370,15 @@ static void test_init_failure(void) {
     mc_plugin_info pi[16];
     uint32_t n = 16;
     int refused = 0;
-    CHECK(mc_engine_plugins(e, pi, &n) == 0, "plugins");
+    CHECK_MSG(mc_engine_plugins(e, pi, &n) == 0, "plugins");
     for (uint32_t i = 0; i < n; i++)
       if (strcmp(pi[i].name, "ptyped") == 0 &&
           pi[i].state == MC_PLUGIN_REFUSED && strstr(pi[i].reason, "init"))
         refused = 1;
-    CHECK(refused, "ptyped not listed as refused");
+    CHECK_MSG(refused, "ptyped not listed as refused");
     mc_rail_info r[8];
     uint32_t nr = 8;
-    CHECK(mc_engine_rails(e, "ptyped", r, &nr) == MC_ENOENT, "ptyped loaded");
+    CHECK_MSG(mc_engine_rails(e, "ptyped", r, &nr) == MC_ENOENT, "ptyped loaded");
     mc_engine_destroy(e);
   }
   /* The same from the variable. */
@@ -421,27 +413,28 @@ static void test_last_error(void) {
   mc_engine_opts o = {.struct_size = sizeof o, .plugin_path = plugin_dir,
                       .listen = "bad"};
   mc_engine *e = NULL;
-  CHECK(mc_engine_create(&o, &e) == MC_EINVAL, "bad listen accepted");
+  CHECK_MSG(mc_engine_create(&o, &e) == MC_EINVAL, "bad listen accepted");
   char first[1024];
   snprintf(first, sizeof first, "%s", mc_last_error());
-  CHECK(strstr(first, "mc_engine_opts.listen") != NULL, "'%s'", first);
+  CHECK_MSG(strstr(first, "mc_engine_opts.listen") != NULL, "'%s'", first);
   pthread_t th;
   void *clean = NULL;
-  CHECK(pthread_create(&th, NULL, other_thread, NULL) == 0, "thread");
+  CHECK_MSG(pthread_create(&th, NULL, other_thread, NULL) == 0, "thread");
   pthread_join(th, &clean);
-  CHECK(clean == (void *)1, "another thread sees this thread's error");
+  CHECK_MSG(clean == (void *)1, "another thread sees this thread's error");
   /* A success leaves it as it was (as errno). */
   o.listen = NULL;
   e = CREATE_OK(&o);
-  CHECK(strcmp(mc_last_error(), first) == 0, "changed by a success: '%s'",
+  CHECK_MSG(strcmp(mc_last_error(), first) == 0, "changed by a success: '%s'",
         mc_last_error());
   mc_engine_destroy(e);
-  CHECK(mc_engine_create(&o, NULL) == MC_EINVAL &&
+  CHECK_MSG(mc_engine_create(&o, NULL) == MC_EINVAL &&
             strstr(mc_last_error(), "out is NULL"),
         "NULL out: '%s'", mc_last_error());
 }
 
 int main(int argc, char **argv) {
+  mc_check_keep_going(1);
   if (argc < 2) {
     fprintf(stderr, "usage: %s TEST_PLUGIN_DIR\n", argv[0]);
     return 2;
@@ -457,17 +450,14 @@ int main(int argc, char **argv) {
   unsetenv("MC_LOG_LEVEL");
   unsetenv("MC_CONFIG");
   unsetenv("MC_TRANSPORTS");
-  CHECK(mc_last_error() && mc_last_error()[0] == '\0', "not empty at start");
+  CHECK_MSG(mc_last_error() && mc_last_error()[0] == '\0', "not empty at start");
   test_engine_keys();
   test_plugin_keys();
   test_typed_getters();
   test_v10_stride();
   test_init_failure();
   test_last_error();
-  if (failures) {
-    printf("%d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("config-engine: all checks passed\n");
-  return 0;
+  if (!mc_check_failures())
+    printf("config-engine: all checks passed\n");
+  return mc_check_exit_status();
 }

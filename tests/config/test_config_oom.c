@@ -48,7 +48,8 @@ static char *t_strndup(const char *s, size_t n) {
 #undef strdup
 #undef strndup
 
-static int failures;
+#include "check.h"
+
 
 static const char yaml[] =
     "segment_name: seg\n"
@@ -78,7 +79,7 @@ static void load_all_failures(void) {
     if (!oom_hit) {
       if (rc != 0 || !cfg) {
         fprintf(stderr, "load without failure: %d %s\n", rc, err);
-        failures++;
+        mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       }
       mc_config_free(cfg);
       break;
@@ -86,7 +87,7 @@ static void load_all_failures(void) {
     if (rc != MC_ENOMEM || cfg || !strstr(err, "t.yaml: out of memory")) {
       fprintf(stderr, "allocation %ld failed: rc %d cfg %p err '%s'\n", n, rc,
               (void *)cfg, err);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       mc_config_free(cfg);
     }
   }
@@ -108,7 +109,7 @@ static void env_all_failures(void) {
                                    sizeof err);
     if (rc != 0) {
       fprintf(stderr, "load: %s\n", err);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       return;
     }
     oom_at = n;
@@ -120,7 +121,7 @@ static void env_all_failures(void) {
       if (rc != 0 || cfg->ntransports != 2 ||
           strcmp(cfg->transports[0].name, "rdma") != 0) {
         fprintf(stderr, "env without failure: %d %s\n", rc, err);
-        failures++;
+        mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       }
       mc_config_free(cfg);
       break;
@@ -128,21 +129,21 @@ static void env_all_failures(void) {
     if (rc != MC_ENOMEM || !strstr(err, "out of memory")) {
       fprintf(stderr, "env allocation %ld failed: rc %d err '%s'\n", n, rc,
               err);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
     /* What is left must be whole: every transport named, every string set. */
     for (size_t i = 0; i < cfg->ntransports; i++) {
       if (!cfg->transports[i].name) {
         fprintf(stderr, "env allocation %ld: transport %zu lost its name\n",
                 n, i);
-        failures++;
+        mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       }
       for (size_t j = 0; j < cfg->transports[i].nparams; j++)
         if (!cfg->transports[i].params[j].value)
-          failures++;
+          mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
     if (!cfg->listen || !cfg->metadata)
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     mc_config_free(cfg);
   }
   printf("env: %ld allocation failures injected\n", n);
@@ -165,7 +166,7 @@ static void opts_all_failures(void) {
                                    sizeof err);
     if (rc != 0) {
       fprintf(stderr, "load: %s\n", err);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       return;
     }
     oom_at = n;
@@ -178,7 +179,7 @@ static void opts_all_failures(void) {
           strcmp(cfg->transports[0].name, "shm") != 0 ||
           strcmp(cfg->plugin_path[0], "/o1") != 0) {
         fprintf(stderr, "opts without failure: %d %s\n", rc, err);
-        failures++;
+        mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
       }
       mc_config_free(cfg);
       break;
@@ -186,29 +187,27 @@ static void opts_all_failures(void) {
     if (rc != MC_ENOMEM || !strstr(err, "out of memory")) {
       fprintf(stderr, "opts allocation %ld failed: rc %d err '%s'\n", n, rc,
               err);
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     }
     for (size_t i = 0; i < cfg->ntransports; i++)
       if (!cfg->transports[i].name)
-        failures++;
+        mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     for (size_t i = 0; i < cfg->nplugin_path; i++)
       if (!cfg->plugin_path[i])
-        failures++;
+        mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     if (!cfg->listen || !cfg->metadata)
-      failures++;
+      mc_check_failed(__FILE__, __LINE__, "the check above", NULL);
     mc_config_free(cfg);
   }
   printf("opts: %ld allocation failures injected\n", n);
 }
 
 int main(void) {
+  mc_check_keep_going(1);
   load_all_failures();
   env_all_failures();
   opts_all_failures();
-  if (failures) {
-    fprintf(stderr, "%d failure(s)\n", failures);
-    return 1;
-  }
-  printf("config-oom: all tests passed\n");
-  return 0;
+  if (!mc_check_failures())
+    printf("config-oom: all tests passed\n");
+  return mc_check_exit_status();
 }
