@@ -4,9 +4,12 @@
  *   1. each entry of $MC_METADATA_MODULE_PATH (colon-separated; a directory
  *      or the path of one mc-metadata-<name>.so),
  *   2. the build tree's module folder (MC_BUILD_METADATA_DIR,
- *      <build>/core/metadata) only when this libmooncake runs from its
- *      build tree (the same dladdr test as loader.c; an installed library
- *      never searches a build tree),
+ *      <build>/core/metadata) only when this core runs from its build tree:
+ *      the libmooncake in <build>/core (the same dladdr test as loader.c),
+ *      or a program of the build tree that links the core's internal
+ *      archive (its file lies under MC_BUILD_ROOT, e.g. the build's
+ *      mc-metadata-bench).  An installed library or program never searches
+ *      a build tree,
  *   3. the compiled-in MC_METADATA_DIR ($libdir/mooncake/metadata).
  *
  * A separate variable rather than MC_PLUGIN_PATH: transports and metadata
@@ -23,6 +26,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,29 @@ typedef struct search {
   size_t n;
 } search;
 
+/* Whether this core runs from its build tree (rule 2 above). */
+static const char md_anchor = 0;
+static int in_build_tree(void) {
+  if (mc_loader_build_plugin_dir())
+    return 1;
+#ifdef MC_BUILD_ROOT
+  Dl_info di;
+  char self[PATH_MAX], root[PATH_MAX];
+  if (!dladdr(&md_anchor, &di) || !di.dli_fname || !di.dli_fname[0] ||
+      !realpath(di.dli_fname, self)) {
+    /* The main program: glibc may name it "" */
+    if (!realpath("/proc/self/exe", self))
+      return 0;
+  }
+  if (!realpath(MC_BUILD_ROOT, root))
+    return 0;
+  size_t n = strlen(root);
+  return strncmp(self, root, n) == 0 && self[n] == '/';
+#else
+  return 0;
+#endif
+}
+
 /* Appends an entry unless the same text is already listed. */
 static void search_add(search *s, const char *entry, const char *origin) {
   for (size_t i = 0; i < s->n; i++)
@@ -70,7 +97,7 @@ static void search_init(search *s) {
       search_add(s, t, "MC_METADATA_MODULE_PATH");
   }
 #ifdef MC_BUILD_METADATA_DIR
-  if (mc_loader_build_plugin_dir())
+  if (in_build_tree())
     search_add(s, MC_BUILD_METADATA_DIR, "build tree");
 #endif
   search_add(s, MC_METADATA_DIR, "install");

@@ -1,12 +1,12 @@
 /* Internal: the metadata interface; the engine only talks to this.  The
- * built-in p2p backend implements mc_metadata_ops; the store backends (etcd,
- * HTTP) are loadable modules with primitive operations (backend.h) under
- * one publish/lease/refresh layer (md_store.c).
+ * built-in p2p backend implements mc_metadata_ops; the key/value backends
+ * (etcd, HTTP) are loadable modules with primitive operations (backend.h)
+ * under one publish/lease/refresh layer (md_store.c).
  *
  * Segment descriptors are stored as JSON text (descriptor.h) under the
- * segment's name.  The generic key/value calls serve the stores (master
- * election, object metadata); backends that cannot hold arbitrary keys
- * (p2p) return MC_ENOTSUP. */
+ * segment's name.  The generic key/value calls are for layers above the
+ * engine; backends that cannot hold arbitrary keys (p2p) return
+ * MC_ENOTSUP. */
 #ifndef MC_METADATA_H
 #define MC_METADATA_H
 
