@@ -141,11 +141,12 @@ static int name_of(const char *path, char *name, size_t cap) {
   return 0;
 }
 
-/* Opens and validates one file; 0, or MC_EABI / MC_ENOTSUP with why. */
-static int try_open(const char *path, const char *name, const char *scheme, void **dl_out,
-                    mc_md_backend *ops, char *why, size_t whylen) {
+/* Opens and validates one file; 0, or MC_EABI / MC_ENOTSUP with why.
+ * flags: extra dlopen flags. */
+static int try_open(const char *path, const char *name, const char *scheme, int flags,
+                    void **dl_out, mc_md_backend *ops, char *why, size_t whylen) {
   dlerror();
-  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | flags);
   if (!dl) {
     const char *e = dlerror();
     snprintf(why, whylen, "cannot be loaded: %s", e ? e : "dlopen failed");
@@ -244,7 +245,10 @@ int mc_md_module_load(const mc_logger *lg, const char *scheme, const char *url,
   snprintf(m->path, sizeof m->path, "%s", realpath(path, real) ? real : path);
   snprintf(m->name, sizeof m->name, "%s", scheme);
   char why[512];
-  int rc = try_open(m->path, scheme, scheme, &m->dl, &m->ops, why, sizeof why);
+  /* RTLD_NODELETE: a module in use stays mapped until the process exits,
+   * with the libraries it brought (gRPC's shutdown may finish on a thread
+   * of its own after the last client is gone). */
+  int rc = try_open(m->path, scheme, scheme, RTLD_NODELETE, &m->dl, &m->ops, why, sizeof why);
   if (rc) {
     MC_WARN(lg, COMP, "metadata module '%s' (%s) refused: %s", scheme, m->path, why);
     mc_seterr(err, errlen, "metadata '%s': the %s backend module %s was refused: %s", url,
@@ -342,7 +346,7 @@ int mc_md_module_report(mc_plugin_info *out, uint32_t *n, char *search_path, siz
       } else {
         void *dl = NULL;
         mc_md_backend ops;
-        int rc = try_open(list[i].path, list[i].name, NULL, &dl, &ops, x->reason,
+        int rc = try_open(list[i].path, list[i].name, NULL, 0, &dl, &ops, x->reason,
                           sizeof x->reason);
         if (rc) {
           x->state = MC_PLUGIN_REFUSED;

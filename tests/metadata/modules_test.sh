@@ -1,5 +1,5 @@
 #!/bin/sh
-# modules_test.sh LIBMOONCAKE TCP_PLUGIN BENCH MC_INFO BAD_MODULE_DIR
+# modules_test.sh LIBMOONCAKE TCP_PLUGIN BENCH MC_INFO BAD_MODULE_DIR MODULE_DIR
 #
 # The metadata backends etcd and http are loadable modules (issue 11):
 #   1. libmooncake's NEEDED entries name none of gRPC, protobuf-c, libcurl,
@@ -10,12 +10,14 @@
 #      verifies data in two processes, and never maps gRPC or libcurl;
 #   3. etcd:// (and http://) there fails with the clear message naming the
 #      module file and the search path;
-#   4. modules with a wrong ABI major or a name that is not their file's
+#   4. the modules of the build (MODULE_DIR) export their entry point only
+#      and do not link libmooncake;
+#   5. modules with a wrong ABI major or a name that is not their file's
 #      are refused with the reason, shown by mc-info, and an engine asking
 #      for their scheme fails with that reason.
 set -u
-[ $# -eq 5 ] || { echo "usage: $0 LIBMOONCAKE TCP_PLUGIN BENCH MC_INFO BAD_MODULE_DIR" >&2; exit 2; }
-lib=$1 tcp=$2 bench=$3 info=$4 baddir=$5
+[ $# -eq 6 ] || { echo "usage: $0 LIBMOONCAKE TCP_PLUGIN BENCH MC_INFO BAD_MODULE_DIR MODULE_DIR" >&2; exit 2; }
+lib=$1 tcp=$2 bench=$3 info=$4 baddir=$5 moddir=$6
 command -v readelf > /dev/null || { echo "SKIP: readelf not found"; exit 77; }
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
@@ -64,7 +66,17 @@ for u in etcd://127.0.0.1:1 http://127.0.0.1:1/md; do
     bad "$u without its module: no clear message"
 done
 
-# 4. Refused modules.
+# 4. The build's modules: the entry point only, no libmooncake.
+for m in "$moddir"/mc-metadata-*.so; do
+  [ -e "$m" ] || continue
+  readelf -d "$m" | grep NEEDED | grep -q libmooncake && bad "$(basename "$m") links libmooncake"
+  syms=$(readelf --dyn-syms -W "$m" | awk '$5 == "GLOBAL" && $7 != "UND" {print $8}' | sort -u | tr '\n' ' ')
+  [ "$syms" = "mc_metadata_backend_v1 " ] ||
+    bad "$(basename "$m") exports '$syms', expected mc_metadata_backend_v1 only"
+  echo "module $(basename "$m"): exports $syms"
+done
+
+# 5. Refused modules.
 export MC_METADATA_MODULE_PATH="$baddir"
 out=$("$info" 2>&1)
 printf '%s\n' "$out" | sed -n '/^metadata backends:/,$p'
