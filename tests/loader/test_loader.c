@@ -85,7 +85,7 @@ static void expect_refused(const char *name, int want_rc, const char *cause) {
   char quoted[80];
   snprintf(quoted, sizeof quoted, "'%s'", name);
   CHECK_HAS(err, quoted);
-  CHECK(strcmp(err, err2) == 0);
+  CHECK_STR(err, err2);
   CHECK(log && tu_count(log, "refused") == 1);
   CHECK_HAS(log, "warn");
   CHECK_HAS(log, cause);
@@ -100,7 +100,7 @@ static void expect_refused(const char *name, int want_rc, const char *cause) {
   if (i) {
     CHECK(i->state == MC_PLUGIN_REFUSED);
     CHECK_HAS(i->reason, cause);
-    CHECK(strcmp(i->path, real) == 0);
+    CHECK_STR(i->path, real);
   }
   mc_loader_destroy(ld);
 }
@@ -149,7 +149,7 @@ static void test_failinit(void) {
   CHECK(i && i->state == MC_PLUGIN_REFUSED);
   if (i) {
     CHECK_HAS(i->reason, "init failed: no test device");
-    CHECK(strcmp(i->version, "0.0.1-test") == 0);
+    CHECK_STR(i->version, "0.0.1-test");
   }
   mc_loader_destroy(ld);
 }
@@ -166,9 +166,9 @@ static void test_names_sorted(void) {
   CHECK_RC(mc_loader_names(ld, names, &n), 0);
   const char *want[] = {"badabi", "failinit", "garbage", "misname",
                         "nosubmit", "nosym",    "oot",     "small"};
-  CHECK(n == 8);
+  CHECK_EQ_INT(n, 8);
   for (size_t i = 0; i < 8 && i < n; i++)
-    CHECK(strcmp(names[i], want[i]) == 0);
+    CHECK_STR(names[i], want[i]);
   mc_loader_destroy(ld);
 }
 
@@ -212,20 +212,20 @@ static void test_shadowing(void) {
     free(log);
     if (p) {
       CHECK(p->found_major == 1 && p->found_size == sizeof(mc_transport_ops));
-      CHECK(strcmp(p->ops.name, "oot") == 0);
+      CHECK_STR(p->ops.name, "oot");
     }
     mc_loader_mark_loaded(ld, "oot", 1);
 
     mc_plugin_info r[4];
     uint32_t n = 1;
     CHECK_RC(mc_loader_report(ld, r, &n), MC_ENOSPC);
-    CHECK(n == 2);
+    CHECK_EQ_INT(n, 2);
     n = 4;
     CHECK_RC(mc_loader_report(ld, r, &n), 0);
-    CHECK(n == 2);
+    CHECK_EQ_INT(n, 2);
     CHECK(r[0].state == MC_PLUGIN_LOADED && strcmp(r[0].path, win) == 0);
     CHECK(r[0].nrails == 1 && r[0].abi_major == 1);
-    CHECK(strcmp(r[0].version, "1.0.0") == 0);
+    CHECK_STR(r[0].version, "1.0.0");
     CHECK(r[0].caps & MC_CAP_OWN_THREADS);
     CHECK(r[0].reason[0] == '\0');
     CHECK(r[1].state == MC_PLUGIN_SHADOWED && strcmp(r[1].path, lose) == 0);
@@ -279,7 +279,7 @@ static void test_explicit(void) {
   mc_plugin_info r[16];
   uint32_t n = 16;
   CHECK_RC(mc_loader_report(ld, r, &n), 0);
-  CHECK(n == 10); /* oot, liboot, 8 in plugdir */
+  CHECK_EQ_INT(n, 10); /* oot, liboot, 8 in plugdir */
   CHECK(r[0].state == MC_PLUGIN_AVAILABLE && strcmp(r[0].name, "oot") == 0);
   CHECK(r[1].state == MC_PLUGIN_REFUSED);
   CHECK_HAS(r[1].reason, "'liboot.so' is not mc-transport-<name>.so");
@@ -300,7 +300,7 @@ static void test_not_found(void) {
   snprintf(want, sizeof want,
            "transport 'rdma' not found; searched: /nonexistent/one:%s:"
            "/nonexistent/two.so:/nonexistent/builtin", a);
-  CHECK(strcmp(err, want) == 0);
+  CHECK_STR(err, want);
   if (strcmp(err, want) != 0)
     tu_note("  got:  %s\n  want: %s", err, want);
 
@@ -315,7 +315,7 @@ static void test_not_found(void) {
   /* No entries at all, builtin omitted: still a clean ENOENT. */
   ld = mk(NULL, 0, NULL);
   CHECK_RC(mc_loader_load(ld, "tcp", &p, err, sizeof err), MC_ENOENT);
-  CHECK(strcmp(err, "transport 'tcp' not found; searched: ") == 0);
+  CHECK_STR(err, "transport 'tcp' not found; searched: ");
   uint32_t n = 0;
   CHECK_RC(mc_loader_report(ld, NULL, &n), 0);
   CHECK(n == 0);
@@ -337,7 +337,7 @@ static void use_plugin_once(mc_plugin *p) {
   mc_rail_info rails[2];
   uint32_t nr = 2;
   CHECK_RC(p->ops.query_rails(ctx, rails, &nr), 0);
-  CHECK(nr == 1);
+  CHECK_EQ_INT(nr, 1);
 
   char src[256], dst[256];
   memset(src, 0x5a, sizeof src);
@@ -468,7 +468,7 @@ static void test_bad_names(void) {
   CHECK(i != NULL);
   if (i) {
     CHECK(i->state == MC_PLUGIN_REFUSED);
-    CHECK(strcmp(i->name, "Bad-Name") == 0);
+    CHECK_STR(i->name, "Bad-Name");
     CHECK_HAS(i->reason, "transport name 'Bad-Name' is not [a-z0-9_]+");
   }
   mc_loader_destroy(ld);

@@ -52,10 +52,10 @@ static void check_plugin_origin(mc_engine *e) {
     if (strcmp(pi[i].name, "oot") != 0 || pi[i].state != MC_PLUGIN_LOADED)
       continue;
     found = 1;
-    CHECK(strcmp(pi[i].path, want) == 0);
-    CHECK(strcmp(pi[i].version, "1.0.0") == 0);
+    CHECK_STR(pi[i].path, want);
+    CHECK_STR(pi[i].version, "1.0.0");
     CHECK(pi[i].abi_major == MC_TRANSPORT_ABI_MAJOR);
-    CHECK(pi[i].nrails == 1);
+    CHECK_EQ_INT(pi[i].nrails, 1);
   }
   CHECK(found);
   free(pi);
@@ -225,7 +225,7 @@ int main(void) {
         mc_transfer_status st;
         CHECK_OK(mc_batch_status(bt, i, &st));
         CHECK(st.state == MC_XFER_COMPLETED && st.bytes == 4096);
-        CHECK(strcmp(st.transport, "oot") == 0);
+        CHECK_STR(st.transport, "oot");
       }
       mc_batch_destroy(bt);
       CHECK(memcmp(b, ref, BUF_LEN) == 0);

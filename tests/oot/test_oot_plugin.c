@@ -53,7 +53,7 @@ static void test_sizes(void *ctx) {
   mc_rail_info r[1];
   uint32_t n = 0;
   CHECK_RC(ops->query_rails(ctx, r, &n), MC_ENOSPC);
-  CHECK(n == 1);
+  CHECK_EQ_INT(n, 1);
   char d[8];
   size_t dl = sizeof d;
   CHECK_RC(ops->local_desc(ctx, d, &dl), MC_ENOSPC);

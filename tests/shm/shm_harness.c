@@ -127,7 +127,7 @@ int h_xfer(h_plugin *h, void *ep, uint32_t op, void *lmem, void *laddr,
   uint32_t acc = 0;
   h_clear(h);
   CHECK_RC(h->ops->submit(h->ctx, ep, &s, 1, &acc), 0);
-  CHECK(acc == 1);
+  CHECK_EQ_INT(acc, 1);
   CHECK(h_wait(h, 1, 10000) == 0);
   CHECK(h_ndone(h) == 1); /* once, and nothing else */
   const h_done *d = h_find(h, token);

@@ -147,7 +147,7 @@ static void test_mode(const char *mode) {
   h_send(p.wr, "v", 1);
   uint8_t ok = 0;
   CHECK(h_recv(p.rd, &ok, 1) == 1);
-  CHECK(ok == 1);
+  CHECK_EQ_INT(ok, 1);
   h_send(p.wr, "q", 1);
   wait_ok(pid);
   CHECK_RC(h.ops->release_mem(h.ctx, rmem), 0);

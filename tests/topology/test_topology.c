@@ -23,7 +23,7 @@ static void rank(const mc_topology *t, const char *loc, const mc_topo_rail *r,
                  size_t n, char *out, size_t len) {
   uint32_t p[32], f[32];
   size_t np, nf;
-  CHECK(mc_topo_select(t, loc, r, n, p, &np, f, &nf) == 0);
+  CHECK_RC(mc_topo_select(t, loc, r, n, p, &np, f, &nf), 0);
   size_t o = 0;
   out[0] = 0;
   for (size_t i = 0; i < np; i++)
@@ -62,7 +62,7 @@ static void test_dgx(void) {
   CHECK(rc == 0);
   CHECK(t->nnuma == 2 && t->distance && t->distance[1] == 21);
   CHECK(!strcmp(t->numa[0].cpus, "0-3") && !strcmp(t->numa[1].cpus, "4-7"));
-  CHECK(t->ndevs == 16); /* ib* netdevs of RDMA NICs are not extra rails */
+  CHECK_EQ_INT(t->ndevs, 16); /* ib* netdevs of RDMA NICs are not extra rails */
   mc_topo_rail r[9];
   char names[8][16];
   for (int i = 0; i < 8; i++) {
@@ -94,14 +94,14 @@ static void test_dgx(void) {
   expect(t, NULL, r, 2, "0,1|");
   uint32_t p[9], f[9];
   size_t np, nf;
-  CHECK(mc_topo_select(t, "cuda:x", r, 9, p, &np, f, &nf) == MC_EINVAL);
-  CHECK(mc_topo_select(t, "CUDA:1", r, 9, p, &np, f, &nf) == MC_EINVAL);
-  CHECK(mc_topo_select(t, "cuda:", r, 9, p, &np, f, &nf) == MC_EINVAL);
+  CHECK_RC(mc_topo_select(t, "cuda:x", r, 9, p, &np, f, &nf), MC_EINVAL);
+  CHECK_RC(mc_topo_select(t, "CUDA:1", r, 9, p, &np, f, &nf), MC_EINVAL);
+  CHECK_RC(mc_topo_select(t, "cuda:", r, 9, p, &np, f, &nf), MC_EINVAL);
 
   /* YAML overrides discovery for the locations it names. */
   char *pref[] = {"rdma:mlx5_3"}, *fb[] = {"mlx5_2", "nosuch"};
   mc_config_topo e = {"cuda:0", pref, 1, fb, 2, 1};
-  CHECK(mc_topo_apply_config(t, &e, 1) == 0);
+  CHECK_RC(mc_topo_apply_config(t, &e, 1), 0);
   expect(t, "cuda:0", r, 9, "3,8|2"); /* other rdma rails left out */
   expect(t, "cuda:1", r, 9, "1|0,2,3,8,4,5,6,7");
 
@@ -109,7 +109,7 @@ static void test_dgx(void) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f2 = open_memstream(&buf, &len);
-  CHECK(mc_topo_print_yaml(t, NULL, 0, f2) == 0);
+  CHECK_RC(mc_topo_print_yaml(t, NULL, 0, f2), 0);
   fclose(f2);
   CHECK(strstr(buf, "  \"cuda:1\": {preferred: [\"mlx5_1\"], fallback: "
                     "[\"mlx5_0\", \"mlx5_2\", \"mlx5_3\", \"mlx5_4\", \"mlx5_5\", "
@@ -123,9 +123,9 @@ static void test_dgx(void) {
   if (rc)
     fprintf(stderr, "%s\n----\n%s", cerr, buf);
   CHECK(rc == 0);
-  CHECK(cfg->ntopology == 10); /* cpu:0-1, cuda:1-7, then cuda:0 */
+  CHECK_EQ_INT(cfg->ntopology, 10); /* cpu:0-1, cuda:1-7, then cuda:0 */
   mc_topology *back = NULL;
-  CHECK(mc_topo_from_config(cfg->topology, cfg->ntopology, &back) == 0);
+  CHECK_RC(mc_topo_from_config(cfg->topology, cfg->ntopology, &back), 0);
   for (int i = 0; i < 8; i++) {
     char gpu[16], a[256], b[256];
     snprintf(gpu, sizeof gpu, "cuda:%d", i);
@@ -159,7 +159,7 @@ static void test_synthetic(void) {
   expect(t, "cpu:0", r, 5, "1,4|2,0,3");
   expect(t, "cpu:1", r, 5, "0,3|2,1,4");
   expect(t, "cpu:7", r, 5, "0,1,2,3,4|"); /* no such node */
-  CHECK(mc_topo_load_synthetic("pack:x", &t, err, sizeof err) == MC_EINVAL);
+  CHECK_RC(mc_topo_load_synthetic("pack:x", &t, err, sizeof err), MC_EINVAL);
   CHECK(strstr(err, "pack:x"));
   mc_topo_free(t);
   printf("synthetic 2-socket: ok\n");
@@ -217,9 +217,9 @@ static void test_sysfs(void) {
     CHECK(symlink(target, link) == 0);
   }
   mc_topology *t = NULL;
-  CHECK(mc_topo_sysfs_load(root, &t) == 0);
+  CHECK_RC(mc_topo_sysfs_load(root, &t), 0);
   CHECK(t->nnuma == 2 && t->distance[1] == 32);
-  CHECK(t->ndevs == 3);
+  CHECK_EQ_INT(t->ndevs, 3);
   const mc_topo_dev *g = find_dev(t, "cuda:0"), *n0 = find_dev(t, "mlx5_0"),
                     *n1 = find_dev(t, "ens5");
   CHECK(g && n0 && n1 && g->depth == 2 && n0->depth == 2 && n1->numa_node == 1);
@@ -237,10 +237,10 @@ static void test_sysfs(void) {
 static void test_this_host(void) {
   mc_topology *t = NULL;
   char err[256];
-  CHECK(mc_topo_discover(&t, err, sizeof err) == 0);
+  CHECK_RC(mc_topo_discover(&t, err, sizeof err), 0);
   CHECK(t->nnuma >= 1);
   FILE *null = fopen("/dev/null", "w");
-  CHECK(mc_topo_print_yaml(t, NULL, 0, null) == 0);
+  CHECK_RC(mc_topo_print_yaml(t, NULL, 0, null), 0);
   fclose(null);
   char loc[32];
   int *page = malloc(4096);
@@ -263,7 +263,7 @@ static void test_this_host(void) {
   long mb = syscall(SYS_mbind, fresh + 8192, 4096ul, 2 /* MPOL_BIND */, &node0,
                     8 * sizeof node0, 0u);
   if (mb == 0) {
-    CHECK(mc_topo_addr_node(fresh + 8192) == 0);
+    CHECK_EQ_INT(mc_topo_addr_node(fresh + 8192), 0);
     CHECK(mincore(fresh + 8192, 4096, &resident) == 0);
     CHECK((resident & 1) == 0);
   } else {
