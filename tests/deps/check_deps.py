@@ -31,15 +31,15 @@ import sys
 # place in this table.
 LAYERS = """
 # base utilities
-0: log net token rpc/
+0: log net token
 # formats and parsers
 1: descriptor config
-# the topology model, the plugin loader, the p2p wire format
-2: topology loader p2p_wire
-# the metadata front end (with its store and module host), then the
-# backends that were built into core/src (now under core/metadata/)
+# the topology model, the plugin loader
+2: topology loader
+# the metadata front end (with its store and module host); its backends
+# live in core/metadata/ (p2p built in, etcd and http as modules) and the
+# RPC layer in core/rpc/: they may include core/src layers <= backend_max
 3: metadata
-4: metadata_p2p etcd/ http/
 # engine modules, bottom up
 5: transports jobs notify
 6: rails
