@@ -13,8 +13,9 @@
 #   4. the modules of the build (MODULE_DIR) export their entry point only
 #      and do not link libmooncake;
 #   5. modules with a wrong ABI major or a name that is not their file's
-#      are refused with the reason, shown by mc-info, and an engine asking
-#      for their scheme fails with that reason.
+#      (and one whose vendor library is missing: dlerror()) are refused
+#      with the reason, shown by mc-info, and an engine asking for their
+#      scheme fails with that reason.
 set -u
 [ $# -eq 6 ] || { echo "usage: $0 LIBMOONCAKE TCP_PLUGIN BENCH MC_INFO BAD_MODULE_DIR MODULE_DIR" >&2; exit 2; }
 lib=$1 tcp=$2 bench=$3 info=$4 baddir=$5 moddir=$6
@@ -86,6 +87,15 @@ printf '%s\n' "$out" | grep -q 'ABI major 99, this core supports 1' ||
   bad "mc-info does not give the ABI refusal reason"
 printf '%s\n' "$out" | grep -q "name 'other' does not match file name 'badname'" ||
   bad "mc-info does not give the name mismatch reason"
+# A module whose vendor library is missing: dlerror() is the reason.
+mkdir -p "$tmp/vendor"
+cp "$baddir/mc-metadata-needsvendor.so" "$tmp/vendor/" || exit 1
+out=$(MC_METADATA_MODULE_PATH="$tmp/vendor" "$info" 2>&1)
+printf '%s\n' "$out" | sed -n '/^metadata backends:/,$p'
+printf '%s\n' "$out" | grep -Eq "REFUSED +needsvendor" &&
+  printf '%s\n' "$out" | grep -q "cannot be loaded: .*libmc_md_vendor_stub.so.*cannot open shared object file" ||
+  bad "a module with a missing library is not refused with dlerror()"
+
 # An engine asking for etcd:// when the etcd module found is a bad one
 # (here the badabi module copied under the etcd module's name).
 mkdir -p "$tmp/badetcd"

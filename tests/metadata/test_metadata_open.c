@@ -26,7 +26,8 @@ static void expect_open_fails(const char *url, const char *listen, int want,
 }
 
 /* argv[1]: a folder holding mc-metadata-badabi.so (ABI major 99) and
- * mc-metadata-badname.so (its table says "other"), or nothing. */
+ * mc-metadata-badname.so (its table says "other") (bad_module.c), or
+ * nothing. */
 int main(int argc, char **argv) {
   if (argc > 1) {
     /* Refused modules: the reason reaches the caller. */
