@@ -108,6 +108,9 @@ static int transport_optional(const mc_config *cfg, const char *name) {
   return cfg->transports_auto || (ct && ct->optional);
 }
 
+/* More rails than any host has: a plugin reporting more is broken. */
+#define MC_MAX_RAILS 4096
+
 /* init, query_rails and local_desc of a new transport; *step names the
  * call that failed. */
 static int transport_start(mc_engine *e, mc_transport *t, const char **step) {
@@ -119,10 +122,22 @@ static int transport_start(mc_engine *e, mc_transport *t, const char **step) {
   int rc = t->ops->init(&t->host, &args, &t->ctx);
   if (rc)
     return rc;
+  /* Most transports have a few rails; one with more says how many it has
+   * (MC_ENOSPC with *n set) and is asked again with room for all. */
   uint32_t n = 64;
   *step = "query_rails";
   t->rails = calloc(n, sizeof *t->rails);
   rc = t->rails ? t->ops->query_rails(t->ctx, t->rails, &n) : MC_ENOMEM;
+  if (rc == MC_ENOSPC && n > 64 && n <= MC_MAX_RAILS) {
+    mc_rail_info *more = realloc(t->rails, n * sizeof *more);
+    if (more) {
+      t->rails = more;
+      memset(more, 0, n * sizeof *more);
+      rc = t->ops->query_rails(t->ctx, t->rails, &n);
+    } else {
+      rc = MC_ENOMEM;
+    }
+  }
   if (rc == 0 && n == 0)
     rc = MC_EINVAL; /* the contract says at least one rail */
   t->nrails = n;
@@ -412,7 +427,7 @@ static void segment_name(mc_engine *e) {
   if (e->cfg->segment_name) {
     snprintf(e->name, sizeof e->name, "%s", e->cfg->segment_name);
   } else if (mc_metadata_local_name(e->md, e->name, sizeof e->name) != 0) {
-    char host[256] = "localhost";
+    char host[HOST_NAME_MAX + 1] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(e->name, sizeof e->name, "%s:%d", host, (int)getpid());
   }

@@ -43,7 +43,7 @@ typedef struct mem {
 } mem;
 
 static const mc_param_info params[] = {
-    {MC_PARAM_INT, "rails", "2", "number of rails"},
+    {MC_PARAM_INT, "rails", "2", "number of rails", 1, 200},
     {MC_PARAM_INT, "fail_rails", "0", "bitmask of failing rails"},
     {MC_PARAM_BOOL, "fail_all", "false", "fail every slice"},
     {MC_PARAM_INT, "slow_reg_len", "0", "register_mem of this length sleeps"},
@@ -67,7 +67,7 @@ static int f_init(const mc_host_api *h, const mc_init_args *a, void **out) {
     return MC_ENOMEM;
   c->host = h;
   c->rails = (uint32_t)param(h, "rails", 2);
-  if (c->rails < 1 || c->rails > 8)
+  if (c->rails < 1 || c->rails > 200)
     c->rails = 2;
   c->fail_rails = (uint32_t)param(h, "fail_rails", 0);
   c->fail_all = (int)param(h, "fail_all", 0);

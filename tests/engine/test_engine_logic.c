@@ -93,6 +93,25 @@ static void reset(const char *name) {
     memset((void *)s, 0, sizeof *s);
 }
 
+/* A transport with more rails than the engine's first query_rails call has
+ * room for (64) is asked again with room for all, not refused. */
+static void test_many_rails(void) {
+  pair p;
+  if (pair_open(&p, "transports:\n  flaky: {rails: 100}\n", 1 << 20))
+    return;
+  mc_rail_info rails[128];
+  uint32_t n = 128;
+  int rc = mc_engine_rails(p.a, "flaky", rails, &n);
+  CHECK_MSG(rc == 0 && n == 100, "rails: %s, n=%u", mc_strerror(rc), n);
+  CHECK_MSG(rc != 0 || strcmp(rails[99].name, "r99") == 0, "last rail '%s'", rails[99].name);
+  reset("flaky");
+  mc_request r = {MC_OP_WRITE, p.abuf, p.seg, (uint64_t)(uintptr_t)p.bbuf, 1 << 20};
+  rc = mc_transfer_sync(p.a, &r, 1, 5000);
+  CHECK_MSG(rc == 0, "write over 100 rails: %s", mc_strerror(rc));
+  CHECK_MSG(memcmp(p.abuf, p.bbuf, 1 << 20) == 0, "data differs after write");
+  pair_close(&p);
+}
+
 static void test_slicing(void) {
   pair p;
   if (pair_open(&p, "transports: [flaky]\nslice_size: 64K\n", 4 << 20))
@@ -378,6 +397,7 @@ int main(int argc, char **argv) {
   plugin_dir = argv[1];
   unsetenv("MC_PLUGIN_PATH");
   test_slicing();
+  test_many_rails();
   test_retry_other_rail();
   test_failover_transport();
   test_retry_exhausted();
