@@ -27,7 +27,7 @@ void mc_vlog(const mc_logger *lg, int level, const char *component,
              const char *fmt, va_list ap) {
   const mc_md_host *h = atomic_load(&host_table);
   char msg[MC_ERR_MAX];
-  if (h && !h->log_enabled(lg, level))
+  if (!fmt || (h && !h->log_enabled(lg, level)))
     return;
   vsnprintf(msg, sizeof msg, fmt, ap);
   if (h)
