@@ -309,7 +309,8 @@ static void collect(const char *entry, found **list, size_t *n, size_t *cap) {
   }
   if (d)
     closedir(d);
-  qsort(*list + first, *n - first, sizeof **list, cmp_found);
+  if (*n > first) /* *list may still be NULL when nothing was found */
+    qsort(*list + first, *n - first, sizeof **list, cmp_found);
 }
 
 int mc_md_module_report(mc_plugin_info *out, uint32_t *n, char *search_path, size_t splen) {
