@@ -12,7 +12,7 @@
 
 #include "etcd/etcd_client.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static const char *etcd_bin(void) {
   const char *b = getenv("MC_TEST_ETCD");
@@ -111,7 +111,7 @@ int etcd_cluster_start(etcd_cluster *c, int n) {
   }
   CHECK(n >= 1 && n <= ETCD_MAX_MEMBERS);
   c->n = n;
-  tu_tempdir(c->tmp, sizeof c->tmp, "etcd");
+  CHECK(tu_mkdtemp(c->tmp, sizeof c->tmp, "etcd") == 0);
   for (int i = 0; i < n; i++) {
     etcd_member *m = &c->m[i];
     snprintf(m->name, sizeof m->name, "m%d", i);

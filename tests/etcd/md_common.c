@@ -6,7 +6,7 @@
 
 #include "descriptor.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static void on_change(void *arg, const char *segment) {
   md_watcher *w = arg;

@@ -7,7 +7,7 @@
 #include "etcd/etcd_client.h"
 #include "etcd_fixture.h"
 #include "md_common.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static void bad_url(const char *url) {
   mc_metadata_args a = {.url = url, .timeout_ms = 500};

@@ -8,7 +8,7 @@
 #include "etcd/etcd_client.h"
 #include "etcd_fixture.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 typedef struct {
   int n;

@@ -7,7 +7,7 @@
 #include "etcd_fixture.h"
 #include "md_common.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 int main(void) {
   etcd_cluster c;

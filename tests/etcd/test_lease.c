@@ -11,7 +11,7 @@
 #include "etcd_fixture.h"
 #include "md_common.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static int child(const char *url, int fd) {
   mc_metadata *md = md_open(url, 2000, NULL);
@@ -19,6 +19,7 @@ static int child(const char *url, int fd) {
   CHECK(write(fd, "r", 1) == 1);
   for (;;)
     pause(); /* keeps the lease alive until killed */
+  return 0; /* not reached */
 }
 
 int main(int argc, char **argv) {

@@ -11,7 +11,7 @@
 #include "etcd_fixture.h"
 #include "md_common.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static void expect_down(mc_metadata *a, mc_metadata *b) {
   uint64_t t0 = mc_now_ms();

@@ -9,7 +9,7 @@
 
 #include "net.h"
 #include "rpc/rpc.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static int echo(void *arg, const void *req, size_t len, void **resp,
                 size_t *resp_len, char *msg, size_t msglen) {

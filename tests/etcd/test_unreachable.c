@@ -8,7 +8,7 @@
 
 #include "metadata.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static int count(const char *hay, const char *needle) {
   int n = 0;
@@ -31,11 +31,11 @@ int main(void) {
 
   size_t len;
   char *json = tu_make_desc("seg-down", 1, &len);
-  int cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   uint64_t t0 = mc_now_ms();
   int rc = mc_metadata_publish(md, "seg-down", json, len);
   uint64_t took = mc_now_ms() - t0;
-  char *log = capture_end(cap);
+  char *log = tu_capture_end();
   free(json);
   CHECK(rc == MC_EPEER || rc == MC_ETIMEDOUT);
   CHECK(took >= 1000 && took < 5000); /* the timeout, not more */

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 void mds_start(mds *s, const char *bin, const char *extra1, const char *extra2) {
   s->bin = bin;

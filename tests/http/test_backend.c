@@ -16,7 +16,7 @@
 #include "mds_fixture.h"
 #include "md_common.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 static size_t discard(char *p, size_t sz, size_t n, void *arg) {
   (void)p;
@@ -55,6 +55,7 @@ static int child(const char *url, int fd) {
   CHECK(write(fd, "r", 1) == 1);
   for (;;)
     pause();
+  return 0; /* not reached */
 }
 
 static void bad_url(const char *url) {

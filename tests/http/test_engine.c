@@ -7,7 +7,7 @@
 #include "mds_fixture.h"
 #include "mooncake/engine.h"
 #include "md_common.h"
-#include "testutil.h"
+#include "md_util.h"
 
 int main(int argc, char **argv) {
   CHECK(argc == 2);

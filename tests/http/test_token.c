@@ -17,7 +17,7 @@
 #include "md_common.h"
 #include "mooncake/engine.h"
 #include "net.h"
-#include "testutil.h"
+#include "md_util.h"
 
 #define TOKEN "0123456789abcdef0123456789abcdef"
 #define OTHER "fedcba9876543210fedcba9876543210"
@@ -84,7 +84,7 @@ static int count_key(void *arg, const char *key, size_t len) {
 int main(int argc, char **argv) {
   setenv("MC_LOG_LEVEL", "warn", 1); /* the checks read warnings */
   CHECK(argc == 2);
-  tu_tempdir(dir, sizeof dir, "mds-token");
+  CHECK(tu_mkdtemp(dir, sizeof dir, "mds-token") == 0);
   char tok_path[300], open_path[300];
   snprintf(tok_path, sizeof tok_path, "%s/token", dir);
   snprintf(open_path, sizeof open_path, "%s/open-token", dir);
@@ -122,10 +122,10 @@ int main(int argc, char **argv) {
 
   /* Without it, or with another cluster's: refused, nothing changes. */
   mc_metadata *none = open_with(s.url, NULL), *other = open_with(s.url, OTHER);
-  int cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   CHECK(md_fetch_version(none, "seg-a") == MC_EACCES);
   CHECK(md_fetch_version(other, "seg-a") == MC_EACCES);
-  char *log = capture_end(cap);
+  char *log = tu_capture_end();
   CHECK_HAS(mc_last_error(), "refused our cluster token; set cluster_token_file");
   /* The refused side is told what to set, with and without a token. */
   CHECK_HAS(log, "refused a request without a cluster token; set "

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "check.h" /* tests/common */
+#include "testutil.h"
 #include "descriptor.h"
 
 static void fill(uint8_t *p, size_t n, unsigned seed) {

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
+#include "check.h" /* tests/common */
+#include "testutil.h"
 #include "descriptor.h"
 #include "md_store.h"
 

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "check.h" /* tests/common */
+#include "testutil.h"
 #include "metadata.h"
 
 static mc_metadata_args args_for(const char *url, const char *listen) {

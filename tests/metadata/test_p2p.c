@@ -14,7 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "check.h" /* tests/common */
+#include "testutil.h"
 #include "descriptor.h"
 #include "metadata.h"
 #include "mooncake/engine.h"
@@ -332,10 +333,10 @@ static void test_cluster_token(void) {
   expect_fetch(b, a_name, a_name, 1);
   char *json = NULL;
   size_t len;
-  int cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   CHECK_RC(mc_metadata_fetch(c, a_name, &json, &len), MC_EACCES);
   CHECK_RC(mc_metadata_fetch(o, a_name, &json, &len), MC_EACCES);
-  char *log = capture_end(cap);
+  char *log = tu_capture_end();
   /* Denied: the fetching side is told what to set. */
   CHECK_HAS(log, "refused a request without a cluster token");
   CHECK_HAS(log, "refused our cluster token");
@@ -426,11 +427,11 @@ static void test_not_a_listener(void) {
   pthread_t th;
   CHECK(pthread_create(&th, NULL, fake_peer_main, &f) == 0);
   snprintf(target, sizeof target, "127.0.0.1:%u", port);
-  int cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   uint64_t t0 = mc_now_ms();
   CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_EPROTO);
   uint64_t took = mc_now_ms() - t0;
-  char *log = capture_end(cap);
+  char *log = tu_capture_end();
   CHECK(took < 2000); /* not the 5 s timeout */
   CHECK_HAS(log, "is not a mooncake listener");
   CHECK_HAS(log, "HTTP/1.1 400");
@@ -444,9 +445,9 @@ static void test_not_a_listener(void) {
   f.lfd = fake_listen(&port);
   CHECK(pthread_create(&th, NULL, fake_peer_main, &f) == 0);
   snprintf(target, sizeof target, "127.0.0.1:%u", port);
-  cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_EPEER);
-  log = capture_end(cap);
+  log = tu_capture_end();
   CHECK_HAS(log, "closed the connection without answering");
   CHECK_HAS(log, "a mooncake engine's listener?");
   free(log);
@@ -459,9 +460,9 @@ static void test_not_a_listener(void) {
   md = open_p2p(800, me);
   int lfd = fake_listen(&port);
   snprintf(target, sizeof target, "127.0.0.1:%u", port);
-  cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_ETIMEDOUT);
-  log = capture_end(cap);
+  log = tu_capture_end();
   char hint[MC_NAME_MAX + 64];
   snprintf(hint, sizeof hint, "is %s a mooncake engine's listener?", target);
   CHECK_HAS(log, hint);
@@ -469,9 +470,9 @@ static void test_not_a_listener(void) {
   close(lfd);
 
   /* Nothing listening at all. */
-  cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   CHECK_RC(mc_metadata_fetch(md, target, &json, &len), MC_EPEER);
-  log = capture_end(cap);
+  log = tu_capture_end();
   CHECK_HAS(log, "cannot connect to");
   CHECK_HAS(log, target);
   free(log);
@@ -495,11 +496,11 @@ static void test_engine_not_a_listener(void) {
   char target[64];
   snprintf(target, sizeof target, "127.0.0.1:%u", port);
   mc_segment *seg = NULL;
-  int cap = capture_start();
+  CHECK(tu_capture_begin() == 0);
   uint64_t t0 = mc_now_ms();
   CHECK_RC(mc_segment_open(e, target, &seg), MC_EPROTO);
   uint64_t took = mc_now_ms() - t0;
-  char *log = capture_end(cap);
+  char *log = tu_capture_end();
   CHECK(seg == NULL);
   CHECK(took < 2000); /* the engine's p2p timeout is 10 s */
   CHECK_HAS(log, "is not a mooncake listener");

@@ -8,7 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "check.h" /* tests/common */
+#include "testutil.h"
 #include "mooncake/engine.h"
 #include "token.h"
 

@@ -1,8 +1,7 @@
-/* See testutil.h. */
-#include "testutil.h"
+/* See md_util.h. */
+#include "md_util.h"
 
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -42,20 +41,3 @@ void tu_sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL);
 }
 
-void tu_tempdir(char *buf, size_t len, const char *tag) {
-  const char *t = getenv("TMPDIR");
-  snprintf(buf, len, "%s/mc-%s-XXXXXX", t && *t ? t : "/tmp", tag);
-  CHECK(mkdtemp(buf) != NULL);
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f) {
-  (void)sb;
-  (void)flag;
-  (void)f;
-  return remove(p);
-}
-
-void tu_rmtree(const char *path) {
-  if (path && *path)
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
