@@ -183,16 +183,10 @@ const mc_config_transport *mc_config_find_transport(const mc_config *cfg,
 /* Adds (or returns) transports.<name>; NULL on ENOMEM. */
 mc_config_transport *mc_config_add_transport(mc_config *cfg, const char *name);
 
-/* Parses sizes like "64K", "1M", "4096" (rules above); -1 on error. */
-int mc_config_parse_size(const char *text, uint64_t *out);
-
-/* Parses a decimal integer ("-1", "42"; no sign but '-', no hex) that fits
- * int64_t; -1 on error. */
-int mc_config_parse_int(const char *text, int64_t *out);
-
-/* Parses a boolean: true/false, yes/no, on/off, 1/0, any case; -1 on
- * error. */
-int mc_config_parse_bool(const char *text, int *out);
+/* The value parsers (mc_config_parse_size/_int/_bool) live in
+ * config_value.h, a module of their own so the conformance tool can link
+ * them without the rest of the core. */
+#include "config_value.h"
 
 /* ---- plugin params (mc_transport_ops.params) ----
  * The array is read with the plugin's stride: param_info_size, or

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "check.h"
-#include "config.h"
 #include "fake_host.h"
 
 static const mc_param_info params[] = {
@@ -19,29 +18,6 @@ static const mc_param_info params[] = {
     {MC_PARAM_INT, "nodefault", NULL, "no default", 0, 0},
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
-
-static void parsers_agree(void) {
-  static const char *const texts[] = {
-      "0", "1", "64", "64K", "64k", "64KiB", "64KB", "64kb", "1M", "2G", "3T", "1Ti",
-      "18446744073709551615", "18446744073709551616", "16777216T", "-1", "-0", "+1",
-      "9223372036854775807", "9223372036854775808", "-9223372036854775808",
-      "-9223372036854775809", "", " 1", "1 ", "1.5", "0x10", "true", "TRUE", "yes", "On",
-      "false", "No", "off", "2", "K", "1KK", "1Bi", "1iB", NULL};
-  for (const char *const *t = texts; *t; t++) {
-    uint64_t s1 = 0, s2 = 0;
-    int64_t i1 = 0, i2 = 0;
-    int b1 = 0, b2 = 0;
-    int r1 = mc_fake_parse_size(*t, &s1), r2 = mc_config_parse_size(*t, &s2);
-    CHECK_MSG((r1 == 0) == (r2 == 0) && (r1 || s1 == s2), "size \"%s\": %d/%llu vs core %d/%llu",
-              *t, r1, (unsigned long long)s1, r2, (unsigned long long)s2);
-    r1 = mc_fake_parse_int(*t, &i1), r2 = mc_config_parse_int(*t, &i2);
-    CHECK_MSG((r1 == 0) == (r2 == 0) && (r1 || i1 == i2), "int \"%s\": %d/%lld vs core %d/%lld",
-              *t, r1, (long long)i1, r2, (long long)i2);
-    r1 = mc_fake_parse_bool(*t, &b1), r2 = mc_config_parse_bool(*t, &b2);
-    CHECK_MSG((r1 == 0) == (r2 == 0) && (r1 || b1 == b2), "bool \"%s\": %d/%d vs core %d/%d",
-              *t, r1, b1, r2, b2);
-  }
-}
 
 static int completed, notified;
 static void on_complete(void *arg, uint64_t token, int status, uint64_t bytes, int32_t verr) {
@@ -56,7 +32,6 @@ static void on_notify(void *arg, const char *peer, const void *msg, size_t len) 
 }
 
 int main(void) {
-  parsers_agree();
 
   mc_transport_ops ops = {.abi_major = MC_TRANSPORT_ABI_MAJOR,
                           .abi_minor = MC_TRANSPORT_ABI_MINOR,

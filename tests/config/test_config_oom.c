@@ -42,6 +42,7 @@ static char *t_strndup(const char *s, size_t n) {
 #include "config_yaml.c"
 #include "config_env.c"
 #include "config_params.c"
+#include "config_value.c"
 #undef malloc
 #undef calloc
 #undef realloc

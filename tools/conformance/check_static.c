@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config_value.h"
 #include "conformance.h"
 
 /* ---- checks ------------------------------------------------------------- */
@@ -140,12 +141,12 @@ int check_abi(const char *path, const plugin *p) {
       int64_t iv = 0;
       int bv, bad = 0, out = 0;
       if (pi.type == MC_PARAM_BOOL)
-        bad = mc_fake_parse_bool(pi.default_text, &bv) != 0;
+        bad = mc_config_parse_bool(pi.default_text, &bv) != 0;
       else if (pi.type == MC_PARAM_INT) {
-        bad = mc_fake_parse_int(pi.default_text, &iv) != 0;
+        bad = mc_config_parse_int(pi.default_text, &iv) != 0;
         out = !bad && (pi.min || pi.max) && (iv < pi.min || iv > pi.max);
       } else {
-        bad = mc_fake_parse_size(pi.default_text, &sz) != 0;
+        bad = mc_config_parse_size(pi.default_text, &sz) != 0;
         out = !bad && (pi.min || pi.max) &&
               (sz > (uint64_t)INT64_MAX || (int64_t)sz < pi.min || (int64_t)sz > pi.max);
       }

@@ -9,74 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "config_value.h" /* the core's value parsers (libmooncake_value) */
 #include "mooncake/errors.h"
-
-/* ---- the core's value syntax ---------------------------------------------- */
-
-int mc_fake_parse_size(const char *t, uint64_t *out) {
-  if (!t || *t < '0' || *t > '9')
-    return -1;
-  uint64_t v = 0;
-  for (; *t >= '0' && *t <= '9'; t++) {
-    unsigned d = (unsigned)(*t - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return -1;
-    v = v * 10 + d;
-  }
-  unsigned sh = 0;
-  switch (*t) {
-  case 'k': case 'K': sh = 10; t++; break;
-  case 'm': case 'M': sh = 20; t++; break;
-  case 'g': case 'G': sh = 30; t++; break;
-  case 't': case 'T': sh = 40; t++; break;
-  default: break;
-  }
-  if (sh && *t == 'i')
-    t++;
-  if (*t == 'B') /* upper case only: "64kb" is refused */
-    t++;
-  if (*t || (sh && v > (UINT64_MAX >> sh)))
-    return -1;
-  *out = v << sh;
-  return 0;
-}
-
-int mc_fake_parse_int(const char *t, int64_t *out) {
-  if (!t)
-    return -1;
-  int neg = *t == '-';
-  if (neg)
-    t++;
-  if (*t < '0' || *t > '9')
-    return -1;
-  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-  for (; *t >= '0' && *t <= '9'; t++) {
-    unsigned d = (unsigned)(*t - '0');
-    if (v > (lim - d) / 10)
-      return -1;
-    v = v * 10 + d;
-  }
-  if (*t)
-    return -1;
-  *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
-  return 0;
-}
-
-int mc_fake_parse_bool(const char *t, int *out) {
-  static const char *const yes[] = {"true", "yes", "on", "1"};
-  static const char *const no[] = {"false", "no", "off", "0"};
-  for (size_t i = 0; t && i < 4; i++) {
-    if (!strcasecmp(t, yes[i])) {
-      *out = 1;
-      return 0;
-    }
-    if (!strcasecmp(t, no[i])) {
-      *out = 0;
-      return 0;
-    }
-  }
-  return -1;
-}
 
 /* ---- params ---------------------------------------------------------------- */
 
@@ -165,19 +99,19 @@ static int typed_value(mc_fake_host *h, const char *key, uint32_t type, const ch
 static int h_get_size(void *host, const char *key, uint64_t *out) {
   const char *v;
   int rc = typed_value(host, key, MC_PARAM_SIZE, &v);
-  return rc ? rc : mc_fake_parse_size(v, out) ? MC_EINVAL : 0;
+  return rc ? rc : mc_config_parse_size(v, out) ? MC_EINVAL : 0;
 }
 
 static int h_get_int(void *host, const char *key, int64_t *out) {
   const char *v;
   int rc = typed_value(host, key, MC_PARAM_INT, &v);
-  return rc ? rc : mc_fake_parse_int(v, out) ? MC_EINVAL : 0;
+  return rc ? rc : mc_config_parse_int(v, out) ? MC_EINVAL : 0;
 }
 
 static int h_get_bool(void *host, const char *key, int *out) {
   const char *v;
   int rc = typed_value(host, key, MC_PARAM_BOOL, &v);
-  return rc ? rc : mc_fake_parse_bool(v, out) ? MC_EINVAL : 0;
+  return rc ? rc : mc_config_parse_bool(v, out) ? MC_EINVAL : 0;
 }
 
 static void h_complete(void *host, uint64_t token, int status, uint64_t bytes, int32_t verr) {

@@ -11,7 +11,7 @@
  *   config_get_size/int/bool (ABI 1.1)  as an engine's: the param must be
  *                     one of ops's params with that type; the configured
  *                     text, else its default_text, parsed with the core's
- *                     value syntax (mc_fake_parse_*).
+ *                     value syntax (mc_config_parse_*).
  *   complete          counted, the last kept, then forwarded to on_complete.
  *   notify_recv       counted with the last message kept, then forwarded to
  *                     on_notify.
@@ -78,11 +78,9 @@ int mc_fake_host_set_pairs(mc_fake_host *h, const char *const *pairs);
 /* Waits until h->notifies > n; 0, or -1 after timeout_ms. */
 int mc_fake_host_wait_notifies(mc_fake_host *h, int n, int timeout_ms);
 
-/* The core's value syntax (core/src/config.c mc_config_parse_size, _int,
- * _bool; tests/common checks they agree): 0, or -1 on bad text. */
-int mc_fake_parse_size(const char *text, uint64_t *out);
-int mc_fake_parse_int(const char *text, int64_t *out);
-int mc_fake_parse_bool(const char *text, int *out);
+/* Values are parsed by the core's own parsers (core/src/config_value.h,
+ * linked from the libmooncake_value archive), so the tool accepts exactly
+ * what an engine accepts. */
 
 /* Params entry i of ops, read with the plugin's declared stride (ABI 1.1)
  * into a zeroed mc_param_info. */
