@@ -47,6 +47,8 @@ LAYERS = """
 8: pipeline
 9: hostapi
 10: engine
+# the public key/value API over the engine's metadata store (mooncake/kv.h)
+11: kv
 backend_max: 4
 config = config config_*
 metadata = metadata md_*

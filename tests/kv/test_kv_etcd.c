@@ -1,0 +1,17 @@
+/* mooncake/kv.h against a real etcd: put/get/delete, list, CAS races,
+ * leases, watch, bad input. */
+#include <stdio.h>
+
+#include "check.h"
+#include "etcd_fixture.h"
+#include "kv_common.h"
+
+int main(void) {
+  etcd_cluster c;
+  if (etcd_cluster_start(&c, 1) != 0)
+    SKIP("etcd is not installed");
+  kv_check_all(c.url, 1);
+  etcd_cluster_destroy(&c);
+  printf("kv over etcd ok\n");
+  return mc_check_exit_status();
+}
