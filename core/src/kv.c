@@ -242,9 +242,14 @@ static int write_key(mc_kv *kv, const char *op, const char *key, int64_t expect,
   char err[MC_ERR_MAX] = "";
   int64_t new_rev = 0, be_lease = lease;
   int ttl_s = 0;
-  pthread_mutex_lock(&kv->mu);
+  /* Emulated leases: the lookup, the write and the key's attachment happen
+   * under mu, so a concurrent keep-alive or revoke sees the key or not at
+   * all.  Native leases need no lock. */
+  const int emu = emulated(kv);
+  if (emu)
+    pthread_mutex_lock(&kv->mu);
   elease *el = NULL;
-  if (emulated(kv)) {
+  if (emu) {
     be_lease = 0;
     if (lease) {
       if (!(el = find_lease_locked(kv, lease))) {
@@ -260,12 +265,14 @@ static int write_key(mc_kv *kv, const char *op, const char *key, int64_t expect,
                         kv->timeout_ms, err, sizeof err);
   else
     rc = kv->be->put(kv->ctx, full, val, len, be_lease, ttl_s, kv->timeout_ms, err, sizeof err);
-  if (rc == 0 && emulated(kv)) {
+  if (rc == 0 && emu) {
     detach_key_locked(kv, full);
-    if (el)
-      rc = attach_key_locked(el, full);
+    if (el && attach_key_locked(el, full) != 0)
+      MC_WARN(kv->log, COMP, "'%s': out of memory attaching it to lease %llx (it expires "
+              "after %d s unless written again)", key, (unsigned long long)lease, ttl_s);
   }
-  pthread_mutex_unlock(&kv->mu);
+  if (emu)
+    pthread_mutex_unlock(&kv->mu);
   if (rc == MC_EAGAIN)
     return fail(rc, op, key, "not at revision %lld (changed by someone else)",
                 (long long)expect);

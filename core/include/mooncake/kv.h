@@ -83,7 +83,8 @@ MC_API int mc_kv_put(mc_kv *kv, const char *key, const void *val, size_t len,
 
 /* Reads key: *val gets a copy of the value, malloc'd by the library and
  * NUL-terminated after *len bytes (for text values); free it with
- * mc_kv_free.  *rev (may be NULL) gets the key's revision.  MC_ENOENT when
+ * mc_kv_free.  *rev (may be NULL) gets the key's revision (0 from a
+ * module built before ABI 1.1).  MC_ENOENT when
  * the key does not exist (or its lease expired). */
 MC_API int mc_kv_get(mc_kv *kv, const char *key, void **val, size_t *len,
                      int64_t *rev);
