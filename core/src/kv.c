@@ -20,6 +20,7 @@
 #include "mooncake/errors.h"
 #include "mooncake/kv.h"
 #include "net.h"
+#include "token.h"
 
 #define COMP "kv"
 #define WATCH_WAIT_MS 100
@@ -48,6 +49,7 @@ struct mc_kv {
   elease *leases;
   int64_t next_lease;
   mc_kv_watcher *watches;
+  mc_metadata *own_md; /* mc_kv_open_url's store, closed with the handle */
 };
 
 struct mc_kv_watcher {
@@ -116,25 +118,21 @@ static int check_value(const void *val, size_t len, const char *op, const char *
 
 /* ---- handle ---- */
 
-int mc_kv_open(mc_engine *engine, mc_kv **out) {
-  if (out)
-    *out = NULL;
-  if (!engine || !out)
-    return fail(MC_EINVAL, "open", NULL, "%s is NULL", engine ? "out" : "engine");
+/* A handle on md's store; url names it in messages. */
+static int kv_init(mc_metadata *md, const char *url, mc_kv **out) {
   const mc_md_backend *be = NULL;
   void *ctx = NULL;
   const char *prefix = NULL;
   int timeout_ms = 0;
   const mc_logger *log = NULL;
-  int rc = mc_metadata_kv_backend(mc_engine_metadata(engine), &be, &ctx, &prefix, &timeout_ms,
-                                  &log);
+  int rc = mc_metadata_kv_backend(md, &be, &ctx, &prefix, &timeout_ms, &log);
   if (rc == MC_ENOTSUP)
     return fail(rc, "open", NULL,
-                "kv needs a shared metadata store: etcd:// or http:// (this engine's "
-                "metadata is '%s', which has no shared store)",
-                mc_engine_metadata_url(engine));
+                "kv needs a shared metadata store: etcd:// or http:// (metadata '%s' has "
+                "none)",
+                url);
   if (rc)
-    return fail(rc, "open", NULL, "engine has no metadata store (%s)", mc_strerror(rc));
+    return fail(rc, "open", NULL, "no metadata store (%s)", mc_strerror(rc));
   if (strlen(prefix) >= sizeof(((mc_kv *)0)->prefix) ||
       strlen(prefix) + MC_KV_KEY_MAX >= FULL_KEY_MAX)
     return fail(MC_EINVAL, "open", NULL, "metadata key prefix '%s' too long", prefix);
@@ -150,6 +148,41 @@ int mc_kv_open(mc_engine *engine, mc_kv **out) {
   kv->next_lease = 1;
   pthread_mutex_init(&kv->mu, NULL);
   *out = kv;
+  return 0;
+}
+
+int mc_kv_open(mc_engine *engine, mc_kv **out) {
+  if (out)
+    *out = NULL;
+  if (!engine || !out)
+    return fail(MC_EINVAL, "open", NULL, "%s is NULL", engine ? "out" : "engine");
+  return kv_init(mc_engine_metadata(engine), mc_engine_metadata_url(engine), out);
+}
+
+int mc_kv_open_url(const char *url, const char *token_file, mc_kv **out) {
+  if (out)
+    *out = NULL;
+  if (!url || !out)
+    return fail(MC_EINVAL, "open", NULL, "%s is NULL", url ? "out" : "url");
+  if (strcmp(url, "p2p") == 0 || strncmp(url, "p2p://", 6) == 0 || !*url)
+    return fail(MC_ENOTSUP, "open", NULL,
+                "kv needs a shared metadata store: etcd:// or http:// (metadata '%s' has "
+                "none)",
+                *url ? url : "p2p");
+  char token[MC_TOKEN_MAX + 1] = "", err[MC_ERR_MAX] = "";
+  if (token_file && mc_token_load(token_file, token, err, sizeof err) != 0)
+    return fail(MC_EINVAL, "open", NULL, "cluster token: %s", err);
+  mc_metadata_args args = {.url = url, .token = token[0] ? token : NULL};
+  mc_metadata *md = NULL;
+  int rc = mc_metadata_open(&args, &md, err, sizeof err);
+  if (rc)
+    return fail(rc, "open", NULL, "%s", err[0] ? err : mc_strerror(rc));
+  rc = kv_init(md, url, out);
+  if (rc) {
+    mc_metadata_close(md);
+    return rc;
+  }
+  (*out)->own_md = md;
   return 0;
 }
 
@@ -176,6 +209,7 @@ void mc_kv_close(mc_kv *kv) {
     free_lease(l);
   }
   pthread_mutex_destroy(&kv->mu);
+  mc_metadata_close(kv->own_md);
   free(kv);
 }
 

@@ -387,11 +387,28 @@ static void check_bad_input(mc_kv *kv) {
   mc_kv_free(NULL);
 }
 
+/* A handle opened on the URL, without an engine, shares the keys. */
+static void check_open_url(const char *url, mc_kv *a) {
+  mc_kv *c = NULL;
+  CHECK_RC(mc_kv_open_url(url, NULL, &c), 0);
+  int64_t rev = 0;
+  CHECK_RC(mc_kv_put(c, "url/k", "from-url", 8, 0, &rev), 0);
+  expect_value(a, "url/k", "from-url", rev);
+  CHECK_RC(mc_kv_cas(a, "url/k", rev, "from-a", 6, 0, &rev), 0);
+  expect_value(c, "url/k", "from-a", rev);
+  CHECK_RC(mc_kv_delete(c, "url/k"), 0);
+  mc_kv_close(c);
+  CHECK_RC(mc_kv_open_url(url, "/nonexistent/token", &c), MC_EINVAL);
+  CHECK_HAS(mc_last_error(), "cluster token");
+  CHECK(c == NULL);
+}
+
 void kv_check_all(const char *url, int has_watch) {
   mc_engine *ea = kv_engine(url, "kv-a"), *eb = kv_engine(url, "kv-b");
   mc_kv *a = NULL, *b = NULL;
   CHECK_RC(mc_kv_open(ea, &a), 0);
   CHECK_RC(mc_kv_open(eb, &b), 0);
+  check_open_url(url, a);
   check_bad_input(a);
   check_basic(a, b);
   check_list(a, ea);

@@ -8,7 +8,8 @@
  *   http://host:port/path    mooncake-metadata-server: everything but watch
  *                            (MC_ENOTSUP); leases are emulated by this
  *                            handle with per-key TTLs (see Leases)
- *   p2p (the default)        no shared store: mc_kv_open fails with
+ *   p2p (the default)        no shared store: mc_kv_open (and
+ *                            mc_kv_open_url) fail with
  *                            MC_ENOTSUP ("kv needs a shared metadata store:
  *                            etcd:// or http://")
  *
@@ -67,6 +68,19 @@ typedef struct mc_kv_watcher mc_kv_watcher;
  * the handle that granted them).  MC_EINVAL for NULL arguments; MC_ENOTSUP
  * when the engine's metadata is p2p (no shared store). */
 MC_API int mc_kv_open(mc_engine *engine, mc_kv **out);
+
+/* Opens a key/value handle on the store at url ("etcd://host:port[,...]"
+ * or "http://host:port/path", with their parameters) without an engine,
+ * for processes that move no data (a store master, the conductor).  The
+ * handle has its own connection, closed by mc_kv_close; the deadline of
+ * each call is the backend's default (5 s).  token_file: the cluster token
+ * file to present to the HTTP server (as an engine's cluster_token_file),
+ * or NULL.  MC_EINVAL for a NULL or malformed url (bad scheme, bad
+ * parameter) or an unusable token file; MC_ENOTSUP for p2p, or when the
+ * backend's module is not installed (mc_last_error() says where it was
+ * looked for). */
+MC_API int mc_kv_open_url(const char *url, const char *token_file,
+                          mc_kv **out);
 
 /* Stops the handle's remaining watches (as mc_kv_unwatch) and frees it.
  * Leases are not revoked (they expire after their TTL); keys stay.  NULL is
