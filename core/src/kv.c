@@ -557,9 +557,9 @@ int mc_kv_lease_revoke(mc_kv *kv, int64_t lease) {
 static void on_event(void *arg, int type, const char *key, size_t klen, int64_t rev) {
   mc_kv_watcher *w = arg;
   size_t pl = w->kv->plen;
-  if (rev <= w->rev && rev > 0) /* replayed after a reconnect */
-    return;
-  if (rev > 0)
+  /* Several events may share a revision (one transaction, a revoked lease's
+   * keys); a reopened watch starts after the last revision seen. */
+  if (rev > w->rev)
     w->rev = rev;
   if (atomic_load(&w->stop) || klen <= pl || klen - pl >= FULL_KEY_MAX)
     return;

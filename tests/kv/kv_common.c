@@ -323,8 +323,23 @@ static void check_watch(mc_kv *kv, mc_kv *other, int has_watch) {
   while (count(&ev) < 3 && now_ms() < end)
     sleep_ms(20);
   sleep_ms(300); /* nothing more may come */
-  mc_kv_unwatch(w);
   CHECK_EQ_INT(count(&ev), 3);
+  /* A revoked lease deletes its keys in one revision: an event for each. */
+  int64_t lease = 0;
+  CHECK_RC(mc_kv_lease_grant(other, 30, &lease), 0);
+  CHECK_RC(mc_kv_put(other, "w/l1", "1", 1, lease, NULL), 0);
+  CHECK_RC(mc_kv_put(other, "w/l2", "1", 1, lease, NULL), 0);
+  CHECK_RC(mc_kv_lease_revoke(other, lease), 0);
+  end = now_ms() + 10000;
+  while (count(&ev) < 7 && now_ms() < end)
+    sleep_ms(20);
+  sleep_ms(300);
+  mc_kv_unwatch(w);
+  CHECK_EQ_INT(count(&ev), 7);
+  CHECK(ev.type[5] == MC_KV_EVENT_DELETE && ev.type[6] == MC_KV_EVENT_DELETE);
+  CHECK(ev.rev[5] == ev.rev[6]);
+  CHECK((strcmp(ev.key[5], "w/l1") == 0 && strcmp(ev.key[6], "w/l2") == 0) ||
+        (strcmp(ev.key[5], "w/l2") == 0 && strcmp(ev.key[6], "w/l1") == 0));
   CHECK(ev.type[0] == MC_KV_EVENT_PUT && ev.type[1] == MC_KV_EVENT_PUT &&
         ev.type[2] == MC_KV_EVENT_DELETE);
   for (int i = 0; i < 3; i++)
@@ -335,7 +350,7 @@ static void check_watch(mc_kv *kv, mc_kv *other, int has_watch) {
   /* After unwatch nothing is delivered. */
   CHECK_RC(mc_kv_put(other, "w/x", "3", 1, 0, NULL), 0);
   sleep_ms(300);
-  CHECK_EQ_INT(count(&ev), 3);
+  CHECK_EQ_INT(count(&ev), 7);
   CHECK_RC(mc_kv_delete(other, "w/x"), 0);
   CHECK_RC(mc_kv_delete(other, "other/y"), 0);
   /* A watch left open is stopped by mc_kv_close (the caller's close). */
