@@ -39,7 +39,9 @@
  *  - Threads: every operation may be called from any thread, concurrently,
  *    except that a watch handle is used by one thread at a time.
  *
- * ABI 1.0 (this header). */
+ * ABI 1.1 (this header) appends get_rev, list and put_if for the public
+ * key/value API (mooncake/kv.h, core/src/kv.c).  A 1.0 module still loads:
+ * its table reads as NULL there, and kv.h answers MC_ENOTSUP for them. */
 #ifndef MC_METADATA_BACKEND_H
 #define MC_METADATA_BACKEND_H
 
@@ -47,7 +49,7 @@
 #include <stdint.h>
 
 #define MC_MD_ABI_MAJOR 1u
-#define MC_MD_ABI_MINOR 0u
+#define MC_MD_ABI_MINOR 1u
 
 /* What the core hands a module at open. */
 typedef struct mc_md_host {
@@ -90,6 +92,11 @@ enum { MC_MD_EVENT_PUT = 0, MC_MD_EVENT_DELETE = 1 };
 /* A watch event: key (not NUL-terminated) changed at revision rev. */
 typedef void (*mc_md_event_fn)(void *arg, int type, const char *key,
                                size_t klen, int64_t rev);
+
+/* A listed key (not NUL-terminated), its value and modification
+ * revision; return non-zero to stop the listing. */
+typedef int (*mc_md_kv_fn)(void *arg, const char *key, size_t klen,
+                           const void *val, size_t vlen, int64_t rev);
 
 typedef struct mc_md_backend {
   uint32_t abi_major, abi_minor, struct_size;
@@ -139,6 +146,26 @@ typedef struct mc_md_backend {
   int (*watch_next)(void *w, mc_md_event_fn fn, void *arg, int64_t *rev,
                     int wait_ms, char *err, size_t errlen);
   void (*watch_close)(void *w);
+
+  /* ---- ABI 1.1 (optional; NULL in 1.0 modules) ---- */
+
+  /* get, also giving the key's modification revision (> 0; it grows with
+   * every write to the store). */
+  int (*get_rev)(void *ctx, const char *key, void **val, size_t *len,
+                 int64_t *rev, int timeout_ms, char *err, size_t errlen);
+  /* Calls fn for every live key starting with prefix, in key order, until
+   * fn returns non-zero.  Not necessarily one snapshot (HTTP lists the keys,
+   * then reads each: a key deleted in between is skipped). */
+  int (*list)(void *ctx, const char *prefix, mc_md_kv_fn fn, void *arg,
+              int timeout_ms, char *err, size_t errlen);
+  /* Writes key like put, but when expect_rev >= 0 only if the key's
+   * modification revision is expect_rev (0: only if the key is absent):
+   * MC_EAGAIN (with err) when it is not, and nothing is written.
+   * expect_rev < 0: unconditional.  *new_rev (may be NULL) gets the key's
+   * new revision. */
+  int (*put_if)(void *ctx, const char *key, int64_t expect_rev,
+                const void *val, size_t len, int64_t lease, int ttl_s,
+                int64_t *new_rev, int timeout_ms, char *err, size_t errlen);
 } mc_md_backend;
 
 typedef const mc_md_backend *(*mc_md_entry_v1_fn)(void);

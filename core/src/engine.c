@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "engine_md.h"
 #include "hostapi.h"
 #include "jobs.h"
 #include "loader.h"
@@ -52,6 +53,11 @@ struct mc_engine {
 
 
 const char *mc_version(void) { return MC_VERSION; }
+
+mc_metadata *mc_engine_metadata(mc_engine *e) { return e ? e->md : NULL; }
+const char *mc_engine_metadata_url(mc_engine *e) {
+  return e && e->cfg->metadata ? e->cfg->metadata : "p2p";
+}
 
 /* Host identity for same-host checks: boot id plus the network namespace,
  * so engines in different containers/netns never look co-located. */

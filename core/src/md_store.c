@@ -611,3 +611,13 @@ int mc_md_store_kv_delete(mc_md_store *m, const char *k) {
     MC_WARN(m->log, m->comp, "kv delete '%s' failed: %s", k, err);
   return rc;
 }
+
+void mc_md_store_kv_backend(mc_md_store *m, const mc_md_backend **be, void **ctx,
+                            const char **kv_prefix, int *timeout_ms,
+                            const mc_logger **log) {
+  *be = m->be;
+  *ctx = m->ctx;
+  *kv_prefix = m->kv_prefix;
+  *timeout_ms = m->timeout_ms;
+  *log = m->log;
+}

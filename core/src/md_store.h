@@ -27,5 +27,11 @@ int mc_md_store_kv_put(mc_md_store *m, const char *key, const void *val,
 int mc_md_store_kv_get(mc_md_store *m, const char *key, void **val,
                        size_t *len);
 int mc_md_store_kv_delete(mc_md_store *m, const char *key);
+/* The module behind the store, for the public key/value API (kv.c): its
+ * table and client, the "<prefix>kv/" key namespace and the per-operation
+ * deadline.  Valid until the store is closed. */
+void mc_md_store_kv_backend(mc_md_store *m, const mc_md_backend **be, void **ctx,
+                            const char **kv_prefix, int *timeout_ms,
+                            const mc_logger **log);
 
 #endif

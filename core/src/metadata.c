@@ -164,6 +164,16 @@ int mc_metadata_kv_delete(mc_metadata *md, const char *key) {
   return FORWARD(md, kv_delete, key);
 }
 
+int mc_metadata_kv_backend(mc_metadata *md, const struct mc_md_backend **be, void **ctx,
+                           const char **kv_prefix, int *timeout_ms, const mc_logger **log) {
+  if (!md)
+    return MC_EINVAL;
+  if (!md->store)
+    return MC_ENOTSUP;
+  mc_md_store_kv_backend(md->store, be, ctx, kv_prefix, timeout_ms, log);
+  return 0;
+}
+
 /* ---- public: mc-info's view of the modules ---- */
 
 int mc_metadata_modules(mc_plugin_info *out, uint32_t *n, char *search_path,

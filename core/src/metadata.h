@@ -76,6 +76,14 @@ int mc_metadata_kv_get(mc_metadata *md, const char *key, void **val,
                        size_t *len);
 int mc_metadata_kv_delete(mc_metadata *md, const char *key);
 
+/* The key/value store module behind md (md_store.h,
+ * mc_md_store_kv_backend) for the public key/value API (kv.c); MC_ENOTSUP
+ * for the built-in p2p backend, which has no shared store. */
+struct mc_md_backend;
+int mc_metadata_kv_backend(mc_metadata *md, const struct mc_md_backend **be,
+                           void **ctx, const char **kv_prefix, int *timeout_ms,
+                           const mc_logger **log);
+
 /* The built-in backend (core/metadata/p2p/). */
 extern const mc_metadata_ops mc_metadata_p2p_ops;
 

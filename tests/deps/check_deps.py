@@ -47,11 +47,13 @@ LAYERS = """
 8: pipeline
 9: hostapi
 10: engine
+# the public key/value API over the engine's metadata store (mooncake/kv.h)
+11: kv
 backend_max: 4
 config = config config_*
 metadata = metadata md_*
 topology = topology topo/
-engine = engine engine_internal
+engine = engine engine_md
 pipeline = pipeline pipeline_p batch slices
 """
 

@@ -17,12 +17,14 @@ typedef struct entry {
   void *val;
   size_t len;
   uint64_t expires_ms; /* 0: never */
+  int64_t rev;         /* store revision of the last write */
 } entry;
 
 struct mds_store {
   pthread_mutex_t mu;
   entry **buckets;
   size_t nbuckets, count;
+  int64_t revision; /* bumped by every write (put, delete) */
 };
 
 static uint64_t now_ms(void) {
@@ -111,6 +113,11 @@ static void grow(mds_store *s) {
 
 int mds_store_put(mds_store *s, const char *key, const void *val, size_t len,
                   int ttl_s) {
+  return mds_store_put_if(s, key, -1, val, len, ttl_s, NULL);
+}
+
+int mds_store_put_if(mds_store *s, const char *key, int64_t expect_rev,
+                     const void *val, size_t len, int ttl_s, int64_t *new_rev) {
   void *copy = malloc(len ? len : 1);
   if (!copy)
     return MC_ENOMEM;
@@ -119,6 +126,11 @@ int mds_store_put(mds_store *s, const char *key, const void *val, size_t len,
   pthread_mutex_lock(&s->mu);
   entry **pp = find(s, key);
   entry *e = *pp && strcmp((*pp)->key, key) == 0 ? *pp : NULL;
+  if (expect_rev >= 0 && (e ? e->rev : 0) != expect_rev) {
+    pthread_mutex_unlock(&s->mu);
+    free(copy);
+    return MC_EAGAIN;
+  }
   if (!e) {
     e = calloc(1, sizeof(*e));
     if (!e || !(e->key = strdup(key))) {
@@ -137,6 +149,9 @@ int mds_store_put(mds_store *s, const char *key, const void *val, size_t len,
   e->val = copy;
   e->len = len;
   e->expires_ms = ttl_s > 0 ? now_ms() + (uint64_t)ttl_s * 1000 : 0;
+  e->rev = ++s->revision;
+  if (new_rev)
+    *new_rev = e->rev;
   pthread_mutex_unlock(&s->mu);
   return 0;
 }
@@ -154,6 +169,11 @@ int mds_store_touch(mds_store *s, const char *key, int ttl_s) {
 }
 
 int mds_store_get(mds_store *s, const char *key, void **val, size_t *len) {
+  return mds_store_get_rev(s, key, val, len, NULL);
+}
+
+int mds_store_get_rev(mds_store *s, const char *key, void **val, size_t *len,
+                      int64_t *rev) {
   pthread_mutex_lock(&s->mu);
   entry **pp = find(s, key);
   int rc = MC_ENOENT;
@@ -167,6 +187,8 @@ int mds_store_get(mds_store *s, const char *key, void **val, size_t *len) {
         memcpy(p, e->val, e->len);
       *val = p;
       *len = e->len;
+      if (rev)
+        *rev = e->rev;
       rc = 0;
     }
   }
@@ -183,21 +205,22 @@ int mds_store_delete(mds_store *s, const char *key) {
     *pp = e->next;
     free_entry(e);
     s->count--;
+    s->revision++;
     rc = 0;
   }
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+static int cmp_entry(const void *a, const void *b) {
+  return strcmp((*(entry *const *)a)->key, (*(entry *const *)b)->key);
 }
 
 int mds_store_list_json(mds_store *s, const char *prefix, char **json, size_t *len) {
   size_t plen = strlen(prefix), n = 0;
   uint64_t now = now_ms();
   pthread_mutex_lock(&s->mu);
-  char **keys = calloc(s->count + 1, sizeof(*keys));
+  entry **keys = calloc(s->count + 1, sizeof(*keys));
   if (!keys) {
     pthread_mutex_unlock(&s->mu);
     return MC_ENOMEM;
@@ -213,22 +236,25 @@ int mds_store_list_json(mds_store *s, const char *prefix, char **json, size_t *l
         continue;
       }
       if (strncmp(e->key, prefix, plen) == 0)
-        keys[n++] = e->key;
+        keys[n++] = e;
       pp = &e->next;
     }
   }
-  qsort(keys, n, sizeof(*keys), cmp_str);
-  json_t *arr = json_array(), *root = json_object();
-  int rc = arr && root ? 0 : MC_ENOMEM;
+  qsort(keys, n, sizeof(*keys), cmp_entry);
+  json_t *arr = json_array(), *revs = json_array(), *root = json_object();
+  int rc = arr && revs && root ? 0 : MC_ENOMEM;
   for (size_t i = 0; i < n && rc == 0; i++)
-    if (json_array_append_new(arr, json_string(keys[i])) != 0)
+    if (json_array_append_new(arr, json_string(keys[i]->key)) != 0 ||
+        json_array_append_new(revs, json_integer(keys[i]->rev)) != 0)
       rc = MC_ENOMEM;
   pthread_mutex_unlock(&s->mu);
   free(keys);
-  if (rc == 0 && json_object_set(root, "keys", arr) != 0)
+  if (rc == 0 && (json_object_set(root, "keys", arr) != 0 ||
+                  json_object_set(root, "revs", revs) != 0))
     rc = MC_ENOMEM;
   char *out = rc == 0 ? json_dumps(root, JSON_COMPACT) : NULL;
   json_decref(arr);
+  json_decref(revs);
   json_decref(root);
   if (!out)
     return MC_ENOMEM;

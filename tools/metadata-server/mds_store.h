@@ -15,12 +15,22 @@ void mds_store_destroy(mds_store *s);
  * or touch); 0: never.  Returns 0 or MC_ENOMEM. */
 int mds_store_put(mds_store *s, const char *key, const void *val, size_t len,
                   int ttl_s);
+/* put, but when expect_rev >= 0 only if the key's revision is expect_rev
+ * (0: only if absent): MC_EAGAIN otherwise.  Every write (put, delete)
+ * bumps the store's revision; a key's revision is the store revision of
+ * its last put.  *new_rev (may be NULL) gets it. */
+int mds_store_put_if(mds_store *s, const char *key, int64_t expect_rev,
+                     const void *val, size_t len, int ttl_s, int64_t *new_rev);
 /* Renews an existing key's expiry; MC_ENOENT if absent or expired. */
 int mds_store_touch(mds_store *s, const char *key, int ttl_s);
 /* Copy of the value (malloc'd); MC_ENOENT if absent or expired. */
 int mds_store_get(mds_store *s, const char *key, void **val, size_t *len);
+/* get, with the key's revision (rev may be NULL). */
+int mds_store_get_rev(mds_store *s, const char *key, void **val, size_t *len,
+                      int64_t *rev);
 int mds_store_delete(mds_store *s, const char *key);
-/* {"keys":[...]} of the live keys starting with prefix, sorted (malloc'd). */
+/* {"keys":[...],"revs":[...]} of the live keys starting with prefix,
+ * sorted, with their revisions in a parallel array (malloc'd). */
 int mds_store_list_json(mds_store *s, const char *prefix, char **json,
                         size_t *len);
 size_t mds_store_count(mds_store *s);

@@ -51,6 +51,25 @@ typedef struct upload {
   int too_large;
 } upload;
 
+/* rev > 0 adds the MC_HTTP_REV_HEADER header. */
+static enum MHD_Result reply_rev(struct MHD_Connection *c, unsigned status,
+                                 const char *body, size_t len, const char *type,
+                                 int64_t rev) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", type);
+  if (rev > 0) {
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)rev);
+    MHD_add_response_header(r, MC_HTTP_REV_HEADER, v);
+  }
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
                              const char *body, size_t len, const char *type) {
   struct MHD_Response *r =
@@ -116,6 +135,19 @@ static int parse_ttl(struct MHD_Connection *c) {
   if (errno || end == t || *end || v < 0 || v > 86400)
     return -1;
   return (int)v;
+}
+
+/* rev query parameter (a conditional PUT): absent -> -1; bad -> -2. */
+static int64_t parse_rev(struct MHD_Connection *c) {
+  const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "rev");
+  if (!t)
+    return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(t, &end, 10);
+  if (errno || end == t || *end || v < 0)
+    return -2;
+  return (int64_t)v;
 }
 
 static int key_ok(const char *key) {
@@ -187,19 +219,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
   if (strcmp(method, "GET") == 0) {
     void *val;
     size_t len;
-    int rc = mds_store_get(srv->store, key, &val, &len);
+    int64_t rev = 0;
+    int rc = mds_store_get_rev(srv->store, key, &val, &len, &rev);
     if (rc == MC_ENOENT)
       return reply_text(c, MHD_HTTP_NOT_FOUND, "no such key\n");
     if (rc)
       return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    enum MHD_Result r = reply(c, MHD_HTTP_OK, val, len, "application/json");
+    enum MHD_Result r = reply_rev(c, MHD_HTTP_OK, val, len, "application/json", rev);
     free(val);
     return r;
   }
   if (is_put) {
-    if (mds_store_put(srv->store, key, u->p, u->n, ttl) != 0)
+    int64_t expect = parse_rev(c), rev = 0;
+    if (expect == -2)
+      return reply_text(c, MHD_HTTP_BAD_REQUEST, "rev must be a revision >= 0\n");
+    int rc = mds_store_put_if(srv->store, key, expect, u->p, u->n, ttl, &rev);
+    if (rc == MC_EAGAIN)
+      return reply_text(c, MHD_HTTP_PRECONDITION_FAILED,
+                        expect ? "the key is not at that revision\n" : "the key exists\n");
+    if (rc != 0)
       return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    return reply_text(c, MHD_HTTP_OK, "ok\n");
+    return reply_rev(c, MHD_HTTP_OK, "ok\n", 3, "text/plain", rev);
   }
   if (strcmp(method, "POST") == 0) {
     if (mds_store_touch(srv->store, key, ttl) != 0)

@@ -313,7 +313,8 @@ int mc_etcd_get(mc_etcd *e, const char *key, void **val, size_t *len,
 }
 
 static int deliver_range(Etcdserverpb__RangeResponse *r, mc_etcd_kv_fn fn,
-                         void *arg, char *err, size_t errlen) {
+                         mc_etcd_kvrev_fn fn_rev, void *arg, char *err,
+                         size_t errlen) {
   for (size_t i = 0; i < r->n_kvs; i++) {
     Etcdserverpb__KeyValue *kv = r->kvs[i];
     if (!kv) {
@@ -323,12 +324,16 @@ static int deliver_range(Etcdserverpb__RangeResponse *r, mc_etcd_kv_fn fn,
     if (fn && fn(arg, (const char *)kv->key.data, kv->key.len, kv->value.data,
                  kv->value.len))
       break;
+    if (fn_rev && fn_rev(arg, (const char *)kv->key.data, kv->key.len,
+                         kv->value.data, kv->value.len, kv->mod_revision))
+      break;
   }
   return 0;
 }
 
-int mc_etcd_list(mc_etcd *e, const char *prefix, mc_etcd_kv_fn fn, void *arg,
-                 int64_t *rev, int timeout_ms, char *err, size_t errlen) {
+static int list_range(mc_etcd *e, const char *prefix, mc_etcd_kv_fn fn,
+                      mc_etcd_kvrev_fn fn_rev, void *arg, int64_t *rev,
+                      int timeout_ms, char *err, size_t errlen) {
   char end[512];
   if (strlen(prefix) >= sizeof(end)) {
     mc_seterr(err, errlen, "etcd: prefix too long");
@@ -345,9 +350,19 @@ int mc_etcd_list(mc_etcd *e, const char *prefix, mc_etcd_kv_fn fn, void *arg,
   Etcdserverpb__RangeResponse *r = (Etcdserverpb__RangeResponse *)m;
   if (rev)
     *rev = r->header ? r->header->revision : 0;
-  rc = deliver_range(r, fn, arg, err, errlen);
+  rc = deliver_range(r, fn, fn_rev, arg, err, errlen);
   protobuf_c_message_free_unpacked(m, NULL);
   return rc;
+}
+
+int mc_etcd_list(mc_etcd *e, const char *prefix, mc_etcd_kv_fn fn, void *arg,
+                 int64_t *rev, int timeout_ms, char *err, size_t errlen) {
+  return list_range(e, prefix, fn, NULL, arg, rev, timeout_ms, err, errlen);
+}
+
+int mc_etcd_list_rev(mc_etcd *e, const char *prefix, mc_etcd_kvrev_fn fn,
+                     void *arg, int timeout_ms, char *err, size_t errlen) {
+  return list_range(e, prefix, NULL, fn, arg, NULL, timeout_ms, err, errlen);
 }
 
 int mc_etcd_decode_range(const void *frame, size_t len, mc_etcd_kv_fn fn,
@@ -358,7 +373,7 @@ int mc_etcd_decode_range(const void *frame, size_t len, mc_etcd_kv_fn fn,
     mc_seterr(err, errlen, "etcd: RangeResponse does not parse (%zu bytes)", len);
     return MC_EPROTO;
   }
-  int rc = deliver_range(r, fn, arg, err, errlen);
+  int rc = deliver_range(r, fn, NULL, arg, err, errlen);
   etcdserverpb__range_response__free_unpacked(r, NULL);
   return rc;
 }
@@ -418,6 +433,46 @@ int mc_etcd_cas(mc_etcd *e, const char *key, int64_t expect_rev,
   *swapped = ((Etcdserverpb__TxnResponse *)m)->succeeded ? 1 : 0;
   protobuf_c_message_free_unpacked(m, NULL);
   return 0;
+}
+
+int mc_etcd_put_if(mc_etcd *e, const char *key, int64_t expect_rev,
+                   const void *val, size_t len, int64_t lease, int64_t *new_rev,
+                   int timeout_ms, char *err, size_t errlen) {
+  Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+  cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+  cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+  cmp.key = bin(key, strlen(key));
+  cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+  cmp.mod_revision = expect_rev; /* an absent key has mod_revision 0 */
+  Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+  put.key = cmp.key;
+  put.value = bin(val, len);
+  put.lease = lease;
+  Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
+  op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+  op.request_put = &put;
+  Etcdserverpb__Compare *cmps[1] = {&cmp};
+  Etcdserverpb__RequestOp *ops[1] = {&op};
+  Etcdserverpb__TxnRequest rq = ETCDSERVERPB__TXN_REQUEST__INIT;
+  rq.n_compare = expect_rev < 0 ? 0 : 1;
+  rq.compare = cmps;
+  rq.n_success = 1;
+  rq.success = ops;
+  ProtobufCMessage *m = NULL;
+  int rc = call(e, M_TXN, &rq.base, &etcdserverpb__txn_response__descriptor, &m,
+                timeout_ms, err, errlen);
+  if (rc)
+    return rc;
+  Etcdserverpb__TxnResponse *r = (Etcdserverpb__TxnResponse *)m;
+  if (!r->succeeded) {
+    mc_seterr(err, errlen, "etcd: '%s' is not at revision %lld", key,
+              (long long)expect_rev);
+    rc = MC_EAGAIN;
+  } else if (new_rev) {
+    *new_rev = r->header ? r->header->revision : 0;
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
+  return rc;
 }
 
 int mc_etcd_lease_grant(mc_etcd *e, int64_t ttl_s, int64_t *id, int timeout_ms,

@@ -43,6 +43,12 @@ typedef int (*mc_etcd_kv_fn)(void *arg, const char *key, size_t klen,
 int mc_etcd_list(mc_etcd *e, const char *prefix, mc_etcd_kv_fn fn, void *arg,
                  int64_t *rev, int timeout_ms, char *err, size_t errlen);
 
+/* Like mc_etcd_list, also giving each key's mod revision. */
+typedef int (*mc_etcd_kvrev_fn)(void *arg, const char *key, size_t klen,
+                                const void *val, size_t vlen, int64_t mod_rev);
+int mc_etcd_list_rev(mc_etcd *e, const char *prefix, mc_etcd_kvrev_fn fn,
+                     void *arg, int timeout_ms, char *err, size_t errlen);
+
 /* Deletes key (or every key under it when prefix != 0); *deleted (may be
  * NULL) gets the count. */
 int mc_etcd_delete(mc_etcd *e, const char *key, int prefix, int64_t *deleted,
@@ -54,6 +60,14 @@ int mc_etcd_delete(mc_etcd *e, const char *key, int prefix, int64_t *deleted,
 int mc_etcd_cas(mc_etcd *e, const char *key, int64_t expect_rev,
                 const void *val, size_t len, int64_t lease, int *swapped,
                 int timeout_ms, char *err, size_t errlen);
+
+/* Put through a Txn: unconditional when expect_rev < 0, else only if the
+ * key's mod revision equals expect_rev (0: only if absent); MC_EAGAIN (err
+ * says so) when the comparison failed.  *new_rev (may be NULL) gets the
+ * key's new mod revision. */
+int mc_etcd_put_if(mc_etcd *e, const char *key, int64_t expect_rev,
+                   const void *val, size_t len, int64_t lease, int64_t *new_rev,
+                   int timeout_ms, char *err, size_t errlen);
 
 /* Leases.  keepalive sends one LeaseKeepAlive round on a short stream;
  * *ttl gets the renewed TTL, and MC_ENOENT means the lease has expired. */

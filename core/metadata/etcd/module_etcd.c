@@ -170,6 +170,27 @@ static int etcd_watch_next(void *w, mc_md_event_fn fn, void *arg, int64_t *rev, 
 
 static void etcd_watch_close(void *w) { mc_etcd_watch_close(w); }
 
+static int etcd_get_rev(void *ctx, const char *key, void **val, size_t *len, int64_t *rev,
+                        int timeout_ms, char *err, size_t errlen) {
+  etcd_md *m = ctx;
+  return mc_etcd_get(m->e, key, val, len, rev, timeout_ms, err, errlen);
+}
+
+static int etcd_list(void *ctx, const char *prefix, mc_md_kv_fn fn, void *arg, int timeout_ms,
+                     char *err, size_t errlen) {
+  etcd_md *m = ctx;
+  return mc_etcd_list_rev(m->e, prefix, fn, arg, timeout_ms, err, errlen);
+}
+
+static int etcd_put_if(void *ctx, const char *key, int64_t expect_rev, const void *val,
+                       size_t len, int64_t lease, int ttl_s, int64_t *new_rev, int timeout_ms,
+                       char *err, size_t errlen) {
+  etcd_md *m = ctx;
+  (void)ttl_s;
+  return mc_etcd_put_if(m->e, key, expect_rev, val, len, lease, new_rev, timeout_ms, err,
+                        errlen);
+}
+
 static const char *const schemes[] = {"etcd", NULL};
 
 static const mc_md_backend etcd_backend = {
@@ -190,6 +211,9 @@ static const mc_md_backend etcd_backend = {
     .watch_open = etcd_watch_open,
     .watch_next = etcd_watch_next,
     .watch_close = etcd_watch_close,
+    .get_rev = etcd_get_rev,
+    .list = etcd_list,
+    .put_if = etcd_put_if,
 };
 
 __attribute__((visibility("default"))) const mc_md_backend *mc_metadata_backend_v1(void);

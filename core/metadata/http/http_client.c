@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -47,16 +48,43 @@ int mc_http_auth_header(const char *token, char *buf, size_t len) {
   return n < 0 || (size_t)n >= len ? MC_ENOSPC : 0;
 }
 
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *arg) {
+  size_t n = size * nmemb;
+  static const char name[] = MC_HTTP_REV_HEADER ":";
+  if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+    char v[32];
+    size_t vl = n - (sizeof name - 1);
+    if (vl >= sizeof v)
+      vl = sizeof v - 1;
+    memcpy(v, ptr + sizeof name - 1, vl);
+    v[vl] = 0;
+    *(int64_t *)arg = strtoll(v, NULL, 10);
+  }
+  return n;
+}
+
 int mc_http_request(const char *base, const char *auth, const char *method,
                    const char *param,
                    const char *value, int ttl, const void *body, size_t len,
                    int timeout_ms, char **resp, size_t *resp_len, char *err,
                    size_t errlen) {
+  return mc_http_request_ex(base, auth, method, param, value, ttl, NULL, body, len,
+                            timeout_ms, resp, resp_len, NULL, err, errlen);
+}
+
+int mc_http_request_ex(const char *base, const char *auth, const char *method,
+                       const char *param, const char *value, int ttl,
+                       const char *extra, const void *body, size_t len,
+                       int timeout_ms, char **resp, size_t *resp_len,
+                       int64_t *rev, char *err, size_t errlen) {
+  int64_t got_rev = 0;
+  if (!extra)
+    extra = "";
   CURL *c = curl_easy_init();
   if (!c)
     return MC_ENOMEM;
   char *esc = curl_easy_escape(c, value, 0);
-  size_t ulen = strlen(base) + (esc ? strlen(esc) : 0) + 64;
+  size_t ulen = strlen(base) + (esc ? strlen(esc) : 0) + strlen(extra) + 64;
   char *url = malloc(ulen);
   if (!esc || !url) {
     curl_free(esc);
@@ -65,9 +93,9 @@ int mc_http_request(const char *base, const char *auth, const char *method,
     return MC_ENOMEM;
   }
   if (ttl >= 0)
-    snprintf(url, ulen, "%s?%s=%s&ttl=%d", base, param, esc, ttl);
+    snprintf(url, ulen, "%s?%s=%s&ttl=%d%s", base, param, esc, ttl, extra);
   else
-    snprintf(url, ulen, "%s?%s=%s", base, param, esc);
+    snprintf(url, ulen, "%s?%s=%s%s", base, param, esc, extra);
   curl_free(esc);
   rbuf b = {.max = MC_DESC_JSON_MAX};
   struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
@@ -81,6 +109,8 @@ int mc_http_request(const char *base, const char *auth, const char *method,
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &got_rev);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
   if (strcmp(method, "GET") != 0)
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -115,10 +145,15 @@ int mc_http_request(const char *base, const char *auth, const char *method,
     snprintf(err, errlen, "%s %s: HTTP %ld%s%.120s", method, url, status,
              b.n ? ": " : "", b.n ? b.p : "");
     rc = status == 404 ? MC_ENOENT
+         : status == 412 ? MC_EAGAIN
          : (status == 400 || status == 413 || status == 414) ? MC_EINVAL
          : (status == 401 || status == 403) ? MC_EACCES
          : MC_EIO;
-  } else if (resp) {
+  } else {
+    if (rev)
+      *rev = got_rev;
+  }
+  if (rc == 0 && resp) {
     if (!b.p && !(b.p = calloc(1, 1)))
       rc = MC_ENOMEM;
     else {

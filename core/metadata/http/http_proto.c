@@ -16,8 +16,9 @@ int mc_http_key_check(const char *key, size_t len) {
   return 0;
 }
 
-int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
-                       void *arg, char *err, size_t errlen) {
+static int parse_listing(const char *body, size_t len, mc_http_key_fn fn,
+                         mc_http_keyrev_fn fn_rev, void *arg, char *err,
+                         size_t errlen) {
   json_error_t je;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
   if (!root) {
@@ -26,6 +27,9 @@ int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
   }
   int rc = 0;
   json_t *keys = json_object_get(root, "keys");
+  json_t *revs = json_object_get(root, "revs");
+  if (!json_is_array(revs) || json_array_size(revs) != json_array_size(keys))
+    revs = NULL;
   if (!json_is_object(root) || !json_is_array(keys)) {
     snprintf(err, errlen, "key listing lacks a \"keys\" array");
     rc = MC_EPROTO;
@@ -41,8 +45,21 @@ int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
       }
       if (fn && fn(arg, s, n))
         break;
+      json_t *r = revs ? json_array_get(revs, i) : NULL;
+      if (fn_rev && fn_rev(arg, s, n, json_is_integer(r) ? json_integer_value(r) : 0))
+        break;
     }
   }
   json_decref(root);
   return rc;
+}
+
+int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
+                       void *arg, char *err, size_t errlen) {
+  return parse_listing(body, len, fn, NULL, arg, err, errlen);
+}
+
+int mc_http_parse_keys_rev(const char *body, size_t len, mc_http_keyrev_fn fn,
+                           void *arg, char *err, size_t errlen) {
+  return parse_listing(body, len, NULL, fn, arg, err, errlen);
 }

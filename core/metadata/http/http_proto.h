@@ -7,7 +7,16 @@
  *   POST   <path>?key=K&ttl=S      refreshes K's expiry (a heartbeat
  *                                  without resending the value); 200 | 404
  *   DELETE <path>?key=K            200 | 404
- *   GET    <path>?prefix=P         200 {"keys":["k1","k2",...]} (sorted)
+ *   GET    <path>?prefix=P         200 {"keys":["k1","k2",...],
+ *                                  "revs":[r1,r2,...]} (sorted by key)
+ *
+ * Revisions (since the key/value API, mooncake/kv.h): every write bumps
+ * the server's revision counter; a key's revision is the counter value of
+ * its last PUT.  GET and PUT answer it in the header X-Mooncake-Revision;
+ * listings carry it in "revs" (old clients ignore the member).
+ *   PUT    <path>?key=K&rev=R[&ttl=S]  conditional: written only if K's
+ *                                  revision is R (0: only if K is absent),
+ *                                  else 412 and nothing changes
  *
  * Keys are 1..MC_HTTP_KEY_MAX bytes, URL-encoded in the query.  Segment
  * descriptors live under "mooncake/segments/<name>", generic keys under
@@ -16,10 +25,12 @@
 #define MC_HTTP_PROTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define MC_HTTP_KEY_MAX 1024
 #define MC_HTTP_SEG_PREFIX "mooncake/segments/"
 #define MC_HTTP_KV_PREFIX "mooncake/kv/"
+#define MC_HTTP_REV_HEADER "X-Mooncake-Revision"
 
 /* Checks a key: 1..MC_HTTP_KEY_MAX bytes, no NUL or control bytes.
  * Returns 0 or MC_EINVAL. */
@@ -30,6 +41,13 @@ int mc_http_key_check(const char *key, size_t len);
 typedef int (*mc_http_key_fn)(void *arg, const char *key, size_t len);
 int mc_http_parse_keys(const char *body, size_t len, mc_http_key_fn fn,
                        void *arg, char *err, size_t errlen);
+
+/* Like mc_http_parse_keys, with each key's revision from "revs" (0 when
+ * the server sent none). */
+typedef int (*mc_http_keyrev_fn)(void *arg, const char *key, size_t len,
+                                 int64_t rev);
+int mc_http_parse_keys_rev(const char *body, size_t len, mc_http_keyrev_fn fn,
+                           void *arg, char *err, size_t errlen);
 
 /* Lists the keys under prefix on the server at base_url
  * ("http://host:port/path"), calling fn for each.  token: the cluster token
@@ -48,6 +66,15 @@ int mc_http_request(const char *base, const char *auth, const char *method,
                     const char *param, const char *value, int ttl,
                     const void *body, size_t len, int timeout_ms, char **resp,
                     size_t *resp_len, char *err, size_t errlen);
+
+/* mc_http_request with more: extra ("&rev=5" or NULL) is appended to the
+ * query; *rev (may be NULL) gets the X-Mooncake-Revision answered (0 when
+ * absent).  A 412 answer is MC_EAGAIN (a conditional PUT lost). */
+int mc_http_request_ex(const char *base, const char *auth, const char *method,
+                       const char *param, const char *value, int ttl,
+                       const char *extra, const void *body, size_t len,
+                       int timeout_ms, char **resp, size_t *resp_len,
+                       int64_t *rev, char *err, size_t errlen);
 
 /* The header that carries the cluster token, "Authorization: Bearer <t>";
  * 0, or MC_ENOSPC if it does not fit in len. */

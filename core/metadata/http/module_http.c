@@ -126,6 +126,75 @@ static int http_touch(void *ctx, const char *key, int ttl_s, int timeout_ms, cha
                               NULL, NULL, err, errlen);
 }
 
+static int http_get_rev(void *ctx, const char *key, void **val, size_t *len, int64_t *rev,
+                        int timeout_ms, char *err, size_t errlen) {
+  http_md *m = ctx;
+  char *body = NULL;
+  int rc = key_ok(key, err, errlen);
+  if (rc == 0)
+    rc = mc_http_request_ex(m->base, m->auth, "GET", "key", key, -1, NULL, NULL, 0, timeout_ms,
+                            &body, len, rev, err, errlen);
+  if (rc == 0)
+    *val = body;
+  return rc;
+}
+
+typedef struct list_ctx {
+  http_md *m;
+  mc_md_kv_fn fn;
+  void *arg;
+  int timeout_ms;
+  int rc;
+  char *err;
+  size_t errlen;
+} list_ctx;
+
+static int on_listed(void *arg, const char *key, size_t klen, int64_t rev) {
+  list_ctx *l = arg;
+  void *val = NULL;
+  size_t len = 0;
+  (void)rev; /* the GET answers the current one */
+  int rc = http_get_rev(l->m, key, &val, &len, &rev, l->timeout_ms, l->err, l->errlen);
+  if (rc == MC_ENOENT) /* deleted or expired since the listing */
+    return 0;
+  if (rc) {
+    l->rc = rc;
+    return 1;
+  }
+  int stop = l->fn(l->arg, key, klen, val, len, rev);
+  free(val);
+  return stop;
+}
+
+static int http_list(void *ctx, const char *prefix, mc_md_kv_fn fn, void *arg, int timeout_ms,
+                     char *err, size_t errlen) {
+  http_md *m = ctx;
+  char *body = NULL;
+  size_t len = 0;
+  int rc = mc_http_request(m->base, m->auth, "GET", "prefix", prefix, -1, NULL, 0, timeout_ms,
+                           &body, &len, err, errlen);
+  if (rc)
+    return rc;
+  list_ctx l = {m, fn, arg, timeout_ms, 0, err, errlen};
+  rc = mc_http_parse_keys_rev(body, len, on_listed, &l, err, errlen);
+  free(body);
+  return rc ? rc : l.rc;
+}
+
+static int http_put_if(void *ctx, const char *key, int64_t expect_rev, const void *val,
+                       size_t len, int64_t lease, int ttl_s, int64_t *new_rev, int timeout_ms,
+                       char *err, size_t errlen) {
+  http_md *m = ctx;
+  (void)lease;
+  char extra[40] = "";
+  if (expect_rev >= 0)
+    snprintf(extra, sizeof extra, "&rev=%lld", (long long)expect_rev);
+  int rc = key_ok(key, err, errlen);
+  return rc ? rc
+            : mc_http_request_ex(m->base, m->auth, "PUT", "key", key, ttl_s > 0 ? ttl_s : -1,
+                                 extra, val, len, timeout_ms, NULL, NULL, new_rev, err, errlen);
+}
+
 static const char *const schemes[] = {"http", NULL};
 
 static const mc_md_backend http_backend = {
@@ -141,6 +210,9 @@ static const mc_md_backend http_backend = {
     .get = http_get,
     .del = http_del,
     .touch = http_touch,
+    .get_rev = http_get_rev,
+    .list = http_list,
+    .put_if = http_put_if,
 };
 
 __attribute__((visibility("default"))) const mc_md_backend *mc_metadata_backend_v1(void);
