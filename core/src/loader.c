@@ -361,6 +361,17 @@ static int add_entry(mc_loader *ld, const char *path, const char *origin,
                      int quiet) {
   if (!path || !path[0])
     return 0;
+  /* The same folder named twice (MC_PLUGIN_PATH=build/plugins from the
+   * build tree, which is searched anyway) is searched, and shown, once:
+   * the first naming wins, as a first match would. */
+  char real[PATH_MAX], other[PATH_MAX];
+  int have_real = realpath(path, real) != NULL;
+  for (size_t i = 0; i < ld->nentries; i++) {
+    const char *p = ld->entries[i].path;
+    if (strcmp(p, path) == 0 ||
+        (have_real && realpath(p, other) && strcmp(other, real) == 0))
+      return 0;
+  }
   if (ld->nentries == ld->capentries) {
     size_t nc = ld->capentries ? ld->capentries * 2 : 8;
     entry *e = realloc(ld->entries, nc * sizeof *e);

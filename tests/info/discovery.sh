@@ -47,6 +47,12 @@ has env "LOADED    tcp        $plugdir/mc-transport-tcp.so"
   { cat "$tmp/rel.err"; fail "rel: mc-info exited non-zero"; }
 [ "$(sed -n '3p' "$tmp/rel.out")" = "  plugins" ] || fail "rel: first search entry"
 has rel "LOADED    tcp        $plugdir/mc-transport-tcp.so"
+# The build tree's folder, named again by MC_PLUGIN_PATH (absolute or
+# relative), is searched and listed once.
+for f in env rel; do
+  n=$(sed -n '/^plugin search path/,/^plugins/p' "$tmp/$f.out" | grep -c "^  ")
+  [ "$n" -le 2 ] || { cat "$tmp/$f.out"; fail "$f: the build's plugin folder is listed twice"; }
+done
 
 # 3. A search entry that does not exist is warned about once, naming the
 #    entry and where it came from; the others still work.
