@@ -65,7 +65,8 @@ BACKEND_MAX_LAYER = 4
 # archive of the core on purpose; see core/meson.build).
 TOOL_EXCEPTIONS = {
     "tools/topology": {"config.h", "topology.h"},
-    "tools/metadata-server": {"http/http_proto.h", "net.h", "token.h"},
+    "tools/metadata-server": {"config_value.h", "http/http_proto.h", "net.h",
+                              "token.h"},
     "tools/conformance": {"config_value.h"},
 }
 

@@ -13,6 +13,11 @@
 #include "md_util.h"
 
 void mds_start(mds *s, const char *bin, const char *extra1, const char *extra2) {
+  const char *extra[] = {extra1, extra1 ? extra2 : NULL, NULL};
+  mds_startv(s, bin, extra);
+}
+
+void mds_startv(mds *s, const char *bin, const char *const *extra) {
   s->bin = bin;
   if (!s->port)
     s->port = tu_free_port();
@@ -30,8 +35,11 @@ void mds_start(mds *s, const char *bin, const char *extra1, const char *extra2) 
     dup2(p[1], 1);
     close(p[0]);
     close(p[1]);
-    execl(bin, bin, "--listen", listen, "--path", "/metadata", "--threads", "2",
-          extra1, extra2, (char *)NULL);
+    const char *argv[20] = {bin, "--listen", listen, "--path", "/metadata", "--threads", "2"};
+    size_t n = 7;
+    for (size_t i = 0; extra && extra[i] && i < 8; i++)
+      argv[n++] = extra[i];
+    execv(bin, (char *const *)argv);
     _exit(127);
   }
   close(p[1]);

@@ -15,6 +15,8 @@ typedef struct mds {
 /* Starts bin (extra args may be NULL) on a free port, or the same port
  * again when s->port is set; waits for its "listening" line (<= 10 s). */
 void mds_start(mds *s, const char *bin, const char *extra1, const char *extra2);
+/* mds_start with a NULL-terminated list of extra arguments (at most 8). */
+void mds_startv(mds *s, const char *bin, const char *const *extra);
 /* Sends sig and reaps; returns the exit status (or 128+signal). */
 int mds_stop(mds *s, int sig);
 

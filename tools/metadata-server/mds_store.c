@@ -24,6 +24,8 @@ struct mds_store {
   pthread_mutex_t mu;
   entry **buckets;
   size_t nbuckets, count;
+  size_t bytes;     /* key and value bytes of the entries held */
+  size_t max_bytes; /* 0: unbounded */
   int64_t revision; /* bumped by every write (put, delete) */
 };
 
@@ -53,10 +55,51 @@ mds_store *mds_store_create(void) {
   return s;
 }
 
+static int expired(const entry *e, uint64_t now) {
+  return e->expires_ms && e->expires_ms <= now;
+}
+
 static void free_entry(entry *e) {
   free(e->key);
   free(e->val);
   free(e);
+}
+
+static size_t entry_bytes(const entry *e) { return strlen(e->key) + e->len; }
+
+/* Unlinks and frees *pp, which then holds the next entry.  Called with mu
+ * held. */
+static void drop(mds_store *s, entry **pp) {
+  entry *e = *pp;
+  *pp = e->next;
+  s->bytes -= entry_bytes(e);
+  s->count--;
+  free_entry(e);
+}
+
+/* Drops every expired entry.  Called with mu held. */
+static void purge_expired(mds_store *s, uint64_t now) {
+  for (size_t i = 0; i < s->nbuckets; i++) {
+    entry **pp = &s->buckets[i];
+    while (*pp)
+      if (expired(*pp, now))
+        drop(s, pp);
+      else
+        pp = &(*pp)->next;
+  }
+}
+
+void mds_store_set_max_bytes(mds_store *s, size_t max_bytes) {
+  pthread_mutex_lock(&s->mu);
+  s->max_bytes = max_bytes;
+  pthread_mutex_unlock(&s->mu);
+}
+
+size_t mds_store_bytes(mds_store *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->bytes;
+  pthread_mutex_unlock(&s->mu);
+  return n;
 }
 
 void mds_store_destroy(mds_store *s) {
@@ -72,20 +115,13 @@ void mds_store_destroy(mds_store *s) {
   free(s);
 }
 
-static int expired(const entry *e, uint64_t now) {
-  return e->expires_ms && e->expires_ms <= now;
-}
-
 /* Finds key's slot, dropping it if expired.  Called with mu held. */
 static entry **find(mds_store *s, const char *key) {
   entry **pp = &s->buckets[hash(key) & (s->nbuckets - 1)];
   for (; *pp; pp = &(*pp)->next) {
     if (strcmp((*pp)->key, key) == 0) {
       if (expired(*pp, now_ms())) {
-        entry *e = *pp;
-        *pp = e->next;
-        free_entry(e);
-        s->count--;
+        drop(s, pp);
         return pp; /* *pp is now the next entry or NULL: not a match */
       }
       return pp;
@@ -131,6 +167,26 @@ int mds_store_put_if(mds_store *s, const char *key, int64_t expect_rev,
     free(copy);
     return MC_EAGAIN;
   }
+  /* Replacing a key counts only the change in its value's size. */
+  size_t klen = strlen(key), old = e ? klen + e->len : 0, want = klen + len;
+  if (s->max_bytes && want > old && s->bytes - old + want > s->max_bytes) {
+    /* Full: expired keys still count until dropped, so drop them all and
+     * look again (e itself may have expired meanwhile). */
+    purge_expired(s, now_ms());
+    pp = find(s, key);
+    e = *pp && strcmp((*pp)->key, key) == 0 ? *pp : NULL;
+    old = e ? klen + e->len : 0;
+    if (expect_rev > 0 && !e) {
+      pthread_mutex_unlock(&s->mu);
+      free(copy);
+      return MC_EAGAIN;
+    }
+    if (want > old && s->bytes - old + want > s->max_bytes) {
+      pthread_mutex_unlock(&s->mu);
+      free(copy);
+      return MC_ENOSPC;
+    }
+  }
   if (!e) {
     e = calloc(1, sizeof(*e));
     if (!e || !(e->key = strdup(key))) {
@@ -147,6 +203,7 @@ int mds_store_put_if(mds_store *s, const char *key, int64_t expect_rev,
   }
   free(e->val);
   e->val = copy;
+  s->bytes = s->bytes - old + want;
   e->len = len;
   e->expires_ms = ttl_s > 0 ? now_ms() + (uint64_t)ttl_s * 1000 : 0;
   e->rev = ++s->revision;
@@ -201,10 +258,7 @@ int mds_store_delete(mds_store *s, const char *key) {
   entry **pp = find(s, key);
   int rc = MC_ENOENT;
   if (*pp && strcmp((*pp)->key, key) == 0) {
-    entry *e = *pp;
-    *pp = e->next;
-    free_entry(e);
-    s->count--;
+    drop(s, pp);
     s->revision++;
     rc = 0;
   }
@@ -230,9 +284,7 @@ int mds_store_list_json(mds_store *s, const char *prefix, char **json, size_t *l
     while (*pp) {
       entry *e = *pp;
       if (expired(e, now)) {
-        *pp = e->next;
-        free_entry(e);
-        s->count--;
+        drop(s, pp);
         continue;
       }
       if (strncmp(e->key, prefix, plen) == 0)

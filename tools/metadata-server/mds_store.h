@@ -11,8 +11,17 @@ typedef struct mds_store mds_store;
 mds_store *mds_store_create(void);
 void mds_store_destroy(mds_store *s);
 
+/* Bounds the bytes held (each key's length plus its value's; 0: no bound,
+ * the default).  A put that would go past it answers MC_ENOSPC, after
+ * dropping the expired keys; replacing a key counts only the change in
+ * size, so a replacement no larger than the old value always fits. */
+void mds_store_set_max_bytes(mds_store *s, size_t max_bytes);
+/* The bytes held now (keys and values). */
+size_t mds_store_bytes(mds_store *s);
+
 /* ttl_s > 0: the key expires ttl_s seconds from now (renewed by each put
- * or touch); 0: never.  Returns 0 or MC_ENOMEM. */
+ * or touch); 0: never.  Returns 0, MC_ENOMEM or MC_ENOSPC (over the
+ * byte bound). */
 int mds_store_put(mds_store *s, const char *key, const void *val, size_t len,
                   int ttl_s);
 /* put, but when expect_rev >= 0 only if the key's revision is expect_rev

@@ -4,8 +4,15 @@
  * core/metadata/http/http_proto.h.
  *
  *   mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]
- *                            [--max-body BYTES] [--threads N]
- *                            [--token-file PATH]
+ *                            [--max-value-size BYTES] [--max-total-size BYTES]
+ *                            [--threads N] [--token-file PATH]
+ *
+ * Memory is bounded: a PUT whose value is over --max-value-size (default
+ * 4 MiB; --max-body is the older name) or that would take the keys and
+ * values held past --max-total-size (default 256 MiB) answers 507.  A
+ * Content-Length over the limit is refused before the body is read; a
+ * chunked body is dropped as it arrives once past it.  Keys (and the other
+ * query arguments) are checked as decoded, so "%00" in one answers 400.
  *
  * With --token-file every request must carry "Authorization: Bearer <the
  * cluster token>" (the engines' cluster_token_file); others get 401 and
@@ -18,6 +25,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,20 +35,26 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "config_value.h"
 #include "http/http_proto.h"
 #include "mds_store.h"
 #include "mooncake/errors.h"
 #include "net.h"
 #include "token.h"
 
-#define DEFAULT_MAX_BODY (64u << 20)
+/* kv values take at most MC_KV_VALUE_MAX (1 MiB); a segment descriptor
+ * grows with its engine's registered buffers (tens of thousands of them
+ * need --max-value-size raised; descriptor.h: MC_DESC_JSON_MAX). */
+#define DEFAULT_MAX_VALUE ((size_t)4 << 20)
+#define DEFAULT_MAX_TOTAL ((size_t)256 << 20)
+#define MAX_VALUE_LIMIT ((size_t)1 << 32)
 #define UNAUTHORIZED_TEXT \
   "this server needs the cluster token: Authorization: Bearer <token>\n"
 
 typedef struct server {
   mds_store *store;
   char path[256];
-  size_t max_body;
+  size_t max_value, max_total;
   char token[MC_TOKEN_MAX + 1]; /* "" = anyone may read and write */
   _Atomic uint64_t refused;      /* requests refused for the token */
 } server;
@@ -48,7 +62,8 @@ typedef struct server {
 typedef struct upload {
   char *p;
   size_t n, cap;
-  int too_large;
+  int too_large;   /* a PUT's body went past max_value: dropped */
+  int not_allowed; /* a body on another method: dropped */
 } upload;
 
 /* rev > 0 adds the MC_HTTP_REV_HEADER header. */
@@ -124,10 +139,40 @@ static enum MHD_Result refuse(server *srv, struct MHD_Connection *c) {
   return ret;
 }
 
+/* Query argument name as decoded: 1 with *out set (NULL for "?name"
+ * without '='), 0 when absent, -1 when the decoded value holds a NUL
+ * ("%00"): C strings would see less than the client sent, so "key=a%00b"
+ * would act on "a". */
+static int query_arg(struct MHD_Connection *c, const char *name, const char **out) {
+  const char *v = NULL;
+  size_t n = 0;
+  *out = NULL;
+  if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                    &n) != MHD_YES)
+    return 0;
+  if (v && (memchr(v, 0, n) || strlen(v) != n))
+    return -1;
+  *out = v;
+  return 1;
+}
+
+__attribute__((format(printf, 2, 3))) static enum MHD_Result
+reply_507(struct MHD_Connection *c, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return reply_text(c, MHD_HTTP_INSUFFICIENT_STORAGE, msg);
+}
+
 /* ttl query parameter: absent -> 0; bad -> -1. */
 static int parse_ttl(struct MHD_Connection *c) {
-  const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ttl");
-  if (!t)
+  const char *t;
+  int has = query_arg(c, "ttl", &t);
+  if (has < 0 || (has && !t))
+    return -1;
+  if (!has)
     return 0;
   char *end;
   errno = 0;
@@ -139,8 +184,11 @@ static int parse_ttl(struct MHD_Connection *c) {
 
 /* rev query parameter (a conditional PUT): absent -> -1; bad -> -2. */
 static int64_t parse_rev(struct MHD_Connection *c) {
-  const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "rev");
-  if (!t)
+  const char *t;
+  int has = query_arg(c, "rev", &t);
+  if (has < 0 || (has && !t))
+    return -2;
+  if (!has)
     return -1;
   char *end;
   errno = 0;
@@ -172,17 +220,36 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
     *con_cls = u;
     if (srv->token[0] && !authorized(srv, c))
       return refuse(srv, c); /* before the body: it is never read */
+    /* A declared length over the limit is refused before the body too. */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (is_put && cl) {
+      char *end;
+      errno = 0;
+      unsigned long long n = strtoull(cl, &end, 10);
+      if (end != cl && !*end && (errno || n > srv->max_value))
+        return reply_507(c, "value too large: Content-Length %.40s is over the "
+                            "server's --max-value-size of %zu bytes\n",
+                         cl, srv->max_value);
+    }
     return MHD_YES;
   }
   upload *u = *con_cls;
-  if (*data_size) { /* body chunk */
-    if (!is_put || u->n + *data_size > srv->max_body) {
+  if (*data_size) { /* body chunk: past a limit, dropped as it arrives */
+    if (!is_put) {
+      u->not_allowed = 1;
+    } else if (u->too_large || *data_size > srv->max_value - u->n) {
       u->too_large = 1;
+      free(u->p); /* what came so far is no use either */
+      u->p = NULL;
+      u->n = u->cap = 0;
     } else {
       if (u->n + *data_size > u->cap) {
         size_t cap = u->cap ? u->cap : 4096;
         while (cap < u->n + *data_size)
           cap *= 2;
+        if (cap > srv->max_value)
+          cap = srv->max_value;
         char *np = realloc(u->p, cap);
         if (!np)
           return MHD_NO;
@@ -197,10 +264,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
   }
   if (strcmp(url, srv->path) != 0)
     return reply_text(c, MHD_HTTP_NOT_FOUND, "unknown path\n");
+  if (u->not_allowed)
+    return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "only PUT takes a body\n");
   if (u->too_large)
-    return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large or not allowed\n");
-  const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
-  const char *prefix = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "prefix");
+    return reply_507(c, "value too large: more than the server's --max-value-size of "
+                        "%zu bytes\n",
+                     srv->max_value);
+  const char *key, *prefix;
+  if (query_arg(c, "key", &key) < 0 || query_arg(c, "prefix", &prefix) < 0)
+    return reply_text(c, MHD_HTTP_BAD_REQUEST,
+                      "key and prefix must not contain NUL (%00)\n");
   if (strcmp(method, "GET") == 0 && prefix && !key) {
     char *json;
     size_t len;
@@ -234,6 +307,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
     if (expect == -2)
       return reply_text(c, MHD_HTTP_BAD_REQUEST, "rev must be a revision >= 0\n");
     int rc = mds_store_put_if(srv->store, key, expect, u->p, u->n, ttl, &rev);
+    if (rc == MC_ENOSPC)
+      return reply_507(c, "store full: the keys and values held (%zu bytes) leave no "
+                          "room for this one under the server's --max-total-size of "
+                          "%zu bytes\n",
+                       mds_store_bytes(srv->store), srv->max_total);
     if (rc == MC_EAGAIN)
       return reply_text(c, MHD_HTTP_PRECONDITION_FAILED,
                         expect ? "the key is not at that revision\n" : "the key exists\n");
@@ -269,14 +347,19 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 static void usage(FILE *f) {
   fprintf(f, "usage: mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]\n"
-             "                                [--max-body BYTES] [--threads N]\n"
-             "                                [--token-file PATH]\n"
-             "  HOST must be an IPv4 address (default 0.0.0.0:8080); PORT 0 picks a free port.\n");
+             "                                [--max-value-size BYTES] [--max-total-size BYTES]\n"
+             "                                [--threads N] [--token-file PATH]\n"
+             "  HOST must be an IPv4 address (default 0.0.0.0:8080); PORT 0 picks a free port.\n"
+             "  --max-value-size  largest value a PUT may store (default 4M; --max-body is\n"
+             "                    the older name of it)\n"
+             "  --max-total-size  bound on the key and value bytes held (default 256M)\n"
+             "  BYTES takes K, M or G (binary: 1K = 1024).  A PUT past either answers 507.\n");
 }
 
 int main(int argc, char **argv) {
   const char *listen = "0.0.0.0:8080";
-  server srv = {.max_body = DEFAULT_MAX_BODY};
+  server srv = {.max_value = DEFAULT_MAX_VALUE, .max_total = DEFAULT_MAX_TOTAL};
+  int value_set = 0;
   strcpy(srv.path, "/metadata");
   unsigned threads = 4;
   for (int i = 1; i < argc; i++) {
@@ -285,8 +368,10 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    static const char *const known[] = {"--listen", "--path", "--max-body",
-                                        "--token-file", "--threads"};
+    static const char *const known[] = {"--listen",         "--path",
+                                        "--max-value-size", "--max-body",
+                                        "--max-total-size", "--token-file",
+                                        "--threads"};
     int is_known = 0;
     for (size_t k = 0; k < sizeof known / sizeof *known; k++)
       is_known |= strcmp(a, known[k]) == 0;
@@ -309,14 +394,24 @@ int main(int argc, char **argv) {
         return 2;
       }
       strcpy(srv.path, v);
-    } else if (strcmp(a, "--max-body") == 0) {
-      char *end;
-      unsigned long long n = strtoull(v, &end, 10);
-      if (*end || n == 0 || n > (1ull << 32)) {
-        fprintf(stderr, "mooncake-metadata-server: bad --max-body '%s'\n", v);
+    } else if (strcmp(a, "--max-value-size") == 0 || strcmp(a, "--max-body") == 0 ||
+               strcmp(a, "--max-total-size") == 0) {
+      int total = strcmp(a, "--max-total-size") == 0;
+      uint64_t n = 0;
+      uint64_t most = total ? (uint64_t)SIZE_MAX / 2 : MAX_VALUE_LIMIT;
+      if (mc_config_parse_size(v, &n) != 0 || n == 0 || n > most) {
+        fprintf(stderr,
+                "mooncake-metadata-server: bad %s '%s' (want %s bytes, with an "
+                "optional K, M or G)\n",
+                a, v, total ? "1 or more" : "1..4G");
         return 2;
       }
-      srv.max_body = (size_t)n;
+      if (total) {
+        srv.max_total = (size_t)n;
+      } else {
+        srv.max_value = (size_t)n;
+        value_set = 1;
+      }
     } else if (strcmp(a, "--token-file") == 0) {
       char why[512];
       if (mc_token_load(v, srv.token, why, sizeof why) != 0) {
@@ -334,6 +429,16 @@ int main(int argc, char **argv) {
       usage(stderr);
       return 2;
     }
+  }
+  if (srv.max_value > srv.max_total) {
+    if (value_set) {
+      fprintf(stderr,
+              "mooncake-metadata-server: --max-value-size (%zu bytes) is larger than "
+              "--max-total-size (%zu bytes)\n",
+              srv.max_value, srv.max_total);
+      return 2;
+    }
+    srv.max_value = srv.max_total; /* a small store: its values are smaller */
   }
   char host[256];
   uint16_t port;
@@ -355,6 +460,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mooncake-metadata-server: out of memory\n");
     return 1;
   }
+  mds_store_set_max_bytes(srv.store, srv.max_total);
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
       handle, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
