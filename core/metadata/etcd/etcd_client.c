@@ -402,39 +402,6 @@ int mc_etcd_delete(mc_etcd *e, const char *key, int prefix, int64_t *deleted,
   return 0;
 }
 
-int mc_etcd_cas(mc_etcd *e, const char *key, int64_t expect_rev,
-                const void *val, size_t len, int64_t lease, int *swapped,
-                int timeout_ms, char *err, size_t errlen) {
-  Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
-  cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-  cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
-  cmp.key = bin(key, strlen(key));
-  cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-  cmp.mod_revision = expect_rev; /* an absent key has mod_revision 0 */
-  Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-  put.key = cmp.key;
-  put.value = bin(val, len);
-  put.lease = lease;
-  Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
-  op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-  op.request_put = &put;
-  Etcdserverpb__Compare *cmps[1] = {&cmp};
-  Etcdserverpb__RequestOp *ops[1] = {&op};
-  Etcdserverpb__TxnRequest rq = ETCDSERVERPB__TXN_REQUEST__INIT;
-  rq.n_compare = 1;
-  rq.compare = cmps;
-  rq.n_success = 1;
-  rq.success = ops;
-  ProtobufCMessage *m = NULL;
-  int rc = call(e, M_TXN, &rq.base, &etcdserverpb__txn_response__descriptor, &m,
-                timeout_ms, err, errlen);
-  if (rc)
-    return rc;
-  *swapped = ((Etcdserverpb__TxnResponse *)m)->succeeded ? 1 : 0;
-  protobuf_c_message_free_unpacked(m, NULL);
-  return 0;
-}
-
 int mc_etcd_put_if(mc_etcd *e, const char *key, int64_t expect_rev,
                    const void *val, size_t len, int64_t lease, int64_t *new_rev,
                    int timeout_ms, char *err, size_t errlen) {
@@ -473,6 +440,21 @@ int mc_etcd_put_if(mc_etcd *e, const char *key, int64_t expect_rev,
   }
   protobuf_c_message_free_unpacked(m, NULL);
   return rc;
+}
+
+int mc_etcd_cas(mc_etcd *e, const char *key, int64_t expect_rev,
+                const void *val, size_t len, int64_t lease, int *swapped,
+                int timeout_ms, char *err, size_t errlen) {
+  /* put_if with the outcome as a flag: a key not at expect_rev is an
+   * answer here, not an error. */
+  if (expect_rev < 0) { /* no key is at a negative revision */
+    *swapped = 0;
+    return 0;
+  }
+  int rc = mc_etcd_put_if(e, key, expect_rev, val, len, lease, NULL,
+                          timeout_ms, err, errlen);
+  *swapped = rc == 0;
+  return rc == MC_EAGAIN ? 0 : rc;
 }
 
 int mc_etcd_lease_grant(mc_etcd *e, int64_t ttl_s, int64_t *id, int timeout_ms,
