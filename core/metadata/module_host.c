@@ -37,23 +37,6 @@ void mc_vlog(const mc_logger *lg, int level, const char *component,
             component, msg);
 }
 
-void mc_log(const mc_logger *lg, int level, const char *component,
-            const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  mc_vlog(lg, level, component, fmt, ap);
-  va_end(ap);
-}
-
-void mc_seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 void mc_last_error_set(const char *fmt, ...) {
   const mc_md_host *h = atomic_load(&host_table);
   char msg[MC_ERR_MAX];

@@ -52,23 +52,6 @@ void mc_vlog(const mc_logger *lg, int level, const char *component,
           component ? component : "core", msg);
 }
 
-void mc_log(const mc_logger *lg, int level, const char *component,
-            const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  mc_vlog(lg, level, component, fmt, ap);
-  va_end(ap);
-}
-
-void mc_seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* The one piece of process state outside an engine: like errno, it is per
  * thread, so concurrent callers never see each other's reasons, and it
  * must outlive the engine whose creation failed (there is none to hold

@@ -51,6 +51,7 @@ LAYERS = """
 11: kv
 backend_max: 4
 config = config config_*
+log = log log_fmt
 metadata = metadata md_*
 topology = topology topo/
 engine = engine engine_md
