@@ -16,6 +16,7 @@
 
 #include "check.h" /* tests/common */
 #include "testutil.h"
+#include "md_util.h" /* tu_make_desc */
 #include "descriptor.h"
 #include "metadata.h"
 #include "mooncake/engine.h"
@@ -43,25 +44,9 @@ static uint16_t port_of(const char *name) {
   return (uint16_t)atoi(c + 1);
 }
 
-/* A real descriptor for segment name at the given version. */
-static char *make_desc(const char *name, uint64_t version, size_t *len) {
-  uint8_t blob[5] = {0, 1, 0, 2, 0};
-  mc_desc_transport t = {.name = "tcp", .len = sizeof blob, .blob = blob};
-  mc_desc_key k = {.transport = 0, .len = 2, .bytes = {0, 0}};
-  mc_desc_buffer b = {.addr = 0x7f0000001000ull, .len = 1 << 20,
-                      .kind = MC_MEM_CPU, .location = "cpu:0", .nkeys = 1,
-                      .keys = &k};
-  mc_seg_desc d = {.version = version, .ntransports = 1, .transports = &t,
-                   .nbuffers = 1, .buffers = &b};
-  snprintf(d.name, sizeof d.name, "%s", name);
-  char *json;
-  CHECK_RC(mc_desc_encode(&d, &json, len), 0);
-  return json;
-}
-
 static void publish(mc_metadata *md, const char *name, uint64_t version) {
   size_t len;
-  char *json = make_desc(name, version, &len);
+  char *json = tu_make_desc(name, version, &len);
   CHECK_RC(mc_metadata_publish(md, name, json, len), 0);
   free(json);
 }
