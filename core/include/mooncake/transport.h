@@ -1,4 +1,4 @@
-/* mooncake/transport.h - the transport plugin ABI, version 1.1.
+/* mooncake/transport.h - the transport plugin ABI, version 1.2.
  *
  * This header is the whole contract between libmooncake (the "core") and a
  * transport plugin.  A plugin includes this header (and errors.h) only, never
@@ -66,6 +66,11 @@
  *        plugin's params array, so the core reads a 1.0 plugin's shorter
  *        entries correctly; mc_host_api gains config_get_size,
  *        config_get_int and config_get_bool.
+ *   1.2  the control channel: mc_host_api gains ctrl_call and
+ *        mc_transport_ops gains ctrl_handle, a request/reply exchange
+ *        between the same transport in two engines, carried by the core
+ *        over the engine's authenticated handshake listener (queue-pair
+ *        numbers and similar per-connection setup).
  */
 #ifndef MOONCAKE_TRANSPORT_H
 #define MOONCAKE_TRANSPORT_H
@@ -80,7 +85,7 @@ extern "C" {
 #endif
 
 #define MC_TRANSPORT_ABI_MAJOR 1
-#define MC_TRANSPORT_ABI_MINOR 1
+#define MC_TRANSPORT_ABI_MINOR 2
 
 /* Name of the entry symbol for ABI major 1. */
 #define MC_TRANSPORT_ENTRY_V1 "mc_transport_plugin_v1"
@@ -91,6 +96,7 @@ extern "C" {
 #define MC_NOTIFY_MAX 4096     /* notification payload */
 #define MC_NAME_MAX 256        /* segment names, incl. the terminating NUL */
 #define MC_RAIL_NAME_MAX 64    /* rail names, incl. NUL */
+#define MC_CTRL_MAX 4096       /* control channel request or reply (1.2) */
 
 /* Memory kinds (bitmask).  A registered buffer has exactly one kind. */
 enum mc_mem_kind {
@@ -249,6 +255,26 @@ typedef struct mc_host_api {
   int (*config_get_int)(void *host, const char *key, int64_t *out);
   /* A MC_PARAM_BOOL key: 1 or 0. */
   int (*config_get_bool)(void *host, const char *key, int *out);
+
+  /* ---- 1.2: present when abi_minor >= 2 (check with MC_HOST_HAS) ----
+   * The control channel.  Sends `req` (1..MC_CTRL_MAX bytes) to the same
+   * transport (same name) in the engine serving peer segment `peer`, whose
+   * ctrl_handle answers it, and waits up to timeout_ms for the reply.  The
+   * core carries it over the engines' handshake listeners, authenticated
+   * with the cluster token like every handshake request, so the target
+   * knows which segment asked; it works with every metadata backend.
+   * resp and resp_len: the caller's buffer and its capacity on entry, the
+   * reply's length on return (MC_ENOSPC, *resp_len = size needed, when the
+   * reply does not fit).  Returns 0, the negative MC_E* the peer's
+   * ctrl_handle returned, or: MC_ENOENT (no such segment), MC_EPEER (its
+   * engine unreachable or gone), MC_ENOTSUP (that engine has no such
+   * transport or it has no ctrl_handle), MC_EACCES (token refused),
+   * MC_ETIMEDOUT.  Blocking: call it from connect() or a plugin thread,
+   * never from submit(), progress() or while holding a lock that
+   * ctrl_handle takes. */
+  int (*ctrl_call)(void *host, const char *peer, const void *req,
+                   size_t req_len, void *resp, size_t *resp_len,
+                   uint32_t timeout_ms);
 } mc_host_api;
 
 /* True when host table h (handed to init) has member m: a plugin built
@@ -373,6 +399,22 @@ typedef struct mc_transport_ops {
    * more and that has params must set it: its entries are longer than 1.0
    * ones, so the core refuses it (MC_EABI) rather than misread them. */
   uint32_t param_info_size;
+
+  /* ---- 1.2 ---- */
+  /* Optional.  Target side of mc_host_api.ctrl_call: answers `req` from the
+   * same transport in peer segment `peer` (the name the initiator
+   * announced, vouched for by the cluster token).  Writes the reply into
+   * resp (*resp_len: MC_CTRL_MAX on entry, bytes written on return; 0 is a
+   * valid empty reply).  Returns 0 or a negative MC_E*, which the caller's
+   * ctrl_call returns.  Called from a core listener thread and NOT
+   * serialized with control calls (a peer's connect may be calling in
+   * while this engine's connect to that peer calls out: simultaneous
+   * open), so the plugin locks what it touches.  Must answer promptly
+   * (it holds a listener worker): no waiting on the network.  The request
+   * comes off the network: parse it defensively.  NULL: calls to this
+   * transport get MC_ENOTSUP. */
+  int (*ctrl_handle)(void *ctx, const char *peer, const void *req,
+                     size_t req_len, void *resp, size_t *resp_len);
 } mc_transport_ops;
 
 /* The v1 members every plugin must provide (up to vendor_strerror). */
