@@ -532,6 +532,7 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
     return MC_ENOMEM;
   }
   pthread_mutex_init(&e->publish_lock, NULL);
+  mc_ctrl_client_init(&e->ctrl);
   e->set.log = &e->log;
   e->log.level = mc_log_env_level();
   int rc = build_config(opts, &e->cfg, err, errlen);
@@ -566,11 +567,11 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   if (rc)
     goto fail;
   segment_name(e);
-  e->ctrl = (mc_ctrl_client){.md = e->md,
-                             .token = e->cluster_token,
-                             .self = e->name,
-                             .log = &e->log,
-                             .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000};
+  e->ctrl.md = e->md;
+  e->ctrl.token = e->cluster_token;
+  e->ctrl.self = e->name;
+  e->ctrl.log = &e->log;
+  e->ctrl.timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000;
   e->set.ctrl = &e->ctrl;
   rc = loader_open(e, err, errlen);
   if (rc)
@@ -664,6 +665,7 @@ void mc_engine_destroy(mc_engine *e) {
   mc_jobq_destroy(e->jobs);
   mc_notify_queue_destroy(e->notes);
   mc_config_free(e->cfg);
+  mc_ctrl_client_fini(&e->ctrl);
   pthread_mutex_destroy(&e->publish_lock);
   free(e);
 }
