@@ -45,6 +45,14 @@ static int peer_listener(const mc_ctrl_client *c, const char *peer,
     mc_last_error_set("ctrl_call: segment '%s': bad listener address '%s'",
                       peer, d->listen);
     rc = MC_EPROTO;
+  } else if (c->host_id && d->host_id[0] && strcmp(c->host_id, d->host_id) != 0 &&
+             (strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+              strcmp(host, "localhost") == 0)) {
+    /* Its loopback is not ours: connecting would reach this host. */
+    mc_last_error_set("ctrl_call: segment '%s' is on another host but "
+                      "advertises a loopback listener (%s): set `listen` to "
+                      "an address its peers can reach", peer, d->listen);
+    rc = MC_EPEER;
   }
   /* The name the peer publishes itself under (p2p callers may say
    * host:port or name@host:port): its listener checks it. */

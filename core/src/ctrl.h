@@ -32,6 +32,7 @@ typedef struct mc_ctrl_client {
   mc_metadata *md;
   const char *token; /* cluster token or "" (the engine's buffer) */
   const char *self;  /* this engine's segment name (the engine's buffer) */
+  const char *host_id; /* this engine's host identity, or NULL */
   const mc_logger *log;
   uint32_t timeout_ms; /* used when the caller passes 0 */
   pthread_mutex_t mu;  /* cache */

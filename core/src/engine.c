@@ -477,6 +477,30 @@ static int engine_ctrl(void *arg, const char *transport, const char *peer,
   return MC_ENOTSUP;
 }
 
+/* A loopback listener cannot serve peers on other hosts: say so when a
+ * transport that reaches them has a control channel needing it and the
+ * metadata service is shared beyond this host (p2p names are listener
+ * addresses, so a loopback one is a single-host setup by construction). */
+static void warn_loopback_ctrl(mc_engine *e) {
+  const char *la = mc_listener_address(e->lis);
+  const char *url = mc_engine_metadata_url(e);
+  if ((strncmp(la, "127.", 4) != 0 && strncmp(la, "[::1]", 5) != 0) ||
+      strncmp(url, "p2p", 3) == 0 || strstr(url, "//127.") ||
+      strstr(url, "//localhost") || strstr(url, "//[::1]"))
+    return;
+  for (int i = 0; i < e->set.n; i++) {
+    const mc_transport_ops *ops = e->set.t[i]->ops;
+    if (ops->ctrl_handle && (ops->caps & MC_CAP_INTER_NODE)) {
+      MC_WARN(&e->log, COMP,
+              "transport %s uses the control channel, but this engine's "
+              "handshake listener is on loopback (%s): peers on other hosts "
+              "cannot reach it; set listen (MC_LISTEN) to a reachable address",
+              e->set.t[i]->plugin->name, la);
+      return;
+    }
+  }
+}
+
 /* The segment's name: configured, else the backend's, else host:pid. */
 static void segment_name(mc_engine *e) {
   if (e->cfg->segment_name) {
@@ -570,6 +594,7 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   e->ctrl.md = e->md;
   e->ctrl.token = e->cluster_token;
   e->ctrl.self = e->name;
+  e->ctrl.host_id = e->host_id;
   e->ctrl.log = &e->log;
   e->ctrl.timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000;
   e->set.ctrl = &e->ctrl;
@@ -585,6 +610,7 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   rc = start_modules(e, err, errlen);
   if (rc)
     goto fail;
+  warn_loopback_ctrl(e);
   /* The transport set is final: peers' control requests may come in. */
   mc_listener_set_ctrl(e->lis, engine_ctrl, e, e->name);
   rc = engine_publish(e);
