@@ -62,7 +62,7 @@ static long hammer(mc_engine *from, mc_engine *to, int ms, long *errors,
     char resp[MC_CTRL_MAX];
     size_t rl = sizeof resp;
     uint64_t t0 = now_ms();
-    int rc = fx_call(self, peer, "echo:ping", 9, resp, &rl, 5000);
+    int rc = fx_call(self, peer, "echo:ping", 9, resp, &rl, 10000);
     uint64_t took = now_ms() - t0;
     if (took > *worst)
       *worst = took;
