@@ -66,6 +66,21 @@ static long hammer(mc_metadata *md, int ms, long *errors, uint64_t *worst) {
   return n;
 }
 
+/* Waits (<= 10 s) until every connection of f was made and, for the ones
+ * the server refuses, seen closed: held + closed + failed == n. */
+static void settle(tu_flood *f, int n, int held_at_least) {
+  uint64_t end = now_ms() + 10000;
+  tu_flood_stats st;
+  for (;;) {
+    tu_flood_get(f, &st);
+    if ((st.open_now + st.closed + st.refused >= n &&
+         st.open_now >= held_at_least) ||
+        now_ms() >= end)
+      return;
+    usleep(50 * 1000);
+  }
+}
+
 int main(int argc, char **argv) {
   CHECK(argc == 3);
   long lim = tu_raise_nofile(8192);
@@ -100,7 +115,11 @@ int main(int argc, char **argv) {
   tu_flood *fm = tu_flood_start(&many), *fo = tu_flood_start(&one),
            *fs = tu_flood_start(&slow);
   CHECK(fm && fo && fs);
-  usleep(700 * 1000); /* every connection made (or refused) */
+  /* Every connection made (or refused), however slow this host is. */
+  settle(fm, 2000, 1900);
+  settle(fo, 600, 0);
+  settle(fs, 400, 380);
+  usleep(200 * 1000); /* refusals still on their way */
   tu_flood_stats sm0, so0, ss0;
   tu_flood_get(fm, &sm0);
   tu_flood_get(fo, &so0);
