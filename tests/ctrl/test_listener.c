@@ -11,6 +11,7 @@
  *     with the count;
  *   - stats count what happened. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -71,6 +72,16 @@ static int closed_status(int fd, int ms) {
       return h.status;
     return -1;
   }
+}
+
+static int threads_now(void) {
+  DIR *d = opendir("/proc/self/task");
+  CHECK(d != NULL);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
 }
 
 static mc_listener *open_listener(const char *token, uint32_t timeout_ms) {
@@ -168,7 +179,10 @@ static void *release_later(void *v) {
 }
 
 static void test_served_pool_and_retry(void) {
+  int t0_threads = threads_now();
   mc_listener *l = open_listener(TOKEN, 3000);
+  /* One thread until a control request comes (the workers start then). */
+  CHECK_EQ_INT(threads_now(), t0_threads + 1);
   uint16_t port = mc_listener_port(l);
   mc_listener_set_ctrl(l, slow_handler, NULL, "me");
   /* Publish a descriptor (with the listener's address) for GET. */
@@ -192,6 +206,7 @@ static void test_served_pool_and_retry(void) {
   bg second = {.port = port};
   ctrl_once(&second);
   CHECK_EQ_INT(second.status, MC_P2P_BUSY);
+  CHECK_EQ_INT(threads_now(), t0_threads + 1 + 1 + 1); /* + first's client */
 
   /* The p2p fetch (mc_segment_open's path) retries until the slot frees
    * (released after 300 ms), well within its 3 s timeout. */
