@@ -359,13 +359,14 @@ static double inst_load(const inst *x, double batch, double tokens, double tbt_s
   return fmax(tbt / tbt_slo, tokens / x->prof.kv_capacity_tokens);
 }
 
-/* Mean decode load with EXTRA (batch 1, TOKENS) on instance ON (-1: none). */
-static double load_now(const mc_cond *c, int on, double tokens, double tbt_slo) {
+/* Decode load with one more request of TOKENS on instance ON (-1: none):
+ * ON's own when ONLY, else the mean over the decode instances. */
+static double load_now(const mc_cond *c, int on, double tokens, double tbt_slo, int only) {
   double sum = 0;
   int n = 0;
   for (int i = 0; i < MC_COND_MAX_INSTANCES; i++) {
     const inst *x = &c->in[i];
-    if (!x->used || !(x->roles & MC_COND_DECODE))
+    if (!x->used || !(x->roles & MC_COND_DECODE) || (only && i != on))
       continue;
     int e = i == on;
     sum += inst_load(x, x->dec_batch + e, x->dec_tokens + (e ? tokens : 0), tbt_slo);
@@ -374,16 +375,24 @@ static double load_now(const mc_cond *c, int on, double tokens, double tbt_slo) 
   return n ? sum / n : 0;
 }
 
-static double load_at(const mc_cond *c, double at, int on, double tokens, double tbt_slo) {
+static double load_at(const mc_cond *c, double now, double at, int on, double tokens,
+                      double tbt_slo, int only) {
   double batch[MC_COND_MAX_INSTANCES] = {0}, tok[MC_COND_MAX_INSTANCES] = {0};
   double td = c->o.decode_time_s;
   for (size_t i = 0; i < c->n_reqs; i++) {
     const req *r = &c->reqs[i];
     if (r->state == R_FREE || r->d < 0)
       continue;
-    /* When it reaches decode, and whether it is still there at AT. */
-    double start = r->state == R_DECODE ? r->decode_start : r->pred_end;
-    if (start <= at && start + td > at) {
+    /* The state now, changed by what is predicted to happen by AT: a
+     * request in prefill arrives at its predicted end (and stays t_d); a
+     * decoding one leaves t_d after it started.  One already decoding for
+     * longer than t_d is still there now, so it stays counted. */
+    int there;
+    if (r->state == R_DECODE)
+      there = !(r->decode_start + td > now && r->decode_start + td <= at);
+    else
+      there = r->pred_end <= at && r->pred_end + td > at;
+    if (there) {
       batch[r->d] += 1;
       tok[r->d] += r->tokens;
     }
@@ -396,7 +405,7 @@ static double load_at(const mc_cond *c, double at, int on, double tokens, double
   int n = 0;
   for (int i = 0; i < MC_COND_MAX_INSTANCES; i++) {
     const inst *x = &c->in[i];
-    if (!x->used || !(x->roles & MC_COND_DECODE))
+    if (!x->used || !(x->roles & MC_COND_DECODE) || (only && i != on))
       continue;
     sum += inst_load(x, batch[i], tok[i], tbt_slo);
     n++;
@@ -406,12 +415,11 @@ static double load_at(const mc_cond *c, double at, int on, double tokens, double
 
 double mc_cond_decode_load(const mc_cond *c, double now_s) {
   (void)now_s;
-  return c ? load_now(c, -1, 0, c->o.tbt_slo_s) : 0;
+  return c ? load_now(c, -1, 0, c->o.tbt_slo_s, 0) : 0;
 }
 
 double mc_cond_decode_load_at(const mc_cond *c, double now_s, double at_s) {
-  (void)now_s;
-  return c ? load_at(c, at_s, -1, 0, c->o.tbt_slo_s) : 0;
+  return c ? load_at(c, now_s, at_s, -1, 0, c->o.tbt_slo_s, 0) : 0;
 }
 
 int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
@@ -470,11 +478,12 @@ int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
     return MC_EPROTO; /* a custom policy chose what is not a candidate */
 
   mc_cond_actx a = {.prefill_load = d->prefill.ttft_s / ttft_slo,
-                    .decode_load_now = load_now(c, d->decode.id, dctx.req_tokens, tbt_slo),
+                    .decode_load_now = load_now(c, d->decode.id, dctx.req_tokens, tbt_slo,
+                                                c->o.decode_load_scope),
                     .decode_fits = d->decode.fits, .limit = c->o.load_limit};
   if (c->o.admit->predicts)
-    a.decode_load_pred = load_at(c, r->now_s + d->prefill.ttft_s, d->decode.id,
-                                 dctx.req_tokens, tbt_slo);
+    a.decode_load_pred = load_at(c, r->now_s, r->now_s + d->prefill.ttft_s, d->decode.id,
+                                 dctx.req_tokens, tbt_slo, c->o.decode_load_scope);
   d->prefill_load = a.prefill_load;
   d->decode_load_now = a.decode_load_now;
   d->decode_load_pred = a.decode_load_pred;

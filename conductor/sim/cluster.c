@@ -74,6 +74,17 @@ static int set(sim_cfg *c, const char *key, const char *v, char *err, size_t err
     }
     return 0;
   }
+  if (!strcmp(key, "decode_load_scope")) {
+    if (!strcmp(v, "mean"))
+      c->decode_load_scope = MC_COND_SCOPE_MEAN;
+    else if (!strcmp(v, "chosen"))
+      c->decode_load_scope = MC_COND_SCOPE_CHOSEN;
+    else {
+      snprintf(err, errlen, "decode_load_scope: '%s' is not mean or chosen", v);
+      return -1;
+    }
+    return 0;
+  }
   if (!strcmp(key, "global_pool")) {
     if (!strcmp(v, "true") || !strcmp(v, "1"))
       c->global_pool = 1;
@@ -85,21 +96,22 @@ static int set(sim_cfg *c, const char *key, const char *v, char *err, size_t err
     }
     return 0;
   }
-  if (!strcmp(key, "profile")) {
+  if (!strcmp(key, "profile") || !strcmp(key, "decode_profile")) {
+    char *dst = key[0] == 'p' ? c->profile_path : c->decode_profile_path;
     if (!*v) {
-      snprintf(err, errlen, "profile: empty path");
+      snprintf(err, errlen, "%s: empty path", key);
       return -1;
     }
     size_t nd = v[0] == '/' ? 0 : strlen(c->dir) + 1, nv = strlen(v);
     if (nd + nv >= sizeof c->profile_path) {
-      snprintf(err, errlen, "profile: path too long");
+      snprintf(err, errlen, "%s: path too long", key);
       return -1;
     }
     if (nd) {
-      memcpy(c->profile_path, c->dir, nd - 1);
-      c->profile_path[nd - 1] = '/';
+      memcpy(dst, c->dir, nd - 1);
+      dst[nd - 1] = '/';
     }
-    memcpy(c->profile_path + nd, v, nv + 1);
+    memcpy(dst + nd, v, nv + 1);
     c->have_profile = 0;
     return 0;
   }
@@ -187,6 +199,10 @@ int sim_cfg_finish(sim_cfg *c, char *err, size_t errlen) {
     return -1;
   }
   if (mc_cond_profile_load(c->profile_path, &c->prof, err, errlen))
+    return -1;
+  c->dprof = c->prof;
+  if (c->decode_profile_path[0] &&
+      mc_cond_profile_load(c->decode_profile_path, &c->dprof, err, errlen))
     return -1;
   c->have_profile = 1;
   if (!c->pool_blocks)

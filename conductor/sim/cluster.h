@@ -11,6 +11,8 @@ typedef struct sim_cfg {
   char dir[4096];              /* the config file's folder */
   char profile_path[4096];
   mc_cond_profile prof;
+  char decode_profile_path[4096]; /* optional: decode instances' own */
+  mc_cond_profile dprof;          /* = prof when not given */
   int have_profile;
   long prefill, decode;        /* instances */
   long cache_blocks;           /* per prefill instance (LRU) */
@@ -20,6 +22,7 @@ typedef struct sim_cfg {
   double threshold;            /* kvcache_balancing_threshold */
   double decode_time_s;        /* t_d of the prediction */
   double load_limit;
+  int decode_load_scope;       /* MC_COND_SCOPE_MEAN or _CHOSEN */
   double noise;                /* +- relative error of real prefill time */
   double sample_s;             /* CSV sampling period */
   double spread_ms;            /* longest spread of a timestamp bucket */

@@ -248,7 +248,7 @@ static void start_step(sim *s, dinst *d, double now) {
     return;
   }
   d->stepping = 1;
-  double dt = mc_cond_decode_step(&s->cfg->prof, (double)d->nrun, d->tokens);
+  double dt = mc_cond_decode_step(&s->cfg->dprof, (double)d->nrun, d->tokens);
   if (grow((void **)&d->steps, &d->scap, d->nsteps + 1, sizeof *d->steps)) {
     s->oom = 1;
     return;
@@ -400,6 +400,7 @@ static int setup(sim *s, char *err, size_t errlen) {
   co.decode_time_s = cfg->decode_time_s;
   co.load_limit = cfg->load_limit;
   co.seed = s->o->seed;
+  co.decode_load_scope = cfg->decode_load_scope;
   co.index_blocks_hint = (size_t)(cfg->global_pool ? cfg->pool_blocks
                                                    : cfg->prefill * cfg->cache_blocks);
   if (mc_cond_create(&co, &s->c, err, errlen))
@@ -430,7 +431,7 @@ static int setup(sim *s, char *err, size_t errlen) {
   }
   for (long k = 0; k < cfg->decode; k++) {
     snprintf(name, sizeof name, "decode-%ld", k);
-    if (mc_cond_add_instance(s->c, name, MC_COND_DECODE, &cfg->prof, &s->d[k].id)) {
+    if (mc_cond_add_instance(s->c, name, MC_COND_DECODE, &cfg->dprof, &s->d[k].id)) {
       snprintf(err, errlen, "cannot set up %s", name);
       return -1;
     }

@@ -243,6 +243,10 @@ MC_CONDUCTOR_API const char *mc_cond_reject_str(int reason);
 
 typedef struct mc_cond mc_cond;
 
+/* Whose decode load the admission policies see: the mean over all decode
+ * instances (the paper's system-level load) or the chosen instance's. */
+enum mc_cond_scope { MC_COND_SCOPE_MEAN = 0, MC_COND_SCOPE_CHOSEN = 1 };
+
 typedef struct mc_cond_opts {
   const mc_cond_prefill_ops *prefill;   /* default cache-global */
   const mc_cond_decode_ops *decode;     /* default slo-balance */
@@ -252,6 +256,7 @@ typedef struct mc_cond_opts {
   double tbt_slo_s;                     /* default 0.1 */
   double decode_time_s;                 /* t_d of the prediction, default 20 */
   double load_limit;                    /* default 1.0 */
+  int decode_load_scope;                /* MC_COND_SCOPE_*, default MEAN */
   uint64_t seed;                        /* random policy's seed */
   size_t index_blocks_hint;             /* expected indexed blocks, sizes the table */
 } mc_cond_opts;
