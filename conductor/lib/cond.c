@@ -48,6 +48,10 @@ struct mc_cond {
   size_t n_free;
   uint64_t gen, rand_ctr;
   mc_cond_stats st;
+  /* ids in use, and those with each role, in id order (rebuilt on
+   * add/remove) so a decision never scans the empty slots */
+  int ids[MC_COND_MAX_INSTANCES], pf_ids[MC_COND_MAX_INSTANCES], dc_ids[MC_COND_MAX_INSTANCES];
+  int n_ids, n_pf, n_dc;
   /* scratch of mc_cond_schedule */
   uint32_t len[MC_COND_MAX_INSTANCES];
   mc_cond_pcand pc[MC_COND_MAX_INSTANCES];
@@ -114,6 +118,19 @@ void mc_cond_destroy(mc_cond *c) {
   free(c);
 }
 
+static void relist(mc_cond *c) {
+  c->n_ids = c->n_pf = c->n_dc = 0;
+  for (int i = 0; i < MC_COND_MAX_INSTANCES; i++) {
+    if (!c->in[i].used)
+      continue;
+    c->ids[c->n_ids++] = i;
+    if (c->in[i].roles & MC_COND_PREFILL)
+      c->pf_ids[c->n_pf++] = i;
+    if (c->in[i].roles & MC_COND_DECODE)
+      c->dc_ids[c->n_dc++] = i;
+  }
+}
+
 static inst *get(const mc_cond *c, int id) {
   if (!c || id < 0 || id >= MC_COND_MAX_INSTANCES || !c->in[id].used)
     return NULL;
@@ -146,6 +163,7 @@ int mc_cond_add_instance(mc_cond *c, const char *name, unsigned roles,
     x->roles = roles;
     x->prof = *p;
     c->n_inst++;
+    relist(c);
     if (id)
       *id = i;
     return 0;
@@ -240,12 +258,17 @@ uint32_t mc_cond_match(const mc_cond *c, const uint64_t *blocks, size_t n, uint3
     return 0;
   memset(len, 0, sizeof(uint32_t) * MC_COND_MAX_INSTANCES);
   mc_cond_set alive = {{0}};
-  for (int i = 0; i < MC_COND_MAX_INSTANCES; i++)
-    if (c->in[i].used && c->in[i].blocks)
-      alive.w[i >> 6] |= 1ull << (i & 63);
+  for (int k = 0; k < c->n_ids; k++)
+    if (c->in[c->ids[k]].blocks)
+      alive.w[c->ids[k] >> 6] |= 1ull << (c->ids[k] & 63);
   uint32_t best = 0;
   size_t i = 0;
+  enum { AHEAD = 8 };
+  for (size_t k = 0; blocks && k < n && k < AHEAD; k++)
+    mc_cond_index_prefetch(&c->idx, blocks[k]);
   for (; i < n && blocks && !mc_cond_set_empty(&alive); i++) {
+    if (i + AHEAD < n)
+      mc_cond_index_prefetch(&c->idx, blocks[i + AHEAD]);
     const mc_cond_set *h = mc_cond_index_get(&c->idx, blocks[i]);
     for (int w = 0; w < MC_COND_W; w++) {
       uint64_t keep = h ? alive.w[w] & h->w[w] : 0;
@@ -351,6 +374,7 @@ int mc_cond_remove_instance(mc_cond *c, int id) {
   mc_cond_index_drop(&c->idx, id);
   memset(x, 0, sizeof *x);
   c->n_inst--;
+  relist(c);
   return 0;
 }
 
@@ -364,9 +388,10 @@ static double inst_load(const inst *x, double batch, double tokens, double tbt_s
 static double load_now(const mc_cond *c, int on, double tokens, double tbt_slo, int only) {
   double sum = 0;
   int n = 0;
-  for (int i = 0; i < MC_COND_MAX_INSTANCES; i++) {
+  for (int k = 0; k < c->n_dc; k++) {
+    int i = c->dc_ids[k];
     const inst *x = &c->in[i];
-    if (!x->used || !(x->roles & MC_COND_DECODE) || (only && i != on))
+    if (only && i != on)
       continue;
     int e = i == on;
     sum += inst_load(x, x->dec_batch + e, x->dec_tokens + (e ? tokens : 0), tbt_slo);
@@ -403,9 +428,10 @@ static double load_at(const mc_cond *c, double now, double at, int on, double to
   }
   double sum = 0;
   int n = 0;
-  for (int i = 0; i < MC_COND_MAX_INSTANCES; i++) {
+  for (int k = 0; k < c->n_dc; k++) {
+    int i = c->dc_ids[k];
     const inst *x = &c->in[i];
-    if (!x->used || !(x->roles & MC_COND_DECODE) || (only && i != on))
+    if (only && i != on)
       continue;
     sum += inst_load(x, batch[i], tok[i], tbt_slo);
     n++;
@@ -442,10 +468,9 @@ int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
   mc_cond_dctx dctx = {.req_tokens = (double)r->input_len + r->output_len,
                        .tbt_slo_s = tbt_slo, .cand = c->dc};
   size_t np = 0, nd = 0;
-  for (int i = 0; i < MC_COND_MAX_INSTANCES; i++) {
+  for (int k = 0; k < c->n_ids; k++) {
+    int i = c->ids[k];
     inst *x = &c->in[i];
-    if (!x->used)
-      continue;
     if (best && pctx.best_id < 0 && c->len[i] == best)
       pctx.best_id = i;
     if (x->roles & MC_COND_PREFILL)

@@ -3,8 +3,37 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cond_util.h"
+
+/* Tables of 2 MiB and more are mapped with transparent huge pages asked
+ * for: a request's lookups land on random slots of a table that can be
+ * ~100 MB, and with 4 KiB pages each one also misses the TLB.  Anonymous
+ * memory comes zeroed, as calloc's does. */
+#define BIG_TABLE ((size_t)2 << 20)
+
+static mc_cond_ient *tab_alloc(size_t cap) {
+  size_t bytes = cap * sizeof(mc_cond_ient);
+  if (bytes < BIG_TABLE)
+    return calloc(cap, sizeof(mc_cond_ient));
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+static void tab_free(mc_cond_ient *t, size_t cap) {
+  if (!t)
+    return;
+  if (cap * sizeof(mc_cond_ient) < BIG_TABLE)
+    free(t);
+  else
+    munmap(t, cap * sizeof(mc_cond_ient));
+}
 
 static size_t home(const mc_cond_index *x, uint64_t key) {
   return (size_t)mc_cond_mix64(key) & (x->cap - 1);
@@ -14,7 +43,7 @@ int mc_cond_index_init(mc_cond_index *x, size_t hint) {
   size_t cap = 1024;
   while (cap < hint + hint / 2 && cap < ((size_t)1 << 40))
     cap <<= 1;
-  x->tab = calloc(cap, sizeof *x->tab);
+  x->tab = tab_alloc(cap);
   if (!x->tab)
     return MC_ENOMEM;
   x->cap = cap;
@@ -23,7 +52,7 @@ int mc_cond_index_init(mc_cond_index *x, size_t hint) {
 }
 
 void mc_cond_index_free(mc_cond_index *x) {
-  free(x->tab);
+  tab_free(x->tab, x->cap);
   memset(x, 0, sizeof *x);
 }
 
@@ -47,7 +76,7 @@ static int grow(mc_cond_index *x) {
   mc_cond_index y;
   y.cap = x->cap * 2;
   y.n = 0;
-  y.tab = calloc(y.cap, sizeof *y.tab);
+  y.tab = tab_alloc(y.cap);
   if (!y.tab)
     return MC_ENOMEM;
   for (size_t i = 0; i < x->cap; i++) {
@@ -58,7 +87,7 @@ static int grow(mc_cond_index *x) {
     y.tab[j] = x->tab[i];
     y.n++;
   }
-  free(x->tab);
+  tab_free(x->tab, x->cap);
   *x = y;
   return 0;
 }

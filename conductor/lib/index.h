@@ -39,6 +39,26 @@ const mc_cond_set *mc_cond_index_get(const mc_cond_index *x, uint64_t key);
 /* Drops every entry of ID; returns how many it had. */
 uint64_t mc_cond_index_drop(mc_cond_index *x, int id);
 
+/* Starts loading KEY's home slot into the cache (a request's keys are all
+ * known up front, so their misses can overlap). */
+static inline void mc_cond_index_prefetch(const mc_cond_index *x, uint64_t key) {
+  uint64_t h = key + 0x9e3779b97f4a7c15ull;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  const void *p = &x->tab[(size_t)h & (x->cap - 1)];
+  /* GCC 12 deletes a __builtin_prefetch whose address comes out of this
+   * arithmetic (the whole loop around it goes), so the instruction is
+   * spelled out where we know it. */
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#elif defined(__aarch64__)
+  __asm__ volatile("prfm pldl1keep, %0" : : "Q"(*(const char *)p));
+#else
+  __builtin_prefetch(p);
+#endif
+}
+
 static inline int mc_cond_set_has(const mc_cond_set *s, int id) {
   return (int)((s->w[id >> 6] >> (id & 63)) & 1);
 }

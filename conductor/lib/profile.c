@@ -11,6 +11,15 @@
 #include "mooncake/conductor.h"
 #include "cond_util.h"
 
+/* x^n for the small whole powers of a profile (pow() would dominate a
+ * scheduling decision: it runs for every term of every candidate). */
+static double ipow(double x, unsigned n) {
+  double r = 1;
+  while (n--)
+    r *= x;
+  return r;
+}
+
 double mc_cond_prefill_time(const mc_cond_profile *p, double input, double prefix) {
   if (!p)
     return 0;
@@ -19,7 +28,7 @@ double mc_cond_prefill_time(const mc_cond_profile *p, double input, double prefi
   double t = 0;
   for (unsigned i = 0; i < p->n_terms && i < MC_COND_MAX_TERMS; i++) {
     const mc_cond_term *k = &p->prefill[i];
-    t += k->coef * pow(input, k->len_pow) * pow(prefix, k->prefix_pow);
+    t += k->coef * ipow(input, k->len_pow) * ipow(prefix, k->prefix_pow);
   }
   return t > 0 ? t : 0;
 }
