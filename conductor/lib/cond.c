@@ -66,6 +66,7 @@ void mc_cond_opts_init(mc_cond_opts *o) {
   o->decode_time_s = 20;
   o->load_limit = 1.0;
   o->seed = 1;
+  o->max_requests = 1000000;
 }
 
 int mc_cond_create(const mc_cond_opts *o, mc_cond **out, char *err, size_t errlen) {
@@ -87,6 +88,9 @@ int mc_cond_create(const mc_cond_opts *o, mc_cond **out, char *err, size_t errle
   BAD(!(o->tbt_slo_s > 0), "tbt_slo_s must be positive");
   BAD(!(o->decode_time_s > 0), "decode_time_s must be positive");
   BAD(!(o->load_limit > 0), "load_limit must be positive");
+  BAD(!o->max_requests, "max_requests must be positive");
+  BAD(o->decode_load_scope != MC_COND_SCOPE_MEAN && o->decode_load_scope != MC_COND_SCOPE_CHOSEN,
+      "decode_load_scope must be MC_COND_SCOPE_MEAN or MC_COND_SCOPE_CHOSEN");
   BAD(o->prefill && !o->prefill->select, "prefill: ops without a select function");
   BAD(o->decode && !o->decode->select, "decode: ops without a select function");
   BAD(o->admit && !o->admit->admit, "admit: ops without an admit function");
@@ -342,7 +346,9 @@ static void leave_prefill(mc_cond *c, req *r, double now) {
     p->queued--;
   /* What remains is the other requests' predicted work. */
   p->queue_sum = p->queued ? fmax(0, p->queue_sum - r->work_s) : 0;
-  p->queue_anchor = now;
+  /* Never move the anchor back (a caller's clock that went back, or an
+   * instance removed at another instance's time). */
+  p->queue_anchor = fmax(now, p->queue_anchor);
 }
 
 static void release(mc_cond *c, req *r, double now) {
@@ -453,7 +459,9 @@ int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
     return MC_EINVAL;
   memset(d, 0, sizeof *d);
   d->prefill.id = d->prefill.fetch_from = d->decode.id = -1;
-  if (!r->blocks || !r->n_blocks || !r->input_len || r->n_blocks > 0xffffffffu ||
+  /* A block holds at least one token, so more blocks than tokens is a
+   * malformed request. */
+  if (!r->blocks || !r->n_blocks || !r->input_len || r->n_blocks > r->input_len ||
       !isfinite(r->now_s) || r->ttft_slo_s < 0 || r->tbt_slo_s < 0)
     return MC_EINVAL;
   double ttft_slo = r->ttft_slo_s > 0 ? r->ttft_slo_s : c->o.ttft_slo_s;
@@ -520,6 +528,8 @@ int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
     return 0;
   }
 
+  if (c->st.active >= c->o.max_requests)
+    return MC_EBUSY; /* callers that never report completion */
   req *q = req_new(c);
   if (!q)
     return MC_ENOMEM;

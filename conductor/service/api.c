@@ -324,6 +324,8 @@ static int do_schedule(cs_api *a, json_t *o, char **out) {
   }
   pthread_mutex_unlock(&a->mu);
   free(b);
+  if (rc == MC_EBUSY)
+    return fail(out, 503, "too many requests in flight: report them with POST /complete");
   if (rc)
     return fail(out, 400, "cannot schedule: %s (blocks must not outnumber the input tokens)",
                 mc_strerror(rc));

@@ -142,6 +142,9 @@ static void test_bad_and_custom(void) {
   r = req(0);
   r.blocks = NULL;
   CHECK_RC(mc_cond_schedule(c, &r, &d), MC_EINVAL);
+  r = req(0);
+  r.input_len = 9; /* 10 blocks cannot hold 9 tokens */
+  CHECK_RC(mc_cond_schedule(c, &r, &d), MC_EINVAL);
   CHECK_RC(mc_cond_decode_admit(c, 12345, 0, &(int){0}), MC_ENOENT);
   CHECK_RC(mc_cond_prefill_done(c, 12345, 0), MC_ENOENT);
   /* No decode instance: rejected with the reason. */
@@ -151,8 +154,24 @@ static void test_bad_and_custom(void) {
   CHECK_EQ_INT(d.reject, MC_COND_REJ_NO_INSTANCE);
   mc_cond_destroy(c);
 
-  /* Bad options. */
+  /* In-flight cap: the second admitted request finds it full. */
   mc_cond_opts o;
+  mc_cond_opts_init(&o);
+  o.max_requests = 1;
+  CHECK_OK(mc_cond_create(&o, &c, NULL, 0));
+  mc_cond_profile fp = fx_profile();
+  CHECK_OK(mc_cond_add_instance(c, "p0", MC_COND_PREFILL, &fp, &p0));
+  CHECK_OK(mc_cond_add_instance(c, "d0", MC_COND_DECODE, &fp, &d0));
+  r = req(0);
+  CHECK_OK(mc_cond_schedule(c, &r, &d));
+  CHECK_EQ_INT(d.reject, MC_COND_ADMITTED);
+  uint64_t only = d.req_id;
+  CHECK_RC(mc_cond_schedule(c, &r, &d), MC_EBUSY);
+  CHECK_OK(mc_cond_request_done(c, only, 1));
+  CHECK_OK(mc_cond_schedule(c, &r, &d)); /* room again */
+  CHECK_EQ_INT(d.reject, MC_COND_ADMITTED);
+  mc_cond_destroy(c);
+  /* Bad options. */
   mc_cond_opts_init(&o);
   o.kvcache_balancing_threshold = 0.5;
   char err[128] = "";

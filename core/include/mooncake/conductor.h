@@ -259,6 +259,7 @@ typedef struct mc_cond_opts {
   int decode_load_scope;                /* MC_COND_SCOPE_*, default MEAN */
   uint64_t seed;                        /* random policy's seed */
   size_t index_blocks_hint;             /* expected indexed blocks, sizes the table */
+  uint64_t max_requests;                /* admitted, not done; default 1,000,000 */
 } mc_cond_opts;
 
 /* Fills *O with the defaults above. */
@@ -338,7 +339,8 @@ typedef struct mc_cond_decision {
  * from another instance the blocks are expected to be kept by the prefill
  * instance (hot-block replication; it reports them as stored events).
  * 0, or MC_EINVAL for a bad request (no blocks, more blocks than input
- * tokens need, input 0). */
+ * tokens, input 0, a non-finite clock), or MC_EBUSY when max_requests
+ * admitted requests are not done yet (nothing is accounted then). */
 MC_CONDUCTOR_API int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d);
 
 /* The prefill of REQ_ID finished at NOW_S: its work leaves the queue. */
