@@ -151,7 +151,8 @@ int main(int argc, char **argv) {
            "\"slo_attained\": %llu, \"slo_attained_ratio\": %.6f, "
            "\"ttft_mean_s\": %.6f, \"ttft_p50_s\": %.6f, \"ttft_p99_s\": %.6f, "
            "\"tbt_p90_s\": %.6f, \"prefix_hit_ratio\": %.6f, \"prefill_gpu_s\": %.3f, "
-           "\"wasted_prefill_s\": %.3f, \"fetched_blocks\": %.0f, \"sim_end_s\": %.3f}\n",
+           "\"wasted_prefill_s\": %.3f, \"fetched_blocks\": %.0f, \"decode_mean_s\": %.3f, "
+           "\"decode_biased_s\": %.3f, \"sim_end_s\": %.3f}\n",
            o.policy, o.admission, (unsigned long long)o.seed, speed, cfg.prefill, cfg.decode,
            cfg.cache_blocks, cfg.global_pool ? "true" : "false",
            (unsigned long long)r.requests, (unsigned long long)r.served,
@@ -162,7 +163,7 @@ int main(int argc, char **argv) {
            (unsigned long long)r.slo_attained,
            r.requests ? (double)r.slo_attained / (double)r.requests : 0.0, r.ttft_mean_s,
            r.ttft_p50_s, r.ttft_p99_s, r.tbt_p90_s, r.prefix_hit_ratio, r.prefill_gpu_s,
-           r.wasted_prefill_s, r.fetched_blocks, r.end_s);
+           r.wasted_prefill_s, r.fetched_blocks, r.decode_mean_s, r.decode_biased_s, r.end_s);
   } else {
     printf("policy %s, admission %s, seed %llu, speed %g: %ldP + %ldD, cache %ld blocks%s\n",
            o.policy, o.admission, (unsigned long long)o.seed, speed, cfg.prefill, cfg.decode,

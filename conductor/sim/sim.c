@@ -32,6 +32,7 @@ typedef struct sreq {
   size_t step0;         /* first decode step on its instance */
   uint32_t left;        /* tokens still to generate */
   double ttft;
+  double decode_t0;     /* when its KV reached decode */
 } sreq;
 
 typedef struct pinst {
@@ -75,6 +76,8 @@ typedef struct sim {
   int oom;
   uint64_t *stored, *removed;
   size_t live; /* events other than samples pending */
+  double decode_time_sum, decode_time_sq;
+  uint64_t decode_n;
 } sim;
 
 static uint64_t mix(uint64_t x) {
@@ -280,6 +283,9 @@ static void step_end(sim *s, dinst *d, double now) {
     double tbt = sim_top_mean(tmp, n, 0.1);
     free(tmp);
     d->tokens -= (double)s->tr->r[i].in + s->tr->r[i].out;
+    s->decode_time_sum += now - q->decode_t0;
+    s->decode_time_sq += (now - q->decode_t0) * (now - q->decode_t0);
+    s->decode_n++;
     mc_cond_request_done(s->c, q->rid, now);
     finish(s, i, tbt);
   }
@@ -354,6 +360,7 @@ static void prefill_end(sim *s, pinst *p, double now) {
     dinst *d = &s->d[q->d];
     q->state = 3;
     q->left = t->out - 1;
+    q->decode_t0 = now;
     d->tokens += (double)t->in + 1;
     if (grow((void **)&d->join, &d->jcap, d->njoin + 1, sizeof *d->join)) {
       s->oom = 1;
@@ -506,6 +513,8 @@ int sim_run(const sim_cfg *cfg, const sim_trace *t, const sim_opts *o, sim_resul
     }
     res->end_s = now;
     res->prefix_hit_ratio = s.all_blocks > 0 ? s.hit_blocks / s.all_blocks : 0;
+    res->decode_mean_s = s.decode_n ? s.decode_time_sum / (double)s.decode_n : 0;
+    res->decode_biased_s = s.decode_time_sum > 0 ? s.decode_time_sq / s.decode_time_sum : 0;
     if (s.nttft) {
       double sum = 0;
       for (size_t i = 0; i < s.nttft; i++)

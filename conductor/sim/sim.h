@@ -26,6 +26,10 @@ typedef struct sim_result {
   double wasted_prefill_s;         /* of requests refused at decode */
   double fetched_blocks;           /* blocks fetched from another instance */
   double end_s;                    /* simulated time at the last event */
+  double decode_mean_s;            /* mean time from decode admission to the last token */
+  double decode_biased_s;          /* length-biased mean, sum T^2 / sum T: the mean
+                                      duration of a request found decoding at a
+                                      random instant */
 } sim_result;
 
 /* 0, or -1 with ERR. */

@@ -28,6 +28,7 @@ POLICIES = ["random", "load-balance", "cache-local", "cache-global"]
 ADMISSIONS = ["baseline", "early", "predicted"]
 SPEEDS_A = [1, 1.5, 2, 2.5, 3]
 SPEEDS_B = [1.5, 2, 2.5]
+TD_B = [20, 30, 46, 60, 100, 1000]
 CAPS_C = [100, 250, 500, 1000, 2000, 4000, 6000, 10000]
 
 
@@ -55,7 +56,8 @@ def write(path, rows, keys):
 KEYS = ["speed", "policy", "admission", "cache_blocks", "global_pool", "requests", "served",
         "rejected", "rejected_ttft", "rejected_decode_early", "rejected_predicted",
         "rejected_at_decode", "slo_attained", "ttft_mean_s", "ttft_p50_s", "ttft_p99_s",
-        "tbt_p90_s", "prefix_hit_ratio", "prefill_gpu_s", "wasted_prefill_s", "fetched_blocks"]
+        "tbt_p90_s", "prefix_hit_ratio", "prefill_gpu_s", "wasted_prefill_s", "fetched_blocks",
+        "decode_mean_s", "decode_biased_s"]
 
 
 def run(a):
@@ -82,6 +84,13 @@ def run(a):
     finally:
         shutil.rmtree(tmp)
     write(os.path.join(HERE, "b.csv"), rows, KEYS)
+    # (b') the prediction's uniform decode time t_d, at 2x.
+    rows = []
+    for td in TD_B:
+        r = sim(a, overload, "cache-global", "predicted", 2, ["decode_time_s=%g" % td])
+        r["decode_time_s"] = td
+        rows.append(r)
+    write(os.path.join(HERE, "b_td.csv"), rows, ["decode_time_s"] + KEYS)
     # (c) prefix hit ratio against per-instance capacity: 10 prefill
     # instances (FAST'25 sec. 5.3), private LRU caches (cache-aware and
     # load-balancing routing) against the global pool of the same total.
@@ -161,6 +170,23 @@ def plot():
             ax.set_xlabel("simulated time (s)")
     fig.tight_layout()
     fig.savefig(os.path.join(HERE, "b.png"), dpi=110)
+
+    td = read("b_td.csv")
+    base = {r["admission"]: int(r["rejected"]) for r in b if float(r["speed"]) == 2}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([float(r["decode_time_s"]) for r in td], [int(r["rejected"]) for r in td],
+            marker="o", label="predicted (t_d on the x axis)")
+    ax.axhline(base["baseline"], color="C3", ls="--", label="baseline")
+    ax.axhline(base["early"], color="C2", ls="--", label="early")
+    ax.axvline(float(td[0]["decode_mean_s"]), color="k", ls=":", lw=1,
+               label="mean decode time")
+    ax.set_xscale("log")
+    ax.set_xlabel("t_d, the uniform decode time the prediction assumes (s)")
+    ax.set_ylabel("rejected requests")
+    ax.set_title("(b) 8P+8D at 2x: prediction against its t_d")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, "b_td.png"), dpi=110)
 
     c = read("c.csv")
     fig, ax = plt.subplots(figsize=(7, 4.5))
