@@ -93,14 +93,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!k)
       return MHD_NO;
     *state = k;
+    /* Refused from the headers alone: the answer is queued before any of
+     * the body is read, and MHD closes the connection instead of reading
+     * it, so such a client holds no buffer and no thread for long. */
     if (!token_ok(s, c)) {
       k->refused = 1;
-      return MHD_YES; /* answered once the (ignored) body is drained */
+      return fixed(c, MHD_HTTP_UNAUTHORIZED, "this conductor needs Authorization: Bearer <token>");
     }
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > s->max_body)
+    if (cl && strtoull(cl, NULL, 10) > s->max_body) {
       k->too_large = 1;
+      return fixed(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+    }
     return MHD_YES;
   }
   if (*upload_size) {
