@@ -7,6 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int by_time(const void *a, const void *b) {
+  const sim_treq *x = a, *y = b;
+  if (x->t != y->t)
+    return x->t < y->t ? -1 : 1;
+  /* Equal times keep file order: blocks point into one pool in file
+   * order, so their addresses order them. */
+  return (x->blocks > y->blocks) - (x->blocks < y->blocks);
+}
+
 static int field_u(json_t *o, const char *k, double max, double *v) {
   json_t *x = json_object_get(o, k);
   if (!json_is_number(x))
@@ -115,6 +124,9 @@ int sim_trace_load(const char *path, size_t limit, double speed, double spread_m
   }
   for (size_t i = 0; i < t->n; i++)
     t->r[i].blocks = t->pool + (uintptr_t)t->r[i].blocks;
+  /* Arrival order (the released traces are sorted already; a stable sort
+   * keeps them as they are). */
+  qsort(t->r, t->n, sizeof *t->r, by_time);
   /* Spread each bucket of equal timestamps evenly up to the next one: the
    * conversation trace is quantized to ~3 s, and bursting a whole bucket
    * at once would measure the quantization, not the scheduler. */
