@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -280,6 +281,65 @@ static void test_api(void) {
   stop(&s);
 }
 
+/* Concurrent clients: every /schedule is answered and counted once (the
+ * library runs under the service's mutex). */
+typedef struct worker {
+  const srv *s;
+  int ok, other;
+} worker;
+
+static void *hammer(void *arg) {
+  worker *w = arg;
+  CURL *c = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof url, "%s/schedule", w->s->url);
+  const char *body = "{\"blocks\":[100,101,102,103,104,105,106,107,108,109],\"input_length\":5000}";
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  buf b = {NULL, 0};
+  for (int i = 0; i < 200; i++) {
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (code == 200 || code == 429)
+      w->ok++;
+    else
+      w->other++;
+  }
+  free(b.p);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  return NULL;
+}
+
+static void test_concurrent(void) {
+  srv s;
+  CHECK_OK(start(&s, NULL));
+  EXPECT(call(&s, "POST", "/register", "{\"name\":\"p0\",\"role\":\"prefill\"}", NULL), 200);
+  EXPECT(call(&s, "POST", "/register", "{\"name\":\"d0\",\"role\":\"decode\"}", NULL), 200);
+  pthread_t t[4];
+  worker w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker){&s, 0, 0};
+    CHECK(pthread_create(&t[i], NULL, hammer, &w[i]) == 0);
+  }
+  int ok = 0;
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    CHECK_EQ_INT(w[i].other, 0);
+    ok += w[i].ok;
+  }
+  CHECK_EQ_INT(ok, 800);
+  EXPECT(call(&s, "GET", "/metrics", NULL, NULL), 200);
+  CHECK_HAS(body_out, "mc_conductor_scheduled_total 800");
+  stop(&s);
+}
+
 static void test_token(void) {
   char dir[256], tok[300];
   CHECK_OK(tu_mkdtemp(dir, sizeof dir, "cond-token"));
@@ -314,6 +374,7 @@ int main(int argc, char **argv) {
   cu = curl_easy_init();
   CHECK(cu != NULL);
   test_api();
+  test_concurrent();
   test_token();
   curl_easy_cleanup(cu);
   curl_global_cleanup();
