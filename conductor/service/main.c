@@ -4,7 +4,7 @@
  *   mooncake-conductor --profile YAML [--listen HOST:PORT] [--threads N]
  *       [--policy P] [--admission A] [--threshold X] [--ttft-slo S]
  *       [--tbt-slo S] [--decode-time S] [--token-file PATH] [--insecure]
- *       [--max-body BYTES] [--max-conns N]
+ *       [--max-body BYTES] [--max-conns N] [--max-conns-per-ip N]
  *
  * On start it prints "mooncake-conductor listening on http://HOST:PORT"
  * (port 0 picks a free one) and serves until SIGINT/SIGTERM.
@@ -14,7 +14,10 @@
  * before any body is read, so an unauthenticated client holds no body
  * buffer.  Listening beyond loopback without a token is refused unless
  * --insecure says so.  Bodies are capped (--max-body, default 4 MiB),
- * connections too (--max-conns, default 512, and 30 s idle timeout). */
+ * connections too (--max-conns, default 512; --max-conns-per-ip, default
+ * 64, so one address cannot hold every slot; 30 s idle timeout).  A
+ * connection that has not sent its headers yet cannot be attributed: many
+ * addresses together can still fill the slots until they time out. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -158,7 +161,8 @@ static void usage(FILE *f) {
              "         [--policy random|load-balance|cache-local|cache-global]\n"
              "         [--admission baseline|early|predicted] [--threshold X]\n"
              "         [--ttft-slo S] [--tbt-slo S] [--decode-time S] [--scope mean|chosen]\n"
-             "         [--token-file PATH] [--insecure] [--max-body BYTES] [--max-conns N]\n");
+             "         [--token-file PATH] [--insecure] [--max-body BYTES] [--max-conns N]\n"
+             "         [--max-conns-per-ip N]\n");
 }
 
 static double num(const char *opt, const char *v, double lo, double hi) {
@@ -176,7 +180,7 @@ int main(int argc, char **argv) {
   const char *listen = "127.0.0.1:13333", *profile = NULL, *token_file = NULL;
   mc_cond_opts o;
   mc_cond_opts_init(&o);
-  unsigned threads = 2, max_conns = 512;
+  unsigned threads = 2, max_conns = 512, per_ip = 64;
   size_t max_body = 4u << 20;
   int insecure = 0;
   for (int i = 1; i < argc; i++) {
@@ -193,7 +197,8 @@ int main(int argc, char **argv) {
     static const char *const valued[] = {"--listen", "--profile", "--threads", "--policy",
                                          "--admission", "--threshold", "--ttft-slo",
                                          "--tbt-slo", "--decode-time", "--token-file",
-                                         "--max-body", "--max-conns", "--scope"};
+                                         "--max-body", "--max-conns", "--max-conns-per-ip",
+                                         "--scope"};
     int known = 0;
     for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
       known |= !strcmp(a, valued[k]);
@@ -218,6 +223,8 @@ int main(int argc, char **argv) {
       threads = (unsigned)num(a, v, 1, 256);
     else if (!strcmp(a, "--max-conns"))
       max_conns = (unsigned)num(a, v, 1, 65536);
+    else if (!strcmp(a, "--max-conns-per-ip"))
+      per_ip = (unsigned)num(a, v, 1, 65536);
     else if (!strcmp(a, "--max-body"))
       max_body = (size_t)num(a, v, 1024, 1 << 30);
     else if (!strcmp(a, "--threshold"))
@@ -311,6 +318,7 @@ int main(int argc, char **argv) {
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ERROR_LOG, 0, NULL,
       NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
       MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, done, NULL,
       MHD_OPTION_END);
   if (!d) {

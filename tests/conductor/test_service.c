@@ -7,8 +7,11 @@
  * picks itself. */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -340,6 +343,43 @@ static void test_concurrent(void) {
   stop(&s);
 }
 
+/* One address cannot hold every slot: with --max-conns-per-ip 2, two idle
+ * connections that never send a byte leave no room for a third from the
+ * same address, and closing them frees it. */
+static void test_per_ip(void) {
+  srv s;
+  const char *extra[] = {"--max-conns-per-ip", "2", NULL};
+  CHECK_OK(start(&s, extra));
+  int port = atoi(strrchr(s.url, ':') + 1);
+  int fd[2];
+  for (int i = 0; i < 2; i++) {
+    fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd[i], (struct sockaddr *)&sa, sizeof sa) == 0);
+  }
+  usleep(200 * 1000); /* let the server accept both */
+  char url[128];
+  snprintf(url, sizeof url, "%s/metrics", s.url);
+  curl_easy_reset(cu);
+  curl_easy_setopt(cu, CURLOPT_URL, url);
+  curl_easy_setopt(cu, CURLOPT_TIMEOUT, 5L);
+  curl_easy_setopt(cu, CURLOPT_FORBID_REUSE, 1L);
+  buf b = {NULL, 0};
+  curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
+  CURLcode rc = curl_easy_perform(cu);
+  long code = 0;
+  curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &code);
+  CHECK_MSG(rc != CURLE_OK || code != 200, "a third connection from one address was served");
+  close(fd[0]);
+  close(fd[1]);
+  usleep(200 * 1000);
+  EXPECT(call(&s, "GET", "/metrics", NULL, NULL), 200);
+  free(b.p);
+  stop(&s);
+}
+
 static void test_token(void) {
   char dir[256], tok[300];
   CHECK_OK(tu_mkdtemp(dir, sizeof dir, "cond-token"));
@@ -375,6 +415,7 @@ int main(int argc, char **argv) {
   CHECK(cu != NULL);
   test_api();
   test_concurrent();
+  test_per_ip();
   test_token();
   curl_easy_cleanup(cu);
   curl_global_cleanup();
