@@ -7,7 +7,9 @@ includes a header of a module in the same or a higher layer of LAYERS below
 <mooncake/...> headers).  Plugins (plugins/**) may include only their own
 headers and mooncake/*.h; tools (tools/**) likewise, apart from the
 exceptions listed in TOOL_EXCEPTIONS (tools that link an internal archive on
-purpose).  The core's other folders (core/metadata/** backends, core/rpc/**)
+purpose).  The parts above the core that must see only public headers
+(ABOVE_CORE: conductor/**) may include "mooncake/..." and files inside their
+own part, nothing else: not a core/src header, not a path out of the part.  The core's other folders (core/metadata/** backends, core/rpc/**)
 may include core/src headers of layers <= BACKEND_MAX_LAYER only (never an
 engine module).  An include that names no file of core/src (a generated
 header, a header of core/metadata) is outside the layering and not checked.
@@ -72,6 +74,9 @@ TOOL_EXCEPTIONS = {
                               "token.h"},
     "tools/conformance": {"config_value.h"},
 }
+
+# Parts above the core that use only the public headers (DESIGN.md).
+ABOVE_CORE = ("conductor",)
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -184,6 +189,30 @@ def check_outside(root, top, exceptions, hdrs):
     return errors
 
 
+def check_above_core(root, top, hdrs):
+    """TOP/**: "mooncake/..." or a file of TOP itself, nothing else."""
+    errors = []
+    base = os.path.join(root, top)
+    if not os.path.isdir(base):
+        return errors
+    real_base = os.path.realpath(base) + os.sep
+    for path in sources(base):
+        rel = os.path.relpath(path, root)
+        for inc in includes(path):
+            if inc.startswith("mooncake/") and ".." not in inc:
+                continue
+            own = os.path.join(os.path.dirname(path), inc)
+            if os.path.exists(own) and os.path.realpath(own).startswith(real_base):
+                if inc not in hdrs or os.path.realpath(own) != os.path.realpath(
+                        os.path.join(root, "core", "src", inc)):
+                    continue
+            errors.append("%s includes \"%s\": %s/ may include only mooncake/*.h and its "
+                          "own files%s" % (rel, inc, top,
+                                           " (a core-internal header)" if inc in hdrs or
+                                           "core/src" in inc else ""))
+    return errors
+
+
 def check_core_others(root, layer_of, aliases, hdrs):
     """core/metadata/**, core/rpc/**: lower layers of core/src only."""
     errors = []
@@ -236,6 +265,8 @@ def main():
     errors += check_core_others(root, layer_of, aliases, hdrs)
     errors += check_outside(root, "plugins", {}, hdrs)
     errors += check_outside(root, "tools", TOOL_EXCEPTIONS, hdrs)
+    for top in ABOVE_CORE:
+        errors += check_above_core(root, top, hdrs)
     if a.graph:
         print_graph(layer_of, graph, files_of)
     for e in errors:

@@ -1,9 +1,9 @@
 #!/bin/sh
 # The dependency checker on fixture trees: the clean one passes, and each
 # kind of violation (an upward include, a same-layer include, a module
-# missing from the table, a plugin including a core header, a backend under
-# core/metadata including an engine-level header) fails with the matching
-# message.
+# missing from the table, a plugin including a core header, the conductor
+# including a core header by name or by path, a backend under core/metadata
+# including an engine-level header) fails with the matching message.
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-python3}
 fail=0
@@ -25,5 +25,7 @@ run upward 1 'core/src/base.c (base, layer 0) includes "top.h" (top, layer 2)'
 run same 1 'core/src/mid_extra.c (mid, layer 1) includes "other.h" (other, layer 1)'
 run unlisted 1 "module 'stray' is not in the layering table"
 run plugin 1 'plugins/p/p.c includes core-internal "mid.h"'
+run conductor 1 'conductor/lib/x.c includes "mid.h": conductor/ may include only mooncake/\*.h and its own files (a core-internal header)'
+run conductor 1 'conductor/lib/x.c includes "../../core/src/base.h"'
 run backend 1 'core/metadata/x/x.c includes "top.h" (top, layer 2): core/metadata/ may include core/src layers <= 1 only'
 exit $fail

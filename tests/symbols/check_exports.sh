@@ -11,8 +11,17 @@
 # name exactly the documented functions too: the linker accepts names that
 # do not exist, so a stale entry would otherwise go unnoticed.
 # Exit 77 (skip) when nm is not installed.
+#
+# The same check serves the libraries beside libmooncake (each its own
+# export macro, version node and headers), through the environment:
+#   MC_EXPORT_MACRO    the export macro (default MC_API)
+#   MC_EXPORT_NODE     the version node (default MOONCAKE_0)
+#   MC_EXPORT_HEADERS  header file names under INCLUDEDIR/mooncake
+#                      (default: every *.h there)
 set -u
-node=MOONCAKE_0
+node=${MC_EXPORT_NODE:-MOONCAKE_0}
+macro=${MC_EXPORT_MACRO:-MC_API}
+headers=${MC_EXPORT_HEADERS:-}
 
 if [ $# -lt 2 ]; then
   echo "usage: $0 LIB INCLUDEDIR [MAPFILE]" >&2
@@ -34,15 +43,23 @@ bad() { echo "FAIL: $*"; fail=1; }
 # each declaration "MC_API <type> mc_name(" gives its name; a declaration
 # whose name cannot be read that way fails the test rather than being
 # skipped.
+header_files() {
+  local h
+  if [ -n "$headers" ]; then
+    for h in $headers; do echo "$incdir/mooncake/$h"; done
+  else
+    ls "$incdir"/mooncake/*.h
+  fi
+}
 documented() {
   local h
-  for h in "$incdir"/mooncake/*.h; do
+  for h in $(header_files); do
     tr '\n' '\001' < "$h" |
       sed -e 's:/\*\([^*]\|\*\+[^*/]\)*\*\+/: :g' |
       tr '\001' '\n' |
       sed -e ':a' -e '/\\$/{N;ba' -e '}' -e '/^[[:space:]]*#/d' -e 's://.*$::' |
       tr '\n' ' ' |
-      grep -oE '(^|[^A-Za-z0-9_])MC_API[^;{}(]*\(' |
+      grep -oE "(^|[^A-Za-z0-9_])${macro}[^;{}(]*\\(" |
       sed -E 's/[[:space:]]*\($//; s/.*[^A-Za-z0-9_]//'
   done
 }
@@ -51,12 +68,12 @@ documented > "$tmp/doc.raw"
 while read -r name; do
   case $name in
     mc_*) echo "$name" >> "$tmp/doc" ;;
-    *) bad "cannot read the function name of an MC_API declaration (got '$name')" ;;
+    *) bad "cannot read the function name of an $macro declaration (got '$name')" ;;
   esac
 done < "$tmp/doc.raw"
 sort -u -o "$tmp/doc" "$tmp/doc"
 if [ ! -s "$tmp/doc" ]; then
-  bad "no MC_API declaration found under $incdir/mooncake"
+  bad "no $macro declaration found under $incdir/mooncake"
   exit 1
 fi
 
@@ -79,7 +96,7 @@ while read -r _addr type sym; do
   ver=${ver#@}; ver=${ver#@}
   echo "$name" >> "$tmp/exp"
   if ! grep -qxF "$name" "$tmp/doc"; then
-    bad "exported but not documented (no MC_API declaration): $name ($type)"
+    bad "exported but not documented (no $macro declaration): $name ($type)"
   elif [ "$type" != T ]; then
     bad "$name is exported as type $type, not as a function (T)"
   fi
@@ -87,7 +104,7 @@ while read -r _addr type sym; do
 done < "$tmp/nm"
 sort -u -o "$tmp/exp" "$tmp/exp"
 for name in $(comm -23 "$tmp/doc" "$tmp/exp"); do
-  bad "documented (MC_API) but not exported: $name"
+  bad "documented ($macro) but not exported: $name"
 done
 
 if [ -n "$map" ]; then
@@ -97,10 +114,10 @@ if [ -n "$map" ]; then
     sed -n '/global:/,/local:/p' | sed -e 's/global://; s/local:.*//' |
     tr ';' '\n' | sed -e 's/[[:space:]]//g' -e '/^$/d' | sort > "$tmp/map"
   for name in $(comm -23 "$tmp/doc" "$tmp/map"); do
-    bad "documented (MC_API) but not listed in $(basename "$map"): $name"
+    bad "documented ($macro) but not listed in $(basename "$map"): $name"
   done
   for name in $(comm -13 "$tmp/doc" "$tmp/map"); do
-    bad "listed in $(basename "$map") but not documented (no MC_API declaration): $name"
+    bad "listed in $(basename "$map") but not documented (no $macro declaration): $name"
   done
   [ -z "$(sort "$tmp/map" | uniq -d)" ] || bad "$(basename "$map") lists a name twice"
   grep -q "^${node}[[:space:]]*{" "$map" || bad "$(basename "$map") has no node $node"
