@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,9 @@ int mf_start(mf_master *m, const char *bin, int port, const char *const *extra) 
   if (pid < 0)
     return MC_EIO;
   if (pid == 0) {
+    /* A test that stops on a failed check must not leave its master
+     * running (it would also hold the test's stderr open). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(p[1], 1);
     close(p[0]);
     close(p[1]);
