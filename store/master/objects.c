@@ -183,7 +183,7 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
     /* A put of this key is under way: it wins unless it is stale; a stale
      * one is pre-empted, its space kept until its writer cannot be
      * writing any more (the release timeout from its start). */
-    if (now - o->pend->start_ns < m->cfg.put_start_discard_timeout_ms * MS) {
+    if (!mcs_older(o->pend->start_ns, now, m->cfg.put_start_discard_timeout_ms * MS)) {
       rc = MCSTORE__ERROR_CODE__OBJECT_ALREADY_EXISTS;
       goto out;
     }
@@ -556,7 +556,7 @@ void mcs_reclaim(mcs_master *m) {
     }
     for (mcs_obj *o = sh->pend_head, *nx; o; o = nx) {
       nx = o->pend_next;
-      if (now - o->pend->start_ns >= rel) {
+      if (mcs_older(o->pend->start_ns, now, rel)) {
         /* Abandoned for the whole release timeout: nobody writes there. */
         drop_pending(m, sh, o, 0);
         if (!o->nrep)
