@@ -13,7 +13,14 @@ static uint64_t hash_key(const char *k, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++)
     h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-  return h ^ (h >> 29);
+  /* FNV's low bits barely depend on the last bytes' high bits, and keys
+   * often differ only there ("layer3/block17"): finish with murmur3's
+   * mixer so shard (low bits) and bucket (the next ones) are uniform. */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
 }
 
 static mcs_shard *shard_of(mcs_master *m, uint64_t h) { return &m->shards[h % MCS_SHARDS]; }
