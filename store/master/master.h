@@ -175,6 +175,8 @@ void mcs_reps_release(mcs_rep_out *r, int n);
 /* Chooses and reserves up to want replicas of size bytes; returns how many. */
 int mcs_place(mcs_master *m, const mcs_put_cfg *cfg, uint64_t size, mcs_rep *out);
 void mcs_rep_free(mcs_master *m, mcs_rep *r);
+/* Size of the largest mounted segment (0 when none). */
+uint64_t mcs_largest_segment(mcs_master *m);
 /* Expires clients silent past client_ttl (monitor). */
 void mcs_expire_clients(mcs_master *m);
 

@@ -242,6 +242,16 @@ void mcs_expire_clients(mcs_master *m) {
   free(dead);
 }
 
+uint64_t mcs_largest_segment(mcs_master *m) {
+  uint64_t best = 0;
+  pthread_rwlock_rdlock(&m->seg_lock);
+  for (uint32_t i = 0; i < m->nsegs; i++)
+    if (m->segs[i]->size > best)
+      best = m->segs[i]->size;
+  pthread_rwlock_unlock(&m->seg_lock);
+  return best;
+}
+
 /* ---- placement ---- */
 
 static __thread uint64_t rng_state;

@@ -469,10 +469,20 @@ static void test_bad_input(mf_client *c, const char *target) {
   CHECK_EQ_INT(mf_get(c, "", NULL), E(INVALID_KEY));
   CHECK_EQ_INT(mf_put_start(c, "zero", 0, 1, NULL, 0, 0, NULL), E(INVALID_PARAMS));
   CHECK_EQ_INT(mf_put_start(c, "nine", 10, 9, NULL, 0, 0, NULL), E(INVALID_PARAMS));
-  /* Larger than the whole pool, and larger than any segment. */
+  /* Larger than the whole pool, and larger than any segment: refused
+   * without evicting anything (no eviction could make room). */
+  CHECK_EQ_INT(mf_put(c, "bystander", 100, 1), 0);
+  Mcstore__GetStatsResponse *s0 = mf_stats(c);
   CHECK_EQ_INT(mf_put_start(c, "huge", 64ull * MiB, 1, NULL, 0, 0, NULL), E(NO_AVAILABLE_HANDLE));
   CHECK_EQ_INT(mf_put_start(c, "big", MiB + 64, 1, NULL, 0, 0, NULL), E(NO_AVAILABLE_HANDLE));
   CHECK_EQ_INT(mf_get(c, "huge", NULL), E(OBJECT_NOT_FOUND));
+  CHECK_EQ_INT(mf_get(c, "big", NULL), E(OBJECT_NOT_FOUND));
+  Mcstore__GetStatsResponse *s1 = mf_stats(c);
+  CHECK_EQ_U64(s1->evicted_objects, s0->evicted_objects);
+  CHECK_EQ_U64(s1->objects, s0->objects);
+  MF_FREE(s0);
+  MF_FREE(s1);
+  CHECK_EQ_INT(mf_get(c, "bystander", NULL), 0);
 
   /* A client id that is not 16 bytes, or missing, is refused. */
   Mcstore__RequestHeader hdr = MCSTORE__REQUEST_HEADER__INIT;
