@@ -163,7 +163,7 @@ HANDLER(h_remount, Mcstore__ReMountSegmentRequest, mcstore__re_mount_segment_req
     if (!seg_args(req->segments[i]))
       code = E(INVALID_PARAMS);
   if (!code) {
-    mcs_client_touch(m, req->header->client_id.data);
+    mcs_client_touch(m, req->header->client_id.data, 1);
     for (size_t i = 0; i < req->n_segments; i++) {
       const Mcstore__SegmentDesc *s = req->segments[i];
       int rc = mcs_mount(m, req->header->client_id.data, s->id.data, s->name, s->host,

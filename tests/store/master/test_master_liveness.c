@@ -90,7 +90,7 @@ static int remount(mf_client *c, const uint8_t *sid) {
   s.base_address = 1ull << 32;
   s.size = MiB;
   r.segments = &sp;
-  r.n_segments = 1;
+  r.n_segments = sid ? 1 : 0;
   Mcstore__ReMountSegmentResponse *p =
       mf_call(c, "ReMountSegment", &r.base, &mcstore__re_mount_segment_response__descriptor);
   int rc = p->code;
@@ -175,6 +175,10 @@ int main(int argc, char **argv) {
   MF_FREE(s);
   CHECK_EQ_INT(mf_ping(&ghost, &cst), 0);
   CHECK_EQ_INT(cst, MCSTORE__CLIENT_STATUS__NEED_REMOUNT);
+  /* ...and keeps being told until it remounts (here: nothing to mount). */
+  CHECK_EQ_INT(mf_ping(&ghost, &cst), 0);
+  CHECK_EQ_INT(cst, MCSTORE__CLIENT_STATUS__NEED_REMOUNT);
+  CHECK_EQ_INT(remount(&ghost, NULL), 0);
   CHECK_EQ_INT(mf_ping(&ghost, &cst), 0);
   CHECK_EQ_INT(cst, MCSTORE__CLIENT_STATUS__CLIENT_OK);
   mf_client_close(&ghost);
