@@ -419,6 +419,12 @@ static void test_bulk(mf_client *c) {
       mf_call(c, "ListKeys", &lr.base, &mcstore__list_keys_response__descriptor);
   CHECK_EQ_U64(l->n_keys, 5);
   CHECK_EQ_U64(l->sizes[0], 64);
+  CHECK(!l->truncated);
+  MF_FREE(l);
+  lr.limit = 2;
+  l = mf_call(c, "ListKeys", &lr.base, &mcstore__list_keys_response__descriptor);
+  CHECK_EQ_U64(l->n_keys, 2);
+  CHECK(l->truncated);
   MF_FREE(l);
   Mcstore__RemoveByRegexRequest rr = MCSTORE__REMOVE_BY_REGEX_REQUEST__INIT;
   rr.header = &hdr;
