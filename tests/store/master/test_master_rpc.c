@@ -438,6 +438,10 @@ static void test_bulk(mf_client *c) {
   cnt = mf_call(c, "RemoveByRegex", &rr.base, &mcstore__count_response__descriptor);
   CHECK_EQ_INT(cnt->code, E(INVALID_PARAMS));
   MF_FREE(cnt);
+  rr.regex = "^(rx)/(even)/\\2"; /* back-references: refused (exponential matching) */
+  cnt = mf_call(c, "RemoveByRegex", &rr.base, &mcstore__count_response__descriptor);
+  CHECK_EQ_INT(cnt->code, E(INVALID_PARAMS));
+  MF_FREE(cnt);
   /* A leased object survives a plain RemoveAll. */
   CHECK_EQ_INT(mf_get(c, "rx/even/0", NULL), 0);
   Mcstore__RemoveAllRequest ra = MCSTORE__REMOVE_ALL_REQUEST__INIT;
