@@ -52,6 +52,8 @@ static void test_segments(mf_client *c) {
   mf_sid(bad, 99);
   CHECK_EQ_INT(mf_mount(c, bad, "segX", "h9", 0, 0), E(INVALID_PARAMS));
   CHECK_EQ_INT(mf_mount(c, bad, "", "h9", 0, MiB), E(INVALID_PARAMS));
+  CHECK_EQ_INT(mf_mount(c, bad, "segX", "h9", 0, (1ull << 50) + 1), E(INVALID_PARAMS));
+  CHECK_EQ_INT(mf_mount(c, bad, "segX", "h9", UINT64_MAX - 100, MiB), E(INVALID_PARAMS));
   Mcstore__GetStatsResponse *s = mf_stats(c);
   CHECK_EQ_U64(s->capacity, 4 * MiB);
   CHECK_EQ_U64(s->segments, 4);
