@@ -87,7 +87,7 @@ static void *evict_main(void *arg) {
   mcs_master *m = arg;
   int wait = 10;
   while (nap(m, wait)) {
-    double cap = (double)atomic_load(&m->capacity), used = (double)atomic_load(&m->used);
+    double cap = (double)atomic_load(&m->capacity), used = (double)mcs_used(m);
     int over = cap > 0 && used > m->cfg.eviction_high_watermark_ratio * cap;
     uint64_t freed = over ? mcs_evict(m, 0) : 0;
     /* Over the watermark with nothing evictable (all leased or pinned):
@@ -110,13 +110,14 @@ static void *monitor_main(void *arg) {
       pthread_rwlock_rdlock(&m->seg_lock);
       unsigned nsegs = m->nsegs;
       pthread_rwlock_unlock(&m->seg_lock);
+      uint64_t nobj, npend;
+      mcs_counts(m, &nobj, &npend);
       fprintf(stderr,
               "mooncake-master[%s]: capacity %llu used %llu objects %llu pending %llu "
               "segments %u clients %llu evicted %llu expired clients %llu\n",
               m->cfg.cluster_id, (unsigned long long)atomic_load(&m->capacity),
-              (unsigned long long)atomic_load(&m->used),
-              (unsigned long long)atomic_load(&m->nobjects),
-              (unsigned long long)atomic_load(&m->npending), nsegs,
+              (unsigned long long)mcs_used(m), (unsigned long long)nobj,
+              (unsigned long long)npend, nsegs,
               (unsigned long long)atomic_load(&m->nclients),
               (unsigned long long)atomic_load(&m->evicted),
               (unsigned long long)atomic_load(&m->expired_clients));

@@ -44,6 +44,9 @@ typedef struct mcs_segment {
   mcs_alloc *alloc;
   int dying;
   atomic_uint refs;
+  /* the allocator's usage, stored under mu, read without it (summed by
+   * mcs_used: no counter shared by all puts) */
+  atomic_uint_fast64_t used;
   struct mcs_segment *name_next; /* registry's by-name chain */
 } mcs_segment;
 
@@ -119,7 +122,7 @@ typedef struct mcs_master {
   uint32_t nsegs, segcap;
   mcs_segment *by_name[MCS_NAME_BUCKETS];
 
-  atomic_uint_fast64_t capacity, used, nobjects, npending, nclients;
+  atomic_uint_fast64_t capacity, nclients;
   atomic_uint_fast64_t evicted, expired_clients;
 
   /* background: eviction (10 ms), liveness + releases (100 ms) */
@@ -179,6 +182,10 @@ void mcs_reps_release(mcs_rep_out *r, int n);
 /* Chooses and reserves up to want replicas of size bytes; returns how many. */
 int mcs_place(mcs_master *m, const mcs_put_cfg *cfg, uint64_t size, mcs_rep *out);
 void mcs_rep_free(mcs_master *m, mcs_rep *r);
+/* Bytes reserved in the mounted segments. */
+uint64_t mcs_used(mcs_master *m);
+/* Objects and pending puts (each shard locked in turn). */
+void mcs_counts(mcs_master *m, uint64_t *objects, uint64_t *pending);
 /* Size of the largest mounted segment (0 when none). */
 uint64_t mcs_largest_segment(mcs_master *m);
 /* Expires clients silent past client_ttl (monitor). */

@@ -87,7 +87,6 @@ static void pend_link(mcs_master *m, mcs_shard *sh, mcs_obj *o) {
     sh->pend_head->pend_prev = o;
   sh->pend_head = o;
   sh->npend++;
-  atomic_fetch_add(&m->npending, 1);
 }
 
 static void pend_unlink(mcs_master *m, mcs_shard *sh, mcs_obj *o) {
@@ -99,7 +98,6 @@ static void pend_unlink(mcs_master *m, mcs_shard *sh, mcs_obj *o) {
     o->pend_next->pend_prev = o->pend_prev;
   o->pend_prev = o->pend_next = NULL;
   sh->npend--;
-  atomic_fetch_sub(&m->npending, 1);
 }
 
 /* ---- freeing replicas ---- */
@@ -140,7 +138,6 @@ static void erase(mcs_master *m, mcs_shard *sh, mcs_obj *o, uint64_t pend_releas
     pp = &(*pp)->hnext;
   *pp = o->hnext;
   sh->count--;
-  atomic_fetch_sub(&m->nobjects, 1);
   if (o->nrep) {
     lru_unlink(sh, o);
     release_reps(m, sh, o->rep, o->nrep, o->lease_until_ns);
@@ -225,7 +222,6 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
     o->hnext = *s;
     *s = o;
     sh->count++;
-    atomic_fetch_add(&m->nobjects, 1);
   }
   memcpy(p->cid, cid, MCS_CLIENT_ID_LEN);
   p->start_ns = now;
@@ -587,6 +583,17 @@ void mcs_reclaim(mcs_master *m) {
   }
 }
 
+void mcs_counts(mcs_master *m, uint64_t *objects, uint64_t *pending) {
+  *objects = *pending = 0;
+  for (int i = 0; i < MCS_SHARDS; i++) {
+    mcs_shard *sh = &m->shards[i];
+    pthread_mutex_lock(&sh->mu);
+    *objects += sh->count;
+    *pending += sh->npend;
+    pthread_mutex_unlock(&sh->mu);
+  }
+}
+
 /* ---- eviction ---- */
 
 static int evictable(const mcs_obj *o, uint64_t now, int pinned_pass) {
@@ -663,7 +670,7 @@ static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass) {
 
 uint64_t mcs_evict(mcs_master *m, uint64_t need) {
   pthread_mutex_lock(&m->evict_mu);
-  double cap = (double)atomic_load(&m->capacity), used = (double)atomic_load(&m->used);
+  double cap = (double)atomic_load(&m->capacity), used = (double)mcs_used(m);
   double hwm = m->cfg.eviction_high_watermark_ratio, r = m->cfg.eviction_ratio;
   uint64_t freed = 0;
   if (cap > 0 && (need > 0 || used > hwm * cap)) {

@@ -173,12 +173,11 @@ static void seg_detach_locked(mcs_master *m, mcs_segment *s, uint32_t idx) {
 static void seg_kill(mcs_master *m, mcs_segment *s) {
   pthread_mutex_lock(&s->mu);
   s->dying = 1;
-  uint64_t used = mcs_alloc_used(s->alloc);
   mcs_alloc_destroy(s->alloc);
   s->alloc = NULL;
+  atomic_store_explicit(&s->used, 0, memory_order_relaxed);
   pthread_mutex_unlock(&s->mu);
   atomic_fetch_sub(&m->capacity, s->size);
-  atomic_fetch_sub(&m->used, used);
 }
 
 int mcs_unmount(mcs_master *m, const uint8_t *cid, const uint8_t *sid) {
@@ -257,6 +256,15 @@ void mcs_expire_clients(mcs_master *m) {
   free(dead);
 }
 
+uint64_t mcs_used(mcs_master *m) {
+  uint64_t sum = 0;
+  pthread_rwlock_rdlock(&m->seg_lock);
+  for (uint32_t i = 0; i < m->nsegs; i++)
+    sum += atomic_load_explicit(&m->segs[i]->used, memory_order_relaxed);
+  pthread_rwlock_unlock(&m->seg_lock);
+  return sum;
+}
+
 uint64_t mcs_largest_segment(mcs_master *m) {
   uint64_t best = 0;
   pthread_rwlock_rdlock(&m->seg_lock);
@@ -284,10 +292,9 @@ static int try_alloc(mcs_master *m, mcs_segment *s, uint64_t size, mcs_rep *r) {
   int ok = 0;
   pthread_mutex_lock(&s->mu);
   if (!s->dying) {
-    uint64_t before = mcs_alloc_used(s->alloc);
     r->blk = mcs_alloc_get(s->alloc, size, &r->off);
     if (r->blk) {
-      atomic_fetch_add(&m->used, mcs_alloc_used(s->alloc) - before);
+      atomic_store_explicit(&s->used, mcs_alloc_used(s->alloc), memory_order_relaxed);
       ok = 1;
     }
   }
@@ -303,9 +310,8 @@ void mcs_rep_free(mcs_master *m, mcs_rep *r) {
   mcs_segment *s = r->seg;
   pthread_mutex_lock(&s->mu);
   if (!s->dying) {
-    uint64_t before = mcs_alloc_used(s->alloc);
     mcs_alloc_put(s->alloc, r->blk);
-    atomic_fetch_sub(&m->used, before - mcs_alloc_used(s->alloc));
+    atomic_store_explicit(&s->used, mcs_alloc_used(s->alloc), memory_order_relaxed);
   }
   pthread_mutex_unlock(&s->mu);
   r->seg = NULL;

@@ -547,8 +547,8 @@ HANDLER(h_stats, Mcstore__GetStatsRequest, mcstore__get_stats_request) {
   out.code = check_hdr(m, req->header);
   if (!out.code) {
     out.capacity = atomic_load(&m->capacity);
-    out.used = atomic_load(&m->used);
-    out.objects = atomic_load(&m->nobjects);
+    out.used = mcs_used(m);
+    mcs_counts(m, &out.objects, &out.pending_puts);
     pthread_rwlock_rdlock(&m->seg_lock);
     out.segments = m->nsegs;
     pthread_rwlock_unlock(&m->seg_lock);
@@ -556,7 +556,6 @@ HANDLER(h_stats, Mcstore__GetStatsRequest, mcstore__get_stats_request) {
     out.evicted_objects = atomic_load(&m->evicted);
     out.view_version = m->view_version;
     out.expired_clients = atomic_load(&m->expired_clients);
-    out.pending_puts = atomic_load(&m->npending);
   }
   return pack(&out.base, resp, rlen, err, errlen);
 }

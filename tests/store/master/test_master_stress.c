@@ -126,9 +126,11 @@ int main(void) {
   CHECK_EQ_INT(mcs_remove_many(m, NULL, 1, &removed), 0);
   usleep(300 * 1000); /* pending puts and deferred frees are reclaimed */
   mcs_reclaim(m);
-  CHECK_EQ_U64(atomic_load(&m->nobjects), 0);
-  CHECK_EQ_U64(atomic_load(&m->npending), 0);
-  CHECK_EQ_U64(atomic_load(&m->used), 0);
+  uint64_t nobj, npend;
+  mcs_counts(m, &nobj, &npend);
+  CHECK_EQ_U64(nobj, 0);
+  CHECK_EQ_U64(npend, 0);
+  CHECK_EQ_U64(mcs_used(m), 0);
   CHECK_EQ_U64(atomic_load(&m->capacity), 4ull * (16 << 20));
   for (uint32_t i = 0; i < m->nsegs; i++) {
     char why[200] = "";
