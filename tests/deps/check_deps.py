@@ -8,10 +8,14 @@ includes a header of a module in the same or a higher layer of LAYERS below
 headers and mooncake/*.h; tools (tools/**) likewise, apart from the
 exceptions listed in TOOL_EXCEPTIONS (tools that link an internal archive on
 purpose).  The parts above the core that must see only public headers
-(ABOVE_CORE: conductor/**) may include "mooncake/..." and files inside their
-own part, nothing else: not a core/src header, not a path out of the part.  The core's other folders (core/metadata/** backends, core/rpc/**)
+(PUBLIC_ONLY: conductor/**, python/**) may include "mooncake/..." and files
+inside their own part, nothing else: not a core/src header, not a path out
+of the part.  The core's other folders (core/metadata/** backends, core/rpc/**)
 may include core/src headers of layers <= BACKEND_MAX_LAYER only (never an
-engine module).  An include that names no file of core/src (a generated
+engine module).  The parts above the core (ABOVE_CORE: store/**) may
+include only the public headers (mooncake/*.h), the RPC library's rpc/rpc.h
+and their own headers: never a header of core/src, core/metadata, core/rpc
+(other than rpc.h) or plugins.  An include that names no file of core/src (a generated
 header, a header of core/metadata) is outside the layering and not checked.
 
   check_deps.py [--root DIR] [--layers FILE] [--graph]
@@ -75,8 +79,13 @@ TOOL_EXCEPTIONS = {
     "tools/conformance": {"config_value.h"},
 }
 
-# Parts above the core that use only the public headers (DESIGN.md).
-ABOVE_CORE = ("conductor",)
+# Parts above the core that use only the public headers (DESIGN.md) and
+# their own files: no include may leave the part.
+PUBLIC_ONLY = ("conductor", "python")
+# Folders above the core that also use the RPC library, and what of the core
+# they may include besides mooncake/*.h and their own headers.
+ABOVE_CORE = ("store",)
+ABOVE_CORE_ALLOWED = {"rpc/rpc.h"}
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -189,7 +198,7 @@ def check_outside(root, top, exceptions, hdrs):
     return errors
 
 
-def check_above_core(root, top, hdrs):
+def check_public_only(root, top, hdrs):
     """TOP/**: "mooncake/..." or a file of TOP itself, nothing else."""
     errors = []
     base = os.path.join(root, top)
@@ -234,6 +243,43 @@ def check_core_others(root, layer_of, aliases, hdrs):
     return errors
 
 
+def check_above_core(root):
+    """store/**: public headers, rpc/rpc.h and its own headers only."""
+    errors = []
+    core = os.path.join(root, "core")
+    # core/ itself: the RPC library's users include "rpc/<file>" from there.
+    internal = [core, os.path.join(core, "src"), os.path.join(core, "metadata"),
+                os.path.join(core, "rpc")]
+    plugins = os.path.join(root, "plugins")
+    if os.path.isdir(plugins):
+        internal.append(plugins)
+        internal += [os.path.join(plugins, d) for d in sorted(os.listdir(plugins))
+                     if os.path.isdir(os.path.join(plugins, d))]
+    internal = [d for d in internal if os.path.isdir(d)]
+    for top in ABOVE_CORE:
+        base = os.path.join(root, top)
+        if not os.path.isdir(base):
+            continue
+        for path in sources(base):
+            rel = os.path.relpath(path, root)
+            for inc in includes(path):
+                if inc.startswith("mooncake/") or inc in ABOVE_CORE_ALLOWED:
+                    continue
+                own = os.path.normpath(os.path.join(os.path.dirname(path), inc))
+                if os.path.exists(own) and own.startswith(base + os.sep):
+                    continue  # its own header
+                hits = [os.path.normpath(os.path.join(d, inc)) for d in internal]
+                if os.path.exists(own):
+                    hits.insert(0, own)
+                hit = next((h for h in hits if os.path.isfile(h) and not
+                            h.startswith(base + os.sep)), None)
+                if hit:
+                    errors.append("%s includes \"%s\" (%s): %s/ may include only the public "
+                                  "headers (mooncake/*.h), rpc/rpc.h and its own headers"
+                                  % (rel, inc, os.path.relpath(hit, root), top))
+    return errors
+
+
 def print_graph(layer_of, graph, files_of):
     print("core/src include graph (module -> modules whose headers it includes)")
     for n in sorted(set(layer_of.values()), reverse=True):
@@ -265,8 +311,9 @@ def main():
     errors += check_core_others(root, layer_of, aliases, hdrs)
     errors += check_outside(root, "plugins", {}, hdrs)
     errors += check_outside(root, "tools", TOOL_EXCEPTIONS, hdrs)
-    for top in ABOVE_CORE:
-        errors += check_above_core(root, top, hdrs)
+    for top in PUBLIC_ONLY:
+        errors += check_public_only(root, top, hdrs)
+    errors += check_above_core(root)
     if a.graph:
         print_graph(layer_of, graph, files_of)
     for e in errors:

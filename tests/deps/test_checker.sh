@@ -3,7 +3,8 @@
 # kind of violation (an upward include, a same-layer include, a module
 # missing from the table, a plugin including a core header, the conductor
 # including a core header by name or by path, a backend under core/metadata
-# including an engine-level header) fails with the matching message.
+# including an engine-level header, store/ including anything but the public
+# headers and rpc/rpc.h) fails with the matching message.
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-python3}
 fail=0
@@ -28,4 +29,13 @@ run plugin 1 'plugins/p/p.c includes core-internal "mid.h"'
 run conductor 1 'conductor/lib/x.c includes "mid.h": conductor/ may include only mooncake/\*.h and its own files (a core-internal header)'
 run conductor 1 'conductor/lib/x.c includes "../../core/src/base.h"'
 run backend 1 'core/metadata/x/x.c includes "top.h" (top, layer 2): core/metadata/ may include core/src layers <= 1 only'
+# store/** sees the public headers and rpc/rpc.h only.
+run store 1 'store/master/m.c includes "mid.h" (core/src/mid.h): store/ may include only'
+run store 1 'store/master/m.c includes "../../core/src/base.h" (core/src/base.h)'
+run store 1 'store/master/m.c includes "rpc/rpc_internal.h" (core/rpc/rpc_internal.h)'
+run store 1 'store/master/m.c includes "p_own.h" (plugins/p/p_own.h)'
+if "$py" "$here/check_deps.py" --root "$here/fixture/store" --layers "$here/fixture/layers.txt" 2>&1 |
+   grep -q -e '"own.h"' -e '"rpc/rpc.h"' -e 'mooncake/engine.h'; then
+  echo "FAIL store: an allowed include was reported"; fail=1
+fi
 exit $fail
