@@ -76,6 +76,7 @@ extern "C" {
   X(MC_STORE_SEGMENT_ALREADY_EXISTS, -102, "segment already mounted")          \
   X(MC_STORE_CLIENT_NOT_FOUND, -103, "client not known to the master")         \
   X(MC_STORE_NO_AVAILABLE_HANDLE, -200, "no space left in the pool")           \
+  X(MC_STORE_INVALID_VERSION, -300, "invalid version")                         \
   X(MC_STORE_INVALID_KEY, -400, "invalid key")                                 \
   X(MC_STORE_WRITE_FAIL, -500, "write failed")                                 \
   X(MC_STORE_INVALID_PARAMS, -600, "invalid parameters")                       \
@@ -139,6 +140,9 @@ typedef struct mc_store_config {
   const char *device;
   /* Milliseconds each master RPC may take (0: 5000). */
   int rpc_timeout_ms;
+  /* File holding the shared secret of a master started with
+   * --auth_token_file, or NULL (also $MC_STORE_TOKEN_FILE). */
+  const char *token_file;
 } mc_store_config;
 
 /* Placement and pinning of one put.  NULL (or all zero) means: one
@@ -306,16 +310,33 @@ MC_STORE_API int64_t mc_store_remove_by_regex(mc_store *store, const char *regex
 /* Removes every key (leased ones only with force).  Returns the count. */
 MC_STORE_API int64_t mc_store_remove_all(mc_store *store, int force);
 
-/* Listing callback: a key, its value's length and replica count.  Return
- * non-zero to stop. */
-typedef int (*mc_store_list_fn)(void *arg, const char *key, uint64_t size,
-                                uint32_t replicas);
+/* Listing callback: a key and its value's length.  Return non-zero to
+ * stop. */
+typedef int (*mc_store_list_fn)(void *arg, const char *key, uint64_t size);
 
-/* Calls fn for every complete key matching the POSIX extended regular
- * expression (NULL or "" matches all), on the calling thread.  Returns the
- * number of keys reported or a negative code.  Grants no lease. */
-MC_STORE_API int64_t mc_store_list(mc_store *store, const char *regex,
+/* Calls fn, on the calling thread, for at most limit (0: 1000) complete
+ * keys matching the POSIX extended regular expression (NULL or "": all).
+ * Returns the number of keys reported or a negative code.  Grants no
+ * lease. */
+MC_STORE_API int64_t mc_store_list(mc_store *store, const char *regex, uint32_t limit,
                                    mc_store_list_fn fn, void *arg);
+
+/* Pool-wide figures from the master (mc-store ls, tests, benches). */
+typedef struct mc_store_stats {
+  uint64_t capacity;        /* bytes of all mounted segments */
+  uint64_t used;            /* bytes reserved */
+  uint64_t objects, segments, clients;
+  uint64_t evicted_objects; /* since the master started */
+  uint64_t expired_clients; /* since the master started */
+  uint64_t pending_puts;
+} mc_store_stats;
+
+/* Fills *st from the master.  0 or MC_STORE_RPC_FAIL/RPC_TIMEOUT. */
+MC_STORE_API int mc_store_stats_get(mc_store *store, mc_store_stats *st);
+
+/* How many times this handle has remounted its segment after the master
+ * answered NEED_REMOUNT (a restarted master). */
+MC_STORE_API uint64_t mc_store_remount_count(const mc_store *store);
 
 #ifdef __cplusplus
 }
