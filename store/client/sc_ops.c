@@ -1,6 +1,7 @@
 /* The object calls of mooncake/store.h: put/upsert (PutStart, writes,
  * PutEnd or PutRevoke), get (GetReplicaList under a lease, a read of the
  * nearest replica, falling back to the others), and queries/removal. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -464,4 +465,22 @@ int64_t mc_store_list(mc_store *s, const char *regex, uint32_t limit, mc_store_l
   if (!s)
     return sc_fail(MC_STORE_INVALID_PARAMS, "list: NULL store");
   return scm_list(s, regex, limit, fn, arg);
+}
+
+int mc_store_replica_segments(mc_store *s, const char *key, char (*names)[MC_STORE_NAME_MAX],
+                              uint32_t max) {
+  if (!s || (max && !names))
+    return sc_fail(MC_STORE_INVALID_PARAMS, "replica_segments: NULL argument");
+  int rc = sc_check_key("replica_segments", key);
+  if (rc)
+    return rc;
+  sc_obj o;
+  rc = scm_get_replicas(s, &key, 1, &o);
+  if (!rc && o.err)
+    rc = sc_fail(o.err, "replica_segments '%s': %s", key, mc_store_strerror(o.err));
+  if (rc)
+    return rc;
+  for (uint32_t i = 0; i < o.n && i < max; i++)
+    snprintf(names[i], MC_STORE_NAME_MAX, "%s", o.r[i].segment);
+  return (int)o.n;
 }

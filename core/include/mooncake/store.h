@@ -63,6 +63,8 @@ extern "C" {
 #define MC_STORE_KEY_MAX 4095
 /* Most preferred segments one replicate config may name. */
 #define MC_STORE_MAX_PREFERRED 16
+/* Longest segment name, with its NUL. */
+#define MC_STORE_NAME_MAX 256
 /* Most replicas of one object. */
 #define MC_STORE_MAX_REPLICAS 8
 
@@ -296,6 +298,13 @@ MC_STORE_API int mc_store_batch_exist(mc_store *store, const char *const *keys,
 
 /* The length of key's value, or a negative code. */
 MC_STORE_API int64_t mc_store_get_size(mc_store *store, const char *key);
+
+/* The segments holding key's complete replicas (names as
+ * mc_store_segment_name gives them): up to max names into names[].
+ * Returns the replica count (which may exceed max) or a negative code.
+ * Grants a read lease, as a get does. */
+MC_STORE_API int mc_store_replica_segments(mc_store *store, const char *key,
+                                           char (*names)[MC_STORE_NAME_MAX], uint32_t max);
 
 /* Removes key.  MC_STORE_OBJECT_HAS_LEASE while a reader holds a lease
  * (unless force), MC_STORE_OBJECT_NOT_FOUND if absent. */
