@@ -71,7 +71,7 @@ int main(void) {
   SCHECK(mc_store_register_buffer(r, zg, zn), 0);
   fx_fill(zb, zn, 77);
   SCHECK(mc_store_put_from(r, "zc", zb, zn, NULL), 0);
-  SCHECK(mc_store_get_into(w, "zc", g, zn), zn); /* copying read on the other */
+  SCHECK(mc_store_get(w, "zc", g, zn), zn); /* copying read on the other */
   CHECK(memcmp(g, zb, zn) == 0);
   memset(zg, 0, zn);
   SCHECK(mc_store_get_into(r, "zc", zg, zn), zn);
