@@ -103,17 +103,20 @@ static void worker(const sb_opts *o, const sb_backend *b, const char *addr, int 
       if (cmd.phase == 1) {
         snprintf(key, sizeof key, "b-%d-%llu", id, (unsigned long long)i);
         stamp(val, size, id, i);
-        if (b->put(ctx, key, val, size))
-          r.errors++;
+        if (b->put(ctx, key, val, size) && !r.errors++)
+          fprintf(stderr, "mc-store-bench: %s client %d: put %s failed: %s\n", b->name, id, key,
+                  b->last_error ? b->last_error() : "");
         else
           nput = i + 1;
       } else {
         uint64_t k = i % cmd.nkeys;
         snprintf(key, sizeof key, "b-%d-%llu", src, (unsigned long long)k);
         int64_t got = b->get(ctx, key, buf, size);
-        if (got < 0)
-          r.errors++;
-        else if ((uint64_t)got != size || !check(buf, size, src, k))
+        if (got < 0) {
+          if (!r.errors++)
+            fprintf(stderr, "mc-store-bench: %s client %d: get %s failed: %s\n", b->name, id,
+                    key, b->last_error ? b->last_error() : "");
+        } else if ((uint64_t)got != size || !check(buf, size, src, k))
           r.bad++;
       }
       double us = (sb_now() - s) * 1e6;

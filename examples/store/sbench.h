@@ -35,6 +35,8 @@ typedef struct sb_backend {
    * memory for the store), or NULL for malloc. */
   void *(*buffer)(void *ctx, size_t n);
   void (*close)(void *ctx);
+  /* The last failure's text (NULL: none kept). */
+  const char *(*last_error)(void);
   /* Drops every key (NULL: not needed). */
   void (*flush)(void *ctx);
 } sb_backend;

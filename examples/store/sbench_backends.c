@@ -64,7 +64,7 @@ static void store_close(void *ctx) {
 }
 
 const sb_backend sb_store_backend = {"store", store_open, store_put, store_get, store_buffer,
-                                     store_close, NULL};
+                                     store_close, mc_store_last_error, NULL};
 
 /* ---- redis ---- */
 static void *redis_open(const sb_opts *o, const char *addr, uint64_t value_size) {
@@ -122,4 +122,4 @@ static void redis_flush(void *ctx) {
 }
 
 const sb_backend sb_redis_backend = {"redis", redis_open, redis_put, redis_get, redis_buffer,
-                                     redis_close, redis_flush};
+                                     redis_close, NULL, redis_flush};

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -57,7 +58,14 @@ static int make_engine(mc_store *s, const mc_store_config *c) {
   int rc = MC_ENOENT;
   /* tcp with shm beside it for same-host peers; tcp alone when the shm
    * plugin is not there or does not start. */
-  if (!strcmp(proto, "tcp")) {
+  const char *env = getenv("MC_STORE_TRANSPORTS");
+  if (env && *env) {
+    o.transports = env;
+    rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    if (rc)
+      return sc_fail(rc == MC_EINVAL ? MC_STORE_INVALID_PARAMS : MC_STORE_TRANSFER_FAIL,
+                     "create: transfer engine (MC_STORE_TRANSPORTS=%s): %s", env, errbuf);
+  } else if (!strcmp(proto, "tcp")) {
     o.transports = "tcp,shm";
     rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
   }
@@ -73,17 +81,36 @@ static int make_engine(mc_store *s, const mc_store_config *c) {
   return 0;
 }
 
+/* Touches every page of [p, p+len) now, so that the first put into the
+ * segment (written by a peer's transport) takes no page faults. */
+static void prefault(void *p, size_t len) {
+#ifdef MADV_POPULATE_WRITE
+  if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+    return;
+#endif
+  for (size_t off = 0; off < len; off += 4096)
+    ((volatile char *)p)[off] = 0;
+}
+
 static int make_memory(mc_store *s, uint64_t seg_size, uint64_t stage_size) {
   if (seg_size) {
     s->seg_size = (seg_size + 4095) & ~(uint64_t)4095;
-    if (mc_alloc_shared(s->engine, s->seg_size, NULL, &s->seg_base) == 0) {
+    /* Plain memory by default: peers on this host reach it through the shm
+     * transport's process_vm path, others through tcp.  The shm pool
+     * (mc_alloc_shared) on request only: every peer that imports it maps
+     * and prefaults the whole pool, which for a large segment costs more
+     * than it saves. */
+    const char *sh = getenv("MC_STORE_SHARED_SEGMENT");
+    if (sh && !strcmp(sh, "1") &&
+        mc_alloc_shared(s->engine, s->seg_size, NULL, &s->seg_base) == 0) {
       s->seg_shared = 1;
     } else {
-      if (posix_memalign(&s->seg_base, 4096, s->seg_size)) {
+      if (posix_memalign(&s->seg_base, 2u << 20, s->seg_size)) {
         s->seg_base = NULL;
         return sc_fail(MC_STORE_INTERNAL_ERROR, "create: no memory for a %llu-byte segment",
                        (unsigned long long)s->seg_size);
       }
+      prefault(s->seg_base, s->seg_size);
       int rc = mc_register(s->engine, s->seg_base, s->seg_size, NULL);
       if (rc) {
         free(s->seg_base);
@@ -183,10 +210,7 @@ int mc_store_create(const mc_store_config *cfg, mc_store **out) {
       s->pinger_started = 1;
   }
   if (rc) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", mc_store_last_error());
-    mc_store_destroy(s);
-    sc_fail(rc, "%s", why);
+    mc_store_destroy(s); /* leaves the last error line as it is */
     return rc;
   }
   *out = s;
