@@ -82,6 +82,15 @@ static int put_chunk(mc_store *s, const char *op, int upsert, const char *const 
   }
   if (m) {
     int rc = scm_put_start(s, upsert, k, sz, m, cfg, o);
+    /* A restarted master knows this client only after it remounts (the
+     * ping thread does that within a second); do it now and retry once. */
+    int unknown = 0;
+    for (uint32_t j = 0; !rc && j < m; j++)
+      unknown |= o[j].err == MC_STORE_CLIENT_NOT_FOUND;
+    if (unknown && scm_mount(s, 1) == 0) {
+      atomic_fetch_add(&s->remounts, 1);
+      rc = scm_put_start(s, upsert, k, sz, m, cfg, o);
+    }
     if (rc) {
       for (uint32_t j = 0; j < m; j++)
         res[idx[j]] = rc;
