@@ -149,6 +149,13 @@ typedef struct mcs_rep_out {
 
 uint64_t mcs_now_ns(void);
 
+/* Whether at least age ns passed from t to now.  Another thread may have
+ * stamped t after this one read now: such a t is not old (an unsigned
+ * now - t would wrap to "very old"). */
+static inline int mcs_older(uint64_t t, uint64_t now, uint64_t age) {
+  return now >= t && now - t >= age;
+}
+
 int mcs_master_create(const mcs_master_config *cfg, mcs_master **out);
 /* Starts the eviction and monitor threads. */
 int mcs_master_start(mcs_master *m);

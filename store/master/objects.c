@@ -13,7 +13,14 @@ static uint64_t hash_key(const char *k, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++)
     h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-  return h ^ (h >> 29);
+  /* FNV's low bits barely depend on the last bytes' high bits, and keys
+   * often differ only there ("layer3/block17"): finish with murmur3's
+   * mixer so shard (low bits) and bucket (the next ones) are uniform. */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
 }
 
 static mcs_shard *shard_of(mcs_master *m, uint64_t h) { return &m->shards[h % MCS_SHARDS]; }
@@ -183,7 +190,7 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
     /* A put of this key is under way: it wins unless it is stale; a stale
      * one is pre-empted, its space kept until its writer cannot be
      * writing any more (the release timeout from its start). */
-    if (now - o->pend->start_ns < m->cfg.put_start_discard_timeout_ms * MS) {
+    if (!mcs_older(o->pend->start_ns, now, m->cfg.put_start_discard_timeout_ms * MS)) {
       rc = MCSTORE__ERROR_CODE__OBJECT_ALREADY_EXISTS;
       goto out;
     }
@@ -556,7 +563,7 @@ void mcs_reclaim(mcs_master *m) {
     }
     for (mcs_obj *o = sh->pend_head, *nx; o; o = nx) {
       nx = o->pend_next;
-      if (now - o->pend->start_ns >= rel) {
+      if (mcs_older(o->pend->start_ns, now, rel)) {
         /* Abandoned for the whole release timeout: nobody writes there. */
         drop_pending(m, sh, o, 0);
         if (!o->nrep)

@@ -191,7 +191,7 @@ void mcs_expire_clients(mcs_master *m) {
     pthread_mutex_lock(&cs->mu);
     for (mcs_client **pp = &cs->head; *pp;) {
       mcs_client *c = *pp;
-      if (now - c->last_seen_ns > ttl) {
+      if (mcs_older(c->last_seen_ns, now, ttl + 1)) {
         if (ndead == cap) {
           int nc = cap ? cap * 2 : 16;
           void *n = realloc(dead, (size_t)nc * MCS_CLIENT_ID_LEN);

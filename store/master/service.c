@@ -558,26 +558,28 @@ HANDLER(h_list, Mcstore__ListKeysRequest, mcstore__list_keys_request) {
   return rc;
 }
 
+static const struct {
+  const char *call;
+  mc_rpc_unary_handler fn;
+} calls[] = {
+    {"MountSegment", h_mount},         {"ReMountSegment", h_remount},
+    {"UnmountSegment", h_unmount},     {"Ping", h_ping},
+    {"PutStart", h_put_start},         {"PutEnd", h_put_end},
+    {"PutRevoke", h_put_revoke},       {"BatchPutStart", h_batch_put_start},
+    {"BatchPutEnd", h_batch_put_end},  {"BatchPutRevoke", h_batch_put_revoke},
+    {"UpsertStart", h_upsert_start},   {"UpsertEnd", h_put_end},
+    {"UpsertRevoke", h_put_revoke},    {"BatchUpsertStart", h_batch_upsert_start},
+    {"BatchUpsertEnd", h_batch_put_end}, {"BatchUpsertRevoke", h_batch_put_revoke},
+    {"GetReplicaList", h_get},         {"BatchGetReplicaList", h_batch_get},
+    {"ExistKey", h_exist},             {"BatchExistKey", h_batch_exist},
+    {"Remove", h_remove},              {"BatchRemove", h_batch_remove},
+    {"RemoveByRegex", h_remove_regex}, {"RemoveAll", h_remove_all},
+    {"GetStats", h_stats},             {"ListKeys", h_list},
+};
+#define NCALLS (sizeof(calls) / sizeof(calls[0]))
+
 int mcs_service_register(mc_rpc_server *srv, mcs_master *m) {
-  static const struct {
-    const char *call;
-    mc_rpc_unary_handler fn;
-  } calls[] = {
-      {"MountSegment", h_mount},         {"ReMountSegment", h_remount},
-      {"UnmountSegment", h_unmount},     {"Ping", h_ping},
-      {"PutStart", h_put_start},         {"PutEnd", h_put_end},
-      {"PutRevoke", h_put_revoke},       {"BatchPutStart", h_batch_put_start},
-      {"BatchPutEnd", h_batch_put_end},  {"BatchPutRevoke", h_batch_put_revoke},
-      {"UpsertStart", h_upsert_start},   {"UpsertEnd", h_put_end},
-      {"UpsertRevoke", h_put_revoke},    {"BatchUpsertStart", h_batch_upsert_start},
-      {"BatchUpsertEnd", h_batch_put_end}, {"BatchUpsertRevoke", h_batch_put_revoke},
-      {"GetReplicaList", h_get},         {"BatchGetReplicaList", h_batch_get},
-      {"ExistKey", h_exist},             {"BatchExistKey", h_batch_exist},
-      {"Remove", h_remove},              {"BatchRemove", h_batch_remove},
-      {"RemoveByRegex", h_remove_regex}, {"RemoveAll", h_remove_all},
-      {"GetStats", h_stats},             {"ListKeys", h_list},
-  };
-  for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+  for (size_t i = 0; i < NCALLS; i++) {
     char path[96];
     snprintf(path, sizeof path, MCS_SERVICE "%s", calls[i].call);
     int rc = mc_rpc_server_add_unary(srv, path, calls[i].fn, m);
@@ -585,4 +587,15 @@ int mcs_service_register(mc_rpc_server *srv, mcs_master *m) {
       return rc;
   }
   return 0;
+}
+
+const char *mcs_service_call_name(size_t i) { return i < NCALLS ? calls[i].call : NULL; }
+
+int mcs_service_call(mcs_master *m, size_t i, const void *req, size_t len, void **resp,
+                     size_t *rlen, char *err, size_t errlen) {
+  if (i >= NCALLS)
+    return GRPC_STATUS_UNIMPLEMENTED;
+  *resp = NULL;
+  *rlen = 0;
+  return calls[i].fn(m, req, len, resp, rlen, err, errlen);
 }
