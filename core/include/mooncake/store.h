@@ -37,6 +37,15 @@
  *
  * Threads: every call may be made from any thread, concurrently, on one
  * handle, except mc_store_destroy.
+ *
+ * Environment: MC_STORE_TRANSPORTS overrides the engine's transport list
+ * ("tcp,shm" by default for protocol tcp, falling back to "tcp" when the
+ * shm plugin is missing); MC_STORE_SHARED_SEGMENT=1 allocates the global
+ * segment from the shm transport's pool (mc_alloc_shared: same-host peers
+ * then copy with memcpy, but each maps and prefaults the whole pool) instead
+ * of plain memory, which is prefaulted at setup so that puts into it take
+ * no page faults; MC_STORE_TOKEN_FILE as mc_store_config.token_file; the
+ * engine's own MC_* variables (mooncake/engine.h) apply as well.
  */
 #ifndef MOONCAKE_STORE_H
 #define MOONCAKE_STORE_H
