@@ -178,8 +178,10 @@ typedef struct mc_store_replicate_config {
 MC_STORE_API int mc_store_create(const mc_store_config *cfg, mc_store **out);
 
 /* Stops pinging, unmounts the segment (the master drops the replicas it
- * held, objects with another replica stay readable), stops the engine and
- * frees everything.  NULL is a no-op. */
+ * held, objects with another replica stay readable; this waits at most
+ * rpc_timeout_ms when the master does not answer), stops the engine and
+ * frees everything.  Buffers registered with mc_store_register_buffer are
+ * unregistered, not freed.  NULL is a no-op. */
 MC_STORE_API void mc_store_destroy(mc_store *store);
 
 /* This client's segment name (its engine's "host:port"), which is what
