@@ -21,22 +21,22 @@ int main(void) {
   fx_master m;
   fx_master_start(&m, "--default_kv_lease_ttl=3000", NULL);
   mc_store *s = fx_client(&m, 64u << 20);
-  SCHECK(mc_store_put(s, "leased", v, 1000, NULL), 0);
-  SCHECK(mc_store_remove(s, "leased", 0), 0); /* no reader yet: removable */
-  SCHECK(mc_store_put(s, "leased", v, 1000, NULL), 0);
-  SCHECK(mc_store_get(s, "leased", g, VSZ), 1000);
-  SCHECK(mc_store_remove(s, "leased", 0), MC_STORE_OBJECT_HAS_LEASE);
+  CHECK_EQ_INT(mc_store_put(s, "leased", v, 1000, NULL), 0);
+  CHECK_EQ_INT(mc_store_remove(s, "leased", 0), 0); /* no reader yet: removable */
+  CHECK_EQ_INT(mc_store_put(s, "leased", v, 1000, NULL), 0);
+  CHECK_EQ_INT(mc_store_get(s, "leased", g, VSZ), 1000);
+  CHECK_EQ_INT(mc_store_remove(s, "leased", 0), MC_STORE_OBJECT_HAS_LEASE);
   CHECK_HAS(mc_store_last_error(), "leased");
-  SCHECK(mc_store_exist(s, "leased"), 1);
-  SCHECK(mc_store_remove_all(s, 0), 0);
-  SCHECK(mc_store_remove(s, "leased", 1), 0); /* forced */
-  SCHECK(mc_store_exist(s, "leased"), 0);
+  CHECK_EQ_INT(mc_store_exist(s, "leased"), 1);
+  CHECK_EQ_INT(mc_store_remove_all(s, 0), 0);
+  CHECK_EQ_INT(mc_store_remove(s, "leased", 1), 0); /* forced */
+  CHECK_EQ_INT(mc_store_exist(s, "leased"), 0);
   /* ... and ends with the lease. */
-  SCHECK(mc_store_put(s, "later", v, 1000, NULL), 0);
-  SCHECK(mc_store_get(s, "later", g, VSZ), 1000);
-  SCHECK(mc_store_remove(s, "later", 0), MC_STORE_OBJECT_HAS_LEASE);
+  CHECK_EQ_INT(mc_store_put(s, "later", v, 1000, NULL), 0);
+  CHECK_EQ_INT(mc_store_get(s, "later", g, VSZ), 1000);
+  CHECK_EQ_INT(mc_store_remove(s, "later", 0), MC_STORE_OBJECT_HAS_LEASE);
   sleep(4);
-  SCHECK(mc_store_remove(s, "later", 0), 0);
+  CHECK_EQ_INT(mc_store_remove(s, "later", 0), 0);
   mc_store_destroy(s);
   fx_master_stop(&m, SIGTERM);
   printf("lease blocks remove: ok\n");
@@ -48,13 +48,13 @@ int main(void) {
   s = fx_client(&m, 0);
   const char *pref[1] = {h};
   mc_store_replicate_config rc = {.preferred_segments = pref, .preferred_count = 1};
-  SCHECK(mc_store_put(s, "slow", v, VSZ, &rc), 0);
+  CHECK_EQ_INT(mc_store_put(s, "slow", v, VSZ, &rc), 0);
   void *val = NULL;
   size_t len = 12345;
-  SCHECK(mc_store_get_alloc(s, "slow", &val, &len), MC_STORE_LEASE_EXPIRED);
+  CHECK_EQ_INT(mc_store_get_alloc(s, "slow", &val, &len), MC_STORE_LEASE_EXPIRED);
   CHECK(val == NULL && len == 12345);
   CHECK_HAS(mc_store_last_error(), "lease ran out");
-  SCHECK(mc_store_get(s, "slow", g, VSZ), MC_STORE_LEASE_EXPIRED);
+  CHECK_EQ_INT(mc_store_get(s, "slow", g, VSZ), MC_STORE_LEASE_EXPIRED);
   mc_store_destroy(s);
   fx_holder_kill(hp, SIGTERM);
   fx_master_stop(&m, SIGTERM);

@@ -241,7 +241,7 @@ int main(void) {
   mc_store_stats st;
   uint64_t deadline = fx_ms() + 20000;
   do {
-    SCHECK(mc_store_stats_get(s, &st), 0);
+    CHECK_EQ_INT(mc_store_stats_get(s, &st), 0);
     if (st.expired_clients >= 1)
       break;
     usleep(200000);
