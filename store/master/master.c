@@ -85,8 +85,15 @@ static int nap(mcs_master *m, int ms) {
 
 static void *evict_main(void *arg) {
   mcs_master *m = arg;
-  while (nap(m, 10))
-    (void)mcs_evict(m, 0);
+  int wait = 10;
+  while (nap(m, wait)) {
+    double cap = (double)atomic_load(&m->capacity), used = (double)atomic_load(&m->used);
+    int over = cap > 0 && used > m->cfg.eviction_high_watermark_ratio * cap;
+    uint64_t freed = over ? mcs_evict(m, 0) : 0;
+    /* Over the watermark with nothing evictable (all leased or pinned):
+     * look again later instead of scanning every shard 100 times a second. */
+    wait = over && !freed ? 500 : 10;
+  }
   return NULL;
 }
 

@@ -204,6 +204,8 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
   int n = mcs_place(m, cfg, size, p->rep);
   if (n == 0) {
     free(p);
+    if (o && !o->nrep && !o->pend)
+      erase(m, sh, o, 0); /* it held only the put just pre-empted */
     rc = MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE;
     goto out;
   }
@@ -251,8 +253,9 @@ int mcs_put_start(mcs_master *m, const uint8_t *cid, const char *key, size_t kle
   if (size == 0 || cfg->replica_num > MCS_MAX_REPLICAS)
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
   int rc = put_start_once(m, cid, key, klen, size, cfg, upsert, out, nout);
-  if (rc == MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE && size <= atomic_load(&m->capacity)) {
-    /* Full: evict (least recently used first) and try once more. */
+  if (rc == MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE && size <= mcs_largest_segment(m)) {
+    /* Full: evict (least recently used first) and try once more.  Not
+     * when no segment could ever hold the object: nothing would be won. */
     if (mcs_evict(m, size) > 0)
       rc = put_start_once(m, cid, key, klen, size, cfg, upsert, out, nout);
   }
