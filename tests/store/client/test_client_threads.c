@@ -39,7 +39,13 @@ static void *run(void *arg) {
               (unsigned long long)st.capacity, (unsigned long long)st.objects);
     }
     CHECK_EQ_INT(prc, 0);
-    int64_t got = mc_store_get(g_s, key, g, max);
+    /* LEASE_EXPIRED (a read slower than the short lease on a loaded
+     * machine) delivers no data by contract: read again. */
+    int64_t got;
+    int tries = 0;
+    do
+      got = mc_store_get(g_s, key, g, max);
+    while (got == MC_STORE_LEASE_EXPIRED && ++tries < 10);
     if (got != (int64_t)n) {
       char nm[4][MC_STORE_NAME_MAX];
       mc_store_stats st = {0};
@@ -52,7 +58,11 @@ static void *run(void *arg) {
     CHECK_EQ_INT(got, n);
     CHECK(memcmp(g, v, n) == 0);
     memset(z, 0, n);
-    CHECK_EQ_INT(mc_store_get_into(g_s, key, z, max), n);
+    tries = 0;
+    do
+      got = mc_store_get_into(g_s, key, z, max);
+    while (got == MC_STORE_LEASE_EXPIRED && ++tries < 10);
+    CHECK_EQ_INT(got, n);
     CHECK(memcmp(z, v, n) == 0);
     CHECK_EQ_INT(mc_store_remove(g_s, key, 1), 0);
     g_ops += 4;
@@ -69,7 +79,7 @@ int main(void) {
   /* Short leases: a forced remove keeps the space of a leased object until
    * its lease ends, and with 10 s leases these rounds would fill the pool
    * and make the master evict. */
-  fx_master_start(&m, "--default_kv_lease_ttl=100", NULL);
+  fx_master_start(&m, "--default_kv_lease_ttl=500", NULL);
   pid_t h = fx_holder_start(&m, 128u << 20, g_holder, sizeof g_holder);
   g_s = fx_client(&m, 128u << 20);
   pthread_t t[NT];
