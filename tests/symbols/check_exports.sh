@@ -1,5 +1,10 @@
 #!/bin/bash
-# check_exports.sh LIB INCLUDEDIR [MAPFILE]
+# check_exports.sh [--macro M --node N --headers GLOB] LIB INCLUDEDIR [MAPFILE]
+#
+# Defaults: --macro MC_API --node MOONCAKE_0 --headers '*.h' (libmooncake).
+# libmooncake-store is checked with --macro MC_STORE_API --node
+# MOONCAKE_STORE_0 --headers store.h: its own macro, so neither library can
+# pick up the other's functions.
 #
 # libmooncake exports its documented API and nothing else.  Compares the
 # dynamic symbols LIB defines (nm -D --defined-only) with the functions
@@ -22,6 +27,16 @@ set -u
 node=${MC_EXPORT_NODE:-MOONCAKE_0}
 macro=${MC_EXPORT_MACRO:-MC_API}
 headers=${MC_EXPORT_HEADERS:-}
+hglob='*.h'
+# The options below override the environment.
+while [ $# -gt 0 ]; do
+  case $1 in
+    --macro) macro=$2; shift 2 ;;
+    --node) node=$2; shift 2 ;;
+    --headers) hglob=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 
 if [ $# -lt 2 ]; then
   echo "usage: $0 LIB INCLUDEDIR [MAPFILE]" >&2
@@ -30,7 +45,7 @@ fi
 lib=$1 incdir=$2 map=${3:-}
 command -v nm > /dev/null || { echo "SKIP: nm not found"; exit 77; }
 [ -f "$lib" ] || { echo "FAIL: no library at $lib"; exit 1; }
-ls "$incdir"/mooncake/*.h > /dev/null 2>&1 ||
+ls "$incdir"/mooncake/$hglob > /dev/null 2>&1 ||
   { echo "FAIL: no headers under $incdir/mooncake"; exit 1; }
 
 tmp=$(mktemp -d) || exit 1
@@ -48,7 +63,7 @@ header_files() {
   if [ -n "$headers" ]; then
     for h in $headers; do echo "$incdir/mooncake/$h"; done
   else
-    ls "$incdir"/mooncake/*.h
+    ls "$incdir"/mooncake/$hglob
   fi
 }
 documented() {
