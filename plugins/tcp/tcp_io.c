@@ -1,6 +1,7 @@
 /* tcp_io.c - non-blocking socket I/O bounded by deadlines and stop flags. */
 #include "tcp_io.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -176,4 +177,24 @@ int tcp_listen(const char *host, uint16_t port, uint16_t *bound) {
   }
   freeaddrinfo(res);
   return rc;
+}
+
+void tcp_format_peer(int fd, char *ip, size_t iplen, char *addr, size_t addrlen) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char buf[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      port = ntohs(a->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+      port = ntohs(a->sin_port);
+    }
+  }
+  snprintf(ip, iplen, "%s", buf);
+  snprintf(addr, addrlen, "%s:%u", buf, port);
 }

@@ -36,6 +36,10 @@ void tcp_sock_setup(int fd, const tcp_cfg *cfg);
 int tcp_dial(const struct sockaddr_storage *sa, socklen_t salen,
              int timeout_ms, const tcp_cfg *cfg, const atomic_int *stop);
 
+/* The remote address of connected fd: ip (the per-source key) and
+ * "ip:port" (for logs); "?" when unknown. */
+void tcp_format_peer(int fd, char *ip, size_t iplen, char *addr, size_t addrlen);
+
 /* Binds and listens on host:port (port 0 = ephemeral); *bound gets the
  * port.  Returns the fd or MC_E*. */
 int tcp_listen(const char *host, uint16_t port, uint16_t *bound);
