@@ -27,6 +27,7 @@ typedef struct tcp_cfg {
 } tcp_cfg;
 
 struct tcp_server;
+struct tcp_iloop;
 struct tcp_ep;
 struct tcp_rmem;
 
@@ -39,6 +40,7 @@ typedef struct tcp_ctx {
   uint8_t ep_secret[16];       /* published in local_desc; HELLO must carry it */
   tcp_registry reg;            /* local registrations, served to peers */
   struct tcp_server *srv;
+  struct tcp_iloop *iloop;     /* initiator io threads, started by the first connect */
   pthread_mutex_t lock;        /* eps and rmems lists */
   struct tcp_ep *eps;
   struct tcp_rmem *rmems;

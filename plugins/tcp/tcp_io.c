@@ -93,11 +93,6 @@ int tcp_recv_all(int fd, void *buf, size_t len, int64_t deadline,
   return 0;
 }
 
-int tcp_wait_readable(int fd, int64_t until, const atomic_int *stop) {
-  int w = wait_fd(fd, POLLIN, until, stop);
-  return w == MC_ETIMEDOUT ? 0 : w;
-}
-
 void tcp_sock_setup(int fd, const tcp_cfg *cfg) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -114,37 +109,6 @@ void tcp_sock_setup(int fd, const tcp_cfg *cfg) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   }
-}
-
-int tcp_dial(const struct sockaddr_storage *sa, socklen_t salen,
-             int timeout_ms, const tcp_cfg *cfg, const atomic_int *stop) {
-  int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return MC_EIO;
-  tcp_sock_setup(fd, cfg);
-  if (connect(fd, (const struct sockaddr *)sa, salen) == 0)
-    return fd;
-  if (errno != EINPROGRESS) {
-    close(fd);
-    return MC_EPEER;
-  }
-  int64_t deadline = tcp_now_ms() + timeout_ms;
-  for (;;) {
-    int w = wait_fd(fd, POLLOUT, deadline, stop);
-    if (w < 0) {
-      close(fd);
-      return w;
-    }
-    if (w > 0)
-      break;
-  }
-  int err = 0;
-  socklen_t el = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-    close(fd);
-    return MC_EPEER;
-  }
-  return fd;
 }
 
 int tcp_listen(const char *host, uint16_t port, uint16_t *bound) {

@@ -25,16 +25,8 @@ int tcp_send_iov(int fd, struct iovec *iov, int iovcnt, int64_t deadline,
 /* Receives exactly len bytes; as tcp_send_iov, MC_EPEER also on EOF. */
 int tcp_recv_all(int fd, void *buf, size_t len, int64_t deadline,
                  const atomic_int *stop);
-/* Waits until fd is readable or at most until `until`: 1 readable (or
- * hung up), 0 not yet, MC_ECANCELED when *stop is set. */
-int tcp_wait_readable(int fd, int64_t until, const atomic_int *stop);
-
 /* Applies TCP_NODELAY, keepalive, TCP_USER_TIMEOUT and buffer sizes. */
 void tcp_sock_setup(int fd, const tcp_cfg *cfg);
-
-/* Non-blocking connect bounded by timeout_ms; returns the fd or MC_E*. */
-int tcp_dial(const struct sockaddr_storage *sa, socklen_t salen,
-             int timeout_ms, const tcp_cfg *cfg, const atomic_int *stop);
 
 /* The remote address of connected fd: ip (the per-source key) and
  * "ip:port" (for logs); "?" when unknown. */

@@ -14,6 +14,7 @@
 #include "mooncake/transport.h"
 #include "tcp_conn.h"
 #include "tcp_ctx.h"
+#include "tcp_iloop.h"
 #include "tcp_server.h"
 #include "tcp_wire.h"
 
@@ -43,7 +44,8 @@ static const mc_param_info tcp_params[] = {
     {MC_PARAM_INT, "max_connections", "4096",
      "target: authenticated connections served at most", 1, 65536},
     {MC_PARAM_INT, "io_threads", "2",
-     "target: threads serving all authenticated connections", 1, 64},
+     "threads serving all connections to peers, and as many serving those from "
+     "peers", 1, 64},
     {MC_PARAM_INT, "max_inflight", "256",
      "slices queued or in flight per connection", 1, 65536},
     {MC_PARAM_SIZE, "socket_buffer", "0",
@@ -216,6 +218,7 @@ static int tcp_fini(void *vctx) {
     ctx->eps = *tcp_ep_next(ep);
     tcp_ep_destroy(ep, MC_ECANCELED);
   }
+  tcp_iloop_stop(ctx->iloop);
   while (ctx->rmems) {
     tcp_rmem *r = ctx->rmems;
     ctx->rmems = r->next;
@@ -297,8 +300,15 @@ static int tcp_connect(void *vctx, const char *peer, const void *desc, size_t le
             peer, len);
     return MC_EPROTO;
   }
+  /* The initiator's io threads start with the first peer: a context that
+   * only serves never has them. */
+  pthread_mutex_lock(&ctx->lock);
+  int rc = ctx->iloop ? 0 : tcp_iloop_start(ctx, ctx->cfg.io_threads, &ctx->iloop);
+  pthread_mutex_unlock(&ctx->lock);
+  if (rc)
+    return rc;
   tcp_ep *ep = NULL;
-  int rc = tcp_ep_create(ctx, peer, host, port, secret, &ep);
+  rc = tcp_ep_create(ctx, peer, host, port, secret, &ep);
   if (rc)
     return rc;
   pthread_mutex_lock(&ctx->lock);
