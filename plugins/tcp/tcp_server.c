@@ -176,12 +176,12 @@ static void admit(tcp_server *s, int fd) {
   uint32_t n = 0;
   hs_slot *old = oldest(s, tmp.ip, &n);
   if (n >= ctx->cfg.hello_per_source) {
-    slot_drop(s, old, "too many connections awaiting HELLO from this address "
-                      "(hello_per_source): the oldest is closed");
+    slot_drop(s, old, "evicted: the oldest of the connections awaiting HELLO from "
+                      "this address (hello_per_source)");
   } else if (s->used >= s->nslots) {
     old = oldest(s, NULL, &n);
-    slot_drop(s, old, "too many connections awaiting HELLO (hello_pool): the oldest "
-                      "is closed");
+    slot_drop(s, old, "evicted: the oldest of the connections awaiting HELLO "
+                      "(hello_pool)");
   }
   hs_slot *sl = NULL;
   for (uint32_t i = 0; i < s->nslots && !sl; i++)
