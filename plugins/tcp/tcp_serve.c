@@ -270,6 +270,12 @@ static int serve_turn(sv_worker *w, sv_conn *c) {
 }
 
 static void conn_close(sv_worker *w, sv_conn *c, const char *why) {
+  if (c->ready) /* an event may close it while it waits on the ready list */
+    for (sv_conn **p = &w->ready; *p; p = &(*p)->rnext)
+      if (*p == c) {
+        *p = c->rnext;
+        break;
+      }
   epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   if (c->prev)
