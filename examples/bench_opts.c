@@ -40,6 +40,10 @@ void bench_usage(FILE *f, const char *prog) {
     "  --baseline               also measure a plain path between the same processes:\n"
     "                           a TCP socket stream (or memcpy for --transport shm)\n"
     "  --baseline-kind socket|memcpy  override that choice\n"
+    "  --iperf3                 also run iperf3 (client and server on 127.0.0.1,\n"
+    "                           -P threads, -l min(block, 1M), -R for read) for\n"
+    "                           each point, and print the ratios to it; with\n"
+    "                           --sweep, a summary of 64K vs 1M per thread count\n"
     "  --verify                 check the bytes that arrive\n"
     "  --shared-pool            target buffer from mc_alloc_shared (shm transport)\n"
     "  --buffers pool|malloc|huge  how every data buffer (target, initiator,\n"
@@ -164,7 +168,7 @@ enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
-  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
+  OPT_BASEKIND, OPT_IPERF3, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -187,6 +191,7 @@ static const struct option long_opts[] = {
   {"metadata", required_argument, NULL, OPT_METADATA},
   {"baseline", no_argument, NULL, OPT_BASELINE},
   {"baseline-kind", required_argument, NULL, OPT_BASEKIND},
+  {"iperf3", no_argument, NULL, OPT_IPERF3},
   {"verify", no_argument, NULL, OPT_VERIFY},
   {"shared-pool", no_argument, NULL, OPT_SHARED},
   {"hugepages", no_argument, NULL, OPT_HUGE},
@@ -310,6 +315,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
         return -1;
       }
       break;
+    case OPT_IPERF3: o->iperf3 = 1; break;
     case OPT_VERIFY: o->verify = 1; break;
     case OPT_SHARED: o->shared_pool = 1; break;
     case OPT_HUGE: o->mem_kind = BENCH_MEM_HUGE; break;

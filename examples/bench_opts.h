@@ -36,6 +36,7 @@ typedef struct bench_opts {
   uint64_t total_size; /* target buffer; 0 = derive (see bench_need_bytes) */
   int baseline_kind;   /* enum bench_baseline_kind */
   int json, baseline, verify, shared_pool, quiet;
+  int iperf3; /* also run iperf3 with as many streams as threads, per point */
   int mem_kind; /* enum bench_mem_kind: how data buffers are allocated */
 } bench_opts;
 

@@ -24,6 +24,7 @@
 
 #include "bench_child.h"
 #include "bench_ctl.h"
+#include "bench_iperf.h"
 #include "bench_mem.h"
 #include "bench_opts.h"
 #include "bench_pattern.h"
@@ -199,10 +200,14 @@ out:
 
 /* ---- initiator ---- */
 
+#define MAX_POINTS (BENCH_LIST_MAX * BENCH_LIST_MAX)
+
 typedef struct init_ctx {
   const bench_opts *o;
   const char *control;
   bench_mc_env env;
+  bench_result done[MAX_POINTS]; /* mooncake results, for the summary */
+  size_t ndone;
 } init_ctx;
 
 /* Target CPU% over a measured point, from its self-reported CPU time. */
@@ -255,6 +260,18 @@ static int run_point(init_ctx *c, const bench_point *pt) {
   }
   mc.verified = pt->verify;
   bench_print_result(stdout, &mc, o->json);
+  if (c->ndone < MAX_POINTS)
+    c->done[c->ndone++] = mc;
+  if (o->iperf3) {
+    bench_result ip;
+    note(o, "baseline iperf3 for", pt);
+    if (bench_run_iperf3(pt, &ip, err, sizeof err)) {
+      fail("iperf3 baseline failed", err);
+      return -1;
+    }
+    bench_print_result(stdout, &ip, o->json);
+    bench_print_ratio(stdout, &mc, &ip, o->json);
+  }
   if (!o->baseline)
     return 0;
 
@@ -283,9 +300,39 @@ static int run_point(init_ctx *c, const bench_point *pt) {
   return 0;
 }
 
+/* Per thread count: our 64K throughput over our 1M throughput (the issue's
+ * per-request cost target), when the sweep had both. */
+static void print_summary(const init_ctx *c) {
+  for (size_t i = 0; i < c->ndone; i++) {
+    const bench_result *a = &c->done[i];
+    if (a->block != (64u << 10))
+      continue;
+    for (size_t j = 0; j < c->ndone; j++) {
+      const bench_result *b = &c->done[j];
+      if (b->block != (1u << 20) || b->threads != a->threads || bench_gbps(b) <= 0)
+        continue;
+      double r = bench_gbps(a) / bench_gbps(b);
+      if (c->o->json)
+        printf("{\"kind\":\"summary\",\"transport\":\"%s\",\"op\":\"%s\","
+               "\"threads\":%u,\"gb_per_s_64k_over_1m\":%.4f}\n", a->path,
+               a->op == MC_OP_WRITE ? "write" : "read", a->threads, r);
+      else
+        printf("summary  %s %s, %u thread(s): 64K/1M GB/s = %.3f\n", a->path,
+               a->op == MC_OP_WRITE ? "write" : "read", a->threads, r);
+    }
+  }
+}
+
 static int run_initiator(const bench_opts *o, const char *segment,
                          const char *control) {
-  init_ctx c = {.o = o, .control = control};
+  static init_ctx c; /* large (the summary's results): not on the stack */
+  memset(&c, 0, sizeof c);
+  c.o = o;
+  c.control = control;
+  if (o->iperf3 && !bench_iperf_available()) {
+    fail("--iperf3", "iperf3 does not run here (Debian: apt-get install iperf3)");
+    return 1;
+  }
   mc_engine *e = NULL;
   mc_segment *seg = NULL;
   uint8_t *local = NULL, *scratch = NULL;
@@ -349,6 +396,7 @@ static int run_initiator(const bench_opts *o, const char *segment,
         goto out;
     }
   }
+  print_summary(&c);
   rc = 0;
 out:
   if (seg)
