@@ -1,4 +1,4 @@
-/* tcp_io.c - non-blocking socket I/O bounded by deadlines and stop flags. */
+/* tcp_io.c - socket set-up, listening, addresses and the clock. */
 #include "tcp_io.h"
 
 #include <arpa/inet.h>
@@ -7,7 +7,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -19,78 +18,6 @@ int64_t tcp_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Polls fd for `events` for at most one tick, honouring deadline and stop.
- * 1 ready, 0 tick passed, MC_ETIMEDOUT, MC_ECANCELED. */
-static int wait_fd(int fd, short events, int64_t deadline, const atomic_int *stop) {
-  if (stop && atomic_load_explicit(stop, memory_order_relaxed))
-    return MC_ECANCELED;
-  int tmo = TCP_IO_TICK_MS;
-  if (deadline >= 0) {
-    int64_t left = deadline - tcp_now_ms();
-    if (left <= 0)
-      return MC_ETIMEDOUT;
-    if (left < tmo)
-      tmo = (int)left;
-  }
-  struct pollfd p = {.fd = fd, .events = events};
-  int n = poll(&p, 1, tmo);
-  if (n < 0)
-    return errno == EINTR ? 0 : MC_EPEER;
-  return n > 0;
-}
-
-int tcp_send_iov(int fd, struct iovec *iov, int iovcnt, int64_t deadline,
-                 const atomic_int *stop) {
-  while (iovcnt > 0) {
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-    ssize_t k = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (k < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return MC_EPEER;
-      int w = wait_fd(fd, POLLOUT, deadline, stop);
-      if (w < 0)
-        return w;
-      continue;
-    }
-    size_t done = (size_t)k;
-    while (iovcnt > 0 && done >= iov->iov_len) {
-      done -= iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = (char *)iov->iov_base + done;
-      iov->iov_len -= done;
-    }
-  }
-  return 0;
-}
-
-int tcp_recv_all(int fd, void *buf, size_t len, int64_t deadline,
-                 const atomic_int *stop) {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t k = recv(fd, p, len, MSG_DONTWAIT);
-    if (k > 0) {
-      p += k;
-      len -= (size_t)k;
-      continue;
-    }
-    if (k == 0)
-      return MC_EPEER;
-    if (errno == EINTR)
-      continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return MC_EPEER;
-    int w = wait_fd(fd, POLLIN, deadline, stop);
-    if (w < 0)
-      return w;
-  }
-  return 0;
 }
 
 void tcp_sock_setup(int fd, const tcp_cfg *cfg) {

@@ -294,8 +294,6 @@ void tcp_server_stop(tcp_server *s) {
   free(s);
 }
 
-unsigned tcp_server_pending(const tcp_server *s) { return s->used; }
-
 int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out) {
   tcp_server *s = calloc(1, sizeof *s);
   if (!s)

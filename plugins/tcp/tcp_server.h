@@ -11,8 +11,6 @@ typedef struct tcp_server tcp_server;
 
 /* Binds host:cfg.port, sets ctx->port, starts the accept thread. */
 int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out);
-/* Connections awaiting HELLO now (read without a lock: for tests/logs). */
-unsigned tcp_server_pending(const tcp_server *s);
 /* Closes the listener and every served connection, joins all threads. */
 void tcp_server_stop(tcp_server *s);
 
