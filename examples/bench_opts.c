@@ -30,6 +30,8 @@ void bench_usage(FILE *f, const char *prog) {
     "  --op read|write          read: target -> initiator; write: initiator -> target\n"
     "  --block-size SIZE        bytes per request, K/M/G suffixes (default 64K)\n"
     "  --batch-size N           requests per batch (default 16)\n"
+    "  --max-batch-bytes SIZE   cap batch x block per point (the batch shrinks for\n"
+    "                           large blocks; default: no cap)\n"
     "  --threads N              initiator threads, one batch each (default 1)\n"
     "  --duration SEC           measured time per point (default 5)\n"
     "  --total-size SIZE        target buffer (default: threads x batch x block in\n"
@@ -166,7 +168,7 @@ static int parse_list(const char *opt, const char *text, int sizes,
 
 enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
-  OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
+  OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_MAXBATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
   OPT_BASEKIND, OPT_IPERF3, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
@@ -181,6 +183,7 @@ static const struct option long_opts[] = {
   {"block-size", required_argument, NULL, OPT_BLOCK},
   {"block-sizes", required_argument, NULL, OPT_BLOCKS},
   {"batch-size", required_argument, NULL, OPT_BATCH},
+  {"max-batch-bytes", required_argument, NULL, OPT_MAXBATCH},
   {"threads", required_argument, NULL, OPT_THREADS},
   {"thread-sweep", required_argument, NULL, OPT_TSWEEP},
   {"sweep", no_argument, NULL, OPT_SWEEP},
@@ -285,6 +288,12 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
     case OPT_BATCH:
       if (parse_u32(a, 1, BENCH_MAX_BATCH, &o->batch)) {
         set_err(err, errlen, "--batch-size: bad count '%s' (1 .. %u)", a, BENCH_MAX_BATCH);
+        return -1;
+      }
+      break;
+    case OPT_MAXBATCH:
+      if (bench_parse_size(a, &o->max_batch_bytes) || o->max_batch_bytes == 0) {
+        set_err(err, errlen, "--max-batch-bytes: bad size '%s'", a);
         return -1;
       }
       break;
@@ -393,16 +402,29 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   return 0;
 }
 
-uint64_t bench_need_bytes(const bench_opts *o) {
+uint32_t bench_point_batch(const bench_opts *o, uint64_t block) {
+  if (!o->max_batch_bytes || block == 0 || (uint64_t)o->batch * block <= o->max_batch_bytes)
+    return o->batch;
+  uint64_t b = o->max_batch_bytes / block;
+  return b ? (uint32_t)b : 1;
+}
+
+uint64_t bench_max_batch_bytes(const bench_opts *o) {
   uint64_t maxb = 0;
+  for (size_t i = 0; i < o->nblocks; i++) {
+    uint64_t b = o->blocks[i] * bench_point_batch(o, o->blocks[i]);
+    if (b > maxb)
+      maxb = b;
+  }
+  return maxb; /* <= 1G * 65536 = 2^46 */
+}
+
+uint64_t bench_need_bytes(const bench_opts *o) {
   uint32_t maxt = 0;
-  for (size_t i = 0; i < o->nblocks; i++)
-    if (o->blocks[i] > maxb)
-      maxb = o->blocks[i];
   for (size_t i = 0; i < o->nthreads; i++)
     if (o->threads[i] > maxt)
       maxt = o->threads[i];
-  return maxb * o->batch * maxt; /* <= 1G * 65536 * 256 = 2^54: no overflow */
+  return bench_max_batch_bytes(o) * maxt; /* <= 2^46 * 256: no overflow */
 }
 
 int bench_baseline_kind(const bench_opts *o) {

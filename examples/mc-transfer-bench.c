@@ -336,13 +336,10 @@ static int run_initiator(const bench_opts *o, const char *segment,
   mc_engine *e = NULL;
   mc_segment *seg = NULL;
   uint8_t *local = NULL, *scratch = NULL;
-  uint64_t need = bench_need_bytes(o), maxblock = 0;
+  uint64_t need = bench_need_bytes(o);
   char err[512] = "";
   bench_target_info info;
   int rc = 1;
-  for (size_t i = 0; i < o->nblocks; i++)
-    if (o->blocks[i] > maxblock)
-      maxblock = o->blocks[i];
 
   if (bench_ctl_info(control, &info, err, sizeof err)) {
     fail("target control", err);
@@ -359,7 +356,7 @@ static int run_initiator(const bench_opts *o, const char *segment,
   if (!(local = alloc_registered(e, need, o->mem_kind, "local")))
     goto out;
   if (o->verify && o->op == MC_OP_WRITE &&
-      !(scratch = alloc_registered(e, maxblock * o->batch, o->mem_kind,
+      !(scratch = alloc_registered(e, bench_max_batch_bytes(o), o->mem_kind,
                                    "read-back")))
     goto out;
   if (o->op == MC_OP_WRITE)
@@ -384,7 +381,8 @@ static int run_initiator(const bench_opts *o, const char *segment,
   uint64_t index = 0;
   for (size_t b = 0; b < o->nblocks; b++) {
     for (size_t t = 0; t < o->nthreads; t++, index++) {
-      bench_point pt = {.op = o->op, .block = o->blocks[b], .batch = o->batch,
+      bench_point pt = {.op = o->op, .block = o->blocks[b],
+                        .batch = bench_point_batch(o, o->blocks[b]),
                         .threads = o->threads[t], .duration = o->duration,
                         .verify = o->verify,
                         .write_seed = BENCH_SEED_WRITE + index};
@@ -401,7 +399,7 @@ static int run_initiator(const bench_opts *o, const char *segment,
 out:
   if (seg)
     mc_segment_close(seg);
-  free_registered(e, scratch, maxblock * o->batch, o->mem_kind);
+  free_registered(e, scratch, bench_max_batch_bytes(o), o->mem_kind);
   free_registered(e, local, need, o->mem_kind);
   mc_engine_destroy(e);
   return rc;
