@@ -145,7 +145,8 @@ static void *worker_main(void *arg) {
   int64_t next_tick = tcp_now_ms() + TCP_ILOOP_TICK_MS;
   while (!atomic_load(&w->l->stop)) {
     int64_t now = tcp_now_ms();
-    int tmo = w->again ? 0 : next_tick > now ? (int)(next_tick - now) : 0;
+    /* No connection: nothing to time, sleep until kicked. */
+    int tmo = w->again ? 0 : !w->conns ? -1 : next_tick > now ? (int)(next_tick - now) : 0;
     int n = epoll_wait(w->ep, ev, 64, tmo);
     int kicked = 0;
     for (int i = 0; i < n; i++) {
