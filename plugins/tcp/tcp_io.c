@@ -55,7 +55,7 @@ int tcp_listen(const char *host, uint16_t port, uint16_t *bound) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (bind(fd, a->ai_addr, a->ai_addrlen) || listen(fd, 128) ||
+    if (bind(fd, a->ai_addr, a->ai_addrlen) || listen(fd, 1024) ||
         getsockname(fd, (struct sockaddr *)&ss, &sl)) {
       close(fd);
       continue;

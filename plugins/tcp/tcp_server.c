@@ -229,7 +229,7 @@ static void accept_some(tcp_server *s) {
 }
 
 static void expire(tcp_server *s, int64_t now) {
-  for (uint32_t i = 0; i < s->nslots; i++) {
+  for (uint32_t i = 0; s->used && i < s->nslots; i++) {
     hs_slot *sl = &s->slots[i];
     if (sl->fd >= 0 && now >= sl->deadline)
       slot_drop(s, sl, "no valid HELLO within hello_timeout_ms");
@@ -241,7 +241,7 @@ static void *hello_main(void *arg) {
   struct epoll_event ev[64];
   while (!atomic_load(&s->stop)) {
     int64_t now = tcp_now_ms(), next = now + HS_TICK_MS;
-    for (uint32_t i = 0; i < s->nslots; i++)
+    for (uint32_t i = 0; s->used && i < s->nslots; i++)
       if (s->slots[i].fd >= 0 && s->slots[i].deadline < next)
         next = s->slots[i].deadline;
     if (s->paused_until && s->paused_until < next)

@@ -33,7 +33,7 @@
 #include "tcp_test_host.h"
 #include "tcp_test_peer.h"
 
-#define FLOOD_N 300
+#define FLOOD_N 1000
 #define SOURCES 17
 #define FLOOD_MS 4000
 #define WINDOW_MS 500
