@@ -27,7 +27,8 @@ void bench_usage(FILE *f, const char *prog) {
     "  --control HOST:PORT      initiator: the target's CONTROL line; target: where the\n"
     "                           bench control listener binds (default <listen host>:0)\n"
     "  --listen HOST:PORT       this engine's handshake listener (target in loopback)\n"
-    "  --op read|write          read: target -> initiator; write: initiator -> target\n"
+    "  --op read|write|both     read: target -> initiator; write: initiator -> target;\n"
+    "                           both (or read,write): every point for each, in turn\n"
     "  --block-size SIZE        bytes per request, K/M/G suffixes (default 64K)\n"
     "  --batch-size N           requests per batch (default 16)\n"
     "  --max-batch-bytes SIZE   cap batch x block per point (the batch shrinks for\n"
@@ -211,6 +212,8 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   o->mode = BENCH_LOOPBACK;
   o->transport = "tcp";
   o->op = MC_OP_READ;
+  o->ops[0] = MC_OP_READ;
+  o->nops = 1;
   o->blocks[0] = 64u << 10;
   o->threads[0] = 1;
   o->batch = 16;
@@ -256,12 +259,17 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
     case OPT_CONFIG: o->config = a; break;
     case OPT_METADATA: o->metadata = a; break;
     case OPT_OP:
-      if (!strcmp(a, "read")) o->op = MC_OP_READ;
-      else if (!strcmp(a, "write")) o->op = MC_OP_WRITE;
+      if (!strcmp(a, "read")) o->ops[0] = MC_OP_READ, o->nops = 1;
+      else if (!strcmp(a, "write")) o->ops[0] = MC_OP_WRITE, o->nops = 1;
+      else if (!strcmp(a, "both") || !strcmp(a, "read,write"))
+        o->ops[0] = MC_OP_READ, o->ops[1] = MC_OP_WRITE, o->nops = 2;
+      else if (!strcmp(a, "write,read"))
+        o->ops[0] = MC_OP_WRITE, o->ops[1] = MC_OP_READ, o->nops = 2;
       else {
-        set_err(err, errlen, "--op: '%s' is not read or write", a);
+        set_err(err, errlen, "--op: '%s' is not read, write or both", a);
         return -1;
       }
+      o->op = o->ops[0];
       break;
     case OPT_BLOCK:
       if (bench_parse_size(a, &block) || block == 0 || block > BENCH_MAX_BLOCK) {

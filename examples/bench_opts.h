@@ -25,7 +25,9 @@ typedef struct bench_opts {
   const char *control;   /* target: bind address; initiator: target's CONTROL */
   const char *config;    /* YAML file for mc_engine_opts.config_path */
   const char *metadata;  /* mc_engine_opts.metadata */
-  uint32_t op;           /* MC_OP_READ or MC_OP_WRITE */
+  uint32_t op;           /* MC_OP_READ or MC_OP_WRITE: the first of ops */
+  uint32_t ops[2];       /* the ops to run, in order (--op read,write) */
+  size_t nops;
   uint64_t blocks[BENCH_LIST_MAX]; /* block sizes to run, in order */
   size_t nblocks;
   uint32_t threads[BENCH_LIST_MAX]; /* thread counts to run, in order */

@@ -309,7 +309,8 @@ static void print_summary(const init_ctx *c) {
       continue;
     for (size_t j = 0; j < c->ndone; j++) {
       const bench_result *b = &c->done[j];
-      if (b->block != (1u << 20) || b->threads != a->threads || bench_gbps(b) <= 0)
+      if (b->block != (1u << 20) || b->threads != a->threads || b->op != a->op ||
+          bench_gbps(b) <= 0)
         continue;
       double r = bench_gbps(a) / bench_gbps(b);
       if (c->o->json)
@@ -355,14 +356,13 @@ static int run_initiator(const bench_opts *o, const char *segment,
     return 1;
   if (!(local = alloc_registered(e, need, o->mem_kind, "local")))
     goto out;
-  if (o->verify && o->op == MC_OP_WRITE &&
+  int any_write = 0;
+  for (size_t i = 0; i < o->nops; i++)
+    any_write |= o->ops[i] == MC_OP_WRITE;
+  if (o->verify && any_write &&
       !(scratch = alloc_registered(e, bench_max_batch_bytes(o), o->mem_kind,
                                    "read-back")))
     goto out;
-  if (o->op == MC_OP_WRITE)
-    bench_fill(local, 0, need, BENCH_SEED_WRITE);
-  else
-    memset(local, 0, need); /* fault the pages in before measuring */
   int r = mc_segment_open(e, segment, &seg);
   if (r) {
     /* The engine logged what the peer did (lines above). */
@@ -379,19 +379,27 @@ static int run_initiator(const bench_opts *o, const char *segment,
     bench_print_header(stdout);
   }
   uint64_t index = 0;
-  for (size_t b = 0; b < o->nblocks; b++) {
-    for (size_t t = 0; t < o->nthreads; t++, index++) {
-      bench_point pt = {.op = o->op, .block = o->blocks[b],
-                        .batch = bench_point_batch(o, o->blocks[b]),
-                        .threads = o->threads[t], .duration = o->duration,
-                        .verify = o->verify,
-                        .write_seed = BENCH_SEED_WRITE + index};
-      /* A fresh pattern per point, so a stale copy cannot pass the check. */
-      if (o->verify && o->op == MC_OP_WRITE && index > 0)
-        bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
-                   pt.write_seed);
-      if (run_point(&c, &pt))
-        goto out;
+  for (size_t oi = 0; oi < o->nops; oi++) {
+    uint32_t op = o->ops[oi];
+    if (op == MC_OP_WRITE)
+      bench_fill(local, 0, need, BENCH_SEED_WRITE + index);
+    else
+      memset(local, 0, need); /* fault the pages in before measuring */
+    uint64_t first = index;
+    for (size_t b = 0; b < o->nblocks; b++) {
+      for (size_t t = 0; t < o->nthreads; t++, index++) {
+        bench_point pt = {.op = op, .block = o->blocks[b],
+                          .batch = bench_point_batch(o, o->blocks[b]),
+                          .threads = o->threads[t], .duration = o->duration,
+                          .verify = o->verify,
+                          .write_seed = BENCH_SEED_WRITE + index};
+        /* A fresh pattern per point, so a stale copy cannot pass the check. */
+        if (o->verify && op == MC_OP_WRITE && index > first)
+          bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
+                     pt.write_seed);
+        if (run_point(&c, &pt))
+          goto out;
+      }
     }
   }
   print_summary(&c);
