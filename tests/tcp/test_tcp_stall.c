@@ -6,7 +6,7 @@
  * 10 bytes of it, and stop; STALLERS more send 64 READs of 1 MiB each and
  * never read a byte.  That is far more stuck connections than io threads.
  * Meanwhile a legitimate peer keeps writing and reading back (every byte
- * compared): zero errors, progress in every half second.  Then the target
+ * compared): zero errors, progress in every second.  Then the target
  * closes every stuck connection after about timeout_ms without progress.
  *
  *   test_tcp_stall <path/to/mc-transport-tcp.so> */
@@ -28,7 +28,7 @@
 
 #define STALLERS 8
 #define RUN_MS 3000
-#define WINDOW_MS 500
+#define WINDOW_MS 1000
 #define MiB ((uint64_t)1 << 20)
 
 static void send_all(int fd, const void *p, size_t n) {
@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
   }
   int64_t took = th_now_ms() - start;
   printf("legitimate peer beside %d stalled writers and %d non-readers (2 io threads): "
-         "%.1f MB/s, %u verified round trips, %d errors, %d of %d half-seconds without "
+         "%.1f MB/s, %u verified round trips, %d errors, %d of %d seconds without "
          "progress\n", STALLERS, STALLERS, rounds * 2.0 * TP_REGION / 1e6 / (took / 1e3),
          rounds, errors, empty, windows);
   CHECK_MSG(errors == 0, "%d errors beside stalled peers", errors);
