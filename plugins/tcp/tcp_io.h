@@ -4,11 +4,9 @@
 #ifndef MC_TCP_IO_H
 #define MC_TCP_IO_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "tcp_ctx.h"
 

@@ -12,11 +12,9 @@
 #include "tcp_serve.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -24,7 +22,6 @@
 
 #include "tcp_frames.h"
 #include "tcp_io.h"
-#include "tcp_wire.h"
 
 #define SV_WAKE UINT64_MAX           /* epoll tag of the worker's eventfd */
 #define SV_SCAN_MS 1000              /* idle and stall scan period, at most */
