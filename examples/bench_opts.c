@@ -27,9 +27,12 @@ void bench_usage(FILE *f, const char *prog) {
     "  --control HOST:PORT      initiator: the target's CONTROL line; target: where the\n"
     "                           bench control listener binds (default <listen host>:0)\n"
     "  --listen HOST:PORT       this engine's handshake listener (target in loopback)\n"
-    "  --op read|write          read: target -> initiator; write: initiator -> target\n"
+    "  --op read|write|both     read: target -> initiator; write: initiator -> target;\n"
+    "                           both (or read,write): every point for each, in turn\n"
     "  --block-size SIZE        bytes per request, K/M/G suffixes (default 64K)\n"
     "  --batch-size N           requests per batch (default 16)\n"
+    "  --max-batch-bytes SIZE   cap batch x block per point (the batch shrinks for\n"
+    "                           large blocks; default: no cap)\n"
     "  --threads N              initiator threads, one batch each (default 1)\n"
     "  --duration SEC           measured time per point (default 5)\n"
     "  --total-size SIZE        target buffer (default: threads x batch x block in\n"
@@ -40,6 +43,10 @@ void bench_usage(FILE *f, const char *prog) {
     "  --baseline               also measure a plain path between the same processes:\n"
     "                           a TCP socket stream (or memcpy for --transport shm)\n"
     "  --baseline-kind socket|memcpy  override that choice\n"
+    "  --iperf3                 also run iperf3 (client and server on 127.0.0.1,\n"
+    "                           -P threads, -l min(block, 1M), -R for read) for\n"
+    "                           each point, and print the ratios to it; with\n"
+    "                           --sweep, a summary of 64K vs 1M per thread count\n"
     "  --verify                 check the bytes that arrive\n"
     "  --shared-pool            target buffer from mc_alloc_shared (shm transport)\n"
     "  --buffers pool|malloc|huge  how every data buffer (target, initiator,\n"
@@ -162,9 +169,9 @@ static int parse_list(const char *opt, const char *text, int sizes,
 
 enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
-  OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
+  OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_MAXBATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
-  OPT_BASEKIND, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
+  OPT_BASEKIND, OPT_IPERF3, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -177,6 +184,7 @@ static const struct option long_opts[] = {
   {"block-size", required_argument, NULL, OPT_BLOCK},
   {"block-sizes", required_argument, NULL, OPT_BLOCKS},
   {"batch-size", required_argument, NULL, OPT_BATCH},
+  {"max-batch-bytes", required_argument, NULL, OPT_MAXBATCH},
   {"threads", required_argument, NULL, OPT_THREADS},
   {"thread-sweep", required_argument, NULL, OPT_TSWEEP},
   {"sweep", no_argument, NULL, OPT_SWEEP},
@@ -187,6 +195,7 @@ static const struct option long_opts[] = {
   {"metadata", required_argument, NULL, OPT_METADATA},
   {"baseline", no_argument, NULL, OPT_BASELINE},
   {"baseline-kind", required_argument, NULL, OPT_BASEKIND},
+  {"iperf3", no_argument, NULL, OPT_IPERF3},
   {"verify", no_argument, NULL, OPT_VERIFY},
   {"shared-pool", no_argument, NULL, OPT_SHARED},
   {"hugepages", no_argument, NULL, OPT_HUGE},
@@ -203,6 +212,8 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   o->mode = BENCH_LOOPBACK;
   o->transport = "tcp";
   o->op = MC_OP_READ;
+  o->ops[0] = MC_OP_READ;
+  o->nops = 1;
   o->blocks[0] = 64u << 10;
   o->threads[0] = 1;
   o->batch = 16;
@@ -248,12 +259,17 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
     case OPT_CONFIG: o->config = a; break;
     case OPT_METADATA: o->metadata = a; break;
     case OPT_OP:
-      if (!strcmp(a, "read")) o->op = MC_OP_READ;
-      else if (!strcmp(a, "write")) o->op = MC_OP_WRITE;
+      if (!strcmp(a, "read")) o->ops[0] = MC_OP_READ, o->nops = 1;
+      else if (!strcmp(a, "write")) o->ops[0] = MC_OP_WRITE, o->nops = 1;
+      else if (!strcmp(a, "both") || !strcmp(a, "read,write"))
+        o->ops[0] = MC_OP_READ, o->ops[1] = MC_OP_WRITE, o->nops = 2;
+      else if (!strcmp(a, "write,read"))
+        o->ops[0] = MC_OP_WRITE, o->ops[1] = MC_OP_READ, o->nops = 2;
       else {
-        set_err(err, errlen, "--op: '%s' is not read or write", a);
+        set_err(err, errlen, "--op: '%s' is not read, write or both", a);
         return -1;
       }
+      o->op = o->ops[0];
       break;
     case OPT_BLOCK:
       if (bench_parse_size(a, &block) || block == 0 || block > BENCH_MAX_BLOCK) {
@@ -280,6 +296,12 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
     case OPT_BATCH:
       if (parse_u32(a, 1, BENCH_MAX_BATCH, &o->batch)) {
         set_err(err, errlen, "--batch-size: bad count '%s' (1 .. %u)", a, BENCH_MAX_BATCH);
+        return -1;
+      }
+      break;
+    case OPT_MAXBATCH:
+      if (bench_parse_size(a, &o->max_batch_bytes) || o->max_batch_bytes == 0) {
+        set_err(err, errlen, "--max-batch-bytes: bad size '%s'", a);
         return -1;
       }
       break;
@@ -310,6 +332,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
         return -1;
       }
       break;
+    case OPT_IPERF3: o->iperf3 = 1; break;
     case OPT_VERIFY: o->verify = 1; break;
     case OPT_SHARED: o->shared_pool = 1; break;
     case OPT_HUGE: o->mem_kind = BENCH_MEM_HUGE; break;
@@ -387,16 +410,29 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   return 0;
 }
 
-uint64_t bench_need_bytes(const bench_opts *o) {
+uint32_t bench_point_batch(const bench_opts *o, uint64_t block) {
+  if (!o->max_batch_bytes || block == 0 || (uint64_t)o->batch * block <= o->max_batch_bytes)
+    return o->batch;
+  uint64_t b = o->max_batch_bytes / block;
+  return b ? (uint32_t)b : 1;
+}
+
+uint64_t bench_max_batch_bytes(const bench_opts *o) {
   uint64_t maxb = 0;
+  for (size_t i = 0; i < o->nblocks; i++) {
+    uint64_t b = o->blocks[i] * bench_point_batch(o, o->blocks[i]);
+    if (b > maxb)
+      maxb = b;
+  }
+  return maxb; /* <= 1G * 65536 = 2^46 */
+}
+
+uint64_t bench_need_bytes(const bench_opts *o) {
   uint32_t maxt = 0;
-  for (size_t i = 0; i < o->nblocks; i++)
-    if (o->blocks[i] > maxb)
-      maxb = o->blocks[i];
   for (size_t i = 0; i < o->nthreads; i++)
     if (o->threads[i] > maxt)
       maxt = o->threads[i];
-  return maxb * o->batch * maxt; /* <= 1G * 65536 * 256 = 2^54: no overflow */
+  return bench_max_batch_bytes(o) * maxt; /* <= 2^46 * 256: no overflow */
 }
 
 int bench_baseline_kind(const bench_opts *o) {

@@ -25,17 +25,21 @@ typedef struct bench_opts {
   const char *control;   /* target: bind address; initiator: target's CONTROL */
   const char *config;    /* YAML file for mc_engine_opts.config_path */
   const char *metadata;  /* mc_engine_opts.metadata */
-  uint32_t op;           /* MC_OP_READ or MC_OP_WRITE */
+  uint32_t op;           /* MC_OP_READ or MC_OP_WRITE: the first of ops */
+  uint32_t ops[2];       /* the ops to run, in order (--op read,write) */
+  size_t nops;
   uint64_t blocks[BENCH_LIST_MAX]; /* block sizes to run, in order */
   size_t nblocks;
   uint32_t threads[BENCH_LIST_MAX]; /* thread counts to run, in order */
   size_t nthreads;
   uint32_t batch;
+  uint64_t max_batch_bytes; /* caps batch x block per point; 0 = none */
   double duration;     /* seconds per measured point */
   double progress;     /* seconds between progress lines on a terminal; 0 none */
   uint64_t total_size; /* target buffer; 0 = derive (see bench_need_bytes) */
   int baseline_kind;   /* enum bench_baseline_kind */
   int json, baseline, verify, shared_pool, quiet;
+  int iperf3; /* also run iperf3 with as many streams as threads, per point */
   int mem_kind; /* enum bench_mem_kind: how data buffers are allocated */
 } bench_opts;
 
@@ -52,7 +56,14 @@ int bench_parse_size(const char *text, uint64_t *out);
 /* Formats bytes as "64K", "1M", "1536" (exact, largest suffix that fits). */
 void bench_format_size(uint64_t bytes, char *buf, size_t len);
 
-/* Bytes one run needs on each side: max threads x batch x max block. */
+/* The batch of a point with this block: batch, capped so that batch x
+ * block <= max_batch_bytes (at least 1). */
+uint32_t bench_point_batch(const bench_opts *o, uint64_t block);
+
+/* Bytes of one thread's batch at its largest (over the block sizes). */
+uint64_t bench_max_batch_bytes(const bench_opts *o);
+
+/* Bytes one run needs on each side: max threads x the largest batch. */
 uint64_t bench_need_bytes(const bench_opts *o);
 
 /* The baseline actually used (resolves BENCH_BASE_AUTO). */

@@ -88,6 +88,13 @@ static double reqps(const bench_result *r) {
   return r->wall_s > 0 ? (double)r->requests / r->wall_s : 0.0;
 }
 
+double bench_cpu_s_per_gb(const bench_result *r) {
+  double cpu = r->cpu_pct + (r->target_cpu_pct > 0 ? r->target_cpu_pct : 0);
+  return r->bytes ? cpu / 100.0 * r->wall_s / ((double)r->bytes / 1e9) : 0.0;
+}
+
+double bench_gbps(const bench_result *r) { return gbps(r); }
+
 static const char *op_name(uint32_t op) {
   return op == MC_OP_WRITE ? "write" : "read";
 }
@@ -108,9 +115,9 @@ static void json_str(FILE *f, const char *s) {
 }
 
 void bench_print_header(FILE *f) {
-  fprintf(f, "%-8s %-8s %-5s %6s %5s %4s %8s %10s %10s %10s %7s %7s %s\n",
+  fprintf(f, "%-8s %-8s %-5s %6s %5s %4s %8s %10s %10s %10s %7s %7s %8s %s\n",
           "kind", "path", "op", "block", "batch", "thr", "GB/s", "req/s",
-          "p50_us", "p99_us", "cpu%", "tgtcpu%", "check");
+          "p50_us", "p99_us", "cpu%", "tgtcpu%", "cpu_s/GB", "check");
 }
 
 void bench_print_result(FILE *f, const bench_result *r, int json) {
@@ -125,27 +132,31 @@ void bench_print_result(FILE *f, const bench_result *r, int json) {
             ",\"requests\":%" PRIu64 ",\"batches\":%" PRIu64
             ",\"gb_per_s\":%.4f,\"requests_per_s\":%.1f"
             ",\"latency\":\"batch_round_trip\",\"lat_p50_us\":%.2f"
-            ",\"lat_p99_us\":%.2f,\"lat_max_us\":%.2f,\"cpu_pct\":%.1f",
+            ",\"lat_p99_us\":%.2f,\"lat_max_us\":%.2f,\"cpu_pct\":%.1f"
+            ",\"cpu_s_per_gb\":%.4f",
             op_name(r->op), r->block, r->batch, r->threads, r->wall_s, r->bytes,
             r->requests, r->batches, gbps(r), reqps(r), r->p50_us, r->p99_us,
-            r->max_us, r->cpu_pct);
+            r->max_us, r->cpu_pct, bench_cpu_s_per_gb(r));
     if (r->target_cpu_pct >= 0)
       fprintf(f, ",\"target_cpu_pct\":%.1f", r->target_cpu_pct);
     else
       fputs(",\"target_cpu_pct\":null", f);
     fprintf(f, ",\"verified\":%s}\n", r->verified ? "true" : "false");
   } else {
-    char bs[32], tc[16];
+    char bs[32], tc[16], p50[24], p99[24];
     bench_format_size(r->block, bs, sizeof bs);
     if (r->target_cpu_pct >= 0)
       snprintf(tc, sizeof tc, "%.1f", r->target_cpu_pct);
     else
       snprintf(tc, sizeof tc, "-");
+    /* A stream baseline (iperf3) has no batch round trips: -1 prints "-". */
+    snprintf(p50, sizeof p50, r->p50_us < 0 ? "-" : "%.1f", r->p50_us);
+    snprintf(p99, sizeof p99, r->p99_us < 0 ? "-" : "%.1f", r->p99_us);
     fprintf(f,
             "%-8s %-8s %-5s %6s %5" PRIu32 " %4" PRIu32
-            " %8.3f %10.0f %10.1f %10.1f %7.1f %7s %s\n",
+            " %8.3f %10.0f %10s %10s %7.1f %7s %8.3f %s\n",
             r->kind, r->path, op_name(r->op), bs, r->batch, r->threads,
-            gbps(r), reqps(r), r->p50_us, r->p99_us, r->cpu_pct, tc,
+            gbps(r), reqps(r), p50, p99, r->cpu_pct, tc, bench_cpu_s_per_gb(r),
             r->verified ? "ok" : "-");
   }
   fflush(f);
@@ -155,6 +166,8 @@ void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base
                        int json) {
   double b = gbps(base);
   double ratio = b > 0 ? gbps(mc) / b : 0.0;
+  double bc = bench_cpu_s_per_gb(base);
+  double cratio = bc > 0 ? bench_cpu_s_per_gb(mc) / bc : 0.0;
   if (json) {
     fputs("{\"kind\":\"ratio\",\"transport\":", f);
     json_str(f, mc->path);
@@ -162,10 +175,12 @@ void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base
     json_str(f, base->path);
     fprintf(f,
             ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
-            ",\"threads\":%" PRIu32 ",\"gb_per_s_ratio\":%.4f}\n",
-            op_name(mc->op), mc->block, mc->batch, mc->threads, ratio);
+            ",\"threads\":%" PRIu32 ",\"gb_per_s_ratio\":%.4f"
+            ",\"cpu_s_per_gb_ratio\":%.4f}\n",
+            op_name(mc->op), mc->block, mc->batch, mc->threads, ratio, cratio);
   } else {
-    fprintf(f, "ratio    %s/%s GB/s = %.3f\n", mc->path, base->path, ratio);
+    fprintf(f, "ratio    %s/%s GB/s = %.3f, cpu_s/GB = %.3f\n", mc->path, base->path,
+            ratio, cratio);
   }
   fflush(f);
 }

@@ -34,7 +34,7 @@ typedef struct bench_result {
   uint32_t batch, threads;
   double wall_s;      /* first thread start .. last thread end */
   uint64_t bytes, requests, batches;
-  double p50_us, p99_us, max_us; /* per-batch round trip */
+  double p50_us, p99_us, max_us; /* per-batch round trip; < 0: none */
   double cpu_pct;     /* initiator process, 100 = one core busy */
   double target_cpu_pct; /* target process; < 0 when unknown */
   int verified;       /* 1: data checked and correct; 0: not checked */
@@ -45,7 +45,11 @@ void bench_result_finish(bench_result *r, const bench_hist *h);
 
 void bench_print_header(FILE *f);
 void bench_print_result(FILE *f, const bench_result *r, int json);
-/* mooncake/baseline throughput ratio, as a line or a JSON object. */
+/* CPU seconds (initiator + target when known) per GB moved. */
+double bench_cpu_s_per_gb(const bench_result *r);
+/* GB/s of a result. */
+double bench_gbps(const bench_result *r);
+/* mooncake/baseline throughput (and CPU per GB) ratio, as a line or a JSON object. */
 void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base,
                        int json);
 

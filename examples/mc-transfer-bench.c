@@ -24,6 +24,7 @@
 
 #include "bench_child.h"
 #include "bench_ctl.h"
+#include "bench_iperf.h"
 #include "bench_mem.h"
 #include "bench_opts.h"
 #include "bench_pattern.h"
@@ -199,10 +200,14 @@ out:
 
 /* ---- initiator ---- */
 
+#define MAX_POINTS (BENCH_LIST_MAX * BENCH_LIST_MAX)
+
 typedef struct init_ctx {
   const bench_opts *o;
   const char *control;
   bench_mc_env env;
+  bench_result done[MAX_POINTS]; /* mooncake results, for the summary */
+  size_t ndone;
 } init_ctx;
 
 /* Target CPU% over a measured point, from its self-reported CPU time. */
@@ -255,6 +260,18 @@ static int run_point(init_ctx *c, const bench_point *pt) {
   }
   mc.verified = pt->verify;
   bench_print_result(stdout, &mc, o->json);
+  if (c->ndone < MAX_POINTS)
+    c->done[c->ndone++] = mc;
+  if (o->iperf3) {
+    bench_result ip;
+    note(o, "baseline iperf3 for", pt);
+    if (bench_run_iperf3(pt, &ip, err, sizeof err)) {
+      fail("iperf3 baseline failed", err);
+      return -1;
+    }
+    bench_print_result(stdout, &ip, o->json);
+    bench_print_ratio(stdout, &mc, &ip, o->json);
+  }
   if (!o->baseline)
     return 0;
 
@@ -283,19 +300,47 @@ static int run_point(init_ctx *c, const bench_point *pt) {
   return 0;
 }
 
+/* Per thread count: our 64K throughput over our 1M throughput (the issue's
+ * per-request cost target), when the sweep had both. */
+static void print_summary(const init_ctx *c) {
+  for (size_t i = 0; i < c->ndone; i++) {
+    const bench_result *a = &c->done[i];
+    if (a->block != (64u << 10))
+      continue;
+    for (size_t j = 0; j < c->ndone; j++) {
+      const bench_result *b = &c->done[j];
+      if (b->block != (1u << 20) || b->threads != a->threads || b->op != a->op ||
+          bench_gbps(b) <= 0)
+        continue;
+      double r = bench_gbps(a) / bench_gbps(b);
+      if (c->o->json)
+        printf("{\"kind\":\"summary\",\"transport\":\"%s\",\"op\":\"%s\","
+               "\"threads\":%u,\"gb_per_s_64k_over_1m\":%.4f}\n", a->path,
+               a->op == MC_OP_WRITE ? "write" : "read", a->threads, r);
+      else
+        printf("summary  %s %s, %u thread(s): 64K/1M GB/s = %.3f\n", a->path,
+               a->op == MC_OP_WRITE ? "write" : "read", a->threads, r);
+    }
+  }
+}
+
 static int run_initiator(const bench_opts *o, const char *segment,
                          const char *control) {
-  init_ctx c = {.o = o, .control = control};
+  static init_ctx c; /* large (the summary's results): not on the stack */
+  memset(&c, 0, sizeof c);
+  c.o = o;
+  c.control = control;
+  if (o->iperf3 && !bench_iperf_available()) {
+    fail("--iperf3", "iperf3 does not run here (Debian: apt-get install iperf3)");
+    return 1;
+  }
   mc_engine *e = NULL;
   mc_segment *seg = NULL;
   uint8_t *local = NULL, *scratch = NULL;
-  uint64_t need = bench_need_bytes(o), maxblock = 0;
+  uint64_t need = bench_need_bytes(o);
   char err[512] = "";
   bench_target_info info;
   int rc = 1;
-  for (size_t i = 0; i < o->nblocks; i++)
-    if (o->blocks[i] > maxblock)
-      maxblock = o->blocks[i];
 
   if (bench_ctl_info(control, &info, err, sizeof err)) {
     fail("target control", err);
@@ -311,14 +356,13 @@ static int run_initiator(const bench_opts *o, const char *segment,
     return 1;
   if (!(local = alloc_registered(e, need, o->mem_kind, "local")))
     goto out;
-  if (o->verify && o->op == MC_OP_WRITE &&
-      !(scratch = alloc_registered(e, maxblock * o->batch, o->mem_kind,
+  int any_write = 0;
+  for (size_t i = 0; i < o->nops; i++)
+    any_write |= o->ops[i] == MC_OP_WRITE;
+  if (o->verify && any_write &&
+      !(scratch = alloc_registered(e, bench_max_batch_bytes(o), o->mem_kind,
                                    "read-back")))
     goto out;
-  if (o->op == MC_OP_WRITE)
-    bench_fill(local, 0, need, BENCH_SEED_WRITE);
-  else
-    memset(local, 0, need); /* fault the pages in before measuring */
   int r = mc_segment_open(e, segment, &seg);
   if (r) {
     /* The engine logged what the peer did (lines above). */
@@ -335,25 +379,35 @@ static int run_initiator(const bench_opts *o, const char *segment,
     bench_print_header(stdout);
   }
   uint64_t index = 0;
-  for (size_t b = 0; b < o->nblocks; b++) {
-    for (size_t t = 0; t < o->nthreads; t++, index++) {
-      bench_point pt = {.op = o->op, .block = o->blocks[b], .batch = o->batch,
-                        .threads = o->threads[t], .duration = o->duration,
-                        .verify = o->verify,
-                        .write_seed = BENCH_SEED_WRITE + index};
-      /* A fresh pattern per point, so a stale copy cannot pass the check. */
-      if (o->verify && o->op == MC_OP_WRITE && index > 0)
-        bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
-                   pt.write_seed);
-      if (run_point(&c, &pt))
-        goto out;
+  for (size_t oi = 0; oi < o->nops; oi++) {
+    uint32_t op = o->ops[oi];
+    if (op == MC_OP_WRITE)
+      bench_fill(local, 0, need, BENCH_SEED_WRITE + index);
+    else
+      memset(local, 0, need); /* fault the pages in before measuring */
+    uint64_t first = index;
+    for (size_t b = 0; b < o->nblocks; b++) {
+      for (size_t t = 0; t < o->nthreads; t++, index++) {
+        bench_point pt = {.op = op, .block = o->blocks[b],
+                          .batch = bench_point_batch(o, o->blocks[b]),
+                          .threads = o->threads[t], .duration = o->duration,
+                          .verify = o->verify,
+                          .write_seed = BENCH_SEED_WRITE + index};
+        /* A fresh pattern per point, so a stale copy cannot pass the check. */
+        if (o->verify && op == MC_OP_WRITE && index > first)
+          bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
+                     pt.write_seed);
+        if (run_point(&c, &pt))
+          goto out;
+      }
     }
   }
+  print_summary(&c);
   rc = 0;
 out:
   if (seg)
     mc_segment_close(seg);
-  free_registered(e, scratch, maxblock * o->batch, o->mem_kind);
+  free_registered(e, scratch, bench_max_batch_bytes(o), o->mem_kind);
   free_registered(e, local, need, o->mem_kind);
   mc_engine_destroy(e);
   return rc;

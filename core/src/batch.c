@@ -226,28 +226,58 @@ static int req_prepare(mc_batch *b, mc_req *r) {
   return 1;
 }
 
-static void req_start(mc_req *r) {
-  mc_pipeline *e = r->batch->pipe;
-  mc_transport *t = e->set->t[r->slices[0].transport];
-  /* Snapshot: completions may finish (and free) the request while we
-   * are still submitting its later slices. */
-  uint32_t n = r->nslices;
-  mc_slice_rec *base = r->slices;
-  mc_slice_rec *run[SUBMIT_CHUNK];
-  for (uint32_t i = 0; i < n;) {
-    uint32_t k = n - i < SUBMIT_CHUNK ? n - i : SUBMIT_CHUNK;
-    for (uint32_t j = 0; j < k; j++)
-      run[j] = &base[i + j];
-    i += k;
-    int rc = mc_slices_send(e, t, run, k);
-    if (rc) {
-      /* No route (peer down): every unsent slice goes the retry path. */
-      for (uint32_t j = 0; j < k; j++) {
-        mc_slice_account(e, run[j], 1);
-        mc_slice_done(run[j], rc, 0, 0);
-      }
+/* Hands run[0..k) to the plugin; what cannot be routed fails through the
+ * retry path. */
+static void run_send(mc_pipeline *e, mc_transport *t, mc_slice_rec **run, uint32_t k) {
+  int rc = mc_slices_send(e, t, run, k);
+  if (rc) {
+    /* No route (peer down): every unsent slice goes the retry path. */
+    for (uint32_t j = 0; j < k; j++) {
+      mc_slice_account(e, run[j], 1);
+      mc_slice_done(run[j], rc, 0, 0);
     }
   }
+}
+
+/* Starts the slices of the pending requests among [first, first+n).
+ * Consecutive requests for the same transport and remote buffer go to the
+ * plugin together, SUBMIT_CHUNK slices per submit call: a batch of small
+ * requests costs the plugin one call (and one wake-up of its thread) per
+ * chunk rather than one per request.  A run's first slice is always still
+ * unsent, so its request (whose view routes the run) cannot have finished;
+ * a request's transport, view and buffer are read before any of its
+ * slices is sent. */
+static void reqs_start(mc_batch *b, uint32_t first, uint32_t n) {
+  mc_pipeline *e = b->pipe;
+  mc_slice_rec *run[SUBMIT_CHUNK];
+  uint32_t k = 0;
+  mc_transport *rt = NULL;
+  const mc_seg_view *rv = NULL;
+  long rbuf = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    mc_req *r = &b->reqs[first + i];
+    if (atomic_load(&r->state) != MC_XFER_PENDING)
+      continue;
+    uint32_t ns = r->nslices;
+    mc_slice_rec *base = r->slices;
+    mc_transport *t = e->set->t[base[0].transport];
+    if (k && (t != rt || r->view != rv || r->rbuf != rbuf)) {
+      run_send(e, rt, run, k);
+      k = 0;
+    }
+    rt = t;
+    rv = r->view;
+    rbuf = r->rbuf;
+    for (uint32_t j = 0; j < ns; j++) {
+      if (k == SUBMIT_CHUNK) {
+        run_send(e, rt, run, k);
+        k = 0;
+      }
+      run[k++] = &base[j];
+    }
+  }
+  if (k)
+    run_send(e, rt, run, k);
 }
 
 static int submit_common(mc_batch *b, const mc_request *reqs, uint32_t n,
@@ -292,11 +322,7 @@ static int submit_common(mc_batch *b, const mc_request *reqs, uint32_t n,
     for (uint32_t i = 0; g && i < k; i++)
       g->reqs[i]->group = g;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    mc_req *r = &b->reqs[first + i];
-    if (atomic_load(&r->state) == MC_XFER_PENDING)
-      req_start(r);
-  }
+  reqs_start(b, first, n);
   return 0;
 }
 

@@ -98,8 +98,10 @@ void mc_req_set_error(mc_req *r, int err, int32_t vendor);
 void mc_req_slice_finished(mc_req *r);
 
 /* slices.c */
-/* Submits n prepared slices of one request on transport t; what the plugin
- * does not take goes to its backlog.  Returns 0 or the routing error. */
+/* Submits n prepared slices on transport t, of requests that share one
+ * view and remote buffer (routed by recs[0]'s request, which must not have
+ * finished); what the plugin does not take goes to its backlog.  Returns 0
+ * or the routing error. */
 int mc_slices_send(mc_pipeline *p, mc_transport *t, mc_slice_rec **recs,
                    uint32_t n);
 /* A slice completed (the host API's complete, or a failure found here). */

@@ -1,534 +1,460 @@
-/* tcp_conn.c - initiator side of the TCP transport (see tcp_conn.h).
+/* tcp_conn.c - the initiator's connection state machine (tcp_conn_p.h).
  *
- * Locking: each connection has one mutex and one condition variable
- * (broadcast on every state change).  complete() may be called with the
- * mutex held; the host never re-enters the plugin from it.
+ * Each connection is a state machine run by one io worker (tcp_iloop.c):
+ * IDLE (no socket) -> CONNECTING -> HELLO (awaiting HELLO_ACK) -> READY.
+ * submit() (tcp_ep.c) only queues slices (under the connection's lock) and
+ * kicks the worker, which turns the queue into batches of up to TX_MAX
+ * frames sent with one sendmsg each (header + local memory for WRITE), and
+ * reads the in-order responses, several headers per recv, with READ
+ * payloads received straight into local memory.  Everything else of the
+ * connection (socket, in-flight ring, batch, input buffer) is the worker's
+ * alone.
  *
- * Socket ownership: the sender creates the socket (dial) when there is none;
- * only the receiver closes it, after a failure marked it broken and the
- * sender is no longer writing to it, so an fd number is never reused under
- * a thread still using it. */
-#include "tcp_conn.h"
+ * Failures: a socket error or EOF fails the in-flight slices (MC_EPEER, or
+ * MC_ETIMEDOUT for those past their deadline); a slice past its deadline
+ * drops the connection; queued slices dial again.  A dial (connect and
+ * handshake) is retried DIAL_TRIES times within connect_timeout_ms, since
+ * a busy target may evict a pending handshake; then the queued slices fail
+ * with MC_EPEER.  An EOF on a connection with nothing in flight (the
+ * target's idle limit) closes it quietly, and the next slice dials again;
+ * the initiator itself closes a connection idle for half idle_timeout_ms,
+ * so with the same setting on both sides it is the initiator that closes,
+ * never racing a request. */
+#include "tcp_conn_p.h"
 
-#include <netdb.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "tcp_io.h"
-#include "tcp_mem.h"
-#include "tcp_wire.h"
-
-#define OP_NOTIFY 2u
-#define NOTIFY_SLOTS 16u
-
-typedef struct notify_wait {
-  const void *msg;
-  size_t len;
-  int done, rc;
-} notify_wait;
-
-typedef struct tcp_item {
-  uint64_t token, seq, buf_id, raddr, laddr, len;
-  int64_t deadline;
-  uint32_t op;
-  int canceled; /* cancel() reached it while queued */
-  uint8_t secret[TCPW_SECRET_SIZE];
-  notify_wait *nw;
-} tcp_item;
-
-typedef struct ring {
-  tcp_item *v;
-  uint32_t cap, head, count;
-} ring;
-
-typedef struct tcp_conn {
-  tcp_ep *ep;
-  uint32_t idx;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  ring q;               /* accepted, not yet written */
-  ring inf;             /* written (or being written), awaiting response */
-  uint32_t nslices;     /* slices in q and inf: admission control */
-  int fd;               /* -1 when not connected */
-  int broken;           /* fd failed; the receiver will close it */
-  int sending;          /* the sender is writing to fd */
-  uint64_t sending_seq; /* seq of the slice being written */
-  int send_aborted, abort_status; /* it was failed while being written */
-  uint64_t next_seq;
-  int has_tx, has_rx, dead;
-  pthread_t tx, rx;
-  atomic_int stop;
-} tcp_conn;
-
-struct tcp_ep {
-  tcp_ctx *ctx;
-  char peer[MC_NAME_MAX];
-  struct sockaddr_storage sa;
-  socklen_t salen;
-  uint8_t secret[16]; /* the peer endpoint's, sent in HELLO */
-  uint32_t nconn;
-  tcp_conn *conns;
-  tcp_ep *next;
-};
-
-tcp_ep **tcp_ep_next(tcp_ep *ep) { return &ep->next; }
-
-static tcp_item *ring_at(ring *r, uint32_t i) { return &r->v[(r->head + i) % r->cap]; }
-static void ring_push(ring *r, const tcp_item *it) {
-  r->v[(r->head + r->count) % r->cap] = *it;
-  r->count++;
-}
-static tcp_item ring_pop(ring *r) {
-  tcp_item it = r->v[r->head];
-  r->head = (r->head + 1) % r->cap;
-  r->count--;
-  return it;
-}
 
 static void finish(tcp_conn *c, const tcp_item *it, int st) {
   const mc_host_api *h = c->ep->ctx->host;
+  atomic_fetch_sub(&c->nslices, 1);
   h->complete(h->host, it->token, st, st == 0 ? it->len : 0, 0);
 }
 
-/* Fails every queued item (lock held). */
+static void resolve_notify(tcp_conn *c, notify_wait *nw, int rc) {
+  pthread_mutex_lock(&c->lock);
+  nw->rc = rc;
+  nw->done = 1;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* Fails every queued item. */
 static void fail_queued(tcp_conn *c, int st) {
+  pthread_mutex_lock(&c->lock);
   while (c->q.count) {
     tcp_item it = ring_pop(&c->q);
     if (it.op == OP_NOTIFY) {
       it.nw->rc = st;
       it.nw->done = 1;
     } else {
-      c->nslices--;
       finish(c, &it, st);
     }
   }
   pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
 }
 
-/* Marks the socket failed and fails every in-flight slice (lock held):
- * MC_ETIMEDOUT for those past their deadline, `st` for the others,
- * MC_ECANCELED for all when stopping.  The slice the sender is writing is
- * left to the sender, which still reads its memory. */
-static void break_locked(tcp_conn *c, int st) {
-  int stopping = atomic_load(&c->stop);
-  c->broken = 1;
+static uint32_t queued(tcp_conn *c) {
+  pthread_mutex_lock(&c->lock);
+  uint32_t n = c->q.count;
+  pthread_mutex_unlock(&c->lock);
+  return n;
+}
+
+static void start_dial(tcp_conn *c);
+
+/* Closes the socket and fails what was in flight: MC_ETIMEDOUT for slices
+ * past their deadline, `st` for the others.  The batch being sent is
+ * abandoned (its slices are in flight); its notifications fail.  When work
+ * is still queued, dials again. */
+static void drop(tcp_conn *c, int st, int redial) {
   if (c->fd >= 0)
-    shutdown(c->fd, SHUT_RDWR);
+    close(c->fd); /* also leaves the epoll set */
+  c->fd = -1;
+  c->state = CS_IDLE;
   int64_t now = tcp_now_ms();
   while (c->inf.count) {
     tcp_item it = ring_pop(&c->inf);
-    c->nslices--;
-    int s = stopping ? MC_ECANCELED : now >= it.deadline ? MC_ETIMEDOUT : st;
-    if (c->sending && it.seq == c->sending_seq) {
-      c->send_aborted = 1;
-      c->abort_status = s;
-    } else {
-      finish(c, &it, s);
-    }
+    finish(c, &it, st == MC_ECANCELED ? st : now >= it.deadline ? MC_ETIMEDOUT : st);
   }
-  pthread_cond_broadcast(&c->cond);
+  for (uint32_t i = 0; i < c->tx_nnw; i++)
+    resolve_notify(c, c->tx_nw[i], st == MC_ECANCELED ? st : MC_EPEER);
+  c->tx_frames = 0;
+  c->tx_nnw = 0;
+  c->rx_len = 0;
+  c->rx_in_payload = 0;
+  if (redial && queued(c))
+    start_dial(c);
 }
 
-/* Connects and exchanges HELLO/HELLO_ACK.  Returns the fd or MC_E*. */
-static int dial_hello(tcp_conn *c) {
+static void dial_failed(tcp_conn *c, const char *why) {
+  tcp_ctx *ctx = c->ep->ctx;
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+  c->state = CS_IDLE;
+  int64_t now = tcp_now_ms();
+  int64_t backoff = (int64_t)DIAL_BACKOFF_MS << c->attempts;
+  if (++c->attempts < DIAL_TRIES && now + backoff < c->dial_deadline) {
+    c->retry_at = now + backoff; /* tcp_conn_tick dials again */
+    return;
+  }
+  c->retry_at = 0;
+  c->attempts = 0;
+  unsigned long supp = 0;
+  if (tcp_warn_allowed(ctx, &supp))
+    ctx->host->log(ctx->host->host, MC_LOG_WARN,
+                   "cannot connect to peer '%s' (conn%u): %s (%lu similar warnings "
+                   "suppressed)", c->ep->peer, c->idx, why, supp);
+  fail_queued(c, MC_EPEER);
+}
+
+static void send_hello(tcp_conn *c) {
+  tcp_ctx *ctx = c->ep->ctx;
+  uint8_t raw[TCPW_HDR_SIZE + TCPW_MAX_NAME];
+  tcpw_hdr h = {.type = TCPW_HELLO, .len = strlen(ctx->segment)};
+  memcpy(h.secret, c->ep->secret, sizeof h.secret);
+  tcpw_hdr_encode(&h, raw);
+  memcpy(raw + TCPW_HDR_SIZE, ctx->segment, (size_t)h.len);
+  size_t n = TCPW_HDR_SIZE + (size_t)h.len;
+  /* A fresh socket's send buffer always takes these few bytes. */
+  if (send(c->fd, raw, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n) {
+    dial_failed(c, "unreachable");
+    return;
+  }
+  c->state = CS_HELLO;
+  c->rx_len = 0;
+}
+
+static void start_dial(tcp_conn *c) {
   tcp_ep *ep = c->ep;
   tcp_ctx *ctx = ep->ctx;
-  int fd = tcp_dial(&ep->sa, ep->salen, ctx->cfg.connect_timeout_ms, &ctx->cfg, &c->stop);
-  int rc = fd < 0 ? fd : 0;
-  int64_t deadline = tcp_now_ms() + ctx->cfg.connect_timeout_ms;
-  if (!rc) {
-    uint8_t raw[TCPW_HDR_SIZE];
-    tcpw_hdr h = {.type = TCPW_HELLO, .len = strlen(ctx->segment)};
-    memcpy(h.secret, ep->secret, sizeof h.secret);
-    tcpw_hdr_encode(&h, raw);
-    struct iovec iov[2] = {{raw, sizeof raw}, {ctx->segment, (size_t)h.len}};
-    rc = tcp_send_iov(fd, iov, 2, deadline, &c->stop);
-    if (!rc)
-      rc = tcp_recv_all(fd, raw, sizeof raw, deadline, &c->stop);
-    if (!rc && (tcpw_hdr_decode(raw, sizeof raw, &h) || h.type != TCPW_HELLO_ACK))
-      rc = MC_EPROTO;
-    char name[TCPW_MAX_NAME + 1];
-    if (!rc)
-      rc = tcp_recv_all(fd, name, (size_t)h.len, deadline, &c->stop);
-    if (!rc && tcpw_name_check(name, (size_t)h.len))
-      rc = MC_EPROTO;
+  int64_t now = tcp_now_ms();
+  if (c->attempts == 0)
+    c->dial_deadline = now + ctx->cfg.connect_timeout_ms;
+  c->retry_at = 0;
+  int fd = socket(ep->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    c->attempts = DIAL_TRIES; /* no point retrying */
+    dial_failed(c, "no socket");
+    return;
   }
-  if (rc) {
-    if (fd >= 0)
-      close(fd);
-    unsigned long supp = 0;
-    if (rc != MC_ECANCELED && tcp_warn_allowed(ctx, &supp))
-      ctx->host->log(ctx->host->host, MC_LOG_WARN,
-                     "cannot connect to peer '%s' (conn%u): %s", ep->peer,
-                     c->idx, rc == MC_EPROTO ? "bad handshake" :
-                     rc == MC_ETIMEDOUT ? "timed out" : "unreachable");
-    return rc == MC_ECANCELED || rc == MC_EPROTO ? rc : MC_EPEER;
+  tcp_sock_setup(fd, &ctx->cfg);
+  c->fd = fd;
+  c->state = CS_CONNECTING;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                           .data.ptr = &c->link};
+  if (epoll_ctl(tcp_ilink_epoll(&c->link), EPOLL_CTL_ADD, fd, &ev)) {
+    c->attempts = DIAL_TRIES;
+    dial_failed(c, "epoll_ctl failed");
+    return;
   }
-  return fd;
+  if (connect(fd, (const struct sockaddr *)&ep->sa, ep->salen) == 0) {
+    send_hello(c);
+    return;
+  }
+  if (errno != EINPROGRESS)
+    dial_failed(c, "unreachable");
+  /* else EPOLLOUT reports the outcome */
 }
 
-static void *tx_main(void *arg) {
-  tcp_conn *c = arg;
-  tcp_ctx *ctx = c->ep->ctx;
+/* Moves queued items into a new batch (items to inf, headers encoded).
+ * Returns how many items left the queue. */
+static uint32_t build_batch(tcp_conn *c) {
+  int64_t now = tcp_now_ms();
+  tcp_item dead[TX_MAX];
+  int dead_st[TX_MAX];
+  uint32_t ndead = 0;
+  c->tx_frames = c->tx_nnw = 0;
+  c->tx_niov = c->tx_pos = 0;
   pthread_mutex_lock(&c->lock);
-  while (!atomic_load(&c->stop)) {
-    if (!c->q.count || c->broken) {
-      pthread_cond_wait(&c->cond, &c->lock);
-      continue;
-    }
-    if (c->fd < 0) {
-      pthread_mutex_unlock(&c->lock);
-      int fd = dial_hello(c);
-      pthread_mutex_lock(&c->lock);
-      if (fd >= 0 && atomic_load(&c->stop)) {
-        close(fd);
-        break;
-      }
-      if (fd < 0)
-        fail_queued(c, atomic_load(&c->stop) ? MC_ECANCELED : fd);
-      else
-        c->fd = fd;
-      pthread_cond_broadcast(&c->cond);
-      continue;
-    }
+  uint32_t before = c->q.count;
+  if (before == c->q.cap)
+    pthread_cond_broadcast(&c->cond); /* a notify may wait for room */
+  while (c->q.count && c->tx_frames < TX_MAX && ndead < TX_MAX) {
     tcp_item it = ring_pop(&c->q);
-    if (it.op != OP_NOTIFY && (it.canceled || tcp_now_ms() >= it.deadline)) {
-      c->nslices--;
-      finish(c, &it, it.canceled ? MC_ECANCELED : MC_ETIMEDOUT);
-      continue;
-    }
     tcpw_hdr h = {0};
-    struct iovec iov[2];
-    int niov = 1;
-    int64_t deadline = it.deadline;
+    uint8_t *raw = c->tx_hdr[c->tx_frames];
     if (it.op == OP_NOTIFY) {
       h.type = TCPW_NOTIFY;
       h.len = it.nw->len;
-      iov[1] = (struct iovec){(void *)it.nw->msg, it.nw->len};
-      niov = it.nw->len ? 2 : 1;
-      deadline = tcp_now_ms() + ctx->cfg.timeout_ms;
-      c->sending_seq = UINT64_MAX;
-    } else {
-      it.seq = c->next_seq++;
-      h.type = it.op == MC_OP_READ ? TCPW_READ : TCPW_WRITE;
-      h.seq = it.seq;
-      h.buf_id = it.buf_id;
-      h.addr = it.raddr;
-      h.len = it.len;
-      memcpy(h.secret, it.secret, sizeof h.secret);
-      if (it.op == MC_OP_WRITE) {
-        iov[1] = (struct iovec){(void *)(uintptr_t)it.laddr, (size_t)it.len};
-        niov = 2;
-      }
-      /* In flight before the first byte goes out: the response may come
-       * back before the sender reacquires the lock. */
-      ring_push(&c->inf, &it);
-      c->sending_seq = it.seq;
+      tcpw_hdr_encode(&h, raw);
+      c->tx_iov[c->tx_niov++] = (struct iovec){raw, TCPW_HDR_SIZE};
+      if (it.nw->len)
+        c->tx_iov[c->tx_niov++] = (struct iovec){(void *)it.nw->msg, it.nw->len};
+      c->tx_nw[c->tx_nnw++] = it.nw;
+      c->tx_frames++;
+      continue;
     }
-    c->sending = 1;
-    c->send_aborted = 0;
-    int fd = c->fd;
-    pthread_mutex_unlock(&c->lock);
-
-    uint8_t raw[TCPW_HDR_SIZE];
+    if (it.canceled || now >= it.deadline) {
+      dead_st[ndead] = it.canceled ? MC_ECANCELED : MC_ETIMEDOUT;
+      dead[ndead++] = it;
+      continue;
+    }
+    it.seq = c->next_seq++;
+    h.type = it.op == MC_OP_READ ? TCPW_READ : TCPW_WRITE;
+    h.seq = it.seq;
+    h.buf_id = it.buf_id;
+    h.addr = it.raddr;
+    h.len = it.len;
+    memcpy(h.secret, it.secret, sizeof h.secret);
     tcpw_hdr_encode(&h, raw);
-    iov[0] = (struct iovec){raw, sizeof raw};
-    int rc = tcp_send_iov(fd, iov, niov, deadline, &c->stop);
-
-    pthread_mutex_lock(&c->lock);
-    c->sending = 0;
-    if (it.op == OP_NOTIFY) {
-      it.nw->rc = rc == 0 ? 0 : rc == MC_ECANCELED ? rc : MC_EPEER;
-      it.nw->done = 1;
-    } else if (c->send_aborted) {
-      finish(c, &it, c->abort_status);
-    }
-    if (rc && !c->broken)
-      break_locked(c, MC_EPEER);
-    pthread_cond_broadcast(&c->cond);
+    c->tx_iov[c->tx_niov++] = (struct iovec){raw, TCPW_HDR_SIZE};
+    if (it.op == MC_OP_WRITE)
+      c->tx_iov[c->tx_niov++] = (struct iovec){(void *)(uintptr_t)it.laddr, (size_t)it.len};
+    /* In flight before the first byte goes out: its response may come
+     * back before the batch is all sent. */
+    ring_push(&c->inf, &it);
+    c->tx_frames++;
   }
+  uint32_t popped = before - c->q.count;
   pthread_mutex_unlock(&c->lock);
-  return NULL;
+  for (uint32_t i = 0; i < ndead; i++)
+    finish(c, &dead[i], dead_st[i]);
+  return popped;
 }
 
-/* Reads one response on fd and completes its slice.  0 or MC_E*. */
-static int read_one(tcp_conn *c, int fd) {
-  tcp_ctx *ctx = c->ep->ctx;
-  pthread_mutex_lock(&c->lock);
-  int64_t deadline = c->inf.count ? ring_at(&c->inf, 0)->deadline
-                                  : tcp_now_ms() + ctx->cfg.timeout_ms;
-  pthread_mutex_unlock(&c->lock);
-  uint8_t raw[TCPW_HDR_SIZE];
-  tcpw_hdr h;
-  int rc = tcp_recv_all(fd, raw, sizeof raw, deadline, &c->stop);
-  if (rc)
-    return rc;
-  if (tcpw_hdr_decode(raw, sizeof raw, &h) ||
-      (h.type != TCPW_READ_RESP && h.type != TCPW_WRITE_RESP))
-    goto proto;
-  pthread_mutex_lock(&c->lock);
-  tcp_item *head = c->inf.count ? ring_at(&c->inf, 0) : NULL;
-  if (!head || head->seq != h.seq || head->len != h.len ||
-      (head->op == MC_OP_READ) != (h.type == TCPW_READ_RESP)) {
-    pthread_mutex_unlock(&c->lock);
-    goto proto;
-  }
-  tcp_item it = ring_pop(&c->inf);
-  c->nslices--;
-  pthread_mutex_unlock(&c->lock);
-  if (h.type == TCPW_READ_RESP && h.status == 0) {
-    /* Straight into the initiator's registered buffer. */
-    rc = tcp_recv_all(fd, (void *)(uintptr_t)it.laddr, (size_t)it.len, it.deadline,
-                      &c->stop);
-    if (rc) {
-      finish(c, &it, rc == MC_ETIMEDOUT || rc == MC_ECANCELED ? rc : MC_EPEER);
-      return rc;
+/* Sends batches until the queue is empty or the socket is full. */
+static void tx_run(tcp_conn *c) {
+  for (;;) {
+    if (!c->tx_frames) {
+      uint32_t popped;
+      do
+        popped = build_batch(c);
+      while (popped && !c->tx_frames); /* all canceled or expired: next */
+      if (!c->tx_frames)
+        return;
     }
+    while (c->tx_pos < c->tx_niov) {
+      struct msghdr m = {.msg_iov = c->tx_iov + c->tx_pos,
+                         .msg_iovlen = (size_t)(c->tx_niov - c->tx_pos)};
+      ssize_t k = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (k < 0) {
+        if (errno == EINTR)
+          continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+          return; /* EPOLLOUT (edge) resumes */
+        drop(c, MC_EPEER, 1);
+        return;
+      }
+      size_t done = (size_t)k;
+      while (c->tx_pos < c->tx_niov && done >= c->tx_iov[c->tx_pos].iov_len)
+        done -= c->tx_iov[c->tx_pos++].iov_len;
+      if (c->tx_pos < c->tx_niov) {
+        struct iovec *v = &c->tx_iov[c->tx_pos];
+        v->iov_base = (char *)v->iov_base + done;
+        v->iov_len -= done;
+      }
+    }
+    c->last_ms = tcp_now_ms();
+    for (uint32_t i = 0; i < c->tx_nnw; i++)
+      resolve_notify(c, c->tx_nw[i], 0);
+    c->tx_frames = c->tx_nnw = 0;
   }
-  finish(c, &it, h.status);
-  return 0;
-proto:
-  TCP_LOG(ctx, MC_LOG_WARN, "protocol error from peer '%s' (conn%u), reconnecting",
+}
+
+static void proto_error(tcp_conn *c) {
+  TCP_LOG(c->ep->ctx, MC_LOG_WARN, "protocol error from peer '%s' (conn%u), reconnecting",
           c->ep->peer, c->idx);
-  return MC_EPROTO;
+  drop(c, MC_EPROTO, 1);
 }
 
-static void *rx_main(void *arg) {
-  tcp_conn *c = arg;
-  pthread_mutex_lock(&c->lock);
-  while (!atomic_load(&c->stop)) {
-    if (c->fd < 0 || (c->broken && c->sending)) {
-      pthread_cond_wait(&c->cond, &c->lock);
+/* HELLO_ACK: header and name, from rx. */
+static void rx_hello(tcp_conn *c) {
+  for (;;) {
+    size_t need = TCPW_HDR_SIZE;
+    tcpw_hdr h;
+    if (c->rx_len >= TCPW_HDR_SIZE) {
+      if (tcpw_hdr_decode(c->rx, TCPW_HDR_SIZE, &h) || h.type != TCPW_HELLO_ACK) {
+        dial_failed(c, "bad handshake");
+        return;
+      }
+      need += (size_t)h.len;
+      if (c->rx_len >= need) {
+        if (tcpw_name_check(c->rx + TCPW_HDR_SIZE, (size_t)h.len) || c->rx_len > need) {
+          dial_failed(c, "bad handshake");
+          return;
+        }
+        c->rx_len = 0;
+        c->state = CS_READY;
+        c->attempts = 0;
+        c->last_ms = tcp_now_ms();
+        tx_run(c);
+        return;
+      }
+    }
+    /* Only the ACK's bytes: the target sends nothing more unasked. */
+    ssize_t k = recv(c->fd, c->rx + c->rx_len, need - c->rx_len, MSG_DONTWAIT);
+    if (k > 0) {
+      c->rx_len += (size_t)k;
       continue;
     }
-    if (c->broken) {
-      close(c->fd);
-      c->fd = -1;
-      c->broken = 0;
-      pthread_cond_broadcast(&c->cond);
+    if (k < 0 && errno == EINTR)
       continue;
-    }
-    int fd = c->fd;
-    int64_t now = tcp_now_ms(), until = now + TCP_IO_TICK_MS;
-    if (c->inf.count) {
-      int64_t d = ring_at(&c->inf, 0)->deadline;
-      if (d <= now) {
-        break_locked(c, MC_EPEER);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    dial_failed(c, "unreachable"); /* evicted or refused by a busy target */
+    return;
+  }
+}
+
+static void rx_consume(tcp_conn *c, size_t n) {
+  c->rx_len -= n;
+  if (c->rx_len)
+    memmove(c->rx, c->rx + n, c->rx_len);
+}
+
+/* Responses.  Returns after EAGAIN, a drop, or RX_TURN payload bytes
+ * (then asks to run again). */
+static void rx_run(tcp_conn *c) {
+  uint64_t turn = 0;
+  for (;;) {
+    if (c->rx_in_payload) {
+      tcp_item *it = ring_at(&c->inf, 0);
+      uint8_t *dst = (uint8_t *)(uintptr_t)it->laddr + c->rx_payload_done;
+      ssize_t k = recv(c->fd, dst, (size_t)(it->len - c->rx_payload_done), MSG_DONTWAIT);
+      if (k > 0) {
+        c->rx_payload_done += (uint64_t)k;
+        turn += (uint64_t)k;
+        if (c->rx_payload_done == it->len) {
+          tcp_item done = ring_pop(&c->inf);
+          c->rx_in_payload = 0;
+          finish(c, &done, 0);
+        }
+        if (turn >= RX_TURN) {
+          tcp_ilink_again(&c->link);
+          return;
+        }
         continue;
       }
-      if (d < until)
-        until = d;
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      drop(c, MC_EPEER, 1);
+      return;
     }
-    pthread_mutex_unlock(&c->lock);
-    int rc = tcp_wait_readable(fd, until, &c->stop);
-    if (rc > 0)
-      rc = read_one(c, fd); /* also reads EOF of an idle socket */
-    pthread_mutex_lock(&c->lock);
-    if (rc < 0 && !c->broken)
-      break_locked(c, rc == MC_EPROTO ? MC_EPROTO : MC_EPEER);
-  }
-  pthread_mutex_unlock(&c->lock);
-  return NULL;
-}
-
-static int conn_init(tcp_conn *c, tcp_ep *ep, uint32_t idx, uint32_t cap) {
-  c->ep = ep;
-  c->idx = idx;
-  c->fd = -1;
-  c->q.cap = cap + NOTIFY_SLOTS;
-  c->inf.cap = cap;
-  c->q.v = calloc(c->q.cap, sizeof(tcp_item));
-  c->inf.v = calloc(c->inf.cap, sizeof(tcp_item));
-  if (!c->q.v || !c->inf.v) {
-    free(c->q.v);
-    free(c->inf.v);
-    return MC_ENOMEM;
-  }
-  pthread_mutex_init(&c->lock, NULL);
-  pthread_cond_init(&c->cond, NULL);
-  return 0;
-}
-
-/* Starts the threads on first use (lock held).  0 or MC_ENOMEM. */
-static int conn_start(tcp_conn *c) {
-  if (c->dead)
-    return MC_ENOMEM;
-  if (!c->has_rx)
-    c->has_rx = pthread_create(&c->rx, NULL, rx_main, c) == 0;
-  if (c->has_rx && !c->has_tx)
-    c->has_tx = pthread_create(&c->tx, NULL, tx_main, c) == 0;
-  if (c->has_rx && c->has_tx)
-    return 0;
-  if (c->has_rx)
-    c->dead = 1; /* the lone receiver idles until destroy joins it */
-  TCP_LOG(c->ep->ctx, MC_LOG_ERROR, "cannot start threads for peer '%s' (conn%u)",
-          c->ep->peer, c->idx);
-  return MC_ENOMEM;
-}
-
-static void conn_destroy(tcp_conn *c, int st) {
-  if (c->has_tx)
-    pthread_join(c->tx, NULL);
-  if (c->has_rx)
-    pthread_join(c->rx, NULL);
-  /* Threads are gone: whatever is left fails here. */
-  pthread_mutex_lock(&c->lock);
-  while (c->inf.count) {
-    tcp_item it = ring_pop(&c->inf);
-    finish(c, &it, st);
-  }
-  fail_queued(c, st);
-  if (c->fd >= 0)
-    close(c->fd);
-  pthread_mutex_unlock(&c->lock);
-  pthread_cond_destroy(&c->cond);
-  pthread_mutex_destroy(&c->lock);
-  free(c->q.v);
-  free(c->inf.v);
-}
-
-int tcp_ep_create(tcp_ctx *ctx, const char *peer, const char *host, uint16_t port,
-                  const uint8_t secret[16], tcp_ep **out) {
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-  struct addrinfo *res = NULL;
-  char pstr[8];
-  snprintf(pstr, sizeof pstr, "%u", (unsigned)port);
-  if (getaddrinfo(host, pstr, &hints, &res) || !res) {
-    TCP_LOG(ctx, MC_LOG_WARN, "peer '%s': cannot resolve host '%s'", peer, host);
-    return MC_EPEER;
-  }
-  tcp_ep *ep = calloc(1, sizeof *ep);
-  if (!ep) {
-    freeaddrinfo(res);
-    return MC_ENOMEM;
-  }
-  memcpy(&ep->sa, res->ai_addr, res->ai_addrlen);
-  ep->salen = res->ai_addrlen;
-  freeaddrinfo(res);
-  ep->ctx = ctx;
-  memcpy(ep->secret, secret, sizeof ep->secret);
-  snprintf(ep->peer, sizeof ep->peer, "%s", peer);
-  ep->nconn = ctx->cfg.connections;
-  ep->conns = calloc(ep->nconn, sizeof(tcp_conn));
-  if (!ep->conns) {
-    free(ep);
-    return MC_ENOMEM;
-  }
-  for (uint32_t i = 0; i < ep->nconn; i++) {
-    if (conn_init(&ep->conns[i], ep, i, ctx->cfg.max_inflight)) {
-      while (i--)
-        conn_destroy(&ep->conns[i], MC_ECANCELED);
-      free(ep->conns);
-      free(ep);
-      return MC_ENOMEM;
+    if (c->rx_len < TCPW_HDR_SIZE) {
+      ssize_t k = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
+      if (k > 0) {
+        c->rx_len += (size_t)k;
+        continue;
+      }
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      /* EOF or error.  Nothing outstanding: the target closed an idle
+       * connection; quietly gone, the next slice dials again. */
+      int idle = !c->inf.count && !c->tx_frames && !c->rx_len;
+      drop(c, MC_EPEER, 1);
+      if (idle)
+        TCP_LOG(c->ep->ctx, MC_LOG_DEBUG, "peer '%s' (conn%u) closed an idle connection",
+                c->ep->peer, c->idx);
+      return;
     }
-  }
-  *out = ep;
-  return 0;
-}
-
-void tcp_ep_destroy(tcp_ep *ep, int status) {
-  /* Stop every connection first so they wind down in parallel. */
-  for (uint32_t i = 0; i < ep->nconn; i++) {
-    tcp_conn *c = &ep->conns[i];
-    atomic_store(&c->stop, 1);
-    pthread_mutex_lock(&c->lock);
-    if (c->fd >= 0)
-      shutdown(c->fd, SHUT_RDWR);
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
-  }
-  for (uint32_t i = 0; i < ep->nconn; i++)
-    conn_destroy(&ep->conns[i], status);
-  free(ep->conns);
-  free(ep);
-}
-
-/* 0 when the slice is well-formed and inside both registrations. */
-static int check_slice(const mc_slice *s) {
-  const tcp_buf *l = s->local_mem;
-  const tcp_rmem *r = s->remote_mem;
-  if ((s->op != MC_OP_READ && s->op != MC_OP_WRITE) || !l || !r || s->len == 0 ||
-      s->len > TCPW_MAX_IO)
-    return MC_EINVAL;
-  if (!tcpw_range_inside(s->local_addr, s->len, l->base, l->len) ||
-      !tcpw_range_inside(s->remote_addr, s->len, r->base, r->len))
-    return MC_ERANGE;
-  return 0;
-}
-
-int tcp_ep_submit(tcp_ep *ep, const mc_slice *slices, uint32_t n, uint32_t *accepted) {
-  tcp_ctx *ctx = ep->ctx;
-  int64_t deadline = tcp_now_ms() + ctx->cfg.timeout_ms;
-  uint32_t acc = 0;
-  int err = MC_EAGAIN;
-  for (; acc < n; acc++) {
-    const mc_slice *s = &slices[acc];
-    int bad = check_slice(s);
-    if (bad) {
-      ctx->host->complete(ctx->host->host, s->token, bad, 0, 0);
-      continue;
+    tcpw_hdr h;
+    if (tcpw_hdr_decode(c->rx, TCPW_HDR_SIZE, &h) ||
+        (h.type != TCPW_READ_RESP && h.type != TCPW_WRITE_RESP)) {
+      proto_error(c);
+      return;
     }
-    tcp_conn *c = &ep->conns[s->rail % ep->nconn];
-    pthread_mutex_lock(&c->lock);
-    if (c->nslices >= ctx->cfg.max_inflight) {
-      pthread_mutex_unlock(&c->lock);
-      break;
+    tcp_item *head = c->inf.count ? ring_at(&c->inf, 0) : NULL;
+    if (!head || head->seq != h.seq || head->len != h.len ||
+        (head->op == MC_OP_READ) != (h.type == TCPW_READ_RESP)) {
+      proto_error(c);
+      return;
     }
-    if ((!c->has_tx || !c->has_rx) && conn_start(c)) {
-      pthread_mutex_unlock(&c->lock);
-      err = MC_ENOMEM;
-      break;
-    }
-    const tcp_rmem *r = s->remote_mem;
-    tcp_item it = {.token = s->token, .buf_id = r->buf_id, .raddr = s->remote_addr,
-                   .laddr = s->local_addr, .len = s->len, .deadline = deadline,
-                   .op = s->op};
-    memcpy(it.secret, r->secret, sizeof it.secret);
-    ring_push(&c->q, &it);
-    c->nslices++;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
-  }
-  *accepted = acc;
-  return acc == 0 && n > 0 ? err : 0;
-}
-
-int tcp_ep_notify(tcp_ep *ep, const void *msg, size_t len) {
-  tcp_conn *c = &ep->conns[0];
-  notify_wait nw = {.msg = msg, .len = len};
-  pthread_mutex_lock(&c->lock);
-  int rc = (!c->has_tx || !c->has_rx) ? conn_start(c) : 0;
-  if (!rc) {
-    while (c->q.count >= c->q.cap)
-      pthread_cond_wait(&c->cond, &c->lock);
-    tcp_item it = {.op = OP_NOTIFY, .nw = &nw};
-    ring_push(&c->q, &it);
-    pthread_cond_broadcast(&c->cond);
-    /* The sender resolves nw on every path (sent, failed, stopped). */
-    while (!nw.done)
-      pthread_cond_wait(&c->cond, &c->lock);
-    rc = nw.rc;
-  }
-  pthread_mutex_unlock(&c->lock);
-  return rc;
-}
-
-int tcp_ep_cancel(tcp_ep *ep, uint64_t token) {
-  for (uint32_t i = 0; i < ep->nconn; i++) {
-    tcp_conn *c = &ep->conns[i];
-    pthread_mutex_lock(&c->lock);
-    for (uint32_t k = 0; k < c->q.count; k++) {
-      tcp_item *it = ring_at(&c->q, k);
-      if (it->op != OP_NOTIFY && it->token == token) {
-        it->canceled = 1; /* the sender completes it without sending */
-        pthread_mutex_unlock(&c->lock);
-        return 1;
+    rx_consume(c, TCPW_HDR_SIZE);
+    c->last_ms = tcp_now_ms();
+    if (h.type == TCPW_READ_RESP && h.status == 0) {
+      /* Straight into the initiator's registered buffer (what came with
+       * the header is copied: at most RX_CAP bytes). */
+      size_t have = c->rx_len < h.len ? c->rx_len : (size_t)h.len;
+      memcpy((void *)(uintptr_t)head->laddr, c->rx, have);
+      rx_consume(c, have);
+      if (have < h.len) {
+        c->rx_in_payload = 1;
+        c->rx_payload_done = have;
+        continue;
       }
     }
-    pthread_mutex_unlock(&c->lock);
+    tcp_item done = ring_pop(&c->inf);
+    finish(c, &done, h.status);
   }
-  return 0;
+}
+
+void tcp_conn_io(tcp_conn *c, uint32_t events) {
+  switch (c->state) {
+  case CS_CONNECTING: {
+    int err = 0;
+    socklen_t el = sizeof err;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) || err)
+      dial_failed(c, "unreachable");
+    else if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+      send_hello(c);
+    /* else not connected yet (an event of an earlier socket) */
+    return;
+  }
+  case CS_HELLO:
+    rx_hello(c);
+    return;
+  case CS_READY:
+    if (!events || (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+      rx_run(c);
+    if (c->state == CS_READY && (events & EPOLLOUT) && c->tx_frames)
+      tx_run(c);
+    return;
+  default:
+    return; /* an event of a socket already closed */
+  }
+}
+
+void tcp_conn_kicked(tcp_conn *c) {
+  if (c->state == CS_READY)
+    tx_run(c);
+  else if (c->state == CS_IDLE && !c->retry_at && queued(c))
+    start_dial(c);
+}
+
+void tcp_conn_tick(tcp_conn *c, int64_t now) {
+  tcp_ctx *ctx = c->ep->ctx;
+  switch (c->state) {
+  case CS_IDLE:
+    if (c->retry_at && now >= c->retry_at)
+      start_dial(c);
+    return;
+  case CS_CONNECTING:
+  case CS_HELLO:
+    if (now >= c->dial_deadline) {
+      c->attempts = DIAL_TRIES;
+      dial_failed(c, "timed out");
+    }
+    return;
+  default:
+    break;
+  }
+  if (c->inf.count) {
+    if (ring_at(&c->inf, 0)->deadline <= now)
+      drop(c, MC_EPEER, 1); /* its response stream can no longer be trusted */
+    return;
+  }
+  int idle = ctx->cfg.idle_timeout_ms;
+  if (idle > 0 && !c->tx_frames && now - c->last_ms >= idle / 2 && !queued(c)) {
+    TCP_LOG(ctx, MC_LOG_DEBUG, "closing idle connection to peer '%s' (conn%u)", c->ep->peer,
+            c->idx);
+    drop(c, MC_EPEER, 0);
+  }
+}
+
+void tcp_conn_detached(tcp_conn *c) {
+  drop(c, MC_ECANCELED, 0);
+  fail_queued(c, MC_ECANCELED);
 }

@@ -2,11 +2,13 @@
  *
  * An endpoint holds `connections` connections to one peer; slice.rail picks
  * one (mod N).  A connection is a bounded queue plus an in-flight ring,
- * served by a sender thread (dials lazily, then writev(header, local
- * memory)) and a receiver thread (matches in-order responses, receives READ
- * payloads straight into local memory, enforces slice deadlines).  Threads
- * start on first use; a dropped socket fails its in-flight slices and the
- * next queued slice dials again. */
+ * driven by one of the context's io workers (tcp_iloop.h): it dials lazily,
+ * sends batches of frames (header + local memory), matches the in-order
+ * responses, receives READ payloads straight into local memory and enforces
+ * slice deadlines (tcp_conn.c).  A dropped socket fails its in-flight
+ * slices and the next queued slice dials again.  The calls below
+ * (tcp_ep.c) run on the engine's threads and never block on the network;
+ * tcp_ep_create needs ctx->iloop started. */
 #ifndef MC_TCP_CONN_H
 #define MC_TCP_CONN_H
 

@@ -8,6 +8,7 @@
 
 #include "mooncake/transport.h"
 #include "tcp_mem.h"
+#include "tcp_ratelim.h"
 
 typedef struct tcp_cfg {
   uint32_t connections;      /* rails = connections per peer */
@@ -15,12 +16,18 @@ typedef struct tcp_cfg {
   int timeout_ms;            /* per-slice deadline, and target stall limit */
   int connect_timeout_ms;    /* connect + handshake */
   int hello_timeout_ms;      /* target: HELLO must arrive within this */
+  uint32_t hello_pool;       /* target: connections awaiting HELLO, at most */
+  uint32_t hello_per_source; /* ... of them from one source address */
+  int idle_timeout_ms;       /* target closes authenticated idle ones; 0 never */
+  uint32_t max_connections;  /* target: authenticated connections served */
+  uint32_t io_threads;       /* target: threads serving them */
   uint32_t max_inflight;     /* queued + in flight per connection */
   uint64_t socket_buffer;    /* SO_SNDBUF/SO_RCVBUF, 0 = kernel autotuning */
   char advertise_host[256];  /* host put in the descriptor, "" = derive */
 } tcp_cfg;
 
 struct tcp_server;
+struct tcp_iloop;
 struct tcp_ep;
 struct tcp_rmem;
 
@@ -33,11 +40,12 @@ typedef struct tcp_ctx {
   uint8_t ep_secret[16];       /* published in local_desc; HELLO must carry it */
   tcp_registry reg;            /* local registrations, served to peers */
   struct tcp_server *srv;
+  struct tcp_iloop *iloop;     /* initiator io threads, started by the first connect */
   pthread_mutex_t lock;        /* eps and rmems lists */
   struct tcp_ep *eps;
   struct tcp_rmem *rmems;
-  atomic_llong warn_ms;        /* rate limiter of refused-access warnings */
-  atomic_ulong warn_suppressed;
+  tcp_ratelim warn;            /* refused accesses, failed dials */
+  tcp_ratelim conn_warn;       /* refused or failed incoming connections */
 } tcp_ctx;
 
 /* An imported remote buffer (import_mem). */
@@ -54,8 +62,10 @@ typedef struct tcp_rmem {
       h_->log(h_->host, (lvl), __VA_ARGS__);                                   \
   } while (0)
 
-/* 1 when a rate-limited warning may be written now (at most one a second);
- * *suppressed gets how many were dropped since the last one. */
-int tcp_warn_allowed(tcp_ctx *ctx, unsigned long *suppressed);
+/* 1 when a rate-limited warning of ctx->warn may be written now (at most
+ * one a second); *suppressed gets how many were dropped since the last. */
+static inline int tcp_warn_allowed(tcp_ctx *ctx, unsigned long *suppressed) {
+  return tcp_ratelim_allow(&ctx->warn, suppressed);
+}
 
 #endif

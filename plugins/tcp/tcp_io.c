@@ -1,12 +1,12 @@
-/* tcp_io.c - non-blocking socket I/O bounded by deadlines and stop flags. */
+/* tcp_io.c - socket set-up, listening, addresses and the clock. */
 #include "tcp_io.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,83 +18,6 @@ int64_t tcp_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Polls fd for `events` for at most one tick, honouring deadline and stop.
- * 1 ready, 0 tick passed, MC_ETIMEDOUT, MC_ECANCELED. */
-static int wait_fd(int fd, short events, int64_t deadline, const atomic_int *stop) {
-  if (stop && atomic_load_explicit(stop, memory_order_relaxed))
-    return MC_ECANCELED;
-  int tmo = TCP_IO_TICK_MS;
-  if (deadline >= 0) {
-    int64_t left = deadline - tcp_now_ms();
-    if (left <= 0)
-      return MC_ETIMEDOUT;
-    if (left < tmo)
-      tmo = (int)left;
-  }
-  struct pollfd p = {.fd = fd, .events = events};
-  int n = poll(&p, 1, tmo);
-  if (n < 0)
-    return errno == EINTR ? 0 : MC_EPEER;
-  return n > 0;
-}
-
-int tcp_send_iov(int fd, struct iovec *iov, int iovcnt, int64_t deadline,
-                 const atomic_int *stop) {
-  while (iovcnt > 0) {
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-    ssize_t k = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (k < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return MC_EPEER;
-      int w = wait_fd(fd, POLLOUT, deadline, stop);
-      if (w < 0)
-        return w;
-      continue;
-    }
-    size_t done = (size_t)k;
-    while (iovcnt > 0 && done >= iov->iov_len) {
-      done -= iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = (char *)iov->iov_base + done;
-      iov->iov_len -= done;
-    }
-  }
-  return 0;
-}
-
-int tcp_recv_all(int fd, void *buf, size_t len, int64_t deadline,
-                 const atomic_int *stop) {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t k = recv(fd, p, len, MSG_DONTWAIT);
-    if (k > 0) {
-      p += k;
-      len -= (size_t)k;
-      continue;
-    }
-    if (k == 0)
-      return MC_EPEER;
-    if (errno == EINTR)
-      continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return MC_EPEER;
-    int w = wait_fd(fd, POLLIN, deadline, stop);
-    if (w < 0)
-      return w;
-  }
-  return 0;
-}
-
-int tcp_wait_readable(int fd, int64_t until, const atomic_int *stop) {
-  int w = wait_fd(fd, POLLIN, until, stop);
-  return w == MC_ETIMEDOUT ? 0 : w;
 }
 
 void tcp_sock_setup(int fd, const tcp_cfg *cfg) {
@@ -115,37 +38,6 @@ void tcp_sock_setup(int fd, const tcp_cfg *cfg) {
   }
 }
 
-int tcp_dial(const struct sockaddr_storage *sa, socklen_t salen,
-             int timeout_ms, const tcp_cfg *cfg, const atomic_int *stop) {
-  int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return MC_EIO;
-  tcp_sock_setup(fd, cfg);
-  if (connect(fd, (const struct sockaddr *)sa, salen) == 0)
-    return fd;
-  if (errno != EINPROGRESS) {
-    close(fd);
-    return MC_EPEER;
-  }
-  int64_t deadline = tcp_now_ms() + timeout_ms;
-  for (;;) {
-    int w = wait_fd(fd, POLLOUT, deadline, stop);
-    if (w < 0) {
-      close(fd);
-      return w;
-    }
-    if (w > 0)
-      break;
-  }
-  int err = 0;
-  socklen_t el = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-    close(fd);
-    return MC_EPEER;
-  }
-  return fd;
-}
-
 int tcp_listen(const char *host, uint16_t port, uint16_t *bound) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -163,7 +55,7 @@ int tcp_listen(const char *host, uint16_t port, uint16_t *bound) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (bind(fd, a->ai_addr, a->ai_addrlen) || listen(fd, 128) ||
+    if (bind(fd, a->ai_addr, a->ai_addrlen) || listen(fd, 1024) ||
         getsockname(fd, (struct sockaddr *)&ss, &sl)) {
       close(fd);
       continue;
@@ -176,4 +68,24 @@ int tcp_listen(const char *host, uint16_t port, uint16_t *bound) {
   }
   freeaddrinfo(res);
   return rc;
+}
+
+void tcp_format_peer(int fd, char *ip, size_t iplen, char *addr, size_t addrlen) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char buf[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      port = ntohs(a->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+      port = ntohs(a->sin_port);
+    }
+  }
+  snprintf(ip, iplen, "%s", buf);
+  snprintf(addr, addrlen, "%s:%u", buf, port);
 }

@@ -14,6 +14,7 @@
 #include "mooncake/transport.h"
 #include "tcp_conn.h"
 #include "tcp_ctx.h"
+#include "tcp_iloop.h"
 #include "tcp_server.h"
 #include "tcp_wire.h"
 
@@ -31,8 +32,20 @@ static const mc_param_info tcp_params[] = {
      1, 86400000},
     {MC_PARAM_INT, "connect_timeout_ms", "5000",
      "connect and handshake limit in milliseconds", 1, 600000},
-    {MC_PARAM_INT, "hello_timeout_ms", "5000",
+    {MC_PARAM_INT, "hello_timeout_ms", "2000",
      "target closes connections without HELLO after this", 1, 600000},
+    {MC_PARAM_INT, "hello_pool", "64",
+     "connections awaiting HELLO at most, the oldest evicted (target side)", 1, 1024},
+    {MC_PARAM_INT, "hello_per_source", "16",
+     "connections awaiting HELLO from one address at most (target side)", 1, 1024},
+    {MC_PARAM_INT, "idle_timeout_ms", "300000",
+     "authenticated connections idle this long are closed, 0 = never", 0,
+     86400000},
+    {MC_PARAM_INT, "max_connections", "4096",
+     "authenticated connections served at most (target side)", 1, 65536},
+    {MC_PARAM_INT, "io_threads", "2",
+     "epoll threads for all outgoing connections, as many for incoming ones",
+     1, 64},
     {MC_PARAM_INT, "max_inflight", "256",
      "slices queued or in flight per connection", 1, 65536},
     {MC_PARAM_SIZE, "socket_buffer", "0",
@@ -60,7 +73,7 @@ static int cfg_int(const mc_host_api *h, const char *key, int64_t *out) {
 }
 
 static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
-  int64_t conns, port, tmo, ctmo, htmo, inflight;
+  int64_t conns, port, tmo, ctmo, htmo, inflight, hpool, hsrc, idle, maxc, iot;
   uint64_t sbuf;
   int rc = cfg_int(h, "connections", &conns);
   rc = rc ? rc : cfg_int(h, "port", &port);
@@ -68,6 +81,11 @@ static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
   rc = rc ? rc : cfg_int(h, "connect_timeout_ms", &ctmo);
   rc = rc ? rc : cfg_int(h, "hello_timeout_ms", &htmo);
   rc = rc ? rc : cfg_int(h, "max_inflight", &inflight);
+  rc = rc ? rc : cfg_int(h, "hello_pool", &hpool);
+  rc = rc ? rc : cfg_int(h, "hello_per_source", &hsrc);
+  rc = rc ? rc : cfg_int(h, "idle_timeout_ms", &idle);
+  rc = rc ? rc : cfg_int(h, "max_connections", &maxc);
+  rc = rc ? rc : cfg_int(h, "io_threads", &iot);
   if (rc)
     return rc;
   rc = h->config_get_size(h->host, "socket_buffer", &sbuf);
@@ -84,6 +102,11 @@ static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
   cfg->connect_timeout_ms = (int)ctmo;
   cfg->hello_timeout_ms = (int)htmo;
   cfg->max_inflight = (uint32_t)inflight;
+  cfg->hello_pool = (uint32_t)hpool;
+  cfg->hello_per_source = (uint32_t)hsrc;
+  cfg->idle_timeout_ms = (int)idle;
+  cfg->max_connections = (uint32_t)maxc;
+  cfg->io_threads = (uint32_t)iot;
   cfg->socket_buffer = sbuf;
   const char *adv = NULL;
   cfg->advertise_host[0] = '\0';
@@ -195,6 +218,7 @@ static int tcp_fini(void *vctx) {
     ctx->eps = *tcp_ep_next(ep);
     tcp_ep_destroy(ep, MC_ECANCELED);
   }
+  tcp_iloop_stop(ctx->iloop);
   while (ctx->rmems) {
     tcp_rmem *r = ctx->rmems;
     ctx->rmems = r->next;
@@ -276,8 +300,15 @@ static int tcp_connect(void *vctx, const char *peer, const void *desc, size_t le
             peer, len);
     return MC_EPROTO;
   }
+  /* The initiator's io threads start with the first peer: a context that
+   * only serves never has them. */
+  pthread_mutex_lock(&ctx->lock);
+  int rc = ctx->iloop ? 0 : tcp_iloop_start(ctx, ctx->cfg.io_threads, &ctx->iloop);
+  pthread_mutex_unlock(&ctx->lock);
+  if (rc)
+    return rc;
   tcp_ep *ep = NULL;
-  int rc = tcp_ep_create(ctx, peer, host, port, secret, &ep);
+  rc = tcp_ep_create(ctx, peer, host, port, secret, &ep);
   if (rc)
     return rc;
   pthread_mutex_lock(&ctx->lock);

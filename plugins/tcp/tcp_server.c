@@ -1,314 +1,297 @@
-/* tcp_server.c - the target side of the TCP transport.
+/* tcp_server.c - the target side's listener and its pool of connections
+ * that have not completed HELLO (tcp_server.h).
  *
- * One accept thread and one thread per accepted connection.  A connection
- * must open with a valid HELLO within hello_timeout_ms (naming the peer
- * segment for attribution) or it is closed.  Then frames are served in
- * order: payloads move directly between the socket and registered memory,
- * after the buffer id, secret and range were checked and the buffer pinned
- * (tcp_reg_acquire), so a concurrent deregister_mem waits for the access. */
+ * One thread runs an epoll set with the listener and every unauthenticated
+ * connection, reading each HELLO as its bytes come (a sender of one byte a
+ * second costs a slot, never a thread).  The pool is small and bounded
+ * (hello_pool), each entry has a short deadline (hello_timeout_ms), and one
+ * source address holds at most hello_per_source entries.  A newcomer over
+ * either limit evicts the oldest entry (of its address, else of the pool)
+ * rather than being refused: a flood cannot keep a legitimate peer, whose
+ * HELLO follows its connect at once, from getting in.  A valid HELLO (which
+ * carries the endpoint secret from our descriptor) moves the connection to
+ * the authenticated workers (tcp_serve.c), which have their own limit, so
+ * nothing unauthenticated ever holds a slot or a thread of theirs.  Every
+ * warning a stranger can provoke goes through one rate limiter (one line a
+ * second, with the count of the rest). */
 #include "tcp_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tcp_io.h"
+#include "tcp_serve.h"
 #include "tcp_wire.h"
 
-#define SRV_MAX_CONNS 1024
-#define SRV_SCRATCH (64u * 1024u)
+#define HS_LISTEN 0ull            /* epoll tags; slots are index + 1 */
+#define HS_WAKE UINT64_MAX
+#define HS_ACCEPT_BATCH 64        /* accepts per wake-up */
+#define HS_PAUSE_MS 100           /* listener rest after EMFILE and friends */
+#define HS_TICK_MS 200
 
-typedef struct srv_conn {
-  tcp_server *srv;
-  pthread_t th;
-  int fd;
-  atomic_int done;
-  char peer[TCPW_MAX_NAME + 1]; /* segment name from HELLO */
-  char addr[64];                /* remote ip:port, for logs before HELLO */
-  struct srv_conn *next;
-} srv_conn;
+typedef struct hs_slot {
+  int fd;          /* -1: free */
+  uint32_t gen;    /* bumped on reuse: stale epoll events are ignored */
+  uint64_t order;  /* arrival order: the smallest is the oldest */
+  int64_t deadline;
+  size_t got, need;
+  char ip[INET6_ADDRSTRLEN];
+  char addr[INET6_ADDRSTRLEN + 8];
+  uint8_t buf[TCPW_HDR_SIZE + TCPW_MAX_NAME];
+} hs_slot;
 
 struct tcp_server {
   tcp_ctx *ctx;
-  int lfd;
+  int lfd, ep, evfd;
   pthread_t th;
+  int has_th;
   atomic_int stop;
-  pthread_mutex_t lock; /* conns */
-  srv_conn *conns;
-  int nconns;
+  tcp_serve *sv;
+  hs_slot *slots;
+  uint32_t nslots, used;
+  uint64_t order;
+  int64_t paused_until; /* listener out of the epoll set until then; 0 = in */
 };
 
-int tcp_warn_allowed(tcp_ctx *ctx, unsigned long *suppressed) {
-  int64_t now = tcp_now_ms();
-  long long last = atomic_load(&ctx->warn_ms);
-  if (now - last >= 1000 && atomic_compare_exchange_strong(&ctx->warn_ms, &last, now)) {
-    *suppressed = atomic_exchange(&ctx->warn_suppressed, 0);
-    return 1;
-  }
-  atomic_fetch_add(&ctx->warn_suppressed, 1);
-  return 0;
+static void conn_warn(tcp_server *s, const char *addr, const char *what) {
+  tcp_ctx *ctx = s->ctx;
+  unsigned long supp = 0;
+  if (tcp_ratelim_allow(&ctx->conn_warn, &supp))
+    ctx->host->log(ctx->host->host, MC_LOG_WARN,
+                   "refusing connection from %s: %s (%lu similar warnings suppressed)",
+                   addr, what, supp);
 }
 
-static int send_hdr(srv_conn *c, const tcpw_hdr *h, void *payload, size_t plen) {
-  tcp_ctx *ctx = c->srv->ctx;
-  uint8_t raw[TCPW_HDR_SIZE];
-  tcpw_hdr_encode(h, raw);
-  struct iovec iov[2] = {{raw, sizeof raw}, {payload, plen}};
-  return tcp_send_iov(c->fd, iov, plen ? 2 : 1, tcp_now_ms() + ctx->cfg.timeout_ms,
-                      &c->srv->stop);
+static void slot_drop(tcp_server *s, hs_slot *sl, const char *why) {
+  if (why)
+    conn_warn(s, sl->addr, why);
+  close(sl->fd);
+  sl->fd = -1;
+  sl->gen++;
+  s->used--;
 }
 
-/* Reads and discards n payload bytes of a refused WRITE. */
-static int drain(srv_conn *c, uint64_t n) {
-  tcp_ctx *ctx = c->srv->ctx;
-  char *scratch = malloc(SRV_SCRATCH);
-  if (!scratch)
-    return MC_ENOMEM;
-  int rc = 0;
-  while (n && !rc) {
-    size_t k = n > SRV_SCRATCH ? SRV_SCRATCH : (size_t)n;
-    rc = tcp_recv_all(c->fd, scratch, k, tcp_now_ms() + ctx->cfg.timeout_ms,
-                      &c->srv->stop);
-    n -= k;
-  }
-  free(scratch);
-  return rc;
-}
-
-static void log_refusal(srv_conn *c, const tcpw_hdr *h, int rc) {
-  tcp_ctx *ctx = c->srv->ctx;
-  const char *op = h->type == TCPW_READ ? "read" : "write";
-  if (rc == MC_EACCES) {
-    unsigned long supp = 0;
-    if (tcp_warn_allowed(ctx, &supp))
-      ctx->host->log(ctx->host->host, MC_LOG_WARN,
-                     "refused %s of [0x%" PRIx64 ", +%" PRIu64 ") in buffer %" PRIu64
-                     " from peer '%s' (%s): wrong remote key (%lu more refusals suppressed)",
-                     op, h->addr, h->len, h->buf_id, c->peer, c->addr, supp);
-  } else {
-    TCP_LOG(ctx, MC_LOG_DEBUG,
-            "refused %s of [0x%" PRIx64 ", +%" PRIu64 ") in buffer %" PRIu64
-            " from peer '%s': outside registered memory",
-            op, h->addr, h->len, h->buf_id, c->peer);
-  }
-}
-
-static int serve_read(srv_conn *c, const tcpw_hdr *req) {
-  tcp_server *s = c->srv;
-  tcp_buf *b = NULL;
-  tcpw_hdr resp = {.type = TCPW_READ_RESP, .seq = req->seq, .len = req->len};
-  int rc = tcp_reg_acquire(&s->ctx->reg, req->buf_id, req->secret, req->addr,
-                           req->len, &b);
-  if (rc) {
-    log_refusal(c, req, rc);
-    resp.status = rc;
-    return send_hdr(c, &resp, NULL, 0);
-  }
-  rc = send_hdr(c, &resp, (void *)(uintptr_t)req->addr, (size_t)req->len);
-  tcp_reg_release(&s->ctx->reg, b);
-  return rc;
-}
-
-static int serve_write(srv_conn *c, const tcpw_hdr *req) {
-  tcp_server *s = c->srv;
-  tcp_buf *b = NULL;
-  tcpw_hdr resp = {.type = TCPW_WRITE_RESP, .seq = req->seq, .len = req->len};
-  int rc = tcp_reg_acquire(&s->ctx->reg, req->buf_id, req->secret, req->addr,
-                           req->len, &b);
-  if (rc) {
-    log_refusal(c, req, rc);
-    int d = drain(c, req->len); /* never into the target's memory */
-    if (d)
-      return d;
-    resp.status = rc;
-    return send_hdr(c, &resp, NULL, 0);
-  }
-  rc = tcp_recv_all(c->fd, (void *)(uintptr_t)req->addr, (size_t)req->len,
-                    tcp_now_ms() + s->ctx->cfg.timeout_ms, &s->stop);
-  tcp_reg_release(&s->ctx->reg, b);
-  if (rc)
-    return rc;
-  return send_hdr(c, &resp, NULL, 0);
-}
-
-static int serve_notify(srv_conn *c, const tcpw_hdr *h) {
-  tcp_ctx *ctx = c->srv->ctx;
-  char msg[TCPW_MAX_NOTIFY];
-  int rc = tcp_recv_all(c->fd, msg, (size_t)h->len, tcp_now_ms() + ctx->cfg.timeout_ms,
-                        &c->srv->stop);
-  if (rc)
-    return rc;
-  ctx->host->notify_recv(ctx->host->host, c->peer, msg, (size_t)h->len);
-  return 0;
-}
-
-/* Reads a HELLO within hello_timeout_ms and answers with HELLO_ACK. */
-static int handshake(srv_conn *c) {
-  tcp_ctx *ctx = c->srv->ctx;
-  int64_t deadline = tcp_now_ms() + ctx->cfg.hello_timeout_ms;
-  uint8_t raw[TCPW_HDR_SIZE];
+/* The HELLO is complete in sl->buf: check it, answer, hand over. */
+static void hello_done(tcp_server *s, hs_slot *sl) {
+  tcp_ctx *ctx = s->ctx;
   tcpw_hdr h;
-  int rc = tcp_recv_all(c->fd, raw, sizeof raw, deadline, &c->srv->stop);
-  if (!rc && (tcpw_hdr_decode(raw, sizeof raw, &h) || h.type != TCPW_HELLO))
-    rc = MC_EPROTO;
-  if (!rc)
-    rc = tcp_recv_all(c->fd, c->peer, (size_t)h.len, deadline, &c->srv->stop);
-  if (!rc && tcpw_name_check(c->peer, (size_t)h.len))
-    rc = MC_EPROTO;
+  tcpw_hdr_decode(sl->buf, TCPW_HDR_SIZE, &h); /* checked when the header came */
+  char peer[TCPW_MAX_NAME + 1];
+  if (tcpw_name_check(sl->buf + TCPW_HDR_SIZE, (size_t)h.len)) {
+    slot_drop(s, sl, "malformed HELLO");
+    return;
+  }
   /* Only a peer that read our descriptor knows this: the connection, and
    * every NOTIFY on it, is attributable to a holder of the metadata. */
-  if (!rc && !tcp_secret_equal(h.secret, ctx->ep_secret))
-    rc = MC_EACCES;
+  if (!tcp_secret_equal(h.secret, ctx->ep_secret)) {
+    slot_drop(s, sl, "HELLO without this endpoint's secret (the peer has not read "
+                     "our descriptor)");
+    return;
+  }
+  memcpy(peer, sl->buf + TCPW_HDR_SIZE, (size_t)h.len);
+  peer[h.len] = '\0';
+  uint8_t ack[TCPW_HDR_SIZE + TCPW_MAX_NAME];
+  tcpw_hdr a = {.type = TCPW_HELLO_ACK, .len = strlen(ctx->segment)};
+  tcpw_hdr_encode(&a, ack);
+  memcpy(ack + TCPW_HDR_SIZE, ctx->segment, (size_t)a.len);
+  size_t alen = TCPW_HDR_SIZE + (size_t)a.len;
+  /* A fresh socket's send buffer always takes these few bytes. */
+  if (send(sl->fd, ack, alen, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)alen) {
+    slot_drop(s, sl, "cannot send HELLO_ACK");
+    return;
+  }
+  tcp_sock_setup(sl->fd, &ctx->cfg);
+  int rc = tcp_serve_add(s->sv, sl->fd, peer, sl->addr);
   if (rc) {
-    unsigned long supp = 0;
-    if (rc != MC_ECANCELED && tcp_warn_allowed(ctx, &supp))
-      ctx->host->log(ctx->host->host, MC_LOG_WARN,
-                     "closing connection from %s without a valid HELLO: %s (%lu similar "
-                     "warnings suppressed)", c->addr,
-                     rc == MC_EPROTO      ? "malformed"
-                     : rc == MC_EACCES    ? "not this endpoint's secret (the peer has not "
-                                            "read our descriptor)"
-                     : rc == MC_ETIMEDOUT ? "timed out"
-                                          : "dropped",
-                     supp);
-    c->peer[0] = '\0';
-    return rc;
+    char why[128];
+    snprintf(why, sizeof why, "peer '%.64s': %u connections served (max_connections)",
+             peer, ctx->cfg.max_connections);
+    slot_drop(s, sl, rc == MC_EBUSY ? why : "out of memory");
+    return;
   }
-  c->peer[h.len] = '\0';
-  tcpw_hdr ack = {.type = TCPW_HELLO_ACK, .len = strlen(ctx->segment)};
-  return send_hdr(c, &ack, ctx->segment, (size_t)ack.len);
+  TCP_LOG(ctx, MC_LOG_DEBUG, "peer '%s' connected from %s", peer, sl->addr);
+  sl->fd = -1; /* now the worker's */
+  sl->gen++;
+  s->used--;
 }
 
-static void *conn_main(void *arg) {
-  srv_conn *c = arg;
-  tcp_server *s = c->srv;
-  int rc = handshake(c);
-  if (!rc)
-    TCP_LOG(s->ctx, MC_LOG_DEBUG, "peer '%s' connected", c->peer);
-  while (!rc) {
-    uint8_t raw[TCPW_HDR_SIZE];
-    /* Idle between frames is fine: keepalive/user timeout detect death. */
-    rc = tcp_recv_all(c->fd, raw, sizeof raw, -1, &s->stop);
-    if (rc)
-      break;
-    tcpw_hdr h;
-    if (tcpw_hdr_decode(raw, sizeof raw, &h)) {
-      rc = MC_EPROTO;
-    } else {
-      switch (h.type) {
-      case TCPW_READ:
-        rc = serve_read(c, &h);
-        break;
-      case TCPW_WRITE:
-        rc = serve_write(c, &h);
-        break;
-      case TCPW_NOTIFY:
-        rc = serve_notify(c, &h);
-        break;
-      default:
-        rc = MC_EPROTO;
-      }
+/* Reads what has arrived of sl's HELLO. */
+static void hello_read(tcp_server *s, hs_slot *sl) {
+  for (;;) {
+    ssize_t k = recv(sl->fd, sl->buf + sl->got, sl->need - sl->got, MSG_DONTWAIT);
+    if (k == 0) {
+      slot_drop(s, sl, NULL); /* closed before HELLO: nothing to report */
+      return;
     }
-    if (rc == MC_EPROTO)
-      TCP_LOG(s->ctx, MC_LOG_WARN, "protocol error from peer '%s' (%s), closing", c->peer, c->addr);
-  }
-  if (rc != MC_EPEER && rc != MC_ECANCELED && rc != MC_EPROTO && c->peer[0])
-    TCP_LOG(s->ctx, MC_LOG_INFO, "connection from peer '%s' closed: error %d",
-            c->peer, rc);
-  shutdown(c->fd, SHUT_RDWR);
-  atomic_store(&c->done, 1);
-  return NULL;
-}
-
-static void format_addr(int fd, char *out, size_t n) {
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  char ip[INET6_ADDRSTRLEN] = "?";
-  unsigned port = 0;
-  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-      port = ntohs(a->sin6_port);
-    } else if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-      port = ntohs(a->sin_port);
+    if (k < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        slot_drop(s, sl, NULL);
+      return;
     }
-  }
-  snprintf(out, n, "%s:%u", ip, port);
-}
-
-/* Joins and frees finished connections (all of them when `all`). */
-static void reap(tcp_server *s, int all) {
-  pthread_mutex_lock(&s->lock);
-  srv_conn **p = &s->conns;
-  while (*p) {
-    srv_conn *c = *p;
-    if (all || atomic_load(&c->done)) {
-      *p = c->next;
-      s->nconns--;
-      if (all)
-        shutdown(c->fd, SHUT_RDWR);
-      pthread_join(c->th, NULL);
-      close(c->fd);
-      free(c);
-    } else {
-      p = &c->next;
-    }
-  }
-  pthread_mutex_unlock(&s->lock);
-}
-
-static void *accept_main(void *arg) {
-  tcp_server *s = arg;
-  while (!atomic_load(&s->stop)) {
-    reap(s, 0);
-    int w = tcp_wait_readable(s->lfd, tcp_now_ms() + TCP_IO_TICK_MS, &s->stop);
-    if (w <= 0)
+    sl->got += (size_t)k;
+    if (sl->got < sl->need)
       continue;
+    if (sl->need == TCPW_HDR_SIZE) {
+      tcpw_hdr h;
+      if (tcpw_hdr_decode(sl->buf, TCPW_HDR_SIZE, &h) || h.type != TCPW_HELLO) {
+        slot_drop(s, sl, "not a HELLO (malformed, or a frame before HELLO)");
+        return;
+      }
+      sl->need += (size_t)h.len; /* 1..TCPW_MAX_NAME, checked by decode */
+      continue;
+    }
+    hello_done(s, sl);
+    return;
+  }
+}
+
+static hs_slot *oldest(tcp_server *s, const char *ip, uint32_t *count) {
+  hs_slot *best = NULL;
+  *count = 0;
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    hs_slot *sl = &s->slots[i];
+    if (sl->fd < 0 || (ip && strcmp(sl->ip, ip)))
+      continue;
+    (*count)++;
+    if (!best || sl->order < best->order)
+      best = sl;
+  }
+  return best;
+}
+
+static void admit(tcp_server *s, int fd) {
+  tcp_ctx *ctx = s->ctx;
+  hs_slot tmp = {.fd = fd};
+  tcp_format_peer(fd, tmp.ip, sizeof tmp.ip, tmp.addr, sizeof tmp.addr);
+  uint32_t n = 0;
+  hs_slot *old = oldest(s, tmp.ip, &n);
+  if (n >= ctx->cfg.hello_per_source) {
+    slot_drop(s, old, "evicted: the oldest of the connections awaiting HELLO from "
+                      "this address (hello_per_source)");
+  } else if (s->used >= s->nslots) {
+    old = oldest(s, NULL, &n);
+    slot_drop(s, old, "evicted: the oldest of the connections awaiting HELLO "
+                      "(hello_pool)");
+  }
+  hs_slot *sl = NULL;
+  for (uint32_t i = 0; i < s->nslots && !sl; i++)
+    if (s->slots[i].fd < 0)
+      sl = &s->slots[i];
+  uint32_t gen = sl->gen; /* a free slot exists: one was freed above if needed */
+  memcpy(sl, &tmp, offsetof(hs_slot, buf));
+  sl->gen = gen;
+  sl->order = ++s->order;
+  sl->deadline = tcp_now_ms() + ctx->cfg.hello_timeout_ms;
+  sl->got = 0;
+  sl->need = TCPW_HDR_SIZE;
+  s->used++;
+  hello_read(s, sl); /* a peer's HELLO usually arrived with the connect */
+  if (sl->fd != fd || sl->gen != gen)
+    return; /* done with it: handed over or dropped */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+                           .data.u64 = ((uint64_t)gen << 32) | (uint64_t)(sl - s->slots + 1)};
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev))
+    slot_drop(s, sl, "epoll_ctl failed");
+}
+
+static void listener_arm(tcp_server *s, int on) {
+  struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.u64 = HS_LISTEN};
+  epoll_ctl(s->ep, EPOLL_CTL_MOD, s->lfd, &ev);
+}
+
+static void accept_some(tcp_server *s) {
+  for (int i = 0; i < HS_ACCEPT_BATCH; i++) {
     int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        /* The pending connection stays readable: back off instead of spinning. */
-        unsigned long supp = 0;
-        if (tcp_warn_allowed(s->ctx, &supp))
-          s->ctx->host->log(s->ctx->host->host, MC_LOG_WARN,
-                            "accept failed: %s", strerror(errno));
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
+    if (fd >= 0) {
+      admit(s, fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      /* The pending connection stays readable: rest instead of spinning. */
+      conn_warn(s, "(pending)", strerror(errno));
+      listener_arm(s, 0);
+      s->paused_until = tcp_now_ms() + HS_PAUSE_MS;
+    }
+    return;
+  }
+}
+
+static void expire(tcp_server *s, int64_t now) {
+  for (uint32_t i = 0; s->used && i < s->nslots; i++) {
+    hs_slot *sl = &s->slots[i];
+    if (sl->fd >= 0 && now >= sl->deadline)
+      slot_drop(s, sl, "no valid HELLO within hello_timeout_ms");
+  }
+}
+
+static void *hello_main(void *arg) {
+  tcp_server *s = arg;
+  struct epoll_event ev[64];
+  while (!atomic_load(&s->stop)) {
+    int64_t now = tcp_now_ms(), next = now + HS_TICK_MS;
+    for (uint32_t i = 0; s->used && i < s->nslots; i++)
+      if (s->slots[i].fd >= 0 && s->slots[i].deadline < next)
+        next = s->slots[i].deadline;
+    if (s->paused_until && s->paused_until < next)
+      next = s->paused_until;
+    int n = epoll_wait(s->ep, ev, 64, next > now ? (int)(next - now) : 0);
+    for (int i = 0; i < n; i++) {
+      uint64_t tag = ev[i].data.u64;
+      if (tag == HS_WAKE)
+        continue;
+      if (tag == HS_LISTEN) {
+        accept_some(s);
+        continue;
       }
-      continue;
+      uint32_t idx = (uint32_t)tag - 1, gen = (uint32_t)(tag >> 32);
+      hs_slot *sl = &s->slots[idx];
+      if (sl->fd >= 0 && sl->gen == gen)
+        hello_read(s, sl);
     }
-    srv_conn *c = s->nconns < SRV_MAX_CONNS ? calloc(1, sizeof *c) : NULL;
-    if (!c) {
-      TCP_LOG(s->ctx, MC_LOG_WARN, "refusing connection: too many (%d)", s->nconns);
-      close(fd);
-      continue;
+    now = tcp_now_ms();
+    expire(s, now);
+    if (s->paused_until && now >= s->paused_until) {
+      s->paused_until = 0;
+      listener_arm(s, 1);
     }
-    tcp_sock_setup(fd, &s->ctx->cfg);
-    c->srv = s;
-    c->fd = fd;
-    format_addr(fd, c->addr, sizeof c->addr);
-    pthread_mutex_lock(&s->lock);
-    if (pthread_create(&c->th, NULL, conn_main, c)) {
-      pthread_mutex_unlock(&s->lock);
-      close(fd);
-      free(c);
-      continue;
-    }
-    c->next = s->conns;
-    s->conns = c;
-    s->nconns++;
-    pthread_mutex_unlock(&s->lock);
   }
   return NULL;
+}
+
+void tcp_server_stop(tcp_server *s) {
+  if (!s)
+    return;
+  atomic_store(&s->stop, 1);
+  uint64_t one = 1;
+  if (s->evfd >= 0 && write(s->evfd, &one, sizeof one) < 0) {
+    /* the thread notices the flag within HS_TICK_MS anyway */
+  }
+  if (s->has_th)
+    pthread_join(s->th, NULL);
+  tcp_serve_stop(s->sv);
+  for (uint32_t i = 0; s->slots && i < s->nslots; i++)
+    if (s->slots[i].fd >= 0)
+      close(s->slots[i].fd);
+  free(s->slots);
+  if (s->lfd >= 0)
+    close(s->lfd);
+  if (s->ep >= 0)
+    close(s->ep);
+  if (s->evfd >= 0)
+    close(s->evfd);
+  free(s);
 }
 
 int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out) {
@@ -316,6 +299,7 @@ int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out) {
   if (!s)
     return MC_ENOMEM;
   s->ctx = ctx;
+  s->ep = s->evfd = -1;
   s->lfd = tcp_listen(host, ctx->cfg.port, &ctx->port);
   if (s->lfd < 0) {
     int rc = s->lfd;
@@ -324,23 +308,30 @@ int tcp_server_start(tcp_ctx *ctx, const char *host, tcp_server **out) {
     free(s);
     return rc;
   }
-  pthread_mutex_init(&s->lock, NULL);
-  if (pthread_create(&s->th, NULL, accept_main, s)) {
-    pthread_mutex_destroy(&s->lock);
-    close(s->lfd);
-    free(s);
-    return MC_ENOMEM;
+  s->nslots = ctx->cfg.hello_pool ? ctx->cfg.hello_pool : 1;
+  s->slots = calloc(s->nslots, sizeof *s->slots);
+  int rc = s->slots ? 0 : MC_ENOMEM;
+  for (uint32_t i = 0; !rc && i < s->nslots; i++)
+    s->slots[i].fd = -1;
+  if (!rc)
+    rc = tcp_serve_start(ctx, &s->stop, &s->sv);
+  if (!rc) {
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event l = {.events = EPOLLIN, .data.u64 = HS_LISTEN};
+    struct epoll_event w = {.events = EPOLLIN, .data.u64 = HS_WAKE};
+    if (s->ep < 0 || s->evfd < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &l) ||
+        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->evfd, &w))
+      rc = MC_EIO;
+  }
+  if (!rc)
+    s->has_th = pthread_create(&s->th, NULL, hello_main, s) == 0;
+  if (!rc && !s->has_th)
+    rc = MC_ENOMEM;
+  if (rc) {
+    tcp_server_stop(s);
+    return rc;
   }
   *out = s;
   return 0;
-}
-
-void tcp_server_stop(tcp_server *s) {
-  atomic_store(&s->stop, 1);
-  shutdown(s->lfd, SHUT_RDWR); /* wakes the accept thread's poll on Linux */
-  pthread_join(s->th, NULL);
-  close(s->lfd);
-  reap(s, 1);
-  pthread_mutex_destroy(&s->lock);
-  free(s);
 }

@@ -1,6 +1,7 @@
-/* tcp_server.h - target side: the listener and one thread per accepted
- * connection, serving READ/WRITE/NOTIFY frames against the registry
- * without the application's help. */
+/* tcp_server.h - target side: the listener, one thread holding the bounded
+ * pool of connections that have not completed HELLO, and the io workers
+ * (tcp_serve.h) serving READ/WRITE/NOTIFY frames of authenticated ones
+ * against the registry without the application's help. */
 #ifndef MC_TCP_SERVER_H
 #define MC_TCP_SERVER_H
 

@@ -24,6 +24,7 @@ typedef struct fake {
   _Atomic int stop;
   _Atomic uint64_t submits, refused, failed, bytes, notifies, done_at_notify;
   _Atomic uint64_t per_rail[2];
+  _Atomic uint32_t max_n; /* most slices handed over in one submit call */
 } fake;
 static fake F = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static _Atomic uint64_t completed; /* slices completed successfully */
@@ -48,6 +49,9 @@ static int f_import(void *c, void *ep, uint64_t a, uint64_t l, const void *k, si
 static int f_release(void *c, void *rm) { return 0; }
 static int f_submit(void *c, void *ep, const mc_slice *s, uint32_t n, uint32_t *acc) {
   atomic_fetch_add(&F.submits, 1);
+  uint32_t m = atomic_load(&F.max_n);
+  while (n > m && !atomic_compare_exchange_weak(&F.max_n, &m, n)) {
+  }
   pthread_mutex_lock(&F.lock);
   uint32_t room = HOLD - F.nheld, k = n < room ? n : room;
   if (k > 8)
@@ -212,6 +216,22 @@ int main(void) {
   printf("pipeline: %llu submits, %llu slices refused (backlog), %llu failed and retried\n",
          (unsigned long long)F.submits, (unsigned long long)F.refused,
          (unsigned long long)F.failed);
+  mc_batch_destroy(b);
+
+  /* 32 one-slice requests to one buffer reach the plugin in one submit
+   * call, not 32 (a wake-up of its thread each). */
+  atomic_store(&F.max_n, 0);
+  CHECK_MSG(mc_pipeline_batch_create(p, 32, &b) == 0, "batch 32");
+  mc_request small[32];
+  for (int i = 0; i < 32; i++)
+    small[i] = (mc_request){MC_OP_READ, local + i * 4096, seg,
+                            (uint64_t)(uintptr_t)remote + (uint64_t)i * 4096, 4096};
+  CHECK_MSG(mc_batch_submit(b, small, 32) == 0, "submit 32");
+  rc = mc_batch_wait(b, 10000);
+  CHECK_MSG(rc == 0, "wait 32: %s", mc_strerror(rc));
+  CHECK_MSG(atomic_load(&F.max_n) == 32, "32 small requests: at most %u slices per submit",
+            atomic_load(&F.max_n));
+  CHECK_MSG(memcmp(local, remote, 32 * 4096) == 0, "data differs after the reads");
   mc_batch_destroy(b);
 
   /* Invalid requests never reach the transport. */

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <time.h>
 
 int64_t th_now_ms(void) {
@@ -97,4 +99,35 @@ int th_wait(th_host *h, uint64_t first, uint32_t n, int timeout_ms) {
   }
   pthread_mutex_unlock(&h->lock);
   return 0;
+}
+
+void th_proc_stats(int *threads, long *rss_kb, int *fds) {
+  *threads = -1;
+  *rss_kb = -1;
+  *fds = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  while (f && fgets(line, sizeof line, f)) {
+    if (!strncmp(line, "Threads:", 8))
+      *threads = atoi(line + 8);
+    else if (!strncmp(line, "VmRSS:", 6))
+      *rss_kb = atol(line + 6);
+  }
+  if (f)
+    fclose(f);
+  DIR *d = opendir("/proc/self/fd");
+  for (struct dirent *e; d && (e = readdir(d));)
+    *fds += e->d_name[0] != '.';
+  if (d) {
+    closedir(d);
+    (*fds)--; /* the directory's own fd */
+  }
+}
+
+void th_raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }

@@ -32,6 +32,10 @@ void th_host_fini(th_host *h);
 /* Waits until `n` tokens from `first` completed; 0, or -1 after timeout_ms. */
 int th_wait(th_host *h, uint64_t first, uint32_t n, int timeout_ms);
 int64_t th_now_ms(void);
+/* This process's threads, resident set (KiB) and open fds, from /proc. */
+void th_proc_stats(int *threads, long *rss_kb, int *fds);
+/* Raises the soft fd limit to the hard one (many-connection tests). */
+void th_raise_nofile(void);
 void th_sleep_ms(int ms);
 
 #endif
