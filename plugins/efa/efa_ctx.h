@@ -56,6 +56,8 @@ typedef struct efa_op {
   struct efa_peer *peer;
   uint32_t prail; /* the peer's rail */
   int64_t deadline_ms;
+  int64_t not_before_ms; /* a retried op waits until then */
+  uint32_t retries;
   struct efa_op *prev, *next; /* queued or posted list */
   uint8_t *buf;               /* EFA_OP_SEND / EFA_OP_RECV: EFA_NOTE_MAX bytes */
 } efa_op;

@@ -114,7 +114,7 @@ static void post_queued(efa_rail *r) {
       list_del(&r->queued, op);
       finish(r, op, MC_EPEER);
       op_free(r, op);
-    } else if (p->av_state[r->idx] > 0) {
+    } else if (p->av_state[r->idx] > 0 && op->not_before_ms <= efa_now_ms()) {
       op->state = EFA_ST_POSTED;
       list_del(&r->queued, op);
       list_add(&r->posted, op);
@@ -147,7 +147,18 @@ static void post_queued(efa_rail *r) {
   }
 }
 
-static void on_done(efa_rail *r, efa_op *op, int status, size_t len) {
+#define RETRY_MAX 3
+#define RETRY_GAP_MS 20
+
+/* Connection-level errors of connection-based providers under RDM
+ * (tcp;ofi_rxm drops the connection after the target refused one access,
+ * failing the ops behind it with ENOTCONN, and reconnects on the next
+ * op): a few re-posts within the deadline, then the error. */
+static int transient(int fi_err) {
+  return fi_err == FI_ENOTCONN || fi_err == FI_ECONNRESET || fi_err == FI_ECONNABORTED;
+}
+
+static void on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) {
   switch (op->kind) {
   case EFA_OP_RECV:
     if (!status)
@@ -173,6 +184,15 @@ static void on_done(efa_rail *r, efa_op *op, int status, size_t len) {
   if (op->state != EFA_ST_POSTED)
     return; /* not ours to complete (cannot happen) */
   list_del(&r->posted, op);
+  int64_t now = efa_now_ms();
+  if (status && transient(fi_err) && op->retries < RETRY_MAX &&
+      now + RETRY_GAP_MS < op->deadline_ms) {
+    op->retries++;
+    op->not_before_ms = now + RETRY_GAP_MS;
+    op->state = EFA_ST_QUEUED;
+    list_add(&r->queued, op);
+    return;
+  }
   finish(r, op, status);
   op_free(r, op);
 }
@@ -277,7 +297,7 @@ static void *worker(void *arg) {
     pthread_mutex_lock(&r->lock);
     if (n > 0) {
       for (ssize_t i = 0; i < n; i++)
-        on_done(r, (efa_op *)ent[i].op_context, 0, ent[i].len);
+        on_done(r, (efa_op *)ent[i].op_context, 0, ent[i].len, 0);
     } else if (n == -FI_EAVAIL) {
       struct fi_cq_err_entry e;
       memset(&e, 0, sizeof e);
@@ -286,7 +306,7 @@ static void *worker(void *arg) {
         if (r->ctx->host->log_enabled(r->ctx->host->host, MC_LOG_DEBUG))
           EFA_LOG(r->ctx, MC_LOG_DEBUG, "rail %s: completion error %s (%s, provider %d)",
                   r->ri.name, mc_errname(st), fi_strerror(e.err), e.prov_errno);
-        on_done(r, (efa_op *)e.op_context, st, 0);
+        on_done(r, (efa_op *)e.op_context, st, 0, e.err);
       }
       n = 1;
     }
@@ -385,6 +405,8 @@ int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
     op->peer = peer;
     op->prail = pr;
     op->deadline_ms = now + ctx->cfg.timeout_ms;
+    op->not_before_ms = 0;
+    op->retries = 0;
     op->state = EFA_ST_QUEUED;
     list_add(&r->queued, op);
     int wake = 0;
