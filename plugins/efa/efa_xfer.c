@@ -45,10 +45,11 @@ int efa_err_map(int e) {
     return MC_ERANGE;
   case FI_ECANCELED:
     /* The plugin never cancels an RMA itself (fini and disconnect complete
-     * ops without the provider): a provider that aborts one is refusing
-     * it.  tcp;ofi_rxm answers a target's key or range refusal this way
-     * (and drops the connection, so the ops behind it fail ENOTCONN). */
-    return MC_EACCES;
+     * ops without the provider), so the provider aborted it: tcp;ofi_rxm
+     * does so both when the target refused the access (bad key or range;
+     * it then drops the connection) and when the peer died.  The two look
+     * alike, so this is the retryable MC_EPEER, not MC_EACCES. */
+    return MC_EPEER;
   case FI_ETIMEDOUT:
     return MC_ETIMEDOUT;
   case FI_ENOMEM:
