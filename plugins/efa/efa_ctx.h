@@ -35,6 +35,7 @@ typedef struct efa_cfg {
   uint32_t rails;
   int timeout_ms;
   uint32_t max_inflight;
+  int poll_us;
   int hmem;
 } efa_cfg;
 

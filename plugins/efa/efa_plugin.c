@@ -6,6 +6,7 @@
  * blobs: efa_blob.c.  RDM endpoints are connectionless: connect only
  * parses the peer's endpoint names, which the rails' workers insert into
  * their address vectors ahead of the first transfer. */
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ static const mc_param_info efa_params[] = {
     {MC_PARAM_INT, "timeout_ms", "10000", "per-slice deadline in milliseconds", 1,
      86400000},
     {MC_PARAM_INT, "max_inflight", "1024", "slices queued or in flight per rail", 16, 65536},
+    {MC_PARAM_INT, "poll_us", "50",
+     "poll period of rails without a CQ wait object (shm), microseconds", 1, 100000},
     {MC_PARAM_BOOL, "hmem", "true", "ask for FI_HMEM (device memory) when offered", 0, 0},
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
@@ -62,10 +65,11 @@ static int cfg_str(const mc_host_api *h, const char *key, char *out, size_t n) {
 }
 
 static int load_cfg(const mc_host_api *h, efa_cfg *c) {
-  int64_t rails, tmo, infl;
+  int64_t rails, tmo, infl, poll;
   int rc = cfg_int(h, "rails", &rails);
   rc = rc ? rc : cfg_int(h, "timeout_ms", &tmo);
   rc = rc ? rc : cfg_int(h, "max_inflight", &infl);
+  rc = rc ? rc : cfg_int(h, "poll_us", &poll);
   rc = rc ? rc : h->config_get_bool(h->host, "hmem", &c->hmem);
   rc = rc ? rc : cfg_str(h, "provider", c->provider, sizeof c->provider);
   rc = rc ? rc : cfg_str(h, "domain", c->domains, sizeof c->domains);
@@ -83,6 +87,7 @@ static int load_cfg(const mc_host_api *h, efa_cfg *c) {
   c->rails = (uint32_t)rails;
   c->timeout_ms = (int)tmo;
   c->max_inflight = (uint32_t)infl;
+  c->poll_us = (int)poll;
   return 0;
 }
 
@@ -132,6 +137,11 @@ static int efa_init(const mc_host_api *host, const mc_init_args *args, void **ou
               host->abi_minor);
     return MC_EABI;
   }
+  /* libfabric does not undo its global set-up (providers, their
+   * allocations) when it is unloaded, so unloading this plugin -- its
+   * only user -- would lose that memory on every reload: pin it. */
+  if (!dlopen("libfabric.so.1", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
+    host->log(host->host, MC_LOG_DEBUG, "cannot pin libfabric.so.1: %s", dlerror());
   efa_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return MC_ENOMEM;

@@ -322,9 +322,14 @@ static void *worker(void *arg) {
     if (n > 0) {
       idle = 0;
     } else if (++idle > SPIN_ROUNDS && !r->cq_wait) {
-      /* No wait object: poll with a backoff up to 1 ms when idle, 50 us
-       * while ops are out (latency of their completions). */
-      struct timespec ts = {0, busy ? 50000 : (idle > 4 * SPIN_ROUNDS ? 1000000 : 200000)};
+      /* No wait object (shm): poll every poll_us.  The provider serves
+       * peers' RMA into this process's memory only while polled, and that
+       * leaves no CQ entry here, so an "idle" target may well be busy:
+       * poll_us bounds the latency peers see, at the cost of wake-ups. */
+      long us = r->ctx->cfg.poll_us;
+      if (busy && us > 20)
+        us = 20;
+      struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
       nanosleep(&ts, NULL);
     }
   }

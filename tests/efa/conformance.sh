@@ -8,12 +8,17 @@
 #        by the registration, but the offset comes from the key's base,
 #        so a forged base moves an access inside the registration.
 # Exit 77 (skip) when the tool reports the provider not runnable here.
+# Exit status other than 0, 1 (checks failed) or 77: a crash or a
+# sanitizer report, always a failure.
 set -u
 tool=$1 plugin=$2 prov=$3 params=$4
+LSAN_OPTIONS="suppressions=$(dirname "$0")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 out=$(MC_CONFORMANCE_PARAMS=$params "$tool" "$plugin" 2>&1)
 rc=$?
 printf '%s\n' "$out"
 [ $rc -eq 77 ] && { echo "SKIP: provider $prov not offered here"; exit 77; }
+[ $rc -eq 0 ] || [ $rc -eq 1 ] || { echo "the tool exited with status $rc"; exit 1; }
 known=''
 [ "$prov" = tcp ] && known='hostile.forged_key'
 bad=0
