@@ -6,8 +6,9 @@
  * 4 MiB, unaligned) with byte checks, many batches in flight, a
  * notification seen by the target only after the data it follows, the
  * child killed (SIGKILL) under a read stream (every slice completes exactly
- * once, the failures within the deadline), then against a second child a
- * wrong key refused.
+ * once, the failures within the deadline); then, this program run again
+ * as a fresh initiator (EFA_TWOPROC_PHASE=wrongkey) against a second
+ * child, a wrong key refused.
  *
  *   test_efa_twoproc <mc-transport-efa.so> <provider> [domain]
  * provider as in the YAML, with ',' for ';' ("tcp,ofi_rxm").  Exit 77 with
@@ -27,7 +28,7 @@
 #define MiB ((size_t)1 << 20)
 #define NOTE_OFF ((size_t)12 << 20)
 #define NOTE_LEN ((size_t)256 << 10)
-#define TIMEOUT_MS 3000
+#define TIMEOUT_MS 6000
 
 typedef struct target_info {
   uint8_t desc[MC_DESC_MAX];
@@ -155,7 +156,7 @@ static void sizes(void) {
 
 /* 64 batches of 16 reads of 64 KiB all in flight before any wait. */
 static void batches(void) {
-  enum { NB = 64, PER = 16, LEN = 65536 };
+  enum { NB = 64, PER = 16, LEN = 16384 };
   mc_slice *s = calloc(NB * PER, sizeof *s);
   memset(lbuf, 0, BUF);
   uint64_t first = 0;
@@ -230,15 +231,27 @@ static int wrong_key(int wedge_ok) {
   return 0;
 }
 
+/* The target child runs this program afresh (exec): a child forked from a
+ * process that already opened libfabric inherits its provider state
+ * (shared fabric objects, their progress machinery) without the threads
+ * behind it, and hung on its first connection now and then. */
+static char **self_argv;
+
 static pid_t spawn(const char *plugin, int *nfd) {
+  (void)plugin;
   int tp[2], np[2];
   CHECK_MSG(pipe(tp) == 0 && pipe(np) == 0, "pipe");
+  fflush(stdout);
   pid_t pid = fork();
   CHECK_MSG(pid >= 0, "fork");
   if (pid == 0) {
     close(tp[0]);
     close(np[0]);
-    child_main(plugin, tp[1], np[1]);
+    char fds[32];
+    snprintf(fds, sizeof fds, "%d,%d", tp[1], np[1]);
+    setenv("EFA_TWOPROC_TARGET_FDS", fds, 1);
+    execv("/proc/self/exe", self_argv);
+    _exit(127);
   }
   close(tp[1]);
   close(np[1]);
@@ -291,6 +304,11 @@ int main(int argc, char **argv) {
   snprintf(params, sizeof params, "provider=%s;timeout_ms=%d%s%s", argv[2], TIMEOUT_MS,
            argc > 3 ? ";domain=" : "", argc > 3 ? argv[3] : "");
   signal(SIGPIPE, SIG_IGN);
+  self_argv = argv;
+  const char *tfds = getenv("EFA_TWOPROC_TARGET_FDS");
+  int twfd, tnfd;
+  if (tfds && sscanf(tfds, "%d,%d", &twfd, &tnfd) == 2)
+    child_main(argv[1], twfd, tnfd); /* never returns */
   void *dl;
   ops = th_load(argv[1], &dl);
   H = calloc(1, sizeof *H);
@@ -314,24 +332,41 @@ int main(int argc, char **argv) {
   CHECK_MSG(ops->register_mem(ctx, &d, &lmem, rk, &rkl) == 0, "register");
   attach();
 
+  const char *phase = getenv("EFA_TWOPROC_PHASE");
+  int wrongkey_phase = phase && !strcmp(phase, "wrongkey");
   sizes();
-  batches();
-  notify(nfd);
-  killed(pid);
-  close(nfd);
-  /* The wrong key last, from a fresh initiator context to a fresh target:
-   * shm's endpoint serves nothing more once an op of it went unanswered
-   * (the killed peer's, a refused one's: see wrong_key). */
-  ops->release_mem(ctx, rmem);
-  ops->disconnect(ctx, ep);
-  ops->deregister_mem(ctx, lmem);
-  CHECK_MSG(ops->fini(ctx) == 0, "fini");
-  CHECK_MSG(ops->init(&H->api, &a, &ctx) == 0, "init again");
-  rkl = sizeof rk;
-  CHECK_MSG(ops->register_mem(ctx, &d, &lmem, rk, &rkl) == 0, "register again");
-  pid = spawn(argv[1], &nfd);
-  attach();
-  sizes();
+  if (!wrongkey_phase) {
+    batches();
+    notify(nfd);
+    killed(pid);
+    close(nfd);
+    /* The wrong key in a fresh initiator process (this program again)
+     * against a fresh target: shm's endpoint serves nothing more once an
+     * op of it went unanswered (the killed peer's, a refused one's), and
+     * a second shm endpoint opened in one process after the first closed
+     * did not always work (plugins/efa/README.md, "Limits"). */
+    ops->release_mem(ctx, rmem);
+    ops->disconnect(ctx, ep);
+    ops->deregister_mem(ctx, lmem);
+    CHECK_MSG(ops->fini(ctx) == 0, "fini");
+    th_host_fini(H);
+    free(H);
+    free(lbuf);
+    fflush(stdout);
+    pid_t w = fork();
+    CHECK_MSG(w >= 0, "fork");
+    if (w == 0) {
+      setenv("EFA_TWOPROC_PHASE", "wrongkey", 1);
+      execv("/proc/self/exe", argv);
+      _exit(127);
+    }
+    int ws = 0;
+    CHECK_MSG(waitpid(w, &ws, 0) == w, "waitpid");
+    CHECK_MSG(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "the wrong-key phase failed (status 0x%x)",
+              ws);
+    printf("PASS\n");
+    return 0;
+  }
   wrong_key(!strcmp(argv[2], "shm"));
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
@@ -344,6 +379,5 @@ int main(int argc, char **argv) {
   th_host_fini(H);
   free(H);
   free(lbuf);
-  printf("PASS\n");
   return 0;
 }
