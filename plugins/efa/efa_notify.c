@@ -51,10 +51,13 @@ int efa_notify_post_recvs(efa_rail *r) {
     efa_op *op = &r->recv_ops[i];
     op->kind = EFA_OP_RECV;
     op->buf = r->note_mem + (size_t)i * EFA_NOTE_MAX;
-    ssize_t rc;
-    do
+    ssize_t rc = -FI_EAGAIN;
+    /* -FI_EAGAIN asks for progress (a CQ read) before a retry; bounded. */
+    for (int tries = 0; rc == -FI_EAGAIN && tries < 1000; tries++) {
       rc = fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC, &op->fctx);
-    while (rc == -FI_EAGAIN && fi_cq_read(r->cq, NULL, 0) <= 0);
+      if (rc == -FI_EAGAIN)
+        (void)fi_cq_read(r->cq, NULL, 0);
+    }
     if (rc) {
       EFA_LOG(ctx, MC_LOG_ERROR, "rail %s: fi_recv: %s", r->ri.name, fi_strerror((int)-rc));
       return MC_EIO;

@@ -164,8 +164,13 @@ static void on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err)
   case EFA_OP_RECV:
     if (!status)
       efa_notify_recv_done(r, op, len);
-    if (!r->stop && status != MC_ECANCELED)
-      fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC, &op->fctx);
+    if (!r->stop && fi_err != FI_ECANCELED) {
+      ssize_t rc = fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC,
+                           &op->fctx);
+      if (rc)
+        EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: notification buffer not reposted: %s",
+                r->ri.name, fi_strerror((int)-rc));
+    }
     return;
   case EFA_OP_SEND:
     if (status)
