@@ -316,8 +316,8 @@ int main(int argc, char **argv) {
   mc_init_args a = {sizeof a, "parent:2", "127.0.0.1", "test"};
   int rc = ops->init(&H->api, &a, &ctx);
   if (rc == MC_ENODEV || rc == MC_ENOTSUP) {
-    printf("SKIP: libfabric provider '%s' not offered on this host: %s\n", argv[2],
-           H->fh.last_warn);
+    printf("SKIP: libfabric provider '%s'%s%s not offered on this host: %s\n", argv[2],
+           argc > 3 ? " with domains " : "", argc > 3 ? argv[3] : "", H->fh.last_warn);
     return 77;
   }
   CHECK_MSG(rc == 0, "init: %s", mc_errname(rc));
