@@ -1,0 +1,534 @@
+/* efa_xfer.c - moving slices: submit turns each slice into an fi_read or
+ * fi_write on the rail it names (or another rail of the peer when that one
+ * rests after a failure); one worker thread per rail reads the rail's CQ,
+ * posts what the provider pushed back with -FI_EAGAIN, inserts peers'
+ * addresses into the AV ahead of their first transfer and fails slices past
+ * their deadline.
+ *
+ * Op life: FREE -> QUEUED (waiting for the AV or after -FI_EAGAIN) ->
+ * POSTED (libfabric owns it) -> FREE on its CQ entry.  A posted op whose
+ * deadline passed (or whose peer disconnected) is completed to the core at
+ * once and becomes ABANDONED: it stays out of the free list until
+ * libfabric returns it, since the provider still holds its context.
+ *
+ * Locks: ctx->lock (peers) may be taken before a rail's lock, never after.
+ * complete() is called with the rail lock held (the core never re-enters
+ * the plugin from it). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "efa_ctx.h"
+
+#define CQ_BATCH 32
+#define SWEEP_MS 5
+#define SREAD_MS 5
+#define SPIN_ROUNDS 64
+
+int64_t efa_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int efa_err_map(int e) {
+  switch (e) {
+  case FI_EACCES:
+  case FI_EPERM:
+  case FI_EKEYREJECTED:
+  case FI_ENOKEY:
+  case FI_EBADF:
+    return MC_EACCES;
+  case FI_EINVAL:
+  case FI_ETOOSMALL:
+  case FI_EMSGSIZE:
+    return MC_ERANGE;
+  case FI_ECANCELED:
+    /* The plugin never cancels an RMA itself (fini and disconnect complete
+     * ops without the provider), so the provider aborted it: tcp;ofi_rxm
+     * does so both when the target refused the access (bad key or range;
+     * it then drops the connection) and when the peer died.  The two look
+     * alike, so this is the retryable MC_EPEER, not MC_EACCES. */
+    return MC_EPEER;
+  case FI_ETIMEDOUT:
+    return MC_ETIMEDOUT;
+  case FI_ENOMEM:
+    return MC_ENOMEM;
+  default:
+    return MC_EPEER;
+  }
+}
+
+/* ---- op lists (rail lock held) ---- */
+static void list_add(efa_list *l, efa_op *op) {
+  op->next = NULL;
+  op->prev = l->tail;
+  if (l->tail)
+    l->tail->next = op;
+  else
+    l->head = op;
+  l->tail = op;
+  l->n++;
+}
+
+static void list_del(efa_list *l, efa_op *op) {
+  if (op->prev)
+    op->prev->next = op->next;
+  else
+    l->head = op->next;
+  if (op->next)
+    op->next->prev = op->prev;
+  else
+    l->tail = op->prev;
+  op->prev = op->next = NULL;
+  l->n--;
+}
+
+static void op_free(efa_rail *r, efa_op *op) {
+  op->state = EFA_ST_FREE;
+  op->peer = NULL;
+  op->next = r->free_ops;
+  r->free_ops = op;
+}
+
+static void finish(efa_rail *r, efa_op *op, int status) {
+  const mc_host_api *h = r->ctx->host;
+  h->complete(h->host, op->token, status, status ? 0 : op->len, 0);
+}
+
+static ssize_t post(efa_rail *r, efa_op *op) {
+  fi_addr_t fa = op->peer->fa[r->idx];
+  if (op->op == MC_OP_READ)
+    return fi_read(r->ep, (void *)(uintptr_t)op->laddr, op->len, op->ldesc, fa, op->raddr,
+                   op->key, &op->fctx);
+  return fi_write(r->ep, (const void *)(uintptr_t)op->laddr, op->len, op->ldesc, fa,
+                  op->raddr, op->key, &op->fctx);
+}
+
+/* Posts queued ops in order while the provider takes them. */
+static void post_queued(efa_rail *r) {
+  efa_op *op = r->queued.head;
+  while (op) {
+    efa_op *next = op->next;
+    efa_peer *p = op->peer;
+    if (p->av_state[r->idx] < 0) {
+      list_del(&r->queued, op);
+      finish(r, op, MC_EPEER);
+      op_free(r, op);
+    } else if (p->av_state[r->idx] > 0 && op->not_before_ms <= efa_now_ms()) {
+      op->state = EFA_ST_POSTED;
+      list_del(&r->queued, op);
+      list_add(&r->posted, op);
+      ssize_t rc = post(r, op);
+      if (rc == -FI_EAGAIN) {
+        list_del(&r->posted, op);
+        op->state = EFA_ST_QUEUED;
+        /* Back to the front: keep the order; the provider needs progress
+         * (our next CQ read) before it takes more. */
+        op->next = r->queued.head;
+        op->prev = NULL;
+        if (r->queued.head)
+          r->queued.head->prev = op;
+        else
+          r->queued.tail = op;
+        r->queued.head = op;
+        r->queued.n++;
+        return;
+      }
+      if (rc) {
+        list_del(&r->posted, op);
+        int st = efa_err_map((int)-rc);
+        EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: peer '%s': %s failed: %s", r->ri.name, p->name,
+                op->op == MC_OP_READ ? "fi_read" : "fi_write", fi_strerror((int)-rc));
+        finish(r, op, st);
+        op_free(r, op);
+      }
+    }
+    op = next;
+  }
+}
+
+#define RETRY_MAX 3
+#define RETRY_GAP_MS 20
+
+/* Connection-level errors of connection-based providers under RDM
+ * (tcp;ofi_rxm drops the connection after the target refused one access,
+ * failing the ops behind it with ENOTCONN, and reconnects on the next
+ * op): a few re-posts within the deadline, then the error. */
+static int transient(int fi_err) {
+  return fi_err == FI_ENOTCONN || fi_err == FI_ECONNRESET || fi_err == FI_ECONNABORTED;
+}
+
+static void on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) {
+  switch (op->kind) {
+  case EFA_OP_RECV:
+    if (!status)
+      efa_notify_recv_done(r, op, len);
+    if (!r->stop && fi_err != FI_ECANCELED) {
+      ssize_t rc = fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC,
+                           &op->fctx);
+      if (rc)
+        EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: notification buffer not reposted: %s",
+                r->ri.name, fi_strerror((int)-rc));
+    }
+    return;
+  case EFA_OP_SEND:
+    if (status)
+      EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: a notification was not delivered: %s",
+              r->ri.name, mc_strerror(status));
+    op->state = EFA_ST_FREE;
+    pthread_cond_broadcast(&r->cond);
+    return;
+  default:
+    break;
+  }
+  if (op->state == EFA_ST_ABANDONED) {
+    r->abandoned--;
+    op_free(r, op);
+    return;
+  }
+  if (op->state != EFA_ST_POSTED)
+    return; /* not ours to complete (cannot happen) */
+  list_del(&r->posted, op);
+  int64_t now = efa_now_ms();
+  if (status && transient(fi_err) && op->retries < RETRY_MAX &&
+      now + RETRY_GAP_MS < op->deadline_ms) {
+    op->retries++;
+    op->not_before_ms = now + RETRY_GAP_MS;
+    op->state = EFA_ST_QUEUED;
+    list_add(&r->queued, op);
+    return;
+  }
+  finish(r, op, status);
+  op_free(r, op);
+}
+
+/* Deadlines: queued and posted ops past theirs fail with MC_ETIMEDOUT.  An
+ * RDM endpoint has no connection to watch: a peer that died without the
+ * provider noticing (shm) shows up only as silence. */
+static void sweep(efa_rail *r, int64_t now) {
+  for (efa_op *op = r->queued.head, *n; op; op = n) {
+    n = op->next;
+    if (op->deadline_ms <= now) {
+      list_del(&r->queued, op);
+      finish(r, op, MC_ETIMEDOUT);
+      op_free(r, op);
+    }
+  }
+  for (efa_op *op = r->posted.head, *n; op; op = n) {
+    n = op->next;
+    if (op->deadline_ms <= now) {
+      list_del(&r->posted, op);
+      finish(r, op, MC_ETIMEDOUT);
+      op->state = EFA_ST_ABANDONED;
+      op->peer = NULL;
+      r->abandoned++;
+    }
+  }
+}
+
+/* fi_av_insert through the rail's cache of inserted addresses. */
+static int av_lookup(efa_rail *r, const uint8_t *addr, uint16_t len, fi_addr_t *fa) {
+  for (uint32_t i = 0; i < r->av_n; i++)
+    if (r->av_cache[i].len == len && !memcmp(r->av_cache[i].addr, addr, len)) {
+      *fa = r->av_cache[i].fa;
+      return 1;
+    }
+  if (r->av_n == r->av_cap) {
+    uint32_t cap = r->av_cap ? 2 * r->av_cap : 8;
+    efa_av_entry *n = realloc(r->av_cache, cap * sizeof *n);
+    if (!n)
+      return -FI_ENOMEM;
+    r->av_cache = n;
+    r->av_cap = cap;
+  }
+  int n = fi_av_insert(r->av, addr, 1, fa, 0, NULL);
+  if (n != 1 || *fa == FI_ADDR_NOTAVAIL)
+    return n < 0 ? n : -FI_EADDRNOTAVAIL;
+  efa_av_entry *e = &r->av_cache[r->av_n++];
+  e->len = len;
+  memcpy(e->addr, addr, len);
+  e->fa = *fa;
+  return 1;
+}
+
+/* Warm-up: resolves the addresses of peers connected since the last round
+ * (fi_av_insert can be slow, so it runs here and not in connect). */
+static void resolve_peers(efa_rail *r) {
+  efa_ctx *ctx = r->ctx;
+  pthread_mutex_lock(&ctx->lock);
+  for (efa_peer *p = ctx->peers; p; p = p->next) {
+    if (p->av_state[r->idx] != 0)
+      continue;
+    uint32_t pr = r->idx % p->desc.nrails;
+    fi_addr_t fa = FI_ADDR_NOTAVAIL;
+    int n = av_lookup(r, p->desc.addr[pr], p->desc.addr_len[pr], &fa);
+    pthread_mutex_lock(&r->lock);
+    if (n == 1) {
+      p->fa[r->idx] = fa;
+      p->av_state[r->idx] = 1;
+    } else {
+      EFA_LOG(ctx, MC_LOG_WARN, "rail %s: peer '%s': fi_av_insert failed: %s", r->ri.name,
+              p->name, fi_strerror(-n));
+      p->av_state[r->idx] = MC_EPEER;
+    }
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+}
+
+static void *worker(void *arg) {
+  efa_rail *r = arg;
+  struct fi_cq_data_entry ent[CQ_BATCH];
+  int idle = 0;
+  int64_t next_sweep = 0;
+  for (;;) {
+    pthread_mutex_lock(&r->lock);
+    int stop = r->stop, av_work = r->av_work;
+    int busy = r->posted.n || r->queued.n;
+    r->av_work = 0;
+    pthread_mutex_unlock(&r->lock);
+    if (stop)
+      break;
+    if (av_work)
+      resolve_peers(r);
+    ssize_t n;
+    /* Sleep in the provider's wait object once idle for a while; manual
+     * progress providers progress inside fi_cq_sread too. */
+    if (r->cq_wait && idle > SPIN_ROUNDS)
+      n = fi_cq_sread(r->cq, ent, CQ_BATCH, NULL, SREAD_MS);
+    else
+      n = fi_cq_read(r->cq, ent, CQ_BATCH);
+    pthread_mutex_lock(&r->lock);
+    if (n > 0) {
+      for (ssize_t i = 0; i < n; i++)
+        on_done(r, (efa_op *)ent[i].op_context, 0, ent[i].len, 0);
+    } else if (n == -FI_EAVAIL) {
+      struct fi_cq_err_entry e;
+      memset(&e, 0, sizeof e);
+      if (fi_cq_readerr(r->cq, &e, 0) == 1 && e.op_context) {
+        int st = efa_err_map(e.err);
+        if (r->ctx->host->log_enabled(r->ctx->host->host, MC_LOG_DEBUG))
+          EFA_LOG(r->ctx, MC_LOG_DEBUG, "rail %s: completion error %s (%s, provider %d)",
+                  r->ri.name, mc_errname(st), fi_strerror(e.err), e.prov_errno);
+        on_done(r, (efa_op *)e.op_context, st, 0, e.err);
+      }
+      n = 1;
+    }
+    if (r->queued.n)
+      post_queued(r);
+    int64_t now = efa_now_ms();
+    if (now >= next_sweep) {
+      sweep(r, now);
+      next_sweep = now + SWEEP_MS;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (n > 0) {
+      idle = 0;
+    } else if (++idle > SPIN_ROUNDS && !r->cq_wait) {
+      /* No wait object (shm): poll every poll_us.  The provider serves
+       * peers' RMA into this process's memory only while polled, and that
+       * leaves no CQ entry here, so an "idle" target may well be busy:
+       * poll_us bounds the latency peers see, at the cost of wake-ups. */
+      long us = r->ctx->cfg.poll_us;
+      if (busy && us > 20)
+        us = 20;
+      struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return NULL;
+}
+
+/* ---- submit ---- */
+
+static int slice_check(efa_ctx *ctx, efa_peer *peer, const mc_slice *s) {
+  const efa_mem *m = s->local_mem;
+  const efa_rmem *rm = s->remote_mem;
+  if (!m || !rm || rm->peer != peer || (s->op != MC_OP_READ && s->op != MC_OP_WRITE) ||
+      s->len == 0)
+    return MC_EINVAL;
+  if (s->local_addr < m->base || s->len > m->len || s->local_addr - m->base > m->len - s->len)
+    return MC_ERANGE;
+  if (s->remote_addr < rm->base || s->len > rm->len ||
+      s->remote_addr - rm->base > rm->len - s->len)
+    return MC_ERANGE;
+  if (s->len > ctx->rails[0].info->ep_attr->max_msg_size)
+    return MC_EINVAL;
+  return 0;
+}
+
+/* The rail for slice s: the one it names unless the peer's address could
+ * not be resolved there; then the next one that has it.  -1 when none.
+ * A rail that failed or timed out is not avoided here: the core retries
+ * the slice on another rail (MC_EPEER, MC_ETIMEDOUT) and rests the rail
+ * itself, and some providers reconnect on the next operation. */
+static int pick_rail(efa_ctx *ctx, efa_peer *p, uint32_t want) {
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    uint32_t i = (want + k) % ctx->nrails;
+    if (p->av_state[i] >= 0)
+      return (int)i;
+  }
+  return -1;
+}
+
+int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
+               uint32_t *accepted) {
+  const mc_host_api *h = ctx->host;
+  int64_t now = efa_now_ms();
+  uint32_t i = 0;
+  for (; i < n; i++) {
+    const mc_slice *s = &sl[i];
+    int st = slice_check(ctx, peer, s);
+    int ri = st ? -1 : pick_rail(ctx, peer, s->rail);
+    if (!st && ri < 0)
+      st = MC_EPEER;
+    if (st) {
+      h->complete(h->host, s->token, st, 0, 0);
+      continue;
+    }
+    efa_rail *r = &ctx->rails[ri];
+    const efa_rmem *rm = s->remote_mem;
+    const efa_mem *m = s->local_mem;
+    uint32_t pr = (uint32_t)ri % peer->desc.nrails;
+    if (pr >= rm->k.nrails) {
+      h->complete(h->host, s->token, MC_EINVAL, 0, 0);
+      continue;
+    }
+    pthread_mutex_lock(&r->lock);
+    efa_op *op = r->free_ops;
+    if (!op) {
+      pthread_mutex_unlock(&r->lock);
+      break; /* back-pressure: the core resubmits the rest */
+    }
+    r->free_ops = op->next;
+    op->kind = EFA_OP_RMA;
+    op->op = s->op;
+    op->token = s->token;
+    op->laddr = s->local_addr;
+    op->len = s->len;
+    op->ldesc = m->desc[ri];
+    op->key = rm->k.key[pr];
+    /* Providers without FI_MR_VIRT_ADDR (tcp;ofi_rxm) take offsets into
+     * the registration; the target's provider bounds them by its length. */
+    op->raddr = (rm->k.flags & EFAB_RKEY_VIRT) ? s->remote_addr : s->remote_addr - rm->k.base;
+    op->peer = peer;
+    op->prail = pr;
+    op->deadline_ms = now + ctx->cfg.timeout_ms;
+    op->not_before_ms = 0;
+    op->retries = 0;
+    op->state = EFA_ST_QUEUED;
+    list_add(&r->queued, op);
+    int wake = 0;
+    if (r->queued.n == 1)
+      post_queued(r); /* straight to the provider when nothing waits */
+    wake = r->queued.n > 0;
+    pthread_mutex_unlock(&r->lock);
+    if (wake && r->cq_wait)
+      fi_cq_signal(r->cq);
+  }
+  *accepted = i;
+  return (i == 0 && n > 0) ? MC_EAGAIN : 0;
+}
+
+/* Completes every op of `peer` now (disconnect): queued ones are freed,
+ * posted ones abandoned until libfabric returns them. */
+void efa_peer_cancel_all(efa_ctx *ctx, efa_peer *peer, int status) {
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    pthread_mutex_lock(&r->lock);
+    for (efa_op *op = r->queued.head, *n; op; op = n) {
+      n = op->next;
+      if (op->peer == peer) {
+        list_del(&r->queued, op);
+        finish(r, op, status);
+        op_free(r, op);
+      }
+    }
+    for (efa_op *op = r->posted.head, *n; op; op = n) {
+      n = op->next;
+      if (op->peer == peer) {
+        list_del(&r->posted, op);
+        finish(r, op, status);
+        op->state = EFA_ST_ABANDONED;
+        op->peer = NULL;
+        r->abandoned++;
+      }
+    }
+    pthread_mutex_unlock(&r->lock);
+  }
+}
+
+/* Withdraws a slice still queued (not yet with the provider). */
+int efa_cancel_token(efa_ctx *ctx, uint64_t token) {
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    pthread_mutex_lock(&r->lock);
+    for (efa_op *op = r->queued.head; op; op = op->next)
+      if (op->token == token) {
+        list_del(&r->queued, op);
+        finish(r, op, MC_ECANCELED);
+        op_free(r, op);
+        pthread_mutex_unlock(&r->lock);
+        return 1;
+      }
+    pthread_mutex_unlock(&r->lock);
+  }
+  return 0;
+}
+
+/* fini, workers stopped: every op not yet completed to the core is now. */
+void efa_fail_all(efa_ctx *ctx, int status) {
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    pthread_mutex_lock(&r->lock);
+    while (r->queued.head) {
+      efa_op *op = r->queued.head;
+      list_del(&r->queued, op);
+      finish(r, op, status);
+      op_free(r, op);
+    }
+    while (r->posted.head) {
+      efa_op *op = r->posted.head;
+      list_del(&r->posted, op);
+      finish(r, op, status);
+      op->state = EFA_ST_ABANDONED;
+    }
+    pthread_mutex_unlock(&r->lock);
+  }
+}
+
+int efa_workers_start(efa_ctx *ctx) {
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    r->ops = calloc(ctx->cfg.max_inflight, sizeof *r->ops);
+    if (!r->ops)
+      return MC_ENOMEM;
+    for (uint32_t i = ctx->cfg.max_inflight; i-- > 0;)
+      op_free(r, &r->ops[i]);
+    int rc = efa_notify_post_recvs(r);
+    if (rc)
+      return rc;
+    if (pthread_create(&r->thr, NULL, worker, r))
+      return MC_ENOMEM;
+    r->thr_started = 1;
+  }
+  return 0;
+}
+
+void efa_workers_stop(efa_ctx *ctx) {
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    if (r->thr_started) {
+      if (r->cq_wait)
+        fi_cq_signal(r->cq);
+      pthread_join(r->thr, NULL);
+      r->thr_started = 0;
+    }
+  }
+}
