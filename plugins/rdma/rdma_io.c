@@ -173,6 +173,10 @@ static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int 
         }
         return q;
       }
+      /* A healthy rail that is only busy pushes back: spilling to other
+       * rails is the core's choice (rails.c), not ours. */
+      if (*full)
+        return NULL;
     }
   return NULL;
 }

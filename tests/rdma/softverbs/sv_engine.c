@@ -25,7 +25,7 @@ void sv_cq_push(sv_cq *c, const struct ibv_wc *wc) {
   pthread_mutex_unlock(&c->lock);
   if (fire) {
     struct ibv_cq *p = &c->cq;
-    ssize_t w = write(c->cq.channel->fd, &p, sizeof p);
+    ssize_t w = write(c->cq.channel->refcnt, &p, sizeof p); /* the write end */
     (void)w;
   }
 }

@@ -1,0 +1,549 @@
+/* test_rdma_twoproc.c - mc-transport-rdma in two processes over
+ * libsoftverbs: this process is the initiator, a forked child the target
+ * (its own plugin, its own soft NICs, its memory reached only through the
+ * soft NIC's process_vm_writev/readv after the rkey, access and bounds
+ * checks).  The child is driven over a pipe: checksum, fill, deregister.
+ *
+ *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
+ *   MODE: data | stripe | failover | rkey | peerkill | enodev | notify
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "rdma_test_host.h"
+#include "softverbs.h"
+#include "testutil.h"
+
+#define BUF (16u << 20)
+#define NNIC 4
+
+static const char *plugin, *svlib, *mode;
+static char dir[256];
+static int p2c[2], c2p[2];
+static pid_t child;
+
+static uint64_t fnv(const uint8_t *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+static void xread(int fd, void *b, size_t n) {
+  uint8_t *p = b;
+  while (n) {
+    ssize_t r = read(fd, p, n);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR)
+        continue;
+      fprintf(stderr, "pipe closed\n");
+      exit(1);
+    }
+    p += r;
+    n -= (size_t)r;
+  }
+}
+static void xwrite(int fd, const void *b, size_t n) {
+  if (write(fd, b, n) != (ssize_t)n)
+    exit(1);
+}
+
+static const char *const base_kv[] = {"library", NULL, "busy_poll_us", "20", "timeout_ms",
+                                      "3000", "ctrl_timeout_ms", "2000", "backoff_ms", "20",
+                                      "backoff_max_ms", "200", NULL};
+
+static const char **kv_with_lib(void) {
+  static const char *kv[sizeof base_kv / sizeof base_kv[0]];
+  memcpy(kv, base_kv, sizeof kv);
+  kv[1] = svlib;
+  return kv;
+}
+
+/* ---- the target ------------------------------------------------------------- */
+
+typedef struct cmd {
+  char op; /* 'C' checksum, 'F' fill, 'D' deregister, 'Q' quit */
+  uint8_t byte;
+  uint64_t off, len;
+} cmd;
+
+static int target_main(void) {
+  rt_node n;
+  int rc = rt_node_init(&n, plugin, "target", dir, kv_with_lib());
+  if (rc) {
+    fprintf(stderr, "target init: %s\n", mc_strerror(rc));
+    return 1;
+  }
+  uint8_t *buf = aligned_alloc(4096, BUF);
+  memset(buf, 0xAB, BUF);
+  mc_mem_desc d = {(uintptr_t)buf, BUF, MC_MEM_CPU, 0, "cpu:0"};
+  void *mem = NULL;
+  uint8_t rkey[MC_RKEY_MAX], desc[MC_DESC_MAX];
+  size_t rl = sizeof rkey, dl = sizeof desc;
+  if (n.ops->register_mem(n.ctx, &d, &mem, rkey, &rl) || n.ops->local_desc(n.ctx, desc, &dl))
+    return 1;
+  uint64_t addr = (uintptr_t)buf;
+  xwrite(c2p[1], &addr, 8);
+  xwrite(c2p[1], &dl, sizeof dl);
+  xwrite(c2p[1], desc, dl);
+  xwrite(c2p[1], &rl, sizeof rl);
+  xwrite(c2p[1], rkey, rl);
+  for (;;) {
+    cmd c;
+    xread(p2c[0], &c, sizeof c);
+    uint64_t r = 0;
+    if (c.op == 'C') {
+      r = fnv(buf + c.off, c.len);
+    } else if (c.op == 'F') {
+      memset(buf + c.off, c.byte, c.len);
+    } else if (c.op == 'D') {
+      n.ops->deregister_mem(n.ctx, mem);
+      mem = NULL;
+    } else if (c.op == 'N') {
+      r = (uint64_t)n.h.notifies;
+      if (n.h.notifies)
+        r |= (uint64_t)(strcmp(n.h.notify_peer, "init") == 0) << 32;
+    } else {
+      xwrite(c2p[1], &r, 8);
+      break;
+    }
+    xwrite(c2p[1], &r, 8);
+  }
+  if (mem)
+    n.ops->deregister_mem(n.ctx, mem);
+  rt_node_fini(&n);
+  free(buf);
+  return 0;
+}
+
+static uint64_t tcmd(char op, uint64_t off, uint64_t len, uint8_t byte) {
+  cmd c = {op, byte, off, len};
+  xwrite(p2c[1], &c, sizeof c);
+  uint64_t r;
+  xread(c2p[0], &r, 8);
+  return r;
+}
+
+/* ---- the initiator ---------------------------------------------------------- */
+
+typedef struct world {
+  rt_node n;
+  void *ep, *lmem, *rmem;
+  uint8_t *lbuf;
+  uint64_t raddr;
+  uint8_t rkey[MC_RKEY_MAX];
+  size_t rkey_len;
+  uint64_t next_token;
+  softverbs_fault_fn fault;
+  softverbs_nic_bytes_fn nic_bytes;
+  softverbs_cq_overruns_fn overruns;
+} world;
+
+static void world_up(world *w) {
+  memset(w, 0, sizeof *w);
+  CHECK_OK(rt_node_init(&w->n, plugin, "init", dir, kv_with_lib()));
+  uint8_t desc[MC_DESC_MAX];
+  size_t dl;
+  xread(c2p[0], &w->raddr, 8);
+  xread(c2p[0], &dl, sizeof dl);
+  CHECK(dl <= sizeof desc);
+  xread(c2p[0], desc, dl);
+  xread(c2p[0], &w->rkey_len, sizeof w->rkey_len);
+  CHECK(w->rkey_len <= sizeof w->rkey);
+  xread(c2p[0], w->rkey, w->rkey_len);
+  w->lbuf = aligned_alloc(4096, 2 * BUF);
+  CHECK(w->lbuf != NULL);
+  memset(w->lbuf, 0, 2 * BUF);
+  mc_mem_desc d = {(uintptr_t)w->lbuf, 2 * BUF, MC_MEM_CPU, 0, "cpu:0"};
+  uint8_t lk[MC_RKEY_MAX];
+  size_t lkl = sizeof lk;
+  CHECK_OK(w->n.ops->register_mem(w->n.ctx, &d, &w->lmem, lk, &lkl));
+  CHECK_OK(w->n.ops->connect(w->n.ctx, "target", desc, dl, &w->ep));
+  CHECK_OK(w->n.ops->import_mem(w->n.ctx, w->ep, w->raddr, BUF, w->rkey, w->rkey_len, &w->rmem));
+  uint32_t nr = 8;
+  mc_rail_info ri[8];
+  CHECK_OK(w->n.ops->query_rails(w->n.ctx, ri, &nr));
+  CHECK_EQ_INT(nr, NNIC);
+  CHECK_STR(ri[2].name, "sv2");
+  CHECK_EQ_INT(ri[2].numa_node, 1);
+  CHECK_EQ_INT(ri[2].pci_bus_id, (0x0000u << 16) | (0x81u << 8) | (0u << 3) | 0u);
+  CHECK_EQ_U64(ri[0].bandwidth_mbps, 200000);
+  void *h = dlopen(svlib, RTLD_NOW | RTLD_NOLOAD);
+  CHECK(h != NULL);
+  *(void **)&w->fault = dlsym(h, "softverbs_fault");
+  *(void **)&w->nic_bytes = dlsym(h, "softverbs_nic_bytes");
+  *(void **)&w->overruns = dlsym(h, "softverbs_cq_overruns");
+  CHECK(w->fault && w->nic_bytes && w->overruns);
+  dlclose(h);
+}
+
+static void world_down(world *w, int quit_target) {
+  if (quit_target)
+    tcmd('Q', 0, 0, 0);
+  CHECK_OK(w->n.ops->release_mem(w->n.ctx, w->rmem));
+  CHECK_OK(w->n.ops->disconnect(w->n.ctx, w->ep));
+  CHECK_OK(w->n.ops->deregister_mem(w->n.ctx, w->lmem));
+  CHECK_EQ_U64(w->overruns(), 0);
+  CHECK_EQ_U64(w->n.dup, 0);
+  rt_node_fini(&w->n);
+  free(w->lbuf);
+}
+
+static mc_slice mk(world *w, int op, uint64_t loff, uint64_t roff, uint64_t len, uint32_t rail) {
+  mc_slice s = {w->next_token++, (uint32_t)op, rail, w->lmem, (uintptr_t)w->lbuf + loff,
+                w->rmem, w->raddr + roff, len};
+  return s;
+}
+
+/* Submits cnt slices and waits for them; returns how many failed. */
+static uint32_t run(world *w, mc_slice *s, uint32_t cnt) {
+  rt_expect(&w->n, s[0].token, s[cnt - 1].token + 1);
+  uint64_t before = w->n.done;
+  CHECK_OK(rt_submit_all(&w->n, w->ep, s, cnt, 10000));
+  CHECK_MSG(rt_wait_done(&w->n, before + cnt, 10000) == 0, "%u slices not completed", cnt);
+  uint32_t bad = 0;
+  for (uint32_t i = 0; i < cnt; i++)
+    bad += w->n.status[s[i].token] != 0;
+  return bad;
+}
+
+static uint64_t rnd(void) {
+  static uint64_t x = 88172645463325252ull;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return x;
+}
+
+static void fill_rand(uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)rnd();
+}
+
+static void mode_data(world *w) {
+  static const uint64_t sizes[] = {1, 7, 4096, 65533, 1u << 20, (4u << 20) + 1, 3u << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    uint64_t len = sizes[k], loff = rnd() % (BUF - len), roff = rnd() % (BUF - len);
+    fill_rand(w->lbuf + loff, len);
+    mc_slice s = mk(w, MC_OP_WRITE, loff, roff, len, (uint32_t)k % NNIC);
+    CHECK_EQ_INT(run(w, &s, 1), 0);
+    /* The target's own view of its memory. */
+    CHECK_EQ_U64(tcmd('C', roff, len, 0), fnv(w->lbuf + loff, len));
+    memset(w->lbuf + BUF, 0, len);
+    s = mk(w, MC_OP_READ, BUF, roff, len, (uint32_t)(k + 1) % NNIC);
+    CHECK_EQ_INT(run(w, &s, 1), 0);
+    CHECK(memcmp(w->lbuf + BUF, w->lbuf + loff, len) == 0);
+  }
+  /* Across the 8 MiB MR chunk edge (sv0's max_mr_size) on both sides. */
+  {
+    uint64_t off = (8u << 20) - 1000, len = 5000;
+    fill_rand(w->lbuf + off, len);
+    mc_slice s = mk(w, MC_OP_WRITE, off, off, len, 0);
+    CHECK_EQ_INT(run(w, &s, 1), 0);
+    CHECK_EQ_U64(tcmd('C', off, len, 0), fnv(w->lbuf + off, len));
+    s = mk(w, MC_OP_READ, BUF + off, off, len, 2);
+    CHECK_EQ_INT(run(w, &s, 1), 0);
+    CHECK(memcmp(w->lbuf + BUF + off, w->lbuf + off, len) == 0);
+  }
+  /* Thousands of batches of 8 random slices in 8 disjoint lanes. */
+  const uint64_t lane = BUF / 8;
+  for (int b = 0; b < 2000; b++) {
+    mc_slice s[8];
+    uint64_t len[8], ro[8];
+    for (int i = 0; i < 8; i++) {
+      len[i] = 1 + rnd() % (b % 10 == 0 ? lane / 4 : 16384);
+      ro[i] = (uint64_t)i * lane + rnd() % (lane - len[i]);
+      fill_rand(w->lbuf + ro[i], len[i] < 64 ? len[i] : 64);
+      s[i] = mk(w, MC_OP_WRITE, ro[i], ro[i], len[i], (uint32_t)(b + i) % NNIC);
+    }
+    CHECK_EQ_INT(run(w, s, 8), 0);
+    for (int i = 0; i < 8; i++)
+      s[i] = mk(w, MC_OP_READ, BUF + ro[i], ro[i], len[i], (uint32_t)(b + i + 1) % NNIC);
+    CHECK_EQ_INT(run(w, s, 8), 0);
+    for (int i = 0; i < 8; i++)
+      CHECK_MSG(memcmp(w->lbuf + ro[i], w->lbuf + BUF + ro[i], len[i]) == 0,
+                "batch %d slice %d (%" PRIu64 " bytes) differs", b, i, len[i]);
+  }
+  printf("data: 7 sizes 1 B..4 MiB+1 and 2000 batches of 8 writes + 8 reads verified\n");
+}
+
+static void mode_stripe(world *w) {
+  uint64_t b0[NNIC];
+  static const char *const nics[NNIC] = {"sv0", "sv1", "sv2", "sv3"};
+  for (int i = 0; i < NNIC; i++)
+    b0[i] = w->nic_bytes(nics[i]);
+  /* What the core does: round robin over the preferred rails. */
+  enum { N = 4096, LEN = 32768 };
+  static mc_slice s[N];
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, (i * (uint64_t)LEN) % BUF, (i * (uint64_t)LEN) % BUF, LEN, i % NNIC);
+  CHECK_EQ_INT(run(w, s, N), 0);
+  uint64_t mn = UINT64_MAX, mx = 0, sum = 0;
+  for (int i = 0; i < NNIC; i++) {
+    uint64_t d = w->nic_bytes(nics[i]) - b0[i];
+    printf("stripe: %s moved %" PRIu64 " bytes\n", nics[i], d);
+    mn = d < mn ? d : mn;
+    mx = d > mx ? d : mx;
+    sum += d;
+  }
+  CHECK_EQ_U64(sum, (uint64_t)N * LEN);
+  CHECK_MSG(mx * 100 <= mn * 110, "NIC bytes differ by more than 10%%: %" PRIu64 "..%" PRIu64,
+            mn, mx);
+}
+
+static void mode_failover(world *w) {
+  enum { N = 24000, LEN = 4096 };
+  static mc_slice s[N];
+  static uint8_t tries[N];
+  memset(tries, 0, sizeof tries);
+  fill_rand(w->lbuf, BUF);
+  uint64_t t0 = w->next_token;
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, (i * (uint64_t)LEN) % BUF, (i * (uint64_t)LEN) % BUF, LEN, i % NNIC);
+  rt_expect(&w->n, t0, t0 + N);
+  uint64_t dead_bytes = 0;
+  uint32_t retried = 0;
+  /* Submit in windows; kill sv1 a third of the way; resubmit failures on
+   * another rail, as the core does (batch.c: retryable codes). */
+  uint32_t next = 0, final_ok = 0;
+  uint64_t base_done = w->n.done, expect = 0;
+  while (next < N) {
+    uint32_t cnt = N - next < 512 ? N - next : 512;
+    if (next >= N / 3 && next < N / 3 + 512) {
+      CHECK_OK(w->fault("sv1", SOFTVERBS_NIC_DEAD, 0));
+      printf("failover: sv1 dead after %u slices\n", next);
+    }
+    CHECK_OK(rt_submit_all(&w->n, w->ep, s + next, cnt, 10000));
+    expect += cnt;
+    next += cnt;
+    CHECK(rt_wait_done(&w->n, base_done + expect, 10000) == 0);
+    /* Retry what failed. */
+    for (;;) {
+      mc_slice again[512];
+      uint32_t na = 0;
+      pthread_mutex_lock(&w->n.lock);
+      for (uint32_t i = next - cnt; i < next; i++) {
+        uint64_t t = s[i].token;
+        if (w->n.seen[t] && w->n.status[t] != 0 && tries[i] < 8) {
+          int st = w->n.status[t];
+          CHECK_MSG(st == MC_EPEER || st == MC_EIO || st == MC_ETIMEDOUT,
+                    "unexpected status %s", mc_errname(st));
+          tries[i]++;
+          w->n.seen[t] = 0;
+          w->n.status[t] = 1;
+          s[i].rail = (s[i].rail + 1) % NNIC;
+          again[na++] = s[i];
+        }
+      }
+      pthread_mutex_unlock(&w->n.lock);
+      if (!na)
+        break;
+      retried += na;
+      CHECK_OK(rt_submit_all(&w->n, w->ep, again, na, 10000));
+      expect += na;
+      CHECK(rt_wait_done(&w->n, base_done + expect, 10000) == 0);
+    }
+    if (next > N / 3 + 512 && !dead_bytes)
+      dead_bytes = w->nic_bytes("sv1");
+  }
+  for (uint32_t i = 0; i < N; i++)
+    final_ok += w->n.seen[s[i].token] && w->n.status[s[i].token] == 0;
+  CHECK_EQ_INT(final_ok, N);
+  CHECK_EQ_U64(w->nic_bytes("sv1"), dead_bytes); /* nothing more went through it */
+  /* Every byte landed: the target's checksum of the whole region. */
+  uint64_t span = ((uint64_t)N * LEN) < BUF ? (uint64_t)N * LEN : BUF;
+  CHECK_EQ_U64(tcmd('C', 0, span, 0), fnv(w->lbuf, span));
+  printf("failover: %u slices all completed OK, %u retried on another rail\n", N, retried);
+}
+
+static void mode_rkey(world *w) {
+  tcmd('F', 0, BUF, 0x5A);
+  uint64_t ck = tcmd('C', 0, 1 << 20, 0);
+  fill_rand(w->lbuf, 1 << 20);
+  /* A forged key: every rkey bit-flipped in the blob (offsets per
+   * rdma_wire.h: 40-byte header, then 4-byte keys). */
+  uint8_t forged[MC_RKEY_MAX];
+  memcpy(forged, w->rkey, w->rkey_len);
+  for (size_t i = 40; i + 4 <= w->rkey_len; i += 4)
+    forged[i] ^= 0x5;
+  void *frm = NULL;
+  CHECK_OK(w->n.ops->import_mem(w->n.ctx, w->ep, w->raddr, BUF, forged, w->rkey_len, &frm));
+  mc_slice s = {w->next_token++, MC_OP_WRITE, 0, w->lmem, (uintptr_t)w->lbuf, frm, w->raddr, 65536};
+  CHECK_EQ_INT(run(w, &s, 1), 1);
+  CHECK_RC(w->n.status[s.token], MC_EACCES);
+  s.token = w->next_token++;
+  s.op = MC_OP_READ;
+  CHECK_EQ_INT(run(w, &s, 1), 1);
+  CHECK_RC(w->n.status[s.token], MC_EACCES);
+  CHECK_EQ_U64(tcmd('C', 0, 1 << 20, 0), ck); /* nothing written */
+  CHECK_OK(w->n.ops->release_mem(w->n.ctx, frm));
+  /* A good key works (the QP broken by the refusal is rebuilt). */
+  mc_slice g = mk(w, MC_OP_WRITE, 0, 0, 4096, 1);
+  for (int tries = 0; tries < 50; tries++) {
+    if (run(w, &g, 1) == 0)
+      break;
+    g.token = w->next_token++;
+    usleep(20000);
+  }
+  CHECK_EQ_INT(w->n.status[g.token], 0);
+  CHECK_EQ_U64(tcmd('C', 0, 4096, 0), fnv(w->lbuf, 4096));
+  /* Revoked: the target deregisters; the old key must not write. */
+  tcmd('F', 0, 1 << 20, 0x5A);
+  ck = tcmd('C', 0, 1 << 20, 0);
+  tcmd('D', 0, 0, 0);
+  for (uint32_t r = 0; r < NNIC; r++) {
+    mc_slice v = mk(w, MC_OP_WRITE, 0, 4096 * r, 4096, r);
+    CHECK_EQ_INT(run(w, &v, 1), 1);
+    CHECK_RC(w->n.status[v.token], MC_EACCES);
+  }
+  CHECK_EQ_U64(tcmd('C', 0, 1 << 20, 0), ck);
+  printf("rkey: forged and revoked keys refused (MC_EACCES), target memory unchanged\n");
+}
+
+static void mode_peerkill(world *w) {
+  enum { N = 256 };
+  static mc_slice s[N];
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, (i * 65536ull) % BUF, (i * 65536ull) % BUF, 65536, i % NNIC);
+  rt_expect(&w->n, s[0].token, s[N - 1].token + 1);
+  uint64_t before = w->n.done;
+  CHECK_OK(rt_submit_all(&w->n, w->ep, s, N / 2, 10000));
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  child = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  uint32_t acc = 0;
+  int rc = w->n.ops->submit(w->n.ctx, w->ep, s + N / 2, N / 2, &acc);
+  CHECK(rc == 0 || rc == MC_EAGAIN || rc == MC_EPEER);
+  CHECK(rt_wait_done(&w->n, before + N / 2 + acc, 10000) == 0);
+  uint32_t ok = 0, failed = 0;
+  for (uint32_t i = 0; i < N / 2 + acc; i++) {
+    int st = w->n.status[s[i].token];
+    if (st == 0)
+      ok++;
+    else {
+      failed++;
+      CHECK_MSG(st == MC_EPEER || st == MC_EIO || st == MC_ETIMEDOUT, "status %s",
+                mc_errname(st));
+    }
+  }
+  CHECK(failed > 0);
+  /* The endpoint is found dead: submit fails fast with MC_EPEER. */
+  int dead = 0;
+  for (int i = 0; i < 400 && !dead; i++) {
+    mc_slice p = mk(w, MC_OP_WRITE, 0, 0, 64, 0);
+    rt_expect(&w->n, p.token, p.token + 1);
+    uint64_t b = w->n.done;
+    acc = 0;
+    rc = w->n.ops->submit(w->n.ctx, w->ep, &p, 1, &acc);
+    if (rc == MC_EPEER)
+      dead = 1;
+    else if (acc)
+      CHECK(rt_wait_done(&w->n, b + 1, 10000) == 0);
+    else
+      usleep(10000);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  CHECK(dead);
+  long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  CHECK_MSG(ms < 3000 + 2000, "took %ld ms", ms);
+  printf("peerkill: %u ok before the kill, %u failed, endpoint dead after %ld ms\n", ok, failed,
+         ms);
+}
+
+static void mode_notify(world *w) {
+  mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 4096, 0);
+  CHECK_EQ_INT(run(w, &s, 1), 0);
+  CHECK_OK(w->n.ops->send_notify(w->n.ctx, w->ep, "kv-ready", 8));
+  uint64_t r = tcmd('N', 0, 0, 0);
+  CHECK_EQ_U64(r & 0xffffffffu, 1);
+  CHECK_EQ_U64(r >> 32, 1); /* attributed to the caller's vouched name */
+  uint8_t big[MC_NOTIFY_MAX + 1] = {0};
+  CHECK_RC(w->n.ops->send_notify(w->n.ctx, w->ep, big, sizeof big), MC_EINVAL);
+  printf("notify: delivered after the data, attributed to 'init'\n");
+}
+
+static int mode_enodev(void) {
+  rt_node n;
+  const char *kv[] = {"library", "/nonexistent/libibverbs.so.1", NULL};
+  int rc = rt_node_init(&n, plugin, "init", dir, kv);
+  CHECK_RC(rc, MC_ENODEV);
+  CHECK_EQ_INT(n.h.nlogs, 1);
+  CHECK_HAS(n.h.last_warn, "/nonexistent/libibverbs.so.1");
+  printf("enodev: %s\n", n.h.last_warn);
+  rt_node_fini(&n);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4) {
+    fprintf(stderr, "usage: %s PLUGIN SOFTVERBS MODE\n", argv[0]);
+    return 2;
+  }
+  plugin = argv[1];
+  svlib = argv[2];
+  mode = argv[3];
+  CHECK_OK(tu_mkdtemp(dir, sizeof dir, "rdma"));
+  char conf[512], line[1024];
+  snprintf(conf, sizeof conf, "%s/sv.conf", dir);
+  FILE *f = fopen(conf, "w");
+  CHECK(f != NULL);
+  fprintf(f, "fabric %s/fabric\n", dir);
+  for (int i = 0; i < NNIC; i++) {
+    snprintf(line, sizeof line, "nic sv%d numa=%d pci=0000:%02x:00.0 mtu=%d max_mr_size=%u\n", i,
+             i / 2, 0x3b + 0x23 * i, i == 3 ? 1024 : 4096, i == 0 ? (8u << 20) : (1u << 30));
+    fputs(line, f);
+  }
+  fclose(f);
+  setenv("SOFTVERBS_CONFIG", conf, 1);
+  if (!strcmp(mode, "enodev")) {
+    mode_enodev();
+    tu_rmtree(dir);
+    return mc_check_exit_status();
+  }
+  CHECK(pipe(p2c) == 0 && pipe(c2p) == 0);
+  child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    close(p2c[1]);
+    close(c2p[0]);
+    _exit(target_main());
+  }
+  close(p2c[0]);
+  close(c2p[1]);
+  world w;
+  world_up(&w);
+  int quit = 1;
+  if (!strcmp(mode, "data"))
+    mode_data(&w);
+  else if (!strcmp(mode, "stripe"))
+    mode_stripe(&w);
+  else if (!strcmp(mode, "failover"))
+    mode_failover(&w);
+  else if (!strcmp(mode, "rkey"))
+    mode_rkey(&w);
+  else if (!strcmp(mode, "notify"))
+    mode_notify(&w);
+  else if (!strcmp(mode, "peerkill")) {
+    mode_peerkill(&w);
+    quit = 0;
+  } else
+    CHECK_MSG(0, "unknown mode %s", mode);
+  world_down(&w, quit);
+  if (child > 0) {
+    int st = 0;
+    waitpid(child, &st, 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "target exited with status %d", st);
+  }
+  tu_rmtree(dir);
+  return mc_check_exit_status();
+}
