@@ -71,6 +71,7 @@ typedef struct described {
   uint64_t caps;
   uint32_t local_kinds, remote_kinds;
   uint64_t slice_size;
+  int ctrl; /* has ctrl_handle (ABI 1.2 control channel) */
   mc_param_info *params; /* normalized copies (1.0 entries: min = max = 0) */
   size_t nparams;
 } described;
@@ -176,6 +177,7 @@ static void describe_plugin(const char *path, const char *name,
   d->local_kinds = o.local_mem_kinds;
   d->remote_kinds = o.remote_mem_kinds;
   d->slice_size = o.slice_size;
+  d->ctrl = o.ctrl_handle != NULL; /* zero in the copy of an older table */
   size_t stride = o.param_info_size ? o.param_info_size : MC_PARAM_INFO_V1_SIZE;
   if (stride < MC_PARAM_INFO_V1_SIZE) {
     snprintf(d->why, sizeof d->why, "param_info_size %zu < %zu", stride,
@@ -391,6 +393,8 @@ static void print_text(mc_engine *e, const char *search,
                d->slice_size);
       else
         printf("            slice size hint: none (the engine's slice_size)\n");
+      if (d->ctrl)
+        printf("            control channel: ctrl_handle (ABI 1.2)\n");
     }
     if (x->state == MC_PLUGIN_LOADED) {
       uint32_t nr = 0;
@@ -579,7 +583,8 @@ static void print_json(mc_engine *e, const char *search,
       json_kinds(d->local_kinds);
       printf(", \"remote_mem_kinds\": ");
       json_kinds(d->remote_kinds);
-      printf(", \"slice_size\": %" PRIu64 ", \"params\": ", d->slice_size);
+      printf(", \"slice_size\": %" PRIu64 ", \"ctrl_handle\": %s, \"params\": ",
+             d->slice_size, d->ctrl ? "true" : "false");
       json_params(d);
     } else {
       printf(", \"local_mem_kinds\": [], \"remote_mem_kinds\": [], "

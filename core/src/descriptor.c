@@ -147,6 +147,9 @@ static int encode_check(const mc_seg_desc *d) {
     return MC_EINVAL;
   if (strnlen(d->host_id, sizeof d->host_id) >= sizeof d->host_id)
     return MC_EINVAL;
+  if (strnlen(d->listen, sizeof d->listen) >= sizeof d->listen ||
+      has_control(d->listen))
+    return MC_EINVAL;
   if (d->version > INT64_MAX || d->ntransports > MC_DESC_MAX_TRANSPORTS ||
       d->nbuffers > MC_DESC_MAX_BUFFERS)
     return MC_EINVAL;
@@ -251,6 +254,7 @@ int mc_desc_encode(const mc_seg_desc *d, char **json, size_t *len) {
       set_new(root, "name", json_string(d->name)) ||
       set_new(root, "version", json_integer((json_int_t)d->version)) ||
       set_new(root, "host_id", json_string(d->host_id)) ||
+      (d->listen[0] && set_new(root, "listen", json_string(d->listen))) ||
       json_object_set(root, "transports", ts) ||
       json_object_set(root, "buffers", bs))
     goto out;
@@ -528,6 +532,12 @@ static int decode_root(dec *dc, json_t *root, mc_seg_desc *d) {
     rc = get_uint(dc, root, "version", "", &d->version);
   if (!rc)
     rc = get_str(dc, root, "host_id", "", d->host_id, sizeof d->host_id, 0);
+  /* Optional: engines before ABI 1.2 did not advertise their listener. */
+  if (!rc && json_object_get(root, "listen")) {
+    rc = get_str(dc, root, "listen", "", d->listen, sizeof d->listen, 0);
+    if (!rc && has_control(d->listen))
+      rc = FAIL(dc, "listen: control characters not allowed");
+  }
   if (!rc)
     rc = decode_transports(dc, root, d);
   if (!rc)

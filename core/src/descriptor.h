@@ -3,11 +3,16 @@
  * A segment descriptor is what one engine publishes through metadata:
  *   { "format": 1, "name": "host:port", "version": 7,
  *     "host_id": "<boot id>/<netns id>",
+ *     "listen": "10.0.0.5:40123",
  *     "transports": [ {"name": "tcp", "desc": "<base64 blob>"} ],
  *     "buffers": [ {"addr": "0x7f..", "len": 4096, "location": "cpu:0",
  *                   "kind": 1, "keys": {"tcp": "<base64 rkey>"}} ] }
  * Addresses are hex strings (JSON numbers lose 64-bit precision in many
- * parsers).  Decoding is defensive: the text comes off the network. */
+ * parsers).  "listen" (optional; absent in descriptors of engines older
+ * than ABI 1.2) is the host:port of the engine's handshake listener, where
+ * the control channel (mc_host_api.ctrl_call) reaches it whatever the
+ * metadata backend.  Decoding is defensive: the text comes off the
+ * network. */
 #ifndef MC_DESCRIPTOR_H
 #define MC_DESCRIPTOR_H
 
@@ -46,6 +51,7 @@ typedef struct mc_seg_desc {
   char name[MC_NAME_MAX];
   uint64_t version;
   char host_id[128];
+  char listen[MC_NAME_MAX]; /* handshake listener "host:port"; "" = none */
   uint32_t ntransports;
   mc_desc_transport *transports;
   uint32_t nbuffers;

@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctrl.h"
 #include "engine_md.h"
 #include "hostapi.h"
 #include "jobs.h"
+#include "listener.h"
 #include "loader.h"
 #include "log.h"
 #include "metadata.h"
@@ -38,6 +40,8 @@ struct mc_engine {
   char host_id[128];
   char listen_host[256];
   mc_loader *loader;
+  mc_listener *lis;      /* the handshake listener (every backend) */
+  mc_ctrl_client ctrl;   /* the control channel's client side */
   mc_metadata *md;
   char cluster_token[MC_TOKEN_MAX + 1]; /* "" = none (token.h) */
   mc_tset set;           /* the transports, sorted by preference */
@@ -265,6 +269,7 @@ static int engine_publish(void *arg) {
   memset(&d, 0, sizeof d);
   snprintf(d.name, sizeof d.name, "%s", e->name);
   snprintf(d.host_id, sizeof d.host_id, "%s", e->host_id);
+  snprintf(d.listen, sizeof d.listen, "%s", mc_listener_address(e->lis));
   d.version = ++e->version;
   mc_desc_transport tr[MC_MAX_TRANSPORTS];
   for (int i = 0; i < e->set.n; i++) {
@@ -411,6 +416,7 @@ static int metadata_open(mc_engine *e, char *err, size_t errlen) {
   mc_metadata_args ma = {.url = e->cfg->metadata,
                          .token = e->cluster_token[0] ? e->cluster_token : NULL,
                          .listen = e->cfg->listen,
+                         .listener = e->lis,
                          .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000,
                          .log = &e->log,
                          .on_change = mc_segments_on_change,
@@ -426,6 +432,49 @@ static int metadata_open(mc_engine *e, char *err, size_t errlen) {
     }
   }
   return rc;
+}
+
+/* The handshake listener on `listen`, run whatever the metadata backend:
+ * p2p serves descriptors on it, and every backend's engines reach each
+ * other's control channel through it. */
+static int listener_open(mc_engine *e, char *err, size_t errlen) {
+  mc_listener_args la = {.listen = e->cfg->listen,
+                         .token = e->cluster_token,
+                         .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000,
+                         .log = &e->log};
+  char why[512] = "";
+  int rc = mc_listener_open(&la, &e->lis, why, sizeof why);
+  if (rc) {
+    char where[600];
+    mc_config_where(e->cfg, "listen", where, sizeof where);
+    mc_seterr(err, errlen, "%s: %s", where, why[0] ? why : mc_strerror(rc));
+  }
+  return rc;
+}
+
+/* Target side of the control channel: the listener's workers call this,
+ * outside the transports' control lock (a peer's connect may be calling in
+ * while ours calls out). */
+static int engine_ctrl(void *arg, const char *transport, const char *peer,
+                       const void *req, size_t req_len, void *resp,
+                       size_t *resp_len) {
+  mc_engine *e = arg;
+  for (int i = 0; i < e->set.n; i++) {
+    mc_transport *t = e->set.t[i];
+    if (strcmp(t->plugin->name, transport) != 0)
+      continue;
+    if (!t->ops->ctrl_handle || t->stopped)
+      return MC_ENOTSUP;
+    size_t cap = *resp_len;
+    int rc = t->ops->ctrl_handle(t->ctx, peer, req, req_len, resp, resp_len);
+    if (rc == 0 && *resp_len > cap) {
+      MC_ERROR(&e->log, COMP, "transport %s: ctrl_handle wrote %zu bytes (max %zu)",
+               transport, *resp_len, cap);
+      return MC_EPROTO;
+    }
+    return rc;
+  }
+  return MC_ENOTSUP;
 }
 
 /* The segment's name: configured, else the backend's, else host:pid. */
@@ -510,10 +559,19 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   rc = load_cluster_token(e, err, errlen);
   if (rc)
     goto fail;
+  rc = listener_open(e, err, errlen);
+  if (rc)
+    goto fail;
   rc = metadata_open(e, err, errlen);
   if (rc)
     goto fail;
   segment_name(e);
+  e->ctrl = (mc_ctrl_client){.md = e->md,
+                             .token = e->cluster_token,
+                             .self = e->name,
+                             .log = &e->log,
+                             .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000};
+  e->set.ctrl = &e->ctrl;
   rc = loader_open(e, err, errlen);
   if (rc)
     goto fail;
@@ -526,6 +584,8 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   rc = start_modules(e, err, errlen);
   if (rc)
     goto fail;
+  /* The transport set is final: peers' control requests may come in. */
+  mc_listener_set_ctrl(e->lis, engine_ctrl, e, e->name);
   rc = engine_publish(e);
   if (rc) {
     mc_seterr(err, errlen, "publishing segment '%s' through %s failed: %s", e->name,
@@ -572,6 +632,9 @@ int mc_engine_create_from_file(const char *path, mc_engine **out) {
 void mc_engine_destroy(mc_engine *e) {
   if (!e)
     return;
+  /* No control request reaches a transport from here on (waits for the
+   * handler calls running). */
+  mc_listener_set_ctrl(e->lis, NULL, NULL, NULL);
   if (e->md && e->name[0] && e->set.n)
     mc_metadata_unpublish(e->md, e->name);
   mc_jobq_stop(e->jobs); /* cancels what was queued or waiting for a retry */
@@ -595,6 +658,7 @@ void mc_engine_destroy(mc_engine *e) {
   e->set.n = 0;
   mc_topo_free(e->topo);
   mc_metadata_close(e->md);
+  mc_listener_close(e->lis);
   mc_loader_destroy(e->loader);
   mc_pipeline_destroy(e->pipe);
   mc_jobq_destroy(e->jobs);

@@ -1,11 +1,13 @@
 /* The mc_host_api table handed to each plugin: logging tagged with the
- * plugin's name, its YAML subtree (as text and, since ABI 1.1, typed), and
- * completion/notification entry points into the engine. */
+ * plugin's name, its YAML subtree (as text and, since ABI 1.1, typed),
+ * completion/notification entry points into the engine and, since ABI 1.2,
+ * the control channel. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config.h"
+#include "ctrl.h"
 #include "hostapi.h"
 #include "log.h"
 #include "pipeline.h"
@@ -110,6 +112,18 @@ static void host_notify_recv(void *host, const char *peer, const void *msg,
   mc_notify_queue_push(t->notes, peer ? peer : "", msg, len);
 }
 
+/* The control channel (ABI 1.2): to the same transport in the engine
+ * serving `peer` (ctrl.c). */
+static int host_ctrl_call(void *host, const char *peer, const void *req,
+                          size_t req_len, void *resp, size_t *resp_len,
+                          uint32_t timeout_ms) {
+  mc_transport *t = host;
+  if (!t->set->ctrl)
+    return MC_ENOTSUP;
+  return mc_ctrl_call(t->set->ctrl, t->plugin->name, peer, req, req_len, resp,
+                      resp_len, timeout_ms);
+}
+
 void mc_hostapi_fill(mc_transport *t, mc_notify_queue *notes) {
   t->notes = notes;
   memset(&t->host, 0, sizeof t->host);
@@ -125,4 +139,5 @@ void mc_hostapi_fill(mc_transport *t, mc_notify_queue *notes) {
   t->host.config_get_size = host_config_get_size;
   t->host.config_get_int = host_config_get_int;
   t->host.config_get_bool = host_config_get_bool;
+  t->host.ctrl_call = host_ctrl_call;
 }

@@ -16,10 +16,15 @@
 #include "log.h"
 
 typedef struct mc_metadata mc_metadata;
+struct mc_listener;
 
 typedef struct mc_metadata_args {
   const char *url;    /* "p2p", "etcd://...", "http://..." */
-  const char *listen; /* engine's "host:port" for the p2p listener */
+  const char *listen; /* "host:port" for the p2p listener when no
+                         listener is given */
+  /* The engine's handshake listener (listener.h); p2p serves descriptors
+   * on it.  NULL: p2p opens its own on `listen` (tools, tests). */
+  struct mc_listener *listener;
   uint32_t timeout_ms; /* per-operation deadline */
   /* Cluster token (token.h) to present and, for listeners, to demand;
    * NULL: none.  Backends copy it. */

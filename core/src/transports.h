@@ -19,6 +19,7 @@
 #define MC_MAX_TRANSPORTS MC_DESC_MAX_TRANSPORTS
 
 struct mc_notify_queue;
+struct mc_ctrl_client;
 typedef struct mc_tset mc_tset;
 
 /* One loaded and initialized transport. */
@@ -48,6 +49,8 @@ typedef struct mc_transport {
 /* The transports of one engine, sorted by rank. */
 struct mc_tset {
   mc_logger *log;
+  /* The control channel's client (ctrl.h), for mc_host_api.ctrl_call. */
+  const struct mc_ctrl_client *ctrl;
   mc_transport *t[MC_MAX_TRANSPORTS];
   int n;
   /* Set when the engine is destroyed with slices still in flight: the

@@ -34,12 +34,14 @@ LAYERS = """
 0: log net token
 # formats and parsers
 1: descriptor config
-# the topology model, the plugin loader
-2: topology loader
+# the topology model, the plugin loader, the engine's handshake listener
+2: topology loader listener
 # the metadata front end (with its store and module host); its backends
 # live in core/metadata/ (p2p built in, etcd and http as modules) and the
 # RPC layer in core/rpc/: they may include core/src layers <= backend_max
 3: metadata
+# the control channel's client (finds a peer's listener through metadata)
+4: ctrl
 # engine modules, bottom up
 5: transports jobs notify
 6: rails

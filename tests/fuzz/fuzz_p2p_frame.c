@@ -1,5 +1,6 @@
 /* Fuzzes the p2p metadata framing: the server's incremental request parser
- * (on the whole input and on its prefixes) and the client's reply parser.
+ * (on the whole input and on its prefixes), the control channel's CTRL
+ * request parser (ABI 1.2) and the client's reply parsers.
  * Parsed results must stay within the input and re-encode identically. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,7 +26,44 @@ static int parse_req(const uint8_t *data, size_t size, char *name,
   return rc;
 }
 
+/* CTRL: parsed fields stay within the input and the frame rebuilds to the
+ * same bytes; prefixes of a valid frame are incomplete. */
+static void fuzz_ctrl(const uint8_t *data, size_t size) {
+  mc_p2p_ctrl c;
+  size_t need = 0;
+  int rc = mc_p2p_parse_ctrl(data, size, &need, &c);
+  if (rc == MC_EAGAIN && (need <= size || need > MC_P2P_CTRL_REQ_MAX))
+    abort();
+  if (rc != 0 && rc != MC_EAGAIN && rc != MC_EPROTO && rc != MC_ENOTSUP)
+    abort();
+  if (rc != 0)
+    return;
+  if (c.req < data || c.req + c.req_len > data + size || c.req_len == 0 ||
+      c.req_len > MC_CTRL_MAX)
+    abort();
+  uint8_t *again = malloc(MC_P2P_CTRL_REQ_MAX);
+  if (!again)
+    return;
+  size_t n = mc_p2p_build_ctrl(c.token[0] ? c.token : NULL, c.from, c.to,
+                               c.transport, c.req, c.req_len, again,
+                               MC_P2P_CTRL_REQ_MAX);
+  if (n == 0 || n > size || memcmp(again, data, n) != 0)
+    abort();
+  free(again);
+  for (size_t cut = 0; cut < n; cut += 1 + cut / 4)
+    if (mc_p2p_parse_ctrl(data, cut, &need, &c) != MC_EAGAIN)
+      abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_ctrl(data, size);
+  mc_p2p_hdr ch;
+  if (mc_p2p_parse_ctrl_reply_hdr(data, size, &ch) == 0 &&
+      !(ch.op == MC_P2P_OP_CTRL_REPLY ? ch.length >= 4 && ch.length <= 4 + MC_CTRL_MAX
+                                      : ch.op == MC_P2P_OP_REPLY &&
+                                            ch.status != MC_P2P_OK &&
+                                            ch.length <= MC_P2P_REASON_MAX))
+    abort();
   char name[MC_NAME_MAX], token[MC_TOKEN_MAX + 1];
   int rc = parse_req(data, size, name, token);
   size_t frame = 0;

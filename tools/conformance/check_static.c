@@ -45,6 +45,12 @@ int check_abi(const char *path, const plugin *p) {
          o->abi_minor, o->struct_size);
     return -1;
   }
+  if (o->abi_minor >= 2 && o->struct_size < offsetof(mc_transport_ops, ctrl_handle) +
+                                                sizeof o->ctrl_handle) {
+    fail("abi.header", "abi_minor %u but struct_size %u does not cover the 1.2 members",
+         o->abi_minor, o->struct_size);
+    return -1;
+  }
   pass("abi.header", "v%u.%u, struct_size %u", o->abi_major, o->abi_minor, o->struct_size);
 
   char expect[128];

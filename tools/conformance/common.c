@@ -227,6 +227,7 @@ int ctx_fini(tctx *t) {
     pthread_join(t->prog, NULL);
     t->prog_on = 0;
   }
+  mc_fake_host_set_ctx(&t->host, NULL);
   int rc = t->p->ops->fini(t->ctx);
   t->ctx = NULL;
   host_done(t);
@@ -250,6 +251,7 @@ int ctx_init(const plugin *p, tctx *t, const char *segment) {
     host_done(t); /* t->host.last_warn stays readable: the reason */
     return rc;
   }
+  mc_fake_host_set_ctx(&t->host, t->ctx); /* the ctrl_call loopback */
   if (p->ops->progress) {
     if (pthread_create(&t->prog, NULL, progress_main, t)) {
       ctx_fini(t);

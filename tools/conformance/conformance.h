@@ -6,7 +6,8 @@
  * tracker, loading the plugin, contexts, transfers), check_static.c (the
  * ABI table and params), check_data.c (rails, blobs, data, back-pressure,
  * notify, cancel), check_access.c (refusals and the hostile initiator),
- * check_lifecycle.c (fini, dead peers, leaks, reload) and main.c. */
+ * check_lifecycle.c (fini, dead peers, leaks, reload), check_ctrl.c (the
+ * ABI 1.2 control channel's ctrl_handle) and main.c. */
 #ifndef MC_CONFORMANCE_H
 #define MC_CONFORMANCE_H
 
@@ -135,6 +136,7 @@ void check_notify(pair *x);
 void check_cancel(pair *x);
 void check_refusals(pair *x);
 void check_hostile(pair *x);
+void check_ctrl(pair *x);
 void check_fini_inflight(const plugin *p, uint8_t *abuf, reg *ra, tctx *a);
 void check_target_gone(const plugin *p);
 void check_leaks(const plugin *p, int keep);

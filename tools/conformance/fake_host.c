@@ -141,6 +141,57 @@ static void h_notify_recv(void *host, const char *peer, const void *msg, size_t 
     h->on_notify(h->cb_arg, peer, msg, len);
 }
 
+/* The control channel (ABI 1.2) as a loopback to the host's own context. */
+static int h_ctrl_call(void *host, const char *peer, const void *req, size_t req_len, void *resp,
+                       size_t *resp_len, uint32_t timeout_ms) {
+  mc_fake_host *h = host;
+  (void)timeout_ms; /* a loopback answers at once */
+  if (!peer || !req || req_len == 0 || req_len > MC_CTRL_MAX || !resp_len || (!resp && *resp_len))
+    return MC_EINVAL;
+  const mc_transport_ops *o = h->ops;
+  pthread_mutex_lock(&h->lock);
+  void *ctx = h->ctrl_ctx;
+  pthread_mutex_unlock(&h->lock);
+  /* Read ctrl_handle only when the plugin's table has it (a 1.0/1.1 table
+   * is shorter). */
+  if (!o || !ctx ||
+      o->struct_size < offsetof(mc_transport_ops, ctrl_handle) + sizeof o->ctrl_handle ||
+      !o->ctrl_handle)
+    return MC_ENOTSUP;
+  uint8_t *buf = malloc(MC_CTRL_MAX);
+  if (!buf)
+    return MC_ENOMEM;
+  size_t rl = MC_CTRL_MAX;
+  int rc = o->ctrl_handle(ctx, h->name, req, req_len, buf, &rl);
+  pthread_mutex_lock(&h->lock);
+  if (rc == 0 && rl > MC_CTRL_MAX) {
+    h->ctrl_violations++;
+    rc = MC_EPROTO;
+  } else if (rc > 0) {
+    h->ctrl_violations++; /* not an MC_E* code */
+    rc = MC_EPROTO;
+  } else if (rc == 0) {
+    h->ctrl_calls++;
+  }
+  pthread_mutex_unlock(&h->lock);
+  if (rc == 0 && rl > *resp_len) {
+    *resp_len = rl;
+    rc = MC_ENOSPC;
+  } else if (rc == 0) {
+    if (rl)
+      memcpy(resp, buf, rl);
+    *resp_len = rl;
+  }
+  free(buf);
+  return rc;
+}
+
+void mc_fake_host_set_ctx(mc_fake_host *h, void *ctx) {
+  pthread_mutex_lock(&h->lock);
+  h->ctrl_ctx = ctx;
+  pthread_mutex_unlock(&h->lock);
+}
+
 void mc_fake_host_init(mc_fake_host *h, const char *name, const mc_transport_ops *ops) {
   memset(h, 0, sizeof *h);
   snprintf(h->name, sizeof h->name, "%s", name ? name : "plugin");
@@ -151,7 +202,7 @@ void mc_fake_host_init(mc_fake_host *h, const char *name, const mc_transport_ops
   pthread_cond_init(&h->cond, NULL);
   h->api = (mc_host_api){MC_TRANSPORT_ABI_MAJOR, MC_TRANSPORT_ABI_MINOR, sizeof(mc_host_api),
                          h, h_log, h_log_enabled, h_config_get, h_complete, h_notify_recv,
-                         h_get_size, h_get_int, h_get_bool};
+                         h_get_size, h_get_int, h_get_bool, h_ctrl_call};
 }
 
 void mc_fake_host_fini(mc_fake_host *h) {

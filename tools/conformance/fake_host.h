@@ -15,6 +15,14 @@
  *   complete          counted, the last kept, then forwarded to on_complete.
  *   notify_recv       counted with the last message kept, then forwarded to
  *                     on_notify.
+ *   ctrl_call (ABI 1.2)  a loopback: the request goes to the ctrl_handle of
+ *                     the context set with mc_fake_host_set_ctx (the
+ *                     plugin's own context: peer = this host's name), with
+ *                     the core's argument checks (MC_EINVAL) and reply
+ *                     handling (MC_ENOSPC with the size needed); MC_ENOTSUP
+ *                     when the plugin has no ctrl_handle or no context is
+ *                     set yet.  A reply longer than MC_CTRL_MAX is counted
+ *                     in ctrl_violations and answered MC_EPROTO.
  * Every member is safe to call from the plugin's threads. */
 #ifndef MC_FAKE_HOST_H
 #define MC_FAKE_HOST_H
@@ -57,6 +65,11 @@ typedef struct mc_fake_host {
   uint8_t notify_msg[MC_NOTIFY_MAX];
   size_t notify_len;
 
+  /* The control channel's loopback (mc_fake_host_set_ctx). */
+  void *ctrl_ctx;
+  uint64_t ctrl_calls;      /* answered by ctrl_handle */
+  uint64_t ctrl_violations; /* replies past MC_CTRL_MAX */
+
   /* The key/value list (mc_fake_host_set). */
   int nkeys, nretired;
   char *keys[MC_FAKE_MAX_KEYS], *vals[MC_FAKE_MAX_KEYS];
@@ -67,6 +80,9 @@ typedef struct mc_fake_host {
  * no keys set.  Pair with mc_fake_host_fini once the plugin's fini ran. */
 void mc_fake_host_init(mc_fake_host *h, const char *name, const mc_transport_ops *ops);
 void mc_fake_host_fini(mc_fake_host *h);
+/* The plugin context whose ctrl_handle answers this host's ctrl_call
+ * (NULL: none, MC_ENOTSUP). */
+void mc_fake_host_set_ctx(mc_fake_host *h, void *ctx);
 /* Sets key to val (copied; replaces an earlier value).  0, or MC_ENOSPC
  * past MC_FAKE_MAX_KEYS keys, MC_ENOMEM. */
 int mc_fake_host_set(mc_fake_host *h, const char *key, const char *val);

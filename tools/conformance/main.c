@@ -4,13 +4,15 @@
  *   mc-transport-conformance --help
  *
  * Uses only dlopen and mooncake/transport.h, with its own mc_host_api (ABI
- * 1.1, typed getters included).  It checks the ABI header, names and the
+ * 1.2: typed getters, and ctrl_call as a loopback to the plugin's own
+ * ctrl_handle).  It checks the ABI header, names and the
  * params table, fuzzes connect/import_mem with hostile blobs, runs loopback
  * transfers between two contexts of the plugin in this process (data
  * verified byte for byte), acts as a hostile initiator against the other
  * context (forged lengths, forged keys, revoked and stale keys: the target
  * must refuse every access outside its live registrations, whatever the
- * initiator claims), checks back-pressure, notify delivery, cancel, fini
+ * initiator claims), sends its ctrl_handle (ABI 1.2) random requests of
+ * every size, checks back-pressure, notify delivery, cancel, fini
  * with transfers in flight (exactly one completion per accepted slice),
  * what init..fini cycles leave behind (heap bytes, mappings, fds, threads)
  * and load/unload/reload.  One line per check: PASS, FAIL or SKIP with a
@@ -55,6 +57,7 @@ static const char usage_text[] =
     "  runtime  init rails.query desc.local register.rkey_size fuzz.desc fuzz.rkey\n"
     "           connect loopback.data access.range access.wrong_key\n"
     "           hostile.forged_len hostile.forged_key hostile.revoked hostile.stale_key\n"
+    "           ctrl.hostile ctrl.concurrent ctrl.after\n"
     "           submit.backpressure notify notify.size cancel fini.inflight\n"
     "           peer.gone peer.gone.after fini completions\n"
     "           lifecycle.leaks lifecycle.fini_releases reload\n"
@@ -177,6 +180,7 @@ int main(int argc, char **argv) {
   check_loopback(&x);
   check_refusals(&x);
   check_hostile(&x);
+  check_ctrl(&x);
   check_backpressure(&x);
   check_notify(&x);
   check_cancel(&x);

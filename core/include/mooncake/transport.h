@@ -265,13 +265,18 @@ typedef struct mc_host_api {
    * knows which segment asked; it works with every metadata backend.
    * resp and resp_len: the caller's buffer and its capacity on entry, the
    * reply's length on return (MC_ENOSPC, *resp_len = size needed, when the
-   * reply does not fit).  Returns 0, the negative MC_E* the peer's
-   * ctrl_handle returned, or: MC_ENOENT (no such segment), MC_EPEER (its
-   * engine unreachable or gone), MC_ENOTSUP (that engine has no such
-   * transport or it has no ctrl_handle), MC_EACCES (token refused),
-   * MC_ETIMEDOUT.  Blocking: call it from connect() or a plugin thread,
-   * never from submit(), progress() or while holding a lock that
-   * ctrl_handle takes. */
+   * reply does not fit).  timeout_ms 0: the engine's own timeout.  A peer
+   * listener that answers BUSY is retried with back-off within the
+   * timeout.  Returns 0, the negative MC_E* the peer's ctrl_handle
+   * returned, or: MC_ENOENT (no such segment), MC_EPEER (its engine
+   * unreachable or gone), MC_ENOTSUP (that engine has no such transport,
+   * it has no ctrl_handle, or the engine predates 1.2), MC_EACCES (token
+   * refused), MC_ETIMEDOUT, MC_EINVAL (req_len 0 or above MC_CTRL_MAX, a
+   * NULL argument); a failure also sets the calling thread's
+   * mc_last_error() text.  Blocking: call it from connect() or a plugin
+   * thread, never from submit(), progress() or while holding a lock that
+   * ctrl_handle takes.  docs/plugin-guide.md, section 11, has the
+   * details. */
   int (*ctrl_call)(void *host, const char *peer, const void *req,
                    size_t req_len, void *resp, size_t *resp_len,
                    uint32_t timeout_ms);

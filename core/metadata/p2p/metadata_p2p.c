@@ -1,7 +1,8 @@
-/* The embedded ("p2p") metadata backend: no server.  Each engine runs a small
- * handshake listener that serves its own segment descriptor; a segment's
- * name is the listener's "host:port", so fetching a segment means asking
- * that address (framing in p2p_wire.h).
+/* The embedded ("p2p") metadata backend: no server.  Each engine's
+ * handshake listener (core/src/listener.c, run by the engine whatever its
+ * metadata backend) serves its own segment descriptor; a segment's name is
+ * the listener's "host:port", so fetching a segment means asking that
+ * address (framing in p2p_wire.h).
  *
  * Names accepted by fetch():
  *   "host:port"          the descriptor served at host:port, whatever the
@@ -11,30 +12,23 @@
  *                        with a custom segment name).
  * Other names cannot be located without a registry: MC_ENOENT.
  *
- * The listener is one thread running a poll loop over at most MAX_CONNS
- * connections, each with a deadline, so a client that stalls or sends
- * garbage only costs one slot until its deadline and never delays others.
- * There is no generic key/value store here (kv_* answer MC_ENOTSUP) and no
- * watch: the engine refetches a segment when a lookup misses. */
-#include <arpa/inet.h>
+ * A listener that answers BUSY (as one under a flood of unauthenticated
+ * connections does when it drops ours for a newer one) is asked again with
+ * back-off until the deadline.  There is no generic key/value store
+ * here (kv_* answer MC_ENOTSUP) and no watch: the engine refetches a
+ * segment when a lookup misses. */
 #include <errno.h>
-#include <fcntl.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "descriptor.h"
+#include "listener.h"
 #include "metadata.h"
 #include "mooncake/errors.h"
 #include "net.h"
@@ -42,430 +36,41 @@
 #include "token.h"
 
 #define COMP "metadata-p2p"
-#define MAX_CONNS 64
 #define DEFAULT_TIMEOUT_MS 5000u
-#define MIN_SERVE_MS 100u
-#define ACCEPT_PAUSE_MS 100u
 #define MAX_TIMEOUT_MS 3600000u /* keeps deadlines within an int of ms */
-#define REFUSED_LOG_MS 1000u    /* at most one refusal warning a second */
-
-/* One published descriptor; shared with connections still sending it. */
-typedef struct p2p_snap {
-  int refs; /* under p2p_ctx.mu */
-  uint64_t gen;
-  char name[MC_NAME_MAX];
-  size_t len;
-  char *json;
-} p2p_snap;
-
-typedef struct p2p_conn {
-  int fd; /* -1: free slot */
-  int writing;
-  uint64_t deadline;
-  size_t got;
-  uint8_t req[MC_P2P_REQ_MAX];
-  /* Reply: head (header + name or reason), then snap->json for OK. */
-  uint8_t head[MC_P2P_HDR_LEN + 2 + MC_NAME_MAX + MC_P2P_REASON_MAX];
-  size_t head_len;
-  size_t sent;
-  p2p_snap *snap;
-  char peer[64]; /* client address, for logs */
-} p2p_conn;
 
 typedef struct p2p_ctx {
   const mc_logger *log;
   uint32_t timeout_ms;
-  char token[MC_TOKEN_MAX + 1]; /* "" = serve anyone (token.h) */
-  uint64_t refused_logged_at;   /* loop thread: rate limit of the warning */
-  int lfd;
-  int stop_fd; /* eventfd: close() wakes the loop */
-  uint16_t port;
-  char local[MC_NAME_MAX]; /* "host:port" peers reach us at */
-  pthread_t thread;
-  pthread_mutex_t mu;
-  p2p_snap *snap; /* under mu */
-  uint64_t gen;   /* under mu */
-  uint64_t accept_pause_until; /* loop thread: back off when out of fds */
-  p2p_conn conns[MAX_CONNS]; /* loop thread only */
+  char token[MC_TOKEN_MAX + 1]; /* "" = none (token.h) */
+  mc_listener *lis; /* the engine's, or our own (own_lis) */
+  int own_lis;
 } p2p_ctx;
-
-/* ---- published descriptor ---- */
-
-static void snap_unref(p2p_ctx *c, p2p_snap *s) {
-  if (!s)
-    return;
-  pthread_mutex_lock(&c->mu);
-  int last = --s->refs == 0;
-  pthread_mutex_unlock(&c->mu);
-  if (last) {
-    free(s->json);
-    free(s);
-  }
-}
 
 static int p2p_publish(void *ctx, const char *segment, const char *json,
                        size_t len) {
   p2p_ctx *c = ctx;
-  if (!segment || !mc_p2p_name_ok(segment, strnlen(segment, MC_NAME_MAX)) ||
-      !json || len == 0 || len > MC_DESC_JSON_MAX)
-    return MC_EINVAL;
-  p2p_snap *s = calloc(1, sizeof *s);
-  if (!s)
-    return MC_ENOMEM;
-  s->json = malloc(len);
-  if (!s->json) {
-    free(s);
-    return MC_ENOMEM;
-  }
-  memcpy(s->json, json, len);
-  s->len = len;
-  s->refs = 1;
-  snprintf(s->name, sizeof s->name, "%s", segment);
-  pthread_mutex_lock(&c->mu);
-  p2p_snap *old = c->snap;
-  s->gen = ++c->gen;
-  c->snap = s;
-  pthread_mutex_unlock(&c->mu);
-  snap_unref(c, old);
-  MC_DEBUG(c->log, COMP, "publishing segment '%s' (%zu bytes, generation %llu)",
-           segment, len, (unsigned long long)s->gen);
-  return 0;
+  int rc = mc_listener_publish(c->lis, segment, json, len);
+  if (!rc)
+    MC_DEBUG(c->log, COMP, "publishing segment '%s' (%zu bytes)", segment, len);
+  return rc;
 }
 
 static int p2p_unpublish(void *ctx, const char *segment) {
   p2p_ctx *c = ctx;
-  if (!segment)
-    return MC_EINVAL;
-  pthread_mutex_lock(&c->mu);
-  p2p_snap *s = c->snap;
-  if (!s || strcmp(s->name, segment) != 0) {
-    pthread_mutex_unlock(&c->mu);
-    return MC_ENOENT;
-  }
-  c->snap = NULL;
-  pthread_mutex_unlock(&c->mu);
-  snap_unref(c, s);
-  return 0;
-}
-
-/* A reference to the published descriptor if a request for name is ours:
- * the segment's own name, our address, or any host with our port (the
- * client reached this listener through that address). */
-static p2p_snap *snap_for(p2p_ctx *c, const char *name) {
-  int ours = strcmp(name, c->local) == 0;
-  if (!ours) {
-    char host[MC_NAME_MAX];
-    uint16_t port;
-    ours = mc_net_split_hostport(name, host, sizeof host, &port) == 0 &&
-           port == c->port;
-  }
-  pthread_mutex_lock(&c->mu);
-  p2p_snap *s = c->snap;
-  if (s && (ours || strcmp(s->name, name) == 0))
-    s->refs++;
-  else
-    s = NULL;
-  pthread_mutex_unlock(&c->mu);
-  return s;
-}
-
-/* ---- listener ---- */
-
-/* Ends a connection.  abort resets it (SO_LINGER 0) so that a timed-out or
- * failed connection's unsent reply is discarded at once instead of being
- * kept alive by the kernel; a completed reply is closed gracefully. */
-static void conn_end(p2p_ctx *c, p2p_conn *k, int abort) {
-  if (abort) {
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  close(k->fd);
-  k->fd = -1;
-  snap_unref(c, k->snap);
-  k->snap = NULL;
-}
-
-static void conn_drop(p2p_ctx *c, p2p_conn *k) { conn_end(c, k, 1); }
-
-static void conn_reply(p2p_ctx *c, p2p_conn *k, uint16_t status,
-                       const char *reason) {
-  k->head_len = mc_p2p_build_reply_head(k->head, sizeof k->head, status, reason,
-                                        0);
-  k->writing = 1;
-  k->sent = 0;
-}
-
-static void conn_request(p2p_ctx *c, p2p_conn *k, const char *name) {
-  p2p_snap *s = snap_for(c, name);
-  if (!s) {
-    char reason[MC_P2P_REASON_MAX];
-    snprintf(reason, sizeof reason, "segment '%.200s' is not served here", name);
-    MC_DEBUG(c->log, COMP, "request for unknown segment '%s'", name);
-    conn_reply(c, k, MC_P2P_NOT_FOUND, reason);
-    return;
-  }
-  k->head_len = mc_p2p_build_reply_head(k->head, sizeof k->head, MC_P2P_OK,
-                                        s->name, s->len);
-  if (k->head_len == 0) { /* cannot happen: publish validated both */
-    snap_unref(c, s);
-    conn_reply(c, k, MC_P2P_BAD_REQUEST, "internal error");
-    return;
-  }
-  k->snap = s;
-  k->writing = 1;
-  k->sent = 0;
-}
-
-static void conn_write(p2p_ctx *c, p2p_conn *k) {
-  size_t body = k->snap ? k->snap->len : 0;
-  struct iovec iov[2];
-  int n = 0;
-  if (k->sent < k->head_len)
-    iov[n++] = (struct iovec){k->head + k->sent, k->head_len - k->sent};
-  size_t boff = k->sent > k->head_len ? k->sent - k->head_len : 0;
-  if (body > boff)
-    iov[n++] = (struct iovec){k->snap->json + boff, body - boff};
-  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-  ssize_t w = n ? sendmsg(k->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
-  if (w < 0) {
-    if (errno != EAGAIN && errno != EINTR)
-      conn_drop(c, k);
-    return;
-  }
-  k->sent += (size_t)w;
-  if (k->sent == k->head_len + body)
-    conn_end(c, k, 0); /* one request per connection */
-}
-
-static void conn_read(p2p_ctx *c, p2p_conn *k) {
-  ssize_t n = recv(k->fd, k->req + k->got, sizeof k->req - k->got,
-                   MSG_DONTWAIT);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-    conn_drop(c, k);
-    return;
-  }
-  if (n < 0)
-    return;
-  k->got += (size_t)n;
-  size_t need;
-  char name[MC_NAME_MAX], token[MC_TOKEN_MAX + 1];
-  int rc = mc_p2p_parse_request(k->req, k->got, &need, name, sizeof name, token);
-  if (rc == MC_EAGAIN)
-    return;
-  if (rc == MC_ENOTSUP) {
-    conn_reply(c, k, MC_P2P_BAD_VERSION, "unsupported protocol version");
-  } else if (rc) {
-    MC_DEBUG(c->log, COMP, "dropping a malformed request from %s (%zu bytes)",
-             k->peer, k->got);
-    conn_reply(c, k, MC_P2P_BAD_REQUEST, "malformed request");
-  } else if (c->token[0] && !mc_token_equal(c->token, token, strlen(token))) {
-    /* The same answer with no token and with a wrong one. */
-    uint64_t now = mc_now_ms();
-    if (now - c->refused_logged_at >= REFUSED_LOG_MS) {
-      c->refused_logged_at = now;
-      MC_WARN(c->log, COMP,
-              "refused a request for '%s' from %s: %s cluster token", name,
-              k->peer, token[0] ? "wrong" : "no");
-    }
-    conn_reply(c, k, MC_P2P_UNAUTHORIZED,
-               "this engine serves its descriptor only to holders of its "
-               "cluster token");
-  } else {
-    conn_request(c, k, name);
-  }
-  conn_write(c, k); /* the socket is usually writable already */
-}
-
-static int addr_text(const struct sockaddr *sa, char *buf, size_t len);
-
-static void accept_all(p2p_ctx *c, uint64_t now) {
-  for (;;) {
-    struct sockaddr_storage sa;
-    socklen_t salen = sizeof sa;
-    int fd = accept4(c->lfd, (struct sockaddr *)&sa, &salen,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-          errno == ENOMEM) {
-        /* The backlog stays readable: pause instead of spinning. */
-        char eb[64];
-        MC_WARN(c->log, COMP, "accept on port %u: %s; pausing", c->port,
-                strerror_r(errno, eb, sizeof eb));
-        c->accept_pause_until = now + ACCEPT_PAUSE_MS;
-      }
-      return;
-    }
-    p2p_conn *k = NULL;
-    for (int i = 0; i < MAX_CONNS && !k; i++)
-      if (c->conns[i].fd < 0)
-        k = &c->conns[i];
-    if (!k) {
-      /* Best effort: a full table answers BUSY and hangs up. */
-      uint8_t busy[MC_P2P_HDR_LEN];
-      mc_p2p_put_hdr(busy, MC_P2P_OP_REPLY, MC_P2P_BUSY, 0);
-      if (send(fd, busy, sizeof busy, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        MC_DEBUG(c->log, COMP, "busy reply failed");
-      close(fd);
-      continue;
-    }
-    k->fd = fd;
-    if (addr_text((const struct sockaddr *)&sa, k->peer, sizeof k->peer))
-      snprintf(k->peer, sizeof k->peer, "?");
-    k->writing = 0;
-    k->got = 0;
-    k->sent = 0;
-    k->head_len = 0;
-    k->snap = NULL;
-    uint32_t serve = c->timeout_ms > MIN_SERVE_MS ? c->timeout_ms : MIN_SERVE_MS;
-    k->deadline = now + serve;
-  }
-}
-
-static void *serve_loop(void *arg) {
-  p2p_ctx *c = arg;
-  struct pollfd pfd[2 + MAX_CONNS];
-  p2p_conn *who[2 + MAX_CONNS];
-  for (;;) {
-    uint64_t now = mc_now_ms();
-    int n = 0, timeout = -1;
-    pfd[n++] = (struct pollfd){.fd = c->stop_fd, .events = POLLIN};
-    int paused = now < c->accept_pause_until;
-    pfd[n++] = (struct pollfd){.fd = paused ? -1 : c->lfd, .events = POLLIN};
-    if (paused)
-      timeout = (int)(c->accept_pause_until - now);
-    for (int i = 0; i < MAX_CONNS; i++) {
-      p2p_conn *k = &c->conns[i];
-      if (k->fd < 0)
-        continue;
-      if (now >= k->deadline) {
-        MC_DEBUG(c->log, COMP, "dropping a connection past its deadline");
-        conn_drop(c, k);
-        continue;
-      }
-      int left = (int)(k->deadline - now);
-      if (timeout < 0 || left < timeout)
-        timeout = left;
-      who[n] = k;
-      pfd[n++] = (struct pollfd){.fd = k->fd,
-                                 .events = k->writing ? POLLOUT : POLLIN};
-    }
-    int r = poll(pfd, (nfds_t)n, timeout);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      char eb[64];
-      MC_ERROR(c->log, COMP, "poll: %s; listener stopped",
-               strerror_r(errno, eb, sizeof eb));
-      return NULL;
-    }
-    if (pfd[0].revents)
-      return NULL;
-    for (int i = 2; i < n; i++) {
-      p2p_conn *k = who[i];
-      if (!pfd[i].revents || k->fd < 0)
-        continue;
-      if (k->writing)
-        conn_write(c, k);
-      else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-        conn_read(c, k);
-    }
-    if (pfd[1].revents & POLLIN)
-      accept_all(c, mc_now_ms());
-  }
-}
-
-/* ---- local address ---- */
-
-static int is_wildcard(const char *host) {
-  return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
-         strcmp(host, "*") == 0;
-}
-
-static int addr_text(const struct sockaddr *sa, char *buf, size_t len) {
-  socklen_t sl = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                           : sizeof(struct sockaddr_in);
-  return getnameinfo(sa, sl, buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST);
-}
-
-/* The address peers most likely reach this host at: the source address of
- * the default route (a UDP connect sends nothing), else the first
- * non-loopback interface address, else loopback. */
-static void primary_ip(int family, char *buf, size_t len) {
-  struct sockaddr_storage dst;
-  memset(&dst, 0, sizeof dst);
-  socklen_t dl;
-  if (family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&dst;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(9);
-    inet_pton(AF_INET6, "2001:db8::1", &a->sin6_addr);
-    dl = sizeof *a;
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&dst;
-    a->sin_family = AF_INET;
-    a->sin_port = htons(9);
-    a->sin_addr.s_addr = htonl(0xc0000201); /* 192.0.2.1, TEST-NET-1 */
-    dl = sizeof *a;
-  }
-  int s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s >= 0) {
-    struct sockaddr_storage src;
-    socklen_t sl = sizeof src;
-    int ok = connect(s, (struct sockaddr *)&dst, dl) == 0 &&
-             getsockname(s, (struct sockaddr *)&src, &sl) == 0 &&
-             addr_text((struct sockaddr *)&src, buf, len) == 0;
-    close(s);
-    if (ok)
-      return;
-  }
-  struct ifaddrs *ifs;
-  if (getifaddrs(&ifs) == 0) {
-    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-      if (!i->ifa_addr || i->ifa_addr->sa_family != family ||
-          !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
-        continue;
-      if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(
-                                    &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr))
-        continue;
-      if (addr_text(i->ifa_addr, buf, len) == 0) {
-        freeifaddrs(ifs);
-        return;
-      }
-    }
-    freeifaddrs(ifs);
-  }
-  snprintf(buf, len, "%s", family == AF_INET6 ? "::1" : "127.0.0.1");
-}
-
-static int make_local_name(p2p_ctx *c, const char *host) {
-  char ip[INET6_ADDRSTRLEN + 8];
-  if (is_wildcard(host)) {
-    primary_ip(strcmp(host, "::") == 0 ? AF_INET6 : AF_INET, ip, sizeof ip);
-    host = ip;
-  }
-  int n = strchr(host, ':')
-              ? snprintf(c->local, sizeof c->local, "[%s]:%u", host, c->port)
-              : snprintf(c->local, sizeof c->local, "%s:%u", host, c->port);
-  return n > 0 && (size_t)n < sizeof c->local ? 0 : MC_EINVAL;
+  return mc_listener_unpublish(c->lis, segment);
 }
 
 /* ---- ops ---- */
 
 static int p2p_open(const mc_metadata_args *args, void **out) {
-  const char *listen = args->listen && *args->listen ? args->listen : "0.0.0.0:0";
-  char host[MC_NAME_MAX];
-  uint16_t port;
-  if (mc_net_split_hostport(listen, host, sizeof host, &port)) {
-    MC_ERROR(args->log, COMP, "listen address '%s': expected host:port", listen);
-    return MC_EINVAL;
-  }
-  if (strcmp(host, "*") == 0)
-    snprintf(host, sizeof host, "0.0.0.0");
   p2p_ctx *c = calloc(1, sizeof *c);
   if (!c)
     return MC_ENOMEM;
   c->log = args->log;
   c->timeout_ms = args->timeout_ms ? args->timeout_ms : DEFAULT_TIMEOUT_MS;
+  if (c->timeout_ms > MAX_TIMEOUT_MS)
+    c->timeout_ms = MAX_TIMEOUT_MS;
   if (args->token) {
     size_t tl = strlen(args->token);
     if (!mc_token_ok(args->token, tl)) {
@@ -476,85 +81,44 @@ static int p2p_open(const mc_metadata_args *args, void **out) {
     }
     memcpy(c->token, args->token, tl + 1);
   }
-  if (c->timeout_ms > MAX_TIMEOUT_MS)
-    c->timeout_ms = MAX_TIMEOUT_MS;
-  c->lfd = c->stop_fd = -1;
-  for (int i = 0; i < MAX_CONNS; i++)
-    c->conns[i].fd = -1;
-  pthread_mutex_init(&c->mu, NULL);
-  int rc = mc_net_listen(host, port, 128, &c->lfd, &c->port);
-  if (rc) {
-    MC_ERROR(c->log, COMP, "cannot listen on %s: %s", listen, mc_strerror(rc));
-    goto fail;
+  c->lis = args->listener;
+  if (!c->lis) {
+    /* Opened without an engine (tools, tests): run a listener of our own. */
+    char err[512];
+    mc_listener_args la = {.listen = args->listen && *args->listen
+                                         ? args->listen
+                                         : "0.0.0.0:0",
+                           .token = c->token,
+                           .timeout_ms = c->timeout_ms,
+                           .log = args->log};
+    int rc = mc_listener_open(&la, &c->lis, err, sizeof err);
+    if (rc) {
+      MC_ERROR(args->log, COMP, "%s", err);
+      free(c);
+      return rc;
+    }
+    c->own_lis = 1;
   }
-  /* accept_all drains the backlog until EAGAIN. */
-  if (fcntl(c->lfd, F_SETFL, fcntl(c->lfd, F_GETFL) | O_NONBLOCK) < 0) {
-    rc = MC_EIO;
-    goto fail;
-  }
-  c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (c->stop_fd < 0) {
-    rc = MC_EIO;
-    goto fail;
-  }
-  rc = make_local_name(c, host);
-  if (rc) {
-    MC_ERROR(c->log, COMP, "listen address '%s': host name too long", listen);
-    goto fail;
-  }
-  if (pthread_create(&c->thread, NULL, serve_loop, c)) {
-    rc = MC_ENOMEM;
-    goto fail;
-  }
-  MC_INFO(c->log, COMP, "listening on %s (segment address %s)", listen,
-          c->local);
   *out = c;
   return 0;
-fail:
-  if (c->stop_fd >= 0)
-    close(c->stop_fd);
-  if (c->lfd >= 0)
-    close(c->lfd);
-  pthread_mutex_destroy(&c->mu);
-  free(c);
-  return rc;
 }
 
 static void p2p_close(void *ctx) {
   p2p_ctx *c = ctx;
   if (!c)
     return;
-  uint64_t one = 1;
-  while (write(c->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
-    ;
-  pthread_join(c->thread, NULL);
-  for (int i = 0; i < MAX_CONNS; i++)
-    if (c->conns[i].fd >= 0)
-      conn_drop(c, &c->conns[i]);
-  snap_unref(c, c->snap);
-  close(c->lfd);
-  close(c->stop_fd);
-  pthread_mutex_destroy(&c->mu);
+  if (c->own_lis)
+    mc_listener_close(c->lis);
   free(c);
 }
 
 static int p2p_local_name(void *ctx, char *buf, size_t len) {
   p2p_ctx *c = ctx;
-  size_t n = strlen(c->local);
+  const char *local = mc_listener_address(c->lis);
+  size_t n = strlen(local);
   if (!buf || len <= n)
     return MC_ENOSPC;
-  memcpy(buf, c->local, n + 1);
-  return 0;
-}
-
-static int copy_out(const char *src, size_t n, char **json, size_t *len) {
-  char *p = malloc(n + 1);
-  if (!p)
-    return MC_ENOMEM;
-  memcpy(p, src, n);
-  p[n] = '\0';
-  *json = p;
-  *len = n;
+  memcpy(buf, local, n + 1);
   return 0;
 }
 
@@ -638,15 +202,18 @@ fetch_fail(p2p_ctx *c, const char *fmt, ...) {
  * code. */
 static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
                         int by_name, const char *host, uint16_t port,
-                        char **json, size_t *len) {
-  uint64_t deadline = mc_now_ms() + c->timeout_ms;
+                        uint64_t deadline, int *busy, char **json,
+                        size_t *len) {
+  *busy = 0;
   uint8_t req[MC_P2P_REQ_MAX];
   size_t rl =
       mc_p2p_build_request(seg, c->token[0] ? c->token : NULL, req, sizeof req);
   if (rl == 0)
     return MC_EINVAL;
   int fd;
-  int rc = mc_net_connect(host, port, (int)c->timeout_ms, &fd);
+  uint64_t now = mc_now_ms();
+  int rc = now < deadline ? mc_net_connect(host, port, (int)(deadline - now), &fd)
+                          : MC_ETIMEDOUT;
   if (rc) {
     fetch_fail(c,
                "segment '%s': cannot connect to %s:%u: %s (is an engine "
@@ -715,6 +282,7 @@ static int fetch_remote(p2p_ctx *c, const char *name, const char *seg,
   }
   if (!rc && r.status != MC_P2P_OK) {
     rc = status_rc(r.status);
+    *busy = r.status == MC_P2P_BUSY;
     if (r.status == MC_P2P_UNAUTHORIZED)
       fetch_fail(c,
                  "segment '%s': %s:%u refused %s cluster token (%.*s): set "
@@ -754,14 +322,9 @@ static int p2p_fetch(void *ctx, const char *segment, char **json, size_t *len) {
   if (!mc_p2p_name_ok(segment, nl))
     return MC_EINVAL;
   /* Our own segment needs no round trip. */
-  pthread_mutex_lock(&c->mu);
-  p2p_snap *s = c->snap;
-  if (s && (strcmp(segment, s->name) == 0 || strcmp(segment, c->local) == 0)) {
-    int rc = copy_out(s->json, s->len, json, len);
-    pthread_mutex_unlock(&c->mu);
-    return rc;
-  }
-  pthread_mutex_unlock(&c->mu);
+  int own = mc_listener_own(c->lis, segment, json, len);
+  if (own != MC_ENOENT)
+    return own;
 
   char seg[MC_NAME_MAX];
   const char *addr = segment;
@@ -789,7 +352,27 @@ static int p2p_fetch(void *ctx, const char *segment, char **json, size_t *len) {
                       "etcd or HTTP metadata", segment);
     return MC_ENOENT;
   }
-  return fetch_remote(c, segment, seg, by_name, host, port, json, len);
+  uint64_t deadline = mc_now_ms() + c->timeout_ms;
+  for (unsigned attempt = 1;; attempt++) {
+    int busy = 0;
+    int rc = fetch_remote(c, segment, seg, by_name, host, port, deadline, &busy,
+                          json, len);
+    if (!busy)
+      return rc;
+    uint64_t now = mc_now_ms();
+    uint32_t wait = mc_listener_backoff_ms(attempt);
+    if (now + wait >= deadline) {
+      fetch_fail(c, "segment '%s': %s:%u stayed busy for %u ms", segment, host,
+                 (unsigned)port, c->timeout_ms);
+      return MC_ETIMEDOUT;
+    }
+    MC_DEBUG(c->log, COMP, "segment '%s': listener busy, retrying in %u ms",
+             segment, (unsigned)wait);
+    struct timespec ts = {.tv_sec = wait / 1000,
+                          .tv_nsec = (long)(wait % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+      ;
+  }
 }
 
 const mc_metadata_ops mc_metadata_p2p_ops = {

@@ -12,6 +12,14 @@
  *   REPLY: header{op=REPLY, status, length} + payload, where the payload is
  *          for OK:    u16 name_len + the served segment's name + descriptor JSON
  *          otherwise: a short reason text (<= MC_P2P_REASON_MAX bytes) for logs
+ *   CTRL:  header{op=CTRL, status=0, length} + u8 t + token (t bytes, 0 when
+ *          the caller has none) + u8 + the calling segment's name + u8 + the
+ *          target segment's name + u8 + the transport's name + the request
+ *          (1..MC_CTRL_MAX bytes): the control channel (ABI 1.2,
+ *          mc_host_api.ctrl_call).  Answered by
+ *   CTRL_REPLY: header{op=CTRL_REPLY, status=OK, length} + i32 rc (0 or a
+ *          negative MC_E*, the target's ctrl_handle result) + the reply
+ *          (0..MC_CTRL_MAX bytes), or by a REPLY with an error status.
  * A server that receives a newer version answers BAD_VERSION in version 1.
  *
  * The functions here are pure (no I/O, no allocation) so they can be fuzzed;
@@ -22,13 +30,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mooncake/transport.h" /* MC_CTRL_MAX, MC_NAME_MAX */
+
 #define MC_P2P_MAGIC 0x4d435032u /* "MCP2" */
 #define MC_P2P_VERSION 1
 #define MC_P2P_HDR_LEN 12
 #define MC_P2P_REQ_MAX 4096 /* whole request frame */
 #define MC_P2P_REASON_MAX 256
+/* Largest CTRL request frame: header, token, three names, the request. */
+#define MC_P2P_CTRL_REQ_MAX                                                    \
+  (MC_P2P_HDR_LEN + 4 + 128 + 3 * 255 + MC_CTRL_MAX)
+/* Largest CTRL_REPLY frame. */
+#define MC_P2P_CTRL_REPLY_MAX (MC_P2P_HDR_LEN + 4 + MC_CTRL_MAX)
 
-enum mc_p2p_op { MC_P2P_OP_GET = 1, MC_P2P_OP_REPLY = 2, MC_P2P_OP_GET_AUTH = 3 };
+enum mc_p2p_op {
+  MC_P2P_OP_GET = 1,
+  MC_P2P_OP_REPLY = 2,
+  MC_P2P_OP_GET_AUTH = 3,
+  MC_P2P_OP_CTRL = 4,
+  MC_P2P_OP_CTRL_REPLY = 5,
+};
 
 enum mc_p2p_status {
   MC_P2P_OK = 0,
@@ -91,6 +112,43 @@ int mc_p2p_parse_reply_hdr(const uint8_t *buf, size_t len, mc_p2p_hdr *h);
  * is malformed.  r points into payload. */
 int mc_p2p_parse_reply_body(const mc_p2p_hdr *h, const uint8_t *payload,
                             size_t len, mc_p2p_reply *r);
+
+/* A parsed CTRL request; the strings are NUL-terminated copies, req points
+ * into the frame. */
+typedef struct mc_p2p_ctrl {
+  char token[128 + 1]; /* "" when the caller sent none */
+  char from[MC_NAME_MAX];
+  char to[MC_NAME_MAX];
+  char transport[64];
+  const uint8_t *req;
+  size_t req_len;
+} mc_p2p_ctrl;
+
+/* The op of a frame whose first len bytes arrived: 0 when fewer than a
+ * header's bytes are there (or the magic is wrong: the request parsers
+ * tell which). */
+int mc_p2p_peek_op(const uint8_t *buf, size_t len);
+
+/* Builds a CTRL request; returns its length, or 0 when a name, the token or
+ * the size is invalid or the frame does not fit in cap. */
+size_t mc_p2p_build_ctrl(const char *token, const char *from, const char *to,
+                         const char *transport, const void *req,
+                         size_t req_len, uint8_t *out, size_t cap);
+
+/* Parses a CTRL request from the first len bytes; results as
+ * mc_p2p_parse_request (MC_EAGAIN with *need, MC_ENOTSUP, MC_EPROTO). */
+int mc_p2p_parse_ctrl(const uint8_t *buf, size_t len, size_t *need,
+                      mc_p2p_ctrl *out);
+
+/* Builds a CTRL_REPLY header and rc (16 bytes) for a reply of data_len
+ * (<= MC_CTRL_MAX) bytes that the caller sends after it. */
+void mc_p2p_build_ctrl_reply_head(uint8_t out[MC_P2P_HDR_LEN + 4], int32_t rc,
+                                  size_t data_len);
+
+/* Checks the header of an answer to CTRL: a CTRL_REPLY (OK, length 4..
+ * 4 + MC_CTRL_MAX) or a REPLY with an error status (as
+ * mc_p2p_parse_reply_hdr).  MC_EPROTO otherwise. */
+int mc_p2p_parse_ctrl_reply_hdr(const uint8_t *buf, size_t len, mc_p2p_hdr *h);
 
 /* Segment names on the wire: 1..MC_NAME_MAX-1 bytes, no control bytes. */
 int mc_p2p_name_ok(const char *name, size_t len);
