@@ -293,16 +293,17 @@ static void send_disconnect(rd_ep *ep) {
                          (uint32_t)ctx->cfg.ctrl_timeout_ms);
 }
 
-/* Keeps at most max_endpoints endpoints with QPs: the least recently used
- * idle one loses its QPs (its handle stays valid and is rebuilt on its
- * next use).  Called from connect, ctx->lock not held. */
-static void ep_cache_evict(rd_ctx *ctx) {
+/* Keeps fewer than max_endpoints endpoints with QPs (leaving room for one
+ * more): the least recently used idle one other than `keep` loses its QPs
+ * (its handle stays valid; the fixer rebuilds it on its next use).
+ * fix_lock held (the fixer may be rebuilding the victim), ctx->lock not. */
+static void ep_cache_evict_locked(rd_ctx *ctx, rd_ep *keep) {
   for (;;) {
     uint32_t live = 0;
     rd_ep *victim = NULL;
     pthread_mutex_lock(&ctx->lock);
     for (rd_ep *e = ctx->eps; e; e = e->next)
-      if (ep_live(e)) {
+      if (e != keep && ep_live(e)) {
         live++;
         if (ep_idle(e) && (!victim || atomic_load(&e->last_use) < atomic_load(&victim->last_use)))
           victim = e;
@@ -312,13 +313,16 @@ static void ep_cache_evict(rd_ctx *ctx) {
       return;
     RD_LOG(ctx, MC_LOG_INFO, "endpoint cache full (%u): evicting the QPs to '%s'", live,
            victim->peer);
-    /* fix_lock: the fixer may be rebuilding the victim's QPs. */
-    pthread_mutex_lock(&ctx->fix_lock);
     for (uint32_t i = 0; i < victim->nqps; i++)
       qp_teardown(&victim->qps[i], MC_ECANCELED);
-    pthread_mutex_unlock(&ctx->fix_lock);
     send_disconnect(victim);
   }
+}
+
+static void ep_cache_evict(rd_ctx *ctx) {
+  pthread_mutex_lock(&ctx->fix_lock);
+  ep_cache_evict_locked(ctx, NULL);
+  pthread_mutex_unlock(&ctx->fix_lock);
 }
 
 int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, rd_ep **out) {
@@ -462,6 +466,8 @@ static void fix_pass(rd_ctx *ctx) {
       /* ctrl_call blocks: drop ctx->lock; the endpoint cannot go away
        * while fix_lock is held (rd_ep_destroy takes it). */
       pthread_mutex_unlock(&ctx->lock);
+      if (!ep_live(ep))
+        ep_cache_evict_locked(ctx, ep); /* it comes back: make room */
       rc = ep_establish(ep, which, n);
       pthread_mutex_lock(&ctx->lock);
       if (rc) {

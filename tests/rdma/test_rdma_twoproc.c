@@ -5,7 +5,8 @@
  * checks).  The child is driven over a pipe: checksum, fill, deregister.
  *
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
- *   MODE: data | stripe | failover | rkey | peerkill | enodev | notify
+ *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
+ *         enodev
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -58,12 +59,14 @@ static void xwrite(int fd, const void *b, size_t n) {
 
 static const char *const base_kv[] = {"library", NULL, "busy_poll_us", "20", "timeout_ms",
                                       "3000", "ctrl_timeout_ms", "2000", "backoff_ms", "20",
-                                      "backoff_max_ms", "200", NULL};
+                                      "backoff_max_ms", "200", "max_endpoints", "1024", NULL};
+static const char *max_eps = "1024";
 
 static const char **kv_with_lib(void) {
   static const char *kv[sizeof base_kv / sizeof base_kv[0]];
   memcpy(kv, base_kv, sizeof kv);
   kv[1] = svlib;
+  kv[13] = max_eps;
   return kv;
 }
 
@@ -136,6 +139,8 @@ static uint64_t tcmd(char op, uint64_t off, uint64_t len, uint8_t byte) {
 
 typedef struct world {
   rt_node n;
+  uint8_t desc[MC_DESC_MAX];
+  size_t desc_len;
   void *ep, *lmem, *rmem;
   uint8_t *lbuf;
   uint64_t raddr;
@@ -167,6 +172,8 @@ static void world_up(world *w) {
   size_t lkl = sizeof lk;
   CHECK_OK(w->n.ops->register_mem(w->n.ctx, &d, &w->lmem, lk, &lkl));
   CHECK_OK(w->n.ops->connect(w->n.ctx, "target", desc, dl, &w->ep));
+  memcpy(w->desc, desc, dl);
+  w->desc_len = dl;
   CHECK_OK(w->n.ops->import_mem(w->n.ctx, w->ep, w->raddr, BUF, w->rkey, w->rkey_len, &w->rmem));
   uint32_t nr = 8;
   mc_rail_info ri[8];
@@ -212,6 +219,10 @@ static uint32_t run(world *w, mc_slice *s, uint32_t cnt) {
   uint32_t bad = 0;
   for (uint32_t i = 0; i < cnt; i++)
     bad += w->n.status[s[i].token] != 0;
+  if (bad && getenv("RT_VERBOSE"))
+    for (uint32_t i = 0; i < cnt; i++)
+      if (w->n.status[s[i].token])
+        fprintf(stderr, "slice %u (rail %u): %s\n", i, s[i].rail, mc_errname(w->n.status[s[i].token]));
   return bad;
 }
 
@@ -472,6 +483,125 @@ static void mode_notify(world *w) {
   printf("notify: delivered after the data, attributed to 'init'\n");
 }
 
+/* Runs cnt slices; failures (retryable codes only) are resubmitted with the
+ * same rail hint, up to 100 times 20 ms apart.  Returns how many never
+ * succeeded; *errs counts the failures seen. */
+static uint32_t run_retry(world *w, mc_slice *s, uint32_t cnt, uint32_t *errs) {
+  uint32_t left = cnt;
+  mc_slice *todo = calloc(cnt, sizeof *todo);
+  CHECK(todo != NULL);
+  memcpy(todo, s, cnt * sizeof *s);
+  for (int round = 0; round < 100 && left; round++) {
+    for (uint32_t i = 0; i < left; i++)
+      todo[i].token = w->next_token++;
+    run(w, todo, left);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < left; i++) {
+      int st = w->n.status[todo[i].token];
+      if (st) {
+        CHECK_MSG(st == MC_EPEER || st == MC_EIO || st == MC_ETIMEDOUT, "status %s",
+                  mc_errname(st));
+        (*errs)++;
+        todo[k++] = todo[i];
+      }
+    }
+    left = k;
+    if (left)
+      usleep(20000);
+  }
+  free(todo);
+  return left;
+}
+
+static void mode_faults(world *w) {
+  enum { N = 64, LEN = 16384 };
+  mc_slice s[N];
+  uint32_t errs = 0;
+  fill_rand(w->lbuf, BUF);
+  /* 1. Work completions in error on sv0: failed, retried, all land. */
+  CHECK_OK(w->fault("sv0", SOFTVERBS_WC_ERR, 3));
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 0);
+  CHECK_EQ_INT(run_retry(w, s, N, &errs), 0);
+  CHECK(errs >= 1);
+  CHECK_EQ_U64(tcmd('C', 0, N * LEN, 0), fnv(w->lbuf, N * LEN));
+  CHECK_OK(w->fault("sv0", SOFTVERBS_WC_ERR, 0)); /* injections not consumed yet */
+  usleep(300000); /* sv0's back-off */
+  printf("faults: 3 injected WC errors on sv0: %u slice failures, all retried OK\n", errs);
+  /* 2. Every QP of sv2 forced to ERR (QP_FATAL events): rebuilt, and
+   * traffic flows through sv2 again. */
+  CHECK_OK(w->fault("sv2", SOFTVERBS_QP_ERR, 0));
+  usleep(300000);
+  uint64_t b0 = w->nic_bytes("sv2");
+  errs = 0;
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 2);
+  CHECK_EQ_INT(run_retry(w, s, N, &errs), 0);
+  CHECK(w->nic_bytes("sv2") > b0);
+  printf("faults: sv2 QPs forced to ERR: rebuilt, %" PRIu64 " bytes through sv2 after, %u "
+         "failures on the way\n", w->nic_bytes("sv2") - b0, errs);
+  /* 3. sv3's port goes down (PORT_ERR): its slices go elsewhere, no error;
+   * it comes back (PORT_ACTIVE): used again. */
+  CHECK_OK(w->fault("sv3", SOFTVERBS_PORT_DOWN, 0));
+  usleep(300000);
+  b0 = w->nic_bytes("sv3");
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 3);
+  CHECK_EQ_INT(run(w, s, N), 0);
+  CHECK_EQ_U64(w->nic_bytes("sv3"), b0);
+  CHECK_OK(w->fault("sv3", SOFTVERBS_PORT_UP, 0));
+  usleep(300000);
+  errs = 0;
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 3);
+  CHECK_EQ_INT(run_retry(w, s, N, &errs), 0);
+  CHECK(w->nic_bytes("sv3") > b0);
+  printf("faults: sv3 port down: slices moved to other rails with no error; port up: sv3 used "
+         "again\n");
+  /* 4. sv1 stops answering: its slices fail MC_ETIMEDOUT within the slice
+   * deadline (timeout_ms 3000), then work again once it recovers. */
+  CHECK_OK(w->fault("sv1", SOFTVERBS_STALL, 0));
+  for (uint32_t i = 0; i < 8; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 1);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  CHECK_EQ_INT(run(w, s, 8), 8);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  for (uint32_t i = 0; i < 8; i++)
+    CHECK_RC(w->n.status[s[i].token], MC_ETIMEDOUT);
+  CHECK_MSG(ms >= 2900 && ms < 5000, "deadline after %ld ms", ms);
+  CHECK_OK(w->fault("sv1", SOFTVERBS_UNSTALL, 0));
+  errs = 0;
+  for (uint32_t i = 0; i < 8; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 1);
+  CHECK_EQ_INT(run_retry(w, s, 8, &errs), 0);
+  printf("faults: sv1 stalled: 8 slices MC_ETIMEDOUT after %ld ms, then OK again\n", ms);
+}
+
+/* max_endpoints 1: a second endpoint evicts the first one's QPs; the first
+ * is rebuilt on its next use (back-pressure meanwhile), data intact. */
+static void mode_evict(world *w, const uint8_t *desc, size_t dl) {
+  void *ep2 = NULL, *rm2 = NULL;
+  CHECK_OK(w->n.ops->connect(w->n.ctx, "target", desc, dl, &ep2));
+  CHECK_OK(w->n.ops->import_mem(w->n.ctx, ep2, w->raddr, BUF, w->rkey, w->rkey_len, &rm2));
+  fill_rand(w->lbuf, 1 << 20);
+  uint32_t acc = 0;
+  mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 65536, 0);
+  CHECK_RC(w->n.ops->submit(w->n.ctx, w->ep, &s, 1, &acc), MC_EAGAIN); /* evicted */
+  CHECK_EQ_INT(run(w, &s, 1), 0); /* rebuilt by the fixer */
+  mc_slice s2 = {w->next_token++, MC_OP_WRITE, 1, w->lmem, (uintptr_t)w->lbuf + 65536, rm2,
+                 w->raddr + 65536, 65536};
+  void *ep1 = w->ep;
+  w->ep = ep2;
+  CHECK_EQ_INT(run(w, &s2, 1), 0); /* ep2 was evicted in turn, and rebuilt */
+  w->ep = ep1;
+  CHECK_EQ_U64(tcmd('C', 0, 131072, 0), fnv(w->lbuf, 131072));
+  CHECK_OK(w->n.ops->release_mem(w->n.ctx, rm2));
+  CHECK_OK(w->n.ops->disconnect(w->n.ctx, ep2));
+  printf("evict: endpoint cache of 1: both endpoints evicted and rebuilt in turn, data intact\n");
+}
+
 static int mode_enodev(void) {
   rt_node n;
   const char *kv[] = {"library", "/nonexistent/libibverbs.so.1", NULL};
@@ -520,6 +650,8 @@ int main(int argc, char **argv) {
   }
   close(p2c[0]);
   close(c2p[1]);
+  if (!strcmp(mode, "evict"))
+    max_eps = "1";
   world w;
   world_up(&w);
   int quit = 1;
@@ -533,6 +665,10 @@ int main(int argc, char **argv) {
     mode_rkey(&w);
   else if (!strcmp(mode, "notify"))
     mode_notify(&w);
+  else if (!strcmp(mode, "faults"))
+    mode_faults(&w);
+  else if (!strcmp(mode, "evict"))
+    mode_evict(&w, w.desc, w.desc_len);
   else if (!strcmp(mode, "peerkill")) {
     mode_peerkill(&w);
     quit = 0;

@@ -531,6 +531,8 @@ SV_EXPORT int softverbs_fault(const char *nic, int fault, uint32_t arg) {
   case SOFTVERBS_PORT_UP: atomic_store(&n->port_down, 0); break;
   case SOFTVERBS_WC_ERR: atomic_store(&n->wc_err, arg); break;
   case SOFTVERBS_QP_ERR: atomic_fetch_add(&n->qp_err, 1); break;
+  case SOFTVERBS_STALL: atomic_store(&n->stall, 1); break;
+  case SOFTVERBS_UNSTALL: atomic_store(&n->stall, 0); break;
   default: return -1;
   }
   return 0;

@@ -13,6 +13,9 @@ enum softverbs_fault {
   SOFTVERBS_WC_ERR,       /* the next `arg` WRs complete in error */
   SOFTVERBS_QP_ERR,       /* every QP of the NIC forced to ERR, QP_FATAL */
   SOFTVERBS_NIC_REVIVE,   /* undo NIC_DEAD */
+  SOFTVERBS_STALL,        /* the NIC stops executing WRs (lost packets):
+                             only a QP moved to ERR gets its WRs back */
+  SOFTVERBS_UNSTALL,      /* undo STALL */
 };
 
 /* Injects a fault into NIC `nic` of this process.  0, or -1 (unknown NIC,

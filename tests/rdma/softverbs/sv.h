@@ -48,6 +48,7 @@ typedef struct sv_nic_ent {
   _Atomic uint32_t port_down; /* link down: WRs fail, port reports DOWN */
   _Atomic uint32_t wc_err;    /* the next N WRs complete in error */
   _Atomic uint32_t qp_err;    /* request: force every QP of it to ERR */
+  _Atomic uint32_t stall;     /* WRs wait (lost packets) until a QP leaves RTS */
   _Atomic uint64_t bytes;     /* bytes moved as initiator */
   _Atomic uint64_t wrs;       /* work requests executed */
 } sv_nic_ent;

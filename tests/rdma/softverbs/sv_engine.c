@@ -198,8 +198,9 @@ void *sv_engine_main(void *arg) {
   pthread_mutex_lock(&c->lock);
   while (!c->stop) {
     check_faults(c);
+    int stalled = (int)atomic_load(&sv_g.me->nic[c->nic].stall);
     sv_qp *q = c->qps;
-    while (q && q->n == 0)
+    while (q && (q->n == 0 || (stalled && q->qp.state == IBV_QPS_RTS)))
       q = q->next;
     if (!q) {
       uint64_t cpu1 = thread_cpu_ns();
