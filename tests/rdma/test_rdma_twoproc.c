@@ -5,6 +5,7 @@
  * checks).  The child is driven over a pipe: checksum, fill, deregister.
  *
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
+ *   test_rdma_twoproc PLUGIN SOFTVERBS bench [SLICES [BYTES]]
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
  *         enodev
  */
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_raw.h"
 #include "check.h"
 #include "rdma_test_host.h"
 #include "softverbs.h"
@@ -61,11 +63,13 @@ static const char *const base_kv[] = {"library", NULL, "busy_poll_us", "20", "ti
                                       "3000", "ctrl_timeout_ms", "2000", "backoff_ms", "20",
                                       "backoff_max_ms", "200", "max_endpoints", "1024", NULL};
 static const char *max_eps = "1024";
+static const char *busy_poll = "20";
 
 static const char **kv_with_lib(void) {
   static const char *kv[sizeof base_kv / sizeof base_kv[0]];
   memcpy(kv, base_kv, sizeof kv);
   kv[1] = svlib;
+  kv[3] = busy_poll;
   kv[13] = max_eps;
   return kv;
 }
@@ -150,6 +154,7 @@ typedef struct world {
   softverbs_fault_fn fault;
   softverbs_nic_bytes_fn nic_bytes;
   softverbs_cq_overruns_fn overruns;
+  softverbs_engine_cpu_fn engine_cpu;
 } world;
 
 static void world_up(world *w) {
@@ -188,6 +193,7 @@ static void world_up(world *w) {
   *(void **)&w->fault = dlsym(h, "softverbs_fault");
   *(void **)&w->nic_bytes = dlsym(h, "softverbs_nic_bytes");
   *(void **)&w->overruns = dlsym(h, "softverbs_cq_overruns");
+  *(void **)&w->engine_cpu = dlsym(h, "softverbs_engine_cpu_ns");
   CHECK(w->fault && w->nic_bytes && w->overruns);
   dlclose(h);
 }
@@ -602,6 +608,59 @@ static void mode_evict(world *w, const uint8_t *desc, size_t dl) {
   printf("evict: endpoint cache of 1: both endpoints evicted and rebuilt in turn, data intact\n");
 }
 
+static uint64_t clk(clockid_t c) {
+  struct timespec ts;
+  clock_gettime(c, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void print_result(const char *what, const bench_result *r) {
+  printf("bench: %-34s %8.0f slices/s  CPU %6.0f ns/slice  batch latency p50 %6.1f us "
+         "p99 %6.1f us\n", what, (double)r->slices * 1e9 / (double)r->wall_ns,
+         (double)r->cpu_ns / (double)r->slices, r->p50_ns / 1e3, r->p99_ns / 1e3);
+}
+
+/* CPU per slice posted and completed: the plugin (submit, chaining,
+ * signaling, CQ thread, completion) against raw verbs on the same device.
+ * CPU = this process's CPU time minus the soft NICs' engine threads (the
+ * "hardware"); the target process's is not counted (an RDMA target spends
+ * none). */
+static void mode_bench(world *w, uint32_t nslices, uint32_t len) {
+  enum { BATCH = 64 };
+  mc_slice s[BATCH];
+  uint32_t nb = nslices / BATCH;
+  uint64_t *lat = calloc(nb, sizeof *lat);
+  CHECK(lat != NULL);
+  for (int warm = 0; warm < 2; warm++) { /* a warm-up pass, then the measured one */
+    uint64_t cpu0 = clk(CLOCK_PROCESS_CPUTIME_ID), eng0 = w->engine_cpu(),
+             w0 = clk(CLOCK_MONOTONIC);
+    for (uint32_t b = 0; b < (warm ? nb : nb / 10 + 1); b++) {
+      for (uint32_t i = 0; i < BATCH; i++)
+        s[i] = mk(w, MC_OP_WRITE, (uint64_t)i * len, (uint64_t)i * len, len, i % NNIC);
+      uint64_t t = clk(CLOCK_MONOTONIC);
+      CHECK_EQ_INT(run(w, s, BATCH), 0);
+      lat[b] = clk(CLOCK_MONOTONIC) - t;
+    }
+    if (warm) {
+      bench_result r = {(uint64_t)nb * BATCH, clk(CLOCK_MONOTONIC) - w0,
+                        clk(CLOCK_PROCESS_CPUTIME_ID) - cpu0 - (w->engine_cpu() - eng0), 0, 0};
+      bench_percentiles(lat, nb, &r);
+      char what[64];
+      snprintf(what, sizeof what, "plugin, %u B, 4 rails:", len);
+      print_result(what, &r);
+      bench_result raw;
+      memset(&raw, 0, sizeof raw);
+      CHECK_OK(bench_raw(svlib, nb * BATCH, BATCH, len, w->engine_cpu, &raw));
+      snprintf(what, sizeof what, "baseline raw verbs, %u B:", len);
+      print_result(what, &raw);
+      printf("bench: plugin CPU per slice = %.2fx raw verbs (%.0f ns more per slice)\n",
+             (double)r.cpu_ns / (double)raw.cpu_ns,
+             ((double)r.cpu_ns - (double)raw.cpu_ns) / (double)r.slices);
+    }
+  }
+  free(lat);
+}
+
 static int mode_enodev(void) {
   rt_node n;
   const char *kv[] = {"library", "/nonexistent/libibverbs.so.1", NULL};
@@ -652,6 +711,8 @@ int main(int argc, char **argv) {
   close(c2p[1]);
   if (!strcmp(mode, "evict"))
     max_eps = "1";
+  if (!strcmp(mode, "bench"))
+    busy_poll = "0"; /* CPU measured without spinning, as the baseline */
   world w;
   world_up(&w);
   int quit = 1;
@@ -667,6 +728,9 @@ int main(int argc, char **argv) {
     mode_notify(&w);
   else if (!strcmp(mode, "faults"))
     mode_faults(&w);
+  else if (!strcmp(mode, "bench"))
+    mode_bench(&w, argc > 4 ? (uint32_t)atoi(argv[4]) : 200000,
+               argc > 5 ? (uint32_t)atoi(argv[5]) : 64);
   else if (!strcmp(mode, "evict"))
     mode_evict(&w, w.desc, w.desc_len);
   else if (!strcmp(mode, "peerkill")) {
