@@ -7,7 +7,7 @@
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
  *   test_rdma_twoproc PLUGIN SOFTVERBS bench [SLICES [BYTES]]
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
- *         enodev
+ *         select | enodev
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include "bench_raw.h"
 #include "check.h"
 #include "rdma_test_host.h"
+#include "rdma_wire.h"
 #include "softverbs.h"
 #include "testutil.h"
 
@@ -661,6 +662,63 @@ static void mode_bench(world *w, uint32_t nslices, uint32_t len) {
   free(lat);
 }
 
+/* Rails of a node initialized with kv (library added); names joined by
+ * ','; init's code returned. */
+static int rails_of(const char *const *extra, char *names, size_t cap, rdw_desc *desc) {
+  const char *kv[16] = {"library", svlib};
+  int k = 2;
+  for (; extra && *extra && k < 14; extra++)
+    kv[k++] = *extra;
+  kv[k] = NULL;
+  rt_node n;
+  int rc = rt_node_init(&n, plugin, "sel", dir, kv);
+  names[0] = '\0';
+  if (!rc) {
+    mc_rail_info ri[8];
+    uint32_t nr = 8;
+    CHECK_OK(n.ops->query_rails(n.ctx, ri, &nr));
+    for (uint32_t i = 0; i < nr; i++)
+      snprintf(names + strlen(names), cap - strlen(names), "%s%s", i ? "," : "", ri[i].name);
+    uint8_t d[MC_DESC_MAX];
+    size_t dl = sizeof d;
+    CHECK_OK(n.ops->local_desc(n.ctx, d, &dl));
+    CHECK_OK(rdw_desc_decode(d, dl, desc));
+  }
+  rt_node_fini(&n);
+  return rc;
+}
+
+/* Device allow/deny lists, automatic and forced GID index, the rails'
+ * MTUs in the descriptor. */
+static void mode_select(void) {
+  char names[256];
+  rdw_desc d;
+  CHECK_OK(rails_of(NULL, names, sizeof names, &d));
+  CHECK_STR(names, "sv0,sv1,sv2,sv3");
+  /* Automatic: the RoCE v2, IPv4-mapped GID (index 1 of the soft NIC). */
+  static const uint8_t v4pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  CHECK(memcmp(d.rails[0].gid, v4pre, 12) == 0);
+  CHECK_EQ_INT(d.rails[3].mtu, 3); /* IBV_MTU_1024: this side's sv3 */
+  CHECK_EQ_INT(d.rails[0].mtu, 5);
+  const char *allow[] = {"devices", "sv1, sv3:1", NULL};
+  CHECK_OK(rails_of(allow, names, sizeof names, &d));
+  CHECK_STR(names, "sv1,sv3");
+  const char *deny[] = {"exclude_devices", "sv0", NULL};
+  CHECK_OK(rails_of(deny, names, sizeof names, &d));
+  CHECK_STR(names, "sv1,sv2,sv3");
+  const char *gid0[] = {"gid_index", "0", NULL};
+  CHECK_OK(rails_of(gid0, names, sizeof names, &d));
+  CHECK(d.rails[0].gid[0] == 0xfe && d.rails[0].gid[1] == 0x80); /* link-local, v1 */
+  const char *gidbad[] = {"gid_index", "9", NULL};
+  CHECK_RC(rails_of(gidbad, names, sizeof names, &d), MC_EINVAL);
+  const char *none[] = {"devices", "mlx5_7", NULL};
+  CHECK_RC(rails_of(none, names, sizeof names, &d), MC_ENODEV);
+  const char *mtu[] = {"mtu", "2048", NULL};
+  CHECK_OK(rails_of(mtu, names, sizeof names, &d));
+  CHECK_EQ_INT(d.rails[0].mtu, 4); /* capped by the key */
+  printf("select: allow/deny lists, GID auto (v2 IPv4-mapped) and forced, MTU cap: ok\n");
+}
+
 static int mode_enodev(void) {
   rt_node n;
   const char *kv[] = {"library", "/nonexistent/libibverbs.so.1", NULL};
@@ -684,16 +742,31 @@ int main(int argc, char **argv) {
   CHECK_OK(tu_mkdtemp(dir, sizeof dir, "rdma"));
   char conf[512], line[1024];
   snprintf(conf, sizeof conf, "%s/sv.conf", dir);
-  FILE *f = fopen(conf, "w");
-  CHECK(f != NULL);
-  fprintf(f, "fabric %s/fabric\n", dir);
-  for (int i = 0; i < NNIC; i++) {
-    snprintf(line, sizeof line, "nic sv%d numa=%d pci=0000:%02x:00.0 mtu=%d max_mr_size=%u\n", i,
-             i / 2, 0x3b + 0x23 * i, i == 3 ? 1024 : 4096, i == 0 ? (8u << 20) : (1u << 30));
-    fputs(line, f);
+  FILE *f = NULL;
+  /* Two configs: the target's sv1 and the initiator's sv3 have a 1024-byte
+   * MTU, so both directions of the MTU negotiation are exercised (the soft
+   * NIC drops packets above the receiving port's MTU). */
+  char tconf[512];
+  snprintf(tconf, sizeof tconf, "%s/sv-target.conf", dir);
+  for (int side = 0; side < 2; side++) {
+    f = fopen(side ? tconf : conf, "w");
+    CHECK(f != NULL);
+    fprintf(f, "fabric %s/fabric\n", dir);
+    for (int i = 0; i < NNIC; i++) {
+      int small = side ? i == 1 : i == 3;
+      snprintf(line, sizeof line, "nic sv%d numa=%d pci=0000:%02x:00.0 mtu=%d max_mr_size=%u\n",
+               i, i / 2, 0x3b + 0x23 * i, small ? 1024 : 4096,
+               i == 0 ? (8u << 20) : (1u << 30));
+      fputs(line, f);
+    }
+    fclose(f);
   }
-  fclose(f);
   setenv("SOFTVERBS_CONFIG", conf, 1);
+  if (!strcmp(mode, "select")) {
+    mode_select();
+    tu_rmtree(dir);
+    return mc_check_exit_status();
+  }
   if (!strcmp(mode, "enodev")) {
     mode_enodev();
     tu_rmtree(dir);
@@ -703,6 +776,7 @@ int main(int argc, char **argv) {
   child = fork();
   CHECK(child >= 0);
   if (child == 0) {
+    setenv("SOFTVERBS_CONFIG", tconf, 1);
     close(p2c[1]);
     close(c2p[0]);
     _exit(target_main());

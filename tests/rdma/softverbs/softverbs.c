@@ -447,6 +447,7 @@ SV_EXPORT int ibv_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *a, int mask
     q->peer_slot = slot;
     q->peer_pid = atomic_load(&sv_g.fab->slot[slot].pid);
     q->peer_qpn = a->dest_qp_num;
+    q->path_mtu = (uint32_t)a->path_mtu;
   }
   pthread_mutex_lock(&c->lock);
   if (to == IBV_QPS_RESET) {

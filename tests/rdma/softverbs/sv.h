@@ -49,6 +49,8 @@ typedef struct sv_nic_ent {
   _Atomic uint32_t wc_err;    /* the next N WRs complete in error */
   _Atomic uint32_t qp_err;    /* request: force every QP of it to ERR */
   _Atomic uint32_t stall;     /* WRs wait (lost packets) until a QP leaves RTS */
+  uint32_t mtu;               /* the port's active MTU (enum ibv_mtu): a peer
+                                 sending larger packets gets them dropped */
   _Atomic uint64_t bytes;     /* bytes moved as initiator */
   _Atomic uint64_t wrs;       /* work requests executed */
 } sv_nic_ent;
@@ -115,6 +117,7 @@ typedef struct sv_qp {
   int peer_slot;            /* resolved at RTR */
   int32_t peer_pid;
   uint32_t peer_qpn;
+  uint32_t path_mtu;        /* enum ibv_mtu set at RTR */
   sv_wqe *sq;
   uint32_t cap, head, n;    /* under ctx lock */
   struct sv_qp *next;       /* ctx list */

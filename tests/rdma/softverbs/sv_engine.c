@@ -129,6 +129,10 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
     return IBV_WC_RETRY_EXC_ERR;
   if (atomic_load(&t->nic[tq->nic].dead) || atomic_load(&t->nic[tq->nic].port_down))
     return IBV_WC_RETRY_EXC_ERR;
+  /* Packets above the receiving port's MTU are dropped: the sender retries
+   * until it gives up.  This is what an MTU not negotiated down does. */
+  if (q->path_mtu > t->nic[tq->nic].mtu)
+    return IBV_WC_RETRY_EXC_ERR;
   uint32_t need = e->opcode == IBV_WR_RDMA_WRITE ? IBV_ACCESS_REMOTE_WRITE : IBV_ACCESS_REMOTE_READ;
   if (!(tq->access & need))
     return IBV_WC_REM_ACCESS_ERR;

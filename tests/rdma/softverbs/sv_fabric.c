@@ -179,8 +179,10 @@ void sv_global_init(void) {
     return;
   }
   sv_g.me = &sv_g.fab->slot[sv_g.slot];
-  for (int i = 0; i < sv_g.nnic; i++)
+  for (int i = 0; i < sv_g.nnic; i++) {
     make_sysfs(fabric, i);
+    sv_g.me->nic[i].mtu = (uint32_t)sv_g.cfg[i].mtu;
+  }
   sv_g.ok = 1;
 }
 
