@@ -20,6 +20,7 @@
 
 #define RD_MAX_RAILS RDW_MAX_RAILS
 #define RD_QTAB 4096 /* QPs a rail's CQ thread can map a completion to */
+#define RD_MAX_PASSIVE 65536 /* QPs served to peers, all peers together */
 
 typedef struct rd_cfg {
   char library[256];

@@ -577,9 +577,12 @@ static int handle_connect(rd_ctx *ctx, const char *peer, const rdw_ctrl *m, void
   passive_drop(ctx, peer, m->init_nonce, 0, -1, 1);
   for (uint32_t i = 0; i < m->nqps; i++)
     passive_drop(ctx, peer, m->init_nonce, m->ep_id, m->qps[i].qidx, 0);
-  if (passive_count(ctx, peer) + m->nqps > ctx->cfg.max_peer_qps) {
-    RD_LOG(ctx, MC_LOG_WARN, "peer '%s' asks for more than %u QPs: refused", peer,
-           ctx->cfg.max_peer_qps);
+  /* Bounded per peer and in all: a peer (even an authenticated one) cannot
+   * take every QP of the NICs. */
+  if (passive_count(ctx, peer) + m->nqps > ctx->cfg.max_peer_qps ||
+      ctx->npassive + m->nqps > RD_MAX_PASSIVE) {
+    RD_LOG(ctx, MC_LOG_WARN, "peer '%s' asks for more than %u QPs (%u served in all): refused",
+           peer, ctx->cfg.max_peer_qps, ctx->npassive);
     rc = MC_ENOSPC;
   }
   rd_passive *made = NULL;
