@@ -375,7 +375,9 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
       rc = n ? ep_establish(ep, all, n) : MC_EIO;
       free(all);
     }
-    if (rc && peer_gone(rc))
+    /* The peer gone, refusing (its QP caps) or answering nonsense: the
+     * endpoint is unusable for now, which the core knows as MC_EPEER. */
+    if (rc && rc != MC_ENOMEM)
       rc = MC_EPEER;
   }
   if (rc) {
