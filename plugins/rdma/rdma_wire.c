@@ -65,7 +65,7 @@ int rdw_desc_decode(const void *buf, size_t len, rdw_desc *d) {
   if (!buf || len < DESC_HDR || get32(p) != RDW_DESC_MAGIC || p[4] != RDW_VERSION)
     return MC_EPROTO;
   uint32_t n = p[5];
-  if (n == 0 || n > RDW_MAX_RAILS || len != DESC_HDR + (size_t)n * DESC_RAIL)
+  if (n == 0 || n > RDW_MAX_RAILS || len != DESC_HDR + (size_t)n * DESC_RAIL || p[6] || p[7])
     return MC_EPROTO;
   memset(d, 0, sizeof *d);
   d->nonce = get64(p + 8);
@@ -118,7 +118,7 @@ int rdw_rkey_decode(const void *buf, size_t len, rdw_rkey *k) {
     return MC_EPROTO;
   uint32_t nr = p[3], nc = get16(p + 4);
   if (nr == 0 || nr > RDW_MAX_RAILS || nc == 0 || nr * nc > RDW_RKEY_MAX_KEYS ||
-      len != rdw_rkey_size(nr * nc))
+      len != rdw_rkey_size(nr * nc) || p[6] || p[7])
     return MC_EPROTO;
   memset(k, 0, sizeof *k);
   k->nrails = nr;
@@ -170,6 +170,7 @@ int rdw_ctrl_encode(const rdw_ctrl *m, void *buf, size_t *len) {
       put32(q + 8, e->psn);
       put16(q + 12, e->lid);
       q[14] = e->mtu;
+      q[15] = 0;
       memcpy(q + 16, e->gid, 16);
     }
   }
@@ -183,7 +184,7 @@ int rdw_ctrl_decode(const void *buf, size_t len, rdw_ctrl *m) {
       p[2] != RDW_VERSION)
     return MC_EPROTO;
   uint32_t type = p[3], nq = get16(p + 4);
-  if (type < RDW_CONNECT || type > RDW_NOTIFY)
+  if (type < RDW_CONNECT || type > RDW_NOTIFY || p[6] || p[7])
     return MC_EPROTO;
   m->type = type;
   m->init_nonce = get64(p + 8);
@@ -209,13 +210,15 @@ int rdw_ctrl_decode(const void *buf, size_t len, rdw_ctrl *m) {
     e->lrail = q[2];
     e->rrail = q[3];
     e->qpn = get32(q + 4);
-    e->psn = get32(q + 8) & 0xffffffu;
+    e->psn = get32(q + 8);
     e->lid = get16(q + 12);
     e->mtu = q[14];
     e->pad = 0;
     memcpy(e->gid, q + 16, 16);
+    /* Reserved bytes must be zero, QPNs and PSNs are 24-bit: one encoding
+     * per message. */
     if (e->lrail >= RDW_MAX_RAILS || e->rrail >= RDW_MAX_RAILS || e->mtu < 1 || e->mtu > 5 ||
-        e->qpn == 0 || e->qpn > 0xffffffu)
+        e->qpn == 0 || e->qpn > 0xffffffu || e->psn > 0xffffffu || q[15])
       return MC_EPROTO;
   }
   return 0;
