@@ -7,7 +7,7 @@
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
  *   test_rdma_twoproc PLUGIN SOFTVERBS bench [SLICES [BYTES]]
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
- *         select | enodev
+ *         simopen | select | enodev
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -115,6 +115,34 @@ static int target_main(void) {
     } else if (c.op == 'D') {
       n.ops->deregister_mem(n.ctx, mem);
       mem = NULL;
+    } else if (c.op == 'S') {
+      /* Simultaneous open: connect back to the initiator (which connects
+       * again at the same moment) and write 64 KiB into its buffer. */
+      uint8_t pd[MC_DESC_MAX], pk[MC_RKEY_MAX];
+      size_t pdl, pkl;
+      uint64_t paddr;
+      xread(p2c[0], &pdl, sizeof pdl);
+      xread(p2c[0], pd, pdl < sizeof pd ? pdl : sizeof pd);
+      xread(p2c[0], &pkl, sizeof pkl);
+      xread(p2c[0], pk, pkl < sizeof pk ? pkl : sizeof pk);
+      xread(p2c[0], &paddr, 8);
+      void *ep = NULL, *rm = NULL;
+      int src = n.ops->connect(n.ctx, "init", pd, pdl, &ep);
+      if (!src)
+        src = n.ops->import_mem(n.ctx, ep, paddr, 2 * BUF, pk, pkl, &rm);
+      if (!src) {
+        mc_slice sl = {7, MC_OP_WRITE, 2, mem, (uintptr_t)buf + c.off, rm, paddr + c.off, c.len};
+        rt_expect(&n, 7, 8);
+        uint64_t before = n.done;
+        src = rt_submit_all(&n, ep, &sl, 1, 10000);
+        if (!src)
+          src = rt_wait_done(&n, before + 1, 10000) ? MC_ETIMEDOUT : n.status[7];
+      }
+      if (rm)
+        n.ops->release_mem(n.ctx, rm);
+      if (ep)
+        n.ops->disconnect(n.ctx, ep);
+      r = (uint64_t)(int64_t)src;
     } else if (c.op == 'N') {
       r = (uint64_t)n.h.notifies;
       if (n.h.notifies)
@@ -132,6 +160,11 @@ static int target_main(void) {
   return 0;
 }
 
+static void tcmd_send(char op, uint64_t off, uint64_t len) {
+  cmd c = {op, 0, off, len};
+  xwrite(p2c[1], &c, sizeof c);
+}
+
 static uint64_t tcmd(char op, uint64_t off, uint64_t len, uint8_t byte) {
   cmd c = {op, byte, off, len};
   xwrite(p2c[1], &c, sizeof c);
@@ -146,6 +179,8 @@ typedef struct world {
   rt_node n;
   uint8_t desc[MC_DESC_MAX];
   size_t desc_len;
+  uint8_t lkey[MC_RKEY_MAX];
+  size_t lkey_len;
   void *ep, *lmem, *rmem;
   uint8_t *lbuf;
   uint64_t raddr;
@@ -174,9 +209,8 @@ static void world_up(world *w) {
   CHECK(w->lbuf != NULL);
   memset(w->lbuf, 0, 2 * BUF);
   mc_mem_desc d = {(uintptr_t)w->lbuf, 2 * BUF, MC_MEM_CPU, 0, "cpu:0"};
-  uint8_t lk[MC_RKEY_MAX];
-  size_t lkl = sizeof lk;
-  CHECK_OK(w->n.ops->register_mem(w->n.ctx, &d, &w->lmem, lk, &lkl));
+  w->lkey_len = sizeof w->lkey;
+  CHECK_OK(w->n.ops->register_mem(w->n.ctx, &d, &w->lmem, w->lkey, &w->lkey_len));
   CHECK_OK(w->n.ops->connect(w->n.ctx, "target", desc, dl, &w->ep));
   memcpy(w->desc, desc, dl);
   w->desc_len = dl;
@@ -719,6 +753,42 @@ static void mode_select(void) {
   printf("select: allow/deny lists, GID auto (v2 IPv4-mapped) and forced, MTU cap: ok\n");
 }
 
+/* Both engines open an endpoint to each other at the same moment (each
+ * side's connect calls into the other's ctrl_handle while its own is
+ * being called), then each writes into the other. */
+static void mode_simopen(world *w) {
+  uint8_t my[MC_DESC_MAX];
+  size_t ml = sizeof my;
+  CHECK_OK(w->n.ops->local_desc(w->n.ctx, my, &ml));
+  uint64_t addr = (uintptr_t)w->lbuf;
+  tcmd_send('S', 0, 65536);
+  xwrite(p2c[1], &ml, sizeof ml);
+  xwrite(p2c[1], my, ml);
+  xwrite(p2c[1], &w->lkey_len, sizeof w->lkey_len);
+  xwrite(p2c[1], w->lkey, w->lkey_len);
+  xwrite(p2c[1], &addr, 8);
+  void *ep2 = NULL, *rm2 = NULL;
+  CHECK_OK(w->n.ops->connect(w->n.ctx, "target", w->desc, w->desc_len, &ep2));
+  CHECK_OK(w->n.ops->import_mem(w->n.ctx, ep2, w->raddr, BUF, w->rkey, w->rkey_len, &rm2));
+  uint64_t r;
+  xread(c2p[0], &r, 8);
+  CHECK_RC((int)(int64_t)r, 0);
+  /* The target's bytes (0xAB) landed in ours. */
+  for (int i = 0; i < 65536; i++)
+    CHECK_MSG(w->lbuf[i] == 0xAB, "byte %d is 0x%02x", i, w->lbuf[i]);
+  fill_rand(w->lbuf + 65536, 65536);
+  mc_slice s = {w->next_token++, MC_OP_WRITE, 3, w->lmem, (uintptr_t)w->lbuf + 65536, rm2,
+                w->raddr + 65536, 65536};
+  void *ep1 = w->ep;
+  w->ep = ep2;
+  CHECK_EQ_INT(run(w, &s, 1), 0);
+  w->ep = ep1;
+  CHECK_EQ_U64(tcmd('C', 65536, 65536, 0), fnv(w->lbuf + 65536, 65536));
+  CHECK_OK(w->n.ops->release_mem(w->n.ctx, rm2));
+  CHECK_OK(w->n.ops->disconnect(w->n.ctx, ep2));
+  printf("simopen: both sides connected at once and wrote into each other\n");
+}
+
 static int mode_enodev(void) {
   rt_node n;
   const char *kv[] = {"library", "/nonexistent/libibverbs.so.1", NULL};
@@ -805,6 +875,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(mode, "bench"))
     mode_bench(&w, argc > 4 ? (uint32_t)atoi(argv[4]) : 200000,
                argc > 5 ? (uint32_t)atoi(argv[5]) : 64);
+  else if (!strcmp(mode, "simopen"))
+    mode_simopen(&w);
   else if (!strcmp(mode, "evict"))
     mode_evict(&w, w.desc, w.desc_len);
   else if (!strcmp(mode, "peerkill")) {
