@@ -165,7 +165,7 @@ typedef struct rd_ctx {
   pthread_cond_t fix_cond;
   pthread_t fixer;
   int fixer_started;
-  int fix_kick;
+  _Atomic int fix_kick;
 } rd_ctx;
 
 #define RD_LOG(ctx, lvl, ...)                                                  \

@@ -133,8 +133,10 @@ static void qtab_del(rd_qp *q) {
   q->slot = 0;
 }
 
-/* Takes q down: RESET stops the NIC touching its WRs' memory, then the
- * WRs still in the ring complete with `status`.  q->lock held. */
+/* Takes q down: RESET, then destroy, after which the NIC no longer touches
+ * its WRs' memory; only then do the WRs still in the ring complete with
+ * `status` (the application may reuse a READ's buffer at once).  q->lock
+ * held. */
 static void qp_teardown_locked(rd_qp *q, int status) {
   rd_ctx *ctx = q->ep->ctx;
   if (q->qp) {
@@ -142,11 +144,10 @@ static void qp_teardown_locked(rd_qp *q, int status) {
     memset(&m, 0, sizeof m);
     m.qp_state = IBV_QPS_RESET;
     ctx->v.modify_qp(q->qp, &m, IBV_QP_STATE);
-  }
-  rd_qp_fail_ring(q, status);
-  if (q->qp)
     ctx->v.destroy_qp(q->qp);
+  }
   q->qp = NULL;
+  rd_qp_fail_ring(q, status);
   atomic_store(&q->state, RDQ_DOWN);
 }
 
@@ -424,11 +425,15 @@ void rd_ep_destroy(rd_ep *ep, int notify_peer) {
 
 /* ---- the fixer thread ------------------------------------------------------- */
 
+/* Never blocks: submit calls it holding QP locks the fixer may wait for.
+ * When the fixer is busy (holds fix_lock) it sees the flag on its next
+ * round, at most 50 ms later. */
 void rd_fixer_kick(rd_ctx *ctx) {
-  pthread_mutex_lock(&ctx->fix_lock);
-  ctx->fix_kick = 1;
-  pthread_cond_signal(&ctx->fix_cond);
-  pthread_mutex_unlock(&ctx->fix_lock);
+  atomic_store(&ctx->fix_kick, 1);
+  if (pthread_mutex_trylock(&ctx->fix_lock) == 0) {
+    pthread_cond_signal(&ctx->fix_cond);
+    pthread_mutex_unlock(&ctx->fix_lock);
+  }
 }
 
 /* Resets QPs in error once their flushed WRs came back (or after a grace
@@ -496,7 +501,7 @@ static void *fixer_main(void *arg) {
   rd_ctx *ctx = arg;
   pthread_mutex_lock(&ctx->fix_lock);
   while (!atomic_load(&ctx->stop)) {
-    if (!ctx->fix_kick) {
+    if (!atomic_exchange(&ctx->fix_kick, 0)) {
       struct timespec dl;
       clock_gettime(CLOCK_REALTIME, &dl);
       dl.tv_nsec += 50 * 1000000L;
@@ -505,8 +510,8 @@ static void *fixer_main(void *arg) {
         dl.tv_nsec -= 1000000000L;
       }
       pthread_cond_timedwait(&ctx->fix_cond, &ctx->fix_lock, &dl);
+      atomic_store(&ctx->fix_kick, 0);
     }
-    ctx->fix_kick = 0;
     if (!atomic_load(&ctx->stop))
       fix_pass(ctx);
   }
