@@ -7,7 +7,7 @@
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
  *   test_rdma_twoproc PLUGIN SOFTVERBS bench [SLICES [BYTES]]
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
- *         simopen | select | enodev
+ *         simopen | select | enodev | realverbs
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -789,6 +789,25 @@ static void mode_simopen(world *w) {
   printf("simopen: both sides connected at once and wrote into each other\n");
 }
 
+/* The host's own libibverbs.so.1 (the default `library`): on a host without
+ * an RDMA device (or without rdma-core) init fails MC_ENODEV with one line
+ * naming the library; on a host with one, this test has nothing to say. */
+static void mode_realverbs(void) {
+  rt_node n;
+  const char *kv[] = {NULL};
+  int rc = rt_node_init(&n, plugin, "real", dir, kv);
+  if (rc == 0) {
+    rt_node_fini(&n);
+    tu_rmtree(dir);
+    SKIP("this host has an RDMA device: the no-device path is not exercised here");
+  }
+  CHECK_RC(rc, MC_ENODEV);
+  CHECK_EQ_INT(n.h.nlogs, 1);
+  CHECK_HAS(n.h.last_warn, "libibverbs.so.1");
+  printf("realverbs: %s\n", n.h.last_warn);
+  rt_node_fini(&n);
+}
+
 static int mode_enodev(void) {
   rt_node n;
   const char *kv[] = {"library", "/nonexistent/libibverbs.so.1", NULL};
@@ -832,6 +851,12 @@ int main(int argc, char **argv) {
     fclose(f);
   }
   setenv("SOFTVERBS_CONFIG", conf, 1);
+  if (!strcmp(mode, "realverbs")) {
+    unsetenv("SOFTVERBS_CONFIG");
+    mode_realverbs();
+    tu_rmtree(dir);
+    return mc_check_exit_status();
+  }
   if (!strcmp(mode, "select")) {
     mode_select();
     tu_rmtree(dir);
