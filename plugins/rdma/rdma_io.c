@@ -26,7 +26,7 @@ static uint64_t now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-#define RD_CHAIN 32             /* WRs per ibv_post_send */
+#define RD_CHAIN 64             /* WRs per ibv_post_send */
 #define RD_BUCKETS 8            /* distinct QPs one submit call fills at once */
 #define RD_SEQ_BITS 40
 #define RD_SEQ_MASK ((1ull << RD_SEQ_BITS) - 1)

@@ -80,11 +80,13 @@ int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len,
   struct ibv_send_wr *wr = calloc(batch, sizeof *wr);
   struct ibv_sge *sg = calloc(batch, sizeof *sg);
   uint64_t *lat = calloc(nslices / batch + 1, sizeof *lat);
+  out->post_ns = 0;
   uint64_t cpu0 = now_ns(CLOCK_PROCESS_CPUTIME_ID), eng0 = engine_cpu(),
            w0 = now_ns(CLOCK_MONOTONIC);
   uint32_t nb = 0;
   for (uint32_t done = 0; done < nslices; done += batch) {
     uint64_t t = now_ns(CLOCK_MONOTONIC);
+    uint64_t p0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
     for (uint32_t i = 0; i < batch; i++) {
       sg[i] = (struct ibv_sge){(uintptr_t)buf + (uint64_t)i * len, len, mr->lkey};
       memset(&wr[i], 0, sizeof wr[i]);
@@ -97,9 +99,12 @@ int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len,
       wr[i].wr.rdma.rkey = mr->rkey;
       wr[i].next = i + 1 < batch ? &wr[i + 1] : NULL;
     }
+    out->post_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - p0; /* building the chain */
     struct ibv_send_wr *bad;
+    uint64_t p1 = now_ns(CLOCK_THREAD_CPUTIME_ID);
     if (ibv_post_send(a, wr, &bad))
       return -1;
+    out->post_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - p1;
     /* Event driven, as the plugin's CQ threads are (no spinning): arm,
      * poll once, then sleep on the channel. */
     struct ibv_wc wc;

@@ -8,6 +8,7 @@ typedef struct bench_result {
   uint64_t slices, wall_ns;
   uint64_t cpu_ns;         /* process CPU minus the soft NIC engines' */
   uint64_t p50_ns, p99_ns; /* per batch, submit to last completion */
+  uint64_t post_ns;        /* the posting thread's CPU inside submit/post */
 } bench_result;
 
 /* Raw verbs over libsoftverbs (no plugin): nslices WRITEs of len bytes in

@@ -30,6 +30,7 @@ typedef struct rt_node {
   int32_t *status;
   uint8_t *seen;
   uint64_t done, dup;
+  uint64_t wake_at; /* a waiter wants done >= wake_at: broadcast then only */
 } rt_node;
 
 /* Loads the plugin, sets the key/value pairs (NULL-terminated
