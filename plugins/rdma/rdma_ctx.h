@@ -21,6 +21,13 @@
 #define RD_MAX_RAILS RDW_MAX_RAILS
 #define RD_QTAB 4096 /* QPs a rail's CQ thread can map a completion to */
 #define RD_MAX_PASSIVE 65536 /* QPs served to peers, all peers together */
+#define RD_NOTE_RECVS 4      /* receives posted on a peer's notify QP */
+#define RD_NOTE_BUF 4096     /* one receive buffer: MC_NOTIFY_MAX bytes */
+#define RD_CQ_SPARE 1024     /* CQ entries beyond cq_size: notify SENDs, receives */
+/* wr_id tags: bit 63 a receive (passive slot, buffer), bit 62 a notify SEND
+ * (active slot, sequence); else a data WR (active slot, ring sequence). */
+#define RD_WR_RECV (1ull << 63)
+#define RD_WR_NOTE (1ull << 62)
 
 typedef struct rd_cfg {
   char library[256];
@@ -67,6 +74,8 @@ typedef struct rd_rail {
   _Atomic uint64_t errors, bytes;
   pthread_mutex_t qtab_lock;
   struct rd_qp *qtab[RD_QTAB];    /* wr_id's QP slot -> QP */
+  pthread_mutex_t ptab_lock;
+  struct rd_passive *ptab[RD_QTAB]; /* receive wr_id's slot -> passive QP */
   pthread_t cq_thread, async_thread;
   int threads;
 } rd_rail;
@@ -112,6 +121,11 @@ typedef struct rd_ep {
   _Atomic int need_fix;
   uint64_t next_fix_ms;
   uint32_t fix_backoff_ms;
+  /* Notifications: a registered send buffer, one SEND at a time. */
+  uint8_t *nbuf;
+  struct ibv_mr *nmr[RD_MAX_RAILS];
+  uint32_t nseq;   /* the SEND waited for (low bits of its wr_id) */
+  int ndone, nstatus;
   struct rd_ep *next;
 } rd_ep;
 
@@ -136,8 +150,11 @@ typedef struct rd_passive {
   char peer[MC_NAME_MAX];
   uint64_t init_nonce, ep_id;
   uint16_t qidx;
+  uint16_t pslot; /* in rail->ptab when it has receives */
   rd_rail *rail;
   struct ibv_qp *qp;
+  uint8_t *rbuf; /* RD_NOTE_RECVS buffers of RD_NOTE_BUF bytes */
+  struct ibv_mr *rmr;
   struct rd_passive *next;
 } rd_passive;
 
@@ -160,6 +177,9 @@ typedef struct rd_ctx {
   pthread_mutex_t plock; /* passive QPs */
   rd_passive *passive;
   uint32_t npassive;
+
+  pthread_mutex_t nlock; /* endpoints' notify SEND state */
+  pthread_cond_t ncond;
 
   pthread_mutex_t fix_lock;
   pthread_cond_t fix_cond;
@@ -201,6 +221,14 @@ void rd_fixer_stop(rd_ctx *ctx);
 void rd_fixer_kick(rd_ctx *ctx);
 void rd_passive_free_all(rd_ctx *ctx);
 int rd_qp_to_error(rd_qp *q, int flush_status);
+/* Sends a notification as a SEND on one of ep's notify QPs and waits for
+ * its completion: 0, or an error (the caller then uses the control
+ * channel). */
+int rd_notify_send(rd_ctx *ctx, rd_ep *ep, const void *msg, size_t len);
+/* A receive completion on a passive QP (CQ thread). */
+void rd_passive_recv(rd_rail *r, const struct ibv_wc *wc);
+/* A notify SEND's completion (CQ thread). */
+void rd_notify_done(rd_qp *q, uint64_t wr_id, int status);
 
 /* rdma_io.c */
 int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *s, uint32_t n, uint32_t *accepted);

@@ -154,6 +154,7 @@ static void rail_free(rd_ctx *ctx, rd_rail *r) {
   if (r->vctx)
     ctx->v.close_device(r->vctx);
   pthread_mutex_destroy(&r->qtab_lock);
+  pthread_mutex_destroy(&r->ptab_lock);
   free(r);
 }
 
@@ -171,6 +172,7 @@ static int rail_open(rd_ctx *ctx, struct ibv_device *d, uint8_t port, rd_rail **
   if (!r)
     return MC_ENOMEM;
   pthread_mutex_init(&r->qtab_lock, NULL);
+  pthread_mutex_init(&r->ptab_lock, NULL);
   r->ctx = ctx;
   r->port = port;
   snprintf(r->dev_name, sizeof r->dev_name, "%s", name);
@@ -207,11 +209,12 @@ static int rail_open(rd_ctx *ctx, struct ibv_device *d, uint8_t port, rd_rail **
   if (rc)
     goto fail;
   r->cq_size = ctx->cfg.cq_size;
-  if ((uint32_t)da.max_cqe < r->cq_size && da.max_cqe > 0)
-    r->cq_size = (uint32_t)da.max_cqe;
+  if ((uint32_t)da.max_cqe < r->cq_size + RD_CQ_SPARE && da.max_cqe > RD_CQ_SPARE)
+    r->cq_size = (uint32_t)da.max_cqe - RD_CQ_SPARE;
   r->pd = ctx->v.alloc_pd(r->vctx);
   r->ch = r->pd ? ctx->v.create_comp_channel(r->vctx) : NULL;
-  r->cq = r->ch ? ctx->v.create_cq(r->vctx, (int)r->cq_size, r, r->ch, 0) : NULL;
+  r->cq = r->ch ? ctx->v.create_cq(r->vctx, (int)(r->cq_size + RD_CQ_SPARE), r, r->ch, 0)
+                : NULL;
   if (!r->cq) {
     RD_LOG(ctx, MC_LOG_ERROR, "%s: cannot allocate PD, channel or CQ: %s", r->name,
            strerror(errno));

@@ -23,16 +23,18 @@
 
 #include "rdma_ctx.h"
 
+#define RD_SEQ_SHIFT 40 /* as rdma_io.c: wr_id = tag | slot << 40 | sequence */
+
 /* ---- verbs QP helpers ----------------------------------------------------- */
 
-static struct ibv_qp *qp_new(rd_rail *r, uint32_t send_wr, void *qctx) {
+static struct ibv_qp *qp_new(rd_rail *r, uint32_t send_wr, uint32_t recv_wr, void *qctx) {
   struct ibv_qp_init_attr a;
   memset(&a, 0, sizeof a);
   a.qp_context = qctx;
   a.send_cq = r->cq;
   a.recv_cq = r->cq;
   a.cap.max_send_wr = send_wr;
-  a.cap.max_recv_wr = 1;
+  a.cap.max_recv_wr = recv_wr;
   a.cap.max_send_sge = 1;
   a.cap.max_recv_sge = 1;
   a.qp_type = IBV_QPT_RC;
@@ -192,7 +194,8 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
   req->ep_id = ep->id;
   for (uint32_t i = 0; i < n && !rc; i++) {
     rd_qp *q = &ep->qps[which[i]];
-    q->qp = qp_new(q->rail, ctx->cfg.max_send_wr, q);
+    /* One send slot beyond the ring: a notification's SEND. */
+    q->qp = qp_new(q->rail, ctx->cfg.max_send_wr + 1, 1, q);
     if (!q->qp) {
       RD_LOG(ctx, MC_LOG_WARN, "%s: cannot create a QP: %s", q->rail->name, strerror(errno));
       rc = errno_to_mc(errno);
@@ -204,6 +207,8 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
     e->lrail = (uint8_t)q->rail->idx;
     e->rrail = (uint8_t)q->rrail;
     e->qpn = q->qp->qp_num;
+    /* The first QP of each rail carries notifications. */
+    e->flags = q->qidx % ctx->cfg.qps_per_peer == 0 ? RDW_QP_NOTIFY : 0;
     psn[i] = e->psn = rand_psn();
     fill_addr(q->rail, e);
   }
@@ -419,6 +424,10 @@ void rd_ep_destroy(rd_ep *ep, int notify_peer) {
   }
   if (notify_peer && had)
     send_disconnect(ep);
+  for (uint32_t r = 0; r < RD_MAX_RAILS; r++)
+    if (ep->nmr[r])
+      ctx->v.dereg_mr(ep->nmr[r]);
+  free(ep->nbuf);
   free(ep->qps);
   free(ep);
 }
@@ -538,8 +547,73 @@ void rd_fixer_stop(rd_ctx *ctx) {
 /* ---- the target side: ctrl_handle ------------------------------------------- */
 
 static void passive_free(rd_ctx *ctx, rd_passive *p) {
+  if (p->pslot) {
+    pthread_mutex_lock(&p->rail->ptab_lock);
+    p->rail->ptab[p->pslot] = NULL;
+    pthread_mutex_unlock(&p->rail->ptab_lock);
+  }
   ctx->v.destroy_qp(p->qp);
+  if (p->rmr)
+    ctx->v.dereg_mr(p->rmr);
+  free(p->rbuf);
   free(p);
+}
+
+static int post_note_recv(rd_passive *p, uint32_t i) {
+  struct ibv_sge g = {(uintptr_t)p->rbuf + (uint64_t)i * RD_NOTE_BUF, RD_NOTE_BUF, p->rmr->lkey};
+  struct ibv_recv_wr w, *bad = NULL;
+  memset(&w, 0, sizeof w);
+  w.wr_id = RD_WR_RECV | ((uint64_t)p->pslot << 40) | i;
+  w.sg_list = &g;
+  w.num_sge = 1;
+  return ibv_post_recv(p->qp, &w, &bad);
+}
+
+/* Receive buffers for a notify QP: registered, posted, and the QP entered
+ * in its rail's ptab so the CQ thread finds it.  0 or MC_E*. */
+static int passive_arm(rd_ctx *ctx, rd_passive *p) {
+  rd_rail *r = p->rail;
+  p->rbuf = aligned_alloc(4096, (size_t)RD_NOTE_RECVS * RD_NOTE_BUF);
+  if (!p->rbuf)
+    return MC_ENOMEM;
+  p->rmr = ctx->v.reg_mr(r->pd, p->rbuf, (size_t)RD_NOTE_RECVS * RD_NOTE_BUF,
+                         IBV_ACCESS_LOCAL_WRITE);
+  if (!p->rmr)
+    return MC_ENOMEM;
+  int rc = MC_ENOSPC;
+  pthread_mutex_lock(&r->ptab_lock);
+  for (uint32_t i = 1; i < RD_QTAB; i++)
+    if (!r->ptab[i]) {
+      r->ptab[i] = p;
+      p->pslot = (uint16_t)i;
+      rc = 0;
+      break;
+    }
+  pthread_mutex_unlock(&r->ptab_lock);
+  for (uint32_t i = 0; i < RD_NOTE_RECVS && !rc; i++)
+    if (post_note_recv(p, i))
+      rc = MC_EIO;
+  return rc;
+}
+
+void rd_passive_recv(rd_rail *r, const struct ibv_wc *wc) {
+  rd_ctx *ctx = r->ctx;
+  uint32_t slot = (uint32_t)((wc->wr_id & ~RD_WR_RECV) >> 40) & 0xffffu;
+  uint32_t i = (uint32_t)(wc->wr_id & 0xffu);
+  if (slot == 0 || slot >= RD_QTAB || i >= RD_NOTE_RECVS)
+    return;
+  pthread_mutex_lock(&r->ptab_lock);
+  rd_passive *p = r->ptab[slot];
+  if (p && p->qp->qp_num == wc->qp_num && wc->status == IBV_WC_SUCCESS) {
+    size_t len = wc->byte_len <= MC_NOTIFY_MAX ? wc->byte_len : MC_NOTIFY_MAX;
+    /* The peer is the endpoint's owner the core authenticated when the QP
+     * was exchanged, never a name from the message. */
+    ctx->host->notify_recv(ctx->host->host, p->peer, p->rbuf + (size_t)i * RD_NOTE_BUF, len);
+    if (post_note_recv(p, i))
+      RD_LOG(ctx, MC_LOG_WARN, "%s: cannot repost a notification receive for '%s'", r->name,
+             p->peer);
+  }
+  pthread_mutex_unlock(&r->ptab_lock);
 }
 
 /* Frees the passive QPs of `peer` matching (nonce, ep_id); with
@@ -605,7 +679,7 @@ static int handle_connect(rd_ctx *ctx, const char *peer, const rdw_ctrl *m, void
       rc = MC_ENOMEM;
       break;
     }
-    p->qp = qp_new(r, 1, NULL);
+    p->qp = qp_new(r, 1, (e->flags & RDW_QP_NOTIFY) ? RD_NOTE_RECVS : 1, NULL);
     uint8_t mtu = e->mtu < r->mtu ? e->mtu : r->mtu;
     uint32_t psn = rand_psn();
     int link_ib = r->link_ib && e->lid ? 1 : 0;
@@ -624,6 +698,11 @@ static int handle_connect(rd_ctx *ctx, const char *peer, const rdw_ctrl *m, void
     p->rail = r;
     p->next = made;
     made = p;
+    if ((e->flags & RDW_QP_NOTIFY) && (rc = passive_arm(ctx, p)) != 0) {
+      RD_LOG(ctx, MC_LOG_WARN, "%s: cannot post notification receives for peer '%s'", r->name,
+             peer);
+      break;
+    }
     rdw_qp *o = &out->qps[out->nqps++];
     *o = *e;
     o->qpn = p->qp->qp_num;
@@ -697,4 +776,82 @@ void rd_passive_free_all(rd_ctx *ctx) {
   }
   ctx->npassive = 0;
   pthread_mutex_unlock(&ctx->plock);
+}
+
+/* ---- notifications as SENDs -------------------------------------------------- */
+
+void rd_notify_done(rd_qp *q, uint64_t wr_id, int status) {
+  rd_ctx *ctx = q->ep->ctx;
+  pthread_mutex_lock(&ctx->nlock);
+  if ((uint32_t)(wr_id & 0xffffffffu) == q->ep->nseq) {
+    q->ep->nstatus = status;
+    q->ep->ndone = 1;
+    pthread_cond_broadcast(&ctx->ncond);
+  }
+  pthread_mutex_unlock(&ctx->nlock);
+}
+
+/* A SEND on the notify QP (the first) of a usable rail, after every WR
+ * already completed on ep: RC delivers it after their data.  Waits for its
+ * completion, so a 0 means it reached the peer's receive queue. */
+int rd_notify_send(rd_ctx *ctx, rd_ep *ep, const void *msg, size_t len) {
+  uint64_t now = rd_now_ms();
+  uint32_t qpp = ctx->cfg.qps_per_peer;
+  rd_qp *q = NULL;
+  for (uint32_t r = 0; r < ctx->nrails && !q; r++)
+    if (rd_rail_usable(ctx->rails[r], now) &&
+        atomic_load(&ep->qps[r * qpp].state) == RDQ_READY)
+      q = &ep->qps[r * qpp];
+  if (!q)
+    return MC_EAGAIN;
+  uint32_t ri = q->rail->idx;
+  if (!ep->nbuf && !(ep->nbuf = aligned_alloc(4096, RD_NOTE_BUF)))
+    return MC_ENOMEM;
+  if (!ep->nmr[ri] &&
+      !(ep->nmr[ri] = ctx->v.reg_mr(q->rail->pd, ep->nbuf, RD_NOTE_BUF, IBV_ACCESS_LOCAL_WRITE)))
+    return MC_ENOMEM;
+  if (len)
+    memcpy(ep->nbuf, msg, len);
+  pthread_mutex_lock(&ctx->nlock);
+  uint32_t seq = ++ep->nseq;
+  ep->ndone = 0;
+  pthread_mutex_unlock(&ctx->nlock);
+  struct ibv_sge g = {(uintptr_t)ep->nbuf, (uint32_t)len, ep->nmr[ri]->lkey};
+  struct ibv_send_wr w, *bad = NULL;
+  memset(&w, 0, sizeof w);
+  w.sg_list = &g;
+  w.num_sge = 1;
+  w.opcode = IBV_WR_SEND;
+  w.send_flags = IBV_SEND_SIGNALED;
+  int rc = MC_EAGAIN;
+  pthread_mutex_lock(&q->lock);
+  if (atomic_load(&q->state) == RDQ_READY && q->qp) {
+    w.wr_id = RD_WR_NOTE | ((uint64_t)q->slot << RD_SEQ_SHIFT) | seq;
+    rc = ibv_post_send(q->qp, &w, &bad) ? MC_EIO : 0;
+  }
+  pthread_mutex_unlock(&q->lock);
+  if (rc)
+    return rc;
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += ctx->cfg.ctrl_timeout_ms / 1000;
+  dl.tv_nsec += (long)(ctx->cfg.ctrl_timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&ctx->nlock);
+  int w_rc = 0;
+  while (!ep->ndone && w_rc == 0)
+    w_rc = pthread_cond_timedwait(&ctx->ncond, &ctx->nlock, &dl);
+  rc = ep->ndone ? ep->nstatus : MC_ETIMEDOUT;
+  pthread_mutex_unlock(&ctx->nlock);
+  if (rc == MC_ETIMEDOUT) {
+    /* Flush it: the buffer is reused by the next notification. */
+    pthread_mutex_lock(&q->lock);
+    rd_qp_to_error(q, MC_EIO);
+    pthread_mutex_unlock(&q->lock);
+    rd_fixer_kick(ctx);
+  }
+  return rc;
 }

@@ -277,7 +277,11 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
 
 static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
   rd_ctx *ctx = r->ctx;
-  uint32_t slot = (uint32_t)(wc->wr_id >> RD_SEQ_BITS);
+  if (wc->wr_id & RD_WR_RECV) {
+    rd_passive_recv(r, wc);
+    return;
+  }
+  uint32_t slot = (uint32_t)((wc->wr_id & ~(RD_WR_RECV | RD_WR_NOTE)) >> RD_SEQ_BITS);
   uint64_t seq = wc->wr_id & RD_SEQ_MASK;
   if (slot == 0 || slot >= RD_QTAB)
     return;
@@ -288,6 +292,24 @@ static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
     return;
   }
   pthread_mutex_lock(&q->lock);
+  if (wc->wr_id & RD_WR_NOTE) {
+    /* A notification's SEND: not in the ring (RC order still holds). */
+    int nst = wc->status == IBV_WC_SUCCESS ? 0 : rd_wc_status(wc->status);
+    if (nst)
+      RD_LOG(ctx, MC_LOG_DEBUG, "%s: notification SEND to '%s' completed with status %d", r->name,
+             q->ep->peer, (int)wc->status);
+    if (nst && q->qp && q->qp->qp_num == wc->qp_num && atomic_load(&q->state) == RDQ_READY) {
+      atomic_store(&q->state, RDQ_ERROR);
+      q->err_ms = rd_now_ms();
+      atomic_store(&q->ep->need_fix, 1);
+    }
+    rd_notify_done(q, wc->wr_id, nst);
+    pthread_mutex_unlock(&q->lock);
+    pthread_mutex_unlock(&r->qtab_lock);
+    if (nst)
+      rd_fixer_kick(ctx);
+    return;
+  }
   uint64_t d = (seq - q->seq) & RD_SEQ_MASK;
   /* A completion of an earlier incarnation of this slot, or of a QP reset
    * since, matches nothing in the ring. */

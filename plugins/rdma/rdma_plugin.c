@@ -143,6 +143,8 @@ static int rdma_init(const mc_host_api *host, const mc_init_args *args, void **o
   pthread_mutex_init(&ctx->plock, NULL);
   pthread_mutex_init(&ctx->fix_lock, NULL);
   pthread_cond_init(&ctx->fix_cond, NULL);
+  pthread_mutex_init(&ctx->nlock, NULL);
+  pthread_cond_init(&ctx->ncond, NULL);
   snprintf(ctx->segment, sizeof ctx->segment, "%s",
            args->segment_name ? args->segment_name : "");
   int rc = load_cfg(host, &ctx->cfg);
@@ -186,6 +188,8 @@ static int rdma_fini(void *vctx) {
   rd_rails_close(ctx);
   pthread_cond_destroy(&ctx->fix_cond);
   pthread_mutex_destroy(&ctx->fix_lock);
+  pthread_cond_destroy(&ctx->ncond);
+  pthread_mutex_destroy(&ctx->nlock);
   pthread_mutex_destroy(&ctx->plock);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
@@ -288,8 +292,10 @@ static int rdma_submit(void *vctx, void *ep, const mc_slice *s, uint32_t n, uint
   return rd_submit(vctx, ep, s, n, accepted);
 }
 
-/* Over the control channel: every slice completed before this call has
- * its data in the peer's memory already, so the order holds. */
+/* A SEND on the endpoint's notify QP (rd_notify_send), which RC delivers
+ * after the data of every WR before it; when no notify QP is usable (or
+ * the SEND fails), the control channel, which holds the order too: every
+ * slice completed before this call has its data in the peer's memory. */
 static int rdma_send_notify(void *vctx, void *vep, const void *msg, size_t len) {
   rd_ctx *ctx = vctx;
   rd_ep *ep = vep;
@@ -297,6 +303,11 @@ static int rdma_send_notify(void *vctx, void *vep, const void *msg, size_t len) 
     return MC_EINVAL;
   if (len + RDW_CTRL_HDR > MC_CTRL_MAX)
     return MC_EINVAL;
+  int src = rd_notify_send(ctx, ep, msg, len);
+  if (src == 0)
+    return 0;
+  RD_LOG(ctx, MC_LOG_DEBUG, "peer '%s': notification SEND: %s; using the control channel",
+         ep->peer, mc_strerror(src));
   rdw_ctrl *m = calloc(1, sizeof *m);
   uint8_t *buf = malloc(MC_CTRL_MAX);
   if (!m || !buf) {

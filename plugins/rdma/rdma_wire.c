@@ -170,7 +170,7 @@ int rdw_ctrl_encode(const rdw_ctrl *m, void *buf, size_t *len) {
       put32(q + 8, e->psn);
       put16(q + 12, e->lid);
       q[14] = e->mtu;
-      q[15] = 0;
+      q[15] = e->flags;
       memcpy(q + 16, e->gid, 16);
     }
   }
@@ -213,12 +213,12 @@ int rdw_ctrl_decode(const void *buf, size_t len, rdw_ctrl *m) {
     e->psn = get32(q + 8);
     e->lid = get16(q + 12);
     e->mtu = q[14];
-    e->pad = 0;
+    e->flags = q[15];
     memcpy(e->gid, q + 16, 16);
-    /* Reserved bytes must be zero, QPNs and PSNs are 24-bit: one encoding
-     * per message. */
+    /* Unknown flags refused, QPNs and PSNs are 24-bit: one encoding per
+     * message. */
     if (e->lrail >= RDW_MAX_RAILS || e->rrail >= RDW_MAX_RAILS || e->mtu < 1 || e->mtu > 5 ||
-        e->qpn == 0 || e->qpn > 0xffffffu || e->psn > 0xffffffu || q[15])
+        e->qpn == 0 || e->qpn > 0xffffffu || e->psn > 0xffffffu || (q[15] & ~RDW_QP_NOTIFY))
       return MC_EPROTO;
   }
   return 0;

@@ -58,9 +58,12 @@ typedef struct rdw_qp {
   uint8_t rrail;       /* target's rail */
   uint32_t qpn, psn;
   uint16_t lid;
-  uint8_t mtu, pad;
+  uint8_t mtu;
+  uint8_t flags; /* RDW_QP_NOTIFY: the target posts receives on this QP */
   uint8_t gid[16];
 } rdw_qp;
+
+#define RDW_QP_NOTIFY 1u
 
 typedef struct rdw_ctrl {
   uint32_t type;

@@ -524,13 +524,32 @@ static void mode_peerkill(world *w) {
 static void mode_notify(world *w) {
   mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 4096, 0);
   CHECK_EQ_INT(run(w, &s, 1), 0);
-  CHECK_OK(w->n.ops->send_notify(w->n.ctx, w->ep, "kv-ready", 8));
-  uint64_t r = tcmd('N', 0, 0, 0);
-  CHECK_EQ_U64(r & 0xffffffffu, 1);
+  /* The SEND path, not the control-channel fallback (which logs at debug). */
+  w->n.h.enabled_level = MC_LOG_DEBUG;
+  int nlogs = w->n.h.nlogs;
+  for (int i = 0; i < 10; i++)
+    CHECK_OK(w->n.ops->send_notify(w->n.ctx, w->ep, "kv-ready", 8));
+  CHECK_MSG(w->n.h.nlogs == nlogs, "%d lines logged, the last: %s", w->n.h.nlogs - nlogs, w->n.h.log);
+  w->n.h.enabled_level = MC_LOG_WARN;
+  uint64_t r = 0;
+  for (int i = 0; i < 200 && (r & 0xffffffffu) < 10; i++) {
+    r = tcmd('N', 0, 0, 0);
+    usleep(5000);
+  }
+  CHECK_EQ_U64(r & 0xffffffffu, 10);
   CHECK_EQ_U64(r >> 32, 1); /* attributed to the caller's vouched name */
+  /* With sv0's notify QP broken, the next rail's takes it. */
+  CHECK_OK(w->fault("sv0", SOFTVERBS_QP_ERR, 0));
+  usleep(100000);
+  CHECK_OK(w->n.ops->send_notify(w->n.ctx, w->ep, "again", 5));
+  for (int i = 0; i < 200 && (r & 0xffffffffu) < 11; i++) {
+    r = tcmd('N', 0, 0, 0);
+    usleep(5000);
+  }
+  CHECK_EQ_U64(r & 0xffffffffu, 11);
   uint8_t big[MC_NOTIFY_MAX + 1] = {0};
   CHECK_RC(w->n.ops->send_notify(w->n.ctx, w->ep, big, sizeof big), MC_EINVAL);
-  printf("notify: delivered after the data, attributed to 'init'\n");
+  printf("notify: 11 SENDs delivered after the data, attributed to 'init'\n");
 }
 
 /* Runs cnt slices; failures (retryable codes only) are resubmitted with the

@@ -72,10 +72,22 @@ static int req_notify(struct ibv_cq *ibcq, int solicited) {
   return 0;
 }
 
-static int post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad) {
-  (void)qp;
-  *bad = wr;
-  return EOPNOTSUPP;
+/* Receives go to the QP's shared queue, where a peer's SEND finds them. */
+static int post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad) {
+  sv_qp *q = (sv_qp *)ibqp;
+  sv_qp_ent *e = &sv_g.me->qp[q->idx];
+  for (; wr; wr = wr->next) {
+    uint32_t t = atomic_load(&e->rq_tail);
+    if (q->qp.state == IBV_QPS_RESET || wr->num_sge != 1 ||
+        t - atomic_load(&e->rq_head) >= SV_RQ) {
+      *bad = wr;
+      return q->qp.state == IBV_QPS_RESET || wr->num_sge != 1 ? EINVAL : ENOMEM;
+    }
+    e->rq[t % SV_RQ] = (sv_rq_ent){wr->wr_id, wr->sg_list[0].addr, wr->sg_list[0].length,
+                                   wr->sg_list[0].lkey};
+    atomic_store(&e->rq_tail, t + 1);
+  }
+  return 0;
 }
 
 SV_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *d);
@@ -355,7 +367,8 @@ SV_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_att
 SV_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a) {
   sv_ctx *c = (sv_ctx *)pd->context;
   if (a->qp_type != IBV_QPT_RC || !a->send_cq || a->cap.max_send_wr == 0 ||
-      a->cap.max_send_wr > 16384 || a->cap.max_send_sge > SV_MAX_SGE) {
+      a->cap.max_send_wr > 16384 || a->cap.max_send_sge > SV_MAX_SGE ||
+      a->cap.max_recv_wr > SV_RQ) {
     errno = EINVAL;
     return NULL;
   }
@@ -379,6 +392,10 @@ SV_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_att
     sv_g.me->qp[idx].pd = pd->handle;
     sv_g.me->qp[idx].nic = (uint32_t)c->nic;
     sv_g.me->qp[idx].access = 0;
+    atomic_store(&sv_g.me->qp[idx].rq_head, 0);
+    atomic_store(&sv_g.me->qp[idx].rq_tail, 0);
+    atomic_store(&sv_g.me->qp[idx].rc_head, 0);
+    atomic_store(&sv_g.me->qp[idx].rc_tail, 0);
     atomic_store(&sv_g.me->qp[idx].state, IBV_QPS_RESET);
   }
   pthread_mutex_unlock(&tab_lock);
@@ -452,6 +469,10 @@ SV_EXPORT int ibv_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *a, int mask
   pthread_mutex_lock(&c->lock);
   if (to == IBV_QPS_RESET) {
     q->head = q->n = 0; /* a reset drops queued WQEs without completions */
+    atomic_store(&e->rq_head, 0);
+    atomic_store(&e->rq_tail, 0);
+    atomic_store(&e->rc_head, 0);
+    atomic_store(&e->rc_tail, 0);
   }
   q->qp.state = to;
   atomic_store(&e->state, (uint32_t)to);
@@ -504,6 +525,7 @@ SV_EXPORT const char *ibv_wc_status_str(enum ibv_wc_status st) {
   case IBV_WC_REM_ACCESS_ERR: return "remote access error";
   case IBV_WC_RETRY_EXC_ERR: return "transport retry counter exceeded";
   case IBV_WC_GENERAL_ERR: return "general error";
+  case IBV_WC_RNR_RETRY_EXC_ERR: return "RNR retry counter exceeded";
   default: return "unknown";
   }
 }

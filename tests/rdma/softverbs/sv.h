@@ -23,7 +23,7 @@
 
 #define SV_SLOTS 64
 #define SV_MRS 4096
-#define SV_QPS 2048
+#define SV_QPS 1024
 #define SV_NICS 8
 #define SV_MAX_SGE 4
 #define SV_MAGIC 0x53564642u /* "SVFB" */
@@ -36,10 +36,29 @@ typedef struct sv_mr_ent {
   uint64_t addr, len;
 } sv_mr_ent;
 
-/* Shared: one QP as the target checks it. */
+#define SV_RQ 4 /* receive WRs a QP can hold (SEND targets) */
+
+/* Shared: a posted receive, consumed by the sender's engine. */
+typedef struct sv_rq_ent {
+  uint64_t wr_id, addr;
+  uint32_t len, lkey;
+} sv_rq_ent;
+
+/* Shared: a receive completion the sender's engine hands to the owner's
+ * engine, which moves it into the owner's CQ. */
+typedef struct sv_rc_ent {
+  uint64_t wr_id;
+  uint32_t byte_len, status;
+} sv_rc_ent;
+
+/* Shared: one QP as the target checks it, with its receive queue. */
 typedef struct sv_qp_ent {
   _Atomic uint32_t state; /* enum ibv_qp_state; IBV_QPS_RESET when free */
   uint32_t used, pd, access, nic, pad;
+  _Atomic uint32_t rq_head, rq_tail; /* consumer: a sender; producer: owner */
+  _Atomic uint32_t rc_head, rc_tail; /* consumer: owner; producer: a sender */
+  sv_rq_ent rq[SV_RQ];
+  sv_rc_ent rc[SV_RQ];
 } sv_qp_ent;
 
 /* Shared: a NIC of a slot, its faults and counters. */
@@ -118,6 +137,7 @@ typedef struct sv_qp {
   int32_t peer_pid;
   uint32_t peer_qpn;
   uint32_t path_mtu;        /* enum ibv_mtu set at RTR */
+  uint64_t rnr_until;       /* a SEND met no receive: retry after this (ns) */
   sv_wqe *sq;
   uint32_t cap, head, n;    /* under ctx lock */
   struct sv_qp *next;       /* ctx list */

@@ -59,7 +59,8 @@ int sv_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr
       break;
     }
     if (wr->num_sge < 0 || wr->num_sge > SV_MAX_SGE ||
-        (wr->opcode != IBV_WR_RDMA_WRITE && wr->opcode != IBV_WR_RDMA_READ)) {
+        (wr->opcode != IBV_WR_RDMA_WRITE && wr->opcode != IBV_WR_RDMA_READ &&
+         wr->opcode != IBV_WR_SEND)) {
       rc = EINVAL;
       break;
     }
@@ -86,6 +87,70 @@ int sv_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr
 
 static int range_ok(uint64_t a, uint64_t l, uint64_t base, uint64_t blen) {
   return a >= base && l <= blen && a - base <= blen - l;
+}
+
+/* Not a real status: a SEND found no receive posted (an RNR NAK); the
+ * engine puts the WR back and retries it 1 ms later, as a NIC with
+ * rnr_retry 7 does forever. */
+#define SV_RNR ((enum ibv_wc_status)0x7fff)
+
+/* A SEND: the target QP's oldest posted receive takes the payload (checked
+ * against the target's MR like a NIC would), and a receive completion is
+ * queued for the target's engine. */
+static enum ibv_wc_status exec_send(sv_qp *q, sv_slot *t, sv_qp_ent *tq, struct iovec *liov,
+                                    uint32_t nsge, uint64_t total, uint64_t *bytes) {
+  (void)q;
+  uint32_t h = atomic_load(&tq->rq_head);
+  if (h == atomic_load(&tq->rq_tail))
+    return SV_RNR; /* receiver not ready: the engine retries later */
+  sv_rq_ent r = tq->rq[h % SV_RQ];
+  uint32_t idx = r.lkey >> 12;
+  if (idx >= SV_MRS || total > r.len)
+    return IBV_WC_REM_INV_REQ_ERR;
+  sv_mr_ent *m = &t->mr[idx];
+  atomic_fetch_add(&m->users, 1);
+  enum ibv_wc_status st = IBV_WC_SUCCESS;
+  if (atomic_load(&m->live) != 1 || m->key != r.lkey || m->pd != tq->pd ||
+      !(m->access & IBV_ACCESS_LOCAL_WRITE) || !range_ok(r.addr, total, m->addr, m->len)) {
+    st = IBV_WC_REM_ACCESS_ERR;
+  } else if (total) {
+    struct iovec riov = {(void *)(uintptr_t)r.addr, total};
+    ssize_t w = process_vm_writev(q->peer_pid, liov, nsge, &riov, 1, 0);
+    if (w != (ssize_t)total)
+      st = w < 0 && errno == ESRCH ? IBV_WC_RETRY_EXC_ERR : IBV_WC_REM_ACCESS_ERR;
+  }
+  atomic_fetch_sub(&m->users, 1);
+  if (st != IBV_WC_SUCCESS)
+    return st;
+  atomic_store(&tq->rq_head, h + 1);
+  uint32_t ct = atomic_load(&tq->rc_tail);
+  tq->rc[ct % SV_RQ] = (sv_rc_ent){r.wr_id, (uint32_t)total, IBV_WC_SUCCESS};
+  atomic_store(&tq->rc_tail, ct + 1);
+  *bytes = total;
+  return IBV_WC_SUCCESS;
+}
+
+/* Moves receive completions peers queued for this context's QPs into
+ * their receive CQs (c->lock held).  1 when any was moved. */
+static int deliver_recvs(sv_ctx *c) {
+  int moved = 0;
+  for (sv_qp *q = c->qps; q; q = q->next) {
+    sv_qp_ent *e = &sv_g.me->qp[q->idx];
+    uint32_t h = atomic_load(&e->rc_head);
+    while (h != atomic_load(&e->rc_tail) && q->qp.recv_cq) {
+      struct ibv_wc wc;
+      memset(&wc, 0, sizeof wc);
+      wc.wr_id = e->rc[h % SV_RQ].wr_id;
+      wc.byte_len = e->rc[h % SV_RQ].byte_len;
+      wc.status = (enum ibv_wc_status)e->rc[h % SV_RQ].status;
+      wc.opcode = IBV_WC_RECV;
+      wc.qp_num = q->qp.qp_num;
+      sv_cq_push((sv_cq *)q->qp.recv_cq, &wc);
+      atomic_store(&e->rc_head, ++h);
+      moved = 1;
+    }
+  }
+  return moved;
 }
 
 /* Executes one WQE of q; returns the WC status. */
@@ -133,6 +198,8 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
    * until it gives up.  This is what an MTU not negotiated down does. */
   if (q->path_mtu > t->nic[tq->nic].mtu)
     return IBV_WC_RETRY_EXC_ERR;
+  if (e->opcode == IBV_WR_SEND)
+    return exec_send(q, t, tq, liov, e->nsge, total, bytes);
   uint32_t need = e->opcode == IBV_WR_RDMA_WRITE ? IBV_ACCESS_REMOTE_WRITE : IBV_ACCESS_REMOTE_READ;
   if (!(tq->access & need))
     return IBV_WC_REM_ACCESS_ERR;
@@ -188,6 +255,12 @@ static void check_faults(sv_ctx *c) {
   }
 }
 
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t thread_cpu_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -202,17 +275,22 @@ void *sv_engine_main(void *arg) {
   pthread_mutex_lock(&c->lock);
   while (!c->stop) {
     check_faults(c);
+    int recvd = deliver_recvs(c);
     int stalled = (int)atomic_load(&sv_g.me->nic[c->nic].stall);
     sv_qp *q = c->qps;
-    while (q && (q->n == 0 || (stalled && q->qp.state == IBV_QPS_RTS)))
+    uint64_t now = mono_ns();
+    while (q && (q->n == 0 || (stalled && q->qp.state == IBV_QPS_RTS) ||
+                 (q->rnr_until > now && q->qp.state == IBV_QPS_RTS)))
       q = q->next;
     if (!q) {
       uint64_t cpu1 = thread_cpu_ns();
       atomic_fetch_add(&sv_g.engine_cpu_ns, cpu1 - cpu0);
       cpu0 = cpu1;
+      if (recvd)
+        continue;
       struct timespec dl;
       clock_gettime(CLOCK_REALTIME, &dl);
-      dl.tv_nsec += 5 * 1000000L;
+      dl.tv_nsec += 1 * 1000000L; /* receive completions are polled */
       if (dl.tv_nsec >= 1000000000L) {
         dl.tv_sec++;
         dl.tv_nsec -= 1000000000L;
@@ -241,6 +319,18 @@ void *sv_engine_main(void *arg) {
     for (uint32_t i = 0; i < nb; i++) {
       uint64_t bytes = 0;
       enum ibv_wc_status st = exec_wqe(c, q, &batch[i], &bytes);
+      if (st == SV_RNR) {
+        /* Back to the front of the send queue, in order; try in 1 ms. */
+        pthread_mutex_lock(&c->lock);
+        for (uint32_t k = nb; k > i; k--) {
+          q->head = (q->head + q->cap - 1) % q->cap;
+          q->sq[q->head] = batch[k - 1];
+          q->n++;
+        }
+        q->rnr_until = mono_ns() + 1000000u;
+        pthread_mutex_unlock(&c->lock);
+        break;
+      }
       atomic_fetch_add(&sv_g.me->nic[c->nic].wrs, 1);
       if (st != IBV_WC_SUCCESS && st != IBV_WC_WR_FLUSH_ERR) {
         pthread_mutex_lock(&c->lock);
@@ -253,7 +343,9 @@ void *sv_engine_main(void *arg) {
         memset(&wc, 0, sizeof wc);
         wc.wr_id = batch[i].wr_id;
         wc.status = st;
-        wc.opcode = batch[i].opcode == IBV_WR_RDMA_WRITE ? IBV_WC_RDMA_WRITE : IBV_WC_RDMA_READ;
+        wc.opcode = batch[i].opcode == IBV_WR_RDMA_WRITE ? IBV_WC_RDMA_WRITE
+                    : batch[i].opcode == IBV_WR_SEND     ? IBV_WC_SEND
+                                                         : IBV_WC_RDMA_READ;
         wc.byte_len = (uint32_t)bytes;
         wc.qp_num = q->qp.qp_num;
         wc.vendor_err = st == IBV_WC_SUCCESS ? 0 : 0x5000u + (uint32_t)st;
