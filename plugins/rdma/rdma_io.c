@@ -202,6 +202,15 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
       continue;
     }
     uint32_t nwr = count_wrs(m, rm, s);
+    if (nwr > ctx->cfg.max_send_wr / 2) {
+      /* It would never fit a QP's queue: refuse it rather than push back
+       * forever. */
+      RD_LOG(ctx, MC_LOG_WARN, "a slice of %" PRIu64 " bytes needs %u work requests (MR chunks "
+             "of %" PRIu64 " bytes): refused; raise max_mr_chunk or max_send_wr", s->len, nwr,
+             m->chunk);
+      ctx->host->complete(ctx->host->host, s->token, MC_ENOTSUP, 0, 0);
+      continue;
+    }
     int full = 0;
     rd_qp *q = NULL;
     /* A QP already locked by this call (in a bucket) is usable as is. */

@@ -108,8 +108,13 @@ static int load_cfg(const mc_host_api *h, rd_cfg *c) {
   c->service_level = (uint32_t)v[16];
   if (c->signal_every > c->max_send_wr)
     c->signal_every = c->max_send_wr;
-  if (c->max_mr_chunk && c->max_mr_chunk < 4096)
-    c->max_mr_chunk = 4096;
+  /* Smaller MRs would split ordinary slices into more WRs than a QP
+   * holds. */
+  if (c->max_mr_chunk && c->max_mr_chunk < (1u << 20)) {
+    h->log(h->host, MC_LOG_WARN, "transports.rdma.max_mr_chunk %" PRIu64 " raised to 1 MiB",
+           c->max_mr_chunk);
+    c->max_mr_chunk = 1u << 20;
+  }
   return 0;
 }
 
