@@ -2,6 +2,7 @@
 #include "ctrl.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,12 +45,75 @@ static int peer_listener(const mc_ctrl_client *c, const char *peer,
     mc_last_error_set("ctrl_call: segment '%s': bad listener address '%s'",
                       peer, d->listen);
     rc = MC_EPROTO;
+  } else if (c->host_id && d->host_id[0] && strcmp(c->host_id, d->host_id) != 0 &&
+             (strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+              strcmp(host, "localhost") == 0)) {
+    /* Its loopback is not ours: connecting would reach this host. */
+    mc_last_error_set("ctrl_call: segment '%s' is on another host but "
+                      "advertises a loopback listener (%s): set `listen` to "
+                      "an address its peers can reach", peer, d->listen);
+    rc = MC_EPEER;
   }
   /* The name the peer publishes itself under (p2p callers may say
    * host:port or name@host:port): its listener checks it. */
   memcpy(name, d->name, MC_NAME_MAX);
   mc_desc_free(d);
   return rc;
+}
+
+void mc_ctrl_client_init(mc_ctrl_client *c) {
+  pthread_mutex_init(&c->mu, NULL);
+  c->tick = 0;
+  memset(c->cache, 0, sizeof c->cache);
+}
+
+void mc_ctrl_client_fini(mc_ctrl_client *c) { pthread_mutex_destroy(&c->mu); }
+
+static int cache_get(mc_ctrl_client *c, const char *peer, char *host,
+                     uint16_t *port, char *name) {
+  int hit = 0;
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < MC_CTRL_CACHE && !hit; i++) {
+    mc_ctrl_addr *a = &c->cache[i];
+    if (a->peer[0] && strcmp(a->peer, peer) == 0) {
+      memcpy(host, a->host, MC_NAME_MAX);
+      memcpy(name, a->name, MC_NAME_MAX);
+      *port = a->port;
+      a->used = ++c->tick;
+      hit = 1;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return hit;
+}
+
+static void cache_put(mc_ctrl_client *c, const char *peer, const char *host,
+                      uint16_t port, const char *name) {
+  pthread_mutex_lock(&c->mu);
+  mc_ctrl_addr *slot = &c->cache[0];
+  for (int i = 0; i < MC_CTRL_CACHE; i++) {
+    mc_ctrl_addr *a = &c->cache[i];
+    if (strcmp(a->peer, peer) == 0 || !a->peer[0]) {
+      slot = a;
+      break;
+    }
+    if (a->used < slot->used)
+      slot = a; /* least recently used */
+  }
+  snprintf(slot->peer, sizeof slot->peer, "%s", peer);
+  snprintf(slot->host, sizeof slot->host, "%s", host);
+  snprintf(slot->name, sizeof slot->name, "%s", name);
+  slot->port = port;
+  slot->used = ++c->tick;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void cache_drop(mc_ctrl_client *c, const char *peer) {
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < MC_CTRL_CACHE; i++)
+    if (strcmp(c->cache[i].peer, peer) == 0)
+      c->cache[i].peer[0] = '\0';
+  pthread_mutex_unlock(&c->mu);
 }
 
 static void sleep_ms(uint32_t ms) {
@@ -153,20 +217,13 @@ static int exchange(const mc_ctrl_client *c, const char *peer,
   return 0;
 }
 
-int mc_ctrl_call(const mc_ctrl_client *c, const char *transport,
-                 const char *peer, const void *req, size_t req_len, void *resp,
-                 size_t *resp_len, uint32_t timeout_ms) {
-  if (!c || !c->md || !transport || !peer || !req || req_len == 0 ||
-      req_len > MC_CTRL_MAX || !resp_len || (!resp && *resp_len))
-    return MC_EINVAL;
-  if (timeout_ms == 0)
-    timeout_ms = c->timeout_ms ? c->timeout_ms : 5000;
-  uint64_t deadline = mc_now_ms() + timeout_ms;
-  char host[MC_NAME_MAX], name[MC_NAME_MAX];
-  uint16_t port = 0;
-  int rc = peer_listener(c, peer, host, sizeof host, &port, name);
-  if (rc)
-    return rc;
+/* The exchange, retried with back-off while the listener answers BUSY,
+ * until the deadline. */
+static int call_at(const mc_ctrl_client *c, const char *peer,
+                   const char *host, uint16_t port, const char *name,
+                   const char *transport, const void *req, size_t req_len,
+                   void *resp, size_t *resp_len, uint64_t deadline,
+                   uint32_t timeout_ms) {
   uint8_t *frame = malloc(MC_P2P_CTRL_REQ_MAX);
   if (!frame)
     return MC_ENOMEM;
@@ -179,7 +236,8 @@ int mc_ctrl_call(const mc_ctrl_client *c, const char *transport,
                       "frame", peer);
     return MC_EINVAL;
   }
-  for (unsigned attempt = 1; !rc || rc == MC_EAGAIN; attempt++) {
+  int rc = 0;
+  for (unsigned attempt = 1;; attempt++) {
     uint64_t now = mc_now_ms();
     if (now >= deadline) {
       mc_last_error_set("ctrl_call: segment '%s': no answer in %u ms%s", peer,
@@ -203,5 +261,35 @@ int mc_ctrl_call(const mc_ctrl_client *c, const char *transport,
     sleep_ms(wait);
   }
   free(frame);
+  return rc;
+}
+
+int mc_ctrl_call(mc_ctrl_client *c, const char *transport, const char *peer,
+                 const void *req, size_t req_len, void *resp, size_t *resp_len,
+                 uint32_t timeout_ms) {
+  if (!c || !c->md || !transport || !peer || !req || req_len == 0 ||
+      req_len > MC_CTRL_MAX || !resp_len || (!resp && *resp_len))
+    return MC_EINVAL;
+  if (timeout_ms == 0)
+    timeout_ms = c->timeout_ms ? c->timeout_ms : 5000;
+  uint64_t deadline = mc_now_ms() + timeout_ms;
+  char host[MC_NAME_MAX], name[MC_NAME_MAX];
+  uint16_t port = 0;
+  if (cache_get(c, peer, host, &port, name)) {
+    int rc = call_at(c, peer, host, port, name, transport, req, req_len, resp,
+                     resp_len, deadline, timeout_ms);
+    /* Gone from that address (or the address now serves another engine):
+     * the descriptor may know better. */
+    if (rc != MC_EPEER)
+      return rc;
+    cache_drop(c, peer);
+  }
+  int rc = peer_listener(c, peer, host, sizeof host, &port, name);
+  if (rc)
+    return rc;
+  rc = call_at(c, peer, host, port, name, transport, req, req_len, resp,
+               resp_len, deadline, timeout_ms);
+  if (rc != MC_EPEER && rc != MC_ETIMEDOUT)
+    cache_put(c, peer, host, port, name);
   return rc;
 }

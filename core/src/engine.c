@@ -477,6 +477,30 @@ static int engine_ctrl(void *arg, const char *transport, const char *peer,
   return MC_ENOTSUP;
 }
 
+/* A loopback listener cannot serve peers on other hosts: say so when a
+ * transport that reaches them has a control channel needing it and the
+ * metadata service is shared beyond this host (p2p names are listener
+ * addresses, so a loopback one is a single-host setup by construction). */
+static void warn_loopback_ctrl(mc_engine *e) {
+  const char *la = mc_listener_address(e->lis);
+  const char *url = mc_engine_metadata_url(e);
+  if ((strncmp(la, "127.", 4) != 0 && strncmp(la, "[::1]", 5) != 0) ||
+      strncmp(url, "p2p", 3) == 0 || strstr(url, "//127.") ||
+      strstr(url, "//localhost") || strstr(url, "//[::1]"))
+    return;
+  for (int i = 0; i < e->set.n; i++) {
+    const mc_transport_ops *ops = e->set.t[i]->ops;
+    if (ops->ctrl_handle && (ops->caps & MC_CAP_INTER_NODE)) {
+      MC_WARN(&e->log, COMP,
+              "transport %s uses the control channel, but this engine's "
+              "handshake listener is on loopback (%s): peers on other hosts "
+              "cannot reach it; set listen (MC_LISTEN) to a reachable address",
+              e->set.t[i]->plugin->name, la);
+      return;
+    }
+  }
+}
+
 /* The segment's name: configured, else the backend's, else host:pid. */
 static void segment_name(mc_engine *e) {
   if (e->cfg->segment_name) {
@@ -532,6 +556,7 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
     return MC_ENOMEM;
   }
   pthread_mutex_init(&e->publish_lock, NULL);
+  mc_ctrl_client_init(&e->ctrl);
   e->set.log = &e->log;
   e->log.level = mc_log_env_level();
   int rc = build_config(opts, &e->cfg, err, errlen);
@@ -566,11 +591,12 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   if (rc)
     goto fail;
   segment_name(e);
-  e->ctrl = (mc_ctrl_client){.md = e->md,
-                             .token = e->cluster_token,
-                             .self = e->name,
-                             .log = &e->log,
-                             .timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000};
+  e->ctrl.md = e->md;
+  e->ctrl.token = e->cluster_token;
+  e->ctrl.self = e->name;
+  e->ctrl.host_id = e->host_id;
+  e->ctrl.log = &e->log;
+  e->ctrl.timeout_ms = e->cfg->timeout_ms < 10000 ? e->cfg->timeout_ms : 10000;
   e->set.ctrl = &e->ctrl;
   rc = loader_open(e, err, errlen);
   if (rc)
@@ -584,6 +610,7 @@ static int engine_create(const mc_engine_opts *opts, mc_engine **out,
   rc = start_modules(e, err, errlen);
   if (rc)
     goto fail;
+  warn_loopback_ctrl(e);
   /* The transport set is final: peers' control requests may come in. */
   mc_listener_set_ctrl(e->lis, engine_ctrl, e, e->name);
   rc = engine_publish(e);
@@ -664,6 +691,7 @@ void mc_engine_destroy(mc_engine *e) {
   mc_jobq_destroy(e->jobs);
   mc_notify_queue_destroy(e->notes);
   mc_config_free(e->cfg);
+  mc_ctrl_client_fini(&e->ctrl);
   pthread_mutex_destroy(&e->publish_lock);
   free(e);
 }

@@ -1,6 +1,7 @@
 /* The engine's handshake listener (listener.h): one epoll thread for the
  * network, a pending pool for unauthenticated connections, a served pool
- * for authenticated ones, a few workers for CTRL handlers. */
+ * for authenticated ones, a few workers for CTRL handlers (started with the
+ * first CTRL request). */
 #include "listener.h"
 
 #include <arpa/inet.h>
@@ -87,7 +88,8 @@ struct mc_listener {
   lconn *work_head, *work_tail, *done;
   int stopping; /* under mu: workers exit */
   pthread_t *workers;
-  uint32_t nworkers;
+  uint32_t nworkers; /* the most */
+  uint32_t started;  /* loop thread (and close, after it): workers running */
   pthread_rwlock_t ctrl_rw; /* handler calls hold it shared */
   mc_listener_ctrl_fn ctrl_fn;
   void *ctrl_arg;
@@ -313,6 +315,18 @@ static void serve_get(mc_listener *l, lconn *k, const char *name) {
   conn_send(l, k, out, n);
 }
 
+static void *worker_main(void *arg);
+
+/* Workers start with the first control request, so an engine whose
+ * transports never use the channel keeps one listener thread.  0, or
+ * MC_ENOMEM when not even one could start. */
+static int start_workers(mc_listener *l) {
+  while (l->started < l->nworkers &&
+         pthread_create(&l->workers[l->started], NULL, worker_main, l) == 0)
+    l->started++;
+  return l->started ? 0 : MC_ENOMEM;
+}
+
 static void queue_work(mc_listener *l, lconn *k) {
   /* The worker owns k until it hands it back through the done list; the
    * fd leaves the epoll set meanwhile (a hang-up is seen when writing). */
@@ -342,6 +356,8 @@ static void serve_ctrl(mc_listener *l, lconn *k) {
     snprintf(reason, sizeof reason, "segment '%.200s' is not served here",
              k->ctrl.to);
     conn_status(l, k, MC_P2P_NOT_FOUND, reason);
+  } else if (start_workers(l) != 0) {
+    conn_ctrl_reply(l, k, MC_ENOMEM);
   } else {
     queue_work(l, k);
   }
@@ -533,8 +549,11 @@ static void accept_all(mc_listener *l, uint64_t now) {
     k->born = now;
     k->deadline = now + l->pending_ms;
     memcpy(k->src, src, sizeof src);
-    if (getnameinfo((struct sockaddr *)&sa, salen, k->peer, sizeof k->peer,
-                    NULL, 0, NI_NUMERICHOST))
+    /* inet_ntop, not getnameinfo: cheap on the accept path of a flood. */
+    const void *ip = sa.ss_family == AF_INET6
+                         ? (const void *)&((struct sockaddr_in6 *)&sa)->sin6_addr
+                         : (const void *)&((struct sockaddr_in *)&sa)->sin_addr;
+    if (!inet_ntop(sa.ss_family, ip, k->peer, sizeof k->peer))
       snprintf(k->peer, sizeof k->peer, "?");
     k->buf = buf;
     k->got = 0;
@@ -863,25 +882,12 @@ int mc_listener_open(const mc_listener_args *a, mc_listener **out, char *err,
     rc = ep_add(l->ep, l->wake_fd, EV_WAKE);
   if (!rc)
     rc = ep_add(l->ep, l->lfd, EV_LISTEN);
-  uint32_t started = 0;
-  for (; !rc && started < l->nworkers; started++)
-    if (pthread_create(&l->workers[started], NULL, worker_main, l))
-      rc = MC_ENOMEM;
-  if (rc && started)
-    started--; /* the failed one */
   if (!rc && pthread_create(&l->thread, NULL, loop_main, l))
     rc = MC_ENOMEM;
   if (rc) {
     if (err && errlen && !err[0])
       mc_seterr(err, errlen, "handshake listener on %s: %s", listen,
                 mc_strerror(rc));
-    pthread_mutex_lock(&l->mu);
-    l->stopping = 1;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-    for (uint32_t i = 0; i < started; i++)
-      pthread_join(l->workers[i], NULL);
-    l->nworkers = 0;
     goto fail;
   }
   MC_INFO(l->log, COMP, "listening on %s (advertised as %s)", listen, l->local);
@@ -916,7 +922,7 @@ void mc_listener_close(mc_listener *l) {
   l->stopping = 1;
   pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
-  for (uint32_t i = 0; i < l->nworkers; i++)
+  for (uint32_t i = 0; i < l->started; i++)
     pthread_join(l->workers[i], NULL);
   /* Work never started and replies never sent: their conns are freed
    * below with the rest (the queues only link slots). */

@@ -52,7 +52,8 @@ typedef struct mc_listener_args {
   uint32_t pending_per_source; /* per source address [8] */
   uint32_t pending_ms;         /* deadline for a whole request [1000] */
   uint32_t served_max;         /* authenticated pool [256] */
-  uint32_t workers;            /* threads running ctrl handlers [2] */
+  uint32_t workers;            /* threads running ctrl handlers [2],
+                                  started with the first CTRL request */
 } mc_listener_args;
 
 /* Counters since open (for tests and logs). */

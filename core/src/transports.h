@@ -50,7 +50,7 @@ typedef struct mc_transport {
 struct mc_tset {
   mc_logger *log;
   /* The control channel's client (ctrl.h), for mc_host_api.ctrl_call. */
-  const struct mc_ctrl_client *ctrl;
+  struct mc_ctrl_client *ctrl;
   mc_transport *t[MC_MAX_TRANSPORTS];
   int n;
   /* Set when the engine is destroyed with slices still in flight: the

@@ -298,7 +298,8 @@ static void test_misbehaving_clients(void) {
 }
 
 static void test_close_with_client(void) {
-  /* A long serve deadline, so only close() can end the connection. */
+  /* A client mid-request (its pending deadline is 1 s away): close() ends
+   * the connection at once, without waiting for the deadline. */
   char name[MC_NAME_MAX];
   mc_metadata *md = open_p2p(30000, name);
   publish(md, name, 1);

@@ -3,9 +3,20 @@
  * republish theirs within one refresh period).  Protocol: see
  * core/metadata/http/http_proto.h.
  *
- *   mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]
+ *   mooncake-metadata-server [--listen HOST:PORT | --port N] [--path /metadata]
  *                            [--max-value-size BYTES] [--max-total-size BYTES]
+ *                            [--max-connections N] [--max-per-ip N]
+ *                            [--connection-timeout SECONDS]
  *                            [--threads N] [--token-file PATH]
+ *
+ * Connections are bounded (issue 12): at most --max-connections at once
+ * (default 4096; the open-file limit is raised to fit, or the limit
+ * lowered to it), at most --max-per-ip from one client address (default
+ * 64: a host's engines share its address), and one idle for
+ * --connection-timeout seconds (default 10) is closed; libmicrohttpd
+ * enforces the three, refusing what is over a limit at accept.  So idle or slow clients from a few addresses cannot take the
+ * connections authorized engines need.  The warnings about refused
+ * connections are rate-limited (one line per 5 s with the count).
  *
  * Memory is bounded: a PUT whose value is over --max-value-size (default
  * 4 MiB; --max-body is the older name) or that would take the keys and
@@ -23,6 +34,9 @@
  * SIGTERM or SIGINT. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,6 +62,11 @@
 #define DEFAULT_MAX_VALUE ((size_t)4 << 20)
 #define DEFAULT_MAX_TOTAL ((size_t)256 << 20)
 #define MAX_VALUE_LIMIT ((size_t)1 << 32)
+#define DEFAULT_MAX_CONNS 4096u
+#define DEFAULT_PER_IP 64u
+#define DEFAULT_CONN_TIMEOUT 10u
+#define FD_RESERVE 64u  /* fds kept for the listener, logs, epoll, threads */
+#define LOG_EVERY_S 5   /* libmicrohttpd's messages: one line per 5 s */
 #define UNAUTHORIZED_TEXT \
   "this server needs the cluster token: Authorization: Bearer <token>\n"
 
@@ -345,11 +364,68 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
   }
 }
 
+/* libmicrohttpd's error log, rate-limited: under a flood it reports every
+ * refused connection ("Server reached connection limit", "IP connection
+ * limit reached"); one line per LOG_EVERY_S seconds, with the number of
+ * messages held back. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static time_t log_last;
+static unsigned long log_held;
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  msg[strcspn(msg, "\n")] = '\0';
+  time_t now = time(NULL);
+  pthread_mutex_lock(&log_mu);
+  if (log_last && now - log_last < LOG_EVERY_S) {
+    log_held++;
+    pthread_mutex_unlock(&log_mu);
+    return;
+  }
+  unsigned long held = log_held;
+  log_held = 0;
+  log_last = now;
+  pthread_mutex_unlock(&log_mu);
+  if (held)
+    fprintf(stderr, "mooncake-metadata-server: %s (and %lu more messages in the last %d s)\n",
+            msg, held, LOG_EVERY_S);
+  else
+    fprintf(stderr, "mooncake-metadata-server: %s\n", msg);
+}
+
+/* Raises the open-file limit to hold `want` connections; returns how many
+ * connections the limit allows. */
+static unsigned fit_fd_limit(unsigned want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return want;
+  rlim_t need = (rlim_t)want + FD_RESERVE;
+  if (rl.rlim_cur < need) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+    return rl.rlim_cur > FD_RESERVE + 16 ? (unsigned)(rl.rlim_cur - FD_RESERVE) : 16;
+  return want;
+}
+
 static void usage(FILE *f) {
-  fprintf(f, "usage: mooncake-metadata-server [--listen HOST:PORT] [--path /metadata]\n"
+  fprintf(f, "usage: mooncake-metadata-server [--listen HOST:PORT | --port N] [--path /metadata]\n"
              "                                [--max-value-size BYTES] [--max-total-size BYTES]\n"
+             "                                [--max-connections N] [--max-per-ip N]\n"
+             "                                [--connection-timeout SECONDS]\n"
              "                                [--threads N] [--token-file PATH]\n"
              "  HOST must be an IPv4 address (default 0.0.0.0:8080); PORT 0 picks a free port.\n"
+             "  --port N          the same as --listen 0.0.0.0:N (upstream's form)\n"
+             "  --max-connections connections served at once (default 4096; the open-file\n"
+             "                    limit is raised to fit, else this is lowered to it)\n"
+             "  --max-per-ip      connections at once from one client address (default 64)\n"
+             "  --connection-timeout  seconds a connection may stay idle (default 10)\n"
+             "  --threads         worker threads (default 4)\n"
+             "  --token-file      demand \"Authorization: Bearer <token>\" (cluster token)\n"
              "  --max-value-size  largest value a PUT may store (default 4M; --max-body is\n"
              "                    the older name of it)\n"
              "  --max-total-size  bound on the key and value bytes held (default 256M)\n"
@@ -362,6 +438,9 @@ int main(int argc, char **argv) {
   int value_set = 0;
   strcpy(srv.path, "/metadata");
   unsigned threads = 4;
+  unsigned max_conns = DEFAULT_MAX_CONNS, per_ip = DEFAULT_PER_IP,
+           conn_timeout = DEFAULT_CONN_TIMEOUT;
+  char port_listen[32];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -371,7 +450,9 @@ int main(int argc, char **argv) {
     static const char *const known[] = {"--listen",         "--path",
                                         "--max-value-size", "--max-body",
                                         "--max-total-size", "--token-file",
-                                        "--threads"};
+                                        "--threads",        "--port",
+                                        "--max-connections", "--max-per-ip",
+                                        "--connection-timeout"};
     int is_known = 0;
     for (size_t k = 0; k < sizeof known / sizeof *known; k++)
       is_known |= strcmp(a, known[k]) == 0;
@@ -388,6 +469,31 @@ int main(int argc, char **argv) {
     i++;
     if (strcmp(a, "--listen") == 0) {
       listen = v;
+    } else if (strcmp(a, "--port") == 0) {
+      char *end;
+      unsigned long pn = strtoul(v, &end, 10);
+      if (!*v || *end || pn > 65535) {
+        fprintf(stderr, "mooncake-metadata-server: bad --port '%s' (want 0..65535)\n", v);
+        return 2;
+      }
+      snprintf(port_listen, sizeof port_listen, "0.0.0.0:%lu", pn);
+      listen = port_listen;
+    } else if (strcmp(a, "--max-connections") == 0 || strcmp(a, "--max-per-ip") == 0 ||
+               strcmp(a, "--connection-timeout") == 0) {
+      char *end;
+      unsigned long n = strtoul(v, &end, 10);
+      int is_timeout = a[2] == 'c';
+      unsigned long most = is_timeout ? 3600 : 1000000;
+      if (!*v || *end || n < 1 || n > most) {
+        fprintf(stderr, "mooncake-metadata-server: bad %s '%s' (want 1..%lu)\n", a, v, most);
+        return 2;
+      }
+      if (is_timeout)
+        conn_timeout = (unsigned)n;
+      else if (strcmp(a, "--max-per-ip") == 0)
+        per_ip = (unsigned)n;
+      else
+        max_conns = (unsigned)n;
     } else if (strcmp(a, "--path") == 0) {
       if (v[0] != '/' || strlen(v) >= sizeof(srv.path)) {
         fprintf(stderr, "mooncake-metadata-server: --path must start with '/' (got '%s')\n", v);
@@ -461,11 +567,27 @@ int main(int argc, char **argv) {
     return 1;
   }
   mds_store_set_max_bytes(srv.store, srv.max_total);
+  unsigned fit = fit_fd_limit(max_conns);
+  if (fit < max_conns) {
+    fprintf(stderr,
+            "mooncake-metadata-server: the open-file limit allows %u connections, not the "
+            "%u asked for (raise ulimit -n)\n",
+            fit, max_conns);
+    max_conns = fit;
+  }
+  if (per_ip > max_conns)
+    per_ip = max_conns;
+  /* libmicrohttpd splits the connection limit over the pool's threads. */
+  if (threads > max_conns)
+    threads = max_conns;
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-      handle, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+      handle, &srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+      conn_timeout, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      (unsigned)1024, MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "mooncake-metadata-server: cannot listen on %s: %s\n", listen,
             strerror(errno));
@@ -476,6 +598,10 @@ int main(int argc, char **argv) {
   printf("mooncake-metadata-server listening on http://%s:%u%s%s\n", host,
          info ? info->port : port, srv.path,
          srv.token[0] ? " (cluster token required)" : "");
+  fprintf(stderr,
+          "mooncake-metadata-server: at most %u connections, %u per client address, "
+          "%u s idle timeout, %u threads\n",
+          max_conns, per_ip, conn_timeout, threads);
   fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);

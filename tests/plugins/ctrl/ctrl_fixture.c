@@ -21,8 +21,16 @@
  *                                   connecting to each other, both are in
  *                                   connect (the core's control lock held)
  *                                   while calling out: simultaneous open.
- *   ctrlfix_handled()               ctrl_handle calls so far. */
-#define OOT_NAME "ctrlfix"
+ *   ctrlfix_handled()               ctrl_handle calls so far.
+ *
+ * Built a second time as mc-transport-ctrlbad.so with FX_BAD_CTRL: its
+ * ctrl_handle breaks the contract (it claims a reply longer than the
+ * buffer for long requests, and answers some with a positive code), which
+ * mc-transport-conformance's ctrl checks must catch. */
+#ifndef FX_NAME
+#define FX_NAME "ctrlfix"
+#endif
+#define OOT_NAME FX_NAME
 /* The example's own entry point is renamed; ours returns a copy of its
  * table with the 1.2 member and the connect wrapper. */
 #define mc_transport_plugin_v1 oot_example_entry
@@ -110,6 +118,14 @@ static int fx_ctrl_handle(void *ctx, const char *peer, const void *req,
   memcpy(text, req, n);
   text[n] = '\0';
   size_t cap = *resp_len;
+#ifdef FX_BAD_CTRL
+  if (req_len > 3000) {
+    *resp_len = cap + 1; /* a length past the buffer */
+    return 0;
+  }
+  if (req_len > 2000)
+    return 1; /* not an MC_E* code */
+#endif
   if (req_len > 5 && memcmp(req, "echo:", 5) == 0) {
     int w = snprintf(resp, cap, "%s|%s|%.*s", e.seg, peer, (int)(req_len - 5),
                      (const char *)req + 5);
