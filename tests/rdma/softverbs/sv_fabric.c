@@ -42,12 +42,18 @@ static enum ibv_mtu mtu_enum(long v) {
   }
 }
 
+/* Written aside and renamed into place: processes sharing the fabric
+ * create the tree at the same time and must never read a half file. */
 static void write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char tmp[800];
+  snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd >= 0) {
     ssize_t w = write(fd, text, strlen(text));
     (void)w;
     close(fd);
+    if (rename(tmp, path))
+      unlink(tmp);
   }
 }
 
