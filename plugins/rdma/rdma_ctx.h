@@ -67,6 +67,7 @@ typedef struct rd_rail {
   int numa;
   uint32_t pci;
   uint64_t max_mr_size, bw_mbps;
+  uint8_t rd_atom, init_rd_atom; /* outstanding READs: the device's limits, <= 16 */
   _Atomic int up;                 /* port active, device alive */
   _Atomic uint64_t backoff_until; /* ms: no new WRs before this */
   _Atomic uint32_t backoff_ms;    /* next back-off, doubles to the cap */

@@ -199,6 +199,10 @@ static int rail_open(rd_ctx *ctx, struct ibv_device *d, uint8_t port, rd_rail **
   uint32_t amtu = (uint32_t)pa.active_mtu;
   r->mtu = (uint8_t)(amtu < ctx->cfg.mtu ? amtu : ctx->cfg.mtu);
   r->max_mr_size = da.max_mr_size ? da.max_mr_size : UINT64_MAX;
+  r->rd_atom = (uint8_t)(da.max_qp_rd_atom > 0 && da.max_qp_rd_atom < 16 ? da.max_qp_rd_atom : 16);
+  r->init_rd_atom =
+      (uint8_t)(da.max_qp_init_rd_atom > 0 && da.max_qp_init_rd_atom < 16 ? da.max_qp_init_rd_atom
+                                                                          : 16);
   r->bw_mbps = port_mbps(pa.active_width, pa.active_speed);
   sysfs_locate(d->ibdev_path, &r->numa, &r->pci);
   rc = pick_gid(ctx, r, d->ibdev_path, pa.gid_tbl_len);

@@ -66,7 +66,7 @@ static int qp_connect(rd_rail *r, struct ibv_qp *qp, const rdw_qp *e, uint8_t mt
   m.path_mtu = (enum ibv_mtu)mtu;
   m.dest_qp_num = e->qpn;
   m.rq_psn = e->psn;
-  m.max_dest_rd_atomic = 16;
+  m.max_dest_rd_atomic = r->rd_atom; /* READs this QP serves at once */
   m.min_rnr_timer = 12;
   m.ah_attr.port_num = r->port;
   m.ah_attr.sl = (uint8_t)ctx->cfg.service_level;
@@ -90,7 +90,7 @@ static int qp_connect(rd_rail *r, struct ibv_qp *qp, const rdw_qp *e, uint8_t mt
   m.timeout = (uint8_t)ctx->cfg.ack_timeout;
   m.retry_cnt = (uint8_t)ctx->cfg.retry_cnt;
   m.rnr_retry = 7;
-  m.max_rd_atomic = 16;
+  m.max_rd_atomic = r->init_rd_atom; /* READs it issues at once */
   return ctx->v.modify_qp(qp, &m, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT |
                                       IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
                                       IBV_QP_MAX_QP_RD_ATOMIC);
