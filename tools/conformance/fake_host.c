@@ -141,6 +141,39 @@ static void h_notify_recv(void *host, const char *peer, const void *msg, size_t 
     h->on_notify(h->cb_arg, peer, msg, len);
 }
 
+/* Hosts with a context, for routing ctrl_call by peer name.  route_lock is
+ * held across a routed ctrl_handle, so mc_fake_host_set_ctx(h, NULL) (before
+ * the plugin's fini) waits for calls into h to finish. */
+static pthread_mutex_t route_lock = PTHREAD_MUTEX_INITIALIZER;
+static mc_fake_host *routes;
+
+static int route_call(mc_fake_host *to, const char *from, const void *req, size_t req_len,
+                      void *resp, size_t *resp_len) {
+  const mc_transport_ops *o = to->ops;
+  if (!o || o->struct_size < offsetof(mc_transport_ops, ctrl_handle) + sizeof o->ctrl_handle ||
+      !o->ctrl_handle)
+    return MC_ENOTSUP;
+  uint8_t *buf = malloc(MC_CTRL_MAX);
+  if (!buf)
+    return MC_ENOMEM;
+  size_t rl = MC_CTRL_MAX;
+  int rc = o->ctrl_handle(to->ctrl_ctx, from, req, req_len, buf, &rl);
+  if (rc == 0 && rl > MC_CTRL_MAX)
+    rc = MC_EPROTO;
+  else if (rc > 0)
+    rc = MC_EPROTO;
+  if (rc == 0 && rl > *resp_len) {
+    *resp_len = rl;
+    rc = MC_ENOSPC;
+  } else if (rc == 0) {
+    if (rl)
+      memcpy(resp, buf, rl);
+    *resp_len = rl;
+  }
+  free(buf);
+  return rc;
+}
+
 /* The control channel (ABI 1.2) as a loopback to the host's own context. */
 static int h_ctrl_call(void *host, const char *peer, const void *req, size_t req_len, void *resp,
                        size_t *resp_len, uint32_t timeout_ms) {
@@ -148,6 +181,18 @@ static int h_ctrl_call(void *host, const char *peer, const void *req, size_t req
   (void)timeout_ms; /* a loopback answers at once */
   if (!peer || !req || req_len == 0 || req_len > MC_CTRL_MAX || !resp_len || (!resp && *resp_len))
     return MC_EINVAL;
+  /* A peer named like another host of this process with a context (two
+   * contexts of the plugin, as the conformance pairs are) gets the call,
+   * as an engine's channel routes it to the named segment; any other name
+   * loops back to this host's own context. */
+  pthread_mutex_lock(&route_lock);
+  for (mc_fake_host *r = routes; r; r = r->route_next)
+    if (r != h && !strcmp(r->name, peer) && r->ctrl_ctx) {
+      int rc = route_call(r, h->name, req, req_len, resp, resp_len);
+      pthread_mutex_unlock(&route_lock);
+      return rc;
+    }
+  pthread_mutex_unlock(&route_lock);
   const mc_transport_ops *o = h->ops;
   pthread_mutex_lock(&h->lock);
   void *ctx = h->ctrl_ctx;
@@ -187,9 +232,20 @@ static int h_ctrl_call(void *host, const char *peer, const void *req, size_t req
 }
 
 void mc_fake_host_set_ctx(mc_fake_host *h, void *ctx) {
+  pthread_mutex_lock(&route_lock);
+  mc_fake_host **pp = &routes;
+  while (*pp && *pp != h)
+    pp = &(*pp)->route_next;
+  if (*pp && !ctx)
+    *pp = h->route_next;
+  else if (!*pp && ctx) {
+    h->route_next = routes;
+    routes = h;
+  }
   pthread_mutex_lock(&h->lock);
   h->ctrl_ctx = ctx;
   pthread_mutex_unlock(&h->lock);
+  pthread_mutex_unlock(&route_lock);
 }
 
 void mc_fake_host_init(mc_fake_host *h, const char *name, const mc_transport_ops *ops) {
@@ -206,6 +262,7 @@ void mc_fake_host_init(mc_fake_host *h, const char *name, const mc_transport_ops
 }
 
 void mc_fake_host_fini(mc_fake_host *h) {
+  mc_fake_host_set_ctx(h, NULL); /* out of the routing list */
   for (int i = 0; i < h->nkeys; i++) {
     free(h->keys[i]);
     free(h->vals[i]);

@@ -15,9 +15,10 @@
  *   complete          counted, the last kept, then forwarded to on_complete.
  *   notify_recv       counted with the last message kept, then forwarded to
  *                     on_notify.
- *   ctrl_call (ABI 1.2)  a loopback: the request goes to the ctrl_handle of
- *                     the context set with mc_fake_host_set_ctx (the
- *                     plugin's own context: peer = this host's name), with
+ *   ctrl_call (ABI 1.2)  routed by name: to the context of another host of
+ *                     this process named `peer` (set with
+ *                     mc_fake_host_set_ctx), else a loopback to this
+ *                     host's own context (peer = this host's name), with
  *                     the core's argument checks (MC_EINVAL) and reply
  *                     handling (MC_ENOSPC with the size needed); MC_ENOTSUP
  *                     when the plugin has no ctrl_handle or no context is
@@ -67,6 +68,7 @@ typedef struct mc_fake_host {
 
   /* The control channel's loopback (mc_fake_host_set_ctx). */
   void *ctrl_ctx;
+  struct mc_fake_host *route_next; /* hosts with a context (ctrl_call routing) */
   uint64_t ctrl_calls;      /* answered by ctrl_handle */
   uint64_t ctrl_violations; /* replies past MC_CTRL_MAX */
 
