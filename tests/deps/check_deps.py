@@ -9,7 +9,10 @@ headers and mooncake/*.h; tools (tools/**) likewise, apart from the
 exceptions listed in TOOL_EXCEPTIONS (tools that link an internal archive on
 purpose).  The core's other folders (core/metadata/** backends, core/rpc/**)
 may include core/src headers of layers <= BACKEND_MAX_LAYER only (never an
-engine module).  An include that names no file of core/src (a generated
+engine module).  The parts above the core (ABOVE_CORE: store/**) may
+include only the public headers (mooncake/*.h), the RPC library's rpc/rpc.h
+and their own headers: never a header of core/src, core/metadata, core/rpc
+(other than rpc.h) or plugins.  An include that names no file of core/src (a generated
 header, a header of core/metadata) is outside the layering and not checked.
 
   check_deps.py [--root DIR] [--layers FILE] [--graph]
@@ -70,6 +73,11 @@ TOOL_EXCEPTIONS = {
                               "token.h"},
     "tools/conformance": {"config_value.h"},
 }
+
+# Folders above the core and what of the core they may include besides
+# mooncake/*.h and their own headers.
+ABOVE_CORE = ("store",)
+ABOVE_CORE_ALLOWED = {"rpc/rpc.h"}
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -203,6 +211,43 @@ def check_core_others(root, layer_of, aliases, hdrs):
     return errors
 
 
+def check_above_core(root):
+    """store/**: public headers, rpc/rpc.h and its own headers only."""
+    errors = []
+    core = os.path.join(root, "core")
+    # core/ itself: the RPC library's users include "rpc/<file>" from there.
+    internal = [core, os.path.join(core, "src"), os.path.join(core, "metadata"),
+                os.path.join(core, "rpc")]
+    plugins = os.path.join(root, "plugins")
+    if os.path.isdir(plugins):
+        internal.append(plugins)
+        internal += [os.path.join(plugins, d) for d in sorted(os.listdir(plugins))
+                     if os.path.isdir(os.path.join(plugins, d))]
+    internal = [d for d in internal if os.path.isdir(d)]
+    for top in ABOVE_CORE:
+        base = os.path.join(root, top)
+        if not os.path.isdir(base):
+            continue
+        for path in sources(base):
+            rel = os.path.relpath(path, root)
+            for inc in includes(path):
+                if inc.startswith("mooncake/") or inc in ABOVE_CORE_ALLOWED:
+                    continue
+                own = os.path.normpath(os.path.join(os.path.dirname(path), inc))
+                if os.path.exists(own) and own.startswith(base + os.sep):
+                    continue  # its own header
+                hits = [os.path.normpath(os.path.join(d, inc)) for d in internal]
+                if os.path.exists(own):
+                    hits.insert(0, own)
+                hit = next((h for h in hits if os.path.isfile(h) and not
+                            h.startswith(base + os.sep)), None)
+                if hit:
+                    errors.append("%s includes \"%s\" (%s): %s/ may include only the public "
+                                  "headers (mooncake/*.h), rpc/rpc.h and its own headers"
+                                  % (rel, inc, os.path.relpath(hit, root), top))
+    return errors
+
+
 def print_graph(layer_of, graph, files_of):
     print("core/src include graph (module -> modules whose headers it includes)")
     for n in sorted(set(layer_of.values()), reverse=True):
@@ -234,6 +279,7 @@ def main():
     errors += check_core_others(root, layer_of, aliases, hdrs)
     errors += check_outside(root, "plugins", {}, hdrs)
     errors += check_outside(root, "tools", TOOL_EXCEPTIONS, hdrs)
+    errors += check_above_core(root)
     if a.graph:
         print_graph(layer_of, graph, files_of)
     for e in errors:

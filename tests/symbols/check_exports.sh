@@ -1,5 +1,10 @@
 #!/bin/bash
-# check_exports.sh LIB INCLUDEDIR [MAPFILE]
+# check_exports.sh [--macro M --node N --headers GLOB] LIB INCLUDEDIR [MAPFILE]
+#
+# Defaults: --macro MC_API --node MOONCAKE_0 --headers '*.h' (libmooncake).
+# libmooncake-store is checked with --macro MC_STORE_API --node
+# MOONCAKE_STORE_0 --headers store.h: its own macro, so neither library can
+# pick up the other's functions.
 #
 # libmooncake exports its documented API and nothing else.  Compares the
 # dynamic symbols LIB defines (nm -D --defined-only) with the functions
@@ -13,6 +18,16 @@
 # Exit 77 (skip) when nm is not installed.
 set -u
 node=MOONCAKE_0
+macro=MC_API
+hglob='*.h'
+while [ $# -gt 0 ]; do
+  case $1 in
+    --macro) macro=$2; shift 2 ;;
+    --node) node=$2; shift 2 ;;
+    --headers) hglob=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 
 if [ $# -lt 2 ]; then
   echo "usage: $0 LIB INCLUDEDIR [MAPFILE]" >&2
@@ -21,7 +36,7 @@ fi
 lib=$1 incdir=$2 map=${3:-}
 command -v nm > /dev/null || { echo "SKIP: nm not found"; exit 77; }
 [ -f "$lib" ] || { echo "FAIL: no library at $lib"; exit 1; }
-ls "$incdir"/mooncake/*.h > /dev/null 2>&1 ||
+ls "$incdir"/mooncake/$hglob > /dev/null 2>&1 ||
   { echo "FAIL: no headers under $incdir/mooncake"; exit 1; }
 
 tmp=$(mktemp -d) || exit 1
@@ -36,13 +51,13 @@ bad() { echo "FAIL: $*"; fail=1; }
 # skipped.
 documented() {
   local h
-  for h in "$incdir"/mooncake/*.h; do
+  for h in "$incdir"/mooncake/$hglob; do
     tr '\n' '\001' < "$h" |
       sed -e 's:/\*\([^*]\|\*\+[^*/]\)*\*\+/: :g' |
       tr '\001' '\n' |
       sed -e ':a' -e '/\\$/{N;ba' -e '}' -e '/^[[:space:]]*#/d' -e 's://.*$::' |
       tr '\n' ' ' |
-      grep -oE '(^|[^A-Za-z0-9_])MC_API[^;{}(]*\(' |
+      grep -oE "(^|[^A-Za-z0-9_])${macro}[^;{}(]*\\(" |
       sed -E 's/[[:space:]]*\($//; s/.*[^A-Za-z0-9_]//'
   done
 }
@@ -51,12 +66,12 @@ documented > "$tmp/doc.raw"
 while read -r name; do
   case $name in
     mc_*) echo "$name" >> "$tmp/doc" ;;
-    *) bad "cannot read the function name of an MC_API declaration (got '$name')" ;;
+    *) bad "cannot read the function name of an $macro declaration (got '$name')" ;;
   esac
 done < "$tmp/doc.raw"
 sort -u -o "$tmp/doc" "$tmp/doc"
 if [ ! -s "$tmp/doc" ]; then
-  bad "no MC_API declaration found under $incdir/mooncake"
+  bad "no $macro declaration found under $incdir/mooncake"
   exit 1
 fi
 
@@ -79,7 +94,7 @@ while read -r _addr type sym; do
   ver=${ver#@}; ver=${ver#@}
   echo "$name" >> "$tmp/exp"
   if ! grep -qxF "$name" "$tmp/doc"; then
-    bad "exported but not documented (no MC_API declaration): $name ($type)"
+    bad "exported but not documented (no $macro declaration): $name ($type)"
   elif [ "$type" != T ]; then
     bad "$name is exported as type $type, not as a function (T)"
   fi
@@ -87,7 +102,7 @@ while read -r _addr type sym; do
 done < "$tmp/nm"
 sort -u -o "$tmp/exp" "$tmp/exp"
 for name in $(comm -23 "$tmp/doc" "$tmp/exp"); do
-  bad "documented (MC_API) but not exported: $name"
+  bad "documented ($macro) but not exported: $name"
 done
 
 if [ -n "$map" ]; then
@@ -97,10 +112,10 @@ if [ -n "$map" ]; then
     sed -n '/global:/,/local:/p' | sed -e 's/global://; s/local:.*//' |
     tr ';' '\n' | sed -e 's/[[:space:]]//g' -e '/^$/d' | sort > "$tmp/map"
   for name in $(comm -23 "$tmp/doc" "$tmp/map"); do
-    bad "documented (MC_API) but not listed in $(basename "$map"): $name"
+    bad "documented ($macro) but not listed in $(basename "$map"): $name"
   done
   for name in $(comm -13 "$tmp/doc" "$tmp/map"); do
-    bad "listed in $(basename "$map") but not documented (no MC_API declaration): $name"
+    bad "listed in $(basename "$map") but not documented (no $macro declaration): $name"
   done
   [ -z "$(sort "$tmp/map" | uniq -d)" ] || bad "$(basename "$map") lists a name twice"
   grep -q "^${node}[[:space:]]*{" "$map" || bad "$(basename "$map") has no node $node"
