@@ -168,7 +168,7 @@ static PyObject *st_upsert_batch(mcpy_store *self, PyObject *a, PyObject *k) {
 
 /* ---- copying gets ---- */
 
-/* Reads key into a library allocation: 0 with *p/*n, or a negative code. */
+/* Reads key into a library allocation: 0 with *p and *n set, or a negative code. */
 static int get_alloc(mc_store *st, const char *key, void **p, size_t *n) {
   *p = NULL;
   *n = 0;

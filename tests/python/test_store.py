@@ -19,7 +19,7 @@ from mooncake.store import (MooncakeDistributedStore, ReplicateConfig,  # noqa: 
 from conftest import free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NOT_FOUND, EXISTS, INVALID = -704, -705, -600
+NOT_FOUND, EXISTS, LEASED, INVALID = -704, -705, -706, -600
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,9 @@ def test_put_get_across_processes(st, peers):
     assert st.get("nope") == b""
     assert st.get_size("nope") == NOT_FOUND
     assert st.put("k/one", b"again") == EXISTS
-    assert st.remove("k/one") == 0 and st.remove("k/one") == NOT_FOUND
+    # a get grants a read lease: a plain remove waits for it, force does not
+    assert st.remove("k/one") == LEASED
+    assert st.remove("k/one", True) == 0 and st.remove("k/one") == NOT_FOUND
     assert peers[0].call(op="get", key="k/one")["hex"] == ""
     assert st.health_check() == 0
     assert ":" in st.get_hostname()
@@ -110,9 +112,10 @@ def test_batches_and_upsert(st):
     assert st.get_batch(keys[:2]) == [b"x", b"y"]
     assert st.put_parts("b/parts", b"ab", bytearray(b"cd"), memoryview(b"ef")) == 0
     assert st.get("b/parts") == b"abcdef"
-    assert st.remove_by_regex("^b/[0-4]$") == 5
-    assert st.batch_remove(["b/5", "b/missing"]) == [0, NOT_FOUND]
-    assert st.remove_all() >= 4
+    assert st.remove_by_regex("^b/[0-4]$") == 0  # all read: leased
+    assert st.remove_by_regex("^b/[0-4]$", True) == 5
+    assert st.batch_remove(["b/5", "b/missing"], True) == [0, NOT_FOUND]
+    assert st.remove_all(True) >= 4
     assert st.get_batch(keys) == [b""] * 10
 
 
@@ -195,9 +198,11 @@ def test_tensors(st):
             st.get_tensor("t/torch")
 
 
-def test_setup_forms(master, tmp_path):
+def test_setup_forms(master, peers, tmp_path):
+    # pure clients (no segment of their own): the value lives on the peers'
+    # segments, so it outlives each client's close()
     cfg = {"local_hostname": "127.0.0.1", "metadata_server": "P2PHANDSHAKE",
-           "global_segment_size": "8MB", "local_buffer_size": 4 << 20,
+           "global_segment_size": 0, "local_buffer_size": "4MB",
            "protocol": "tcp", "device_name": "", "master_server_address": master}
     s = MooncakeDistributedStore()
     assert s.setup(cfg) == 0
@@ -212,7 +217,7 @@ def test_setup_forms(master, tmp_path):
     s.close()
     # the environment form, in a process of its own
     env = dict(os.environ, MOONCAKE_MASTER=master, MOONCAKE_LOCAL_HOSTNAME="127.0.0.1",
-               MOONCAKE_GLOBAL_SEGMENT_SIZE="4MB", MOONCAKE_LOCAL_BUFFER_SIZE="4MB")
+               MOONCAKE_GLOBAL_SEGMENT_SIZE="0", MOONCAKE_LOCAL_BUFFER_SIZE="4 MiB")
     env.pop("MOONCAKE_CONFIG_PATH", None)
     code = ("from mooncake.store import MooncakeDistributedStore as S\n"
             "s = S(); assert s.setup() == 0; assert s.get('f/dict') == b'1'; s.close()")
@@ -226,7 +231,8 @@ def test_setup_forms(master, tmp_path):
     with pytest.raises(ValueError, match="master_server_address"):
         MooncakeDistributedStore().setup({"local_hostname": "127.0.0.1"})
     s = MooncakeDistributedStore()
-    assert s.remove("f/dict") == 0 if s.setup(cfg) == 0 else False
+    assert s.setup(cfg) == 0
+    assert s.remove("f/dict", True) == 0
     s.close()
 
 
