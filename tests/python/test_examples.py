@@ -33,3 +33,34 @@ def test_bench_runs_beside_the_c_bench():
     lines = [l for l in out.splitlines() if "ratio Python/C" in l]
     assert len(lines) == 1, out
     assert float(lines[0].split("=")[1]) > 0, out
+
+
+def test_store_walkthrough():
+    try:
+        import mooncake.store  # noqa: F401
+    except ImportError:
+        pytest.skip("mooncake.store not built (needs the store client)")
+    exe = os.environ.get("MC_TEST_STORE_MASTER")
+    if not exe:
+        pytest.skip("mooncake-master not built in this configuration")
+    from conftest import free_port
+    port = free_port()
+    m = subprocess.Popen([exe, f"--rpc_port={port}", "--rpc_address=127.0.0.1",
+                          "--enable_metric_reporting=false"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+        import time
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        out = run([os.path.join(EXAMPLES, "store_walkthrough.py"), "--master",
+                   f"127.0.0.1:{port}"])
+        assert "store walk-through: OK" in out, out
+    finally:
+        m.kill()
+        m.wait()
