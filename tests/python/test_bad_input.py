@@ -75,7 +75,11 @@ def test_wrong_types(eng, me):
         eng.transfer_sync_write("a\0b", 1, 2, 3)
 
 
-def test_bad_addresses_and_segments(eng, me):
+def test_bad_addresses_and_segments():
+    # The engine is made here and dropped before the arrays (see the end).
+    eng = TransferEngine()
+    assert eng.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+    me = f"127.0.0.1:{eng.get_rpc_port()}"
     a = np.zeros(1 << 16, dtype=np.uint8)
     assert eng.register_memory(a.ctypes.data, a.nbytes) == 0
     p = a.ctypes.data
@@ -110,9 +114,17 @@ def test_bad_addresses_and_segments(eng, me):
     assert eng.unregister_memory(p) == 0
     assert eng.unregister_memory(12345) < 0
     assert eng.batch_unregister_memory([p, p]) < 0
+    # Destroy the engine (joining the transports' threads) before the
+    # arrays are freed: the tcp plugin may still be sending a request's
+    # payload from `a` after the peer refused it and the call returned
+    # (ASan saw the tx thread read freed memory; reported to the plugin's
+    # owner).  Until that is fixed, freeing first would be a flaky crash.
+    del eng
 
 
-def test_peer_dies(eng, peer_factory, me):
+def test_peer_dies(peer_factory):
+    eng = TransferEngine()
+    assert eng.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
     peer = peer_factory("P2PHANDSHAKE", "127.0.0.1")
     a = np.ones(1 << 20, dtype=np.uint8)
     assert eng.register_memory(a.ctypes.data, a.nbytes) == 0
@@ -124,3 +136,4 @@ def test_peer_dies(eng, peer_factory, me):
     assert eng.batch_transfer_sync_read(peer.segment, [a.ctypes.data], [peer.addr], [64]) < 0
     assert eng.send_probe(peer.segment) < 0
     assert eng.unregister_memory(a.ctypes.data) == 0
+    del eng  # before `a` is freed: see test_bad_addresses_and_segments
