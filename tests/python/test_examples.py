@@ -32,7 +32,9 @@ def test_bench_runs_beside_the_c_bench():
                "--duration", "0.3", "--rounds", "1", "--block-sizes", "64K"])
     lines = [l for l in out.splitlines() if "ratio Python/C" in l]
     assert len(lines) == 1, out
-    assert float(lines[0].split("=")[1]) > 0, out
+    import re
+    m = re.search(r"ratio Python/C = ([0-9.]+) .* median of 1 paired rounds ([0-9.]+)", lines[0])
+    assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0, out
 
 
 def test_store_walkthrough():
