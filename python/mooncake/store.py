@@ -13,7 +13,8 @@ import os
 from mooncake import _store
 from mooncake._store import BufferHandle  # noqa: F401  (re-exported)
 
-__all__ = ["MooncakeDistributedStore", "ReplicateConfig", "SoftPinAction", "BufferHandle"]
+__all__ = ["MooncakeDistributedStore", "ReplicateConfig", "SoftPinAction", "BufferHandle",
+           "bind_to_numa_node"]
 
 
 class SoftPinAction(enum.IntEnum):
@@ -170,6 +171,36 @@ def _decode(blob):
     return t.view(getattr(torch, head["dtype"])).reshape(head["shape"])
 
 
+def bind_to_numa_node(node):
+    """Runs the calling thread on the CPUs of NUMA node `node` (as upstream;
+    memory placement follows first touch).  A node that does not exist is
+    reported and ignored, as upstream does."""
+    import warnings
+    try:
+        with open(f"/sys/devices/system/node/node{int(node)}/cpulist") as f:
+            spec = f.read().strip()
+    except OSError:
+        warnings.warn(f"bind_to_numa_node: no NUMA node {node}; binding skipped")
+        return
+    cpus = set()
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def _tp_key(key, rank):
+    return f"{key}_tp_{rank}"
+
+
+def _split(tensor, parts, dim):
+    if type(tensor).__module__.startswith("torch"):
+        return list(tensor.chunk(parts, dim=dim))
+    import numpy as np
+    return np.array_split(tensor, parts, axis=dim)
+
+
 class MooncakeDistributedStore(_store.Store):
     """A client of a Mooncake Store (mooncake-master): upstream's method
     names, argument orders and return conventions."""
@@ -208,3 +239,79 @@ class MooncakeDistributedStore(_store.Store):
 
     def batch_get_tensor(self, keys):
         return [_decode(b) if b else None for b in self.get_batch(keys)]
+
+    # Tensor parallelism, as upstream: shard i of key is stored as key_tp_i.
+    def put_tensor_with_tp(self, key, tensor, tp_rank=0, tp_size=1, split_dim=0):
+        if tp_size <= 1:
+            return self.put_tensor(key, tensor)
+        for i, part in enumerate(_split(tensor, tp_size, split_dim)):
+            rc = self.put_tensor(_tp_key(key, i), part)
+            if rc != 0:
+                return rc
+        return 0
+
+    def pub_tensor_with_tp(self, key, tensor, config=None, tp_rank=0, tp_size=1,
+                           split_dim=0):
+        if tp_size <= 1:
+            return self.pub_tensor(key, tensor, config)
+        for i, part in enumerate(_split(tensor, tp_size, split_dim)):
+            rc = self.pub_tensor(_tp_key(key, i), part, config)
+            if rc != 0:
+                return rc
+        return 0
+
+    def get_tensor_with_tp(self, key, tp_rank=0, tp_size=1, split_dim=0):
+        return self.get_tensor(key if tp_size <= 1 else _tp_key(key, tp_rank))
+
+    def batch_put_tensor_with_tp(self, base_keys, tensors_list, tp_rank=0, tp_size=1,
+                                 split_dim=0):
+        return [self.put_tensor_with_tp(k, t, tp_rank, tp_size, split_dim)
+                for k, t in zip(base_keys, tensors_list)]
+
+    def batch_get_tensor_with_tp(self, base_keys, tp_rank=0, tp_size=1):
+        keys = base_keys if tp_size <= 1 else [_tp_key(k, tp_rank) for k in base_keys]
+        return self.batch_get_tensor(keys)
+
+    # ---- several buffers per key ----
+
+    def batch_get_into_multi_buffers(self, keys, all_buffer_ptrs, all_sizes,
+                                     prefer_alloc_in_same_node=False):
+        """Scatters each value over its registered buffers in order, without
+        a copy (one get_into_ranges per key).  A code or byte count per key."""
+        if not (len(keys) == len(all_buffer_ptrs) == len(all_sizes)):
+            return [_store.INVALID_PARAMS] * len(keys)
+        out = []
+        for key, ptrs, sizes in zip(keys, all_buffer_ptrs, all_sizes):
+            if len(ptrs) != len(sizes):
+                out.append(_store.INVALID_PARAMS)
+                continue
+            offs, at = [], 0
+            for n in sizes:
+                offs.append(at)
+                at += n
+            res = self.get_into_ranges([0], [[key]], [[list(ptrs)]], [[offs]],
+                                       [[list(sizes)]])[0][0]
+            bad = [r for r in res if r < 0]
+            out.append(bad[0] if bad else sum(res))
+        return out
+
+    def batch_put_from_multi_buffers(self, keys, all_buffer_ptrs, all_sizes, config=None):
+        """Stores each key's buffers, concatenated, as its value.  (The C API
+        puts one contiguous range per key, so the pieces are gathered by a
+        copy first.)  A code per key."""
+        import ctypes
+        if not (len(keys) == len(all_buffer_ptrs) == len(all_sizes)):
+            return [_store.INVALID_PARAMS] * len(keys)
+        vals = []
+        for ptrs, sizes in zip(all_buffer_ptrs, all_sizes):
+            if len(ptrs) != len(sizes):
+                return [_store.INVALID_PARAMS] * len(keys)
+            vals.append(b"".join(ctypes.string_at(p, n) for p, n in zip(ptrs, sizes)))
+        return [self.put(k, v, config) for k, v in zip(keys, vals)]
+
+    def put_from_with_metadata(self, key, buffer_ptr, metadata_buffer_ptr, size,
+                               metadata_size, config=None):
+        """Stores metadata then data as one value (gathered by a copy)."""
+        import ctypes
+        return self.put(key, ctypes.string_at(metadata_buffer_ptr, metadata_size) +
+                        ctypes.string_at(buffer_ptr, size), config)

@@ -262,3 +262,31 @@ def test_bad_input(master):
     s.close()
     with pytest.raises(RuntimeError):
         s.get_size("k")
+
+
+def test_multi_buffers_tp_and_numa(st):
+    a = np.frombuffer(os.urandom(3000), dtype=np.uint8).copy()
+    b = np.zeros(3000, dtype=np.uint8)
+    assert st.register_buffer(b.ctypes.data, b.nbytes) == 0
+    p = a.ctypes.data
+    assert st.batch_put_from_multi_buffers(["m/1"], [[p, p + 1000]], [[100, 200]]) == [0]
+    assert st.get("m/1") == a[:100].tobytes() + a[1000:1200].tobytes()
+    # scattered back into two places of a registered buffer, no copy
+    assert st.batch_get_into_multi_buffers(["m/1", "m/none"],
+                                           [[b.ctypes.data + 2000, b.ctypes.data], [b.ctypes.data]],
+                                           [[100, 200], [10]]) == [300, NOT_FOUND]
+    assert (b[2000:2100] == a[:100]).all() and (b[:200] == a[1000:1200]).all()
+    assert st.put_from_with_metadata("m/2", p, p + 10, 20, 5) == 0
+    assert st.get("m/2") == a[10:15].tobytes() + a[:20].tobytes()
+    assert st.unregister_buffer(b.ctypes.data) == 0
+    t = np.arange(12, dtype=np.int64).reshape(4, 3)
+    assert st.put_tensor_with_tp("m/t", t, tp_size=2) == 0
+    assert (st.get_tensor_with_tp("m/t", tp_rank=1, tp_size=2) == t[2:]).all()
+    assert (st.batch_get_tensor_with_tp(["m/t"], tp_rank=0, tp_size=2)[0] == t[:2]).all()
+    from mooncake.store import bind_to_numa_node
+    before = os.sched_getaffinity(0)
+    bind_to_numa_node(0)
+    assert os.sched_getaffinity(0) <= before
+    os.sched_setaffinity(0, before)
+    with pytest.warns(UserWarning):
+        bind_to_numa_node(4095)
