@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define P2P_WORD "P2PHANDSHAKE"
 #define DEFAULT_TIMEOUT_S 30 /* MC_TRANSFER_TIMEOUT's default, as upstream */
@@ -178,23 +179,40 @@ static int do_initialize(mcpy_engine *self, const char *local_hostname,
               local_hostname);
     return MC_EINVAL;
   }
-  /* Upstream binds its handshake listener to a free port unless
-   * MC_LEGACY_RPC_PORT_BINDING asks for local_hostname's own port. */
+  /* The handshake listener's port: any free one (the kernel's choice);
+   * local_hostname's own with MC_LEGACY_RPC_PORT_BINDING; or, as upstream,
+   * a random free one in [MC_MIN_RPC_PORT, MC_MAX_RPC_PORT] when either is
+   * set (a firewall may open only that range). */
   const char *legacy = getenv("MC_LEGACY_RPC_PORT_BINDING");
-  snprintf(listen, sizeof listen, "%s:%d", host, legacy && *legacy ? port : 0);
+  const char *lo_s = getenv("MC_MIN_RPC_PORT"), *hi_s = getenv("MC_MAX_RPC_PORT");
+  int ranged = p2p && !(legacy && *legacy) && ((lo_s && *lo_s) || (hi_s && *hi_s));
+  long lo = lo_s && *lo_s ? strtol(lo_s, NULL, 10) : 15000;
+  long hi = hi_s && *hi_s ? strtol(hi_s, NULL, 10) : 17000;
+  if (ranged && (lo < 1024 || hi > 65535 || lo > hi)) {
+    mcpy_warn("initialize: MC_MIN_RPC_PORT..MC_MAX_RPC_PORT must be a range "
+              "within 1024..65535, got %ld..%ld", lo, hi);
+    return MC_EINVAL;
+  }
   (void)device_name; /* see the report: no rail filter in mc_engine_opts */
-  mc_engine_opts o = {.struct_size = sizeof o,
-                      .metadata = url,
-                      .transports = transports,
-                      .listen = listen,
-                      /* P2P: the segment is the listener's host:port. */
-                      .segment_name = p2p ? NULL : local_hostname};
   mc_engine *eng = NULL;
-  int rc;
+  int rc = MC_EEXIST;
+  unsigned seed = (unsigned)(mcpy_now_ns() ^ (int64_t)getpid());
   self->initializing = 1;
-  Py_BEGIN_ALLOW_THREADS
-  rc = mc_engine_create(&o, &eng);
-  Py_END_ALLOW_THREADS
+  /* Each try binds for real, so a port taken meanwhile is simply skipped. */
+  for (int attempt = 0; rc == MC_EEXIST && attempt < (ranged ? 64 : 1); attempt++) {
+    long p = ranged ? lo + (long)(rand_r(&seed) % (unsigned)(hi - lo + 1))
+                    : legacy && *legacy ? port : 0;
+    snprintf(listen, sizeof listen, "%s:%ld", host, p);
+    mc_engine_opts o = {.struct_size = sizeof o,
+                        .metadata = url,
+                        .transports = transports,
+                        .listen = listen,
+                        /* P2P: the segment is the listener's host:port. */
+                        .segment_name = p2p ? NULL : local_hostname};
+    Py_BEGIN_ALLOW_THREADS
+    rc = mc_engine_create(&o, &eng);
+    Py_END_ALLOW_THREADS
+  }
   self->initializing = 0;
   if (rc)
     return rc;

@@ -137,3 +137,30 @@ def test_peer_dies(peer_factory):
     assert eng.send_probe(peer.segment) < 0
     assert eng.unregister_memory(a.ctypes.data) == 0
     del eng  # before `a` is freed: see test_bad_addresses_and_segments
+
+
+def test_rpc_port_range(monkeypatch):
+    """MC_MIN_RPC_PORT..MC_MAX_RPC_PORT (upstream's variables) bound the
+    handshake listener's port; a taken port in the range is skipped."""
+    import socket
+    from conftest import free_port
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("MC_MIN_RPC_PORT", str(port))
+    monkeypatch.setenv("MC_MAX_RPC_PORT", str(port))
+    e = TransferEngine()
+    assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") < 0  # only a taken port
+    other = free_port()
+    lo, hi = min(port, other), max(port, other)
+    if hi - lo > 64:  # keep the range small: the taken port is hit often
+        lo, hi = other, other
+    monkeypatch.setenv("MC_MIN_RPC_PORT", str(lo))
+    monkeypatch.setenv("MC_MAX_RPC_PORT", str(hi))
+    e = TransferEngine()
+    assert e.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+    assert lo <= e.get_rpc_port() <= hi and e.get_rpc_port() != port
+    monkeypatch.setenv("MC_MIN_RPC_PORT", "99999")
+    assert TransferEngine().initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") < 0
+    taken.close()
