@@ -1,6 +1,7 @@
 /* The store client's calls to the master (store/proto/master.proto), one
  * function per call, translating between the protobuf-c messages and the
  * client's sc_obj.  Codes in answers are upstream's, as are MC_STORE_*. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 struct sc_master {
   mc_rpc_channel *ch;
   char target[MC_NAME_MAX];
-  uint64_t view_version;
+  _Atomic uint64_t view_version; /* pinged from the ping thread and health_check */
 };
 
 #define SC_CALL(s, name, req, rdesc, resp)                                     \
@@ -127,14 +128,14 @@ int scm_ping(mc_store *s, int *need_remount) {
   hdr(s, &h);
   Mcstore__PingRequest req = MCSTORE__PING_REQUEST__INIT;
   req.header = &h;
-  req.view_version = s->master->view_version;
+  req.view_version = atomic_load(&s->master->view_version);
   Mcstore__PingResponse *resp = NULL;
   int rc = SC_CALL(s, Ping, req, mcstore__ping_response__descriptor, &resp);
   if (rc)
     return rpc_err(s, "ping", rc, &st);
   int code = resp->code;
   *need_remount = resp->client_status == MCSTORE__CLIENT_STATUS__NEED_REMOUNT;
-  s->master->view_version = resp->view_version;
+  atomic_store(&s->master->view_version, resp->view_version);
   protobuf_c_message_free_unpacked(&resp->base, NULL);
   return code ? sc_fail(code, "ping: %s", mcs_strerror(code)) : 0;
 }

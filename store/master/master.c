@@ -55,7 +55,13 @@ int mcs_master_create(const mcs_master_config *cfg, mcs_master **out) {
     pthread_mutex_init(&m->shards[i].mu, NULL);
   for (int i = 0; i < MCS_CLIENT_SHARDS; i++)
     pthread_mutex_init(&m->clients[i].mu, NULL);
-  pthread_rwlock_init(&m->seg_lock, NULL);
+  /* Placement holds the registry for reading on every put: a mount or an
+   * expiry must not wait behind an endless stream of readers. */
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+  pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&m->seg_lock, &ra);
+  pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&m->evict_mu, NULL);
   pthread_mutex_init(&m->wake_mu, NULL);
   pthread_cond_init(&m->wake, NULL);
@@ -79,8 +85,15 @@ static int nap(mcs_master *m, int ms) {
 
 static void *evict_main(void *arg) {
   mcs_master *m = arg;
-  while (nap(m, 10))
-    (void)mcs_evict(m, 0);
+  int wait = 10;
+  while (nap(m, wait)) {
+    double cap = (double)atomic_load(&m->capacity), used = (double)atomic_load(&m->used);
+    int over = cap > 0 && used > m->cfg.eviction_high_watermark_ratio * cap;
+    uint64_t freed = over ? mcs_evict(m, 0) : 0;
+    /* Over the watermark with nothing evictable (all leased or pinned):
+     * look again later instead of scanning every shard 100 times a second. */
+    wait = over && !freed ? 500 : 10;
+  }
   return NULL;
 }
 
@@ -94,13 +107,16 @@ static void *monitor_main(void *arg) {
     if (m->cfg.enable_metric_reporting && m->cfg.log_stats_interval_s > 0 &&
         now - last_log >= (uint64_t)m->cfg.log_stats_interval_s * 1000000000ull) {
       last_log = now;
+      pthread_rwlock_rdlock(&m->seg_lock);
+      unsigned nsegs = m->nsegs;
+      pthread_rwlock_unlock(&m->seg_lock);
       fprintf(stderr,
               "mooncake-master[%s]: capacity %llu used %llu objects %llu pending %llu "
               "segments %u clients %llu evicted %llu expired clients %llu\n",
               m->cfg.cluster_id, (unsigned long long)atomic_load(&m->capacity),
               (unsigned long long)atomic_load(&m->used),
               (unsigned long long)atomic_load(&m->nobjects),
-              (unsigned long long)atomic_load(&m->npending), m->nsegs,
+              (unsigned long long)atomic_load(&m->npending), nsegs,
               (unsigned long long)atomic_load(&m->nclients),
               (unsigned long long)atomic_load(&m->evicted),
               (unsigned long long)atomic_load(&m->expired_clients));

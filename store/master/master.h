@@ -97,6 +97,7 @@ typedef struct mcs_client {
   struct mcs_client *next;
   uint8_t id[MCS_CLIENT_ID_LEN];
   uint64_t last_seen_ns;
+  int need_remount; /* told NEED_REMOUNT, no ReMountSegment since */
 } mcs_client;
 
 typedef struct mcs_client_shard {
@@ -149,6 +150,13 @@ typedef struct mcs_rep_out {
 
 uint64_t mcs_now_ns(void);
 
+/* Whether at least age ns passed from t to now.  Another thread may have
+ * stamped t after this one read now: such a t is not old (an unsigned
+ * now - t would wrap to "very old"). */
+static inline int mcs_older(uint64_t t, uint64_t now, uint64_t age) {
+  return now >= t && now - t >= age;
+}
+
 int mcs_master_create(const mcs_master_config *cfg, mcs_master **out);
 /* Starts the eviction and monitor threads. */
 int mcs_master_start(mcs_master *m);
@@ -156,10 +164,13 @@ void mcs_master_destroy(mcs_master *m);
 
 /* ---- clients and segments (segments.c) ---- */
 int mcs_client_known(mcs_master *m, const uint8_t *cid);
-/* Registers or refreshes a client; *status gets CLIENT_OK or
- * NEED_REMOUNT (an unknown client that has seen a view before). */
+/* Registers or refreshes a client; *status gets NEED_REMOUNT when the
+ * client is new to this master but has seen a view before (restart or
+ * expiry: its segments are gone), and keeps getting it until the client
+ * calls ReMountSegment; CLIENT_OK otherwise. */
 void mcs_ping(mcs_master *m, const uint8_t *cid, uint64_t seen_view, int *status);
-void mcs_client_touch(mcs_master *m, const uint8_t *cid);
+/* Registers or refreshes a client; remounted: it just sent ReMountSegment. */
+void mcs_client_touch(mcs_master *m, const uint8_t *cid, int remounted);
 int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char *name,
               const char *host, const char *protocol, uint64_t base, uint64_t size);
 int mcs_unmount(mcs_master *m, const uint8_t *cid, const uint8_t *sid);
@@ -168,6 +179,8 @@ void mcs_reps_release(mcs_rep_out *r, int n);
 /* Chooses and reserves up to want replicas of size bytes; returns how many. */
 int mcs_place(mcs_master *m, const mcs_put_cfg *cfg, uint64_t size, mcs_rep *out);
 void mcs_rep_free(mcs_master *m, mcs_rep *r);
+/* Size of the largest mounted segment (0 when none). */
+uint64_t mcs_largest_segment(mcs_master *m);
 /* Expires clients silent past client_ttl (monitor). */
 void mcs_expire_clients(mcs_master *m);
 

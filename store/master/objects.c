@@ -13,7 +13,14 @@ static uint64_t hash_key(const char *k, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++)
     h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-  return h ^ (h >> 29);
+  /* FNV's low bits barely depend on the last bytes' high bits, and keys
+   * often differ only there ("layer3/block17"): finish with murmur3's
+   * mixer so shard (low bits) and bucket (the next ones) are uniform. */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
 }
 
 static mcs_shard *shard_of(mcs_master *m, uint64_t h) { return &m->shards[h % MCS_SHARDS]; }
@@ -183,7 +190,7 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
     /* A put of this key is under way: it wins unless it is stale; a stale
      * one is pre-empted, its space kept until its writer cannot be
      * writing any more (the release timeout from its start). */
-    if (now - o->pend->start_ns < m->cfg.put_start_discard_timeout_ms * MS) {
+    if (!mcs_older(o->pend->start_ns, now, m->cfg.put_start_discard_timeout_ms * MS)) {
       rc = MCSTORE__ERROR_CODE__OBJECT_ALREADY_EXISTS;
       goto out;
     }
@@ -197,6 +204,8 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
   int n = mcs_place(m, cfg, size, p->rep);
   if (n == 0) {
     free(p);
+    if (o && !o->nrep && !o->pend)
+      erase(m, sh, o, 0); /* it held only the put just pre-empted */
     rc = MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE;
     goto out;
   }
@@ -244,8 +253,9 @@ int mcs_put_start(mcs_master *m, const uint8_t *cid, const char *key, size_t kle
   if (size == 0 || cfg->replica_num > MCS_MAX_REPLICAS)
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
   int rc = put_start_once(m, cid, key, klen, size, cfg, upsert, out, nout);
-  if (rc == MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE && size <= atomic_load(&m->capacity)) {
-    /* Full: evict (least recently used first) and try once more. */
+  if (rc == MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE && size <= mcs_largest_segment(m)) {
+    /* Full: evict (least recently used first) and try once more.  Not
+     * when no segment could ever hold the object: nothing would be won. */
     if (mcs_evict(m, size) > 0)
       rc = put_start_once(m, cid, key, klen, size, cfg, upsert, out, nout);
   }
@@ -556,7 +566,7 @@ void mcs_reclaim(mcs_master *m) {
     }
     for (mcs_obj *o = sh->pend_head, *nx; o; o = nx) {
       nx = o->pend_next;
-      if (now - o->pend->start_ns >= rel) {
+      if (mcs_older(o->pend->start_ns, now, rel)) {
         /* Abandoned for the whole release timeout: nobody writes there. */
         drop_pending(m, sh, o, 0);
         if (!o->nrep)

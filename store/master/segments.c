@@ -34,34 +34,47 @@ int mcs_client_known(mcs_master *m, const uint8_t *cid) {
   return known;
 }
 
-/* Returns 1 if the client was new. */
-static int client_upsert(mcs_master *m, const uint8_t *cid) {
-  mcs_client_shard *cs = cshard(m, cid);
-  uint64_t now = mcs_now_ns();
-  int fresh = 0;
-  pthread_mutex_lock(&cs->mu);
+/* Registers or refreshes cid; returns it (NULL when out of memory), *fresh
+ * says whether it was new.  Called with the shard locked. */
+static mcs_client *client_upsert_locked(mcs_master *m, mcs_client_shard *cs,
+                                        const uint8_t *cid, int *fresh) {
   mcs_client *c = client_find(cs, cid);
+  *fresh = 0;
   if (!c && (c = calloc(1, sizeof(*c)))) {
     memcpy(c->id, cid, MCS_CLIENT_ID_LEN);
     c->next = cs->head;
     cs->head = c;
     atomic_fetch_add(&m->nclients, 1);
-    fresh = 1;
+    *fresh = 1;
   }
   if (c)
-    c->last_seen_ns = now;
-  pthread_mutex_unlock(&cs->mu);
-  return fresh;
+    c->last_seen_ns = mcs_now_ns();
+  return c;
 }
 
-void mcs_client_touch(mcs_master *m, const uint8_t *cid) { (void)client_upsert(m, cid); }
+void mcs_client_touch(mcs_master *m, const uint8_t *cid, int remounted) {
+  mcs_client_shard *cs = cshard(m, cid);
+  int fresh;
+  pthread_mutex_lock(&cs->mu);
+  mcs_client *c = client_upsert_locked(m, cs, cid, &fresh);
+  if (c && remounted)
+    c->need_remount = 0;
+  pthread_mutex_unlock(&cs->mu);
+}
 
 void mcs_ping(mcs_master *m, const uint8_t *cid, uint64_t seen_view, int *status) {
-  int fresh = client_upsert(m, cid);
+  mcs_client_shard *cs = cshard(m, cid);
+  int fresh;
+  pthread_mutex_lock(&cs->mu);
+  mcs_client *c = client_upsert_locked(m, cs, cid, &fresh);
   /* A client new to this master that has talked to a master before (a
-   * view) had segments we no longer know: restart or expiry. */
-  *status = fresh && seen_view != 0 ? MCSTORE__CLIENT_STATUS__NEED_REMOUNT
-                                     : MCSTORE__CLIENT_STATUS__CLIENT_OK;
+   * view) had segments we no longer know: restart or expiry.  It is told
+   * so until it remounts, so a lost answer or a failed remount is retried. */
+  if (c && fresh && seen_view != 0)
+    c->need_remount = 1;
+  *status = c && c->need_remount ? MCSTORE__CLIENT_STATUS__NEED_REMOUNT
+                                 : MCSTORE__CLIENT_STATUS__CLIENT_OK;
+  pthread_mutex_unlock(&cs->mu);
 }
 
 /* ---- segment registry ---- */
@@ -97,7 +110,7 @@ int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char 
               const char *host, const char *protocol, uint64_t base, uint64_t size) {
   if (size < MCS_ALLOC_ALIGN || !*name || base + size < base)
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
-  client_upsert(m, cid);
+  mcs_client_touch(m, cid, 0);
   pthread_rwlock_wrlock(&m->seg_lock);
   mcs_segment *old = seg_find_locked(m, sid, NULL);
   if (old) {
@@ -191,7 +204,7 @@ void mcs_expire_clients(mcs_master *m) {
     pthread_mutex_lock(&cs->mu);
     for (mcs_client **pp = &cs->head; *pp;) {
       mcs_client *c = *pp;
-      if (now - c->last_seen_ns > ttl) {
+      if (mcs_older(c->last_seen_ns, now, ttl + 1)) {
         if (ndead == cap) {
           int nc = cap ? cap * 2 : 16;
           void *n = realloc(dead, (size_t)nc * MCS_CLIENT_ID_LEN);
@@ -240,6 +253,16 @@ void mcs_expire_clients(mcs_master *m) {
     mcs_seg_unref(gone[i]);
   free(gone);
   free(dead);
+}
+
+uint64_t mcs_largest_segment(mcs_master *m) {
+  uint64_t best = 0;
+  pthread_rwlock_rdlock(&m->seg_lock);
+  for (uint32_t i = 0; i < m->nsegs; i++)
+    if (m->segs[i]->size > best)
+      best = m->segs[i]->size;
+  pthread_rwlock_unlock(&m->seg_lock);
+  return best;
 }
 
 /* ---- placement ---- */

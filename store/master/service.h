@@ -11,4 +11,12 @@
 
 int mcs_service_register(mc_rpc_server *srv, mcs_master *m);
 
+/* The i-th call's name ("PutStart"), NULL past the last: for in-process
+ * callers (the fuzz test) that run handlers without a server. */
+const char *mcs_service_call_name(size_t i);
+/* Runs the i-th call's handler on req as the server would: returns the
+ * gRPC status code; *resp (malloc'd) on OK. */
+int mcs_service_call(mcs_master *m, size_t i, const void *req, size_t len, void **resp,
+                     size_t *rlen, char *err, size_t errlen);
+
 #endif

@@ -37,6 +37,15 @@
  *
  * Threads: every call may be made from any thread, concurrently, on one
  * handle, except mc_store_destroy.
+ *
+ * Environment: MC_STORE_TRANSPORTS overrides the engine's transport list
+ * ("tcp,shm" by default for protocol tcp, falling back to "tcp" when the
+ * shm plugin is missing); MC_STORE_SHARED_SEGMENT=1 allocates the global
+ * segment from the shm transport's pool (mc_alloc_shared: same-host peers
+ * then copy with memcpy, but each maps and prefaults the whole pool) instead
+ * of plain memory, which is prefaulted at setup so that puts into it take
+ * no page faults; MC_STORE_TOKEN_FILE as mc_store_config.token_file; the
+ * engine's own MC_* variables (mooncake/engine.h) apply as well.
  */
 #ifndef MOONCAKE_STORE_H
 #define MOONCAKE_STORE_H
@@ -169,8 +178,10 @@ typedef struct mc_store_replicate_config {
 MC_STORE_API int mc_store_create(const mc_store_config *cfg, mc_store **out);
 
 /* Stops pinging, unmounts the segment (the master drops the replicas it
- * held, objects with another replica stay readable), stops the engine and
- * frees everything.  NULL is a no-op. */
+ * held, objects with another replica stay readable; this waits at most
+ * rpc_timeout_ms when the master does not answer), stops the engine and
+ * frees everything.  Buffers registered with mc_store_register_buffer are
+ * unregistered, not freed.  NULL is a no-op. */
 MC_STORE_API void mc_store_destroy(mc_store *store);
 
 /* This client's segment name (its engine's "host:port"), which is what

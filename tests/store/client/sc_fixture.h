@@ -13,18 +13,6 @@
 #include "check.h"
 #include "mooncake/store.h"
 
-/* expr == want (MC_STORE_* codes or counts), printing both names and the
- * last error line. */
-#define SCHECK(expr, want)                                                     \
-  do {                                                                         \
-    long long g_ = (long long)(expr), w_ = (long long)(want);                  \
-    if (g_ != w_)                                                              \
-      mc_check_failed(__FILE__, __LINE__, #expr " == " #want,                  \
-                      "got %lld (%s), want %lld (%s); last error: %s", g_,     \
-                      mc_store_errname((int)g_), w_, mc_store_errname((int)w_), \
-                      mc_store_last_error());                                  \
-  } while (0)
-
 typedef struct fx_master {
   pid_t pid;
   int port;

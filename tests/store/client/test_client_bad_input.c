@@ -32,7 +32,7 @@ int main(void) {
   CHECK(s == NULL);
   CHECK(fx_ms() - t0 < 6000);
   CHECK_HAS(mc_store_last_error(), "127.0.0.1:1");
-  SCHECK(mc_store_create(NULL, &s), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_create(NULL, &s), MC_STORE_INVALID_PARAMS);
   mc_store_config badproto = {.struct_size = sizeof bad, .master = "127.0.0.1:1",
                               .protocol = "nosuchwire"};
   rc = mc_store_create(&badproto, &s);
@@ -44,50 +44,50 @@ int main(void) {
   char *big = calloc(1, 64u << 20);
   CHECK(big);
 
-  SCHECK(mc_store_put(s, "", "x", 1, NULL), MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(mc_store_put(s, "", "x", 1, NULL), MC_STORE_INVALID_KEY);
   CHECK_HAS(mc_store_last_error(), "empty key");
-  SCHECK(mc_store_put(s, NULL, "x", 1, NULL), MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(mc_store_put(s, NULL, "x", 1, NULL), MC_STORE_INVALID_KEY);
   char key[MC_STORE_KEY_MAX + 2];
   memset(key, 'k', sizeof key - 1);
   key[sizeof key - 1] = 0; /* 4096 bytes */
-  SCHECK(mc_store_put(s, key, "x", 1, NULL), MC_STORE_INVALID_KEY);
-  SCHECK(mc_store_get(s, key, big, 10), MC_STORE_INVALID_KEY);
-  SCHECK(mc_store_exist(s, key), MC_STORE_INVALID_KEY);
-  SCHECK(mc_store_remove(s, "", 0), MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(mc_store_put(s, key, "x", 1, NULL), MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(mc_store_get(s, key, big, 10), MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(mc_store_exist(s, key), MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(mc_store_remove(s, "", 0), MC_STORE_INVALID_KEY);
   key[MC_STORE_KEY_MAX] = 0; /* 4095 bytes: the longest valid key */
-  SCHECK(mc_store_put(s, key, "x", 1, NULL), 0);
+  CHECK_EQ_INT(mc_store_put(s, key, "x", 1, NULL), 0);
   char one;
-  SCHECK(mc_store_get(s, key, &one, 1), 1);
+  CHECK_EQ_INT(mc_store_get(s, key, &one, 1), 1);
   CHECK(one == 'x');
 
-  SCHECK(mc_store_put(s, "zero", "x", 0, NULL), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_put(s, "zero", "x", 0, NULL), MC_STORE_INVALID_PARAMS);
   CHECK_HAS(mc_store_last_error(), "size 0");
-  SCHECK(mc_store_put(s, "null", NULL, 5, NULL), MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_exist(s, "zero"), 0);
+  CHECK_EQ_INT(mc_store_put(s, "null", NULL, 5, NULL), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_exist(s, "zero"), 0);
 
   /* Larger than the whole pool (one 32 MiB segment). */
-  SCHECK(mc_store_put(s, "huge", big, 64u << 20, NULL), MC_STORE_NO_AVAILABLE_HANDLE);
-  SCHECK(mc_store_exist(s, "huge"), 0);
+  CHECK_EQ_INT(mc_store_put(s, "huge", big, 64u << 20, NULL), MC_STORE_NO_AVAILABLE_HANDLE);
+  CHECK_EQ_INT(mc_store_exist(s, "huge"), 0);
   mc_store_replicate_config many = {.replica_num = MC_STORE_MAX_REPLICAS + 1};
-  SCHECK(mc_store_put(s, "many", "x", 1, &many), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_put(s, "many", "x", 1, &many), MC_STORE_INVALID_PARAMS);
   const char *nullpref[1] = {NULL};
   mc_store_replicate_config np = {.preferred_segments = nullpref, .preferred_count = 1};
-  SCHECK(mc_store_put(s, "np", "x", 1, &np), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_put(s, "np", "x", 1, &np), MC_STORE_INVALID_PARAMS);
 
   /* Reads: too small a buffer, unknown key, unregistered zero-copy. */
-  SCHECK(mc_store_put(s, "ten", "0123456789", 10, NULL), 0);
+  CHECK_EQ_INT(mc_store_put(s, "ten", "0123456789", 10, NULL), 0);
   char small[4];
-  SCHECK(mc_store_get(s, "ten", small, sizeof small), MC_STORE_BUFFER_OVERFLOW);
-  SCHECK(mc_store_get(s, "nope", small, sizeof small), MC_STORE_OBJECT_NOT_FOUND);
-  SCHECK(mc_store_get_size(s, "nope"), MC_STORE_OBJECT_NOT_FOUND);
-  SCHECK(mc_store_get_into(s, "ten", small, sizeof small), MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_get(s, "ten", NULL, 10), MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_register_buffer(s, NULL, 10), MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_unregister_buffer(s, small), MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_remove_by_regex(s, "([", 1), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_get(s, "ten", small, sizeof small), MC_STORE_BUFFER_OVERFLOW);
+  CHECK_EQ_INT(mc_store_get(s, "nope", small, sizeof small), MC_STORE_OBJECT_NOT_FOUND);
+  CHECK_EQ_INT(mc_store_get_size(s, "nope"), MC_STORE_OBJECT_NOT_FOUND);
+  CHECK_EQ_INT(mc_store_get_into(s, "ten", small, sizeof small), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_get(s, "ten", NULL, 10), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_register_buffer(s, NULL, 10), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_unregister_buffer(s, small), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_remove_by_regex(s, "([", 1), MC_STORE_INVALID_PARAMS);
   /* Nothing was lost by all of that. */
   char ten[10];
-  SCHECK(mc_store_get(s, "ten", ten, sizeof ten), 10);
+  CHECK_EQ_INT(mc_store_get(s, "ten", ten, sizeof ten), 10);
   CHECK(memcmp(ten, "0123456789", 10) == 0);
 
   /* A batch with bad items: the good ones go through. */
@@ -96,10 +96,10 @@ int main(void) {
   size_t sizes[3] = {1, 1, 0};
   int res[3];
   CHECK(mc_store_batch_put(s, keys, vals, sizes, 3, NULL, res) != 0);
-  SCHECK(res[0], 0);
-  SCHECK(res[1], MC_STORE_INVALID_KEY);
-  SCHECK(res[2], MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_exist(s, "b-ok"), 1);
+  CHECK_EQ_INT(res[0], 0);
+  CHECK_EQ_INT(res[1], MC_STORE_INVALID_KEY);
+  CHECK_EQ_INT(res[2], MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_exist(s, "b-ok"), 1);
 
   mc_store_destroy(s);
   free(big);

@@ -40,24 +40,24 @@ int main(void) {
     const char *pref[1] = {i % 2 ? hname : mc_store_segment_name(w)};
     mc_store_replicate_config rc = {.replica_num = 1, .preferred_segments = pref,
                                     .preferred_count = 1};
-    SCHECK(mc_store_put(w, key, v, n, &rc), 0);
-    SCHECK(mc_store_put(w, key, v, n, &rc), MC_STORE_OBJECT_ALREADY_EXISTS);
+    CHECK_EQ_INT(mc_store_put(w, key, v, n, &rc), 0);
+    CHECK_EQ_INT(mc_store_put(w, key, v, n, &rc), MC_STORE_OBJECT_ALREADY_EXISTS);
     char seg[2][MC_STORE_NAME_MAX];
-    SCHECK(mc_store_replica_segments(r, key, seg, 2), 1);
+    CHECK_EQ_INT(mc_store_replica_segments(r, key, seg, 2), 1);
     CHECK_STR(seg[0], pref[0]);
-    SCHECK(mc_store_get_size(r, key), n);
-    SCHECK(mc_store_exist(r, key), 1);
+    CHECK_EQ_INT(mc_store_get_size(r, key), n);
+    CHECK_EQ_INT(mc_store_exist(r, key), 1);
     memset(g, 0, n);
-    SCHECK(mc_store_get(r, key, g, maxn), n);
+    CHECK_EQ_INT(mc_store_get(r, key, g, maxn), n);
     CHECK_MSG(memcmp(v, g, n) == 0, "remote read of %zu bytes differs", n);
     memset(g, 0, n);
-    SCHECK(mc_store_get(w, key, g, maxn), n);
+    CHECK_EQ_INT(mc_store_get(w, key, g, maxn), n);
     CHECK_MSG(memcmp(v, g, n) == 0, "writer's read of %zu bytes differs", n);
     if (n > 1)
-      SCHECK(mc_store_get(r, key, g, n - 1), MC_STORE_BUFFER_OVERFLOW);
+      CHECK_EQ_INT(mc_store_get(r, key, g, n - 1), MC_STORE_BUFFER_OVERFLOW);
     void *a;
     size_t an;
-    SCHECK(mc_store_get_alloc(r, key, &a, &an), 0);
+    CHECK_EQ_INT(mc_store_get_alloc(r, key, &a, &an), 0);
     CHECK(an == n && memcmp(a, v, n) == 0);
     mc_store_free(a);
   }
@@ -67,24 +67,24 @@ int main(void) {
   size_t zn = 8u << 20;
   char *zb = malloc(zn), *zg = malloc(zn);
   CHECK(zb && zg);
-  SCHECK(mc_store_register_buffer(r, zb, zn), 0);
-  SCHECK(mc_store_register_buffer(r, zg, zn), 0);
+  CHECK_EQ_INT(mc_store_register_buffer(r, zb, zn), 0);
+  CHECK_EQ_INT(mc_store_register_buffer(r, zg, zn), 0);
   fx_fill(zb, zn, 77);
-  SCHECK(mc_store_put_from(r, "zc", zb, zn, NULL), 0);
-  SCHECK(mc_store_get(w, "zc", g, zn), zn); /* copying read on the other */
+  CHECK_EQ_INT(mc_store_put_from(r, "zc", zb, zn, NULL), 0);
+  CHECK_EQ_INT(mc_store_get(w, "zc", g, zn), zn); /* copying read on the other */
   CHECK(memcmp(g, zb, zn) == 0);
   memset(zg, 0, zn);
-  SCHECK(mc_store_get_into(r, "zc", zg, zn), zn);
+  CHECK_EQ_INT(mc_store_get_into(r, "zc", zg, zn), zn);
   CHECK(memcmp(zg, zb, zn) == 0);
   mc_store_range rg[3] = {{0, 10, zg}, {4u << 20, 4096, zg + 100}, {zn - 1, 1, zg + 9000}};
   memset(zg, 0, 10000);
-  SCHECK(mc_store_get_into_ranges(r, "zc", rg, 3), 10 + 4096 + 1);
+  CHECK_EQ_INT(mc_store_get_into_ranges(r, "zc", rg, 3), 10 + 4096 + 1);
   CHECK(memcmp(zg, zb, 10) == 0 && memcmp(zg + 100, zb + (4u << 20), 4096) == 0 &&
         zg[9000] == zb[zn - 1]);
   mc_store_range bad = {zn - 1, 2, zg};
-  SCHECK(mc_store_get_into_ranges(r, "zc", &bad, 1), MC_STORE_INVALID_PARAMS);
-  SCHECK(mc_store_get_into(r, "zc", g, zn), MC_STORE_INVALID_PARAMS); /* g unregistered */
-  SCHECK(mc_store_put_from(r, "zc2", g, 100, NULL), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_get_into_ranges(r, "zc", &bad, 1), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_get_into(r, "zc", g, zn), MC_STORE_INVALID_PARAMS); /* g unregistered */
+  CHECK_EQ_INT(mc_store_put_from(r, "zc2", g, 100, NULL), MC_STORE_INVALID_PARAMS);
   printf("zero-copy and ranges: ok\n");
 
   /* Batch forms. */
@@ -105,48 +105,48 @@ int main(void) {
     gsz[i] = bsz[i];
   }
   fx_fill(v, 1u << 20, 5);
-  SCHECK(mc_store_batch_put(w, keys, vals, bsz, NB, NULL, res), 0);
+  CHECK_EQ_INT(mc_store_batch_put(w, keys, vals, bsz, NB, NULL, res), 0);
   for (int i = 0; i < NB; i++)
-    SCHECK(res[i], 0);
-  SCHECK(mc_store_batch_get(r, keys, bufs, gsz, NB, gres), 0);
+    CHECK_EQ_INT(res[i], 0);
+  CHECK_EQ_INT(mc_store_batch_get(r, keys, bufs, gsz, NB, gres), 0);
   for (int i = 0; i < NB; i++) {
-    SCHECK(gres[i], bsz[i]);
+    CHECK_EQ_INT(gres[i], bsz[i]);
     CHECK(memcmp(bufs[i], vals[i], bsz[i]) == 0);
   }
   const char *ek[3] = {"batch-00", "nope", "batch-39"};
-  SCHECK(mc_store_batch_exist(r, ek, 3, ex), 0);
+  CHECK_EQ_INT(mc_store_batch_exist(r, ek, 3, ex), 0);
   CHECK(ex[0] == 1 && ex[1] == 0 && ex[2] == 1);
   int nk = 0;
-  SCHECK(mc_store_list(r, "^batch-", 0, count_key, &nk), NB);
+  CHECK_EQ_INT(mc_store_list(r, "^batch-", 0, count_key, &nk), NB);
   CHECK_EQ_INT(nk, NB);
   printf("batch put/get/exist, list: ok\n");
 
   /* Upsert replaces; a missing key is put. */
-  SCHECK(mc_store_upsert(w, "batch-00", "new value", 9, NULL), 0);
+  CHECK_EQ_INT(mc_store_upsert(w, "batch-00", "new value", 9, NULL), 0);
   char small[64];
-  SCHECK(mc_store_get(r, "batch-00", small, sizeof small), 9);
+  CHECK_EQ_INT(mc_store_get(r, "batch-00", small, sizeof small), 9);
   CHECK(memcmp(small, "new value", 9) == 0);
-  SCHECK(mc_store_upsert(w, "fresh", "abc", 3, NULL), 0);
-  SCHECK(mc_store_get(r, "fresh", small, sizeof small), 3);
+  CHECK_EQ_INT(mc_store_upsert(w, "fresh", "abc", 3, NULL), 0);
+  CHECK_EQ_INT(mc_store_get(r, "fresh", small, sizeof small), 3);
 
   /* Removal (force: the gets above left leases). */
-  SCHECK(mc_store_remove(w, "fresh", 1), 0);
-  SCHECK(mc_store_exist(r, "fresh"), 0);
-  SCHECK(mc_store_get(r, "fresh", small, sizeof small), MC_STORE_OBJECT_NOT_FOUND);
-  SCHECK(mc_store_remove(w, "fresh", 1), MC_STORE_OBJECT_NOT_FOUND);
-  SCHECK(mc_store_remove_by_regex(w, "^batch-1[0-9]$", 1), 10);
-  SCHECK(mc_store_exist(r, "batch-15"), 0);
-  SCHECK(mc_store_exist(r, "batch-25"), 1);
+  CHECK_EQ_INT(mc_store_remove(w, "fresh", 1), 0);
+  CHECK_EQ_INT(mc_store_exist(r, "fresh"), 0);
+  CHECK_EQ_INT(mc_store_get(r, "fresh", small, sizeof small), MC_STORE_OBJECT_NOT_FOUND);
+  CHECK_EQ_INT(mc_store_remove(w, "fresh", 1), MC_STORE_OBJECT_NOT_FOUND);
+  CHECK_EQ_INT(mc_store_remove_by_regex(w, "^batch-1[0-9]$", 1), 10);
+  CHECK_EQ_INT(mc_store_exist(r, "batch-15"), 0);
+  CHECK_EQ_INT(mc_store_exist(r, "batch-25"), 1);
   int64_t left = mc_store_remove_all(w, 1);
   CHECK_MSG(left == NB - 10 + 7 + 1, "remove_all removed %lld", (long long)left);
   nk = 0;
-  SCHECK(mc_store_list(r, NULL, 0, count_key, &nk), 0);
+  CHECK_EQ_INT(mc_store_list(r, NULL, 0, count_key, &nk), 0);
   printf("upsert, remove, remove_by_regex, remove_all: ok\n");
 
   for (int i = 0; i < NB; i++)
     free(bufs[i]);
-  SCHECK(mc_store_unregister_buffer(r, zb), 0);
-  SCHECK(mc_store_unregister_buffer(r, zb), MC_STORE_INVALID_PARAMS);
+  CHECK_EQ_INT(mc_store_unregister_buffer(r, zb), 0);
+  CHECK_EQ_INT(mc_store_unregister_buffer(r, zb), MC_STORE_INVALID_PARAMS);
   mc_store_destroy(r);
   mc_store_destroy(w);
   free(zb);

@@ -23,7 +23,7 @@ int main(void) {
   char *v = malloc(VSZ), *g = malloc(VSZ);
   CHECK(v && g);
   fx_fill(v, VSZ, 1);
-  SCHECK(mc_store_put(s, "before", v, VSZ, NULL), 0);
+  CHECK_EQ_INT(mc_store_put(s, "before", v, VSZ, NULL), 0);
   CHECK_EQ_U64(mc_store_remount_count(s), 0);
 
   fx_master_stop(&m, SIGKILL);
@@ -52,7 +52,7 @@ int main(void) {
   printf("remounted after %u remount(s); pool: %llu segments, %llu bytes\n",
          (unsigned)mc_store_remount_count(s), (unsigned long long)st.segments,
          (unsigned long long)st.capacity);
-  SCHECK(mc_store_exist(pure, "before"), 0); /* metadata was the old master's */
+  CHECK_EQ_INT(mc_store_exist(pure, "before"), 0); /* metadata was the old master's */
 
   /* Puts into both remounted segments, read back by the pure client. */
   const char *segs[2] = {mc_store_segment_name(s), h};
@@ -61,11 +61,11 @@ int main(void) {
     snprintf(key, sizeof key, "after-%d", i);
     fx_fill(v, VSZ, 100u + (uint64_t)i);
     mc_store_replicate_config rc = {.preferred_segments = &segs[i % 2], .preferred_count = 1};
-    SCHECK(mc_store_put(pure, key, v, VSZ, &rc), 0);
-    SCHECK(mc_store_replica_segments(pure, key, names, 2), 1);
+    CHECK_EQ_INT(mc_store_put(pure, key, v, VSZ, &rc), 0);
+    CHECK_EQ_INT(mc_store_replica_segments(pure, key, names, 2), 1);
     CHECK_STR(names[0], segs[i % 2]);
     memset(g, 0, VSZ);
-    SCHECK(mc_store_get(pure, key, g, VSZ), VSZ);
+    CHECK_EQ_INT(mc_store_get(pure, key, g, VSZ), VSZ);
     CHECK(memcmp(g, v, VSZ) == 0);
   }
   printf("put/get into remounted segments: ok\n");

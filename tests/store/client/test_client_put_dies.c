@@ -68,7 +68,7 @@ int main(void) {
   close(p[1]);
   mc_store *s = fx_client(&m, 16u << 20);
   mc_store_stats st0;
-  SCHECK(mc_store_stats_get(s, &st0), 0);
+  CHECK_EQ_INT(mc_store_stats_get(s, &st0), 0);
   char ok = 0;
   CHECK(read(p[0], &ok, 1) == 1 && ok == 1);
   kill(w, SIGKILL);
@@ -78,11 +78,11 @@ int main(void) {
   CHECK(v && g);
   fx_fill(v, VSZ, 9);
   mc_store_stats st;
-  SCHECK(mc_store_stats_get(s, &st), 0);
+  CHECK_EQ_INT(mc_store_stats_get(s, &st), 0);
   CHECK_EQ_U64(st.pending_puts, 1);
   CHECK(st.used >= st0.used + VSZ);
   /* Never readable, and a new put is refused while the dead one is young. */
-  SCHECK(mc_store_exist(s, "zombie"), 0);
+  CHECK_EQ_INT(mc_store_exist(s, "zombie"), 0);
   int64_t r = mc_store_get(s, "zombie", g, VSZ);
   CHECK_MSG(r == MC_STORE_OBJECT_NOT_FOUND || r == MC_STORE_REPLICA_IS_NOT_READY,
             "get of an unfinished put: %s", mc_store_errname((int)r));
@@ -94,17 +94,17 @@ int main(void) {
   uint64_t deadline = fx_ms() + 20000;
   while (rc && fx_ms() < deadline) {
     usleep(200000);
-    SCHECK(mc_store_exist(s, "zombie"), 0);
+    CHECK_EQ_INT(mc_store_exist(s, "zombie"), 0);
     rc = mc_store_put(s, "zombie", v, VSZ, NULL);
   }
-  SCHECK(rc, 0);
-  SCHECK(mc_store_get(s, "zombie", g, VSZ), VSZ);
+  CHECK_EQ_INT(rc, 0);
+  CHECK_EQ_INT(mc_store_get(s, "zombie", g, VSZ), VSZ);
   CHECK(memcmp(g, v, VSZ) == 0);
   /* The dead put's space comes back (after the release timeout). */
   deadline = fx_ms() + 20000;
   do {
     usleep(200000);
-    SCHECK(mc_store_stats_get(s, &st), 0);
+    CHECK_EQ_INT(mc_store_stats_get(s, &st), 0);
   } while (fx_ms() < deadline && (st.pending_puts || st.used > st0.used + VSZ));
   CHECK_EQ_U64(st.pending_puts, 0);
   CHECK_EQ_U64(st.used, st0.used + VSZ);

@@ -32,16 +32,16 @@ int main(void) {
     snprintf(key, sizeof key, "r3-%d", i);
     fx_fill(v, VSZ, (uint64_t)i);
     mc_store_replicate_config rc = {.replica_num = 3};
-    SCHECK(mc_store_put(s, key, v, VSZ, &rc), 0);
-    SCHECK(mc_store_replica_segments(s, key, names, 4), 3);
+    CHECK_EQ_INT(mc_store_put(s, key, v, VSZ, &rc), 0);
+    CHECK_EQ_INT(mc_store_replica_segments(s, key, names, 4), 3);
     CHECK(strcmp(names[0], names[1]) && strcmp(names[0], names[2]) &&
           strcmp(names[1], names[2]));
     nboth++;
   }
   /* More replicas than segments: best effort, one per segment. */
   mc_store_replicate_config r5 = {.replica_num = 5};
-  SCHECK(mc_store_put(s, "r5", v, VSZ, &r5), 0);
-  SCHECK(mc_store_replica_segments(s, "r5", names, 4), 3);
+  CHECK_EQ_INT(mc_store_put(s, "r5", v, VSZ, &r5), 0);
+  CHECK_EQ_INT(mc_store_replica_segments(s, "r5", names, 4), 3);
   /* Preferred segment: one replica, on holder 1. */
   const char *pref[1] = {h1};
   for (int i = 0; i < N; i++) {
@@ -49,8 +49,8 @@ int main(void) {
     fx_fill(v, VSZ, 1000u + (uint64_t)i);
     mc_store_replicate_config rc = {.replica_num = 1, .preferred_segments = pref,
                                     .preferred_count = 1};
-    SCHECK(mc_store_put(s, key, v, VSZ, &rc), 0);
-    SCHECK(mc_store_replica_segments(s, key, names, 4), 1);
+    CHECK_EQ_INT(mc_store_put(s, key, v, VSZ, &rc), 0);
+    CHECK_EQ_INT(mc_store_replica_segments(s, key, names, 4), 1);
     CHECK_STR(names[0], h1);
     nsolo++;
   }
@@ -60,8 +60,8 @@ int main(void) {
     fx_fill(v, VSZ, 2000u + (uint64_t)i);
     mc_store_replicate_config rc = {.replica_num = 2, .preferred_segments = pref,
                                     .preferred_count = 1};
-    SCHECK(mc_store_put(s, key, v, VSZ, &rc), 0);
-    SCHECK(mc_store_replica_segments(s, key, names, 4), 2);
+    CHECK_EQ_INT(mc_store_put(s, key, v, VSZ, &rc), 0);
+    CHECK_EQ_INT(mc_store_replica_segments(s, key, names, 4), 2);
     CHECK(!strcmp(names[0], h1) || !strcmp(names[1], h1));
   }
   printf("placement: %d x3 distinct, %d preferred: ok (me %s, holders %s %s)\n", nboth, nsolo,
@@ -76,7 +76,7 @@ int main(void) {
     snprintf(key, sizeof key, "r2-%d", i);
     fx_fill(v, VSZ, 2000u + (uint64_t)i);
     memset(g, 0, VSZ);
-    SCHECK(mc_store_get(s, key, g, VSZ), VSZ);
+    CHECK_EQ_INT(mc_store_get(s, key, g, VSZ), VSZ);
     CHECK(memcmp(g, v, VSZ) == 0);
     ok2++;
   }
@@ -90,30 +90,30 @@ int main(void) {
     usleep(200000);
   for (int i = 0; i < N; i++) {
     snprintf(key, sizeof key, "solo-%d", i);
-    SCHECK(mc_store_exist(s, key), 0);
-    SCHECK(mc_store_get(s, key, g, VSZ), MC_STORE_OBJECT_NOT_FOUND);
+    CHECK_EQ_INT(mc_store_exist(s, key), 0);
+    CHECK_EQ_INT(mc_store_get(s, key, g, VSZ), MC_STORE_OBJECT_NOT_FOUND);
     gone++;
     snprintf(key, sizeof key, "r2-%d", i);
     fx_fill(v, VSZ, 2000u + (uint64_t)i);
-    SCHECK(mc_store_replica_segments(s, key, names, 4), 1);
+    CHECK_EQ_INT(mc_store_replica_segments(s, key, names, 4), 1);
     CHECK(strcmp(names[0], h1) != 0);
-    SCHECK(mc_store_get(s, key, g, VSZ), VSZ);
+    CHECK_EQ_INT(mc_store_get(s, key, g, VSZ), VSZ);
     CHECK(memcmp(g, v, VSZ) == 0);
     snprintf(key, sizeof key, "r3-%d", i);
     fx_fill(v, VSZ, (uint64_t)i);
-    SCHECK(mc_store_replica_segments(s, key, names, 4), 2);
-    SCHECK(mc_store_get(s, key, g, VSZ), VSZ);
+    CHECK_EQ_INT(mc_store_replica_segments(s, key, names, 4), 2);
+    CHECK_EQ_INT(mc_store_get(s, key, g, VSZ), VSZ);
     CHECK(memcmp(g, v, VSZ) == 0);
   }
   mc_store_stats st;
-  SCHECK(mc_store_stats_get(s, &st), 0);
+  CHECK_EQ_INT(mc_store_stats_get(s, &st), 0);
   CHECK(st.expired_clients >= 1);
   CHECK_EQ_U64(st.segments, 2);
   printf("after kill -9: %d two-replica objects readable, %d one-replica objects gone, "
          "%llu client(s) expired\n", ok2, gone, (unsigned long long)st.expired_clients);
   /* New puts go to the survivors only. */
-  SCHECK(mc_store_put(s, "after", v, VSZ, &r5), 0);
-  SCHECK(mc_store_replica_segments(s, "after", names, 4), 2);
+  CHECK_EQ_INT(mc_store_put(s, "after", v, VSZ, &r5), 0);
+  CHECK_EQ_INT(mc_store_replica_segments(s, "after", names, 4), 2);
 
   mc_store_destroy(s);
   fx_holder_kill(p2, SIGTERM);

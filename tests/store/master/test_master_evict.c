@@ -34,7 +34,7 @@ static int present(mf_client *c, const char *key) {
 int main(int argc, char **argv) {
   if (argc < 2)
     SKIP("usage: test_master_evict MASTER");
-  const char *extra[] = {"--default_kv_lease_ttl=1s", "--eviction_high_watermark_ratio=0.90",
+  const char *extra[] = {"--default_kv_lease_ttl=3s", "--eviction_high_watermark_ratio=0.90",
                          "--eviction_ratio=0.05", NULL};
   mf_master m;
   CHECK_OK(mf_start(&m, argv[1], 0, extra));
@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
   /* plain-00 becomes recently used (its lease then ends); the leased-*
    * objects get a lease that is still running during the eviction. */
   CHECK_EQ_INT(mf_get(&c, "plain-00", NULL), 0);
-  usleep(1100 * 1000);
+  usleep(3100 * 1000);
   for (int i = 0; i < 5; i++) {
     snprintf(key, sizeof key, "leased-%d", i);
     CHECK_EQ_INT(mf_get(&c, key, NULL), 0);
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
    * then ask for 3.5 MiB in one piece.  Free: 3.375 MiB after the ten
    * pinned objects; evicting the five soft-pinned (above the hard ones)
    * makes 3.6875 MiB contiguous. */
-  usleep(1100 * 1000); /* leases end */
+  usleep(3100 * 1000); /* leases end */
   for (int i = 0; i < 45; i++) {
     snprintf(key, sizeof key, "plain-%02d", i);
     (void)mf_key_call(&c, "Remove", key, 0);

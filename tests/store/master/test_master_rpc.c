@@ -145,7 +145,7 @@ static void test_lifecycle(mf_client *c, mf_client *other) {
   Mcstore__GetReplicaListResponse *g;
   CHECK_EQ_INT(mf_get(c, "life", &g), 0);
   CHECK_EQ_U64(g->n_replicas, 2);
-  CHECK_EQ_U64(g->lease_ttl_ms, 400);
+  CHECK_EQ_U64(g->lease_ttl_ms, 1000);
   for (size_t i = 0; i < g->n_replicas; i++) {
     CHECK_EQ_INT(g->replicas[i]->status, MCSTORE__REPLICA_STATUS__REPLICA_COMPLETE);
     CHECK_EQ_U64(g->replicas[i]->size, 3000);
@@ -155,7 +155,7 @@ static void test_lifecycle(mf_client *c, mf_client *other) {
   CHECK_EQ_INT(mf_put_start(c, "life", 3000, 1, NULL, 0, 0, NULL), E(OBJECT_ALREADY_EXISTS));
   /* The lease just granted blocks Remove... */
   CHECK_EQ_INT(mf_key_call(c, "Remove", "life", 0), E(OBJECT_HAS_LEASE));
-  usleep(500 * 1000);
+  usleep(1100 * 1000);
   /* ...until it ends. */
   CHECK_EQ_INT(mf_key_call(c, "Remove", "life", 0), 0);
   CHECK_EQ_INT(mf_get(c, "life", NULL), E(OBJECT_NOT_FOUND));
@@ -174,7 +174,7 @@ static void test_lifecycle(mf_client *c, mf_client *other) {
   CHECK_EQ_INT(mf_key_call(c, "PutRevoke", "revoked", 0), 0);
   CHECK_EQ_INT(mf_get(c, "revoked", NULL), E(OBJECT_NOT_FOUND));
   /* the force-removed life2 is freed when its lease ends */
-  usleep(500 * 1000);
+  usleep(1100 * 1000);
   CHECK_EQ_INT(mf_key_call(c, "Remove", "nothing", 0), E(OBJECT_NOT_FOUND));
   uint64_t u1 = 0;
   for (int i = 0; i < 20 && (u1 = used_of(c)) != u0; i++)
@@ -186,13 +186,13 @@ static void test_preempt(mf_client *a, mf_client *b) {
   uint64_t u0 = used_of(a);
   CHECK_EQ_INT(mf_put_start(a, "zombie", 64 * 1024, 1, NULL, 0, 0, NULL), 0);
   CHECK_EQ_INT(mf_put_start(b, "zombie", 64 * 1024, 1, NULL, 0, 0, NULL), E(OBJECT_ALREADY_EXISTS));
-  usleep(1100 * 1000); /* past --put_start_discard_timeout_sec=1 */
+  usleep(2100 * 1000); /* past --put_start_discard_timeout_sec=2 */
   CHECK_EQ_INT(mf_put_start(b, "zombie", 64 * 1024, 1, NULL, 0, 0, NULL), 0);
   /* The pre-empted writer can no longer finish or revoke. */
   CHECK_EQ_INT(mf_key_call(a, "PutEnd", "zombie", 0), E(ILLEGAL_CLIENT));
-  /* Its space stays reserved until the release timeout (3 s from its start). */
+  /* Its space stays reserved until the release timeout (5 s from its start). */
   CHECK_EQ_U64(used_of(a), u0 + 2 * 64 * 1024);
-  usleep(2200 * 1000);
+  usleep(3100 * 1000);
   uint64_t u = 0;
   for (int i = 0; i < 20 && (u = used_of(a)) != u0 + 64 * 1024; i++)
     usleep(100 * 1000);
@@ -202,7 +202,7 @@ static void test_preempt(mf_client *a, mf_client *b) {
   /* An abandoned put nobody pre-empts is reclaimed after the release timeout. */
   CHECK_EQ_INT(mf_put_start(a, "abandoned", 32 * 1024, 1, NULL, 0, 0, NULL), 0);
   u = used_of(a);
-  usleep(3300 * 1000);
+  usleep(5200 * 1000);
   CHECK_EQ_INT(mf_get(a, "abandoned", NULL), E(OBJECT_NOT_FOUND));
   CHECK_EQ_U64(used_of(a), u - 32 * 1024);
   CHECK_EQ_INT(mf_key_call(a, "PutEnd", "abandoned", 0), E(OBJECT_NOT_FOUND));
@@ -232,7 +232,7 @@ static void test_upsert(mf_client *c) {
   MF_FREE(g);
   /* The old value's space stays reserved while its readers' lease runs. */
   CHECK_EQ_U64(used_of(c), u0 + 2048);
-  usleep(600 * 1000);
+  usleep(1100 * 1000);
   uint64_t u = 0;
   for (int i = 0; i < 20 && (u = used_of(c)) != u0 + 2048 - 1024; i++)
     usleep(100 * 1000);
@@ -469,10 +469,20 @@ static void test_bad_input(mf_client *c, const char *target) {
   CHECK_EQ_INT(mf_get(c, "", NULL), E(INVALID_KEY));
   CHECK_EQ_INT(mf_put_start(c, "zero", 0, 1, NULL, 0, 0, NULL), E(INVALID_PARAMS));
   CHECK_EQ_INT(mf_put_start(c, "nine", 10, 9, NULL, 0, 0, NULL), E(INVALID_PARAMS));
-  /* Larger than the whole pool, and larger than any segment. */
+  /* Larger than the whole pool, and larger than any segment: refused
+   * without evicting anything (no eviction could make room). */
+  CHECK_EQ_INT(mf_put(c, "bystander", 100, 1), 0);
+  Mcstore__GetStatsResponse *s0 = mf_stats(c);
   CHECK_EQ_INT(mf_put_start(c, "huge", 64ull * MiB, 1, NULL, 0, 0, NULL), E(NO_AVAILABLE_HANDLE));
   CHECK_EQ_INT(mf_put_start(c, "big", MiB + 64, 1, NULL, 0, 0, NULL), E(NO_AVAILABLE_HANDLE));
   CHECK_EQ_INT(mf_get(c, "huge", NULL), E(OBJECT_NOT_FOUND));
+  CHECK_EQ_INT(mf_get(c, "big", NULL), E(OBJECT_NOT_FOUND));
+  Mcstore__GetStatsResponse *s1 = mf_stats(c);
+  CHECK_EQ_U64(s1->evicted_objects, s0->evicted_objects);
+  CHECK_EQ_U64(s1->objects, s0->objects);
+  MF_FREE(s0);
+  MF_FREE(s1);
+  CHECK_EQ_INT(mf_get(c, "bystander", NULL), 0);
 
   /* A client id that is not 16 bytes, or missing, is refused. */
   Mcstore__RequestHeader hdr = MCSTORE__REQUEST_HEADER__INIT;
@@ -564,8 +574,8 @@ static void test_unmount(mf_client *c) {
 int main(int argc, char **argv) {
   if (argc < 2)
     SKIP("usage: test_master_rpc MASTER");
-  const char *extra[] = {"--default_kv_lease_ttl=400ms", "--put_start_discard_timeout_sec=1",
-                         "--put_start_release_timeout_sec=3",
+  const char *extra[] = {"--default_kv_lease_ttl=1s", "--put_start_discard_timeout_sec=2",
+                         "--put_start_release_timeout_sec=5",
                          "--eviction_high_watermark_ratio=1.0", "--client_ttl=60", NULL};
   mf_master m;
   CHECK_OK(mf_start(&m, argv[1], 0, extra));
@@ -580,7 +590,7 @@ int main(int argc, char **argv) {
   test_upsert(&c);
   test_pins(&c);
   test_batches(&c);
-  usleep(500 * 1000); /* leases of the batch test end */
+  usleep(1100 * 1000); /* leases of the batch test end */
   test_bulk(&c);
   test_bad_input(&c, m.target);
   test_unmount(&c);
