@@ -367,10 +367,15 @@ static int run_phase(const char *self, const char *target, pid_t master, mc_rpc_
     outs[w] = fdopen(p[0], "r");
   }
   /* Wait, pinging once a second for the segments' owner. */
-  int left = nclients, st;
+  int left = nclients, st, failed = 0;
   while (left > 0) {
     for (int w = 0; w < nclients; w++)
       if (pids[w] > 0 && waitpid(pids[w], &st, WNOHANG) == pids[w]) {
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+          fprintf(stderr, "mc-master-bench: worker %d of phase %s exited with status %d\n", w,
+                  phase, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+          failed++;
+        }
         pids[w] = -pids[w];
         left--;
       }
@@ -380,7 +385,7 @@ static int run_phase(const char *self, const char *target, pid_t master, mc_rpc_
   }
   double wall = now_s() - t0;
   memset(res, 0, sizeof(*res));
-  uint64_t items = 0, calls = 0, errors = 0;
+  uint64_t items = 0, calls = 0, errors = (uint64_t)failed;
   for (int w = 0; w < nclients; w++) {
     char line[1024] = "";
     unsigned long long it = 0, ca = 0, er = 0;
@@ -568,8 +573,14 @@ int main(int argc, char **argv) {
   }
   mc_rpc_channel_destroy(ch);
   if (master > 0) {
+    int mst = 0;
     kill(master, SIGTERM);
-    waitpid(master, NULL, 0);
+    waitpid(master, &mst, 0);
+    if (!WIFEXITED(mst) || WEXITSTATUS(mst) != 0) {
+      fprintf(stderr, "mc-master-bench: the master exited with status %d\n",
+              WIFEXITED(mst) ? WEXITSTATUS(mst) : -1);
+      rc = 1;
+    }
   }
   return rc;
 }

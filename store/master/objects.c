@@ -414,10 +414,20 @@ int mcs_remove(mcs_master *m, const char *key, size_t klen, int force) {
   return rc;
 }
 
+/* Back-references make POSIX matching exponential in the worst case, and
+ * a pattern is sent by any client: refused, as is a pattern that does not
+ * compile. */
+static int regex_ok(const char *re) {
+  for (const char *p = re; *p; p++)
+    if (p[0] == '\\' && p[1] >= '1' && p[1] <= '9')
+      return 0;
+  return 1;
+}
+
 int mcs_remove_many(mcs_master *m, const char *regex, int force, uint64_t *removed) {
   regex_t re;
   *removed = 0;
-  if (regex && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0)
+  if (regex && (!regex_ok(regex) || regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0))
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
   char *kbuf = malloc(MCS_MAX_KEY_LEN + 1);
   if (!kbuf) {
@@ -456,7 +466,7 @@ int mcs_remove_many(mcs_master *m, const char *regex, int force, uint64_t *remov
 int mcs_list(mcs_master *m, const char *regex, mcs_key_fn fn, void *arg) {
   regex_t re;
   int use_re = regex && *regex;
-  if (use_re && regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0)
+  if (use_re && (!regex_ok(regex) || regcomp(&re, regex, REG_EXTENDED | REG_NOSUB) != 0))
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
   char *kbuf = malloc(MCS_MAX_KEY_LEN + 1);
   int stop = !kbuf;

@@ -108,7 +108,9 @@ void mcs_reps_release(mcs_rep_out *r, int n) {
 
 int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char *name,
               const char *host, const char *protocol, uint64_t base, uint64_t size) {
-  if (size < MCS_ALLOC_ALIGN || !*name || base + size < base)
+  /* 1 PiB per segment: capacity sums of thousands of segments stay far
+   * from overflowing. */
+  if (size < MCS_ALLOC_ALIGN || size > (1ull << 50) || !*name || base + size < base)
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
   mcs_client_touch(m, cid, 0);
   pthread_rwlock_wrlock(&m->seg_lock);

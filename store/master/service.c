@@ -561,17 +561,23 @@ HANDLER(h_stats, Mcstore__GetStatsRequest, mcstore__get_stats_request) {
   return pack(&out.base, resp, rlen, err, errlen);
 }
 
+/* Keys of one ListKeys answer stay well under the 64 MiB message limit. */
+#define LIST_MAX_BYTES (32u << 20)
+
 typedef struct list_acc {
   char **keys;
   uint64_t *sizes;
-  size_t n, limit;
-  int oom;
+  size_t n, limit, bytes;
+  int oom, truncated;
 } list_acc;
 
 static int list_one(void *arg, const char *key, size_t klen, uint64_t size) {
   list_acc *a = arg;
-  if (a->n == a->limit)
+  if (a->n == a->limit || a->bytes + klen > LIST_MAX_BYTES) {
+    a->truncated = 1;
     return 1;
+  }
+  a->bytes += klen + 8;
   if (!(a->keys[a->n] = strndup(key, klen))) {
     a->oom = 1;
     return 1;
@@ -600,6 +606,7 @@ HANDLER(h_list, Mcstore__ListKeysRequest, mcstore__list_keys_request) {
       code = E(INTERNAL_ERROR);
   }
   out.code = code;
+  out.truncated = a.truncated;
   out.n_keys = out.n_sizes = a.n;
   out.keys = a.keys;
   out.sizes = a.sizes;

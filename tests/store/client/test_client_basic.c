@@ -1,7 +1,8 @@
 /* Store client against a real master: put/get from 1 byte to 64 MiB with
  * byte checks, read by another client (remote reads over tcp/shm) and by
  * the writer (local replica); get_into, get_into_ranges, batch forms,
- * upsert, exist, get_size, list, remove, remove_by_regex, remove_all. */
+ * upsert, hard and soft pins, exist, get_size, list, remove,
+ * remove_by_regex, remove_all. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,19 @@ int main(void) {
   CHECK(memcmp(small, "new value", 9) == 0);
   CHECK_EQ_INT(mc_store_upsert(w, "fresh", "abc", 3, NULL), 0);
   CHECK_EQ_INT(mc_store_get(r, "fresh", small, sizeof small), 3);
+
+  /* Pins travel with the put: a hard-pinned value cannot be upserted nor
+   * removed without force. */
+  mc_store_replicate_config hard = {.with_hard_pin = 1};
+  CHECK_EQ_INT(mc_store_put(w, "pinned", "p", 1, &hard), 0);
+  int prm = mc_store_remove(w, "pinned", 0);
+  CHECK_MSG(prm < 0, "remove of a hard-pinned object without force: %d", prm);
+  CHECK_EQ_INT(mc_store_upsert(w, "pinned", "q", 1, NULL), MC_STORE_INVALID_WRITE);
+  CHECK_EQ_INT(mc_store_exist(r, "pinned"), 1);
+  CHECK_EQ_INT(mc_store_remove(w, "pinned", 1), 0);
+  mc_store_replicate_config soft = {.with_soft_pin = 1};
+  CHECK_EQ_INT(mc_store_put(w, "soft", "s", 1, &soft), 0);
+  CHECK_EQ_INT(mc_store_remove(w, "soft", 0), 0);
 
   /* Removal (force: the gets above left leases). */
   CHECK_EQ_INT(mc_store_remove(w, "fresh", 1), 0);

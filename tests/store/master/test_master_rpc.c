@@ -52,6 +52,8 @@ static void test_segments(mf_client *c) {
   mf_sid(bad, 99);
   CHECK_EQ_INT(mf_mount(c, bad, "segX", "h9", 0, 0), E(INVALID_PARAMS));
   CHECK_EQ_INT(mf_mount(c, bad, "", "h9", 0, MiB), E(INVALID_PARAMS));
+  CHECK_EQ_INT(mf_mount(c, bad, "segX", "h9", 0, (1ull << 50) + 1), E(INVALID_PARAMS));
+  CHECK_EQ_INT(mf_mount(c, bad, "segX", "h9", UINT64_MAX - 100, MiB), E(INVALID_PARAMS));
   Mcstore__GetStatsResponse *s = mf_stats(c);
   CHECK_EQ_U64(s->capacity, 4 * MiB);
   CHECK_EQ_U64(s->segments, 4);
@@ -419,6 +421,12 @@ static void test_bulk(mf_client *c) {
       mf_call(c, "ListKeys", &lr.base, &mcstore__list_keys_response__descriptor);
   CHECK_EQ_U64(l->n_keys, 5);
   CHECK_EQ_U64(l->sizes[0], 64);
+  CHECK(!l->truncated);
+  MF_FREE(l);
+  lr.limit = 2;
+  l = mf_call(c, "ListKeys", &lr.base, &mcstore__list_keys_response__descriptor);
+  CHECK_EQ_U64(l->n_keys, 2);
+  CHECK(l->truncated);
   MF_FREE(l);
   Mcstore__RemoveByRegexRequest rr = MCSTORE__REMOVE_BY_REGEX_REQUEST__INIT;
   rr.header = &hdr;
@@ -429,6 +437,10 @@ static void test_bulk(mf_client *c) {
   CHECK_EQ_U64(cnt->removed, 5);
   MF_FREE(cnt);
   rr.regex = "([bad";
+  cnt = mf_call(c, "RemoveByRegex", &rr.base, &mcstore__count_response__descriptor);
+  CHECK_EQ_INT(cnt->code, E(INVALID_PARAMS));
+  MF_FREE(cnt);
+  rr.regex = "^(rx)/(even)/\\2"; /* back-references: refused (exponential matching) */
   cnt = mf_call(c, "RemoveByRegex", &rr.base, &mcstore__count_response__descriptor);
   CHECK_EQ_INT(cnt->code, E(INVALID_PARAMS));
   MF_FREE(cnt);
