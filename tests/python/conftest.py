@@ -16,6 +16,13 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def die_with_parent():
+    """preexec_fn: the child is killed when this process dies, even by a
+    signal (an ASan abort) that skips the fixtures' teardown."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,7 +57,7 @@ def etcd_url():
          "--listen-client-urls", curl, "--advertise-client-urls", curl,
          "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
          "--initial-cluster", f"m0={purl}", "--log-level", "warn"],
-        stdout=log, stderr=log)
+        stdout=log, stderr=log, preexec_fn=die_with_parent)
     try:
         if wait_http(curl + "/health", 20) != 200:
             pytest.fail("etcd did not become healthy; see " + log.name)
@@ -70,7 +77,8 @@ def http_url():
         pytest.skip("mooncake-metadata-server not built in this configuration")
     port = free_port()
     proc = subprocess.Popen([exe, "--listen", f"127.0.0.1:{port}", "--path", "/metadata"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
     try:
         if wait_http(f"http://127.0.0.1:{port}/metadata?key=probe", 20) is None:
             pytest.fail("mooncake-metadata-server did not start")
@@ -86,7 +94,8 @@ class Peer:
     def __init__(self, metadata, hostname, size):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "peer.py"), metadata, hostname, str(size)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            preexec_fn=die_with_parent)
         hello = self._read(60)
         if "error" in hello:
             self.close()

@@ -45,11 +45,12 @@ def test_store_walkthrough():
     exe = os.environ.get("MC_TEST_STORE_MASTER")
     if not exe:
         pytest.skip("mooncake-master not built in this configuration")
-    from conftest import free_port
+    from conftest import die_with_parent, free_port
     port = free_port()
     m = subprocess.Popen([exe, f"--rpc_port={port}", "--rpc_address=127.0.0.1",
                           "--enable_metric_reporting=false"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         preexec_fn=die_with_parent)
     try:
         import socket
         import time

@@ -16,7 +16,7 @@ store = pytest.importorskip("mooncake.store",
 from mooncake.store import (MooncakeDistributedStore, ReplicateConfig,  # noqa: E402
                             SoftPinAction)
 
-from conftest import free_port  # noqa: E402
+from conftest import die_with_parent, free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOT_FOUND, EXISTS, LEASED, INVALID = -704, -705, -706, -600
@@ -30,7 +30,8 @@ def master():
     port = free_port()
     p = subprocess.Popen([exe, f"--rpc_port={port}", "--rpc_address=127.0.0.1",
                           "--enable_metric_reporting=false"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         preexec_fn=die_with_parent)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -48,7 +49,8 @@ class StorePeer:
     def __init__(self, master, seg=32 << 20):
         self.p = subprocess.Popen([sys.executable, os.path.join(HERE, "store_peer.py"),
                                    master, str(seg)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  preexec_fn=die_with_parent)
         hello = json.loads(self.p.stdout.readline() or '{"error": "exited"}')
         assert "error" not in hello, hello
         self.hostname = hello["hostname"]
