@@ -293,6 +293,26 @@ int mc_segment_refresh(mc_segment *s) {
   return 0;
 }
 
+int mc_segment_buffers(mc_segment *s, mc_segment_buffer *out, uint32_t *n) {
+  if (!s || !n || (*n && !out))
+    return MC_EINVAL;
+  mc_seg_view *v = mc_segment_view(s);
+  if (!v)
+    return MC_EINVAL; /* used after mc_segment_close */
+  const mc_seg_desc *d = v->desc;
+  uint32_t k = d->nbuffers < *n ? d->nbuffers : *n;
+  for (uint32_t i = 0; i < k; i++) {
+    memset(&out[i], 0, sizeof out[i]);
+    out[i].addr = d->buffers[i].addr;
+    out[i].len = d->buffers[i].len;
+    snprintf(out[i].location, sizeof out[i].location, "%s", d->buffers[i].location);
+  }
+  int rc = d->nbuffers > *n ? MC_ENOSPC : 0;
+  *n = d->nbuffers;
+  mc_view_put(v);
+  return rc;
+}
+
 mc_seg_view *mc_segment_view(mc_segment *s) {
   if (atomic_load(&s->stale))
     mc_segment_refresh(s);

@@ -151,6 +151,22 @@ MC_API void mc_segment_close(mc_segment *segment);
  * request falls outside the buffers known for it). */
 MC_API int mc_segment_refresh(mc_segment *segment);
 
+/* One buffer of a segment, as its descriptor lists it. */
+typedef struct mc_segment_buffer {
+  uint64_t addr;     /* address in the segment owner's process */
+  uint64_t len;      /* bytes */
+  char location[32]; /* "cpu:0", "cuda:1", ... as registered */
+} mc_segment_buffer;
+
+/* Lists the buffers registered in the segment (its descriptor as last
+ * fetched, refetched first when metadata said it changed), sorted by
+ * address: *n in/out.  Fills min(*n, count) entries of out and sets *n to
+ * the count; MC_ENOSPC when out was too small.  For peers that were not
+ * told a buffer's address (the Python binding's get_first_buffer_address).
+ * MC_EINVAL for NULL segment or n, or out NULL with *n > 0. */
+MC_API int mc_segment_buffers(mc_segment *segment, mc_segment_buffer *out,
+                              uint32_t *n);
+
 /* One transfer.  local must lie in memory registered with this engine;
  * [remote, remote+len) in one buffer registered by the segment's engine. */
 typedef struct mc_request {
