@@ -114,11 +114,8 @@ def test_bad_addresses_and_segments():
     assert eng.unregister_memory(p) == 0
     assert eng.unregister_memory(12345) < 0
     assert eng.batch_unregister_memory([p, p]) < 0
-    # Destroy the engine (joining the transports' threads) before the
-    # arrays are freed: the tcp plugin may still be sending a request's
-    # payload from `a` after the peer refused it and the call returned
-    # (ASan saw the tx thread read freed memory; reported to the plugin's
-    # owner).  Until that is fixed, freeing first would be a flaky crash.
+    # The engine goes before the arrays only to keep this test about bad
+    # input; test_refused_write_then_free frees buffers under a live engine.
     del eng
 
 
@@ -136,7 +133,31 @@ def test_peer_dies(peer_factory):
     assert eng.batch_transfer_sync_read(peer.segment, [a.ctypes.data], [peer.addr], [64]) < 0
     assert eng.send_probe(peer.segment) < 0
     assert eng.unregister_memory(a.ctypes.data) == 0
-    del eng  # before `a` is freed: see test_bad_addresses_and_segments
+    del eng
+
+
+def test_refused_write_then_free():
+    """A write the target refuses (its buffer unregistered) returns an error
+    only once the transport stopped reading the local buffer: freeing it
+    right after the call must be safe (an older tcp plugin kept sending from
+    it; ASan caught the read of freed memory)."""
+    eng, tgt = TransferEngine(), TransferEngine()
+    assert eng.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+    assert tgt.initialize("127.0.0.1", "P2PHANDSHAKE", "tcp", "") == 0
+    peer = f"127.0.0.1:{tgt.get_rpc_port()}"
+    refused = 0
+    for _ in range(20):
+        a = np.ones(1 << 22, dtype=np.uint8)
+        b = np.zeros(1 << 22, dtype=np.uint8)
+        assert eng.register_memory(a.ctypes.data, a.nbytes) == 0
+        assert tgt.register_memory(b.ctypes.data, b.nbytes) == 0
+        assert eng.transfer_sync_write(peer, a.ctypes.data, b.ctypes.data, a.nbytes) == 0
+        assert tgt.unregister_memory(b.ctypes.data) == 0
+        refused += eng.transfer_sync_write(peer, a.ctypes.data, b.ctypes.data, a.nbytes) < 0
+        assert eng.unregister_memory(a.ctypes.data) == 0
+        del a, b  # freed (munmapped) while both engines live
+    assert refused == 20
+    del eng, tgt
 
 
 def test_rpc_port_range(monkeypatch):
