@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "structmember.h"
+#include <structmember.h>
 
 #define MAGIC "MCPYNTF1"
 #define MAGIC_LEN 8

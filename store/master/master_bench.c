@@ -196,7 +196,9 @@ static void *wmain(void *arg) {
       if (!rc) {
         Mcstore__BatchGetReplicaListResponse *p = (Mcstore__BatchGetReplicaListResponse *)resp;
         for (size_t i = 0; i < p->n_results; i++)
-          t->errors += p->results[i]->code != 0;
+          if (p->results[i]->code != 0 && t->errors++ == 0)
+            fprintf(stderr, "mc-master-bench: GetReplicaList %s: %s\n", keys[i],
+                    mcs_errname(p->results[i]->code));
       }
       t->items += (uint64_t)b;
     } else {
@@ -206,8 +208,9 @@ static void *wmain(void *arg) {
       rc = mcs_call(t->ch, "GetReplicaList", &r.base,
                     &mcstore__get_replica_list_response__descriptor, &resp, 10000, NULL);
       sample(t, t0);
-      if (!rc)
-        t->errors += ((Mcstore__GetReplicaListResponse *)resp)->code != 0;
+      if (!rc && ((Mcstore__GetReplicaListResponse *)resp)->code != 0 && t->errors++ == 0)
+        fprintf(stderr, "mc-master-bench: GetReplicaList %s: %s\n", keys[0],
+                mcs_errname(((Mcstore__GetReplicaListResponse *)resp)->code));
       t->items += 1;
     }
     if (resp)
