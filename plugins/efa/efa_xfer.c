@@ -189,7 +189,9 @@ static int transient(int fi_err) {
 static int on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) {
   switch (op->kind) {
   case EFA_OP_RECV:
-    if (!status)
+    /* Not once stopping: a worker that comes back from libfabric after a
+     * wedged fini (efa_workers_stop) must not call into a gone host. */
+    if (!status && !r->stop)
       efa_notify_recv_done(r, op, len);
     return !r->stop && fi_err != FI_ECANCELED;
   case EFA_OP_SEND:
