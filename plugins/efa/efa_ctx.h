@@ -106,6 +106,7 @@ typedef struct efa_rail {
   struct efa_av_entry *av_cache;
   uint32_t av_n, av_cap;
   int stop;
+  int exited; /* the worker returned (set under lock, cond broadcast) */
   pthread_t thr;
   int thr_started;
 } efa_rail;
@@ -153,6 +154,13 @@ typedef struct efa_ctx {
   efa_peer *peers;
   efa_mem *mems;
   efa_rmem *rmems;
+  /* The deadline thread (efa_xfer.c, reaper). */
+  pthread_mutex_t reap_lock;
+  pthread_cond_t reap_cond; /* CLOCK_MONOTONIC */
+  int reap_stop;
+  pthread_t reap_thr;
+  int reap_started;
+  int wedged; /* a worker never returned from libfabric: fini leaks, never frees */
 } efa_ctx;
 
 /* efa_fabric.c */
@@ -165,7 +173,10 @@ void efa_mr_close(efa_ctx *ctx, efa_mem *m);
 int efa_fill_random(void *p, size_t n);
 /* efa_xfer.c */
 int efa_workers_start(efa_ctx *ctx);
-void efa_workers_stop(efa_ctx *ctx);
+/* Stops the workers and the deadline thread.  Returns MC_EBUSY (ctx->wedged
+ * set) when a worker did not come back from a libfabric call in time: its
+ * rail must then be neither closed nor freed. */
+int efa_workers_stop(efa_ctx *ctx);
 int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *s, uint32_t n,
                uint32_t *accepted);
 void efa_peer_cancel_all(efa_ctx *ctx, efa_peer *peer, int status);

@@ -129,7 +129,13 @@ int efa_notify_send(efa_ctx *ctx, efa_peer *peer, const void *msg, size_t len) {
       if (len)
         memcpy(b + EFA_NOTE_HDR + nl, msg, len);
       op->state = EFA_ST_POSTED;
-      rc = fi_send(r->ep, b, EFA_NOTE_HDR + nl + len, r->note_desc, peer->fa[ri], &op->fctx);
+      fi_addr_t fa = peer->fa[ri];
+      /* Not under the rail lock: a provider call may block (efa_xfer.c,
+       * post_queued), and the deadline thread needs the lock.  The slot
+       * is ours while POSTED; its CQ entry may free it before we relock. */
+      pthread_mutex_unlock(&r->lock);
+      rc = fi_send(r->ep, b, EFA_NOTE_HDR + nl + len, r->note_desc, fa, &op->fctx);
+      pthread_mutex_lock(&r->lock);
       if (rc)
         op->state = EFA_ST_FREE;
     }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "efa_ctx.h"
 
@@ -92,8 +93,18 @@ static int load_cfg(const mc_host_api *h, efa_cfg *c) {
 }
 
 static void ctx_free(efa_ctx *ctx) {
-  efa_workers_stop(ctx);
+  int wedged = efa_workers_stop(ctx) != 0;
   efa_fail_all(ctx, MC_ECANCELED);
+  if (wedged) {
+    /* A worker is still inside libfabric on one of the endpoints: closing
+     * them (or freeing the ops whose contexts the provider holds) under
+     * it could crash; every slice was completed just above, and the
+     * rest stays allocated on purpose (logged by efa_workers_stop). */
+    return;
+  }
+  /* fi_close of an endpoint ends the provider's use of every op context
+   * it was given: from here no CQ entry can name an op, so the op array
+   * (freed last, below) is never written after it is freed. */
   efa_fabric_close_eps(ctx);
   while (ctx->mems) {
     efa_mem *m = ctx->mems;
@@ -120,6 +131,8 @@ static void ctx_free(efa_ctx *ctx) {
     pthread_cond_destroy(&r->cond);
   }
   pthread_mutex_destroy(&ctx->lock);
+  pthread_mutex_destroy(&ctx->reap_lock);
+  pthread_cond_destroy(&ctx->reap_cond);
   free(ctx);
 }
 
@@ -147,6 +160,12 @@ static int efa_init(const mc_host_api *host, const mc_init_args *args, void **ou
     return MC_ENOMEM;
   ctx->host = host;
   pthread_mutex_init(&ctx->lock, NULL);
+  pthread_mutex_init(&ctx->reap_lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&ctx->reap_cond, &ca);
+  pthread_condattr_destroy(&ca);
   for (uint32_t k = 0; k < EFAB_MAX_RAILS; k++) {
     pthread_mutex_init(&ctx->rails[k].lock, NULL);
     pthread_cond_init(&ctx->rails[k].cond, NULL);

@@ -96,8 +96,7 @@ static void finish(efa_rail *r, efa_op *op, int status) {
   h->complete(h->host, op->token, status, status ? 0 : op->len, 0);
 }
 
-static ssize_t post(efa_rail *r, efa_op *op) {
-  fi_addr_t fa = op->peer->fa[r->idx];
+static ssize_t post(efa_rail *r, efa_op *op, fi_addr_t fa) {
   if (op->op == MC_OP_READ)
     return fi_read(r->ep, (void *)(uintptr_t)op->laddr, op->len, op->ldesc, fa, op->raddr,
                    op->key, &op->fctx);
@@ -105,46 +104,72 @@ static ssize_t post(efa_rail *r, efa_op *op) {
                   op->raddr, op->key, &op->fctx);
 }
 
-/* Posts queued ops in order while the provider takes them. */
-static void post_queued(efa_rail *r) {
-  efa_op *op = r->queued.head;
-  while (op) {
-    efa_op *next = op->next;
+/* The first queued op ready to go (its address resolved, its retry gap
+ * over); ops whose address failed are completed on the way. */
+static efa_op *next_ready(efa_rail *r, int64_t now) {
+  for (efa_op *op = r->queued.head, *n; op; op = n) {
+    n = op->next;
     efa_peer *p = op->peer;
     if (p->av_state[r->idx] < 0) {
       list_del(&r->queued, op);
       finish(r, op, MC_EPEER);
       op_free(r, op);
-    } else if (p->av_state[r->idx] > 0 && op->not_before_ms <= efa_now_ms()) {
-      op->state = EFA_ST_POSTED;
-      list_del(&r->queued, op);
-      list_add(&r->posted, op);
-      ssize_t rc = post(r, op);
-      if (rc == -FI_EAGAIN) {
-        list_del(&r->posted, op);
-        op->state = EFA_ST_QUEUED;
-        /* Back to the front: keep the order; the provider needs progress
-         * (our next CQ read) before it takes more. */
-        op->next = r->queued.head;
-        op->prev = NULL;
-        if (r->queued.head)
-          r->queued.head->prev = op;
-        else
-          r->queued.tail = op;
-        r->queued.head = op;
-        r->queued.n++;
-        return;
-      }
-      if (rc) {
-        list_del(&r->posted, op);
-        int st = efa_err_map((int)-rc);
-        EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: peer '%s': %s failed: %s", r->ri.name, p->name,
-                op->op == MC_OP_READ ? "fi_read" : "fi_write", fi_strerror((int)-rc));
-        finish(r, op, st);
-        op_free(r, op);
-      }
+    } else if (p->av_state[r->idx] > 0 && op->not_before_ms <= now) {
+      return op;
     }
-    op = next;
+  }
+  return NULL;
+}
+
+/* Posts queued ops in order while the provider takes them.  Called and
+ * returns with the rail lock held, but drops it around every provider
+ * call: a provider call may block for good (shm spins on a lock in the
+ * shared region of a peer that was killed holding it), and the deadline
+ * thread needs this lock to fail the op on time.  While unlocked, the op
+ * sits in `posted`, so the deadline thread or a disconnect may complete it
+ * and mark it ABANDONED; a CQ entry may even complete and free it when the
+ * provider took it.  So after the call, the op is touched only when the
+ * provider refused it (no CQ entry will ever name it then). */
+static void post_queued(efa_rail *r) {
+  efa_op *op;
+  while ((op = next_ready(r, efa_now_ms())) != NULL) {
+    efa_peer *p = op->peer;
+    fi_addr_t fa = p->fa[r->idx];
+    int is_read = op->op == MC_OP_READ;
+    op->state = EFA_ST_POSTED;
+    list_del(&r->queued, op);
+    list_add(&r->posted, op);
+    pthread_mutex_unlock(&r->lock);
+    ssize_t rc = post(r, op, fa);
+    pthread_mutex_lock(&r->lock);
+    if (rc == 0)
+      continue; /* libfabric owns it now; its CQ entry completes it */
+    if (op->state == EFA_ST_ABANDONED) {
+      /* Completed to the core meanwhile (deadline, disconnect); the
+       * provider never took it, so it is free now. */
+      r->abandoned--;
+      op_free(r, op);
+      continue;
+    }
+    list_del(&r->posted, op);
+    if (rc == -FI_EAGAIN) {
+      op->state = EFA_ST_QUEUED;
+      /* Back to the front: keep the order; the provider needs progress
+       * (our next CQ read) before it takes more. */
+      op->next = r->queued.head;
+      op->prev = NULL;
+      if (r->queued.head)
+        r->queued.head->prev = op;
+      else
+        r->queued.tail = op;
+      r->queued.head = op;
+      r->queued.n++;
+      return;
+    }
+    EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: peer '%s': %s failed: %s", r->ri.name, p->name,
+            is_read ? "fi_read" : "fi_write", fi_strerror((int)-rc));
+    finish(r, op, efa_err_map((int)-rc));
+    op_free(r, op);
   }
 }
 
@@ -159,36 +184,35 @@ static int transient(int fi_err) {
   return fi_err == FI_ENOTCONN || fi_err == FI_ECONNRESET || fi_err == FI_ECONNABORTED;
 }
 
-static void on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) {
+/* A CQ entry (rail lock held).  Returns 1 when op is a receive buffer to
+ * post again, which the worker does after dropping the lock. */
+static int on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) {
   switch (op->kind) {
   case EFA_OP_RECV:
-    if (!status)
+    /* Not once stopping: a worker that comes back from libfabric after a
+     * wedged fini (efa_workers_stop) must not call into a gone host. */
+    if (!status && !r->stop)
       efa_notify_recv_done(r, op, len);
-    if (!r->stop && fi_err != FI_ECANCELED) {
-      ssize_t rc = fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC,
-                           &op->fctx);
-      if (rc)
-        EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: notification buffer not reposted: %s",
-                r->ri.name, fi_strerror((int)-rc));
-    }
-    return;
+    return !r->stop && fi_err != FI_ECANCELED;
   case EFA_OP_SEND:
     if (status)
       EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: a notification was not delivered: %s",
               r->ri.name, mc_strerror(status));
     op->state = EFA_ST_FREE;
     pthread_cond_broadcast(&r->cond);
-    return;
+    return 0;
   default:
     break;
   }
   if (op->state == EFA_ST_ABANDONED) {
+    /* Already completed to the core (deadline, disconnect, fini): the
+     * provider's late entry only gives the op back. */
     r->abandoned--;
     op_free(r, op);
-    return;
+    return 0;
   }
   if (op->state != EFA_ST_POSTED)
-    return; /* not ours to complete (cannot happen) */
+    return 0; /* not ours to complete (cannot happen) */
   list_del(&r->posted, op);
   int64_t now = efa_now_ms();
   if (status && transient(fi_err) && op->retries < RETRY_MAX &&
@@ -197,15 +221,25 @@ static void on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err)
     op->not_before_ms = now + RETRY_GAP_MS;
     op->state = EFA_ST_QUEUED;
     list_add(&r->queued, op);
-    return;
+    return 0;
   }
   finish(r, op, status);
   op_free(r, op);
+  return 0;
+}
+
+static void repost_recv(efa_rail *r, efa_op *op) {
+  ssize_t rc = fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC, &op->fctx);
+  if (rc)
+    EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: notification buffer not reposted: %s", r->ri.name,
+            fi_strerror((int)-rc));
 }
 
 /* Deadlines: queued and posted ops past theirs fail with MC_ETIMEDOUT.  An
  * RDM endpoint has no connection to watch: a peer that died without the
- * provider noticing (shm) shows up only as silence. */
+ * provider noticing (shm) shows up only as silence.  Run by the context's
+ * deadline thread (rail lock held), which never calls into libfabric, so
+ * a worker stuck inside a provider call cannot hold deadlines up. */
 static void sweep(efa_rail *r, int64_t now) {
   for (efa_op *op = r->queued.head, *n; op; op = n) {
     n = op->next;
@@ -281,8 +315,8 @@ static void resolve_peers(efa_rail *r) {
 static void *worker(void *arg) {
   efa_rail *r = arg;
   struct fi_cq_data_entry ent[CQ_BATCH];
+  efa_op *rearm[CQ_BATCH];
   int idle = 0;
-  int64_t next_sweep = 0;
   for (;;) {
     pthread_mutex_lock(&r->lock);
     int stop = r->stop, av_work = r->av_work;
@@ -300,30 +334,35 @@ static void *worker(void *arg) {
       n = fi_cq_sread(r->cq, ent, CQ_BATCH, NULL, SREAD_MS);
     else
       n = fi_cq_read(r->cq, ent, CQ_BATCH);
+    uint32_t nrearm = 0;
     pthread_mutex_lock(&r->lock);
     if (n > 0) {
-      for (ssize_t i = 0; i < n; i++)
-        on_done(r, (efa_op *)ent[i].op_context, 0, ent[i].len, 0);
+      for (ssize_t i = 0; i < n; i++) {
+        efa_op *op = ent[i].op_context;
+        if (on_done(r, op, 0, ent[i].len, 0))
+          rearm[nrearm++] = op;
+      }
     } else if (n == -FI_EAVAIL) {
       struct fi_cq_err_entry e;
       memset(&e, 0, sizeof e);
-      if (fi_cq_readerr(r->cq, &e, 0) == 1 && e.op_context) {
+      pthread_mutex_unlock(&r->lock);
+      ssize_t got = fi_cq_readerr(r->cq, &e, 0);
+      pthread_mutex_lock(&r->lock);
+      if (got == 1 && e.op_context) {
         int st = efa_err_map(e.err);
         if (r->ctx->host->log_enabled(r->ctx->host->host, MC_LOG_DEBUG))
           EFA_LOG(r->ctx, MC_LOG_DEBUG, "rail %s: completion error %s (%s, provider %d)",
                   r->ri.name, mc_errname(st), fi_strerror(e.err), e.prov_errno);
-        on_done(r, (efa_op *)e.op_context, st, 0, e.err);
+        if (on_done(r, e.op_context, st, 0, e.err))
+          rearm[nrearm++] = e.op_context;
       }
       n = 1;
     }
     if (r->queued.n)
-      post_queued(r);
-    int64_t now = efa_now_ms();
-    if (now >= next_sweep) {
-      sweep(r, now);
-      next_sweep = now + SWEEP_MS;
-    }
+      post_queued(r); /* drops the lock around each provider call */
     pthread_mutex_unlock(&r->lock);
+    for (uint32_t i = 0; i < nrearm; i++)
+      repost_recv(r, rearm[i]);
     if (n > 0) {
       idle = 0;
     } else if (++idle > SPIN_ROUNDS && !r->cq_wait) {
@@ -338,6 +377,43 @@ static void *worker(void *arg) {
       nanosleep(&ts, NULL);
     }
   }
+  pthread_mutex_lock(&r->lock);
+  r->exited = 1;
+  pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+/* The context's deadline thread: every SWEEP_MS, fails the ops of every
+ * rail past their deadline.  It takes only the rail locks, which nobody
+ * holds across a libfabric call, and calls nothing in libfabric itself:
+ * whatever the provider does (a call that never returns, an endpoint that
+ * reports nothing more), every accepted slice completes by its deadline. */
+static void *reaper(void *arg) {
+  efa_ctx *ctx = arg;
+  pthread_mutex_lock(&ctx->reap_lock);
+  while (!ctx->reap_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += SWEEP_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&ctx->reap_cond, &ctx->reap_lock, &ts);
+    if (ctx->reap_stop)
+      break;
+    pthread_mutex_unlock(&ctx->reap_lock);
+    int64_t now = efa_now_ms();
+    for (uint32_t k = 0; k < ctx->nrails; k++) {
+      efa_rail *r = &ctx->rails[k];
+      pthread_mutex_lock(&r->lock);
+      sweep(r, now);
+      pthread_mutex_unlock(&r->lock);
+    }
+    pthread_mutex_lock(&ctx->reap_lock);
+  }
+  pthread_mutex_unlock(&ctx->reap_lock);
   return NULL;
 }
 
@@ -514,21 +590,57 @@ int efa_workers_start(efa_ctx *ctx) {
       return MC_ENOMEM;
     r->thr_started = 1;
   }
+  if (pthread_create(&ctx->reap_thr, NULL, reaper, ctx))
+    return MC_ENOMEM;
+  ctx->reap_started = 1;
   return 0;
 }
 
-void efa_workers_stop(efa_ctx *ctx) {
+/* How long fini waits for a worker to come back from libfabric. */
+#define STOP_WAIT_MS 3000
+
+int efa_workers_stop(efa_ctx *ctx) {
+  int rc = 0;
   for (uint32_t k = 0; k < ctx->nrails; k++) {
     efa_rail *r = &ctx->rails[k];
     pthread_mutex_lock(&r->lock);
     r->stop = 1;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
-    if (r->thr_started) {
-      if (r->cq_wait)
-        fi_cq_signal(r->cq);
+    if (!r->thr_started)
+      continue;
+    if (r->cq_wait)
+      fi_cq_signal(r->cq);
+    /* A worker stuck for good inside a provider call (shm spinning on the
+     * lock of a peer killed holding it) would hang fini: wait a bounded
+     * time, then leave the thread and everything it may touch alone. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += STOP_WAIT_MS / 1000;
+    pthread_mutex_lock(&r->lock);
+    while (!r->exited)
+      if (pthread_cond_timedwait(&r->cond, &r->lock, &ts))
+        break;
+    int exited = r->exited;
+    pthread_mutex_unlock(&r->lock);
+    if (exited) {
       pthread_join(r->thr, NULL);
-      r->thr_started = 0;
+    } else {
+      EFA_LOG(ctx, MC_LOG_ERROR, "rail %s: worker stuck in a libfabric call for %d ms; "
+              "its resources are left allocated", r->ri.name, STOP_WAIT_MS);
+      pthread_detach(r->thr);
+      ctx->wedged = 1;
+      rc = MC_EBUSY;
     }
+    r->thr_started = 0;
   }
+  if (ctx->reap_started) {
+    pthread_mutex_lock(&ctx->reap_lock);
+    ctx->reap_stop = 1;
+    pthread_cond_broadcast(&ctx->reap_cond);
+    pthread_mutex_unlock(&ctx->reap_lock);
+    pthread_join(ctx->reap_thr, NULL);
+    ctx->reap_started = 0;
+  }
+  return rc;
 }
