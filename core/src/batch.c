@@ -138,7 +138,7 @@ static int req_slice(mc_pipeline *e, mc_req *r) {
   const mc_request *q = &r->r;
   uint64_t ss = e->set->t[r->tcand[0]]->slice_size;
   uint64_t ns = (q->len + ss - 1) / ss;
-  r->slices = calloc(ns, sizeof *r->slices);
+  r->slices = ns == 1 ? &r->one : calloc(ns, sizeof *r->slices);
   if (!r->slices)
     return MC_ENOMEM;
   r->nslices = (uint32_t)ns;
@@ -432,7 +432,8 @@ void mc_batch_destroy(mc_batch *b) {
   pthread_cond_destroy(&b->cond);
   uint32_t count = atomic_load(&b->count);
   for (uint32_t i = 0; i < count; i++)
-    free(b->reqs[i].slices);
+    if (b->reqs[i].slices != &b->reqs[i].one)
+      free(b->reqs[i].slices);
   free(b->reqs);
   free(b);
 }

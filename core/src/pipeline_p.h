@@ -48,7 +48,8 @@ struct mc_req {
   _Atomic uint32_t state;
   _Atomic int transport_used;
   uint32_t nslices;
-  mc_slice_rec *slices;
+  mc_slice_rec *slices; /* &one when the request is one slice */
+  mc_slice_rec one;     /* no allocation per small request */
   mc_notify_group *group;
 };
 

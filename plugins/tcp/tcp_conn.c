@@ -86,7 +86,7 @@ static void drop(tcp_conn *c, int st, int redial) {
     resolve_notify(c, c->tx_nw[i], st == MC_ECANCELED ? st : MC_EPEER);
   c->tx_frames = 0;
   c->tx_nnw = 0;
-  c->rx_len = 0;
+  c->rx_len = c->rx_off = 0;
   c->rx_in_payload = 0;
   if (redial && queued(c))
     start_dial(c);
@@ -128,7 +128,7 @@ static void send_hello(tcp_conn *c) {
     return;
   }
   c->state = CS_HELLO;
-  c->rx_len = 0;
+  c->rx_len = c->rx_off = 0;
 }
 
 static void start_dial(tcp_conn *c) {
@@ -303,10 +303,11 @@ static void rx_hello(tcp_conn *c) {
   }
 }
 
+/* Consumed input is skipped, not moved: a recv of many response headers
+ * would otherwise cost a memmove of the rest per header. */
 static void rx_consume(tcp_conn *c, size_t n) {
   c->rx_len -= n;
-  if (c->rx_len)
-    memmove(c->rx, c->rx + n, c->rx_len);
+  c->rx_off = c->rx_len ? c->rx_off + n : 0;
 }
 
 /* Responses.  Returns after EAGAIN, a drop, or RX_TURN payload bytes
@@ -340,6 +341,10 @@ static void rx_run(tcp_conn *c) {
       return;
     }
     if (c->rx_len < TCPW_HDR_SIZE) {
+      if (c->rx_off) { /* less than a header left: to the front */
+        memmove(c->rx, c->rx + c->rx_off, c->rx_len);
+        c->rx_off = 0;
+      }
       ssize_t k = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
       if (k > 0) {
         c->rx_len += (size_t)k;
@@ -359,7 +364,7 @@ static void rx_run(tcp_conn *c) {
       return;
     }
     tcpw_hdr h;
-    if (tcpw_hdr_decode(c->rx, TCPW_HDR_SIZE, &h) ||
+    if (tcpw_hdr_decode(c->rx + c->rx_off, TCPW_HDR_SIZE, &h) ||
         (h.type != TCPW_READ_RESP && h.type != TCPW_WRITE_RESP)) {
       proto_error(c);
       return;
@@ -376,7 +381,7 @@ static void rx_run(tcp_conn *c) {
       /* Straight into the initiator's registered buffer (what came with
        * the header is copied: at most RX_CAP bytes). */
       size_t have = c->rx_len < h.len ? c->rx_len : (size_t)h.len;
-      memcpy((void *)(uintptr_t)head->laddr, c->rx, have);
+      memcpy((void *)(uintptr_t)head->laddr, c->rx + c->rx_off, have);
       rx_consume(c, have);
       if (have < h.len) {
         c->rx_in_payload = 1;

@@ -64,7 +64,7 @@ typedef struct tcp_conn {
   uint8_t tx_hdr[TX_MAX][TCPW_HDR_SIZE];
   notify_wait *tx_nw[TX_MAX];
   uint32_t tx_nnw;
-  size_t rx_len;
+  size_t rx_len, rx_off; /* input: rx[rx_off, +rx_len) */
   uint64_t rx_payload_done; /* of the head item's READ payload; with rx_in_payload */
   int rx_in_payload;
   uint8_t rx[RX_CAP];

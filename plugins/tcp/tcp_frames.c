@@ -68,10 +68,11 @@ static int out_send(tcp_ctx *ctx, sv_conn *c) {
   return 0;
 }
 
+/* Consumed input is skipped, not moved (a burst of READ headers would
+ * otherwise cost a memmove of the rest per frame); recv compacts. */
 static void consume(sv_conn *c, size_t n) {
   c->in_len -= n;
-  if (c->in_len)
-    memmove(c->in, c->in + n, c->in_len);
+  c->in_off = c->in_len ? c->in_off + n : 0;
 }
 
 static void log_refusal(tcp_ctx *ctx, sv_conn *c, const tcpw_hdr *h, int rc) {
@@ -157,7 +158,7 @@ static int serve(tcp_ctx *ctx, sv_conn *c, const tcpw_hdr *h, char *scratch,
     size_t have = c->in_len < h->len ? c->in_len : (size_t)h->len;
     if (have) {
       if (c->wdst) {
-        memcpy(c->wdst, c->in, have);
+        memcpy(c->wdst, c->in + c->in_off, have);
         c->wdst += have;
       }
       consume(c, have);
@@ -170,7 +171,8 @@ static int serve(tcp_ctx *ctx, sv_conn *c, const tcpw_hdr *h, char *scratch,
     /* Frames before it on this connection have been served: the data the
      * initiator saw complete is in memory before the message is
      * delivered. */
-    ctx->host->notify_recv(ctx->host->host, c->peer, c->in + TCPW_HDR_SIZE, (size_t)h->len);
+    ctx->host->notify_recv(ctx->host->host, c->peer, c->in + c->in_off + TCPW_HDR_SIZE,
+                           (size_t)h->len);
     consume(c, TCPW_HDR_SIZE + (size_t)h->len);
     return 0;
   }
@@ -205,7 +207,7 @@ int sv_turn(tcp_ctx *ctx, sv_conn *c, char *scratch, int *again) {
     }
     tcpw_hdr h;
     if (c->in_len >= TCPW_HDR_SIZE) {
-      if (tcpw_hdr_decode(c->in, TCPW_HDR_SIZE, &h) ||
+      if (tcpw_hdr_decode(c->in + c->in_off, TCPW_HDR_SIZE, &h) ||
           (h.type != TCPW_READ && h.type != TCPW_WRITE && h.type != TCPW_NOTIFY)) {
         TCP_LOG(ctx, MC_LOG_WARN, "protocol error from peer '%s' (%s), closing", c->peer,
                 c->addr);
@@ -218,6 +220,10 @@ int sv_turn(tcp_ctx *ctx, sv_conn *c, char *scratch, int *again) {
           return rc;
         continue;
       }
+    }
+    if (c->in_off) { /* an incomplete frame: to the front, so a whole NOTIFY fits */
+      memmove(c->in, c->in + c->in_off, c->in_len);
+      c->in_off = 0;
     }
     ssize_t k = recv(c->fd, c->in + c->in_len, SV_IN_CAP - c->in_len, MSG_DONTWAIT);
     if (k > 0) {

@@ -33,8 +33,8 @@ typedef struct sv_conn {
   struct sv_conn *prev, *next, *rnext;
   char peer[TCPW_MAX_NAME + 1];
   char addr[64];
-  /* Input not yet served. */
-  size_t in_len;
+  /* Input not yet served: in[in_off, +in_len). */
+  size_t in_len, in_off;
   uint8_t in[SV_IN_CAP];
   /* A WRITE whose payload is still arriving (in_write): into wdst, or
    * drained when refused (wdst NULL); wpin holds the buffer meanwhile. */

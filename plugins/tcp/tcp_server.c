@@ -109,6 +109,10 @@ static void hello_done(tcp_server *s, hs_slot *sl) {
     return;
   }
   tcp_sock_setup(sl->fd, &ctx->cfg);
+  /* Out of this thread's (level-triggered) set before a worker owns it:
+   * left in, every frame the peer sends would wake this thread too, and
+   * it would spin on events it ignores for the connection's whole life. */
+  epoll_ctl(s->ep, EPOLL_CTL_DEL, sl->fd, NULL);
   int rc = tcp_serve_add(s->sv, sl->fd, peer, sl->addr);
   if (rc) {
     char why[128];
