@@ -91,6 +91,10 @@ typedef struct efa_rail {
   size_t addr_len;
   mc_rail_info ri;
 
+  /* Serialises this rail's posting calls (fi_read/fi_write/fi_send/
+   * fi_recv) as the rail lock did before; never taken by the deadline
+   * thread, never held with the rail lock. */
+  pthread_mutex_t post_lock;
   pthread_mutex_t lock; /* everything below */
   pthread_cond_t cond;  /* a send slot came free */
   efa_op *ops;          /* max_inflight RMA ops */

@@ -118,7 +118,7 @@ int efa_notify_send(efa_ctx *ctx, efa_peer *peer, const void *msg, size_t len) {
       if (r->send_ops[i].state == EFA_ST_FREE)
         op = &r->send_ops[i];
     ssize_t rc = -FI_EAGAIN;
-    if (op && peer->av_state[ri] > 0) {
+    if (op && peer->av_state[ri] > 0 && pthread_mutex_trylock(&r->post_lock) == 0) {
       uint8_t *b = op->buf;
       put32(b, EFA_NOTE_MAGIC);
       b[4] = 1;
@@ -135,6 +135,7 @@ int efa_notify_send(efa_ctx *ctx, efa_peer *peer, const void *msg, size_t len) {
        * is ours while POSTED; its CQ entry may free it before we relock. */
       pthread_mutex_unlock(&r->lock);
       rc = fi_send(r->ep, b, EFA_NOTE_HDR + nl + len, r->note_desc, fa, &op->fctx);
+      pthread_mutex_unlock(&r->post_lock);
       pthread_mutex_lock(&r->lock);
       if (rc)
         op->state = EFA_ST_FREE;

@@ -128,6 +128,7 @@ static void ctx_free(efa_ctx *ctx) {
     free(r->note_mem);
     free(r->av_cache);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->post_lock);
     pthread_cond_destroy(&r->cond);
   }
   pthread_mutex_destroy(&ctx->lock);
@@ -168,6 +169,7 @@ static int efa_init(const mc_host_api *host, const mc_init_args *args, void **ou
   pthread_condattr_destroy(&ca);
   for (uint32_t k = 0; k < EFAB_MAX_RAILS; k++) {
     pthread_mutex_init(&ctx->rails[k].lock, NULL);
+    pthread_mutex_init(&ctx->rails[k].post_lock, NULL);
     pthread_cond_init(&ctx->rails[k].cond, NULL);
   }
   int rc = load_cfg(host, &ctx->cfg);

@@ -130,9 +130,13 @@ static efa_op *next_ready(efa_rail *r, int64_t now) {
  * and mark it ABANDONED; a CQ entry may even complete and free it when the
  * provider took it.  So after the call, the op is touched only when the
  * provider refused it (no CQ entry will ever name it then). */
-static void post_queued(efa_rail *r) {
+static void post_queued(efa_rail *r, int wait) {
   efa_op *op;
   while ((op = next_ready(r, efa_now_ms())) != NULL) {
+    /* A submitter never waits for another poster (which may be stuck in
+     * the provider): it leaves the op queued for the worker. */
+    if (!wait && pthread_mutex_trylock(&r->post_lock))
+      return;
     efa_peer *p = op->peer;
     fi_addr_t fa = p->fa[r->idx];
     int is_read = op->op == MC_OP_READ;
@@ -140,7 +144,10 @@ static void post_queued(efa_rail *r) {
     list_del(&r->queued, op);
     list_add(&r->posted, op);
     pthread_mutex_unlock(&r->lock);
+    if (wait)
+      pthread_mutex_lock(&r->post_lock);
     ssize_t rc = post(r, op, fa);
+    pthread_mutex_unlock(&r->post_lock);
     pthread_mutex_lock(&r->lock);
     if (rc == 0)
       continue; /* libfabric owns it now; its CQ entry completes it */
@@ -229,7 +236,9 @@ static int on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) 
 }
 
 static void repost_recv(efa_rail *r, efa_op *op) {
+  pthread_mutex_lock(&r->post_lock);
   ssize_t rc = fi_recv(r->ep, op->buf, EFA_NOTE_MAX, r->note_desc, FI_ADDR_UNSPEC, &op->fctx);
+  pthread_mutex_unlock(&r->post_lock);
   if (rc)
     EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: notification buffer not reposted: %s", r->ri.name,
             fi_strerror((int)-rc));
@@ -359,7 +368,7 @@ static void *worker(void *arg) {
       n = 1;
     }
     if (r->queued.n)
-      post_queued(r); /* drops the lock around each provider call */
+      post_queued(r, 1); /* drops the lock around each provider call */
     pthread_mutex_unlock(&r->lock);
     for (uint32_t i = 0; i < nrearm; i++)
       repost_recv(r, rearm[i]);
@@ -498,7 +507,7 @@ int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
     list_add(&r->queued, op);
     int wake = 0;
     if (r->queued.n == 1)
-      post_queued(r); /* straight to the provider when nothing waits */
+      post_queued(r, 0); /* straight to the provider when nothing waits */
     wake = r->queued.n > 0;
     pthread_mutex_unlock(&r->lock);
     if (wake && r->cq_wait)
