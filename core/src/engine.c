@@ -754,6 +754,15 @@ int mc_register_batch(mc_engine *e, const mc_region *regions, uint32_t n,
   return mc_registry_register(e->reg, regions, n, failed);
 }
 
+int mc_register_file(mc_engine *e, const char *path, uint64_t offset, uint64_t len,
+                     uint32_t flags, void **addr) {
+  if (!e) {
+    mc_last_error_set("mc_register_file: engine is NULL");
+    return MC_EINVAL;
+  }
+  return mc_registry_register_file(e->reg, path, offset, len, flags, addr);
+}
+
 int mc_unregister(mc_engine *e, void *addr) {
   return mc_unregister_batch(e, &addr, 1, NULL);
 }

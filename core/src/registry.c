@@ -1,7 +1,13 @@
 /* Local memory registry (registry.h): the buffers this engine exposes,
  * registered with every transport that can serve their memory kind. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +23,11 @@ struct mc_local_buf {
   int32_t device;
   char location[32];
   int shared_by; /* transport index that allocated it (mc_alloc_shared), -1 */
+  /* MC_MEM_FILE (mc_register_file): the file range this buffer stands for;
+   * [addr, +len) is address space the registry reserved (PROT_NONE). */
+  char *path;
+  uint64_t file_offset;
+  uint32_t file_flags;
   void *mem[MC_MAX_TRANSPORTS];
   uint32_t rkey_len[MC_MAX_TRANSPORTS];
   uint8_t *rkey[MC_MAX_TRANSPORTS];
@@ -122,6 +133,10 @@ static void buf_free(mc_registry *e, mc_local_buf *b) {
     free(b->rkey[i]);
   }
   mc_rails_rank_free(b->rank);
+  if (b->path) {
+    munmap((void *)(uintptr_t)b->addr, b->len);
+    free(b->path);
+  }
   free(b);
 }
 
@@ -133,7 +148,9 @@ static int register_with_transports(mc_registry *e, mc_local_buf *b, int *served
     if (!((t->ops->local_mem_kinds | t->ops->remote_mem_kinds) & b->kind))
       continue;
     mc_mem_desc md = {.addr = b->addr, .len = b->len, .kind = b->kind,
-                      .device = b->device, .location = b->location};
+                      .device = b->device, .location = b->location,
+                      .path = b->path, .file_offset = b->file_offset,
+                      .flags = b->file_flags};
     uint8_t key[MC_RKEY_MAX];
     size_t klen = sizeof key;
     pthread_mutex_lock(&t->ctl_lock);
@@ -243,6 +260,8 @@ static int reserve(mc_registry *e, mc_local_buf *b) {
 
 /* Registers one buffer with the transports and inserts it; publishes
  * nothing.  shared_by: the transport whose alloc_mem made it, or -1. */
+static int insert_new(mc_registry *e, mc_local_buf *b);
+
 static int insert_buf(mc_registry *e, void *addr, size_t len,
                       const char *location, int shared_by) {
   if (!e || !addr || len == 0)
@@ -254,7 +273,15 @@ static int insert_buf(mc_registry *e, void *addr, size_t len,
   int rc = buf_new(e, addr, len, location, shared_by, &b);
   if (rc)
     return rc;
-  rc = reserve(e, b);
+  return insert_new(e, b);
+}
+
+/* Reserves b's range, registers it with the transports and makes it ready;
+ * frees b on failure. */
+static int insert_new(mc_registry *e, mc_local_buf *b) {
+  uint64_t a = b->addr;
+  size_t len = (size_t)b->len;
+  int rc = reserve(e, b);
   if (rc) {
     buf_free(e, b);
     return rc;
@@ -447,6 +474,111 @@ int mc_registry_alloc_shared(mc_registry *e, size_t len, const char *location, v
   MC_ERROR(e->log, COMP,
            "mc_alloc_shared: no loaded transport offers shared memory (load shm)");
   return MC_ENOTSUP;
+}
+
+/* Size of the file or block device open at fd, or -1 (errno set). */
+static int64_t file_size(int fd, const struct stat *st) {
+  if (S_ISREG(st->st_mode))
+    return st->st_size;
+  if (S_ISBLK(st->st_mode)) {
+    uint64_t sz = 0;
+    if (ioctl(fd, BLKGETSIZE64, &sz) != 0)
+      return -1;
+    return (int64_t)sz;
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+int mc_registry_register_file(mc_registry *e, const char *path, uint64_t offset,
+                              uint64_t len, uint32_t flags, void **addr) {
+  if (!e || !path || !*path || !addr || (flags & ~MC_FILE_READ_ONLY)) {
+    mc_last_error_set("mc_register_file: %s", !path || !*path ? "no path"
+                      : !addr ? "addr is NULL" : "unknown flags");
+    return MC_EINVAL;
+  }
+  /* Open it as the transports will, so a missing path or a permission
+   * problem is reported here, naming the file, not at the first transfer. */
+  int ro = (flags & MC_FILE_READ_ONLY) != 0;
+  int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    int rc = err == ENOENT || err == ENOTDIR ? MC_ENOENT
+             : err == EACCES || err == EPERM || err == EROFS ? MC_EACCES
+                                                              : MC_EINVAL;
+    mc_last_error_set("mc_register_file: cannot open '%s' %s: %s%s", path,
+                      ro ? "read-only" : "read-write", strerror(err),
+                      rc == MC_EACCES && !ro ? " (MC_FILE_READ_ONLY opens it read-only)" : "");
+    MC_ERROR(e->log, COMP, "%s", mc_last_error());
+    return rc;
+  }
+  struct stat st;
+  int64_t size = fstat(fd, &st) == 0 ? file_size(fd, &st) : -1;
+  int err = errno;
+  close(fd);
+  if (size < 0) {
+    mc_last_error_set("mc_register_file: '%s' is not a regular file or block device: %s",
+                      path, strerror(err));
+    MC_ERROR(e->log, COMP, "%s", mc_last_error());
+    return MC_EINVAL;
+  }
+  if (len == 0) {
+    if ((uint64_t)size <= offset) {
+      mc_last_error_set("mc_register_file: '%s': offset %llu is at or past its end (%lld bytes)",
+                        path, (unsigned long long)offset, (long long)size);
+      return MC_EINVAL;
+    }
+    len = (uint64_t)size - offset;
+  }
+  /* A block device cannot grow; a regular file can (writes extend it), so
+   * only the device's end bounds the range. */
+  if (offset + len < offset || len > (UINT64_MAX >> 8) ||
+      (S_ISBLK(st.st_mode) && offset + len > (uint64_t)size)) {
+    mc_last_error_set("mc_register_file: '%s': range %llu+%llu is beyond the device (%lld bytes)",
+                      path, (unsigned long long)offset, (unsigned long long)len,
+                      (long long)size);
+    return MC_ERANGE;
+  }
+  void *va = mmap(NULL, (size_t)len, PROT_NONE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (va == MAP_FAILED) {
+    mc_last_error_set("mc_register_file: '%s': cannot reserve %llu bytes of address space: %s",
+                      path, (unsigned long long)len, strerror(errno));
+    return MC_ENOMEM;
+  }
+  mc_local_buf *b = NULL;
+  int rc = buf_new(e, va, (size_t)len, "file", -1, &b);
+  if (rc) {
+    munmap(va, (size_t)len);
+    return rc;
+  }
+  b->path = strdup(path); /* buf_free unmaps va from here on */
+  if (!b->path) {
+    munmap(va, (size_t)len);
+    buf_free(e, b);
+    return MC_ENOMEM;
+  }
+  b->file_offset = offset;
+  b->file_flags = ro ? MC_MEM_F_READ_ONLY : 0;
+  rc = insert_new(e, b);
+  if (rc) {
+    if (rc == MC_ENOTSUP)
+      mc_last_error_set("mc_register_file: '%s': no loaded transport serves files "
+                        "(load nvmeof)", path);
+    else
+      mc_last_error_set("mc_register_file: '%s': a transport refused it: %s", path,
+                        mc_strerror(rc));
+    return rc;
+  }
+  mc_region r = {va, (size_t)len, "file"};
+  rc = publish_or_undo(e, &r, 1);
+  if (rc) {
+    mc_last_error_set("mc_register_file: '%s': the segment could not be republished: %s",
+                      path, mc_strerror(rc));
+    return rc;
+  }
+  *addr = va;
+  return 0;
 }
 
 int mc_registry_free_shared(mc_registry *e, void *addr) {

@@ -40,6 +40,8 @@ int mc_registry_unregister(mc_registry *r, void *const *addrs, uint32_t n,
 int mc_registry_alloc_shared(mc_registry *r, size_t len, const char *location,
                              void **addr);
 int mc_registry_free_shared(mc_registry *r, void *addr);
+int mc_registry_register_file(mc_registry *r, const char *path, uint64_t offset,
+                              uint64_t len, uint32_t flags, void **addr);
 
 /* The buffer containing [addr, addr+len), counted as in use until
  * mc_registry_release (unregistering it meanwhile is MC_EBUSY); NULL if

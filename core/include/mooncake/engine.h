@@ -90,8 +90,10 @@ MC_API const char *mc_engine_segment_name(const mc_engine *engine);
 
 /* Registers [addr, addr+len) with every loaded transport that can serve its
  * memory kind and republishes the segment, so peers (also those that opened
- * the segment earlier) can reach it.  location: "cpu:N", "cuda:N", ... or
- * NULL to detect.  MC_EEXIST if it overlaps a registered buffer; MC_ENOTSUP
+ * the segment earlier) can reach it.  location: "cpu:N", "cuda:N", "hip:N",
+ * "npu:N", or NULL to detect: a loaded plugin with query_mem (ABI 1.3)
+ * recognizes device memory, else it is host memory on its pages' NUMA
+ * node.  MC_EEXIST if it overlaps a registered buffer; MC_ENOTSUP
  * if no loaded transport serves that kind; the metadata backend's error
  * (MC_EPEER, MC_ETIMEDOUT, MC_EACCES) if the segment could not be
  * republished.  On any error nothing stays registered. */
@@ -121,6 +123,25 @@ MC_API int mc_unregister(mc_engine *engine, void *addr);
  * listed twice) for addrs[*failed] and none is unregistered. */
 MC_API int mc_unregister_batch(mc_engine *engine, void *const *addrs, uint32_t n,
                         uint32_t *failed);
+
+/* Flags of mc_register_file. */
+#define MC_FILE_READ_ONLY 1u /* open read-only; writes into it fail MC_EACCES */
+
+/* Registers bytes [offset, offset+len) of the file or block device at path
+ * as part of this engine's segment (memory kind MC_MEM_FILE), for the
+ * transports that move data to and from files (nvmeof, and tcp serving
+ * peers that cannot reach the file themselves).  len 0 means up to the
+ * file's end.  *addr receives an address standing for the range's first
+ * byte: the engine reserves len bytes of address space for it (never
+ * accessible memory, it costs no RAM), so requests name file byte
+ * offset+i as *addr+i, as the local side (mc_request.local) or as the
+ * remote address peers see in the segment, and mc_unregister(engine,
+ * *addr) removes it.  Returns MC_ENOENT (no such path), MC_EACCES (cannot
+ * be opened as asked), MC_EINVAL (a bad argument, or len 0 at or past the
+ * end), MC_ENOTSUP (no loaded transport serves files), each with the path
+ * and the reason in mc_last_error(). */
+MC_API int mc_register_file(mc_engine *engine, const char *path, uint64_t offset,
+                            uint64_t len, uint32_t flags, void **addr);
 
 /* Allocates len bytes of memory that a loaded transport can share with peers
  * on the same host without copies through the kernel (the shm transport's

@@ -1,4 +1,4 @@
-/* mooncake/transport.h - the transport plugin ABI, version 1.2.
+/* mooncake/transport.h - the transport plugin ABI, version 1.3.
  *
  * This header is the whole contract between libmooncake (the "core") and a
  * transport plugin.  A plugin includes this header (and errors.h) only, never
@@ -71,6 +71,10 @@
  *        between the same transport in two engines, carried by the core
  *        over the engine's authenticated handshake listener (queue-pair
  *        numbers and similar per-connection setup).
+ *   1.3  device memory and files: mc_transport_ops gains query_mem (a
+ *        plugin classifies memory registered without a location, e.g. a
+ *        CUDA pointer); mc_mem_desc gains path, file_offset and flags for
+ *        MC_MEM_FILE ranges (mc_register_file).
  */
 #ifndef MOONCAKE_TRANSPORT_H
 #define MOONCAKE_TRANSPORT_H
@@ -85,7 +89,7 @@ extern "C" {
 #endif
 
 #define MC_TRANSPORT_ABI_MAJOR 1
-#define MC_TRANSPORT_ABI_MINOR 2
+#define MC_TRANSPORT_ABI_MINOR 3
 
 /* Name of the entry symbol for ABI major 1. */
 #define MC_TRANSPORT_ENTRY_V1 "mc_transport_plugin_v1"
@@ -177,14 +181,32 @@ typedef struct mc_rail_info {
   uint32_t flags;              /* reserved, 0 */
 } mc_rail_info;
 
+/* Flags of an MC_MEM_FILE range (mc_mem_desc.flags, 1.3). */
+enum mc_mem_flag {
+  MC_MEM_F_READ_ONLY = 1u << 0, /* the range may be read, never written */
+};
+
 /* A buffer to register (register_mem).  The core guarantees len > 0 and that
- * [addr, addr+len) stays valid until deregister_mem returns. */
+ * [addr, addr+len) stays valid until deregister_mem returns.
+ *
+ * MC_MEM_FILE (1.3): the buffer is the byte range [file_offset, +len) of
+ * the file or block device `path`.  addr is then an address the core
+ * reserved for the range (never accessible memory: never dereference it);
+ * byte addr+i of the buffer is byte file_offset+i of the file, in slices
+ * on either side.  Read path, file_offset and flags only when the host
+ * table given to init has abi_minor >= 3; an older core never registers
+ * MC_MEM_FILE. */
 typedef struct mc_mem_desc {
   uint64_t addr;
   uint64_t len;
   uint32_t kind;        /* one enum mc_mem_kind bit */
   int32_t device;       /* NUMA node for CPU, device ordinal for GPU/NPU, -1 unknown */
-  const char *location; /* "cpu:0", "cuda:3"; valid during the call only */
+  const char *location; /* "cpu:0", "cuda:3", "file"; valid during the call only */
+  /* ---- 1.3 ---- */
+  const char *path;     /* MC_MEM_FILE: file or block device; NULL otherwise.
+                           Valid during the call only. */
+  uint64_t file_offset; /* MC_MEM_FILE: file offset of the byte at addr */
+  uint32_t flags;       /* MC_MEM_FILE: enum mc_mem_flag bits; 0 otherwise */
 } mc_mem_desc;
 
 /* Arguments of init(); valid during the call only. */
@@ -420,6 +442,19 @@ typedef struct mc_transport_ops {
    * transport get MC_ENOTSUP. */
   int (*ctrl_handle)(void *ctx, const char *peer, const void *req,
                      size_t req_len, void *resp, size_t *resp_len);
+
+  /* ---- 1.3 ---- */
+  /* Optional.  Classifies memory: when mc_register is given no location,
+   * the core asks each loaded plugin that has query_mem, in rank order,
+   * whether [addr, +len) is memory its runtime knows (a cuMemAlloc'd
+   * pointer is MC_MEM_CUDA on its device ordinal).  Sets *kind to one
+   * enum mc_mem_kind bit and *device to the ordinal, and returns 0; returns
+   * MC_ENOENT when the range is not such memory (ordinary host memory, which
+   * the core then locates on its NUMA node itself), MC_EINVAL when only
+   * part of the range is.  Serialized with control calls; cheap (one
+   * driver query), never blocking on the network. */
+  int (*query_mem)(void *ctx, uint64_t addr, uint64_t len, uint32_t *kind,
+                   int32_t *device);
 } mc_transport_ops;
 
 /* The v1 members every plugin must provide (up to vendor_strerror). */
