@@ -80,7 +80,7 @@ static void ctx_free(asc_ctx *c) {
 static int open_runtime(asc_ctx *c, const char *lib) {
   char why[512];
   if (acl_api_load(&c->api, lib, why, sizeof why)) {
-    ASC_LOG(c, MC_LOG_WARN, "ascend transport off: %s", why);
+    ASC_LOG(c, MC_LOG_WARN, "%s", why);
     return MC_ENODEV;
   }
   pthread_mutex_lock(&acl_users_lock);
@@ -91,13 +91,13 @@ static int open_runtime(asc_ctx *c, const char *lib) {
   }
   pthread_mutex_unlock(&acl_users_lock);
   if (!c->acl_inited) {
-    ASC_LOG(c, MC_LOG_WARN, "ascend transport off: aclInit: aclError %d %s", e, recent(c));
+    ASC_LOG(c, MC_LOG_WARN, "aclInit: aclError %d %s", e, recent(c));
     return MC_ENODEV;
   }
   uint32_t n = 0;
   e = c->api.GetDeviceCount(&n);
   if (e != ACL_SUCCESS || n == 0) {
-    ASC_LOG(c, MC_LOG_WARN, "ascend transport off: no NPU on this host: aclrtGetDeviceCount: "
+    ASC_LOG(c, MC_LOG_WARN, "no NPU on this host: aclrtGetDeviceCount: "
             "aclError %d, %u devices %s", e, n, recent(c));
     return MC_ENODEV;
   }
@@ -114,14 +114,14 @@ static int open_runtime(asc_ctx *c, const char *lib) {
     if (!dv->streams)
       return MC_ENOMEM;
     if ((e = asc_use_dev(c, d)) != ACL_SUCCESS) {
-      ASC_LOG(c, MC_LOG_WARN, "ascend transport off: aclrtSetDevice(%d): aclError %d %s", d, e,
+      ASC_LOG(c, MC_LOG_WARN, "aclrtSetDevice(%d): aclError %d %s", d, e,
               recent(c));
       return MC_ENODEV;
     }
     for (int s = 0; s < c->nstreams; s++)
       if ((e = c->api.CreateStream(&dv->streams[s])) != ACL_SUCCESS) {
         dv->streams[s] = NULL;
-        ASC_LOG(c, MC_LOG_WARN, "ascend transport off: aclrtCreateStream on NPU %d: aclError %d "
+        ASC_LOG(c, MC_LOG_WARN, "aclrtCreateStream on NPU %d: aclError %d "
                 "%s", d, e, recent(c));
         return MC_ENODEV;
       }
@@ -130,7 +130,7 @@ static int open_runtime(asc_ctx *c, const char *lib) {
   if (acl_api_has_ipc(&c->api) && c->api.DeviceGetBareTgid(&c->self.tgid) != ACL_SUCCESS)
     c->self.tgid = -1;
   if (!acl_api_has_ipc(&c->api))
-    ASC_LOG(c, MC_LOG_WARN, "ascend: the runtime has no aclrtIpcMem* calls: NPU memory of other "
+    ASC_LOG(c, MC_LOG_WARN, "the runtime has no aclrtIpcMem* calls: NPU memory of other "
             "processes is not reachable (MC_ENOTSUP)");
   return 0;
 }

@@ -64,7 +64,7 @@ static void free_devs(hip_ctx *c) {
 static int open_runtime(hip_ctx *c, const char *lib) {
   char why[512], b[32];
   if (hip_api_load(&c->api, lib, why, sizeof why)) {
-    HIP_LOG(c, MC_LOG_WARN, "hip transport off: %s", why);
+    HIP_LOG(c, MC_LOG_WARN, "%s", why);
     return MC_ENODEV;
   }
   const char *libname = lib && lib[0] ? lib : "libamdhip64";
@@ -73,14 +73,14 @@ static int open_runtime(hip_ctx *c, const char *lib) {
   const char *kfd = access("/dev/kfd", F_OK) ? " (/dev/kfd is absent: no amdgpu compute driver)" : "";
   hipError_t e = c->api.Init(0);
   if (e != hipSuccess) {
-    HIP_LOG(c, MC_LOG_WARN, "hip transport off: no AMD GPU on this host: %s hipInit: %s%s",
+    HIP_LOG(c, MC_LOG_WARN, "no AMD GPU on this host: hipInit (%s): %s%s",
             libname, ename(c, e, b, sizeof b), kfd);
     return MC_ENODEV;
   }
   int n = 0;
   e = c->api.GetDeviceCount(&n);
   if (e != hipSuccess || n <= 0) {
-    HIP_LOG(c, MC_LOG_WARN, "hip transport off: no AMD GPU on this host: %s hipGetDeviceCount: "
+    HIP_LOG(c, MC_LOG_WARN, "no AMD GPU on this host: hipGetDeviceCount (%s): "
             "%s, %d devices%s", libname, e ? ename(c, e, b, sizeof b) : "ok", n, kfd);
     return MC_ENODEV;
   }
@@ -97,13 +97,13 @@ static int open_runtime(hip_ctx *c, const char *lib) {
     if (!dv->streams)
       return MC_ENOMEM;
     if ((e = c->api.SetDevice(d)) != hipSuccess) {
-      HIP_LOG(c, MC_LOG_WARN, "hip transport off: hipSetDevice(%d): %s", d, ename(c, e, b, sizeof b));
+      HIP_LOG(c, MC_LOG_WARN, "hipSetDevice(%d): %s", d, ename(c, e, b, sizeof b));
       return MC_ENODEV;
     }
     for (int s = 0; s < c->nstreams; s++) {
       if ((e = c->api.StreamCreateWithFlags(&dv->streams[s], hipStreamNonBlocking)) != hipSuccess) {
         dv->streams[s] = NULL;
-        HIP_LOG(c, MC_LOG_WARN, "hip transport off: hipStreamCreateWithFlags on device %d: %s", d,
+        HIP_LOG(c, MC_LOG_WARN, "hipStreamCreateWithFlags on device %d: %s", d,
                 ename(c, e, b, sizeof b));
         return MC_ENODEV;
       }
