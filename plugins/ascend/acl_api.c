@@ -25,6 +25,7 @@ static const acl_sym syms[] = {
     E("aclrtDestroyEvent", DestroyEvent, 0),
     E("aclrtRecordEvent", RecordEvent, 0),
     E("aclrtQueryEventStatus", QueryEventStatus, 0),
+    E("aclFinalizeReference", FinalizeReference, 1),
     E("aclGetRecentErrMsg", GetRecentErrMsg, 1),
     E("aclrtPointerGetAttributes", PointerGetAttributes, 1),
     E("aclrtIpcMemGetExportKey", IpcMemGetExportKey, 1),
@@ -38,7 +39,10 @@ static const acl_sym syms[] = {
 int acl_api_load(acl_api *a, const char *lib, char *why, size_t whylen) {
   memset(a, 0, sizeof *a);
   const char *name = lib && lib[0] ? lib : "libascendcl.so";
-  a->dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  /* RTLD_NODELETE: a vendor runtime initialized by aclInit is not safe to
+   * unload (its threads and allocations outlive aclFinalize); it stays
+   * for the process's life once loaded. */
+  a->dl = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!a->dl) {
     const char *e = dlerror();
     snprintf(why, whylen, "cannot load %s (%s); install the CANN toolkit (set "

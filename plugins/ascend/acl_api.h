@@ -59,6 +59,7 @@ typedef struct acl_api {
   aclError (*RecordEvent)(aclrtEvent e, aclrtStream s);
   aclError (*QueryEventStatus)(aclrtEvent e, int *status);
   /* Optional (NULL when the runtime predates them). */
+  aclError (*FinalizeReference)(uint64_t *refs);
   const char *(*GetRecentErrMsg)(void);
   aclError (*PointerGetAttributes)(const void *p, acl_ptr_attrs *a);
   /* IPC of device memory between processes: all four or none. */

@@ -28,10 +28,15 @@ static const mc_param_info asc_params[] = {
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
 
-/* aclInit/aclFinalize are per process while contexts are per engine: the
- * last context to go finalizes. */
+/* aclInit is per process, contexts are per engine, and the application
+ * (torch_npu, ...) may hold ACL itself.  Each context calls aclInit and,
+ * at fini, aclFinalizeReference (reference counted, so the application's
+ * own initialization survives).  A runtime without aclFinalizeReference
+ * only has aclFinalize, which drops every reference: it is called by the
+ * plugin's last context, and only when the plugin's aclInit was the one
+ * that initialized ACL (not ACL_ERROR_REPEAT_INITIALIZE). */
 static pthread_mutex_t acl_users_lock = PTHREAD_MUTEX_INITIALIZER;
-static int acl_users;
+static int acl_users, acl_owned;
 
 static void self_host_id(const mc_init_args *args, char *out) {
   out[0] = 0;
@@ -67,8 +72,12 @@ static void ctx_free(asc_ctx *c) {
   free(c->devs);
   if (c->acl_inited) {
     pthread_mutex_lock(&acl_users_lock);
-    if (--acl_users == 0)
+    if (c->api.FinalizeReference)
+      c->api.FinalizeReference(NULL);
+    else if (acl_users == 1 && acl_owned)
       c->api.Finalize();
+    if (--acl_users == 0)
+      acl_owned = 0;
     pthread_mutex_unlock(&acl_users_lock);
   }
   acl_api_unload(&c->api);
@@ -84,9 +93,10 @@ static int open_runtime(asc_ctx *c, const char *lib) {
     return MC_ENODEV;
   }
   pthread_mutex_lock(&acl_users_lock);
-  aclError e = acl_users ? ACL_SUCCESS : c->api.Init(NULL);
+  aclError e = c->api.Init(NULL);
   if (e == ACL_SUCCESS || e == ACL_ERROR_REPEAT_INITIALIZE) {
-    acl_users++;
+    if (acl_users++ == 0)
+      acl_owned = e == ACL_SUCCESS;
     c->acl_inited = 1;
   }
   pthread_mutex_unlock(&acl_users_lock);

@@ -10,11 +10,18 @@
  * both. */
 static const char *const default_libs[] = {"libamdhip64.so.5", "libamdhip64.so"};
 
+/* RTLD_NODELETE: the ROCm runtime (and the HSA runtime under it) keep
+ * allocations from hipInit in their globals and cannot be unloaded
+ * cleanly; once loaded it stays for the process's life (dlclose then only
+ * drops the reference), so nothing it allocated becomes a leak under LSan
+ * and a later init finds it initialized. */
+#define HIP_DLOPEN_FLAGS (RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)
+
 int hip_api_load(hip_api *a, const char *lib, char *why, size_t whylen) {
   memset(a, 0, sizeof *a);
   char first[256] = "";
   if (lib && lib[0]) {
-    a->dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    a->dl = dlopen(lib, HIP_DLOPEN_FLAGS);
     if (!a->dl) {
       const char *e = dlerror();
       snprintf(why, whylen, "cannot load %s: %s", lib, e ? e : "dlopen failed");
@@ -22,7 +29,7 @@ int hip_api_load(hip_api *a, const char *lib, char *why, size_t whylen) {
     }
   } else {
     for (size_t i = 0; i < sizeof default_libs / sizeof *default_libs && !a->dl; i++) {
-      a->dl = dlopen(default_libs[i], RTLD_NOW | RTLD_LOCAL);
+      a->dl = dlopen(default_libs[i], HIP_DLOPEN_FLAGS);
       if (!a->dl && i == 0) {
         const char *e = dlerror();
         snprintf(first, sizeof first, "%s", e ? e : "dlopen failed");

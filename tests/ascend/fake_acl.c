@@ -47,6 +47,7 @@ enum {
 /* ---- the calls (prototypes as the plugin declares them) ---- */
 API aclError aclInit(const char *config);
 API aclError aclFinalize(void);
+API aclError aclFinalizeReference(uint64_t *refs);
 API aclError aclrtSetDevice(int32_t dev);
 API aclError aclrtGetDeviceCount(uint32_t *n);
 API aclError aclrtMalloc(void **p, size_t size, int policy);
@@ -93,6 +94,20 @@ aclError aclInit(const char *config) {
   int again = inits++ > 0;
   pthread_mutex_unlock(&g_lock);
   return again ? E_REPEAT_INIT : OK;
+}
+
+/* References as CANN counts them: each aclInit adds one (answering
+ * ACL_ERROR_REPEAT_INITIALIZE after the first), aclFinalizeReference drops
+ * one, aclFinalize drops all. */
+aclError aclFinalizeReference(uint64_t *refs) {
+  pthread_mutex_lock(&g_lock);
+  int ok = inits > 0;
+  if (ok)
+    inits--;
+  if (refs)
+    *refs = (uint64_t)inits;
+  pthread_mutex_unlock(&g_lock);
+  return ok ? OK : fail(E_PARAM, "aclFinalizeReference without aclInit");
 }
 
 aclError aclFinalize(void) {

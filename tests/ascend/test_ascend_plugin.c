@@ -96,7 +96,18 @@ int main(int argc, char **argv) {
   CHECK(inits && inits() == 0);
   setenv("FAKE_ACL_DEVICES", "2", 1);
   CHECK_EQ_INT(try_init(fake, why, sizeof why), 0);
-  CHECK_EQ_INT(inits(), 0); /* aclInit once, aclFinalize by the last fini */
+  CHECK_EQ_INT(inits(), 0); /* each context's aclInit released at its fini */
+  /* The application initialized ACL first: the plugin's fini leaves its
+   * reference in place. */
+  int (*app_init)(const char *);
+  int (*app_fini)(void);
+  *(void **)&app_init = dlsym(f, "aclInit");
+  *(void **)&app_fini = dlsym(f, "aclFinalize");
+  CHECK(app_init && app_fini);
+  CHECK_EQ_INT(app_init(NULL), 0);
+  CHECK_EQ_INT(try_init(fake, why, sizeof why), 0);
+  CHECK_EQ_INT(inits(), 1);
+  CHECK_EQ_INT(app_fini(), 0);
   dlclose(f);
   dlclose(dl);
   printf("PASS\n");
