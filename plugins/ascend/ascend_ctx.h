@@ -65,7 +65,8 @@ typedef struct asc_dev {
 typedef struct asc_ctx {
   const mc_host_api *host;
   acl_api api;
-  int acl_inited; /* aclInit succeeded: aclFinalize at fini */
+  int acl_inited;   /* aclInit succeeded: its reference released at fini */
+  unsigned acl_gen; /* which initialization of ACL in this process (>= 1) */
   asc_desc self;
   int ndev;
   asc_dev *devs;
@@ -93,6 +94,8 @@ typedef struct asc_ctx {
 aclError asc_use_dev(asc_ctx *c, int d);
 int asc_xfer_start(asc_ctx *c);
 void asc_xfer_stop(asc_ctx *c);
+/* Frees what asc_xfer_start made (after the endpoints are gone). */
+void asc_xfer_free(asc_ctx *c);
 void asc_xfer_drain_ep(asc_ctx *c, asc_ep *ep);
 int asc_submit(void *ctx, void *ep, const mc_slice *s, uint32_t n, uint32_t *accepted);
 

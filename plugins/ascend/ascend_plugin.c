@@ -37,6 +37,9 @@ static const mc_param_info asc_params[] = {
  * that initialized ACL (not ACL_ERROR_REPEAT_INITIALIZE). */
 static pthread_mutex_t acl_users_lock = PTHREAD_MUTEX_INITIALIZER;
 static int acl_users, acl_owned;
+/* Counts the times the plugin's contexts went from none to one: thread
+ * bindings of an earlier initialization are stale (ascend_xfer.c). */
+static unsigned acl_gen;
 
 static void self_host_id(const mc_init_args *args, char *out) {
   out[0] = 0;
@@ -95,8 +98,11 @@ static int open_runtime(asc_ctx *c, const char *lib) {
   pthread_mutex_lock(&acl_users_lock);
   aclError e = c->api.Init(NULL);
   if (e == ACL_SUCCESS || e == ACL_ERROR_REPEAT_INITIALIZE) {
-    if (acl_users++ == 0)
+    if (acl_users++ == 0) {
       acl_owned = e == ACL_SUCCESS;
+      acl_gen++;
+    }
+    c->acl_gen = acl_gen;
     c->acl_inited = 1;
   }
   pthread_mutex_unlock(&acl_users_lock);
@@ -248,6 +254,7 @@ static int asc_fini(void *ctx) {
     c->lmems = m->next;
     lmem_free(c, m);
   }
+  asc_xfer_free(c);
   ctx_free(c);
   return 0;
 }

@@ -8,16 +8,21 @@
 
 #include "ascend_ctx.h"
 
-/* The NPU this thread last selected: aclrtSetDevice binds a context to the
- * calling thread, so it is only called when the device changes. */
+/* The NPU this thread last selected, and for which initialization of ACL
+ * (asc_ctx.acl_gen): aclrtSetDevice binds a context to the calling thread,
+ * so it is only called when the device changes -- or when ACL was
+ * finalized and initialized again since, which drops those bindings. */
 static _Thread_local int cur_dev = -1;
+static _Thread_local unsigned cur_gen;
 
 aclError asc_use_dev(asc_ctx *c, int d) {
-  if (cur_dev == d)
+  if (cur_dev == d && cur_gen == c->acl_gen)
     return ACL_SUCCESS;
   aclError e = c->api.SetDevice(d);
-  if (e == ACL_SUCCESS)
+  if (e == ACL_SUCCESS) {
     cur_dev = d;
+    cur_gen = c->acl_gen;
+  }
   return e;
 }
 
@@ -147,6 +152,11 @@ void asc_xfer_stop(asc_ctx *c) {
     int r = poll_op(c, op, &e);
     finish(c, op, r == 0 ? 0 : r == 1 ? MC_ECANCELED : MC_EIO, r < 0 ? (int32_t)e : 0);
   }
+}
+
+void asc_xfer_free(asc_ctx *c) {
+  if (!c->ops)
+    return;
   for (uint32_t i = 0; i < c->max_inflight; i++)
     if (c->ops[i].ev_device >= 0 && asc_use_dev(c, c->ops[i].ev_device) == ACL_SUCCESS)
       c->api.DestroyEvent(c->ops[i].ev);

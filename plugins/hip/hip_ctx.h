@@ -98,6 +98,8 @@ int hip_xfer_start(hip_ctx *c);
 /* Stops the poller, waits for the streams and completes every queued slice
  * (its real status, or MC_ECANCELED when its event never finished). */
 void hip_xfer_stop(hip_ctx *c);
+/* Frees what hip_xfer_start made (after the endpoints are gone). */
+void hip_xfer_free(hip_ctx *c);
 /* Waits until no slice of ep is queued. */
 void hip_xfer_drain_ep(hip_ctx *c, hip_ep *ep);
 int hip_submit(void *ctx, void *ep, const mc_slice *s, uint32_t n, uint32_t *accepted);

@@ -221,6 +221,7 @@ static int hip_fini(void *ctx) {
     c->lmems = m->next;
     lmem_free(c, m);
   }
+  hip_xfer_free(c);
   ctx_free(c);
   return 0;
 }

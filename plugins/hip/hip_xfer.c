@@ -132,6 +132,11 @@ void hip_xfer_stop(hip_ctx *c) {
     int r = poll_op(c, op, &e);
     finish(c, op, r == 0 ? 0 : r == 1 ? MC_ECANCELED : MC_EIO, r < 0 ? (int32_t)e : 0);
   }
+}
+
+void hip_xfer_free(hip_ctx *c) {
+  if (!c->ops)
+    return;
   for (uint32_t i = 0; i < c->max_inflight; i++)
     if (c->ops[i].ev_device >= 0)
       c->api.EventDestroy(c->ops[i].ev);

@@ -17,6 +17,10 @@
  *     allocations, as the real runtime does; copies and event markers run
  *     in order on one worker thread per stream (FAKE_ACL_COPY_DELAY_US
  *     slows copies), so events really complete later.
+ *   - a thread must select an NPU (aclrtSetDevice) after ACL was
+ *     initialized before it creates or uses streams, events or IPC, as
+ *     the real runtime binds a context to the calling thread; a thread
+ *     whose binding predates the latest aclInit-from-zero is refused.
  * FAKE_ACL_DEVICES sets the NPU count (default 1). */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +80,9 @@ API int fake_acl_inits(void);
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local char last_msg[160];
 static int inits;
+static unsigned gen; /* bumped when ACL goes from uninitialized to initialized */
+static _Thread_local unsigned t_gen;
+static _Thread_local int t_dev = -1;
 
 static aclError fail(aclError e, const char *msg) {
   snprintf(last_msg, sizeof last_msg, "fake acl: %s", msg);
@@ -92,6 +99,8 @@ aclError aclInit(const char *config) {
   (void)config;
   pthread_mutex_lock(&g_lock);
   int again = inits++ > 0;
+  if (!again)
+    gen++;
   pthread_mutex_unlock(&g_lock);
   return again ? E_REPEAT_INIT : OK;
 }
@@ -126,7 +135,22 @@ int fake_acl_inits(void) {
 }
 
 aclError aclrtSetDevice(int32_t dev) {
-  return dev >= 0 && dev < ndevices() ? OK : fail(E_DEVICE, "no such device");
+  if (dev < 0 || dev >= ndevices())
+    return fail(E_DEVICE, "no such device");
+  pthread_mutex_lock(&g_lock);
+  int up = inits > 0;
+  t_gen = gen;
+  pthread_mutex_unlock(&g_lock);
+  t_dev = dev;
+  return up ? OK : fail(E_PARAM, "aclrtSetDevice before aclInit");
+}
+
+/* The calling thread's context: set since the latest initialization. */
+static aclError need_ctx(void) {
+  pthread_mutex_lock(&g_lock);
+  int ok = inits > 0 && t_dev >= 0 && t_gen == gen;
+  pthread_mutex_unlock(&g_lock);
+  return ok ? OK : fail(E_PARAM, "no context on this thread (aclrtSetDevice first)");
 }
 
 aclError aclrtGetDeviceCount(uint32_t *n) {
@@ -265,6 +289,8 @@ static int reg_open(void) {
 
 aclError aclrtIpcMemGetExportKey(void *p, size_t len, char *key, size_t keylen,
                                  uint64_t flags) {
+  if (need_ctx())
+    return E_PARAM;
   if (!p || !len || !key || keylen != 65 || flags > 1)
     return fail(E_PARAM, "aclrtIpcMemGetExportKey: bad argument");
   pthread_mutex_lock(&g_lock);
@@ -297,6 +323,8 @@ aclError aclrtIpcMemGetExportKey(void *p, size_t len, char *key, size_t keylen,
 }
 
 aclError aclrtIpcMemSetImportPid(const char *key, int32_t *pid, size_t n) {
+  if (need_ctx())
+    return E_PARAM;
   if (!key || !pid || !n)
     return fail(E_PARAM, "aclrtIpcMemSetImportPid: bad argument");
   aclError rc = fail(E_PARAM, "aclrtIpcMemSetImportPid: not our export");
@@ -325,6 +353,8 @@ static int open_peer_fd(int pid, int fd) {
 }
 
 aclError aclrtIpcMemImportByKey(void **p, const char *key, uint64_t flags) {
+  if (need_ctx())
+    return E_PARAM;
   (void)flags;
   int pid = 0, regfd = -1, slot = -1, used = 0;
   if (!p || !key || sscanf(key, "fk:%d:%d:%d%n", &pid, &regfd, &slot, &used) != 3 ||
@@ -373,6 +403,8 @@ aclError aclrtIpcMemImportByKey(void **p, const char *key, uint64_t flags) {
 }
 
 aclError aclrtIpcMemClose(const char *key) {
+  if (need_ctx())
+    return E_PARAM;
   if (!key)
     return fail(E_PARAM, "aclrtIpcMemClose: NULL");
   pthread_mutex_lock(&g_lock);
@@ -457,6 +489,8 @@ static void enqueue(fstream *s, item *it) {
 }
 
 aclError aclrtCreateStream(void **out) {
+  if (need_ctx())
+    return E_PARAM;
   fstream *s = calloc(1, sizeof *s);
   if (!s)
     return fail(E_NOMEM, "stream");
@@ -483,6 +517,8 @@ aclError aclrtSynchronizeStream(void *st) {
 }
 
 aclError aclrtDestroyStream(void *st) {
+  if (need_ctx())
+    return E_PARAM;
   fstream *s = st;
   if (!s)
     return fail(E_PARAM, "NULL stream");
@@ -498,6 +534,8 @@ aclError aclrtDestroyStream(void *st) {
 }
 
 aclError aclrtCreateEvent(void **out) {
+  if (need_ctx())
+    return E_PARAM;
   fevent *e = calloc(1, sizeof *e);
   if (!e)
     return fail(E_NOMEM, "event");
@@ -506,6 +544,8 @@ aclError aclrtCreateEvent(void **out) {
 }
 
 aclError aclrtDestroyEvent(void *ev) {
+  if (need_ctx())
+    return E_PARAM;
   fevent *e = ev;
   if (!e)
     return fail(E_PARAM, "NULL event");
@@ -516,6 +556,8 @@ aclError aclrtDestroyEvent(void *ev) {
 }
 
 aclError aclrtRecordEvent(void *ev, void *st) {
+  if (need_ctx())
+    return E_PARAM;
   if (!ev || !st)
     return fail(E_PARAM, "NULL event or stream");
   item *it = calloc(1, sizeof *it);
@@ -528,6 +570,8 @@ aclError aclrtRecordEvent(void *ev, void *st) {
 }
 
 aclError aclrtQueryEventStatus(void *ev, int *status) {
+  if (need_ctx())
+    return E_PARAM;
   fevent *e = ev;
   if (!e || !status)
     return fail(E_PARAM, "NULL event");
@@ -546,6 +590,8 @@ static int where(const void *p, size_t n) {
 }
 
 aclError aclrtMemcpyAsync(void *dst, size_t dmax, const void *src, size_t n, int kind, void *st) {
+  if (need_ctx())
+    return E_PARAM;
   if (!dst || !src || !st || dmax < n)
     return fail(E_PARAM, "aclrtMemcpyAsync: bad argument");
   int d = where(dst, n), s = where(src, n);
