@@ -29,8 +29,8 @@ static int try_init(const char *const *pairs, char *why, size_t whylen) {
     uint32_t n = 8;
     mc_rail_info r[8];
     CHECK_OK(ops->query_rails(ctx, r, &n));
-    CHECK_EQ_INT(n, 2); /* FAKE_ACL_DEVICES=2 */
-    CHECK_STR(r[1].name, "npu1");
+    CHECK_EQ_INT(n, atoi(getenv("FAKE_ACL_DEVICES")));
+    CHECK_STR(r[n - 1].name, n == 2 ? "npu1" : "npu0");
     /* A second context shares the process's aclInit. */
     mc_fake_host h2;
     mc_fake_host_init(&h2, "ascend-test2", ops);
@@ -97,6 +97,12 @@ int main(int argc, char **argv) {
   setenv("FAKE_ACL_DEVICES", "2", 1);
   CHECK_EQ_INT(try_init(fake, why, sizeof why), 0);
   CHECK_EQ_INT(inits(), 0); /* each context's aclInit released at its fini */
+  /* ACL finalized and initialized again on this thread: the plugin must
+   * bind the thread to its NPU again (the fake refuses stale bindings). */
+  setenv("FAKE_ACL_DEVICES", "1", 1);
+  CHECK_EQ_INT(try_init(fake, why, sizeof why), 0);
+  CHECK_EQ_INT(try_init(fake, why, sizeof why), 0);
+  CHECK_EQ_INT(inits(), 0);
   /* The application initialized ACL first: the plugin's fini leaves its
    * reference in place. */
   int (*app_init)(const char *);
