@@ -21,7 +21,8 @@ static const mc_param_info asc_params[] = {
     {MC_PARAM_INT, "max_inflight", "1024",
      "slices queued on the streams at once (more is back-pressure)", 1, 65536},
     {MC_PARAM_INT, "poll_us", "20",
-     "the completion poller's pause when no event finished (0 = spin)", 0, 10000},
+     "the completion poller's first pause when no event finished, doubled per idle "
+     "round up to 16x (0 = spin)", 0, 10000},
     {MC_PARAM_BOOL, "pid_check", "true",
      "export NPU memory with the runtime's pid whitelist; importers ask to be added over "
      "the control channel", 0, 0},

@@ -57,6 +57,10 @@ static int poll_op(asc_ctx *c, asc_op *op, aclError *err) {
 
 static void *poller(void *arg) {
   asc_ctx *c = arg;
+  /* The pause after a round where nothing finished: poll_us, doubled
+   * per idle round up to 16 x poll_us, back to poll_us on progress, so
+   * long copies do not keep the poller spinning. */
+  int64_t pause_us = c->poll_us;
   pthread_mutex_lock(&c->lock);
   while (!c->stop) {
     if (!c->pend) {
@@ -91,11 +95,15 @@ static void *poller(void *arg) {
         c->pend_tail = ktail;
       c->pend = keep;
     }
-    if (!progressed && c->pend && !c->stop && c->poll_us > 0) {
+    if (progressed || !c->pend) {
+      pause_us = c->poll_us;
+    } else if (!c->stop && pause_us > 0) {
       pthread_mutex_unlock(&c->lock);
-      struct timespec ts = {0, (long)c->poll_us * 1000};
+      struct timespec ts = {(time_t)(pause_us / 1000000), (long)(pause_us % 1000000) * 1000};
       nanosleep(&ts, NULL);
       pthread_mutex_lock(&c->lock);
+      if (pause_us < 16 * c->poll_us)
+        pause_us *= 2;
     }
   }
   pthread_mutex_unlock(&c->lock);

@@ -20,7 +20,8 @@ static const mc_param_info hip_params[] = {
     {MC_PARAM_BOOL, "pin_host", "true",
      "hipHostRegister host buffers at registration so copies run asynchronously", 0, 0},
     {MC_PARAM_INT, "poll_us", "20",
-     "the completion poller's pause when no event finished (0 = spin)", 0, 10000},
+     "the completion poller's first pause when no event finished, doubled per idle "
+     "round up to 16x (0 = spin)", 0, 10000},
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
 
