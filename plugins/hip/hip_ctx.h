@@ -26,6 +26,7 @@ typedef struct hip_open {
   uint8_t handle[HIP_HANDLE_SIZE];
   int device; /* where we opened it */
   uint8_t *ptr; /* our address of the allocation's start */
+  uint64_t size; /* the mapping's size (hipMemGetAddressRange); 0 unknown */
   int refs;
 } hip_open;
 

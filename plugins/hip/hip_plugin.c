@@ -462,8 +462,29 @@ static int hip_import_mem(void *ctx, void *epv, uint64_t base, uint64_t len, con
       return e == hipErrorInvalidValue || e == hipErrorInvalidDevicePointer ? MC_EPROTO : MC_EIO;
     }
     o->ptr = p;
+    /* The mapping's size, as this process's runtime sees it: the key's
+     * offset and length come from the peer and must stay inside it, or
+     * a forged key would aim our copies at other memory of ours. */
+    hipDeviceptr_t mb = NULL;
+    size_t msz = 0;
+    if (c->api.MemGetAddressRange(&mb, &msz, p) != hipSuccess || mb != p) {
+      c->api.GetLastError();
+      msz = 0;
+    }
+    o->size = msz;
     o->next = c->opens;
     c->opens = o;
+  }
+  if (k.alloc_off > o->size || k.len > o->size - k.alloc_off) {
+    HIP_LOG(c, MC_LOG_WARN, "import from %s: the key's range (+%llu, %llu bytes) is outside "
+            "its allocation (%llu bytes)", ep->name, (unsigned long long)k.alloc_off,
+            (unsigned long long)k.len, (unsigned long long)o->size);
+    if (o->refs == 0) { /* opened for this import only: close it again */
+      o->refs = 1;
+      release_open(c, o);
+    }
+    free(rm);
+    return MC_EPROTO;
   }
   o->refs++;
   rm->ep = ep;

@@ -220,6 +220,15 @@ static int initiator(const char *so, const char *fake, int rd, int wr) {
   forged[34 + 8] ^= 1; /* the fd inside the fake's handle */
   int rc = h.ops->import_mem(h.ctx, ep, base, LEN, forged, klen, &rmem);
   CHECK_MSG(rc == MC_EPROTO || rc == MC_EIO, "forged handle: %s", mc_errname(rc));
+  /* A key whose offset or length reaches past the exported allocation
+   * (the handle itself genuine): refused, the mapping closed again. */
+  memcpy(forged, rkey, klen);
+  forged[26 + 5] = 0x10; /* alloc_off += 1 TiB */
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, base, LEN, forged, klen, &rmem), MC_EPROTO);
+  memcpy(forged, rkey, klen);
+  forged[18 + 2] ^= 0x20; /* len += 2 MiB: past the 1 MiB + 8 KiB allocation */
+  CHECK_RC(h.ops->import_mem(h.ctx, ep, base, LEN, forged, klen, &rmem), MC_EPROTO);
+  CHECK_EQ_INT(fk.allocs(), 1);
   CHECK_RC(h.ops->import_mem(h.ctx, ep, base, LEN, k2, k2len, &rmem), MC_ENOTSUP);
   CHECK_RC(h.ops->import_mem(h.ctx, ep, base, LEN + 1, rkey, klen, &rmem), MC_ERANGE);
   CHECK_RC(h.ops->import_mem(h.ctx, ep, base - 1, 16, rkey, klen, &rmem), MC_ERANGE);
