@@ -150,6 +150,11 @@ int mc_config_load_string(const char *yaml, size_t len, const char *name,
  * Errors name the variable as spelled in the environment.  Every variable
  * is checked before any is applied: on MC_EINVAL cfg is unchanged. */
 int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen);
+/* As mc_config_apply_env, for an engine whose mc_engine_opts.transports
+ * (opts_transports, NULL or "" when unset) will replace the list: then
+ * MC_TRANSPORT_<NAME>_* may name the transports of that list. */
+int mc_config_apply_env_for(mc_config *cfg, const char *opts_transports, char *err,
+                            size_t errlen);
 
 /* Applies the members of o (segment_name, listen, metadata, transports,
  * plugin_path; config_path is the caller's to load) with the same checks;

@@ -157,6 +157,11 @@ static int commit_all(mc_config *cfg, kval *vals, const int *set, int src) {
 }
 
 int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
+  return mc_config_apply_env_for(cfg, NULL, err, errlen);
+}
+
+int mc_config_apply_env_for(mc_config *cfg, const char *opts_transports, char *err,
+                            size_t errlen) {
   char scratch[MC_CONFIG_ERR_MAX];
   if (!err || !errlen) {
     err = scratch;
@@ -186,8 +191,21 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
    * or with auto) the configured ones. */
   const cfg_key *tk = mc_cfg_key_of_type(KT_TRANSPORTS);
   const kval *tv = &vals[tk - mc_cfg_keys];
-  int has_list = set[tk - mc_cfg_keys] && !tv->is_auto;
-  int is_auto = set[tk - mc_cfg_keys] ? tv->is_auto : cfg->transports_auto;
+  int tset = set[tk - mc_cfg_keys];
+  /* mc_engine_opts.transports, applied after the variables, overrides
+   * them: its list is the one MC_TRANSPORT_<NAME>_* must name.  A bad list
+   * is left for mc_config_apply_opts to report under its own name. */
+  kval ov;
+  memset(&ov, 0, sizeof ov);
+  if (rc == 0 && opts_transports && *opts_transports) {
+    char why[256];
+    if (mc_cfg_parse_text(tk, opts_transports, &ov, why, sizeof why) == 0) {
+      tv = &ov;
+      tset = 1;
+    }
+  }
+  int has_list = tset && !tv->is_auto;
+  int is_auto = tset ? tv->is_auto : cfg->transports_auto;
   char **names = NULL;
   size_t nnames = 0;
   for (size_t i = 0; rc == 0 && i < (has_list ? tv->n : cfg->ntransports); i++)
@@ -217,6 +235,7 @@ int mc_config_apply_env(mc_config *cfg, char *err, size_t errlen) {
   }
   for (size_t i = 0; i < N_KEYS; i++)
     mc_cfg_kval_free(&vals[i]);
+  mc_cfg_kval_free(&ov);
   mc_cfg_free_strv(names, nnames);
   env_opts_free(opts, nopts);
   if (rc == MC_ENOMEM)

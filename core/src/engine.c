@@ -340,7 +340,7 @@ static int build_config(const mc_engine_opts *o, mc_config **out, char *err,
     rc = (cfg = mc_config_new_default()) ? 0 : MC_ENOMEM;
   }
   if (!rc)
-    rc = mc_config_apply_env(cfg, err, errlen);
+    rc = mc_config_apply_env_for(cfg, o ? o->transports : NULL, err, errlen);
   if (!rc)
     rc = mc_config_apply_opts(cfg, o, err, errlen);
   if (rc) {

@@ -717,6 +717,23 @@ static void test_env(void) {
   }
   clear_env();
 
+  /* mc_engine_opts.transports replaces the list after the variables, so
+   * MC_TRANSPORT_<NAME>_* may name a transport only that list holds. */
+  setenv("MC_TRANSPORT_HIP_LIBRARY", "/opt/rocm/lib/libamdhip64.so", 1);
+  cfg = mc_config_new_default();
+  if (cfg) {
+    CHECK(mc_config_apply_env(cfg, err, sizeof err) == MC_EINVAL);
+    CHECK(strstr(err, "MC_TRANSPORT_HIP_LIBRARY") != NULL);
+    CHECK(mc_config_apply_env_for(cfg, "tcp", err, sizeof err) == MC_EINVAL);
+    CHECK(mc_config_apply_env_for(cfg, "hip,tcp", err, sizeof err) == 0);
+    mc_engine_opts o = {.struct_size = sizeof o, .transports = "hip,tcp"};
+    CHECK(mc_config_apply_opts(cfg, &o, err, sizeof err) == 0);
+    CHECK_STR(param(mc_config_find_transport(cfg, "hip"), "library", NULL),
+              "/opt/rocm/lib/libamdhip64.so");
+    mc_config_free(cfg);
+  }
+  clear_env();
+
   /* Empty variables count as unset. */
   setenv("MC_SLICE_SIZE", "", 1);
   cfg = mc_config_new_default();
