@@ -53,6 +53,7 @@ typedef struct rd_rail {
   uint32_t idx;
   char name[MC_RAIL_NAME_MAX];
   char dev_name[64];
+  char ibdev_path[256]; /* sysfs: GID types when re-querying */
   uint8_t port;
   struct ibv_context *vctx;
   struct ibv_pd *pd;
@@ -73,6 +74,9 @@ typedef struct rd_rail {
   _Atomic uint32_t backoff_ms;    /* next back-off, doubles to the cap */
   _Atomic uint32_t outstanding;   /* WRs posted, not retired: <= cq_size */
   _Atomic uint64_t errors, bytes;
+  _Atomic uint64_t qps_made; /* active QPs created (debug stat) */
+  _Atomic uint32_t gid_gen;  /* bumped when the GID changed */
+  pthread_mutex_t gid_lock;  /* gid, gid_index, lid: the async thread updates them */
   pthread_mutex_t qtab_lock;
   struct rd_qp *qtab[RD_QTAB];    /* wr_id's QP slot -> QP */
   pthread_mutex_t ptab_lock;
@@ -99,7 +103,12 @@ typedef struct rd_qp {
   struct ibv_qp *qp;
   pthread_mutex_t lock; /* ring, state, qp */
   _Atomic int state;
-  rd_pend *ring;
+  /* Lazy creation: `want` once the (local, remote) rail pair was used (the
+   * fixer keeps a wanted QP up), `pending` from that first use until the
+   * fixer's first attempt (submit pushes back meanwhile instead of
+   * spilling to other rails). */
+  _Atomic int want, pending;
+  rd_pend *ring; /* allocated with the first QP */
   uint32_t cap, head, n;
   uint64_t seq; /* seq of ring[head] */
   uint32_t since_signal;
@@ -114,8 +123,10 @@ typedef struct rd_ep {
   char peer[MC_NAME_MAX];
   uint64_t id;
   rdw_desc rdesc;
-  uint32_t nqps;
-  rd_qp *qps; /* rail-major: qps[rail * qps_per_peer + k] */
+  uint32_t nqps, prn; /* prn: the peer's rails */
+  /* Per (local rail, peer rail) pair, qps_per_peer each, created lazily:
+   * qps[(lrail * prn + rrail) * qps_per_peer + k] (rd_ep_pair). */
+  rd_qp *qps;
   _Atomic uint32_t rr;
   _Atomic uint64_t last_use;
   _Atomic int dead;       /* the peer did not answer the control exchange */
@@ -205,6 +216,8 @@ void rd_rails_close(rd_ctx *ctx);
 int rd_rail_usable(rd_rail *r, uint64_t now);
 void rd_rail_fail(rd_rail *r);
 void rd_rail_ok(rd_rail *r);
+/* Copies the rail's current address (GID, index, LID) under gid_lock. */
+void rd_rail_addr(rd_rail *r, union ibv_gid *gid, int *gid_index, uint16_t *lid);
 
 /* rdma_mem.c */
 int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey, size_t *rkey_len);
@@ -213,6 +226,15 @@ int rd_mem_import(rd_ctx *ctx, rd_ep *ep, uint64_t base, uint64_t len, const voi
                   size_t rkey_len, rd_rmem **out);
 
 /* rdma_ep.c */
+/* The first QP of the (local rail lr, peer rail rr) pair of ep. */
+static inline rd_qp *rd_ep_pair(rd_ep *ep, uint32_t lr, uint32_t rr) {
+  return &ep->qps[(lr * ep->prn + rr) * ep->ctx->cfg.qps_per_peer];
+}
+/* The peer rail a local rail's slices go to. */
+static inline uint32_t rd_ep_rrail(const rd_ep *ep, uint32_t lr) { return lr % ep->prn; }
+/* Asks the fixer for the QPs of pair pq (first use): 1 while they are
+ * being built (push back), 0 when they were tried and are down. */
+int rd_pair_request(rd_ep *ep, rd_qp *pq);
 int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, rd_ep **out);
 void rd_ep_destroy(rd_ep *ep, int notify_peer);
 int rd_ctrl_handle(rd_ctx *ctx, const char *peer, const void *req, size_t req_len, void *resp,

@@ -1,12 +1,15 @@
 /* rdma_ep.c - endpoints and their RC queue pairs.
  *
- * An endpoint to a peer holds qps_per_peer QPs per local rail, each
- * connected to one of the peer's rails (local rail i -> peer rail
- * i mod peer rails).  QP numbers, PSNs, LIDs, GIDs and MTUs travel in one
- * CONNECT request over the core's authenticated control channel
- * (mc_host_api.ctrl_call); the peer's ctrl_handle creates the matching
- * QPs ("passive" ones) and answers with theirs.  The path MTU is the
- * smaller of both ports'.
+ * An endpoint to a peer has room for qps_per_peer QPs per (local rail,
+ * peer rail) pair; a local rail's slices go to peer rail (i mod peer
+ * rails).  connect() creates no QP: it only checks that the peer answers
+ * (an empty CONNECT).  A pair's QPs are created on the first slice that
+ * uses the pair (submit asks the fixer and pushes back meanwhile), so a
+ * transfer over one NIC costs QPs on that NIC only.  QP numbers, PSNs,
+ * LIDs, GIDs and MTUs travel in one CONNECT request over the core's
+ * authenticated control channel (mc_host_api.ctrl_call); the peer's
+ * ctrl_handle creates the matching QPs ("passive" ones) and answers with
+ * theirs.  The path MTU is the smaller of both ports'.
  *
  * The fixer thread rebuilds what breaks: a QP in error is reset (no more
  * DMA), its remaining WRs failed, then recreated and exchanged again; a
@@ -71,9 +74,13 @@ static int qp_connect(rd_rail *r, struct ibv_qp *qp, const rdw_qp *e, uint8_t mt
   m.ah_attr.port_num = r->port;
   m.ah_attr.sl = (uint8_t)ctx->cfg.service_level;
   if (!r->link_ib || !remote_ib) {
+    union ibv_gid g;
+    int gidx;
+    uint16_t lid;
+    rd_rail_addr(r, &g, &gidx, &lid);
     m.ah_attr.is_global = 1;
     memcpy(m.ah_attr.grh.dgid.raw, e->gid, 16);
-    m.ah_attr.grh.sgid_index = (uint8_t)r->gid_index;
+    m.ah_attr.grh.sgid_index = (uint8_t)gidx;
     m.ah_attr.grh.hop_limit = 64;
     m.ah_attr.grh.traffic_class = (uint8_t)ctx->cfg.traffic_class;
   } else {
@@ -103,9 +110,11 @@ static uint32_t rand_psn(void) {
   return v & 0xffffffu;
 }
 
-static void fill_addr(const rd_rail *r, rdw_qp *e) {
-  memcpy(e->gid, r->gid.raw, 16);
-  e->lid = r->lid;
+static void fill_addr(rd_rail *r, rdw_qp *e) {
+  union ibv_gid g;
+  int gidx;
+  rd_rail_addr(r, &g, &gidx, &e->lid);
+  memcpy(e->gid, g.raw, 16);
   e->mtu = r->mtu;
 }
 
@@ -194,6 +203,10 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
   req->ep_id = ep->id;
   for (uint32_t i = 0; i < n && !rc; i++) {
     rd_qp *q = &ep->qps[which[i]];
+    if (!q->ring && !(q->ring = calloc(q->cap, sizeof *q->ring))) {
+      rc = MC_ENOMEM;
+      break;
+    }
     /* One send slot beyond the ring: a notification's SEND. */
     q->qp = qp_new(q->rail, ctx->cfg.max_send_wr + 1, 1, q);
     if (!q->qp) {
@@ -201,13 +214,14 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
       rc = errno_to_mc(errno);
       break;
     }
+    atomic_fetch_add(&q->rail->qps_made, 1);
     rc = qtab_add(q);
     rdw_qp *e = &req->qps[req->nqps++];
     e->qidx = q->qidx;
     e->lrail = (uint8_t)q->rail->idx;
     e->rrail = (uint8_t)q->rrail;
     e->qpn = q->qp->qp_num;
-    /* The first QP of each rail carries notifications. */
+    /* The first QP of each pair carries notifications. */
     e->flags = q->qidx % ctx->cfg.qps_per_peer == 0 ? RDW_QP_NOTIFY : 0;
     psn[i] = e->psn = rand_psn();
     fill_addr(q->rail, e);
@@ -253,6 +267,7 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
       q->since_signal = 0;
       atomic_store(&q->state, RDQ_READY);
     }
+    atomic_store(&q->pending, 0); /* tried: submit spills from now on if down */
     pthread_mutex_unlock(&q->lock);
     if (rc)
       qtab_del(q);
@@ -319,23 +334,44 @@ static void ep_cache_evict_locked(rd_ctx *ctx, rd_ep *keep) {
       return;
     RD_LOG(ctx, MC_LOG_INFO, "endpoint cache full (%u): evicting the QPs to '%s'", live,
            victim->peer);
-    for (uint32_t i = 0; i < victim->nqps; i++)
+    for (uint32_t i = 0; i < victim->nqps; i++) {
+      atomic_store(&victim->qps[i].want, 0); /* rebuilt lazily, pair by pair */
       qp_teardown(&victim->qps[i], MC_ECANCELED);
+    }
     send_disconnect(victim);
   }
 }
 
-static void ep_cache_evict(rd_ctx *ctx) {
-  pthread_mutex_lock(&ctx->fix_lock);
-  ep_cache_evict_locked(ctx, NULL);
-  pthread_mutex_unlock(&ctx->fix_lock);
+/* An empty CONNECT: the peer answers (with the nonce of the engine we hold
+ * a descriptor of) or it is unusable.  No QP is made. */
+static int ep_hello(rd_ep *ep) {
+  rd_ctx *ctx = ep->ctx;
+  rdw_ctrl *m = calloc(2, sizeof *m);
+  uint8_t buf[RDW_CTRL_HDR], resp[RDW_CTRL_HDR + 64];
+  if (!m)
+    return MC_ENOMEM;
+  m->type = RDW_CONNECT;
+  m->init_nonce = ctx->nonce;
+  m->target_nonce = ep->rdesc.nonce;
+  m->ep_id = ep->id;
+  size_t len = sizeof buf, rlen = sizeof resp;
+  int rc = rdw_ctrl_encode(m, buf, &len);
+  if (!rc)
+    rc = ctx->host->ctrl_call(ctx->host->host, ep->peer, buf, len, resp, &rlen,
+                              (uint32_t)ctx->cfg.ctrl_timeout_ms);
+  if (rc)
+    RD_LOG(ctx, MC_LOG_WARN, "peer '%s': endpoint check failed: %s", ep->peer, mc_strerror(rc));
+  else if (rdw_ctrl_decode(resp, rlen, m + 1) || m[1].type != RDW_CONNECT_OK || m[1].nqps)
+    rc = MC_EPROTO;
+  free(m);
+  return rc;
 }
 
 int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, rd_ep **out) {
   rd_ep *ep = calloc(1, sizeof *ep);
   if (!ep)
     return MC_ENOMEM;
-  if (rdw_desc_decode(desc, len, &ep->rdesc)) {
+  if (rdw_desc_decode(desc, len, &ep->rdesc) || ep->rdesc.nrails == 0) {
     RD_LOG(ctx, MC_LOG_WARN, "peer '%s': malformed endpoint descriptor (%zu bytes)", peer, len);
     free(ep);
     return MC_EPROTO;
@@ -343,54 +379,37 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
   ep->ctx = ctx;
   snprintf(ep->peer, sizeof ep->peer, "%s", peer);
   uint32_t qpp = ctx->cfg.qps_per_peer;
-  ep->nqps = ctx->nrails * qpp;
+  ep->prn = ep->rdesc.nrails;
+  ep->nqps = ctx->nrails * ep->prn * qpp;
   ep->qps = calloc(ep->nqps, sizeof *ep->qps);
   if (!ep->qps) {
     free(ep);
     return MC_ENOMEM;
   }
-  int rc = 0;
   for (uint32_t i = 0; i < ep->nqps; i++) {
     rd_qp *q = &ep->qps[i];
+    uint32_t pair = i / qpp;
     q->ep = ep;
-    q->rail = ctx->rails[i / qpp];
-    q->rrail = (i / qpp) % ep->rdesc.nrails;
+    q->rail = ctx->rails[pair / ep->prn];
+    q->rrail = pair % ep->prn;
     q->qidx = (uint16_t)i;
     q->cap = ctx->cfg.max_send_wr;
-    q->ring = calloc(q->cap, sizeof *q->ring);
     q->flush_status = MC_EIO;
     pthread_mutex_init(&q->lock, NULL);
-    if (!q->ring)
-      rc = MC_ENOMEM;
   }
   pthread_mutex_lock(&ctx->lock);
   ep->id = ++ctx->next_ep_id;
   pthread_mutex_unlock(&ctx->lock);
   atomic_store(&ep->last_use, rd_now_ms());
   ep->fix_backoff_ms = (uint32_t)ctx->cfg.backoff_ms;
-  if (!rc) {
-    ep_cache_evict(ctx);
-    uint32_t *all = calloc(ep->nqps, sizeof *all);
-    uint32_t n = 0;
-    if (!all) {
-      rc = MC_ENOMEM;
-    } else {
-      for (uint32_t i = 0; i < ep->nqps; i++)
-        if (atomic_load(&ep->qps[i].rail->up))
-          all[n++] = i;
-      rc = n ? ep_establish(ep, all, n) : MC_EIO;
-      free(all);
-    }
-    /* The peer gone, refusing (its QP caps) or answering nonsense: the
-     * endpoint is unusable for now, which the core knows as MC_EPEER. */
-    if (rc && rc != MC_ENOMEM)
-      rc = MC_EPEER;
-  }
+  int rc = ep_hello(ep);
+  /* The peer gone, refusing or answering nonsense: the endpoint is
+   * unusable for now, which the core knows as MC_EPEER. */
+  if (rc && rc != MC_ENOMEM)
+    rc = MC_EPEER;
   if (rc) {
-    for (uint32_t i = 0; i < ep->nqps; i++) {
-      free(ep->qps[i].ring);
+    for (uint32_t i = 0; i < ep->nqps; i++)
       pthread_mutex_destroy(&ep->qps[i].lock);
-    }
     free(ep->qps);
     free(ep);
     return rc;
@@ -401,6 +420,19 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
   pthread_mutex_unlock(&ctx->lock);
   *out = ep;
   return 0;
+}
+
+int rd_pair_request(rd_ep *ep, rd_qp *pq) {
+  uint32_t qpp = ep->ctx->cfg.qps_per_peer;
+  if (atomic_load(&pq->want))
+    return atomic_load(&pq->pending);
+  for (uint32_t k = 0; k < qpp; k++) {
+    atomic_store(&pq[k].pending, 1);
+    atomic_store(&pq[k].want, 1);
+  }
+  atomic_store(&ep->need_fix, 1);
+  rd_fixer_kick(ep->ctx);
+  return 1;
 }
 
 /* Unlinks and frees ep; its WRs in flight complete MC_ECANCELED first. */
@@ -470,10 +502,13 @@ static void fix_pass(rd_ctx *ctx) {
       } else {
         pthread_mutex_unlock(&q->lock);
       }
+      if (st == RDQ_DOWN && !atomic_load(&q->want))
+        continue; /* a pair never used (or evicted): built on its first use */
       if (st == RDQ_ERROR)
         pending++;
-      else if (st == RDQ_DOWN && rd_rail_usable(q->rail, now))
-        which[n++] = i;
+      else if (st == RDQ_DOWN && (rd_rail_usable(q->rail, now) ||
+                                  (atomic_load(&q->pending) && atomic_load(&q->rail->up))))
+        which[n++] = i; /* a first use waits for no back-off: submit pushes back */
       else if (st == RDQ_DOWN)
         pending++; /* its rail is paused: try again later */
     }
@@ -798,10 +833,10 @@ int rd_notify_send(rd_ctx *ctx, rd_ep *ep, const void *msg, size_t len) {
   uint64_t now = rd_now_ms();
   uint32_t qpp = ctx->cfg.qps_per_peer;
   rd_qp *q = NULL;
-  for (uint32_t r = 0; r < ctx->nrails && !q; r++)
-    if (rd_rail_usable(ctx->rails[r], now) &&
-        atomic_load(&ep->qps[r * qpp].state) == RDQ_READY)
-      q = &ep->qps[r * qpp];
+  /* The first QP of a built pair (it has the peer's receives). */
+  for (uint32_t i = 0; i < ep->nqps && !q; i += qpp)
+    if (rd_rail_usable(ep->qps[i].rail, now) && atomic_load(&ep->qps[i].state) == RDQ_READY)
+      q = &ep->qps[i];
   if (!q)
     return MC_EAGAIN;
   uint32_t ri = q->rail->idx;

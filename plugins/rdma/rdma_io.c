@@ -150,7 +150,8 @@ static int range_in(uint64_t a, uint64_t l, uint64_t base, uint64_t blen) {
 }
 
 /* A QP of ep for a slice preferring rail `want` with room for nwr WRs:
- * *full set when a READY QP exists but has no room (back-pressure). */
+ * *full set when a READY QP exists but has no room, or when the pair is
+ * being built on its first use (back-pressure either way). */
 static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int *full) {
   rd_ctx *ctx = ep->ctx;
   uint32_t qpp = ctx->cfg.qps_per_peer, nr = ctx->nrails;
@@ -162,10 +163,15 @@ static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int 
       rd_rail *r = ctx->rails[(want + j) % nr];
       if (pass == 0 ? !rd_rail_usable(r, now) : !atomic_load(&r->up))
         continue;
+      rd_qp *pq = rd_ep_pair(ep, r->idx, rd_ep_rrail(ep, r->idx));
+      uint32_t down = 0;
       for (uint32_t k = 0; k < qpp; k++) {
-        rd_qp *q = &ep->qps[r->idx * qpp + (rr + k) % qpp];
-        if (atomic_load(&q->state) != RDQ_READY)
+        rd_qp *q = &pq[(rr + k) % qpp];
+        int st = atomic_load(&q->state);
+        if (st != RDQ_READY) {
+          down += st == RDQ_DOWN;
           continue;
+        }
         if (q->n + nwr > q->cap ||
             atomic_load(&r->outstanding) + nwr > r->cq_size) {
           *full = 1;
@@ -174,9 +180,13 @@ static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int 
         return q;
       }
       /* A healthy rail that is only busy pushes back: spilling to other
-       * rails is the core's choice (rails.c), not ours. */
-      if (*full)
+       * rails is the core's choice (rails.c), not ours.  So does a pair
+       * being built for its first use; one that was tried and is down
+       * (the fixer rebuilds it) lets the slice go to the next rail. */
+      if (*full || (down == qpp && rd_pair_request(ep, pq))) {
+        *full = 1;
         return NULL;
+      }
     }
   return NULL;
 }

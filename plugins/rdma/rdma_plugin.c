@@ -229,8 +229,10 @@ static int rdma_local_desc(void *vctx, void *buf, size_t *len) {
   d.nonce = ctx->nonce;
   d.nrails = ctx->nrails;
   for (uint32_t i = 0; i < ctx->nrails; i++) {
-    memcpy(d.rails[i].gid, ctx->rails[i]->gid.raw, 16);
-    d.rails[i].lid = ctx->rails[i]->lid;
+    union ibv_gid g;
+    int gidx;
+    rd_rail_addr(ctx->rails[i], &g, &gidx, &d.rails[i].lid);
+    memcpy(d.rails[i].gid, g.raw, 16);
     d.rails[i].link_ib = ctx->rails[i]->link_ib;
     d.rails[i].mtu = ctx->rails[i]->mtu;
   }
