@@ -7,7 +7,7 @@
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
  *   test_rdma_twoproc PLUGIN SOFTVERBS bench [SLICES [BYTES [4rails|1qp]]]
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
- *         simopen | select | enodev | realverbs
+ *         simopen | select | enodev | realverbs | lazy | gid
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -85,7 +85,8 @@ static const char **kv_with_lib(void) {
 /* ---- the target ------------------------------------------------------------- */
 
 typedef struct cmd {
-  char op; /* 'C' checksum, 'F' fill, 'D' deregister, 'Q' quit */
+  char op; /* 'C' checksum, 'F' fill, 'D' deregister, 'Q' quit, 'q' QPs per NIC,
+              'G' fault `byte` on NIC sv<off> */
   uint8_t byte;
   uint64_t off, len;
 } cmd;
@@ -105,6 +106,15 @@ static int target_main(void) {
   size_t rl = sizeof rkey, dl = sizeof desc;
   if (n.ops->register_mem(n.ctx, &d, &mem, rkey, &rl) || n.ops->local_desc(n.ctx, desc, &dl))
     return 1;
+  /* The soft NICs' test controls, in this process's copy of the library. */
+  softverbs_fault_fn fault = NULL;
+  softverbs_nic_qps_fn nic_qps = NULL;
+  void *svh = dlopen(svlib, RTLD_NOW | RTLD_NOLOAD);
+  if (svh) {
+    *(void **)&fault = dlsym(svh, "softverbs_fault");
+    *(void **)&nic_qps = dlsym(svh, "softverbs_nic_qps");
+    dlclose(svh);
+  }
   uint64_t addr = (uintptr_t)buf;
   xwrite(c2p[1], &addr, 8);
   xwrite(c2p[1], &dl, sizeof dl);
@@ -119,6 +129,17 @@ static int target_main(void) {
       r = fnv(buf + c.off, c.len);
     } else if (c.op == 'F') {
       memset(buf + c.off, c.byte, c.len);
+    } else if (c.op == 'q') {
+      /* 16 bits per NIC: sv0 in the low bits. */
+      for (int i = 0; i < NNIC && nic_qps; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "sv%d", i);
+        r |= (uint64_t)(nic_qps(nm) & 0xffffu) << (16 * i);
+      }
+    } else if (c.op == 'G') {
+      char nm[8];
+      snprintf(nm, sizeof nm, "sv%u", (unsigned)c.off);
+      r = fault ? (uint64_t)(int64_t)fault(nm, c.byte, 0) : (uint64_t)-1;
     } else if (c.op == 'D') {
       n.ops->deregister_mem(n.ctx, mem);
       mem = NULL;
@@ -198,6 +219,7 @@ typedef struct world {
   softverbs_nic_bytes_fn nic_bytes;
   softverbs_cq_overruns_fn overruns;
   softverbs_engine_cpu_fn engine_cpu;
+  softverbs_nic_qps_fn nic_qps;
 } world;
 
 static void world_up(world *w) {
@@ -238,7 +260,8 @@ static void world_up(world *w) {
   *(void **)&w->nic_bytes = dlsym(h, "softverbs_nic_bytes");
   *(void **)&w->overruns = dlsym(h, "softverbs_cq_overruns");
   *(void **)&w->engine_cpu = dlsym(h, "softverbs_engine_cpu_ns");
-  CHECK(w->fault && w->nic_bytes && w->overruns);
+  *(void **)&w->nic_qps = dlsym(h, "softverbs_nic_qps");
+  CHECK(w->fault && w->nic_bytes && w->overruns && w->nic_qps);
   dlclose(h);
 }
 
@@ -648,27 +671,163 @@ static void mode_faults(world *w) {
   printf("faults: sv1 stalled: 8 slices MC_ETIMEDOUT after %ld ms, then OK again\n", ms);
 }
 
-/* max_endpoints 1: a second endpoint evicts the first one's QPs; the first
- * is rebuilt on its next use (back-pressure meanwhile), data intact. */
+/* max_endpoints 1: a second endpoint, once used, evicts the first one's
+ * QPs (seen in the soft NICs' QP counts); the first is rebuilt on its next
+ * use (back-pressure meanwhile), evicting the second; data intact. */
 static void mode_evict(world *w, const uint8_t *desc, size_t dl) {
   void *ep2 = NULL, *rm2 = NULL;
+  fill_rand(w->lbuf, 1 << 20);
+  mc_slice s0 = mk(w, MC_OP_WRITE, 0, 0, 65536, 0);
+  CHECK_EQ_INT(run(w, &s0, 1), 0); /* endpoint 1's (sv0, sv0) pair */
+  CHECK_EQ_INT(w->nic_qps("sv0"), 2);
   CHECK_OK(w->n.ops->connect(w->n.ctx, "target", desc, dl, &ep2));
   CHECK_OK(w->n.ops->import_mem(w->n.ctx, ep2, w->raddr, BUF, w->rkey, w->rkey_len, &rm2));
-  fill_rand(w->lbuf, 1 << 20);
-  uint32_t acc = 0;
-  mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 65536, 0);
-  CHECK_RC(w->n.ops->submit(w->n.ctx, w->ep, &s, 1, &acc), MC_EAGAIN); /* evicted */
-  CHECK_EQ_INT(run(w, &s, 1), 0); /* rebuilt by the fixer */
+  CHECK_EQ_INT(w->nic_qps("sv0"), 2); /* connect alone makes no QP, evicts nothing */
   mc_slice s2 = {w->next_token++, MC_OP_WRITE, 1, w->lmem, (uintptr_t)w->lbuf + 65536, rm2,
                  w->raddr + 65536, 65536};
   void *ep1 = w->ep;
   w->ep = ep2;
-  CHECK_EQ_INT(run(w, &s2, 1), 0); /* ep2 was evicted in turn, and rebuilt */
+  CHECK_EQ_INT(run(w, &s2, 1), 0); /* endpoint 2 built on sv1: endpoint 1 evicted */
   w->ep = ep1;
+  CHECK_EQ_INT(w->nic_qps("sv0"), 0);
+  CHECK_EQ_INT(w->nic_qps("sv1"), 2);
+  uint32_t acc = 0;
+  mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 65536, 0);
+  CHECK_RC(w->n.ops->submit(w->n.ctx, w->ep, &s, 1, &acc), MC_EAGAIN); /* evicted */
+  CHECK_EQ_INT(run(w, &s, 1), 0); /* rebuilt by the fixer, endpoint 2 evicted in turn */
+  CHECK_EQ_INT(w->nic_qps("sv0"), 2);
+  CHECK_EQ_INT(w->nic_qps("sv1"), 0);
   CHECK_EQ_U64(tcmd('C', 0, 131072, 0), fnv(w->lbuf, 131072));
   CHECK_OK(w->n.ops->release_mem(w->n.ctx, rm2));
   CHECK_OK(w->n.ops->disconnect(w->n.ctx, ep2));
-  printf("evict: endpoint cache of 1: both endpoints evicted and rebuilt in turn, data intact\n");
+  printf("evict: endpoint cache of 1: each endpoint's QPs evicted when the other was used, "
+         "rebuilt on its next use, data intact\n");
+}
+
+/* QPs on each NIC: this side's and the target's, as "a,b,c,d|e,f,g,h". */
+static void qp_counts(world *w, char *out, size_t cap) {
+  uint64_t t = tcmd('q', 0, 0, 0);
+  snprintf(out, cap, "%u,%u,%u,%u|%u,%u,%u,%u", w->nic_qps("sv0"), w->nic_qps("sv1"),
+           w->nic_qps("sv2"), w->nic_qps("sv3"), (unsigned)(t & 0xffff),
+           (unsigned)(t >> 16 & 0xffff), (unsigned)(t >> 32 & 0xffff),
+           (unsigned)(t >> 48 & 0xffff));
+}
+
+/* QPs are created per (local NIC, remote NIC) pair on the pair's first
+ * use: connect makes none; a transfer over one rail makes qps_per_peer (2)
+ * on that NIC of each side and none elsewhere. */
+static void mode_lazy(world *w) {
+  char c[64];
+  qp_counts(w, c, sizeof c);
+  CHECK_STR(c, "0,0,0,0|0,0,0,0");
+  fill_rand(w->lbuf, 1 << 20);
+  mc_slice s[16];
+  for (uint32_t i = 0; i < 16; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * 65536ull, i * 65536ull, 65536, 1);
+  CHECK_EQ_INT(run(w, s, 16), 0);
+  CHECK_EQ_U64(tcmd('C', 0, 1 << 20, 0), fnv(w->lbuf, 1 << 20));
+  qp_counts(w, c, sizeof c);
+  CHECK_STR(c, "0,2,0,0|0,2,0,0");
+  CHECK_EQ_U64(w->nic_bytes("sv0") + w->nic_bytes("sv2") + w->nic_bytes("sv3"), 0);
+  for (uint32_t i = 0; i < 16; i++) /* the same pair again: no new QP */
+    s[i] = mk(w, MC_OP_READ, i * 65536ull, i * 65536ull, 65536, 1);
+  CHECK_EQ_INT(run(w, s, 16), 0);
+  qp_counts(w, c, sizeof c);
+  CHECK_STR(c, "0,2,0,0|0,2,0,0");
+  s[0] = mk(w, MC_OP_WRITE, 0, 0, 4096, 3); /* a second rail: its pair only */
+  CHECK_EQ_INT(run(w, s, 1), 0);
+  qp_counts(w, c, sizeof c);
+  CHECK_STR(c, "0,2,0,2|0,2,0,2");
+  printf("lazy: connect made no QP; rail 1 used: QPs on sv1 only (2 each side); then rail 3: "
+         "2 more on sv3 (%s)\n", c);
+}
+
+/* Runs batches on `rail` until NIC `nic` moves bytes again (its rail may
+ * be in back-off after its peer's GID changed under it): 1 when it did. */
+static int rail_used_again(world *w, const char *nic, uint32_t rail, uint32_t *errs) {
+  enum { N = 8, LEN = 16384 };
+  mc_slice s[N];
+  uint64_t b0 = w->nic_bytes(nic);
+  for (int round = 0; round < 50; round++) {
+    for (uint32_t i = 0; i < N; i++)
+      s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, rail);
+    CHECK_EQ_INT(run_retry(w, s, N, errs), 0);
+    if (w->nic_bytes(nic) > b0)
+      return 1;
+    usleep(50000);
+  }
+  return 0;
+}
+
+static void rail_gids(world *w, uint8_t gids[NNIC][16]) {
+  uint8_t d[MC_DESC_MAX];
+  size_t dl = sizeof d;
+  rdw_desc desc;
+  CHECK_OK(w->n.ops->local_desc(w->n.ctx, d, &dl));
+  CHECK_OK(rdw_desc_decode(d, dl, &desc));
+  for (int i = 0; i < NNIC; i++)
+    memcpy(gids[i], desc.rails[i].gid, 16);
+}
+
+/* Async events handled in place: a GID change on this side (re-queried,
+ * in the descriptor, the port's QPs rebuilt with it), on the target's side
+ * (its passive QPs fail; ours reconnect and learn the new GID), and a port
+ * going down, changing GID and coming back: the rail pauses and resumes.
+ * No engine restart, no slice lost (failed ones retried, data checked). */
+static void mode_gid(world *w) {
+  enum { N = 32, LEN = 16384 };
+  mc_slice s[N];
+  uint32_t errs = 0;
+  fill_rand(w->lbuf, N * LEN);
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, i % NNIC);
+  CHECK_EQ_INT(run(w, s, N), 0);
+  uint8_t g0[NNIC][16], g1[NNIC][16];
+  rail_gids(w, g0);
+  /* 1. This side's sv1. */
+  CHECK_OK(w->fault("sv1", SOFTVERBS_GID_CHANGE, 0));
+  int changed = 0;
+  for (int i = 0; i < 100 && !changed; i++) {
+    usleep(20000);
+    rail_gids(w, g1);
+    changed = memcmp(g0[1], g1[1], 16) != 0;
+  }
+  CHECK_MSG(changed, "rail sv1's GID not re-queried after IBV_EVENT_GID_CHANGE");
+  CHECK(memcmp(g0[0], g1[0], 16) == 0 && memcmp(g0[2], g1[2], 16) == 0);
+  CHECK(rail_used_again(w, "sv1", 1, &errs));
+  printf("gid: local sv1 GID changed (..%02x -> ..%02x): re-queried, QPs rebuilt, sv1 moves data "
+         "again (%u slice failures retried)\n", g0[1][15], g1[1][15], errs);
+  /* 2. The target's sv2. */
+  errs = 0;
+  CHECK_EQ_U64(tcmd('G', 2, 0, SOFTVERBS_GID_CHANGE), 0);
+  usleep(100000);
+  CHECK(rail_used_again(w, "sv2", 2, &errs));
+  printf("gid: target sv2 GID changed: our QPs reconnected to its new GID, sv2 moves data again "
+         "(%u slice failures retried)\n", errs);
+  /* 3. sv3: port down (paused: no byte through it, no error), GID change
+   * while down, port up (resumed with the new GID). */
+  CHECK_OK(w->fault("sv3", SOFTVERBS_PORT_DOWN, 0));
+  usleep(200000);
+  uint64_t b3 = w->nic_bytes("sv3");
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, 3);
+  CHECK_EQ_INT(run(w, s, N), 0);
+  CHECK_EQ_U64(w->nic_bytes("sv3"), b3);
+  CHECK_OK(w->fault("sv3", SOFTVERBS_GID_CHANGE, 0));
+  CHECK_OK(w->fault("sv3", SOFTVERBS_PORT_UP, 0));
+  errs = 0;
+  CHECK(rail_used_again(w, "sv3", 3, &errs));
+  rail_gids(w, g1);
+  CHECK(memcmp(g0[3], g1[3], 16) != 0);
+  /* Everything written landed. */
+  fill_rand(w->lbuf, N * LEN);
+  for (uint32_t i = 0; i < N; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * LEN, i * LEN, LEN, i % NNIC);
+  errs = 0;
+  CHECK_EQ_INT(run_retry(w, s, N, &errs), 0);
+  CHECK_EQ_U64(tcmd('C', 0, N * LEN, 0), fnv(w->lbuf, N * LEN));
+  printf("gid: sv3 port down (paused, %u slices elsewhere), GID change while down, port up: "
+         "resumed with its new GID; data intact\n", (unsigned)N);
 }
 
 static uint64_t clk(clockid_t c) {
@@ -951,6 +1110,10 @@ int main(int argc, char **argv) {
     mode_simopen(&w);
   else if (!strcmp(mode, "evict"))
     mode_evict(&w, w.desc, w.desc_len);
+  else if (!strcmp(mode, "lazy"))
+    mode_lazy(&w);
+  else if (!strcmp(mode, "gid"))
+    mode_gid(&w);
   else if (!strcmp(mode, "peerkill")) {
     mode_peerkill(&w);
     quit = 0;

@@ -120,6 +120,7 @@ SV_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *d) {
   pthread_cond_init(&c->cond, NULL);
   c->seen_qp_err = atomic_load(&sv_g.me->nic[nic].qp_err);
   c->seen_down = atomic_load(&sv_g.me->nic[nic].port_down);
+  c->seen_gid = atomic_load(&sv_g.me->nic[nic].gid_gen);
   if (pthread_create(&c->engine, NULL, sv_engine_main, c)) {
     close(c->pipe_async[0]);
     close(c->pipe_async[1]);
@@ -392,6 +393,7 @@ SV_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_att
     sv_g.me->qp[idx].pd = pd->handle;
     sv_g.me->qp[idx].nic = (uint32_t)c->nic;
     sv_g.me->qp[idx].access = 0;
+    sv_g.me->qp[idx].peer_gen = ~0u;
     atomic_store(&sv_g.me->qp[idx].rq_head, 0);
     atomic_store(&sv_g.me->qp[idx].rq_tail, 0);
     atomic_store(&sv_g.me->qp[idx].rc_head, 0);
@@ -448,8 +450,9 @@ SV_EXPORT int ibv_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *a, int mask
     if (!(mask & IBV_QP_AV) || !(mask & IBV_QP_DEST_QPN) || !(mask & IBV_QP_PATH_MTU))
       return EINVAL;
     int slot, nic;
+    uint32_t gen = 0;
     if (a->ah_attr.is_global) {
-      if (sv_gid_decode(&a->ah_attr.grh.dgid, &slot, &nic))
+      if (sv_gid_decode(&a->ah_attr.grh.dgid, &slot, &nic, &gen))
         return EINVAL;
     } else {
       if (a->ah_attr.dlid == 0)
@@ -465,6 +468,10 @@ SV_EXPORT int ibv_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *a, int mask
     q->peer_pid = atomic_load(&sv_g.fab->slot[slot].pid);
     q->peer_qpn = a->dest_qp_num;
     q->path_mtu = (uint32_t)a->path_mtu;
+    q->global = a->ah_attr.is_global;
+    q->peer_gen = gen;
+    q->my_gen = atomic_load(&sv_g.me->nic[c->nic].gid_gen);
+    sv_g.me->qp[q->idx].peer_gen = q->global ? gen : ~0u;
   }
   pthread_mutex_lock(&c->lock);
   if (to == IBV_QPS_RESET) {
@@ -556,6 +563,7 @@ SV_EXPORT int softverbs_fault(const char *nic, int fault, uint32_t arg) {
   case SOFTVERBS_QP_ERR: atomic_fetch_add(&n->qp_err, 1); break;
   case SOFTVERBS_STALL: atomic_store(&n->stall, 1); break;
   case SOFTVERBS_UNSTALL: atomic_store(&n->stall, 0); break;
+  case SOFTVERBS_GID_CHANGE: atomic_fetch_add(&n->gid_gen, 1); break;
   default: return -1;
   }
   return 0;
@@ -565,6 +573,19 @@ SV_EXPORT uint64_t softverbs_nic_bytes(const char *nic);
 SV_EXPORT uint64_t softverbs_nic_bytes(const char *nic) {
   int i = nic_index(nic);
   return i < 0 ? 0 : atomic_load(&sv_g.me->nic[i].bytes);
+}
+
+SV_EXPORT uint32_t softverbs_nic_qps(const char *nic);
+SV_EXPORT uint32_t softverbs_nic_qps(const char *nic) {
+  int i = nic_index(nic);
+  uint32_t n = 0;
+  if (i < 0)
+    return 0;
+  pthread_mutex_lock(&tab_lock);
+  for (int k = 0; k < SV_QPS; k++)
+    n += sv_g.me->qp[k].used && sv_g.me->qp[k].nic == (uint32_t)i;
+  pthread_mutex_unlock(&tab_lock);
+  return n;
 }
 
 SV_EXPORT uint64_t softverbs_engine_cpu_ns(void);

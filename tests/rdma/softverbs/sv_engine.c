@@ -198,6 +198,12 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
    * until it gives up.  This is what an MTU not negotiated down does. */
   if (q->path_mtu > t->nic[tq->nic].mtu)
     return IBV_WC_RETRY_EXC_ERR;
+  /* A GID changed since the QP was connected: packets go to an address
+   * that is gone, or answers to ours are lost. */
+  uint32_t mygen = atomic_load(&sv_g.me->nic[q->nic].gid_gen);
+  if (q->global && (atomic_load(&t->nic[tq->nic].gid_gen) != q->peer_gen || mygen != q->my_gen ||
+                    (tq->peer_gen != ~0u && tq->peer_gen != mygen)))
+    return IBV_WC_RETRY_EXC_ERR;
   if (e->opcode == IBV_WR_SEND)
     return exec_send(q, t, tq, liov, e->nsge, total, bytes);
   uint32_t need = e->opcode == IBV_WR_RDMA_WRITE ? IBV_ACCESS_REMOTE_WRITE : IBV_ACCESS_REMOTE_READ;
@@ -247,6 +253,11 @@ static void check_faults(sv_ctx *c) {
   if (down != c->seen_down) {
     c->seen_down = down;
     sv_async(c, down ? IBV_EVENT_PORT_ERR : IBV_EVENT_PORT_ACTIVE, NULL, 1);
+  }
+  uint32_t gg = atomic_load(&n->gid_gen);
+  if (gg != c->seen_gid) {
+    c->seen_gid = gg;
+    sv_async(c, IBV_EVENT_GID_CHANGE, NULL, 1);
   }
   uint32_t dead = atomic_load(&n->dead);
   if (dead && !c->seen_dead) {
