@@ -3,6 +3,7 @@
  *   rdma_plugin.c  ops table, params, init/fini
  *   rdma_dev.c     devices and ports (rails), GID choice, sysfs, async events
  *   rdma_mem.c     registrations (MRs per rail, split at max_mr_size) and imports
+ *   rdma_cuda.c    CUDA memory as a dma-buf fd (libcuda through dlopen)
  *   rdma_ep.c      endpoints, RC QPs, the control exchange, the fixer thread
  *   rdma_io.c      submit (chained WRs, selective signaling) and CQ threads
  *   rdma_wire.c    blob and message codecs
@@ -31,6 +32,7 @@
 
 typedef struct rd_cfg {
   char library[256];
+  char cuda_library[256];
   char devices[512], exclude[512];
   int gid_index; /* -1: automatic */
   uint32_t qps_per_peer, max_send_wr, signal_every, cq_size;
@@ -145,6 +147,8 @@ typedef struct rd_ep {
 typedef struct rd_mr {
   uint64_t base, len, chunk;
   uint32_t nrails, nchunks;
+  int dmabuf_fd;       /* device memory: its dma-buf while registering, else -1 */
+  uint64_t dmabuf_base; /* the address at offset 0 of that dma-buf */
   struct ibv_mr **mrs; /* [rail * nchunks + c] */
   struct rd_mr *next;
 } rd_mr;
@@ -224,6 +228,14 @@ int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey, 
 void rd_mem_deregister(rd_ctx *ctx, rd_mr *m);
 int rd_mem_import(rd_ctx *ctx, rd_ep *ep, uint64_t base, uint64_t len, const void *rkey,
                   size_t rkey_len, rd_rmem **out);
+
+/* rdma_cuda.c */
+/* A dma-buf fd for the CUDA memory [addr, +len), from the driver (libcuda
+ * dlopen'ed from cfg.cuda_library, cuMemGetHandleForAddressRange); the
+ * buffer at offset 0 of the fd is at *base (addr rounded down to a page).
+ * 0, or MC_ENOTSUP with the reason in why (no driver, no export). */
+int rd_cuda_dmabuf(rd_ctx *ctx, uint64_t addr, uint64_t len, int *fd, uint64_t *base, char *why,
+                   size_t whylen);
 
 /* rdma_ep.c */
 /* The first QP of the (local rail lr, peer rail rr) pair of ep. */

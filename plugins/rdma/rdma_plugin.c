@@ -13,12 +13,15 @@
 static const mc_param_info rdma_params[] = {
     {MC_PARAM_STRING, "library", "libibverbs.so.1",
      "verbs library to dlopen (a path or a soname)", 0, 0},
+    {MC_PARAM_STRING, "cuda_library", "libcuda.so.1",
+     "CUDA driver to dlopen for CUDA memory (dma-buf export for ibv_reg_dmabuf_mr)", 0, 0},
     {MC_PARAM_STRING, "devices", "",
      "comma-separated devices (or dev:port) to use; empty = all", 0, 0},
     {MC_PARAM_STRING, "exclude_devices", "", "comma-separated devices (or dev:port) to skip", 0, 0},
     {MC_PARAM_INT, "gid_index", "-1",
      "GID index for RoCE; -1 = automatic (RoCE v2 IPv4-mapped preferred)", -1, 255},
-    {MC_PARAM_INT, "qps_per_peer", "2", "RC queue pairs per (local NIC, peer) pair", 1, 16},
+    {MC_PARAM_INT, "qps_per_peer", "2",
+     "RC queue pairs per (local NIC, peer NIC) pair, made on the pair's first use", 1, 16},
     {MC_PARAM_INT, "max_send_wr", "256", "outstanding work requests per QP", 16, 16384},
     {MC_PARAM_INT, "signal_every", "16", "request a completion every N work requests", 1, 1024},
     {MC_PARAM_INT, "cq_size", "8192", "completion queue entries per NIC (bounds its WRs)", 64,
@@ -82,6 +85,8 @@ static int load_cfg(const mc_host_api *h, rd_cfg *c) {
   for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++)
     rc = cfg_int(h, keys[i], &v[i]);
   rc = rc ? rc : cfg_str(h, "library", c->library, sizeof c->library, "libibverbs.so.1");
+  rc = rc ? rc : cfg_str(h, "cuda_library", c->cuda_library, sizeof c->cuda_library,
+                         "libcuda.so.1");
   rc = rc ? rc : cfg_str(h, "devices", c->devices, sizeof c->devices, "");
   rc = rc ? rc : cfg_str(h, "exclude_devices", c->exclude, sizeof c->exclude, "");
   if (!rc && (rc = h->config_get_size(h->host, "max_mr_chunk", &c->max_mr_chunk)))
@@ -361,8 +366,10 @@ static const mc_transport_ops rdma_ops = {
     .version = RDMA_VERSION,
     .caps = MC_CAP_READ | MC_CAP_WRITE | MC_CAP_NOTIFY | MC_CAP_INTRA_NODE |
             MC_CAP_INTER_NODE | MC_CAP_OWN_THREADS,
-    .local_mem_kinds = MC_MEM_CPU,
-    .remote_mem_kinds = MC_MEM_CPU,
+    /* CUDA memory when the driver exports it as a dma-buf (else register
+     * says MC_ENOTSUP, and the core uses another transport for it). */
+    .local_mem_kinds = MC_MEM_CPU | MC_MEM_CUDA,
+    .remote_mem_kinds = MC_MEM_CPU | MC_MEM_CUDA,
     .params = rdma_params,
     .param_info_size = sizeof(mc_param_info),
     .init = rdma_init,

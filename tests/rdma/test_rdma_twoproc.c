@@ -830,6 +830,34 @@ static void mode_gid(world *w) {
          "resumed with its new GID; data intact\n", (unsigned)N);
 }
 
+/* CUDA memory goes through ibv_reg_dmabuf_mr with a dma-buf fd from the
+ * CUDA driver.  Here the driver is absent (cuda_library names a missing
+ * file): registering CUDA memory is MC_ENOTSUP with the reason logged, as
+ * is HIP memory; host memory keeps working. */
+static void mode_cuda(world *w) {
+  uint8_t *b = aligned_alloc(4096, 1 << 20);
+  CHECK(b != NULL);
+  mc_mem_desc d = {(uintptr_t)b, 1 << 20, MC_MEM_CUDA, 0, "cuda:0", NULL, 0, 0};
+  void *mem = NULL;
+  uint8_t key[MC_RKEY_MAX];
+  size_t kl = sizeof key;
+  CHECK_RC(w->n.ops->register_mem(w->n.ctx, &d, &mem, key, &kl), MC_ENOTSUP);
+  CHECK_MSG(strstr(w->n.h.last_warn, "cannot load the CUDA driver") != NULL, "log: %s",
+            w->n.h.last_warn);
+  printf("cuda: no driver: MC_ENOTSUP, logged \"%s\"\n", w->n.h.last_warn);
+  d.kind = MC_MEM_HIP;
+  d.location = "hip:0";
+  kl = sizeof key;
+  CHECK_RC(w->n.ops->register_mem(w->n.ctx, &d, &mem, key, &kl), MC_ENOTSUP);
+  CHECK(strstr(w->n.h.last_warn, "not supported by the rdma transport") != NULL);
+  free(b);
+  fill_rand(w->lbuf, 65536);
+  mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 65536, 0);
+  CHECK_EQ_INT(run(w, &s, 1), 0);
+  CHECK_EQ_U64(tcmd('C', 0, 65536, 0), fnv(w->lbuf, 65536));
+  printf("cuda: HIP memory MC_ENOTSUP; host memory still moves\n");
+}
+
 static uint64_t clk(clockid_t c) {
   struct timespec ts;
   clock_gettime(c, &ts);
@@ -1079,6 +1107,12 @@ int main(int argc, char **argv) {
   close(c2p[1]);
   if (!strcmp(mode, "evict"))
     max_eps = "1";
+  static char nocuda[300];
+  if (!strcmp(mode, "cuda")) {
+    snprintf(nocuda, sizeof nocuda, "%s/no-such-dir/libcuda.so.1", dir);
+    extra_kv[0] = "cuda_library";
+    extra_kv[1] = nocuda;
+  }
   if (!strcmp(mode, "bench")) {
     busy_poll = "0"; /* CPU measured without spinning, as the baseline */
     if (argc > 6 && !strcmp(argv[6], "1qp")) {
@@ -1114,6 +1148,8 @@ int main(int argc, char **argv) {
     mode_lazy(&w);
   else if (!strcmp(mode, "gid"))
     mode_gid(&w);
+  else if (!strcmp(mode, "cuda"))
+    mode_cuda(&w);
   else if (!strcmp(mode, "peerkill")) {
     mode_peerkill(&w);
     quit = 0;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -236,8 +238,10 @@ SV_EXPORT int ibv_dealloc_pd(struct ibv_pd *pd) {
   return 0;
 }
 
-SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access);
-SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access) {
+/* An MR over [addr, +len) of this process that WRs address as
+ * [iova, +len). */
+static struct ibv_mr *mr_new(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
+                             int access, void *map, size_t map_len) {
   sv_ctx *c = (sv_ctx *)pd->context;
   if (len == 0 || len > sv_g.cfg[c->nic].max_mr_size) {
     errno = EINVAL;
@@ -267,14 +271,51 @@ SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, i
   e->access = (uint32_t)access;
   e->addr = (uintptr_t)addr;
   e->len = len;
+  e->iova = iova;
+  e->map = (uintptr_t)map;
+  e->map_len = map_len;
   atomic_store(&e->live, 1);
   pthread_mutex_unlock(&tab_lock);
   mr->context = pd->context;
   mr->pd = pd;
-  mr->addr = addr;
+  mr->addr = (void *)(uintptr_t)iova;
   mr->length = len;
   mr->handle = (uint32_t)idx;
   mr->lkey = mr->rkey = e->key;
+  return mr;
+}
+
+SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access);
+SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access) {
+  return mr_new(pd, addr, len, (uintptr_t)addr, access, NULL, 0);
+}
+
+/* A dma-buf MR: [offset, +length) of the buffer behind fd, addressed by
+ * WRs as [iova, +length).  The soft NIC reaches the pages through its own
+ * mapping of the fd (as a NIC reaches them through the exporter's pages,
+ * never through the registering process's virtual address). */
+SV_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t length,
+                                           uint64_t iova, int fd, int access);
+SV_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t length,
+                                           uint64_t iova, int fd, int access) {
+  struct stat st;
+  if (length == 0 || fd < 0 || fstat(fd, &st) ||
+      (S_ISREG(st.st_mode) && (offset > (uint64_t)st.st_size ||
+                               length > (uint64_t)st.st_size - offset))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), mo = offset & ~(pg - 1), delta = offset - mo;
+  void *map = mmap(NULL, length + delta, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)mo);
+  if (map == MAP_FAILED)
+    return NULL;
+  struct ibv_mr *mr = mr_new(pd, (uint8_t *)map + delta, length, iova, access, map,
+                             length + delta);
+  if (!mr) {
+    int e = errno;
+    munmap(map, length + delta);
+    errno = e;
+  }
   return mr;
 }
 
@@ -286,6 +327,9 @@ SV_EXPORT int ibv_dereg_mr(struct ibv_mr *mr) {
    * peer killed in the middle of a copy cannot hang us. */
   for (int i = 0; i < 100000 && atomic_load(&e->users); i++)
     usleep(10);
+  if (e->map_len)
+    munmap((void *)(uintptr_t)e->map, e->map_len);
+  e->map = e->map_len = 0;
   atomic_store(&e->live, 0);
   free(mr);
   return 0;

@@ -33,7 +33,9 @@ typedef struct sv_mr_ent {
   _Atomic uint32_t live;  /* 0 free, 1 live, 2 being revoked */
   _Atomic uint32_t users; /* engines copying right now */
   uint32_t key, pd, access, pad;
-  uint64_t addr, len;
+  uint64_t addr, len; /* where the bytes are in the owner process */
+  uint64_t iova;      /* the address WRs use: addr, or a dma-buf MR's iova */
+  uint64_t map, map_len; /* a dma-buf MR: the engine's own mapping of the fd */
 } sv_mr_ent;
 
 #define SV_RQ 4 /* receive WRs a QP can hold (SEND targets) */

@@ -111,10 +111,10 @@ static enum ibv_wc_status exec_send(sv_qp *q, sv_slot *t, sv_qp_ent *tq, struct 
   atomic_fetch_add(&m->users, 1);
   enum ibv_wc_status st = IBV_WC_SUCCESS;
   if (atomic_load(&m->live) != 1 || m->key != r.lkey || m->pd != tq->pd ||
-      !(m->access & IBV_ACCESS_LOCAL_WRITE) || !range_ok(r.addr, total, m->addr, m->len)) {
+      !(m->access & IBV_ACCESS_LOCAL_WRITE) || !range_ok(r.addr, total, m->iova, m->len)) {
     st = IBV_WC_REM_ACCESS_ERR;
   } else if (total) {
-    struct iovec riov = {(void *)(uintptr_t)r.addr, total};
+    struct iovec riov = {(void *)(uintptr_t)(m->addr + (r.addr - m->iova)), total};
     ssize_t w = process_vm_writev(q->peer_pid, liov, nsge, &riov, 1, 0);
     if (w != (ssize_t)total)
       st = w < 0 && errno == ESRCH ? IBV_WC_RETRY_EXC_ERR : IBV_WC_REM_ACCESS_ERR;
@@ -175,10 +175,10 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
       return IBV_WC_LOC_PROT_ERR;
     sv_mr_ent *m = &sv_g.me->mr[idx];
     if (atomic_load(&m->live) != 1 || m->key != k || m->pd != pd ||
-        !range_ok(e->sge[i].addr, e->sge[i].length, m->addr, m->len) ||
+        !range_ok(e->sge[i].addr, e->sge[i].length, m->iova, m->len) ||
         (e->opcode == IBV_WR_RDMA_READ && !(m->access & IBV_ACCESS_LOCAL_WRITE)))
       return IBV_WC_LOC_PROT_ERR;
-    liov[i].iov_base = (void *)(uintptr_t)e->sge[i].addr;
+    liov[i].iov_base = (void *)(uintptr_t)(m->addr + (e->sge[i].addr - m->iova));
     liov[i].iov_len = e->sge[i].length;
     total += e->sge[i].length;
   }
@@ -216,10 +216,10 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
   atomic_fetch_add(&rm->users, 1);
   enum ibv_wc_status st = IBV_WC_SUCCESS;
   if (atomic_load(&rm->live) != 1 || rm->key != e->rkey || rm->pd != tq->pd ||
-      !(rm->access & need) || !range_ok(e->remote_addr, total, rm->addr, rm->len)) {
+      !(rm->access & need) || !range_ok(e->remote_addr, total, rm->iova, rm->len)) {
     st = IBV_WC_REM_ACCESS_ERR;
   } else if (total) {
-    struct iovec riov = {(void *)(uintptr_t)e->remote_addr, total};
+    struct iovec riov = {(void *)(uintptr_t)(rm->addr + (e->remote_addr - rm->iova)), total};
     ssize_t r = e->opcode == IBV_WR_RDMA_WRITE
                     ? process_vm_writev(q->peer_pid, liov, e->nsge, &riov, 1, 0)
                     : process_vm_readv(q->peer_pid, liov, e->nsge, &riov, 1, 0);
