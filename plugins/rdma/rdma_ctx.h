@@ -25,6 +25,7 @@
 #define RD_NOTE_RECVS 4      /* receives posted on a peer's notify QP */
 #define RD_NOTE_BUF 4096     /* one receive buffer: MC_NOTIFY_MAX bytes */
 #define RD_CQ_SPARE 1024     /* CQ entries beyond cq_size: notify SENDs, receives */
+#define RD_WAITQ 4096        /* slices an endpoint holds while their QPs are made */
 /* wr_id tags: bit 63 a receive (passive slot, buffer), bit 62 a notify SEND
  * (active slot, sequence); else a data WR (active slot, ring sequence). */
 #define RD_WR_RECV (1ull << 63)
@@ -44,6 +45,7 @@ typedef struct rd_cfg {
   int backoff_ms, backoff_max_ms;
   uint32_t retry_cnt, ack_timeout, traffic_class, service_level;
   uint32_t max_peer_qps;
+  uint32_t cq_threads; /* completion threads; 0: one per rail */
 } rd_cfg;
 
 struct rd_ctx;
@@ -83,7 +85,7 @@ typedef struct rd_rail {
   struct rd_qp *qtab[RD_QTAB];    /* wr_id's QP slot -> QP */
   pthread_mutex_t ptab_lock;
   struct rd_passive *ptab[RD_QTAB]; /* receive wr_id's slot -> passive QP */
-  pthread_t cq_thread, async_thread;
+  pthread_t async_thread;
   int threads;
 } rd_rail;
 
@@ -132,6 +134,13 @@ typedef struct rd_ep {
   _Atomic uint32_t rr;
   _Atomic uint64_t last_use;
   _Atomic int dead;       /* the peer did not answer the control exchange */
+  /* Slices accepted for pairs whose QPs are being made (first use):
+   * submit never blocks, so it keeps them here and the fixer posts them
+   * once the QPs are up (or fails them: MC_EPEER, MC_ETIMEDOUT). */
+  pthread_mutex_t wq_lock;
+  mc_slice *wq;
+  uint32_t wq_n, wq_cap;
+  uint64_t wq_since; /* ms: when the oldest queued slice came */
   _Atomic int need_fix;
   uint64_t next_fix_ms;
   uint32_t fix_backoff_ms;
@@ -174,6 +183,14 @@ typedef struct rd_passive {
   struct rd_passive *next;
 } rd_passive;
 
+/* A completion thread: it polls the CQs of rails k, k + n, k + 2n, ... */
+typedef struct rd_cqpoll {
+  struct rd_ctx *ctx;
+  uint32_t k, n;
+  pthread_t th;
+  int started;
+} rd_cqpoll;
+
 typedef struct rd_ctx {
   const mc_host_api *host;
   rd_cfg cfg;
@@ -182,6 +199,8 @@ typedef struct rd_ctx {
   uint64_t nonce;
   uint32_t nrails;
   rd_rail *rails[RD_MAX_RAILS];
+  rd_cqpoll cqp[RD_MAX_RAILS];
+  uint32_t ncqp;
   _Atomic int stop;
 
   pthread_mutex_t lock; /* eps, mrs, rmems lists */
@@ -267,6 +286,8 @@ void rd_notify_done(rd_qp *q, uint64_t wr_id, int status);
 
 /* rdma_io.c */
 int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *s, uint32_t n, uint32_t *accepted);
+/* Keeps slice s until its pair's QPs are up: 0, or -1 when full. */
+int rd_wq_add(rd_ep *ep, const mc_slice *s, uint64_t now);
 void *rd_cq_main(void *arg);
 /* Retires every WR still in q's ring with `status` (q->lock held). */
 void rd_qp_fail_ring(rd_qp *q, int status);

@@ -425,12 +425,26 @@ static void *async_main(void *arg) {
 int rd_rails_start(rd_ctx *ctx) {
   for (uint32_t i = 0; i < ctx->nrails; i++) {
     rd_rail *r = ctx->rails[i];
-    if (pthread_create(&r->cq_thread, NULL, rd_cq_main, r))
-      return MC_ENOMEM;
-    r->threads = 1;
+    /* Named (rd-cq:N, rd-async:N): top -H and the bench tell them apart. */
+    char nm[16];
     if (pthread_create(&r->async_thread, NULL, async_main, r))
       return MC_ENOMEM;
-    r->threads = 2;
+    r->threads = 1;
+    snprintf(nm, sizeof nm, "rd-async:%u", i);
+    pthread_setname_np(r->async_thread, nm);
+  }
+  uint32_t n = ctx->cfg.cq_threads && ctx->cfg.cq_threads < ctx->nrails ? ctx->cfg.cq_threads
+                                                                         : ctx->nrails;
+  for (uint32_t k = 0; k < n; k++) {
+    rd_cqpoll *p = &ctx->cqp[k];
+    *p = (rd_cqpoll){ctx, k, n, 0, 0};
+    if (pthread_create(&p->th, NULL, rd_cq_main, p))
+      return MC_ENOMEM;
+    p->started = 1;
+    ctx->ncqp = k + 1;
+    char nm[16];
+    snprintf(nm, sizeof nm, "rd-cq:%u", k);
+    pthread_setname_np(p->th, nm);
   }
   return 0;
 }
@@ -440,11 +454,15 @@ void rd_rails_close(rd_ctx *ctx) {
   for (uint32_t i = 0; i < ctx->nrails; i++) {
     rd_rail *r = ctx->rails[i];
     if (r->threads >= 1)
-      pthread_join(r->cq_thread, NULL);
-    if (r->threads >= 2)
       pthread_join(r->async_thread, NULL);
     r->threads = 0;
   }
+  for (uint32_t k = 0; k < ctx->ncqp; k++)
+    if (ctx->cqp[k].started) {
+      pthread_join(ctx->cqp[k].th, NULL);
+      ctx->cqp[k].started = 0;
+    }
+  ctx->ncqp = 0;
   for (uint32_t i = 0; i < ctx->nrails; i++)
     rail_free(ctx, ctx->rails[i]);
   ctx->nrails = 0;

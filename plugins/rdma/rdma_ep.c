@@ -397,6 +397,7 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
     q->flush_status = MC_EIO;
     pthread_mutex_init(&q->lock, NULL);
   }
+  pthread_mutex_init(&ep->wq_lock, NULL);
   pthread_mutex_lock(&ctx->lock);
   ep->id = ++ctx->next_ep_id;
   pthread_mutex_unlock(&ctx->lock);
@@ -410,6 +411,7 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
   if (rc) {
     for (uint32_t i = 0; i < ep->nqps; i++)
       pthread_mutex_destroy(&ep->qps[i].lock);
+    pthread_mutex_destroy(&ep->wq_lock);
     free(ep->qps);
     free(ep);
     return rc;
@@ -424,8 +426,13 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
 
 int rd_pair_request(rd_ep *ep, rd_qp *pq) {
   uint32_t qpp = ep->ctx->cfg.qps_per_peer;
-  if (atomic_load(&pq->want))
-    return atomic_load(&pq->pending);
+  if (atomic_load(&pq->want)) {
+    if (!atomic_load(&pq->pending))
+      return 0;
+    atomic_store(&ep->need_fix, 1); /* still waiting: make sure the fixer knows */
+    rd_fixer_kick(ep->ctx);
+    return 1;
+  }
   for (uint32_t k = 0; k < qpp; k++) {
     atomic_store(&pq[k].pending, 1);
     atomic_store(&pq[k].want, 1);
@@ -449,6 +456,10 @@ void rd_ep_destroy(rd_ep *ep, int notify_peer) {
   pthread_mutex_lock(&ctx->fix_lock);
   pthread_mutex_unlock(&ctx->fix_lock);
   int had = ep_live(ep);
+  for (uint32_t i = 0; i < ep->wq_n; i++)
+    ctx->host->complete(ctx->host->host, ep->wq[i].token, MC_ECANCELED, 0, 0);
+  free(ep->wq);
+  pthread_mutex_destroy(&ep->wq_lock);
   for (uint32_t i = 0; i < ep->nqps; i++) {
     qp_teardown(&ep->qps[i], MC_ECANCELED);
     free(ep->qps[i].ring);
@@ -477,6 +488,109 @@ void rd_fixer_kick(rd_ctx *ctx) {
   }
 }
 
+/* Posts the slices ep keeps for pairs that were being made: those whose
+ * pair is up now go out (rd_submit), those still waiting stay, all of
+ * them fail MC_EPEER when the peer is gone or MC_ETIMEDOUT after
+ * timeout_ms in the queue.  Fixer thread, no ctx->lock held. */
+static void wq_service(rd_ctx *ctx, rd_ep *ep) {
+  pthread_mutex_lock(&ep->wq_lock);
+  mc_slice *s = ep->wq;
+  uint32_t n = ep->wq_n;
+  uint64_t since = ep->wq_since;
+  if (n) {
+    ep->wq = NULL;
+    ep->wq_n = ep->wq_cap = 0;
+  }
+  pthread_mutex_unlock(&ep->wq_lock);
+  if (!n)
+    return;
+  uint64_t now = rd_now_ms();
+  int fail = atomic_load(&ep->dead) ? MC_EPEER
+             : now - since > (uint64_t)ctx->cfg.timeout_ms ? MC_ETIMEDOUT
+                                                            : 0;
+  uint32_t acc = 0;
+  if (!fail && rd_submit(ctx, ep, s, n, &acc) && acc == 0 && atomic_load(&ep->dead))
+    fail = MC_EPEER;
+  /* Back-pressure: the rest waits for the next pass. */
+  for (uint32_t i = acc; i < n && !fail; i++)
+    if (rd_wq_add(ep, &s[i], now))
+      ctx->host->complete(ctx->host->host, s[i].token, MC_EAGAIN, 0, 0);
+  if (fail) {
+    RD_LOG(ctx, MC_LOG_WARN, "peer '%s': %u slices waited for QPs that did not come up: %s",
+           ep->peer, n - acc, mc_strerror(fail));
+    for (uint32_t i = acc; i < n; i++)
+      ctx->host->complete(ctx->host->host, s[i].token, fail, 0, 0);
+  }
+  pthread_mutex_lock(&ep->wq_lock);
+  if (ep->wq_n && since < ep->wq_since)
+    ep->wq_since = since; /* requeued ones keep their age */
+  if (ep->wq_n)
+    atomic_store(&ep->need_fix, 1);
+  pthread_mutex_unlock(&ep->wq_lock);
+  free(s);
+}
+
+/* One endpoint's repairs (fix_pass, ctx->lock held, dropped around the
+ * exchange). */
+static void fix_ep(rd_ctx *ctx, rd_ep *ep, uint64_t now) {
+  /* Cleared before the scan: a request made during this pass (a pair's
+   * first use) sets it again and is seen on the next one. */
+  atomic_store(&ep->need_fix, 0);
+  uint32_t *which = calloc(ep->nqps, sizeof *which);
+  if (!which) {
+    atomic_store(&ep->need_fix, 1);
+    return;
+  }
+  uint32_t n = 0, pending = 0;
+  for (uint32_t i = 0; i < ep->nqps; i++) {
+    rd_qp *q = &ep->qps[i];
+    pthread_mutex_lock(&q->lock);
+    int st = atomic_load(&q->state);
+    if (st == RDQ_ERROR && (q->n == 0 || now - q->err_ms > 2000)) {
+      qp_teardown_locked(q, q->flush_status);
+      st = RDQ_DOWN;
+      pthread_mutex_unlock(&q->lock);
+      qtab_del(q);
+    } else {
+      pthread_mutex_unlock(&q->lock);
+    }
+    if (st == RDQ_DOWN && !atomic_load(&q->want))
+      continue; /* a pair never used (or evicted): built on its first use */
+    if (st == RDQ_ERROR)
+      pending++;
+    else if (st == RDQ_DOWN && (rd_rail_usable(q->rail, now) ||
+                                (atomic_load(&q->pending) && atomic_load(&q->rail->up))))
+      which[n++] = i; /* a first use waits for no back-off: submit pushes back */
+    else if (st == RDQ_DOWN)
+      pending++; /* its rail is paused: try again later */
+  }
+  int rc = 0;
+  if (n) {
+    /* ctrl_call blocks: drop ctx->lock; the endpoint cannot go away
+     * while fix_lock is held (rd_ep_destroy takes it). */
+    pthread_mutex_unlock(&ctx->lock);
+    if (!ep_live(ep))
+      ep_cache_evict_locked(ctx, ep); /* it comes back: make room */
+    rc = ep_establish(ep, which, n);
+    pthread_mutex_lock(&ctx->lock);
+    if (rc) {
+      if (peer_gone(rc))
+        atomic_store(&ep->dead, 1);
+      ep->next_fix_ms = rd_now_ms() + ep->fix_backoff_ms;
+      ep->fix_backoff_ms = ep->fix_backoff_ms * 2 > (uint32_t)ctx->cfg.backoff_max_ms
+                               ? (uint32_t)ctx->cfg.backoff_max_ms
+                               : ep->fix_backoff_ms * 2;
+    } else {
+      atomic_store(&ep->dead, 0);
+      ep->fix_backoff_ms = (uint32_t)ctx->cfg.backoff_ms;
+      RD_LOG(ctx, MC_LOG_INFO, "peer '%s': %u QPs rebuilt", ep->peer, n);
+    }
+  }
+  if (rc || pending)
+    atomic_store(&ep->need_fix, 1);
+  free(which);
+}
+
 /* Resets QPs in error once their flushed WRs came back (or after a grace
  * period), then rebuilds the DOWN QPs on usable rails of endpoints that
  * asked (need_fix).  fix_lock held: rd_ep_destroy waits for a pass. */
@@ -484,59 +598,18 @@ static void fix_pass(rd_ctx *ctx) {
   uint64_t now = rd_now_ms();
   pthread_mutex_lock(&ctx->lock);
   for (rd_ep *ep = ctx->eps; ep; ep = ep->next) {
-    if (!atomic_load(&ep->need_fix) || now < ep->next_fix_ms)
-      continue;
-    uint32_t *which = calloc(ep->nqps, sizeof *which);
-    if (!which)
-      break;
-    uint32_t n = 0, pending = 0;
-    for (uint32_t i = 0; i < ep->nqps; i++) {
-      rd_qp *q = &ep->qps[i];
-      pthread_mutex_lock(&q->lock);
-      int st = atomic_load(&q->state);
-      if (st == RDQ_ERROR && (q->n == 0 || now - q->err_ms > 2000)) {
-        qp_teardown_locked(q, q->flush_status);
-        st = RDQ_DOWN;
-        pthread_mutex_unlock(&q->lock);
-        qtab_del(q);
-      } else {
-        pthread_mutex_unlock(&q->lock);
-      }
-      if (st == RDQ_DOWN && !atomic_load(&q->want))
-        continue; /* a pair never used (or evicted): built on its first use */
-      if (st == RDQ_ERROR)
-        pending++;
-      else if (st == RDQ_DOWN && (rd_rail_usable(q->rail, now) ||
-                                  (atomic_load(&q->pending) && atomic_load(&q->rail->up))))
-        which[n++] = i; /* a first use waits for no back-off: submit pushes back */
-      else if (st == RDQ_DOWN)
-        pending++; /* its rail is paused: try again later */
-    }
-    int rc = 0;
-    if (n) {
-      /* ctrl_call blocks: drop ctx->lock; the endpoint cannot go away
-       * while fix_lock is held (rd_ep_destroy takes it). */
+    if (atomic_load(&ep->need_fix) && now >= ep->next_fix_ms)
+      fix_ep(ctx, ep, now);
+    pthread_mutex_lock(&ep->wq_lock);
+    int queued = ep->wq_n != 0;
+    pthread_mutex_unlock(&ep->wq_lock);
+    if (queued) {
+      /* rd_submit and complete() run without ctx->lock (fix_lock keeps
+       * ep alive). */
       pthread_mutex_unlock(&ctx->lock);
-      if (!ep_live(ep))
-        ep_cache_evict_locked(ctx, ep); /* it comes back: make room */
-      rc = ep_establish(ep, which, n);
+      wq_service(ctx, ep);
       pthread_mutex_lock(&ctx->lock);
-      if (rc) {
-        if (peer_gone(rc))
-          atomic_store(&ep->dead, 1);
-        ep->next_fix_ms = rd_now_ms() + ep->fix_backoff_ms;
-        ep->fix_backoff_ms = ep->fix_backoff_ms * 2 > (uint32_t)ctx->cfg.backoff_max_ms
-                                 ? (uint32_t)ctx->cfg.backoff_max_ms
-                                 : ep->fix_backoff_ms * 2;
-      } else {
-        atomic_store(&ep->dead, 0);
-        ep->fix_backoff_ms = (uint32_t)ctx->cfg.backoff_ms;
-        RD_LOG(ctx, MC_LOG_INFO, "peer '%s': %u QPs rebuilt", ep->peer, n);
-      }
     }
-    if (!rc && !pending)
-      atomic_store(&ep->need_fix, 0);
-    free(which);
   }
   pthread_mutex_unlock(&ctx->lock);
 }
@@ -566,6 +639,7 @@ static void *fixer_main(void *arg) {
 int rd_fixer_start(rd_ctx *ctx) {
   if (pthread_create(&ctx->fixer, NULL, fixer_main, ctx))
     return MC_ENOMEM;
+  pthread_setname_np(ctx->fixer, "rd-fixer");
   ctx->fixer_started = 1;
   return 0;
 }

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -150,12 +151,13 @@ static int range_in(uint64_t a, uint64_t l, uint64_t base, uint64_t blen) {
 }
 
 /* A QP of ep for a slice preferring rail `want` with room for nwr WRs:
- * *full set when a READY QP exists but has no room, or when the pair is
- * being built on its first use (back-pressure either way). */
-static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int *full) {
+ * *full = 1 when a READY QP exists but has no room (back-pressure), 2
+ * when the pair is being made for its first use (the slice waits in the
+ * endpoint's queue). */
+static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, uint32_t rr,
+                      int *full) {
   rd_ctx *ctx = ep->ctx;
   uint32_t qpp = ctx->cfg.qps_per_peer, nr = ctx->nrails;
-  uint32_t rr = atomic_fetch_add(&ep->rr, 1);
   /* Pass 0: usable rails (the wanted one first); pass 1: rails in back-off
    * but up (a back-off is a preference, not a ban). */
   for (int pass = 0; pass < 2; pass++)
@@ -183,12 +185,36 @@ static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int 
        * rails is the core's choice (rails.c), not ours.  So does a pair
        * being built for its first use; one that was tried and is down
        * (the fixer rebuilds it) lets the slice go to the next rail. */
-      if (*full || (down == qpp && rd_pair_request(ep, pq))) {
-        *full = 1;
+      if (*full)
+        return NULL;
+      if (down == qpp && rd_pair_request(ep, pq)) {
+        *full = 2;
         return NULL;
       }
     }
   return NULL;
+}
+
+int rd_wq_add(rd_ep *ep, const mc_slice *s, uint64_t now) {
+  int rc = 0;
+  pthread_mutex_lock(&ep->wq_lock);
+  if (ep->wq_n == ep->wq_cap) {
+    uint32_t cap = ep->wq_cap ? ep->wq_cap * 2 : 64;
+    mc_slice *w = cap <= RD_WAITQ ? realloc(ep->wq, cap * sizeof *w) : NULL;
+    if (w) {
+      ep->wq = w;
+      ep->wq_cap = cap;
+    } else {
+      rc = -1;
+    }
+  }
+  if (!rc) {
+    if (!ep->wq_n)
+      ep->wq_since = now;
+    ep->wq[ep->wq_n++] = *s;
+  }
+  pthread_mutex_unlock(&ep->wq_lock);
+  return rc;
 }
 
 int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *accepted) {
@@ -197,6 +223,10 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
   int rc = 0;
   uint64_t now = rd_now_ms();
   atomic_store(&ep->last_use, now);
+  /* The QPs of a pair are taken in turn per call, not per slice: one
+   * call's slices to a rail make one chain (one post, one signaled WR per
+   * signal_every), and concurrent callers still spread over the QPs. */
+  uint32_t rr = atomic_fetch_add(&ep->rr, 1);
   for (; i < n; i++) {
     const mc_slice *s = &sl[i];
     const rd_mr *m = s->local_mem;
@@ -224,7 +254,12 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
     int full = 0;
     rd_qp *q = NULL;
     /* A QP already locked by this call (in a bucket) is usable as is. */
-    q = pick_qp(ep, s->rail < ctx->nrails ? s->rail : 0, nwr, now, &full);
+    q = pick_qp(ep, s->rail < ctx->nrails ? s->rail : 0, nwr, now, rr, &full);
+    if (!q && full == 2) {
+      if (rd_wq_add(ep, s, now))
+        break; /* the queue is full: back-pressure */
+      continue;
+    }
     if (!q) {
       if (!full) {
         int any_ready = 0;
@@ -262,14 +297,14 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
       }
     }
     atomic_fetch_add(&q->rail->outstanding, nwr);
-    uint32_t lr = q->rail->idx, rr = q->rrail;
+    uint32_t lr = q->rail->idx, rrl = q->rrail;
     uint64_t off = 0;
     for (uint32_t w = 0; w < nwr; w++) {
       uint64_t lo = s->local_addr + off - m->base, ro = s->remote_addr + off - rm->key.base;
       uint64_t l = min3(m->chunk - lo % m->chunk, rm->key.chunk - ro % rm->key.chunk,
                         s->len - off < RD_MAX_WR_BYTES ? s->len - off : RD_MAX_WR_BYTES);
       uint32_t lkey = m->mrs[lr * m->nchunks + lo / m->chunk]->lkey;
-      uint32_t rkey = rm->key.keys[rr * rm->key.nchunks + ro / rm->key.chunk];
+      uint32_t rkey = rm->key.keys[rrl * rm->key.nchunks + ro / rm->key.chunk];
       rd_pend *p = &q->ring[(q->head + q->n) % q->cap];
       p->token = s->token;
       p->len = l;
@@ -389,18 +424,41 @@ static void check_deadlines(rd_rail *r, uint64_t now) {
   pthread_mutex_unlock(&r->qtab_lock);
 }
 
+/* Takes what rail r's CQ holds: the number of completions handled. */
+static int drain(rd_rail *r, struct ibv_wc *wc) {
+  int total = 0, n;
+  while ((n = ibv_poll_cq(r->cq, 64, wc)) > 0) {
+    for (int i = 0; i < n; i++)
+      handle_wc(r, &wc[i]);
+    total += n;
+    if (n < 64)
+      break;
+  }
+  return total;
+}
+
+/* A completion thread over the rails k, k + n, ...: busy-polls their CQs
+ * for busy_poll_us, then arms them all and sleeps on their completion
+ * channels at once, so completions of several rails arriving together
+ * cost one wake-up, not one per rail. */
 void *rd_cq_main(void *arg) {
-  rd_rail *r = arg;
-  rd_ctx *ctx = r->ctx;
+  rd_cqpoll *cp = arg;
+  rd_ctx *ctx = cp->ctx;
+  rd_rail *rails[RD_MAX_RAILS];
+  struct pollfd pfd[RD_MAX_RAILS];
+  uint32_t nr = 0;
+  for (uint32_t i = cp->k; i < ctx->nrails; i += cp->n)
+    rails[nr++] = ctx->rails[i];
   struct ibv_wc wc[64];
   uint64_t last_scan = rd_now_ms(), idle_since = 0;
   while (!atomic_load(&ctx->stop)) {
-    int n = ibv_poll_cq(r->cq, 64, wc);
-    for (int i = 0; i < n; i++)
-      handle_wc(r, &wc[i]);
+    int n = 0;
+    for (uint32_t i = 0; i < nr; i++)
+      n += drain(rails[i], wc);
     uint64_t us = now_us();
     if (us / 1000 - last_scan >= 50) {
-      check_deadlines(r, rd_now_ms());
+      for (uint32_t i = 0; i < nr; i++)
+        check_deadlines(rails[i], rd_now_ms());
       last_scan = us / 1000;
     }
     if (n > 0) {
@@ -409,22 +467,26 @@ void *rd_cq_main(void *arg) {
     }
     if (!idle_since)
       idle_since = us;
-    /* Busy-poll for busy_poll_us, then sleep on the completion channel. */
     if (us - idle_since < (uint64_t)ctx->cfg.busy_poll_us)
       continue;
-    ibv_req_notify_cq(r->cq, 0);
-    n = ibv_poll_cq(r->cq, 64, wc);
-    for (int i = 0; i < n; i++)
-      handle_wc(r, &wc[i]);
+    /* Arm, then look once more: a completion that came before the arm
+     * raises no event. */
+    for (uint32_t i = 0; i < nr; i++)
+      ibv_req_notify_cq(rails[i]->cq, 0);
+    for (uint32_t i = 0; i < nr; i++)
+      n += drain(rails[i], wc);
     if (n > 0)
       continue;
-    struct pollfd pfd = {r->ch->fd, POLLIN, 0};
-    if (poll(&pfd, 1, 20) > 0) {
-      struct ibv_cq *cq;
-      void *cctx;
-      if (ctx->v.get_cq_event(r->ch, &cq, &cctx) == 0)
-        ctx->v.ack_cq_events(cq, 1);
-    }
+    for (uint32_t i = 0; i < nr; i++)
+      pfd[i] = (struct pollfd){rails[i]->ch->fd, POLLIN, 0};
+    if (poll(pfd, nr, 20) > 0)
+      for (uint32_t i = 0; i < nr; i++)
+        if (pfd[i].revents & POLLIN) {
+          struct ibv_cq *cq;
+          void *cctx;
+          if (ctx->v.get_cq_event(rails[i]->ch, &cq, &cctx) == 0)
+            ctx->v.ack_cq_events(cq, 1);
+        }
     idle_since = 0;
   }
   return NULL;

@@ -37,6 +37,8 @@ static const mc_param_info rdma_params[] = {
      "register buffers in MRs of at most this size; 0 = device max_mr_size", 0, 0},
     {MC_PARAM_INT, "busy_poll_us", "50", "CQ busy-poll time before sleeping on events", 0,
      1000000},
+    {MC_PARAM_INT, "cq_threads", "1",
+     "completion threads, each polling a share of the rails' CQs; 0 = one per rail", 0, 32},
     {MC_PARAM_INT, "backoff_ms", "100", "first pause of a rail after an error", 1, 600000},
     {MC_PARAM_INT, "backoff_max_ms", "5000", "longest pause of a failing rail", 1, 3600000},
     {MC_PARAM_INT, "retry_cnt", "7", "QP transport retries (IB retry_cnt)", 0, 7},
@@ -75,12 +77,12 @@ static uint32_t mtu_enum(int64_t v) {
 }
 
 static int load_cfg(const mc_host_api *h, rd_cfg *c) {
-  int64_t v[18];
+  int64_t v[19];
   static const char *const keys[] = {"gid_index", "qps_per_peer", "max_send_wr", "signal_every",
                                      "cq_size", "max_endpoints", "max_peer_qps", "timeout_ms",
                                      "ctrl_timeout_ms", "mtu", "busy_poll_us", "backoff_ms",
                                      "backoff_max_ms", "retry_cnt", "ack_timeout",
-                                     "traffic_class", "service_level"};
+                                     "traffic_class", "service_level", "cq_threads"};
   int rc = 0;
   for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++)
     rc = cfg_int(h, keys[i], &v[i]);
@@ -111,6 +113,7 @@ static int load_cfg(const mc_host_api *h, rd_cfg *c) {
   c->ack_timeout = (uint32_t)v[14];
   c->traffic_class = (uint32_t)v[15];
   c->service_level = (uint32_t)v[16];
+  c->cq_threads = (uint32_t)v[17];
   if (c->signal_every > c->max_send_wr)
     c->signal_every = c->max_send_wr;
   /* Smaller MRs would split ordinary slices into more WRs than a QP

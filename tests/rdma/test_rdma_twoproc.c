@@ -9,6 +9,7 @@
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
  *         simopen | select | enodev | realverbs | lazy | gid
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
@@ -220,6 +221,7 @@ typedef struct world {
   softverbs_cq_overruns_fn overruns;
   softverbs_engine_cpu_fn engine_cpu;
   softverbs_nic_qps_fn nic_qps;
+  softverbs_posts_fn posts;
 } world;
 
 static void world_up(world *w) {
@@ -261,6 +263,7 @@ static void world_up(world *w) {
   *(void **)&w->overruns = dlsym(h, "softverbs_cq_overruns");
   *(void **)&w->engine_cpu = dlsym(h, "softverbs_engine_cpu_ns");
   *(void **)&w->nic_qps = dlsym(h, "softverbs_nic_qps");
+  *(void **)&w->posts = dlsym(h, "softverbs_posts");
   CHECK(w->fault && w->nic_bytes && w->overruns && w->nic_qps);
   dlclose(h);
 }
@@ -673,7 +676,8 @@ static void mode_faults(world *w) {
 
 /* max_endpoints 1: a second endpoint, once used, evicts the first one's
  * QPs (seen in the soft NICs' QP counts); the first is rebuilt on its next
- * use (back-pressure meanwhile), evicting the second; data intact. */
+ * use (its slice accepted and held meanwhile), evicting the second; data
+ * intact. */
 static void mode_evict(world *w, const uint8_t *desc, size_t dl) {
   void *ep2 = NULL, *rm2 = NULL;
   fill_rand(w->lbuf, 1 << 20);
@@ -691,10 +695,16 @@ static void mode_evict(world *w, const uint8_t *desc, size_t dl) {
   w->ep = ep1;
   CHECK_EQ_INT(w->nic_qps("sv0"), 0);
   CHECK_EQ_INT(w->nic_qps("sv1"), 2);
+  /* Evicted: the slice is taken at once (submit never blocks) and waits
+   * for the fixer to rebuild the QPs, evicting endpoint 2 in turn. */
   uint32_t acc = 0;
   mc_slice s = mk(w, MC_OP_WRITE, 0, 0, 65536, 0);
-  CHECK_RC(w->n.ops->submit(w->n.ctx, w->ep, &s, 1, &acc), MC_EAGAIN); /* evicted */
-  CHECK_EQ_INT(run(w, &s, 1), 0); /* rebuilt by the fixer, endpoint 2 evicted in turn */
+  rt_expect(&w->n, s.token, s.token + 1);
+  uint64_t before = w->n.done;
+  CHECK_OK(w->n.ops->submit(w->n.ctx, w->ep, &s, 1, &acc));
+  CHECK_EQ_INT(acc, 1);
+  CHECK(rt_wait_done(&w->n, before + 1, 10000) == 0);
+  CHECK_RC(w->n.status[s.token], 0);
   CHECK_EQ_INT(w->nic_qps("sv0"), 2);
   CHECK_EQ_INT(w->nic_qps("sv1"), 0);
   CHECK_EQ_U64(tcmd('C', 0, 131072, 0), fnv(w->lbuf, 131072));
@@ -864,6 +874,52 @@ static uint64_t clk(clockid_t c) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU of this process's threads by role, from /proc/self/task/N/schedstat
+ * (ns on CPU) and comm: the calling thread (submit and wait), the
+ * plugin's CQ threads (rd-cq:N), the soft NICs' engines (sv-engine: the
+ * "hardware", not counted), the rest (async, fixer, control threads). */
+typedef struct tcpu {
+  uint64_t main, cq, engine, other;
+} tcpu;
+
+static void thread_cpu(tcpu *t) {
+  memset(t, 0, sizeof *t);
+  DIR *d = opendir("/proc/self/task");
+  if (!d)
+    return;
+  struct dirent *e;
+  long me = (long)getpid();
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char p[300], comm[32] = "";
+    unsigned long long ns = 0;
+    snprintf(p, sizeof p, "/proc/self/task/%s/schedstat", e->d_name);
+    FILE *f = fopen(p, "r");
+    if (!f)
+      continue;
+    int ok = fscanf(f, "%llu", &ns) == 1;
+    fclose(f);
+    snprintf(p, sizeof p, "/proc/self/task/%s/comm", e->d_name);
+    if ((f = fopen(p, "r"))) {
+      if (!fgets(comm, sizeof comm, f))
+        comm[0] = '\0';
+      fclose(f);
+    }
+    if (!ok)
+      continue;
+    if (atol(e->d_name) == me)
+      t->main += ns;
+    else if (!strncmp(comm, "rd-cq:", 6))
+      t->cq += ns;
+    else if (!strncmp(comm, "sv-engine", 9))
+      t->engine += ns;
+    else
+      t->other += ns;
+  }
+  closedir(d);
+}
+
 static void print_result(const char *what, const bench_result *r) {
   printf("bench: %-30s %8.0f slices/s  CPU %5.0f ns/slice (posting %4.0f)  batch latency "
          "p50 %6.1f us p99 %6.1f us\n", what, (double)r->slices * 1e9 / (double)r->wall_ns,
@@ -876,50 +932,94 @@ static void print_result(const char *what, const bench_result *r) {
  * CPU = this process's CPU time minus the soft NICs' engine threads (the
  * "hardware"); the target process's is not counted (an RDMA target spends
  * none). */
+typedef struct plugin_pass {
+  bench_result r;
+  tcpu t; /* per thread class, ns over the pass */
+  double posts_per_batch;
+} plugin_pass;
+
+/* One pass of nb batches of BENCH_BATCH slices through the plugin. */
+#define BENCH_BATCH 64
+static void plugin_pass_run(world *w, uint32_t nb, uint32_t len, uint64_t *lat, plugin_pass *out) {
+  mc_slice s[BENCH_BATCH];
+  tcpu t0, t1;
+  thread_cpu(&t0);
+  uint64_t posts0 = w->posts();
+  uint64_t cpu0 = clk(CLOCK_PROCESS_CPUTIME_ID), eng0 = w->engine_cpu(),
+           w0 = clk(CLOCK_MONOTONIC), post = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    for (uint32_t i = 0; i < BENCH_BATCH; i++)
+      s[i] = mk(w, MC_OP_WRITE, (uint64_t)i * len, (uint64_t)i * len, len, i % NNIC);
+    uint64_t t = clk(CLOCK_MONOTONIC);
+    rt_expect(&w->n, s[0].token, s[BENCH_BATCH - 1].token + 1);
+    uint64_t before = w->n.done, p0 = clk(CLOCK_THREAD_CPUTIME_ID);
+    CHECK_OK(rt_submit_all(&w->n, w->ep, s, BENCH_BATCH, 10000));
+    post += clk(CLOCK_THREAD_CPUTIME_ID) - p0;
+    CHECK(rt_wait_done(&w->n, before + BENCH_BATCH, 10000) == 0);
+    lat[b] = clk(CLOCK_MONOTONIC) - t;
+  }
+  for (uint32_t i = 0; i < BENCH_BATCH; i++)
+    CHECK_EQ_INT(w->n.status[s[i].token], 0);
+  memset(out, 0, sizeof *out);
+  out->r = (bench_result){(uint64_t)nb * BENCH_BATCH, clk(CLOCK_MONOTONIC) - w0,
+                          clk(CLOCK_PROCESS_CPUTIME_ID) - cpu0 - (w->engine_cpu() - eng0), 0, 0,
+                          post};
+  thread_cpu(&t1);
+  out->t = (tcpu){t1.main - t0.main, t1.cq - t0.cq, t1.engine - t0.engine, t1.other - t0.other};
+  out->posts_per_batch = (double)(w->posts() - posts0) / nb;
+  bench_percentiles(lat, nb, &out->r);
+}
+
+/* CPU per slice posted and completed: the plugin (submit, chaining,
+ * signaling, completion threads, completion) against raw verbs striped
+ * over the same soft NICs the same way.  CPU = this process's CPU time
+ * minus the soft NICs' engine threads (the "hardware": their copies, CQ
+ * pushes, events); the target process's is not counted (an RDMA target
+ * spends none).  The box may be loaded: ROUNDS alternating plugin and raw
+ * passes, and the least CPU of each is compared (load only adds). */
 static void mode_bench(world *w, uint32_t nslices, uint32_t len) {
-  enum { BATCH = 64 };
-  mc_slice s[BATCH];
-  uint32_t nb = nslices / BATCH;
+  enum { ROUNDS = 5 };
+  uint32_t nb = nslices / BENCH_BATCH / ROUNDS;
+  if (nb < 10)
+    nb = 10;
   uint64_t *lat = calloc(nb, sizeof *lat);
   CHECK(lat != NULL);
-  for (int warm = 0; warm < 2; warm++) { /* a warm-up pass, then the measured one */
-    uint64_t cpu0 = clk(CLOCK_PROCESS_CPUTIME_ID), eng0 = w->engine_cpu(),
-             w0 = clk(CLOCK_MONOTONIC), post = 0;
-    for (uint32_t b = 0; b < (warm ? nb : nb / 10 + 1); b++) {
-      for (uint32_t i = 0; i < BATCH; i++)
-        s[i] = mk(w, MC_OP_WRITE, (uint64_t)i * len, (uint64_t)i * len, len, i % NNIC);
-      uint64_t t = clk(CLOCK_MONOTONIC);
-      rt_expect(&w->n, s[0].token, s[BATCH - 1].token + 1);
-      uint64_t before = w->n.done, p0 = clk(CLOCK_THREAD_CPUTIME_ID);
-      CHECK_OK(rt_submit_all(&w->n, w->ep, s, BATCH, 10000));
-      post += clk(CLOCK_THREAD_CPUTIME_ID) - p0;
-      CHECK(rt_wait_done(&w->n, before + BATCH, 10000) == 0);
-      lat[b] = clk(CLOCK_MONOTONIC) - t;
-    }
-    for (uint32_t i = 0; i < BATCH; i++)
-      CHECK_EQ_INT(w->n.status[s[i].token], 0);
-    if (warm) {
-      bench_result r = {(uint64_t)nb * BATCH, clk(CLOCK_MONOTONIC) - w0,
-                        clk(CLOCK_PROCESS_CPUTIME_ID) - cpu0 - (w->engine_cpu() - eng0), 0, 0,
-                        post};
-      bench_percentiles(lat, nb, &r);
-      char what[64];
-      snprintf(what, sizeof what, "plugin, %u B, %s:", len,
-               extra_kv[0] ? "1 rail, 1 QP" : "4 rails x 2 QPs");
-      print_result(what, &r);
-      bench_result raw;
-      memset(&raw, 0, sizeof raw);
-      CHECK_OK(bench_raw(svlib, nb * BATCH, BATCH, len, w->engine_cpu, &raw));
-      snprintf(what, sizeof what, "baseline raw verbs, %u B:", len);
-      print_result(what, &raw);
-      printf("bench: plugin CPU per slice = %.2fx raw verbs (%.0f ns more per slice); "
-             "posting side %.0f ns vs %.0f ns (%.2fx)\n",
-             (double)r.cpu_ns / (double)raw.cpu_ns,
-             ((double)r.cpu_ns - (double)raw.cpu_ns) / (double)r.slices,
-             (double)r.post_ns / (double)r.slices, (double)raw.post_ns / (double)raw.slices,
-             (double)r.post_ns / (double)raw.post_ns);
-    }
+  uint32_t nnic = extra_kv[0] ? 1 : NNIC;
+  plugin_pass p, best;
+  bench_result raw, best_raw;
+  plugin_pass_run(w, nb / 5 + 1, len, lat, &p); /* warm-up: QPs built, caches warm */
+  char rounds[256] = "";
+  for (int k = 0; k < ROUNDS; k++) {
+    plugin_pass_run(w, nb, len, lat, &p);
+    memset(&raw, 0, sizeof raw);
+    CHECK_OK(bench_raw(svlib, nb * BENCH_BATCH, BENCH_BATCH, len, nnic, w->engine_cpu, &raw));
+    if (!k || p.r.cpu_ns < best.r.cpu_ns)
+      best = p;
+    if (!k || raw.cpu_ns < best_raw.cpu_ns)
+      best_raw = raw;
+    snprintf(rounds + strlen(rounds), sizeof rounds - strlen(rounds), "%s%.0f/%.0f", k ? " " : "",
+             (double)p.r.cpu_ns / (double)p.r.slices, (double)raw.cpu_ns / (double)raw.slices);
   }
+  char what[64];
+  snprintf(what, sizeof what, "plugin, %u B, %s:", len,
+           extra_kv[0] ? "1 rail, 1 QP" : "4 rails x 2 QPs");
+  print_result(what, &best.r);
+  double per = (double)best.r.slices;
+  printf("bench: plugin CPU by thread, ns/slice: submit+wait %.0f (of which in submit %.0f), "
+         "CQ threads %.0f, other %.0f; soft NIC engines %.0f (not counted); %.1f posts per "
+         "batch of %d\n",
+         (double)best.t.main / per, (double)best.r.post_ns / per, (double)best.t.cq / per,
+         (double)best.t.other / per, (double)best.t.engine / per, best.posts_per_batch,
+         BENCH_BATCH);
+  snprintf(what, sizeof what, "baseline raw verbs, %u B, %u NIC%s:", len, nnic,
+           nnic > 1 ? "s" : "");
+  print_result(what, &best_raw);
+  printf("bench: plugin CPU per slice = %.2fx raw verbs (%.0f ns more per slice); "
+         "posting side %.0f ns vs %.0f ns (%.2fx); least of %d rounds (plugin/raw ns: %s)\n",
+         (double)best.r.cpu_ns / (double)best_raw.cpu_ns,
+         ((double)best.r.cpu_ns - (double)best_raw.cpu_ns) / per,
+         (double)best.r.post_ns / per, (double)best_raw.post_ns / (double)best_raw.slices,
+         (double)best.r.post_ns / (double)best_raw.post_ns, ROUNDS, rounds);
   free(lat);
 }
 

@@ -129,6 +129,7 @@ SV_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *d) {
     free(c);
     return NULL;
   }
+  pthread_setname_np(c->engine, "sv-engine");
   return &c->ctx;
 }
 
@@ -631,6 +632,9 @@ SV_EXPORT uint32_t softverbs_nic_qps(const char *nic) {
   pthread_mutex_unlock(&tab_lock);
   return n;
 }
+
+SV_EXPORT uint64_t softverbs_posts(void);
+SV_EXPORT uint64_t softverbs_posts(void) { return atomic_load(&sv_g.posts); }
 
 SV_EXPORT uint64_t softverbs_engine_cpu_ns(void);
 SV_EXPORT uint64_t softverbs_engine_cpu_ns(void) { return atomic_load(&sv_g.engine_cpu_ns); }

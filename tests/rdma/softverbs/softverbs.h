@@ -28,6 +28,8 @@ typedef int (*softverbs_fault_fn)(const char *nic, int fault, uint32_t arg);
 typedef uint64_t (*softverbs_nic_bytes_fn)(const char *nic);
 /* QPs that exist on NIC `nic` of this process (created, not destroyed). */
 typedef uint32_t (*softverbs_nic_qps_fn)(const char *nic);
+/* ibv_post_send calls in this process (each one a doorbell). */
+typedef uint64_t (*softverbs_posts_fn)(void);
 /* CPU time spent by this process's soft NIC engines (to be subtracted from
  * the process's CPU time when measuring the plugin's own cost). */
 typedef uint64_t (*softverbs_engine_cpu_fn)(void);

@@ -112,6 +112,7 @@ typedef struct sv_global {
   sv_nic_cfg cfg[SV_NICS];
   struct ibv_device dev[SV_NICS];
   _Atomic uint64_t engine_cpu_ns;
+  _Atomic uint64_t posts;   /* ibv_post_send calls (doorbells) */
   _Atomic uint32_t qp_alloc_lock; /* spin: qp/mr table slot allocation */
 } sv_global;
 
@@ -158,6 +159,7 @@ typedef struct sv_ctx {
   sv_qp *qps;
   sv_qp *busy;              /* QP whose WQEs the engine runs unlocked */
   int stop;
+  int sleeping;             /* the engine waits on cond: a post rings it */
   pthread_t engine;
   uint32_t seen_qp_err;
   uint32_t seen_down, seen_dead, seen_gid;

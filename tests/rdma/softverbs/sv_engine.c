@@ -80,8 +80,14 @@ int sv_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr
   }
   if (rc && bad)
     *bad = wr;
-  pthread_cond_signal(&c->cond);
+  /* The doorbell: wake the engine only when it sleeps, and after letting
+   * go of the lock it needs (the emulation's cost, kept small: the caller
+   * pays it where a NIC would take an MMIO write). */
+  int wake = c->sleeping;
   pthread_mutex_unlock(&c->lock);
+  atomic_fetch_add_explicit(&sv_g.posts, 1, memory_order_relaxed);
+  if (wake)
+    pthread_cond_signal(&c->cond);
   return rc;
 }
 
@@ -306,7 +312,9 @@ void *sv_engine_main(void *arg) {
         dl.tv_sec++;
         dl.tv_nsec -= 1000000000L;
       }
+      c->sleeping = 1;
       pthread_cond_timedwait(&c->cond, &c->lock, &dl);
+      c->sleeping = 0;
       continue;
     }
     /* Rotate so every QP gets its turn. */
