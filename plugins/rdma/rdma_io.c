@@ -46,8 +46,20 @@ int rd_wc_status(int st) {
   }
 }
 
-/* Retires the ring's head entry with `status` (q->lock held). */
-static void retire_head(rd_qp *q, int status, int32_t vendor) {
+/* Completions gathered under a QP's lock, handed to the core after it is
+ * let go (the core's complete() may wake a submitter that wants it). */
+typedef struct rd_done {
+  uint64_t token, bytes;
+  int32_t status, vendor;
+} rd_done;
+typedef struct rd_dbuf {
+  rd_done *d;
+  uint32_t n, cap;
+} rd_dbuf;
+
+/* Retires the ring's head entry with `status` (q->lock held); the slice's
+ * completion goes to db (or straight to the core without one). */
+static void retire_head_to(rd_qp *q, int status, int32_t vendor, rd_dbuf *db) {
   rd_ctx *ctx = q->ep->ctx;
   rd_pend *p = &q->ring[q->head];
   if (status && !q->slice_status)
@@ -61,10 +73,18 @@ static void retire_head(rd_qp *q, int status, int32_t vendor) {
     int st = q->slice_status;
     if (!st)
       atomic_fetch_add(&q->rail->bytes, q->slice_bytes);
-    ctx->host->complete(ctx->host->host, p->token, st, st ? 0 : q->slice_bytes, st ? vendor : 0);
+    if (db && db->n < db->cap)
+      db->d[db->n++] = (rd_done){p->token, st ? 0 : q->slice_bytes, st, st ? vendor : 0};
+    else
+      ctx->host->complete(ctx->host->host, p->token, st, st ? 0 : q->slice_bytes,
+                          st ? vendor : 0);
     q->slice_status = 0;
     q->slice_bytes = 0;
   }
+}
+
+static void retire_head(rd_qp *q, int status, int32_t vendor) {
+  retire_head_to(q, status, vendor, NULL);
 }
 
 void rd_qp_fail_ring(rd_qp *q, int status) {
@@ -329,7 +349,7 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
 
 /* ---- completions ------------------------------------------------------------ */
 
-static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
+static void handle_wc(rd_rail *r, const struct ibv_wc *wc, rd_dbuf *db) {
   rd_ctx *ctx = r->ctx;
   if (wc->wr_id & RD_WR_RECV) {
     rd_passive_recv(r, wc);
@@ -373,7 +393,7 @@ static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
     return;
   }
   for (uint64_t k = 0; k < d; k++)
-    retire_head(q, 0, 0); /* in order: every earlier WR succeeded */
+    retire_head_to(q, 0, 0, db); /* in order: every earlier WR succeeded */
   int st = wc->status == IBV_WC_SUCCESS       ? 0
            : wc->status == IBV_WC_WR_FLUSH_ERR ? q->flush_status
                                                : rd_wc_status(wc->status);
@@ -395,7 +415,7 @@ static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
   } else if (!st) {
     rd_rail_ok(r);
   }
-  retire_head(q, st, (int32_t)wc->vendor_err);
+  retire_head_to(q, st, (int32_t)wc->vendor_err, db);
   int kick = st != 0;
   pthread_mutex_unlock(&q->lock);
   pthread_mutex_unlock(&r->qtab_lock);
@@ -424,12 +444,21 @@ static void check_deadlines(rd_rail *r, uint64_t now) {
   pthread_mutex_unlock(&r->qtab_lock);
 }
 
+static void dbuf_flush(rd_ctx *ctx, rd_dbuf *db) {
+  for (uint32_t i = 0; i < db->n; i++)
+    ctx->host->complete(ctx->host->host, db->d[i].token, db->d[i].status, db->d[i].bytes,
+                        db->d[i].vendor);
+  db->n = 0;
+}
+
 /* Takes what rail r's CQ holds: the number of completions handled. */
-static int drain(rd_rail *r, struct ibv_wc *wc) {
+static int drain(rd_rail *r, struct ibv_wc *wc, rd_dbuf *db) {
   int total = 0, n;
   while ((n = ibv_poll_cq(r->cq, 64, wc)) > 0) {
-    for (int i = 0; i < n; i++)
-      handle_wc(r, &wc[i]);
+    for (int i = 0; i < n; i++) {
+      handle_wc(r, &wc[i], db);
+      dbuf_flush(r->ctx, db); /* no lock held here */
+    }
     total += n;
     if (n < 64)
       break;
@@ -450,11 +479,15 @@ void *rd_cq_main(void *arg) {
   for (uint32_t i = cp->k; i < ctx->nrails; i += cp->n)
     rails[nr++] = ctx->rails[i];
   struct ibv_wc wc[64];
+  /* One WC retires at most a QP's ring: room for that many slices. */
+  rd_dbuf db = {calloc(ctx->cfg.max_send_wr, sizeof(rd_done)), 0, ctx->cfg.max_send_wr};
+  if (!db.d)
+    db.cap = 0; /* completions go to the core under the lock, as before */
   uint64_t last_scan = rd_now_ms(), idle_since = 0;
   while (!atomic_load(&ctx->stop)) {
     int n = 0;
     for (uint32_t i = 0; i < nr; i++)
-      n += drain(rails[i], wc);
+      n += drain(rails[i], wc, &db);
     uint64_t us = now_us();
     if (us / 1000 - last_scan >= 50) {
       for (uint32_t i = 0; i < nr; i++)
@@ -474,7 +507,7 @@ void *rd_cq_main(void *arg) {
     for (uint32_t i = 0; i < nr; i++)
       ibv_req_notify_cq(rails[i]->cq, 0);
     for (uint32_t i = 0; i < nr; i++)
-      n += drain(rails[i], wc);
+      n += drain(rails[i], wc, &db);
     if (n > 0)
       continue;
     for (uint32_t i = 0; i < nr; i++)
@@ -489,5 +522,6 @@ void *rd_cq_main(void *arg) {
         }
     idle_since = 0;
   }
+  free(db.d);
   return NULL;
 }
