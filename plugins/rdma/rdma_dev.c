@@ -430,7 +430,7 @@ int rd_rails_start(rd_ctx *ctx) {
     if (pthread_create(&r->async_thread, NULL, async_main, r))
       return MC_ENOMEM;
     r->threads = 1;
-    snprintf(nm, sizeof nm, "rd-async:%u", i);
+    snprintf(nm, sizeof nm, "rd-async:%u", i % 100u); /* rails < 100: fits 15 chars */
     pthread_setname_np(r->async_thread, nm);
   }
   uint32_t n = ctx->cfg.cq_threads && ctx->cfg.cq_threads < ctx->nrails ? ctx->cfg.cq_threads
@@ -443,7 +443,7 @@ int rd_rails_start(rd_ctx *ctx) {
     p->started = 1;
     ctx->ncqp = k + 1;
     char nm[16];
-    snprintf(nm, sizeof nm, "rd-cq:%u", k);
+    snprintf(nm, sizeof nm, "rd-cq:%u", k % 100u);
     pthread_setname_np(p->th, nm);
   }
   return 0;
