@@ -842,8 +842,9 @@ static void mode_gid(world *w) {
 
 /* CUDA memory goes through ibv_reg_dmabuf_mr with a dma-buf fd from the
  * CUDA driver.  Here the driver is absent (cuda_library names a missing
- * file): registering CUDA memory is MC_ENOTSUP with the reason logged, as
- * is HIP memory; host memory keeps working. */
+ * file), or with RDMA_TEST_CUDA_LIBRARY one without dma-buf export:
+ * registering CUDA memory is MC_ENOTSUP with the reason logged, as is HIP
+ * memory; host memory keeps working. */
 static void mode_cuda(world *w) {
   uint8_t *b = aligned_alloc(4096, 1 << 20);
   CHECK(b != NULL);
@@ -852,9 +853,11 @@ static void mode_cuda(world *w) {
   uint8_t key[MC_RKEY_MAX];
   size_t kl = sizeof key;
   CHECK_RC(w->n.ops->register_mem(w->n.ctx, &d, &mem, key, &kl), MC_ENOTSUP);
-  CHECK_MSG(strstr(w->n.h.last_warn, "cannot load the CUDA driver") != NULL, "log: %s",
-            w->n.h.last_warn);
-  printf("cuda: no driver: MC_ENOTSUP, logged \"%s\"\n", w->n.h.last_warn);
+  /* RDMA_TEST_CUDA_LIBRARY: a driver without dma-buf export instead. */
+  const char *why = getenv("RDMA_TEST_CUDA_LIBRARY") ? "has no cuMemGetHandleForAddressRange"
+                                                     : "cannot load the CUDA driver";
+  CHECK_MSG(strstr(w->n.h.last_warn, why) != NULL, "log: %s", w->n.h.last_warn);
+  printf("cuda: MC_ENOTSUP, logged \"%s\"\n", w->n.h.last_warn);
   d.kind = MC_MEM_HIP;
   d.location = "hip:0";
   kl = sizeof key;
@@ -1209,7 +1212,11 @@ int main(int argc, char **argv) {
     max_eps = "1";
   static char nocuda[300];
   if (!strcmp(mode, "cuda")) {
-    snprintf(nocuda, sizeof nocuda, "%s/no-such-dir/libcuda.so.1", dir);
+    const char *drv = getenv("RDMA_TEST_CUDA_LIBRARY");
+    if (drv)
+      snprintf(nocuda, sizeof nocuda, "%s", drv);
+    else
+      snprintf(nocuda, sizeof nocuda, "%s/no-such-dir/libcuda.so.1", dir);
     extra_kv[0] = "cuda_library";
     extra_kv[1] = nocuda;
   }
