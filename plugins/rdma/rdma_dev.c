@@ -463,8 +463,12 @@ void rd_rails_close(rd_ctx *ctx) {
       ctx->cqp[k].started = 0;
     }
   ctx->ncqp = 0;
-  for (uint32_t i = 0; i < ctx->nrails; i++)
-    rail_free(ctx, ctx->rails[i]);
+  for (uint32_t i = 0; i < ctx->nrails; i++) {
+    rd_rail *r = ctx->rails[i];
+    RD_LOG(ctx, MC_LOG_DEBUG, "%s: %" PRIu64 " QPs made, %" PRIu64 " bytes, %" PRIu64 " errors",
+           r->name, atomic_load(&r->qps_made), atomic_load(&r->bytes), atomic_load(&r->errors));
+    rail_free(ctx, r);
+  }
   ctx->nrails = 0;
 }
 

@@ -305,10 +305,22 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
         memmove(&b[0], &b[1], sizeof b[0] * (RD_BUCKETS - 1));
         nb--;
       }
+      /* Never wait for a QP while holding others: another submitter (or
+       * the fixer posting waiting slices) may hold them in another order.
+       * When q is busy, post and let go of what this call holds first. */
+      if (nb && pthread_mutex_trylock(&q->lock)) {
+        for (uint32_t k = 0; k < nb; k++) {
+          bucket_post(&b[k]);
+          pthread_mutex_unlock(&b[k].q->lock);
+        }
+        nb = 0;
+        pthread_mutex_lock(&q->lock);
+      } else if (!nb) {
+        pthread_mutex_lock(&q->lock);
+      }
       bk = &b[nb++];
       bk->q = q;
       bk->n = 0;
-      pthread_mutex_lock(&q->lock);
       /* Re-check under the lock: the CQ thread or fixer may have moved it. */
       if (atomic_load(&q->state) != RDQ_READY || q->n + nwr > q->cap) {
         pthread_mutex_unlock(&q->lock);
