@@ -67,17 +67,18 @@ static const char *const base_kv[] = {"library", NULL, "busy_poll_us", "20", "ti
 static const char *max_eps = "1024";
 static const char *busy_poll = "20";
 
-static const char *extra_kv[8]; /* more pairs, NULL-terminated */
+static const char *extra_kv[10]; /* more pairs, NULL-terminated */
+static int bench_1qp;
 
 static const char **kv_with_lib(void) {
   enum { NBASE = sizeof base_kv / sizeof base_kv[0] - 1 };
-  static const char *kv[NBASE + 9];
+  static const char *kv[NBASE + 11];
   memcpy(kv, base_kv, NBASE * sizeof kv[0]);
   kv[1] = svlib;
   kv[3] = busy_poll;
   kv[13] = max_eps;
   size_t k = NBASE;
-  for (int i = 0; i < 8 && extra_kv[i]; i++)
+  for (int i = 0; i < 10 && extra_kv[i]; i++)
     kv[k++] = extra_kv[i];
   kv[k] = NULL;
   return kv;
@@ -987,7 +988,7 @@ static void mode_bench(world *w, uint32_t nslices, uint32_t len) {
     nb = 10;
   uint64_t *lat = calloc(nb, sizeof *lat);
   CHECK(lat != NULL);
-  uint32_t nnic = extra_kv[0] ? 1 : NNIC;
+  uint32_t nnic = bench_1qp ? 1 : NNIC;
   plugin_pass p, best;
   bench_result raw, best_raw;
   plugin_pass_run(w, nb / 5 + 1, len, lat, &p); /* warm-up: QPs built, caches warm */
@@ -1005,7 +1006,9 @@ static void mode_bench(world *w, uint32_t nslices, uint32_t len) {
   }
   char what[64];
   snprintf(what, sizeof what, "plugin, %u B, %s:", len,
-           extra_kv[0] ? "1 rail, 1 QP" : "4 rails x 2 QPs");
+           bench_1qp ? "1 rail, 1 QP" : "4 rails x 2 QPs");
+  if (getenv("RDMA_BENCH_CQ_THREADS"))
+    printf("bench: cq_threads %s\n", getenv("RDMA_BENCH_CQ_THREADS"));
   print_result(what, &best.r);
   double per = (double)best.r.slices;
   printf("bench: plugin CPU by thread, ns/slice: submit+wait %.0f (of which in submit %.0f), "
@@ -1227,6 +1230,15 @@ int main(int argc, char **argv) {
       static const char *one[] = {"devices", "sv0", "qps_per_peer", "1", "signal_every", "64",
                                   NULL};
       memcpy(extra_kv, one, sizeof one);
+      bench_1qp = 1;
+    }
+    /* RDMA_BENCH_CQ_THREADS: compare completion thread layouts. */
+    if (getenv("RDMA_BENCH_CQ_THREADS")) {
+      int k = 0;
+      while (extra_kv[k])
+        k++;
+      extra_kv[k] = "cq_threads";
+      extra_kv[k + 1] = getenv("RDMA_BENCH_CQ_THREADS");
     }
   }
   world w;
