@@ -751,6 +751,51 @@ static void mode_lazy(world *w) {
   CHECK_STR(c, "0,2,0,2|0,2,0,2");
   printf("lazy: connect made no QP; rail 1 used: QPs on sv1 only (2 each side); then rail 3: "
          "2 more on sv3 (%s)\n", c);
+  /* The peer dies; slices for a pair never used are taken (submit does
+   * not block), wait for QPs that cannot be made, and fail well within the
+   * deadline; then submit itself says MC_EPEER. */
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  child = 0;
+  for (uint32_t i = 0; i < 8; i++)
+    s[i] = mk(w, MC_OP_WRITE, i * 4096ull, i * 4096ull, 4096, 2);
+  rt_expect(&w->n, s[0].token, s[7].token + 1);
+  uint64_t before = w->n.done;
+  uint32_t acc = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  CHECK_OK(w->n.ops->submit(w->n.ctx, w->ep, s, 8, &acc));
+  CHECK_EQ_INT(acc, 8);
+  CHECK(rt_wait_done(&w->n, before + 8, 10000) == 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  /* MC_EPEER when the QPs could not be made; a slice the fixer sent on to
+   * a rail whose QPs predate the kill fails there (MC_EPEER, or MC_EIO
+   * when flushed behind the first failure). */
+  for (uint32_t i = 0; i < 8; i++) {
+    int st = w->n.status[s[i].token];
+    CHECK_MSG(st == MC_EPEER || st == MC_EIO, "status %s", mc_errname(st));
+  }
+  long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  CHECK_MSG(ms < 3000, "took %ld ms", ms);
+  CHECK_EQ_INT(w->nic_qps("sv2"), 0); /* the pair was never made */
+  /* The pairs made before the kill fail their WRs in turn; then every
+   * submit says MC_EPEER. */
+  int dead = 0;
+  for (int i = 0; i < 400 && !dead; i++) {
+    mc_slice p = mk(w, MC_OP_WRITE, 0, 0, 64, 2);
+    rt_expect(&w->n, p.token, p.token + 1);
+    uint64_t b = w->n.done;
+    int rc = w->n.ops->submit(w->n.ctx, w->ep, &p, 1, &acc);
+    if (rc == MC_EPEER)
+      dead = 1;
+    else if (acc)
+      CHECK(rt_wait_done(&w->n, b + 1, 10000) == 0);
+    else
+      usleep(10000);
+  }
+  CHECK(dead);
+  printf("lazy: peer killed: 8 slices for a new pair taken, all failed after %ld ms (no QP "
+         "made), then submit says MC_EPEER\n", ms);
 }
 
 /* Runs batches on `rail` until NIC `nic` moves bytes again (its rail may
@@ -1263,8 +1308,10 @@ int main(int argc, char **argv) {
     mode_simopen(&w);
   else if (!strcmp(mode, "evict"))
     mode_evict(&w, w.desc, w.desc_len);
-  else if (!strcmp(mode, "lazy"))
+  else if (!strcmp(mode, "lazy")) {
     mode_lazy(&w);
+    quit = 0; /* it killed the target */
+  }
   else if (!strcmp(mode, "gid"))
     mode_gid(&w);
   else if (!strcmp(mode, "cuda"))
