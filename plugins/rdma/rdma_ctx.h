@@ -219,7 +219,7 @@ typedef struct rd_ctx {
   pthread_mutex_t fix_lock;
   pthread_cond_t fix_cond;
   pthread_t fixer;
-  int fixer_started;
+  _Atomic int fixer_started; /* read by rd_fixer_kick from any thread */
   _Atomic int fix_kick;
 } rd_ctx;
 

@@ -481,6 +481,10 @@ void rd_ep_destroy(rd_ep *ep, int notify_peer) {
  * When the fixer is busy (holds fix_lock) it sees the flag on its next
  * round, at most 50 ms later. */
 void rd_fixer_kick(rd_ctx *ctx) {
+  /* The fixer itself (posting waiting slices) passes again within 50 ms:
+   * a kick from it would only make it spin. */
+  if (ctx->fixer_started && pthread_equal(pthread_self(), ctx->fixer))
+    return;
   atomic_store(&ctx->fix_kick, 1);
   if (pthread_mutex_trylock(&ctx->fix_lock) == 0) {
     pthread_cond_signal(&ctx->fix_cond);
@@ -509,7 +513,9 @@ static void wq_service(rd_ctx *ctx, rd_ep *ep) {
              : now - since > (uint64_t)ctx->cfg.timeout_ms ? MC_ETIMEDOUT
                                                             : 0;
   uint32_t acc = 0;
-  if (!fail && rd_submit(ctx, ep, s, n, &acc) && acc == 0 && atomic_load(&ep->dead))
+  /* While the endpoint's rebuilds back off, the slices just wait. */
+  if (!fail && now >= ep->next_fix_ms && rd_submit(ctx, ep, s, n, &acc) && acc == 0 &&
+      atomic_load(&ep->dead))
     fail = MC_EPEER;
   /* Back-pressure: the rest waits for the next pass. */
   for (uint32_t i = acc; i < n && !fail; i++)
