@@ -3,6 +3,7 @@
  *   rdma_plugin.c  ops table, params, init/fini
  *   rdma_dev.c     devices and ports (rails), GID choice, sysfs, async events
  *   rdma_mem.c     registrations (MRs per rail, split at max_mr_size) and imports
+ *   rdma_cuda.c    CUDA memory as a dma-buf fd (libcuda through dlopen)
  *   rdma_ep.c      endpoints, RC QPs, the control exchange, the fixer thread
  *   rdma_io.c      submit (chained WRs, selective signaling) and CQ threads
  *   rdma_wire.c    blob and message codecs
@@ -24,6 +25,7 @@
 #define RD_NOTE_RECVS 4      /* receives posted on a peer's notify QP */
 #define RD_NOTE_BUF 4096     /* one receive buffer: MC_NOTIFY_MAX bytes */
 #define RD_CQ_SPARE 1024     /* CQ entries beyond cq_size: notify SENDs, receives */
+#define RD_WAITQ 4096        /* slices an endpoint holds while their QPs are made */
 /* wr_id tags: bit 63 a receive (passive slot, buffer), bit 62 a notify SEND
  * (active slot, sequence); else a data WR (active slot, ring sequence). */
 #define RD_WR_RECV (1ull << 63)
@@ -31,6 +33,7 @@
 
 typedef struct rd_cfg {
   char library[256];
+  char cuda_library[256];
   char devices[512], exclude[512];
   int gid_index; /* -1: automatic */
   uint32_t qps_per_peer, max_send_wr, signal_every, cq_size;
@@ -42,6 +45,7 @@ typedef struct rd_cfg {
   int backoff_ms, backoff_max_ms;
   uint32_t retry_cnt, ack_timeout, traffic_class, service_level;
   uint32_t max_peer_qps;
+  uint32_t cq_threads; /* completion threads; 0: one per rail */
 } rd_cfg;
 
 struct rd_ctx;
@@ -53,6 +57,7 @@ typedef struct rd_rail {
   uint32_t idx;
   char name[MC_RAIL_NAME_MAX];
   char dev_name[64];
+  char ibdev_path[256]; /* sysfs: GID types when re-querying */
   uint8_t port;
   struct ibv_context *vctx;
   struct ibv_pd *pd;
@@ -73,11 +78,14 @@ typedef struct rd_rail {
   _Atomic uint32_t backoff_ms;    /* next back-off, doubles to the cap */
   _Atomic uint32_t outstanding;   /* WRs posted, not retired: <= cq_size */
   _Atomic uint64_t errors, bytes;
+  _Atomic uint64_t qps_made; /* active QPs created (debug stat) */
+  _Atomic uint32_t gid_gen;  /* bumped when the GID changed */
+  pthread_mutex_t gid_lock;  /* gid, gid_index, lid: the async thread updates them */
   pthread_mutex_t qtab_lock;
   struct rd_qp *qtab[RD_QTAB];    /* wr_id's QP slot -> QP */
   pthread_mutex_t ptab_lock;
   struct rd_passive *ptab[RD_QTAB]; /* receive wr_id's slot -> passive QP */
-  pthread_t cq_thread, async_thread;
+  pthread_t async_thread;
   int threads;
 } rd_rail;
 
@@ -99,7 +107,12 @@ typedef struct rd_qp {
   struct ibv_qp *qp;
   pthread_mutex_t lock; /* ring, state, qp */
   _Atomic int state;
-  rd_pend *ring;
+  /* Lazy creation: `want` once the (local, remote) rail pair was used (the
+   * fixer keeps a wanted QP up), `pending` from that first use until the
+   * fixer's first attempt (submit pushes back meanwhile instead of
+   * spilling to other rails). */
+  _Atomic int want, pending;
+  rd_pend *ring; /* allocated with the first QP */
   uint32_t cap, head, n;
   uint64_t seq; /* seq of ring[head] */
   uint32_t since_signal;
@@ -114,11 +127,20 @@ typedef struct rd_ep {
   char peer[MC_NAME_MAX];
   uint64_t id;
   rdw_desc rdesc;
-  uint32_t nqps;
-  rd_qp *qps; /* rail-major: qps[rail * qps_per_peer + k] */
+  uint32_t nqps, prn; /* prn: the peer's rails */
+  /* Per (local rail, peer rail) pair, qps_per_peer each, created lazily:
+   * qps[(lrail * prn + rrail) * qps_per_peer + k] (rd_ep_pair). */
+  rd_qp *qps;
   _Atomic uint32_t rr;
   _Atomic uint64_t last_use;
   _Atomic int dead;       /* the peer did not answer the control exchange */
+  /* Slices accepted for pairs whose QPs are being made (first use):
+   * submit never blocks, so it keeps them here and the fixer posts them
+   * once the QPs are up (or fails them: MC_EPEER, MC_ETIMEDOUT). */
+  pthread_mutex_t wq_lock;
+  mc_slice *wq;
+  uint32_t wq_n, wq_cap;
+  uint64_t wq_since; /* ms: when the oldest queued slice came */
   _Atomic int need_fix;
   uint64_t next_fix_ms;
   uint32_t fix_backoff_ms;
@@ -134,6 +156,8 @@ typedef struct rd_ep {
 typedef struct rd_mr {
   uint64_t base, len, chunk;
   uint32_t nrails, nchunks;
+  int dmabuf_fd;       /* device memory: its dma-buf while registering, else -1 */
+  uint64_t dmabuf_base; /* the address at offset 0 of that dma-buf */
   struct ibv_mr **mrs; /* [rail * nchunks + c] */
   struct rd_mr *next;
 } rd_mr;
@@ -159,6 +183,14 @@ typedef struct rd_passive {
   struct rd_passive *next;
 } rd_passive;
 
+/* A completion thread: it polls the CQs of rails k, k + n, k + 2n, ... */
+typedef struct rd_cqpoll {
+  struct rd_ctx *ctx;
+  uint32_t k, n;
+  pthread_t th;
+  int started;
+} rd_cqpoll;
+
 typedef struct rd_ctx {
   const mc_host_api *host;
   rd_cfg cfg;
@@ -167,6 +199,8 @@ typedef struct rd_ctx {
   uint64_t nonce;
   uint32_t nrails;
   rd_rail *rails[RD_MAX_RAILS];
+  rd_cqpoll cqp[RD_MAX_RAILS];
+  uint32_t ncqp;
   _Atomic int stop;
 
   pthread_mutex_t lock; /* eps, mrs, rmems lists */
@@ -185,7 +219,7 @@ typedef struct rd_ctx {
   pthread_mutex_t fix_lock;
   pthread_cond_t fix_cond;
   pthread_t fixer;
-  int fixer_started;
+  _Atomic int fixer_started; /* read by rd_fixer_kick from any thread */
   _Atomic int fix_kick;
 } rd_ctx;
 
@@ -205,6 +239,8 @@ void rd_rails_close(rd_ctx *ctx);
 int rd_rail_usable(rd_rail *r, uint64_t now);
 void rd_rail_fail(rd_rail *r);
 void rd_rail_ok(rd_rail *r);
+/* Copies the rail's current address (GID, index, LID) under gid_lock. */
+void rd_rail_addr(rd_rail *r, union ibv_gid *gid, int *gid_index, uint16_t *lid);
 
 /* rdma_mem.c */
 int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey, size_t *rkey_len);
@@ -212,7 +248,24 @@ void rd_mem_deregister(rd_ctx *ctx, rd_mr *m);
 int rd_mem_import(rd_ctx *ctx, rd_ep *ep, uint64_t base, uint64_t len, const void *rkey,
                   size_t rkey_len, rd_rmem **out);
 
+/* rdma_cuda.c */
+/* A dma-buf fd for the CUDA memory [addr, +len), from the driver (libcuda
+ * dlopen'ed from cfg.cuda_library, cuMemGetHandleForAddressRange); the
+ * buffer at offset 0 of the fd is at *base (addr rounded down to a page).
+ * 0, or MC_ENOTSUP with the reason in why (no driver, no export). */
+int rd_cuda_dmabuf(rd_ctx *ctx, uint64_t addr, uint64_t len, int *fd, uint64_t *base, char *why,
+                   size_t whylen);
+
 /* rdma_ep.c */
+/* The first QP of the (local rail lr, peer rail rr) pair of ep. */
+static inline rd_qp *rd_ep_pair(rd_ep *ep, uint32_t lr, uint32_t rr) {
+  return &ep->qps[(lr * ep->prn + rr) * ep->ctx->cfg.qps_per_peer];
+}
+/* The peer rail a local rail's slices go to. */
+static inline uint32_t rd_ep_rrail(const rd_ep *ep, uint32_t lr) { return lr % ep->prn; }
+/* Asks the fixer for the QPs of pair pq (first use): 1 while they are
+ * being built (push back), 0 when they were tried and are down. */
+int rd_pair_request(rd_ep *ep, rd_qp *pq);
 int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, rd_ep **out);
 void rd_ep_destroy(rd_ep *ep, int notify_peer);
 int rd_ctrl_handle(rd_ctx *ctx, const char *peer, const void *req, size_t req_len, void *resp,
@@ -233,6 +286,8 @@ void rd_notify_done(rd_qp *q, uint64_t wr_id, int status);
 
 /* rdma_io.c */
 int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *s, uint32_t n, uint32_t *accepted);
+/* Keeps slice s until its pair's QPs are up: 0, or -1 when full. */
+int rd_wq_add(rd_ep *ep, const mc_slice *s, uint64_t now);
 void *rd_cq_main(void *arg);
 /* Retires every WR still in q's ring with `status` (q->lock held). */
 void rd_qp_fail_ring(rd_qp *q, int status);

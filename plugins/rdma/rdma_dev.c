@@ -97,16 +97,18 @@ static int gid_type(rd_ctx *ctx, rd_rail *r, const char *ibdev_path, int idx) {
 }
 
 /* GID choice: gid_index when set; IB: index 0; RoCE: a v2 IPv4-mapped GID,
- * else any v2, else the first non-zero one. */
-static int pick_gid(rd_ctx *ctx, rd_rail *r, const char *ibdev_path, int tbl_len) {
+ * else any v2, else the first non-zero one.  Into *gid, *gidx: used at
+ * open and again after a GID change or a port coming back. */
+static int pick_gid(rd_ctx *ctx, rd_rail *r, const char *ibdev_path, int tbl_len,
+                    union ibv_gid *gid, int *gidx) {
   if (ctx->cfg.gid_index >= 0) {
     if (ctx->cfg.gid_index >= tbl_len ||
-        ctx->v.query_gid(r->vctx, r->port, ctx->cfg.gid_index, &r->gid)) {
+        ctx->v.query_gid(r->vctx, r->port, ctx->cfg.gid_index, gid)) {
       RD_LOG(ctx, MC_LOG_ERROR, "%s: gid_index %d does not exist (table of %d)", r->name,
              ctx->cfg.gid_index, tbl_len);
       return MC_EINVAL;
     }
-    r->gid_index = ctx->cfg.gid_index;
+    *gidx = ctx->cfg.gid_index;
     return 0;
   }
   int best = -1, score = -1;
@@ -118,22 +120,30 @@ static int pick_gid(rd_ctx *ctx, rd_rail *r, const char *ibdev_path, int tbl_len
     if (s > score) {
       score = s;
       best = i;
-      r->gid = g;
+      *gid = g;
     }
     if (r->link_ib)
       break;
   }
   if (best < 0) {
     if (r->link_ib) {
-      memset(&r->gid, 0, sizeof r->gid);
-      r->gid_index = 0;
+      memset(gid, 0, sizeof *gid);
+      *gidx = 0;
       return 0;
     }
     RD_LOG(ctx, MC_LOG_WARN, "%s: no usable GID", r->name);
     return MC_ENODEV;
   }
-  r->gid_index = best;
+  *gidx = best;
   return 0;
+}
+
+void rd_rail_addr(rd_rail *r, union ibv_gid *gid, int *gid_index, uint16_t *lid) {
+  pthread_mutex_lock(&r->gid_lock);
+  *gid = r->gid;
+  *gid_index = r->gid_index;
+  *lid = r->lid;
+  pthread_mutex_unlock(&r->gid_lock);
 }
 
 static uint64_t port_mbps(uint8_t width, uint8_t speed) {
@@ -155,6 +165,7 @@ static void rail_free(rd_ctx *ctx, rd_rail *r) {
     ctx->v.close_device(r->vctx);
   pthread_mutex_destroy(&r->qtab_lock);
   pthread_mutex_destroy(&r->ptab_lock);
+  pthread_mutex_destroy(&r->gid_lock);
   free(r);
 }
 
@@ -173,7 +184,9 @@ static int rail_open(rd_ctx *ctx, struct ibv_device *d, uint8_t port, rd_rail **
     return MC_ENOMEM;
   pthread_mutex_init(&r->qtab_lock, NULL);
   pthread_mutex_init(&r->ptab_lock, NULL);
+  pthread_mutex_init(&r->gid_lock, NULL);
   r->ctx = ctx;
+  snprintf(r->ibdev_path, sizeof r->ibdev_path, "%s", d->ibdev_path);
   r->port = port;
   snprintf(r->dev_name, sizeof r->dev_name, "%s", name);
   if (port == 1)
@@ -205,7 +218,7 @@ static int rail_open(rd_ctx *ctx, struct ibv_device *d, uint8_t port, rd_rail **
                                                                           : 16);
   r->bw_mbps = port_mbps(pa.active_width, pa.active_speed);
   sysfs_locate(d->ibdev_path, &r->numa, &r->pci);
-  rc = pick_gid(ctx, r, d->ibdev_path, pa.gid_tbl_len);
+  rc = pick_gid(ctx, r, d->ibdev_path, pa.gid_tbl_len, &r->gid, &r->gid_index);
   if (rc == MC_ENODEV) {
     rc = 1;
     goto skip;
@@ -291,22 +304,75 @@ int rd_rails_open(rd_ctx *ctx) {
   return 0;
 }
 
-/* Marks every active QP of the context whose verbs QP is `vqp` in error. */
-static void qp_fatal(rd_ctx *ctx, struct ibv_qp *vqp) {
+/* Marks the active QPs of the context in error: those whose verbs QP is
+ * `vqp`, or with vqp NULL every READY one on rail r (flushed WRs fail
+ * MC_EIO, so the core retries them; the fixer rebuilds the QPs). */
+static void qps_fail(rd_ctx *ctx, struct ibv_qp *vqp, rd_rail *r) {
   pthread_mutex_lock(&ctx->lock);
   for (rd_ep *ep = ctx->eps; ep; ep = ep->next)
     for (uint32_t i = 0; i < ep->nqps; i++) {
       rd_qp *q = &ep->qps[i];
+      if (vqp ? q->qp != vqp : q->rail != r)
+        continue;
       pthread_mutex_lock(&q->lock);
-      if (q->qp == vqp && atomic_load(&q->state) == RDQ_READY) {
-        atomic_store(&q->state, RDQ_ERROR);
-        q->err_ms = rd_now_ms();
-        atomic_store(&ep->need_fix, 1);
+      if (q->qp && (vqp ? q->qp == vqp : 1) && atomic_load(&q->state) == RDQ_READY) {
+        if (vqp) {
+          atomic_store(&q->state, RDQ_ERROR);
+          q->err_ms = rd_now_ms();
+          atomic_store(&ep->need_fix, 1);
+        } else {
+          rd_qp_to_error(q, MC_EIO);
+        }
       }
       pthread_mutex_unlock(&q->lock);
     }
   pthread_mutex_unlock(&ctx->lock);
   rd_fixer_kick(ctx);
+}
+
+/* Re-reads the port's address (GID by the same rules, LID).  When it
+ * changed: new handshakes use the new one, and every QP of the port is
+ * rebuilt: the active ones go to ERR (the fixer reconnects them with the
+ * new GID), the passive ones too (their peers' WRs fail and the peers
+ * reconnect, getting the new GID in CONNECT_OK).  1 when it changed. */
+static int rail_requery(rd_rail *r, const char *why) {
+  rd_ctx *ctx = r->ctx;
+  struct ibv_port_attr pa;
+  memset(&pa, 0, sizeof pa);
+  if (ctx->v.query_port(r->vctx, r->port, (struct _compat_ibv_port_attr *)(void *)&pa))
+    return 0;
+  union ibv_gid g;
+  int gidx = -1;
+  memset(&g, 0, sizeof g);
+  if (pick_gid(ctx, r, r->ibdev_path, pa.gid_tbl_len, &g, &gidx)) {
+    RD_LOG(ctx, MC_LOG_WARN, "%s: %s: no usable GID now; rail paused", r->name, why);
+    atomic_store(&r->up, 0);
+    return 0;
+  }
+  pthread_mutex_lock(&r->gid_lock);
+  int changed = memcmp(&g, &r->gid, sizeof g) || gidx != r->gid_index ||
+                (r->link_ib && pa.lid != r->lid);
+  r->gid = g;
+  r->gid_index = gidx;
+  if (r->link_ib)
+    r->lid = pa.lid;
+  pthread_mutex_unlock(&r->gid_lock);
+  if (!changed)
+    return 0;
+  atomic_fetch_add(&r->gid_gen, 1);
+  RD_LOG(ctx, MC_LOG_WARN, "%s: %s: address changed (GID index %d); rebuilding its QPs", r->name,
+         why, gidx);
+  pthread_mutex_lock(&ctx->plock);
+  for (rd_passive *p = ctx->passive; p; p = p->next)
+    if (p->rail == r) {
+      struct ibv_qp_attr m;
+      memset(&m, 0, sizeof m);
+      m.qp_state = IBV_QPS_ERR;
+      ctx->v.modify_qp(p->qp, &m, IBV_QP_STATE);
+    }
+  pthread_mutex_unlock(&ctx->plock);
+  qps_fail(ctx, NULL, r);
+  return 1;
 }
 
 /* Async events: port down/up, GID change, device fatal, QP fatal; handled
@@ -327,16 +393,18 @@ static void *async_main(void *arg) {
       RD_LOG(ctx, MC_LOG_WARN, "%s: port down; rail paused", r->name);
       break;
     case IBV_EVENT_PORT_ACTIVE:
+      /* The GID may have changed while the link was down. */
       atomic_store(&r->up, 1);
-      RD_LOG(ctx, MC_LOG_WARN, "%s: port active again", r->name);
+      rail_requery(r, "port active again");
+      if (atomic_load(&r->up))
+        RD_LOG(ctx, MC_LOG_WARN, "%s: port active again; rail resumed", r->name);
+      rd_fixer_kick(ctx);
       break;
-    case IBV_EVENT_GID_CHANGE: {
-      union ibv_gid g;
-      if (!ctx->v.query_gid(r->vctx, r->port, r->gid_index, &g) && memcmp(&g, &r->gid, sizeof g))
-        RD_LOG(ctx, MC_LOG_WARN, "%s: GID %d changed; peers with the old descriptor "
-               "cannot reach this rail until the engine republishes", r->name, r->gid_index);
+    case IBV_EVENT_GID_CHANGE:
+      if (!rail_requery(r, "GID change event"))
+        RD_LOG(ctx, MC_LOG_INFO, "%s: GID change event; the GID in use (index %d) is the same",
+               r->name, r->gid_index);
       break;
-    }
     case IBV_EVENT_DEVICE_FATAL:
       atomic_store(&r->up, 0);
       RD_LOG(ctx, MC_LOG_ERROR, "%s: device fatal error; rail out of service", r->name);
@@ -344,7 +412,7 @@ static void *async_main(void *arg) {
     case IBV_EVENT_QP_FATAL:
     case IBV_EVENT_QP_REQ_ERR:
     case IBV_EVENT_QP_ACCESS_ERR:
-      qp_fatal(ctx, ev.element.qp);
+      qps_fail(ctx, ev.element.qp, NULL);
       break;
     default:
       break;
@@ -357,12 +425,26 @@ static void *async_main(void *arg) {
 int rd_rails_start(rd_ctx *ctx) {
   for (uint32_t i = 0; i < ctx->nrails; i++) {
     rd_rail *r = ctx->rails[i];
-    if (pthread_create(&r->cq_thread, NULL, rd_cq_main, r))
-      return MC_ENOMEM;
-    r->threads = 1;
+    /* Named (rd-cq:N, rd-async:N): top -H and the bench tell them apart. */
+    char nm[16];
     if (pthread_create(&r->async_thread, NULL, async_main, r))
       return MC_ENOMEM;
-    r->threads = 2;
+    r->threads = 1;
+    snprintf(nm, sizeof nm, "rd-async:%u", i % 100u); /* rails < 100: fits 15 chars */
+    pthread_setname_np(r->async_thread, nm);
+  }
+  uint32_t n = ctx->cfg.cq_threads && ctx->cfg.cq_threads < ctx->nrails ? ctx->cfg.cq_threads
+                                                                         : ctx->nrails;
+  for (uint32_t k = 0; k < n; k++) {
+    rd_cqpoll *p = &ctx->cqp[k];
+    *p = (rd_cqpoll){ctx, k, n, 0, 0};
+    if (pthread_create(&p->th, NULL, rd_cq_main, p))
+      return MC_ENOMEM;
+    p->started = 1;
+    ctx->ncqp = k + 1;
+    char nm[16];
+    snprintf(nm, sizeof nm, "rd-cq:%u", k % 100u);
+    pthread_setname_np(p->th, nm);
   }
   return 0;
 }
@@ -372,13 +454,21 @@ void rd_rails_close(rd_ctx *ctx) {
   for (uint32_t i = 0; i < ctx->nrails; i++) {
     rd_rail *r = ctx->rails[i];
     if (r->threads >= 1)
-      pthread_join(r->cq_thread, NULL);
-    if (r->threads >= 2)
       pthread_join(r->async_thread, NULL);
     r->threads = 0;
   }
-  for (uint32_t i = 0; i < ctx->nrails; i++)
-    rail_free(ctx, ctx->rails[i]);
+  for (uint32_t k = 0; k < ctx->ncqp; k++)
+    if (ctx->cqp[k].started) {
+      pthread_join(ctx->cqp[k].th, NULL);
+      ctx->cqp[k].started = 0;
+    }
+  ctx->ncqp = 0;
+  for (uint32_t i = 0; i < ctx->nrails; i++) {
+    rd_rail *r = ctx->rails[i];
+    RD_LOG(ctx, MC_LOG_DEBUG, "%s: %" PRIu64 " QPs made, %" PRIu64 " bytes, %" PRIu64 " errors",
+           r->name, atomic_load(&r->qps_made), atomic_load(&r->bytes), atomic_load(&r->errors));
+    rail_free(ctx, r);
+  }
   ctx->nrails = 0;
 }
 

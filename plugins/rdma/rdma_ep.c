@@ -1,12 +1,15 @@
 /* rdma_ep.c - endpoints and their RC queue pairs.
  *
- * An endpoint to a peer holds qps_per_peer QPs per local rail, each
- * connected to one of the peer's rails (local rail i -> peer rail
- * i mod peer rails).  QP numbers, PSNs, LIDs, GIDs and MTUs travel in one
- * CONNECT request over the core's authenticated control channel
- * (mc_host_api.ctrl_call); the peer's ctrl_handle creates the matching
- * QPs ("passive" ones) and answers with theirs.  The path MTU is the
- * smaller of both ports'.
+ * An endpoint to a peer has room for qps_per_peer QPs per (local rail,
+ * peer rail) pair; a local rail's slices go to peer rail (i mod peer
+ * rails).  connect() creates no QP: it only checks that the peer answers
+ * (an empty CONNECT).  A pair's QPs are created on the first slice that
+ * uses the pair (submit asks the fixer and pushes back meanwhile), so a
+ * transfer over one NIC costs QPs on that NIC only.  QP numbers, PSNs,
+ * LIDs, GIDs and MTUs travel in one CONNECT request over the core's
+ * authenticated control channel (mc_host_api.ctrl_call); the peer's
+ * ctrl_handle creates the matching QPs ("passive" ones) and answers with
+ * theirs.  The path MTU is the smaller of both ports'.
  *
  * The fixer thread rebuilds what breaks: a QP in error is reset (no more
  * DMA), its remaining WRs failed, then recreated and exchanged again; a
@@ -71,9 +74,13 @@ static int qp_connect(rd_rail *r, struct ibv_qp *qp, const rdw_qp *e, uint8_t mt
   m.ah_attr.port_num = r->port;
   m.ah_attr.sl = (uint8_t)ctx->cfg.service_level;
   if (!r->link_ib || !remote_ib) {
+    union ibv_gid g;
+    int gidx;
+    uint16_t lid;
+    rd_rail_addr(r, &g, &gidx, &lid);
     m.ah_attr.is_global = 1;
     memcpy(m.ah_attr.grh.dgid.raw, e->gid, 16);
-    m.ah_attr.grh.sgid_index = (uint8_t)r->gid_index;
+    m.ah_attr.grh.sgid_index = (uint8_t)gidx;
     m.ah_attr.grh.hop_limit = 64;
     m.ah_attr.grh.traffic_class = (uint8_t)ctx->cfg.traffic_class;
   } else {
@@ -103,9 +110,11 @@ static uint32_t rand_psn(void) {
   return v & 0xffffffu;
 }
 
-static void fill_addr(const rd_rail *r, rdw_qp *e) {
-  memcpy(e->gid, r->gid.raw, 16);
-  e->lid = r->lid;
+static void fill_addr(rd_rail *r, rdw_qp *e) {
+  union ibv_gid g;
+  int gidx;
+  rd_rail_addr(r, &g, &gidx, &e->lid);
+  memcpy(e->gid, g.raw, 16);
   e->mtu = r->mtu;
 }
 
@@ -194,6 +203,10 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
   req->ep_id = ep->id;
   for (uint32_t i = 0; i < n && !rc; i++) {
     rd_qp *q = &ep->qps[which[i]];
+    if (!q->ring && !(q->ring = calloc(q->cap, sizeof *q->ring))) {
+      rc = MC_ENOMEM;
+      break;
+    }
     /* One send slot beyond the ring: a notification's SEND. */
     q->qp = qp_new(q->rail, ctx->cfg.max_send_wr + 1, 1, q);
     if (!q->qp) {
@@ -201,13 +214,14 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
       rc = errno_to_mc(errno);
       break;
     }
+    atomic_fetch_add(&q->rail->qps_made, 1);
     rc = qtab_add(q);
     rdw_qp *e = &req->qps[req->nqps++];
     e->qidx = q->qidx;
     e->lrail = (uint8_t)q->rail->idx;
     e->rrail = (uint8_t)q->rrail;
     e->qpn = q->qp->qp_num;
-    /* The first QP of each rail carries notifications. */
+    /* The first QP of each pair carries notifications. */
     e->flags = q->qidx % ctx->cfg.qps_per_peer == 0 ? RDW_QP_NOTIFY : 0;
     psn[i] = e->psn = rand_psn();
     fill_addr(q->rail, e);
@@ -253,6 +267,7 @@ static int ep_establish(rd_ep *ep, const uint32_t *which, uint32_t n) {
       q->since_signal = 0;
       atomic_store(&q->state, RDQ_READY);
     }
+    atomic_store(&q->pending, 0); /* tried: submit spills from now on if down */
     pthread_mutex_unlock(&q->lock);
     if (rc)
       qtab_del(q);
@@ -319,23 +334,44 @@ static void ep_cache_evict_locked(rd_ctx *ctx, rd_ep *keep) {
       return;
     RD_LOG(ctx, MC_LOG_INFO, "endpoint cache full (%u): evicting the QPs to '%s'", live,
            victim->peer);
-    for (uint32_t i = 0; i < victim->nqps; i++)
+    for (uint32_t i = 0; i < victim->nqps; i++) {
+      atomic_store(&victim->qps[i].want, 0); /* rebuilt lazily, pair by pair */
       qp_teardown(&victim->qps[i], MC_ECANCELED);
+    }
     send_disconnect(victim);
   }
 }
 
-static void ep_cache_evict(rd_ctx *ctx) {
-  pthread_mutex_lock(&ctx->fix_lock);
-  ep_cache_evict_locked(ctx, NULL);
-  pthread_mutex_unlock(&ctx->fix_lock);
+/* An empty CONNECT: the peer answers (with the nonce of the engine we hold
+ * a descriptor of) or it is unusable.  No QP is made. */
+static int ep_hello(rd_ep *ep) {
+  rd_ctx *ctx = ep->ctx;
+  rdw_ctrl *m = calloc(2, sizeof *m);
+  uint8_t buf[RDW_CTRL_HDR], resp[RDW_CTRL_HDR + 64];
+  if (!m)
+    return MC_ENOMEM;
+  m->type = RDW_CONNECT;
+  m->init_nonce = ctx->nonce;
+  m->target_nonce = ep->rdesc.nonce;
+  m->ep_id = ep->id;
+  size_t len = sizeof buf, rlen = sizeof resp;
+  int rc = rdw_ctrl_encode(m, buf, &len);
+  if (!rc)
+    rc = ctx->host->ctrl_call(ctx->host->host, ep->peer, buf, len, resp, &rlen,
+                              (uint32_t)ctx->cfg.ctrl_timeout_ms);
+  if (rc)
+    RD_LOG(ctx, MC_LOG_WARN, "peer '%s': endpoint check failed: %s", ep->peer, mc_strerror(rc));
+  else if (rdw_ctrl_decode(resp, rlen, m + 1) || m[1].type != RDW_CONNECT_OK || m[1].nqps)
+    rc = MC_EPROTO;
+  free(m);
+  return rc;
 }
 
 int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, rd_ep **out) {
   rd_ep *ep = calloc(1, sizeof *ep);
   if (!ep)
     return MC_ENOMEM;
-  if (rdw_desc_decode(desc, len, &ep->rdesc)) {
+  if (rdw_desc_decode(desc, len, &ep->rdesc) || ep->rdesc.nrails == 0) {
     RD_LOG(ctx, MC_LOG_WARN, "peer '%s': malformed endpoint descriptor (%zu bytes)", peer, len);
     free(ep);
     return MC_EPROTO;
@@ -343,54 +379,39 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
   ep->ctx = ctx;
   snprintf(ep->peer, sizeof ep->peer, "%s", peer);
   uint32_t qpp = ctx->cfg.qps_per_peer;
-  ep->nqps = ctx->nrails * qpp;
+  ep->prn = ep->rdesc.nrails;
+  ep->nqps = ctx->nrails * ep->prn * qpp;
   ep->qps = calloc(ep->nqps, sizeof *ep->qps);
   if (!ep->qps) {
     free(ep);
     return MC_ENOMEM;
   }
-  int rc = 0;
   for (uint32_t i = 0; i < ep->nqps; i++) {
     rd_qp *q = &ep->qps[i];
+    uint32_t pair = i / qpp;
     q->ep = ep;
-    q->rail = ctx->rails[i / qpp];
-    q->rrail = (i / qpp) % ep->rdesc.nrails;
+    q->rail = ctx->rails[pair / ep->prn];
+    q->rrail = pair % ep->prn;
     q->qidx = (uint16_t)i;
     q->cap = ctx->cfg.max_send_wr;
-    q->ring = calloc(q->cap, sizeof *q->ring);
     q->flush_status = MC_EIO;
     pthread_mutex_init(&q->lock, NULL);
-    if (!q->ring)
-      rc = MC_ENOMEM;
   }
+  pthread_mutex_init(&ep->wq_lock, NULL);
   pthread_mutex_lock(&ctx->lock);
   ep->id = ++ctx->next_ep_id;
   pthread_mutex_unlock(&ctx->lock);
   atomic_store(&ep->last_use, rd_now_ms());
   ep->fix_backoff_ms = (uint32_t)ctx->cfg.backoff_ms;
-  if (!rc) {
-    ep_cache_evict(ctx);
-    uint32_t *all = calloc(ep->nqps, sizeof *all);
-    uint32_t n = 0;
-    if (!all) {
-      rc = MC_ENOMEM;
-    } else {
-      for (uint32_t i = 0; i < ep->nqps; i++)
-        if (atomic_load(&ep->qps[i].rail->up))
-          all[n++] = i;
-      rc = n ? ep_establish(ep, all, n) : MC_EIO;
-      free(all);
-    }
-    /* The peer gone, refusing (its QP caps) or answering nonsense: the
-     * endpoint is unusable for now, which the core knows as MC_EPEER. */
-    if (rc && rc != MC_ENOMEM)
-      rc = MC_EPEER;
-  }
+  int rc = ep_hello(ep);
+  /* The peer gone, refusing or answering nonsense: the endpoint is
+   * unusable for now, which the core knows as MC_EPEER. */
+  if (rc && rc != MC_ENOMEM)
+    rc = MC_EPEER;
   if (rc) {
-    for (uint32_t i = 0; i < ep->nqps; i++) {
-      free(ep->qps[i].ring);
+    for (uint32_t i = 0; i < ep->nqps; i++)
       pthread_mutex_destroy(&ep->qps[i].lock);
-    }
+    pthread_mutex_destroy(&ep->wq_lock);
     free(ep->qps);
     free(ep);
     return rc;
@@ -401,6 +422,24 @@ int rd_ep_connect(rd_ctx *ctx, const char *peer, const void *desc, size_t len, r
   pthread_mutex_unlock(&ctx->lock);
   *out = ep;
   return 0;
+}
+
+int rd_pair_request(rd_ep *ep, rd_qp *pq) {
+  uint32_t qpp = ep->ctx->cfg.qps_per_peer;
+  if (atomic_load(&pq->want)) {
+    if (!atomic_load(&pq->pending))
+      return 0;
+    atomic_store(&ep->need_fix, 1); /* still waiting: make sure the fixer knows */
+    rd_fixer_kick(ep->ctx);
+    return 1;
+  }
+  for (uint32_t k = 0; k < qpp; k++) {
+    atomic_store(&pq[k].pending, 1);
+    atomic_store(&pq[k].want, 1);
+  }
+  atomic_store(&ep->need_fix, 1);
+  rd_fixer_kick(ep->ctx);
+  return 1;
 }
 
 /* Unlinks and frees ep; its WRs in flight complete MC_ECANCELED first. */
@@ -417,6 +456,10 @@ void rd_ep_destroy(rd_ep *ep, int notify_peer) {
   pthread_mutex_lock(&ctx->fix_lock);
   pthread_mutex_unlock(&ctx->fix_lock);
   int had = ep_live(ep);
+  for (uint32_t i = 0; i < ep->wq_n; i++)
+    ctx->host->complete(ctx->host->host, ep->wq[i].token, MC_ECANCELED, 0, 0);
+  free(ep->wq);
+  pthread_mutex_destroy(&ep->wq_lock);
   for (uint32_t i = 0; i < ep->nqps; i++) {
     qp_teardown(&ep->qps[i], MC_ECANCELED);
     free(ep->qps[i].ring);
@@ -438,11 +481,120 @@ void rd_ep_destroy(rd_ep *ep, int notify_peer) {
  * When the fixer is busy (holds fix_lock) it sees the flag on its next
  * round, at most 50 ms later. */
 void rd_fixer_kick(rd_ctx *ctx) {
+  /* The fixer itself (posting waiting slices) passes again within 50 ms:
+   * a kick from it would only make it spin. */
+  if (ctx->fixer_started && pthread_equal(pthread_self(), ctx->fixer))
+    return;
   atomic_store(&ctx->fix_kick, 1);
   if (pthread_mutex_trylock(&ctx->fix_lock) == 0) {
     pthread_cond_signal(&ctx->fix_cond);
     pthread_mutex_unlock(&ctx->fix_lock);
   }
+}
+
+/* Posts the slices ep keeps for pairs that were being made: those whose
+ * pair is up now go out (rd_submit), those still waiting stay, all of
+ * them fail MC_EPEER when the peer is gone or MC_ETIMEDOUT after
+ * timeout_ms in the queue.  Fixer thread, no ctx->lock held. */
+static void wq_service(rd_ctx *ctx, rd_ep *ep) {
+  pthread_mutex_lock(&ep->wq_lock);
+  mc_slice *s = ep->wq;
+  uint32_t n = ep->wq_n;
+  uint64_t since = ep->wq_since;
+  if (n) {
+    ep->wq = NULL;
+    ep->wq_n = ep->wq_cap = 0;
+  }
+  pthread_mutex_unlock(&ep->wq_lock);
+  if (!n)
+    return;
+  uint64_t now = rd_now_ms();
+  int fail = atomic_load(&ep->dead) ? MC_EPEER
+             : now - since > (uint64_t)ctx->cfg.timeout_ms ? MC_ETIMEDOUT
+                                                            : 0;
+  uint32_t acc = 0;
+  /* While the endpoint's rebuilds back off, the slices just wait. */
+  if (!fail && now >= ep->next_fix_ms && rd_submit(ctx, ep, s, n, &acc) && acc == 0 &&
+      atomic_load(&ep->dead))
+    fail = MC_EPEER;
+  /* Back-pressure: the rest waits for the next pass. */
+  for (uint32_t i = acc; i < n && !fail; i++)
+    if (rd_wq_add(ep, &s[i], now))
+      ctx->host->complete(ctx->host->host, s[i].token, MC_EAGAIN, 0, 0);
+  if (fail) {
+    RD_LOG(ctx, MC_LOG_WARN, "peer '%s': %u slices waited for QPs that did not come up: %s",
+           ep->peer, n - acc, mc_strerror(fail));
+    for (uint32_t i = acc; i < n; i++)
+      ctx->host->complete(ctx->host->host, s[i].token, fail, 0, 0);
+  }
+  pthread_mutex_lock(&ep->wq_lock);
+  if (ep->wq_n && since < ep->wq_since)
+    ep->wq_since = since; /* requeued ones keep their age */
+  if (ep->wq_n)
+    atomic_store(&ep->need_fix, 1);
+  pthread_mutex_unlock(&ep->wq_lock);
+  free(s);
+}
+
+/* One endpoint's repairs (fix_pass, ctx->lock held, dropped around the
+ * exchange). */
+static void fix_ep(rd_ctx *ctx, rd_ep *ep, uint64_t now) {
+  /* Cleared before the scan: a request made during this pass (a pair's
+   * first use) sets it again and is seen on the next one. */
+  atomic_store(&ep->need_fix, 0);
+  uint32_t *which = calloc(ep->nqps, sizeof *which);
+  if (!which) {
+    atomic_store(&ep->need_fix, 1);
+    return;
+  }
+  uint32_t n = 0, pending = 0;
+  for (uint32_t i = 0; i < ep->nqps; i++) {
+    rd_qp *q = &ep->qps[i];
+    pthread_mutex_lock(&q->lock);
+    int st = atomic_load(&q->state);
+    if (st == RDQ_ERROR && (q->n == 0 || now - q->err_ms > 2000)) {
+      qp_teardown_locked(q, q->flush_status);
+      st = RDQ_DOWN;
+      pthread_mutex_unlock(&q->lock);
+      qtab_del(q);
+    } else {
+      pthread_mutex_unlock(&q->lock);
+    }
+    if (st == RDQ_DOWN && !atomic_load(&q->want))
+      continue; /* a pair never used (or evicted): built on its first use */
+    if (st == RDQ_ERROR)
+      pending++;
+    else if (st == RDQ_DOWN && (rd_rail_usable(q->rail, now) ||
+                                (atomic_load(&q->pending) && atomic_load(&q->rail->up))))
+      which[n++] = i; /* a first use waits for no back-off: submit pushes back */
+    else if (st == RDQ_DOWN)
+      pending++; /* its rail is paused: try again later */
+  }
+  int rc = 0;
+  if (n) {
+    /* ctrl_call blocks: drop ctx->lock; the endpoint cannot go away
+     * while fix_lock is held (rd_ep_destroy takes it). */
+    pthread_mutex_unlock(&ctx->lock);
+    if (!ep_live(ep))
+      ep_cache_evict_locked(ctx, ep); /* it comes back: make room */
+    rc = ep_establish(ep, which, n);
+    pthread_mutex_lock(&ctx->lock);
+    if (rc) {
+      if (peer_gone(rc))
+        atomic_store(&ep->dead, 1);
+      ep->next_fix_ms = rd_now_ms() + ep->fix_backoff_ms;
+      ep->fix_backoff_ms = ep->fix_backoff_ms * 2 > (uint32_t)ctx->cfg.backoff_max_ms
+                               ? (uint32_t)ctx->cfg.backoff_max_ms
+                               : ep->fix_backoff_ms * 2;
+    } else {
+      atomic_store(&ep->dead, 0);
+      ep->fix_backoff_ms = (uint32_t)ctx->cfg.backoff_ms;
+      RD_LOG(ctx, MC_LOG_INFO, "peer '%s': %u QPs rebuilt", ep->peer, n);
+    }
+  }
+  if (rc || pending)
+    atomic_store(&ep->need_fix, 1);
+  free(which);
 }
 
 /* Resets QPs in error once their flushed WRs came back (or after a grace
@@ -452,56 +604,18 @@ static void fix_pass(rd_ctx *ctx) {
   uint64_t now = rd_now_ms();
   pthread_mutex_lock(&ctx->lock);
   for (rd_ep *ep = ctx->eps; ep; ep = ep->next) {
-    if (!atomic_load(&ep->need_fix) || now < ep->next_fix_ms)
-      continue;
-    uint32_t *which = calloc(ep->nqps, sizeof *which);
-    if (!which)
-      break;
-    uint32_t n = 0, pending = 0;
-    for (uint32_t i = 0; i < ep->nqps; i++) {
-      rd_qp *q = &ep->qps[i];
-      pthread_mutex_lock(&q->lock);
-      int st = atomic_load(&q->state);
-      if (st == RDQ_ERROR && (q->n == 0 || now - q->err_ms > 2000)) {
-        qp_teardown_locked(q, q->flush_status);
-        st = RDQ_DOWN;
-        pthread_mutex_unlock(&q->lock);
-        qtab_del(q);
-      } else {
-        pthread_mutex_unlock(&q->lock);
-      }
-      if (st == RDQ_ERROR)
-        pending++;
-      else if (st == RDQ_DOWN && rd_rail_usable(q->rail, now))
-        which[n++] = i;
-      else if (st == RDQ_DOWN)
-        pending++; /* its rail is paused: try again later */
-    }
-    int rc = 0;
-    if (n) {
-      /* ctrl_call blocks: drop ctx->lock; the endpoint cannot go away
-       * while fix_lock is held (rd_ep_destroy takes it). */
+    if (atomic_load(&ep->need_fix) && now >= ep->next_fix_ms)
+      fix_ep(ctx, ep, now);
+    pthread_mutex_lock(&ep->wq_lock);
+    int queued = ep->wq_n != 0;
+    pthread_mutex_unlock(&ep->wq_lock);
+    if (queued) {
+      /* rd_submit and complete() run without ctx->lock (fix_lock keeps
+       * ep alive). */
       pthread_mutex_unlock(&ctx->lock);
-      if (!ep_live(ep))
-        ep_cache_evict_locked(ctx, ep); /* it comes back: make room */
-      rc = ep_establish(ep, which, n);
+      wq_service(ctx, ep);
       pthread_mutex_lock(&ctx->lock);
-      if (rc) {
-        if (peer_gone(rc))
-          atomic_store(&ep->dead, 1);
-        ep->next_fix_ms = rd_now_ms() + ep->fix_backoff_ms;
-        ep->fix_backoff_ms = ep->fix_backoff_ms * 2 > (uint32_t)ctx->cfg.backoff_max_ms
-                                 ? (uint32_t)ctx->cfg.backoff_max_ms
-                                 : ep->fix_backoff_ms * 2;
-      } else {
-        atomic_store(&ep->dead, 0);
-        ep->fix_backoff_ms = (uint32_t)ctx->cfg.backoff_ms;
-        RD_LOG(ctx, MC_LOG_INFO, "peer '%s': %u QPs rebuilt", ep->peer, n);
-      }
     }
-    if (!rc && !pending)
-      atomic_store(&ep->need_fix, 0);
-    free(which);
   }
   pthread_mutex_unlock(&ctx->lock);
 }
@@ -531,6 +645,7 @@ static void *fixer_main(void *arg) {
 int rd_fixer_start(rd_ctx *ctx) {
   if (pthread_create(&ctx->fixer, NULL, fixer_main, ctx))
     return MC_ENOMEM;
+  pthread_setname_np(ctx->fixer, "rd-fixer");
   ctx->fixer_started = 1;
   return 0;
 }
@@ -798,10 +913,10 @@ int rd_notify_send(rd_ctx *ctx, rd_ep *ep, const void *msg, size_t len) {
   uint64_t now = rd_now_ms();
   uint32_t qpp = ctx->cfg.qps_per_peer;
   rd_qp *q = NULL;
-  for (uint32_t r = 0; r < ctx->nrails && !q; r++)
-    if (rd_rail_usable(ctx->rails[r], now) &&
-        atomic_load(&ep->qps[r * qpp].state) == RDQ_READY)
-      q = &ep->qps[r * qpp];
+  /* The first QP of a built pair (it has the peer's receives). */
+  for (uint32_t i = 0; i < ep->nqps && !q; i += qpp)
+    if (rd_rail_usable(ep->qps[i].rail, now) && atomic_load(&ep->qps[i].state) == RDQ_READY)
+      q = &ep->qps[i];
   if (!q)
     return MC_EAGAIN;
   uint32_t ri = q->rail->idx;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,8 +46,20 @@ int rd_wc_status(int st) {
   }
 }
 
-/* Retires the ring's head entry with `status` (q->lock held). */
-static void retire_head(rd_qp *q, int status, int32_t vendor) {
+/* Completions gathered under a QP's lock, handed to the core after it is
+ * let go (the core's complete() may wake a submitter that wants it). */
+typedef struct rd_done {
+  uint64_t token, bytes;
+  int32_t status, vendor;
+} rd_done;
+typedef struct rd_dbuf {
+  rd_done *d;
+  uint32_t n, cap;
+} rd_dbuf;
+
+/* Retires the ring's head entry with `status` (q->lock held); the slice's
+ * completion goes to db (or straight to the core without one). */
+static void retire_head_to(rd_qp *q, int status, int32_t vendor, rd_dbuf *db) {
   rd_ctx *ctx = q->ep->ctx;
   rd_pend *p = &q->ring[q->head];
   if (status && !q->slice_status)
@@ -60,10 +73,18 @@ static void retire_head(rd_qp *q, int status, int32_t vendor) {
     int st = q->slice_status;
     if (!st)
       atomic_fetch_add(&q->rail->bytes, q->slice_bytes);
-    ctx->host->complete(ctx->host->host, p->token, st, st ? 0 : q->slice_bytes, st ? vendor : 0);
+    if (db && db->n < db->cap)
+      db->d[db->n++] = (rd_done){p->token, st ? 0 : q->slice_bytes, st, st ? vendor : 0};
+    else
+      ctx->host->complete(ctx->host->host, p->token, st, st ? 0 : q->slice_bytes,
+                          st ? vendor : 0);
     q->slice_status = 0;
     q->slice_bytes = 0;
   }
+}
+
+static void retire_head(rd_qp *q, int status, int32_t vendor) {
+  retire_head_to(q, status, vendor, NULL);
 }
 
 void rd_qp_fail_ring(rd_qp *q, int status) {
@@ -150,11 +171,13 @@ static int range_in(uint64_t a, uint64_t l, uint64_t base, uint64_t blen) {
 }
 
 /* A QP of ep for a slice preferring rail `want` with room for nwr WRs:
- * *full set when a READY QP exists but has no room (back-pressure). */
-static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int *full) {
+ * *full = 1 when a READY QP exists but has no room (back-pressure), 2
+ * when the pair is being made for its first use (the slice waits in the
+ * endpoint's queue). */
+static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, uint32_t rr,
+                      int *full) {
   rd_ctx *ctx = ep->ctx;
   uint32_t qpp = ctx->cfg.qps_per_peer, nr = ctx->nrails;
-  uint32_t rr = atomic_fetch_add(&ep->rr, 1);
   /* Pass 0: usable rails (the wanted one first); pass 1: rails in back-off
    * but up (a back-off is a preference, not a ban). */
   for (int pass = 0; pass < 2; pass++)
@@ -162,10 +185,15 @@ static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int 
       rd_rail *r = ctx->rails[(want + j) % nr];
       if (pass == 0 ? !rd_rail_usable(r, now) : !atomic_load(&r->up))
         continue;
+      rd_qp *pq = rd_ep_pair(ep, r->idx, rd_ep_rrail(ep, r->idx));
+      uint32_t down = 0;
       for (uint32_t k = 0; k < qpp; k++) {
-        rd_qp *q = &ep->qps[r->idx * qpp + (rr + k) % qpp];
-        if (atomic_load(&q->state) != RDQ_READY)
+        rd_qp *q = &pq[(rr + k) % qpp];
+        int st = atomic_load(&q->state);
+        if (st != RDQ_READY) {
+          down += st == RDQ_DOWN;
           continue;
+        }
         if (q->n + nwr > q->cap ||
             atomic_load(&r->outstanding) + nwr > r->cq_size) {
           *full = 1;
@@ -174,11 +202,39 @@ static rd_qp *pick_qp(rd_ep *ep, uint32_t want, uint32_t nwr, uint64_t now, int 
         return q;
       }
       /* A healthy rail that is only busy pushes back: spilling to other
-       * rails is the core's choice (rails.c), not ours. */
+       * rails is the core's choice (rails.c), not ours.  So does a pair
+       * being built for its first use; one that was tried and is down
+       * (the fixer rebuilds it) lets the slice go to the next rail. */
       if (*full)
         return NULL;
+      if (down == qpp && rd_pair_request(ep, pq)) {
+        *full = 2;
+        return NULL;
+      }
     }
   return NULL;
+}
+
+int rd_wq_add(rd_ep *ep, const mc_slice *s, uint64_t now) {
+  int rc = 0;
+  pthread_mutex_lock(&ep->wq_lock);
+  if (ep->wq_n == ep->wq_cap) {
+    uint32_t cap = ep->wq_cap ? ep->wq_cap * 2 : 64;
+    mc_slice *w = cap <= RD_WAITQ ? realloc(ep->wq, cap * sizeof *w) : NULL;
+    if (w) {
+      ep->wq = w;
+      ep->wq_cap = cap;
+    } else {
+      rc = -1;
+    }
+  }
+  if (!rc) {
+    if (!ep->wq_n)
+      ep->wq_since = now;
+    ep->wq[ep->wq_n++] = *s;
+  }
+  pthread_mutex_unlock(&ep->wq_lock);
+  return rc;
 }
 
 int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *accepted) {
@@ -187,6 +243,10 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
   int rc = 0;
   uint64_t now = rd_now_ms();
   atomic_store(&ep->last_use, now);
+  /* The QPs of a pair are taken in turn per call, not per slice: one
+   * call's slices to a rail make one chain (one post, one signaled WR per
+   * signal_every), and concurrent callers still spread over the QPs. */
+  uint32_t rr = atomic_fetch_add(&ep->rr, 1);
   for (; i < n; i++) {
     const mc_slice *s = &sl[i];
     const rd_mr *m = s->local_mem;
@@ -214,7 +274,12 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
     int full = 0;
     rd_qp *q = NULL;
     /* A QP already locked by this call (in a bucket) is usable as is. */
-    q = pick_qp(ep, s->rail < ctx->nrails ? s->rail : 0, nwr, now, &full);
+    q = pick_qp(ep, s->rail < ctx->nrails ? s->rail : 0, nwr, now, rr, &full);
+    if (!q && full == 2) {
+      if (rd_wq_add(ep, s, now))
+        break; /* the queue is full: back-pressure */
+      continue;
+    }
     if (!q) {
       if (!full) {
         int any_ready = 0;
@@ -240,10 +305,22 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
         memmove(&b[0], &b[1], sizeof b[0] * (RD_BUCKETS - 1));
         nb--;
       }
+      /* Never wait for a QP while holding others: another submitter (or
+       * the fixer posting waiting slices) may hold them in another order.
+       * When q is busy, post and let go of what this call holds first. */
+      if (nb && pthread_mutex_trylock(&q->lock)) {
+        for (uint32_t k = 0; k < nb; k++) {
+          bucket_post(&b[k]);
+          pthread_mutex_unlock(&b[k].q->lock);
+        }
+        nb = 0;
+        pthread_mutex_lock(&q->lock);
+      } else if (!nb) {
+        pthread_mutex_lock(&q->lock);
+      }
       bk = &b[nb++];
       bk->q = q;
       bk->n = 0;
-      pthread_mutex_lock(&q->lock);
       /* Re-check under the lock: the CQ thread or fixer may have moved it. */
       if (atomic_load(&q->state) != RDQ_READY || q->n + nwr > q->cap) {
         pthread_mutex_unlock(&q->lock);
@@ -252,14 +329,14 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
       }
     }
     atomic_fetch_add(&q->rail->outstanding, nwr);
-    uint32_t lr = q->rail->idx, rr = q->rrail;
+    uint32_t lr = q->rail->idx, rrl = q->rrail;
     uint64_t off = 0;
     for (uint32_t w = 0; w < nwr; w++) {
       uint64_t lo = s->local_addr + off - m->base, ro = s->remote_addr + off - rm->key.base;
       uint64_t l = min3(m->chunk - lo % m->chunk, rm->key.chunk - ro % rm->key.chunk,
                         s->len - off < RD_MAX_WR_BYTES ? s->len - off : RD_MAX_WR_BYTES);
       uint32_t lkey = m->mrs[lr * m->nchunks + lo / m->chunk]->lkey;
-      uint32_t rkey = rm->key.keys[rr * rm->key.nchunks + ro / rm->key.chunk];
+      uint32_t rkey = rm->key.keys[rrl * rm->key.nchunks + ro / rm->key.chunk];
       rd_pend *p = &q->ring[(q->head + q->n) % q->cap];
       p->token = s->token;
       p->len = l;
@@ -284,7 +361,7 @@ int rd_submit(rd_ctx *ctx, rd_ep *ep, const mc_slice *sl, uint32_t n, uint32_t *
 
 /* ---- completions ------------------------------------------------------------ */
 
-static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
+static void handle_wc(rd_rail *r, const struct ibv_wc *wc, rd_dbuf *db) {
   rd_ctx *ctx = r->ctx;
   if (wc->wr_id & RD_WR_RECV) {
     rd_passive_recv(r, wc);
@@ -328,7 +405,7 @@ static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
     return;
   }
   for (uint64_t k = 0; k < d; k++)
-    retire_head(q, 0, 0); /* in order: every earlier WR succeeded */
+    retire_head_to(q, 0, 0, db); /* in order: every earlier WR succeeded */
   int st = wc->status == IBV_WC_SUCCESS       ? 0
            : wc->status == IBV_WC_WR_FLUSH_ERR ? q->flush_status
                                                : rd_wc_status(wc->status);
@@ -350,7 +427,7 @@ static void handle_wc(rd_rail *r, const struct ibv_wc *wc) {
   } else if (!st) {
     rd_rail_ok(r);
   }
-  retire_head(q, st, (int32_t)wc->vendor_err);
+  retire_head_to(q, st, (int32_t)wc->vendor_err, db);
   int kick = st != 0;
   pthread_mutex_unlock(&q->lock);
   pthread_mutex_unlock(&r->qtab_lock);
@@ -379,18 +456,54 @@ static void check_deadlines(rd_rail *r, uint64_t now) {
   pthread_mutex_unlock(&r->qtab_lock);
 }
 
+static void dbuf_flush(rd_ctx *ctx, rd_dbuf *db) {
+  for (uint32_t i = 0; i < db->n; i++)
+    ctx->host->complete(ctx->host->host, db->d[i].token, db->d[i].status, db->d[i].bytes,
+                        db->d[i].vendor);
+  db->n = 0;
+}
+
+/* Takes what rail r's CQ holds: the number of completions handled. */
+static int drain(rd_rail *r, struct ibv_wc *wc, rd_dbuf *db) {
+  int total = 0, n;
+  while ((n = ibv_poll_cq(r->cq, 64, wc)) > 0) {
+    for (int i = 0; i < n; i++) {
+      handle_wc(r, &wc[i], db);
+      dbuf_flush(r->ctx, db); /* no lock held here */
+    }
+    total += n;
+    if (n < 64)
+      break;
+  }
+  return total;
+}
+
+/* A completion thread over the rails k, k + n, ...: busy-polls their CQs
+ * for busy_poll_us, then arms them all and sleeps on their completion
+ * channels at once, so completions of several rails arriving together
+ * cost one wake-up, not one per rail. */
 void *rd_cq_main(void *arg) {
-  rd_rail *r = arg;
-  rd_ctx *ctx = r->ctx;
+  rd_cqpoll *cp = arg;
+  rd_ctx *ctx = cp->ctx;
+  rd_rail *rails[RD_MAX_RAILS];
+  struct pollfd pfd[RD_MAX_RAILS];
+  uint32_t nr = 0;
+  for (uint32_t i = cp->k; i < ctx->nrails; i += cp->n)
+    rails[nr++] = ctx->rails[i];
   struct ibv_wc wc[64];
+  /* One WC retires at most a QP's ring: room for that many slices. */
+  rd_dbuf db = {calloc(ctx->cfg.max_send_wr, sizeof(rd_done)), 0, ctx->cfg.max_send_wr};
+  if (!db.d)
+    db.cap = 0; /* completions go to the core under the lock, as before */
   uint64_t last_scan = rd_now_ms(), idle_since = 0;
   while (!atomic_load(&ctx->stop)) {
-    int n = ibv_poll_cq(r->cq, 64, wc);
-    for (int i = 0; i < n; i++)
-      handle_wc(r, &wc[i]);
+    int n = 0;
+    for (uint32_t i = 0; i < nr; i++)
+      n += drain(rails[i], wc, &db);
     uint64_t us = now_us();
     if (us / 1000 - last_scan >= 50) {
-      check_deadlines(r, rd_now_ms());
+      for (uint32_t i = 0; i < nr; i++)
+        check_deadlines(rails[i], rd_now_ms());
       last_scan = us / 1000;
     }
     if (n > 0) {
@@ -399,23 +512,28 @@ void *rd_cq_main(void *arg) {
     }
     if (!idle_since)
       idle_since = us;
-    /* Busy-poll for busy_poll_us, then sleep on the completion channel. */
     if (us - idle_since < (uint64_t)ctx->cfg.busy_poll_us)
       continue;
-    ibv_req_notify_cq(r->cq, 0);
-    n = ibv_poll_cq(r->cq, 64, wc);
-    for (int i = 0; i < n; i++)
-      handle_wc(r, &wc[i]);
+    /* Arm, then look once more: a completion that came before the arm
+     * raises no event. */
+    for (uint32_t i = 0; i < nr; i++)
+      ibv_req_notify_cq(rails[i]->cq, 0);
+    for (uint32_t i = 0; i < nr; i++)
+      n += drain(rails[i], wc, &db);
     if (n > 0)
       continue;
-    struct pollfd pfd = {r->ch->fd, POLLIN, 0};
-    if (poll(&pfd, 1, 20) > 0) {
-      struct ibv_cq *cq;
-      void *cctx;
-      if (ctx->v.get_cq_event(r->ch, &cq, &cctx) == 0)
-        ctx->v.ack_cq_events(cq, 1);
-    }
+    for (uint32_t i = 0; i < nr; i++)
+      pfd[i] = (struct pollfd){rails[i]->ch->fd, POLLIN, 0};
+    if (poll(pfd, nr, 20) > 0)
+      for (uint32_t i = 0; i < nr; i++)
+        if (pfd[i].revents & POLLIN) {
+          struct ibv_cq *cq;
+          void *cctx;
+          if (ctx->v.get_cq_event(rails[i]->ch, &cq, &cctx) == 0)
+            ctx->v.ack_cq_events(cq, 1);
+        }
     idle_since = 0;
   }
+  free(db.d);
   return NULL;
 }

@@ -4,11 +4,19 @@
  * rail, max_mr_chunk) so a buffer larger than a device's max_mr_size still
  * registers.  Rails are registered in parallel threads (pinning 100 GB takes
  * seconds per device).  The remote key carries every rail's rkeys, so a
- * peer can reach the buffer through any of this engine's NICs. */
+ * peer can reach the buffer through any of this engine's NICs.
+ *
+ * CUDA memory is registered through its dma-buf (rdma_cuda.c) with
+ * ibv_reg_dmabuf_mr, each MR's iova being the buffer's address, so WRs
+ * address it exactly as host memory.  Without a driver that exports it, or
+ * a verbs library without ibv_reg_dmabuf_mr, it is MC_ENOTSUP (logged with
+ * the reason); other device kinds are MC_ENOTSUP. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rdma_ctx.h"
 
@@ -29,11 +37,19 @@ static void *reg_rail(void *arg) {
   for (uint32_t c = 0; c < m->nchunks; c++) {
     uint64_t off = (uint64_t)c * m->chunk;
     uint64_t l = m->len - off < m->chunk ? m->len - off : m->chunk;
-    struct ibv_mr *mr = j->ctx->v.reg_mr(r->pd, (void *)(uintptr_t)(m->base + off), l, RD_ACCESS);
+    struct ibv_mr *mr =
+        m->dmabuf_fd >= 0
+            ? j->ctx->v.reg_dmabuf_mr(r->pd, m->base + off - m->dmabuf_base, l, m->base + off,
+                                      m->dmabuf_fd, RD_ACCESS)
+            : j->ctx->v.reg_mr(r->pd, (void *)(uintptr_t)(m->base + off), l, RD_ACCESS);
     if (!mr) {
-      j->rc = errno == ENOMEM || errno == EAGAIN ? MC_ENOMEM : MC_EIO;
-      RD_LOG(j->ctx, MC_LOG_ERROR, "%s: ibv_reg_mr of %" PRIu64 " bytes failed: %s%s", r->name,
-             l, strerror(errno), errno == ENOMEM ? " (check ulimit -l)" : "");
+      int e = errno;
+      j->rc = e == ENOMEM || e == EAGAIN               ? MC_ENOMEM
+              : m->dmabuf_fd >= 0 && (e == EOPNOTSUPP || e == ENOSYS) ? MC_ENOTSUP
+                                                                       : MC_EIO;
+      RD_LOG(j->ctx, MC_LOG_ERROR, "%s: %s of %" PRIu64 " bytes failed: %s%s", r->name,
+             m->dmabuf_fd >= 0 ? "ibv_reg_dmabuf_mr" : "ibv_reg_mr", l, strerror(e),
+             e == ENOMEM ? " (check ulimit -l)" : "");
       return NULL;
     }
     m->mrs[j->rail * m->nchunks + c] = mr;
@@ -51,11 +67,10 @@ static void mr_free(rd_ctx *ctx, rd_mr *m) {
 
 int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey,
                     size_t *rkey_len) {
-  if (d->kind != MC_MEM_CPU) {
-    /* Device memory needs a dma-buf fd from its runtime (CUDA, HIP) for
-     * ibv_reg_dmabuf_mr; this plugin does not load those runtimes. */
-    RD_LOG(ctx, MC_LOG_WARN, "memory kind 0x%x (%s) is not supported by the rdma transport",
-           d->kind, d->location ? d->location : "?");
+  if (d->kind != MC_MEM_CPU && d->kind != MC_MEM_CUDA) {
+    /* HIP, NPU memory and files: no dma-buf exporter wired here. */
+    RD_LOG(ctx, MC_LOG_WARN, "memory kind 0x%x (%s) is not supported by the rdma transport "
+           "(host and CUDA memory are)", d->kind, d->location ? d->location : "?");
     return MC_ENOTSUP;
   }
   uint64_t chunk = ctx->cfg.max_mr_chunk ? ctx->cfg.max_mr_chunk : UINT64_MAX;
@@ -76,9 +91,30 @@ int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey,
     *rkey_len = need;
     return MC_ENOSPC;
   }
+  int dfd = -1;
+  uint64_t dbase = 0;
+  if (d->kind == MC_MEM_CUDA) {
+    char why[768];
+    int rc = MC_ENOTSUP;
+    if (!ctx->v.reg_dmabuf_mr)
+      snprintf(why, sizeof why, "%s has no ibv_reg_dmabuf_mr (rdma-core >= 34 needed)",
+               ctx->cfg.library);
+    else
+      rc = rd_cuda_dmabuf(ctx, d->addr, d->len, &dfd, &dbase, why, sizeof why);
+    if (rc) {
+      RD_LOG(ctx, MC_LOG_WARN, "CUDA memory %s at 0x%" PRIx64 " not registered: %s",
+             d->location ? d->location : "?", d->addr, why);
+      return rc;
+    }
+  }
   rd_mr *m = calloc(1, sizeof *m);
-  if (!m)
+  if (!m) {
+    if (dfd >= 0)
+      close(dfd);
     return MC_ENOMEM;
+  }
+  m->dmabuf_fd = dfd;
+  m->dmabuf_base = dbase;
   m->base = d->addr;
   m->len = d->len;
   m->chunk = chunk;
@@ -87,6 +123,8 @@ int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey,
   m->mrs = calloc((size_t)m->nrails * m->nchunks, sizeof *m->mrs);
   reg_job jobs[RD_MAX_RAILS];
   if (!m->mrs) {
+    if (dfd >= 0)
+      close(dfd);
     free(m);
     return MC_ENOMEM;
   }
@@ -105,6 +143,10 @@ int rd_mem_register(rd_ctx *ctx, const mc_mem_desc *d, rd_mr **out, void *rkey,
     if (jobs[i].rc && !rc)
       rc = jobs[i].rc;
   }
+  /* The MRs hold the dma-buf: the fd is not needed any more. */
+  if (dfd >= 0)
+    close(dfd);
+  m->dmabuf_fd = -1;
   rdw_rkey k;
   memset(&k, 0, sizeof k);
   k.nonce = ctx->nonce;

@@ -13,12 +13,15 @@
 static const mc_param_info rdma_params[] = {
     {MC_PARAM_STRING, "library", "libibverbs.so.1",
      "verbs library to dlopen (a path or a soname)", 0, 0},
+    {MC_PARAM_STRING, "cuda_library", "libcuda.so.1",
+     "CUDA driver to dlopen for CUDA memory (dma-buf export for ibv_reg_dmabuf_mr)", 0, 0},
     {MC_PARAM_STRING, "devices", "",
      "comma-separated devices (or dev:port) to use; empty = all", 0, 0},
     {MC_PARAM_STRING, "exclude_devices", "", "comma-separated devices (or dev:port) to skip", 0, 0},
     {MC_PARAM_INT, "gid_index", "-1",
      "GID index for RoCE; -1 = automatic (RoCE v2 IPv4-mapped preferred)", -1, 255},
-    {MC_PARAM_INT, "qps_per_peer", "2", "RC queue pairs per (local NIC, peer) pair", 1, 16},
+    {MC_PARAM_INT, "qps_per_peer", "2",
+     "RC queue pairs per (local NIC, peer NIC) pair, made on the pair's first use", 1, 16},
     {MC_PARAM_INT, "max_send_wr", "256", "outstanding work requests per QP", 16, 16384},
     {MC_PARAM_INT, "signal_every", "16", "request a completion every N work requests", 1, 1024},
     {MC_PARAM_INT, "cq_size", "8192", "completion queue entries per NIC (bounds its WRs)", 64,
@@ -34,6 +37,8 @@ static const mc_param_info rdma_params[] = {
      "register buffers in MRs of at most this size; 0 = device max_mr_size", 0, 0},
     {MC_PARAM_INT, "busy_poll_us", "50", "CQ busy-poll time before sleeping on events", 0,
      1000000},
+    {MC_PARAM_INT, "cq_threads", "1",
+     "completion threads, each polling a share of the rails' CQs; 0 = one per rail", 0, 32},
     {MC_PARAM_INT, "backoff_ms", "100", "first pause of a rail after an error", 1, 600000},
     {MC_PARAM_INT, "backoff_max_ms", "5000", "longest pause of a failing rail", 1, 3600000},
     {MC_PARAM_INT, "retry_cnt", "7", "QP transport retries (IB retry_cnt)", 0, 7},
@@ -72,16 +77,18 @@ static uint32_t mtu_enum(int64_t v) {
 }
 
 static int load_cfg(const mc_host_api *h, rd_cfg *c) {
-  int64_t v[18];
+  int64_t v[19];
   static const char *const keys[] = {"gid_index", "qps_per_peer", "max_send_wr", "signal_every",
                                      "cq_size", "max_endpoints", "max_peer_qps", "timeout_ms",
                                      "ctrl_timeout_ms", "mtu", "busy_poll_us", "backoff_ms",
                                      "backoff_max_ms", "retry_cnt", "ack_timeout",
-                                     "traffic_class", "service_level"};
+                                     "traffic_class", "service_level", "cq_threads"};
   int rc = 0;
   for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++)
     rc = cfg_int(h, keys[i], &v[i]);
   rc = rc ? rc : cfg_str(h, "library", c->library, sizeof c->library, "libibverbs.so.1");
+  rc = rc ? rc : cfg_str(h, "cuda_library", c->cuda_library, sizeof c->cuda_library,
+                         "libcuda.so.1");
   rc = rc ? rc : cfg_str(h, "devices", c->devices, sizeof c->devices, "");
   rc = rc ? rc : cfg_str(h, "exclude_devices", c->exclude, sizeof c->exclude, "");
   if (!rc && (rc = h->config_get_size(h->host, "max_mr_chunk", &c->max_mr_chunk)))
@@ -106,6 +113,7 @@ static int load_cfg(const mc_host_api *h, rd_cfg *c) {
   c->ack_timeout = (uint32_t)v[14];
   c->traffic_class = (uint32_t)v[15];
   c->service_level = (uint32_t)v[16];
+  c->cq_threads = (uint32_t)v[17];
   if (c->signal_every > c->max_send_wr)
     c->signal_every = c->max_send_wr;
   /* Smaller MRs would split ordinary slices into more WRs than a QP
@@ -229,8 +237,10 @@ static int rdma_local_desc(void *vctx, void *buf, size_t *len) {
   d.nonce = ctx->nonce;
   d.nrails = ctx->nrails;
   for (uint32_t i = 0; i < ctx->nrails; i++) {
-    memcpy(d.rails[i].gid, ctx->rails[i]->gid.raw, 16);
-    d.rails[i].lid = ctx->rails[i]->lid;
+    union ibv_gid g;
+    int gidx;
+    rd_rail_addr(ctx->rails[i], &g, &gidx, &d.rails[i].lid);
+    memcpy(d.rails[i].gid, g.raw, 16);
     d.rails[i].link_ib = ctx->rails[i]->link_ib;
     d.rails[i].mtu = ctx->rails[i]->mtu;
   }
@@ -359,8 +369,10 @@ static const mc_transport_ops rdma_ops = {
     .version = RDMA_VERSION,
     .caps = MC_CAP_READ | MC_CAP_WRITE | MC_CAP_NOTIFY | MC_CAP_INTRA_NODE |
             MC_CAP_INTER_NODE | MC_CAP_OWN_THREADS,
-    .local_mem_kinds = MC_MEM_CPU,
-    .remote_mem_kinds = MC_MEM_CPU,
+    /* CUDA memory when the driver exports it as a dma-buf (else register
+     * says MC_ENOTSUP, and the core uses another transport for it). */
+    .local_mem_kinds = MC_MEM_CPU | MC_MEM_CUDA,
+    .remote_mem_kinds = MC_MEM_CPU | MC_MEM_CUDA,
     .params = rdma_params,
     .param_info_size = sizeof(mc_param_info),
     .init = rdma_init,

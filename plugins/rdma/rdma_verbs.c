@@ -47,6 +47,7 @@ int rd_verbs_load(rd_verbs *v, const char *path, char *err, size_t errlen) {
   SYM(dealloc_pd, "ibv_dealloc_pd", 1);
   SYM(reg_mr, "ibv_reg_mr", 1);
   SYM(dereg_mr, "ibv_dereg_mr", 1);
+  SYM(reg_dmabuf_mr, "ibv_reg_dmabuf_mr", 0);
   SYM(create_comp_channel, "ibv_create_comp_channel", 1);
   SYM(destroy_comp_channel, "ibv_destroy_comp_channel", 1);
   SYM(create_cq, "ibv_create_cq", 1);

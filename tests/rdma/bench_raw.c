@@ -3,10 +3,13 @@
  * chains of `batch` RDMA WRITEs, the last one signaled, completions taken
  * from the completion channel as the plugin's CQ threads do),
  * measuring what posting and completing costs the calling thread before
- * any transport logic.  Verbs are reached through the plugin's own dlopen
+ * any transport logic.  Over nnic NICs it stripes as the plugin bench
+ * does (a chain per NIC per batch, one thread waiting on every CQ), so
+ * the soft NICs' doorbell and wake-up costs are the same on both sides.  Verbs are reached through the plugin's own dlopen
  * table (rdma_verbs.c). */
 #include "bench_raw.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +46,110 @@ static int qp_up(rd_verbs *v, struct ibv_qp *qp, uint32_t dqpn, const union ibv_
   return v->modify_qp(qp, &a, IBV_QP_STATE);
 }
 
-int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len,
+typedef struct raw_nic {
+  struct ibv_context *c;
+  struct ibv_pd *pd;
+  struct ibv_comp_channel *ch;
+  struct ibv_cq *cq;
+  struct ibv_qp *a, *b;
+  struct ibv_mr *mr;
+} raw_nic;
+
+static int nic_up(rd_verbs *v, struct ibv_device *d, uint32_t batch, uint8_t *buf, size_t blen,
+                  raw_nic *n) {
+  n->c = v->open_device(d);
+  n->pd = n->c ? v->alloc_pd(n->c) : NULL;
+  n->ch = n->pd ? v->create_comp_channel(n->c) : NULL;
+  n->cq = n->ch ? v->create_cq(n->c, 4096, NULL, n->ch, 0) : NULL;
+  if (!n->cq)
+    return -1;
+  struct ibv_qp_init_attr ia;
+  memset(&ia, 0, sizeof ia);
+  ia.send_cq = ia.recv_cq = n->cq;
+  ia.cap.max_send_wr = batch;
+  ia.cap.max_recv_wr = 1;
+  ia.cap.max_send_sge = ia.cap.max_recv_sge = 1;
+  ia.qp_type = IBV_QPT_RC;
+  n->a = v->create_qp(n->pd, &ia);
+  n->b = v->create_qp(n->pd, &ia);
+  n->mr = v->reg_mr(n->pd, buf, blen, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+  union ibv_gid gid;
+  if (!n->a || !n->b || !n->mr || v->query_gid(n->c, 1, 1, &gid) ||
+      qp_up(v, n->a, n->b->qp_num, &gid) || qp_up(v, n->b, n->a->qp_num, &gid))
+    return -1;
+  return 0;
+}
+
+static void nic_down(rd_verbs *v, raw_nic *n) {
+  if (n->mr)
+    v->dereg_mr(n->mr);
+  if (n->a)
+    v->destroy_qp(n->a);
+  if (n->b)
+    v->destroy_qp(n->b);
+  if (n->cq)
+    v->destroy_cq(n->cq);
+  if (n->ch)
+    v->destroy_comp_channel(n->ch);
+  if (n->pd)
+    v->dealloc_pd(n->pd);
+  if (n->c)
+    v->close_device(n->c);
+}
+
+/* Waits for one completion on each of the nnic CQs, event driven as the
+ * plugin's CQ threads are (no spinning): poll, arm, poll, then sleep on
+ * the channels of the CQs still waited for.  0 or -1. */
+static int wait_all(rd_verbs *v, raw_nic *nics, uint32_t nnic) {
+  uint32_t left = nnic;
+  uint8_t done[RAW_MAX_NICS] = {0};
+  while (left) {
+    for (uint32_t i = 0; i < nnic; i++) {
+      struct ibv_wc wc;
+      int got = done[i] ? 0 : ibv_poll_cq(nics[i].cq, 1, &wc);
+      if (got < 0 || (got && wc.status != IBV_WC_SUCCESS))
+        return -1;
+      if (got) {
+        done[i] = 1;
+        left--;
+      }
+    }
+    if (!left)
+      break;
+    int any = 0;
+    for (uint32_t i = 0; i < nnic; i++) {
+      struct ibv_wc wc;
+      if (done[i])
+        continue;
+      ibv_req_notify_cq(nics[i].cq, 0);
+      int got = ibv_poll_cq(nics[i].cq, 1, &wc);
+      if (got < 0 || (got && wc.status != IBV_WC_SUCCESS))
+        return -1;
+      if (got) {
+        done[i] = 1;
+        left--;
+        any = 1;
+      }
+    }
+    if (any || !left)
+      continue;
+    struct pollfd pfd[RAW_MAX_NICS];
+    for (uint32_t i = 0; i < nnic; i++)
+      pfd[i] = (struct pollfd){done[i] ? -1 : nics[i].ch->fd, POLLIN, 0};
+    if (poll(pfd, nnic, 1000) < 0)
+      return -1;
+    for (uint32_t i = 0; i < nnic; i++)
+      if (pfd[i].revents & POLLIN) {
+        struct ibv_cq *ecq;
+        void *ectx;
+        if (v->get_cq_event(nics[i].ch, &ecq, &ectx) == 0)
+          v->ack_cq_events(ecq, 1);
+      }
+  }
+  return 0;
+}
+
+int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len, uint32_t nnic,
               uint64_t (*engine_cpu)(void), bench_result *out) {
   rd_verbs v;
   char err[256];
@@ -53,91 +159,69 @@ int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len,
   }
   int n = 0;
   struct ibv_device **l = v.get_device_list(&n);
-  if (!l || n < 1)
+  if (!l || n < 1 || nnic < 1 || nnic > RAW_MAX_NICS || (uint32_t)n < nnic || batch % nnic) {
+    if (l)
+      v.free_device_list(l);
     return -1;
-  struct ibv_context *c = v.open_device(l[0]);
-  v.free_device_list(l);
-  struct ibv_pd *pd = c ? v.alloc_pd(c) : NULL;
-  struct ibv_comp_channel *ch = pd ? v.create_comp_channel(c) : NULL;
-  struct ibv_cq *cq = ch ? v.create_cq(c, 4096, NULL, ch, 0) : NULL;
-  if (!cq)
-    return -1;
-  struct ibv_qp_init_attr ia;
-  memset(&ia, 0, sizeof ia);
-  ia.send_cq = ia.recv_cq = cq;
-  ia.cap.max_send_wr = batch;
-  ia.cap.max_recv_wr = 1;
-  ia.cap.max_send_sge = ia.cap.max_recv_sge = 1;
-  ia.qp_type = IBV_QPT_RC;
-  struct ibv_qp *a = v.create_qp(pd, &ia), *b = v.create_qp(pd, &ia);
-  union ibv_gid gid;
+  }
+  raw_nic nics[RAW_MAX_NICS];
+  memset(nics, 0, sizeof nics);
   uint8_t *buf = calloc(2, (size_t)batch * len);
-  struct ibv_mr *mr = buf ? v.reg_mr(pd, buf, 2ull * batch * len,
-                                     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE) : NULL;
-  if (!a || !b || !mr || v.query_gid(c, 1, 1, &gid) || qp_up(&v, a, b->qp_num, &gid) ||
-      qp_up(&v, b, a->qp_num, &gid))
-    return -1;
+  int rc = buf ? 0 : -1;
+  for (uint32_t i = 0; i < nnic && !rc; i++)
+    rc = nic_up(&v, l[i], batch, buf, 2ull * batch * len, &nics[i]);
+  v.free_device_list(l);
   struct ibv_send_wr *wr = calloc(batch, sizeof *wr);
   struct ibv_sge *sg = calloc(batch, sizeof *sg);
   uint64_t *lat = calloc(nslices / batch + 1, sizeof *lat);
+  if (!wr || !sg || !lat)
+    rc = -1;
   out->post_ns = 0;
   uint64_t cpu0 = now_ns(CLOCK_PROCESS_CPUTIME_ID), eng0 = engine_cpu(),
            w0 = now_ns(CLOCK_MONOTONIC);
-  uint32_t nb = 0;
-  for (uint32_t done = 0; done < nslices; done += batch) {
+  uint32_t nb = 0, per = batch / nnic;
+  for (uint32_t done = 0; done < nslices && !rc; done += batch) {
     uint64_t t = now_ns(CLOCK_MONOTONIC);
-    uint64_t p0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-    for (uint32_t i = 0; i < batch; i++) {
-      sg[i] = (struct ibv_sge){(uintptr_t)buf + (uint64_t)i * len, len, mr->lkey};
-      memset(&wr[i], 0, sizeof wr[i]);
-      wr[i].wr_id = i;
-      wr[i].sg_list = &sg[i];
-      wr[i].num_sge = 1;
-      wr[i].opcode = IBV_WR_RDMA_WRITE;
-      wr[i].send_flags = i + 1 == batch ? IBV_SEND_SIGNALED : 0;
-      wr[i].wr.rdma.remote_addr = (uintptr_t)buf + (uint64_t)(batch + i) * len;
-      wr[i].wr.rdma.rkey = mr->rkey;
-      wr[i].next = i + 1 < batch ? &wr[i + 1] : NULL;
+    /* The same striping as the plugin bench: slice i on NIC i % nnic, one
+     * chain per NIC, its last WR signaled. */
+    for (uint32_t k = 0; k < nnic && !rc; k++) {
+      uint64_t p0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+      struct ibv_send_wr *c = &wr[k * per];
+      for (uint32_t j = 0; j < per; j++) {
+        uint32_t i = j * nnic + k;
+        sg[k * per + j] = (struct ibv_sge){(uintptr_t)buf + (uint64_t)i * len, len,
+                                           nics[k].mr->lkey};
+        memset(&c[j], 0, sizeof c[j]);
+        c[j].wr_id = i;
+        c[j].sg_list = &sg[k * per + j];
+        c[j].num_sge = 1;
+        c[j].opcode = IBV_WR_RDMA_WRITE;
+        c[j].send_flags = j + 1 == per ? IBV_SEND_SIGNALED : 0;
+        c[j].wr.rdma.remote_addr = (uintptr_t)buf + (uint64_t)(batch + i) * len;
+        c[j].wr.rdma.rkey = nics[k].mr->rkey;
+        c[j].next = j + 1 < per ? &c[j + 1] : NULL;
+      }
+      struct ibv_send_wr *bad;
+      if (ibv_post_send(nics[k].a, c, &bad))
+        rc = -1;
+      out->post_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - p0;
     }
-    out->post_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - p0; /* building the chain */
-    struct ibv_send_wr *bad;
-    uint64_t p1 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-    if (ibv_post_send(a, wr, &bad))
-      return -1;
-    out->post_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - p1;
-    /* Event driven, as the plugin's CQ threads are (no spinning): arm,
-     * poll once, then sleep on the channel. */
-    struct ibv_wc wc;
-    int got;
-    while ((got = ibv_poll_cq(cq, 1, &wc)) == 0) {
-      ibv_req_notify_cq(cq, 0);
-      if ((got = ibv_poll_cq(cq, 1, &wc)) != 0)
-        break;
-      struct ibv_cq *ecq;
-      void *ectx;
-      if (v.get_cq_event(ch, &ecq, &ectx) == 0)
-        v.ack_cq_events(ecq, 1);
-    }
-    if (got < 0 || wc.status != IBV_WC_SUCCESS)
-      return -1;
+    if (!rc)
+      rc = wait_all(&v, nics, nnic);
     lat[nb++] = now_ns(CLOCK_MONOTONIC) - t;
   }
   out->wall_ns = now_ns(CLOCK_MONOTONIC) - w0;
   out->cpu_ns = now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0 - (engine_cpu() - eng0);
   out->slices = nslices;
-  bench_percentiles(lat, nb, out);
+  if (!rc)
+    bench_percentiles(lat, nb, out);
   free(lat);
   free(wr);
   free(sg);
-  v.dereg_mr(mr);
+  for (uint32_t i = 0; i < nnic; i++)
+    nic_down(&v, &nics[i]);
   free(buf);
-  v.destroy_qp(a);
-  v.destroy_qp(b);
-  v.destroy_cq(cq);
-  v.destroy_comp_channel(ch);
-  v.dealloc_pd(pd);
-  v.close_device(c);
-  return 0;
+  return rc;
 }
 
 static int cmp_u64(const void *x, const void *y) {

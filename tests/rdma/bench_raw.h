@@ -11,9 +11,12 @@ typedef struct bench_result {
   uint64_t post_ns;        /* the posting thread's CPU inside submit/post */
 } bench_result;
 
+#define RAW_MAX_NICS 8
+
 /* Raw verbs over libsoftverbs (no plugin): nslices WRITEs of len bytes in
- * chains of batch.  0, or -1. */
-int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len,
+ * batches of `batch`, striped over the first nnic NICs (batch % nnic ==
+ * 0).  0, or -1. */
+int bench_raw(const char *lib, uint32_t nslices, uint32_t batch, uint32_t len, uint32_t nnic,
               uint64_t (*engine_cpu)(void), bench_result *out);
 /* Sorts lat[0..n) and fills out's percentiles. */
 void bench_percentiles(uint64_t *lat, uint32_t n, bench_result *out);

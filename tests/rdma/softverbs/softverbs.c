@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,12 +122,14 @@ SV_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *d) {
   pthread_cond_init(&c->cond, NULL);
   c->seen_qp_err = atomic_load(&sv_g.me->nic[nic].qp_err);
   c->seen_down = atomic_load(&sv_g.me->nic[nic].port_down);
+  c->seen_gid = atomic_load(&sv_g.me->nic[nic].gid_gen);
   if (pthread_create(&c->engine, NULL, sv_engine_main, c)) {
     close(c->pipe_async[0]);
     close(c->pipe_async[1]);
     free(c);
     return NULL;
   }
+  pthread_setname_np(c->engine, "sv-engine");
   return &c->ctx;
 }
 
@@ -235,8 +239,10 @@ SV_EXPORT int ibv_dealloc_pd(struct ibv_pd *pd) {
   return 0;
 }
 
-SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access);
-SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access) {
+/* An MR over [addr, +len) of this process that WRs address as
+ * [iova, +len). */
+static struct ibv_mr *mr_new(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
+                             int access, void *map, size_t map_len) {
   sv_ctx *c = (sv_ctx *)pd->context;
   if (len == 0 || len > sv_g.cfg[c->nic].max_mr_size) {
     errno = EINVAL;
@@ -266,14 +272,51 @@ SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, i
   e->access = (uint32_t)access;
   e->addr = (uintptr_t)addr;
   e->len = len;
+  e->iova = iova;
+  e->map = (uintptr_t)map;
+  e->map_len = map_len;
   atomic_store(&e->live, 1);
   pthread_mutex_unlock(&tab_lock);
   mr->context = pd->context;
   mr->pd = pd;
-  mr->addr = addr;
+  mr->addr = (void *)(uintptr_t)iova;
   mr->length = len;
   mr->handle = (uint32_t)idx;
   mr->lkey = mr->rkey = e->key;
+  return mr;
+}
+
+SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access);
+SV_EXPORT struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access) {
+  return mr_new(pd, addr, len, (uintptr_t)addr, access, NULL, 0);
+}
+
+/* A dma-buf MR: [offset, +length) of the buffer behind fd, addressed by
+ * WRs as [iova, +length).  The soft NIC reaches the pages through its own
+ * mapping of the fd (as a NIC reaches them through the exporter's pages,
+ * never through the registering process's virtual address). */
+SV_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t length,
+                                           uint64_t iova, int fd, int access);
+SV_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t length,
+                                           uint64_t iova, int fd, int access) {
+  struct stat st;
+  if (length == 0 || fd < 0 || fstat(fd, &st) ||
+      (S_ISREG(st.st_mode) && (offset > (uint64_t)st.st_size ||
+                               length > (uint64_t)st.st_size - offset))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), mo = offset & ~(pg - 1), delta = offset - mo;
+  void *map = mmap(NULL, length + delta, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)mo);
+  if (map == MAP_FAILED)
+    return NULL;
+  struct ibv_mr *mr = mr_new(pd, (uint8_t *)map + delta, length, iova, access, map,
+                             length + delta);
+  if (!mr) {
+    int e = errno;
+    munmap(map, length + delta);
+    errno = e;
+  }
   return mr;
 }
 
@@ -285,6 +328,9 @@ SV_EXPORT int ibv_dereg_mr(struct ibv_mr *mr) {
    * peer killed in the middle of a copy cannot hang us. */
   for (int i = 0; i < 100000 && atomic_load(&e->users); i++)
     usleep(10);
+  if (e->map_len)
+    munmap((void *)(uintptr_t)e->map, e->map_len);
+  e->map = e->map_len = 0;
   atomic_store(&e->live, 0);
   free(mr);
   return 0;
@@ -392,6 +438,7 @@ SV_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_att
     sv_g.me->qp[idx].pd = pd->handle;
     sv_g.me->qp[idx].nic = (uint32_t)c->nic;
     sv_g.me->qp[idx].access = 0;
+    sv_g.me->qp[idx].peer_gen = ~0u;
     atomic_store(&sv_g.me->qp[idx].rq_head, 0);
     atomic_store(&sv_g.me->qp[idx].rq_tail, 0);
     atomic_store(&sv_g.me->qp[idx].rc_head, 0);
@@ -448,8 +495,9 @@ SV_EXPORT int ibv_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *a, int mask
     if (!(mask & IBV_QP_AV) || !(mask & IBV_QP_DEST_QPN) || !(mask & IBV_QP_PATH_MTU))
       return EINVAL;
     int slot, nic;
+    uint32_t gen = 0;
     if (a->ah_attr.is_global) {
-      if (sv_gid_decode(&a->ah_attr.grh.dgid, &slot, &nic))
+      if (sv_gid_decode(&a->ah_attr.grh.dgid, &slot, &nic, &gen))
         return EINVAL;
     } else {
       if (a->ah_attr.dlid == 0)
@@ -465,6 +513,10 @@ SV_EXPORT int ibv_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *a, int mask
     q->peer_pid = atomic_load(&sv_g.fab->slot[slot].pid);
     q->peer_qpn = a->dest_qp_num;
     q->path_mtu = (uint32_t)a->path_mtu;
+    q->global = a->ah_attr.is_global;
+    q->peer_gen = gen;
+    q->my_gen = atomic_load(&sv_g.me->nic[c->nic].gid_gen);
+    sv_g.me->qp[q->idx].peer_gen = q->global ? gen : ~0u;
   }
   pthread_mutex_lock(&c->lock);
   if (to == IBV_QPS_RESET) {
@@ -556,6 +608,7 @@ SV_EXPORT int softverbs_fault(const char *nic, int fault, uint32_t arg) {
   case SOFTVERBS_QP_ERR: atomic_fetch_add(&n->qp_err, 1); break;
   case SOFTVERBS_STALL: atomic_store(&n->stall, 1); break;
   case SOFTVERBS_UNSTALL: atomic_store(&n->stall, 0); break;
+  case SOFTVERBS_GID_CHANGE: atomic_fetch_add(&n->gid_gen, 1); break;
   default: return -1;
   }
   return 0;
@@ -566,6 +619,22 @@ SV_EXPORT uint64_t softverbs_nic_bytes(const char *nic) {
   int i = nic_index(nic);
   return i < 0 ? 0 : atomic_load(&sv_g.me->nic[i].bytes);
 }
+
+SV_EXPORT uint32_t softverbs_nic_qps(const char *nic);
+SV_EXPORT uint32_t softverbs_nic_qps(const char *nic) {
+  int i = nic_index(nic);
+  uint32_t n = 0;
+  if (i < 0)
+    return 0;
+  pthread_mutex_lock(&tab_lock);
+  for (int k = 0; k < SV_QPS; k++)
+    n += sv_g.me->qp[k].used && sv_g.me->qp[k].nic == (uint32_t)i;
+  pthread_mutex_unlock(&tab_lock);
+  return n;
+}
+
+SV_EXPORT uint64_t softverbs_posts(void);
+SV_EXPORT uint64_t softverbs_posts(void) { return atomic_load(&sv_g.posts); }
 
 SV_EXPORT uint64_t softverbs_engine_cpu_ns(void);
 SV_EXPORT uint64_t softverbs_engine_cpu_ns(void) { return atomic_load(&sv_g.engine_cpu_ns); }

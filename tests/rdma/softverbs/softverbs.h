@@ -16,6 +16,9 @@ enum softverbs_fault {
   SOFTVERBS_STALL,        /* the NIC stops executing WRs (lost packets):
                              only a QP moved to ERR gets its WRs back */
   SOFTVERBS_UNSTALL,      /* undo STALL */
+  SOFTVERBS_GID_CHANGE,   /* the port's GIDs change (new generation):
+                             IBV_EVENT_GID_CHANGE; QPs connected with an
+                             old GID (either end) lose their packets */
 };
 
 /* Injects a fault into NIC `nic` of this process.  0, or -1 (unknown NIC,
@@ -23,6 +26,10 @@ enum softverbs_fault {
 typedef int (*softverbs_fault_fn)(const char *nic, int fault, uint32_t arg);
 /* Bytes moved by NIC `nic` of this process as initiator. */
 typedef uint64_t (*softverbs_nic_bytes_fn)(const char *nic);
+/* QPs that exist on NIC `nic` of this process (created, not destroyed). */
+typedef uint32_t (*softverbs_nic_qps_fn)(const char *nic);
+/* ibv_post_send calls in this process (each one a doorbell). */
+typedef uint64_t (*softverbs_posts_fn)(void);
 /* CPU time spent by this process's soft NIC engines (to be subtracted from
  * the process's CPU time when measuring the plugin's own cost). */
 typedef uint64_t (*softverbs_engine_cpu_fn)(void);

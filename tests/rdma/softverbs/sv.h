@@ -33,7 +33,9 @@ typedef struct sv_mr_ent {
   _Atomic uint32_t live;  /* 0 free, 1 live, 2 being revoked */
   _Atomic uint32_t users; /* engines copying right now */
   uint32_t key, pd, access, pad;
-  uint64_t addr, len;
+  uint64_t addr, len; /* where the bytes are in the owner process */
+  uint64_t iova;      /* the address WRs use: addr, or a dma-buf MR's iova */
+  uint64_t map, map_len; /* a dma-buf MR: the engine's own mapping of the fd */
 } sv_mr_ent;
 
 #define SV_RQ 4 /* receive WRs a QP can hold (SEND targets) */
@@ -54,7 +56,8 @@ typedef struct sv_rc_ent {
 /* Shared: one QP as the target checks it, with its receive queue. */
 typedef struct sv_qp_ent {
   _Atomic uint32_t state; /* enum ibv_qp_state; IBV_QPS_RESET when free */
-  uint32_t used, pd, access, nic, pad;
+  uint32_t used, pd, access, nic;
+  uint32_t peer_gen; /* RoCE: the generation of the GID it answers to, or ~0 */
   _Atomic uint32_t rq_head, rq_tail; /* consumer: a sender; producer: owner */
   _Atomic uint32_t rc_head, rc_tail; /* consumer: owner; producer: a sender */
   sv_rq_ent rq[SV_RQ];
@@ -68,6 +71,7 @@ typedef struct sv_nic_ent {
   _Atomic uint32_t wc_err;    /* the next N WRs complete in error */
   _Atomic uint32_t qp_err;    /* request: force every QP of it to ERR */
   _Atomic uint32_t stall;     /* WRs wait (lost packets) until a QP leaves RTS */
+  _Atomic uint32_t gid_gen;   /* bumped by a GID change: the port's GIDs carry it */
   uint32_t mtu;               /* the port's active MTU (enum ibv_mtu): a peer
                                  sending larger packets gets them dropped */
   _Atomic uint64_t bytes;     /* bytes moved as initiator */
@@ -108,6 +112,7 @@ typedef struct sv_global {
   sv_nic_cfg cfg[SV_NICS];
   struct ibv_device dev[SV_NICS];
   _Atomic uint64_t engine_cpu_ns;
+  _Atomic uint64_t posts;   /* ibv_post_send calls (doorbells) */
   _Atomic uint32_t qp_alloc_lock; /* spin: qp/mr table slot allocation */
 } sv_global;
 
@@ -138,6 +143,8 @@ typedef struct sv_qp {
   uint32_t peer_qpn;
   uint32_t path_mtu;        /* enum ibv_mtu set at RTR */
   uint64_t rnr_until;       /* a SEND met no receive: retry after this (ns) */
+  int global;               /* GID routed (RoCE): both ends' GIDs must still hold */
+  uint32_t peer_gen, my_gen; /* GID generations when it went to RTR */
   sv_wqe *sq;
   uint32_t cap, head, n;    /* under ctx lock */
   struct sv_qp *next;       /* ctx list */
@@ -152,15 +159,17 @@ typedef struct sv_ctx {
   sv_qp *qps;
   sv_qp *busy;              /* QP whose WQEs the engine runs unlocked */
   int stop;
+  int sleeping;             /* the engine waits on cond: a post rings it */
   pthread_t engine;
   uint32_t seen_qp_err;
-  uint32_t seen_down, seen_dead;
+  uint32_t seen_down, seen_dead, seen_gid;
 } sv_ctx;
 
 /* sv_fabric.c */
 void sv_global_init(void);
 int sv_gid_for(int slot, int nic, int v2, union ibv_gid *gid);
-int sv_gid_decode(const union ibv_gid *gid, int *slot, int *nic);
+/* The GIDs carry the NIC's GID generation (a GID change gives new ones). */
+int sv_gid_decode(const union ibv_gid *gid, int *slot, int *nic, uint32_t *gen);
 /* sv_engine.c */
 void *sv_engine_main(void *arg);
 void sv_cq_push(sv_cq *cq, const struct ibv_wc *wc);

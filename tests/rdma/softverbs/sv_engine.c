@@ -80,8 +80,14 @@ int sv_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr
   }
   if (rc && bad)
     *bad = wr;
-  pthread_cond_signal(&c->cond);
+  /* The doorbell: wake the engine only when it sleeps, and after letting
+   * go of the lock it needs (the emulation's cost, kept small: the caller
+   * pays it where a NIC would take an MMIO write). */
+  int wake = c->sleeping;
   pthread_mutex_unlock(&c->lock);
+  atomic_fetch_add_explicit(&sv_g.posts, 1, memory_order_relaxed);
+  if (wake)
+    pthread_cond_signal(&c->cond);
   return rc;
 }
 
@@ -111,10 +117,10 @@ static enum ibv_wc_status exec_send(sv_qp *q, sv_slot *t, sv_qp_ent *tq, struct 
   atomic_fetch_add(&m->users, 1);
   enum ibv_wc_status st = IBV_WC_SUCCESS;
   if (atomic_load(&m->live) != 1 || m->key != r.lkey || m->pd != tq->pd ||
-      !(m->access & IBV_ACCESS_LOCAL_WRITE) || !range_ok(r.addr, total, m->addr, m->len)) {
+      !(m->access & IBV_ACCESS_LOCAL_WRITE) || !range_ok(r.addr, total, m->iova, m->len)) {
     st = IBV_WC_REM_ACCESS_ERR;
   } else if (total) {
-    struct iovec riov = {(void *)(uintptr_t)r.addr, total};
+    struct iovec riov = {(void *)(uintptr_t)(m->addr + (r.addr - m->iova)), total};
     ssize_t w = process_vm_writev(q->peer_pid, liov, nsge, &riov, 1, 0);
     if (w != (ssize_t)total)
       st = w < 0 && errno == ESRCH ? IBV_WC_RETRY_EXC_ERR : IBV_WC_REM_ACCESS_ERR;
@@ -175,10 +181,10 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
       return IBV_WC_LOC_PROT_ERR;
     sv_mr_ent *m = &sv_g.me->mr[idx];
     if (atomic_load(&m->live) != 1 || m->key != k || m->pd != pd ||
-        !range_ok(e->sge[i].addr, e->sge[i].length, m->addr, m->len) ||
+        !range_ok(e->sge[i].addr, e->sge[i].length, m->iova, m->len) ||
         (e->opcode == IBV_WR_RDMA_READ && !(m->access & IBV_ACCESS_LOCAL_WRITE)))
       return IBV_WC_LOC_PROT_ERR;
-    liov[i].iov_base = (void *)(uintptr_t)e->sge[i].addr;
+    liov[i].iov_base = (void *)(uintptr_t)(m->addr + (e->sge[i].addr - m->iova));
     liov[i].iov_len = e->sge[i].length;
     total += e->sge[i].length;
   }
@@ -198,6 +204,12 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
    * until it gives up.  This is what an MTU not negotiated down does. */
   if (q->path_mtu > t->nic[tq->nic].mtu)
     return IBV_WC_RETRY_EXC_ERR;
+  /* A GID changed since the QP was connected: packets go to an address
+   * that is gone, or answers to ours are lost. */
+  uint32_t mygen = atomic_load(&sv_g.me->nic[q->nic].gid_gen);
+  if (q->global && (atomic_load(&t->nic[tq->nic].gid_gen) != q->peer_gen || mygen != q->my_gen ||
+                    (tq->peer_gen != ~0u && tq->peer_gen != mygen)))
+    return IBV_WC_RETRY_EXC_ERR;
   if (e->opcode == IBV_WR_SEND)
     return exec_send(q, t, tq, liov, e->nsge, total, bytes);
   uint32_t need = e->opcode == IBV_WR_RDMA_WRITE ? IBV_ACCESS_REMOTE_WRITE : IBV_ACCESS_REMOTE_READ;
@@ -210,10 +222,10 @@ static enum ibv_wc_status exec_wqe(sv_ctx *c, sv_qp *q, const sv_wqe *e, uint64_
   atomic_fetch_add(&rm->users, 1);
   enum ibv_wc_status st = IBV_WC_SUCCESS;
   if (atomic_load(&rm->live) != 1 || rm->key != e->rkey || rm->pd != tq->pd ||
-      !(rm->access & need) || !range_ok(e->remote_addr, total, rm->addr, rm->len)) {
+      !(rm->access & need) || !range_ok(e->remote_addr, total, rm->iova, rm->len)) {
     st = IBV_WC_REM_ACCESS_ERR;
   } else if (total) {
-    struct iovec riov = {(void *)(uintptr_t)e->remote_addr, total};
+    struct iovec riov = {(void *)(uintptr_t)(rm->addr + (e->remote_addr - rm->iova)), total};
     ssize_t r = e->opcode == IBV_WR_RDMA_WRITE
                     ? process_vm_writev(q->peer_pid, liov, e->nsge, &riov, 1, 0)
                     : process_vm_readv(q->peer_pid, liov, e->nsge, &riov, 1, 0);
@@ -247,6 +259,11 @@ static void check_faults(sv_ctx *c) {
   if (down != c->seen_down) {
     c->seen_down = down;
     sv_async(c, down ? IBV_EVENT_PORT_ERR : IBV_EVENT_PORT_ACTIVE, NULL, 1);
+  }
+  uint32_t gg = atomic_load(&n->gid_gen);
+  if (gg != c->seen_gid) {
+    c->seen_gid = gg;
+    sv_async(c, IBV_EVENT_GID_CHANGE, NULL, 1);
   }
   uint32_t dead = atomic_load(&n->dead);
   if (dead && !c->seen_dead) {
@@ -295,7 +312,9 @@ void *sv_engine_main(void *arg) {
         dl.tv_sec++;
         dl.tv_nsec -= 1000000000L;
       }
+      c->sleeping = 1;
       pthread_cond_timedwait(&c->cond, &c->lock, &dl);
+      c->sleeping = 0;
       continue;
     }
     /* Rotate so every QP gets its turn. */

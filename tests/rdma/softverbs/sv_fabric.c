@@ -194,29 +194,33 @@ void sv_global_init(void) {
 
 int sv_gid_for(int slot, int nic, int v2, union ibv_gid *gid) {
   memset(gid, 0, sizeof *gid);
+  uint32_t gen = atomic_load(&sv_g.fab->slot[slot].nic[nic].gid_gen);
   if (v2) {
     gid->raw[10] = 0xff;
     gid->raw[11] = 0xff;
     gid->raw[12] = 10;
     gid->raw[13] = (uint8_t)slot;
     gid->raw[14] = (uint8_t)nic;
-    gid->raw[15] = 1;
+    gid->raw[15] = (uint8_t)(1 + gen);
   } else {
     gid->raw[0] = 0xfe;
     gid->raw[1] = 0x80;
+    gid->raw[13] = (uint8_t)gen;
     gid->raw[14] = (uint8_t)slot;
     gid->raw[15] = (uint8_t)nic;
   }
   return 0;
 }
 
-int sv_gid_decode(const union ibv_gid *gid, int *slot, int *nic) {
+int sv_gid_decode(const union ibv_gid *gid, int *slot, int *nic, uint32_t *gen) {
   if (gid->raw[0] == 0xfe && gid->raw[1] == 0x80) {
     *slot = gid->raw[14];
     *nic = gid->raw[15];
+    *gen = gid->raw[13];
   } else if (gid->raw[10] == 0xff && gid->raw[11] == 0xff && gid->raw[12] == 10) {
     *slot = gid->raw[13];
     *nic = gid->raw[14];
+    *gen = (uint8_t)(gid->raw[15] - 1);
   } else {
     return -1;
   }
