@@ -186,6 +186,7 @@ static void fill_out(const mcs_rep *r, int n, uint64_t size, int status, mcs_rep
     out[i].addr = r[i].seg->base + r[i].off;
     out[i].size = size;
     out[i].status = status;
+    out[i].disk = r[i].seg->disk;
   }
 }
 
