@@ -260,7 +260,7 @@ static int reach(nv_ctx *c, const nv_key *k, int *direct, uint32_t *align, nv_fr
                  char **opened) {
   int ro = (k->flags & NV_KEY_RO) != 0;
   *owner = NULL;
-  if (k->host_hash == c->host_hash && k->pid == (uint32_t)getpid()) {
+  if (k->host_hash == c->host_hash && k->pid == (uint32_t)getpid() && c->local_paths) {
     nv_freg *f = freg_find(k);
     if (!f) {
       NV_LOG(c, MC_LOG_WARN, "import of '%s': the registration was revoked", k->path);
