@@ -174,20 +174,10 @@ static void case_unaligned(void) {
     uint8_t *l = o.loc + cs[i].lmis;
     read_check(o.e, o.s, l, r + cs[i].off, cs[i].len, f, cs[i].off);
     write_check(o.e, o.s, l, r + cs[i].off, cs[i].len, f, cs[i].off, (uint32_t)(10 + i));
-    /* the bytes around the write are untouched */
-    uint8_t edge[2];
-    if (cs[i].off > 0) {
-      nt_pread(f, edge, 1, cs[i].off - 1);
-      uint8_t want;
-      uint64_t p = cs[i].off - 1;
-      /* whatever an earlier case wrote there: compare with the shadow */
-      (void)want;
-      (void)p;
-    }
-    (void)edge;
     n++;
   }
-  /* A full-file check against a shadow rebuilt the same way. */
+  /* The whole file against a shadow rebuilt the same way: no byte outside
+   * the writes changed (the bounce and buffered paths rewrite whole blocks). */
   uint8_t *shadow = malloc(16 * MB), *file = malloc(16 * MB);
   nt_fill(shadow, 16 * MB, 5, 0);
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
@@ -285,7 +275,7 @@ static void case_tmpfs(void) {
 static void case_refused(void) {
   const char *f = path_in(dir, "refuse");
   nt_make_file(f, 4 * MB, 11);
-  CHECK(getenv("NT_NO_CAPTURE") || tu_capture_begin() == 0);
+  CHECK(tu_capture_begin() == 0);
   one o;
   one_open_cfg(&o, NULL, 4 * MB, "transports:\n  nvmeof: {direct_align: 1}\n");
   void *fa = NULL;
