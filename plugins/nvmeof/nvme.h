@@ -114,6 +114,7 @@ struct nv_ctx {
   int nbufs;
   nv_lmem *lmems;
   nv_imp *imps;
+  struct nv_ep *eps; /* connect()ed, freed by fini when not disconnected */
   atomic_int stopping;
   void *cufile; /* dlopen handle of libcufile, NULL when absent */
 };

@@ -51,6 +51,8 @@ static void get_str(const mc_host_api *h, const char *key, const char *def, char
 }
 
 static int nv_fini(void *ctx);
+struct nv_ep;
+static void ep_unlink(nv_ctx *c, struct nv_ep *e);
 
 static int nv_init(const mc_host_api *host, const mc_init_args *args, void **out) {
   if (!host || !args || !out)
@@ -117,6 +119,11 @@ static int nv_fini(void *ctx) {
     nv_release(c, c->imps);
   while (c->lmems)
     nv_deregister(c, c->lmems);
+  while (c->eps) {
+    struct nv_ep *e = c->eps;
+    ep_unlink(c, e);
+    free(e);
+  }
   pthread_mutex_destroy(&c->lock);
   free(c);
   return 0;
@@ -154,25 +161,45 @@ static int nv_local_desc(void *ctx, void *buf, size_t *len) {
 
 /* An endpoint only records the peer's host: files are reached per import. */
 typedef struct nv_ep {
+  struct nv_ep *next, *prev;
   uint64_t host_hash;
 } nv_ep;
 
+static void ep_unlink(nv_ctx *c, nv_ep *e) {
+  pthread_mutex_lock(&c->lock);
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    c->eps = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  pthread_mutex_unlock(&c->lock);
+}
+
 static int nv_connect(void *ctx, const char *peer, const void *desc, size_t len, void **ep) {
-  (void)ctx;
   (void)peer;
   uint64_t h;
   if (!ep || nv_desc_decode(desc, len, &h))
     return MC_EPROTO;
-  nv_ep *e = malloc(sizeof *e);
+  nv_ctx *c = ctx;
+  nv_ep *e = calloc(1, sizeof *e);
   if (!e)
     return MC_ENOMEM;
   e->host_hash = h;
+  pthread_mutex_lock(&c->lock);
+  e->next = c->eps;
+  if (c->eps)
+    c->eps->prev = e;
+  c->eps = e;
+  pthread_mutex_unlock(&c->lock);
   *ep = e;
   return 0;
 }
 
 static int nv_disconnect(void *ctx, void *ep) {
-  (void)ctx;
+  if (!ep)
+    return MC_EINVAL;
+  ep_unlink(ctx, ep);
   free(ep);
   return 0;
 }

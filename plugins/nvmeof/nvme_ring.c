@@ -347,6 +347,8 @@ int nv_bufs_add(nv_ctx *c, void *addr, uint64_t len) {
 void nv_bufs_del(nv_ctx *c, int slot) {
   struct iovec none = {NULL, 0};
   __u64 tag = 0;
+  if (!c->bused) /* fini: the rings are gone already */
+    return;
   pthread_mutex_lock(&c->lock);
   for (int i = 0; i < c->nrails; i++)
     io_uring_register_buffers_update_tag(&c->rails[i].ring, (unsigned)slot, &none, &tag, 1);
@@ -372,6 +374,8 @@ int nv_files_add(nv_ctx *c, int rail, int fd) {
 void nv_files_del(nv_ctx *c, int rail, int slot) {
   nv_rail *r = &c->rails[rail];
   int none = -1;
+  if (!r->ring_on || !r->fused) /* fini: the ring is gone already */
+    return;
   pthread_mutex_lock(&c->lock);
   io_uring_register_files_update(&r->ring, (unsigned)slot, &none, 1);
   r->fused[slot] = 0;
