@@ -66,8 +66,17 @@ static int make_engine(mc_store *s, const mc_store_config *c) {
       return sc_fail(rc == MC_EINVAL ? MC_STORE_INVALID_PARAMS : MC_STORE_TRANSFER_FAIL,
                      "create: transfer engine (MC_STORE_TRANSPORTS=%s): %s", env, errbuf);
   } else if (!strcmp(proto, "tcp")) {
-    o.transports = "tcp,shm";
-    rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    /* An SSD tier owner loads nvmeof too, which moves its tier file's
+     * bytes (mc_register_file); without that plugin the tier falls back
+     * to a mapping of the file (sc_ssd.c). */
+    if (c->ssd_offload_dir && *c->ssd_offload_dir) {
+      o.transports = "tcp,shm,nvmeof";
+      rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    }
+    if (rc) {
+      o.transports = "tcp,shm";
+      rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    }
   }
   if (rc) {
     o.transports = proto;
