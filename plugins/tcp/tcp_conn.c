@@ -318,8 +318,20 @@ static void rx_run(tcp_conn *c) {
     if (c->rx_in_payload) {
       tcp_item *it = ring_at(&c->inf, 0);
       uint8_t *dst = (uint8_t *)(uintptr_t)it->laddr + c->rx_payload_done;
-      ssize_t k = recv(c->fd, dst, (size_t)(it->len - c->rx_payload_done), MSG_DONTWAIT);
+      size_t want = (size_t)(it->len - c->rx_payload_done);
+      /* rx is empty while a payload arrives (what came with the header
+       * was consumed first): the same call reads the next response's
+       * header, so a stream of READs costs one system call per response
+       * and no payload byte goes through rx. */
+      struct iovec iov[2] = {{dst, want}, {c->rx, TCPW_HDR_SIZE}};
+      struct msghdr m = {.msg_iov = iov, .msg_iovlen = c->rx_len == 0 ? 2 : 1};
+      ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
       if (k > 0) {
+        if ((size_t)k > want) { /* the next header, or its first bytes */
+          c->rx_off = 0;
+          c->rx_len = (size_t)k - want;
+          k = (ssize_t)want;
+        }
         c->rx_payload_done += (uint64_t)k;
         turn += (uint64_t)k;
         if (c->rx_payload_done == it->len) {
@@ -345,7 +357,13 @@ static void rx_run(tcp_conn *c) {
         memmove(c->rx, c->rx + c->rx_off, c->rx_len);
         c->rx_off = 0;
       }
-      ssize_t k = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
+      /* Several response headers per call; but a READ response's header
+       * alone, so that its payload is received straight into place (and
+       * the next header with it: above) rather than through rx. */
+      tcp_item *next = c->inf.count ? ring_at(&c->inf, 0) : NULL;
+      size_t want = next && next->op == MC_OP_READ ? TCPW_HDR_SIZE - c->rx_len
+                                                   : RX_CAP - c->rx_len;
+      ssize_t k = recv(c->fd, c->rx + c->rx_len, want, MSG_DONTWAIT);
       if (k > 0) {
         c->rx_len += (size_t)k;
         continue;

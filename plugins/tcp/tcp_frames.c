@@ -98,12 +98,26 @@ static int write_more(tcp_ctx *ctx, sv_conn *c, char *scratch, uint64_t *bytes) 
   while (c->wleft) {
     size_t want = c->wdst ? (size_t)c->wleft
                           : (c->wleft < SV_SCRATCH ? (size_t)c->wleft : SV_SCRATCH);
-    ssize_t k = recv(c->fd, c->wdst ? (void *)c->wdst : scratch, want, MSG_DONTWAIT);
+    /* The input buffer is empty while a payload arrives (what came with
+     * the header was consumed first).  When this recv can take the whole
+     * rest, the next frame's header is read by the same call: a stream of
+     * WRITEs costs one system call per frame, not two, and no byte of a
+     * payload goes through the input buffer. */
+    struct iovec iov[2] = {{c->wdst ? (void *)c->wdst : scratch, want},
+                           {c->in, TCPW_HDR_SIZE}};
+    int chain = want == c->wleft && c->in_len == 0;
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = chain ? 2 : 1};
+    ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
     if (k > 0) {
+      size_t pk = (size_t)k < want ? (size_t)k : want;
       if (c->wdst)
-        c->wdst += k;
-      c->wleft -= (uint64_t)k;
-      *bytes += (uint64_t)k;
+        c->wdst += pk;
+      c->wleft -= (uint64_t)pk;
+      *bytes += (uint64_t)pk;
+      if ((size_t)k > pk) { /* the next header, or its first bytes */
+        c->in_off = 0;
+        c->in_len = (size_t)k - pk;
+      }
       c->last_ms = tcp_now_ms();
       continue;
     }
