@@ -93,8 +93,10 @@ void tcp_ep_destroy(tcp_ep *ep, int status) {
 static int check_slice(const mc_slice *s) {
   const tcp_buf *l = s->local_mem;
   const tcp_rmem *r = s->remote_mem;
+  /* A local file range is address space, not memory (the core never
+   * hands one over: local_mem_kinds is CPU). */
   if ((s->op != MC_OP_READ && s->op != MC_OP_WRITE) || !l || !r || s->len == 0 ||
-      s->len > TCPW_MAX_IO)
+      s->len > TCPW_MAX_IO || l->fd >= 0)
     return MC_EINVAL;
   if (!tcpw_range_inside(s->local_addr, s->len, l->base, l->len) ||
       !tcpw_range_inside(s->remote_addr, s->len, r->base, r->len))
