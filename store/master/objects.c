@@ -750,7 +750,9 @@ static int evict_one(mcs_master *m, mcs_shard *sh, mcs_obj *o) {
   return EVICT_DROPPED;
 }
 
-static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass) {
+/* Returns bytes freed; *queued_out gets the bytes queued for offload. */
+static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass,
+                           uint64_t *queued_out) {
   enum { PER = 8 };
   cand *c = malloc(sizeof(cand) * MCS_SHARDS * PER);
   if (!c)
@@ -804,6 +806,7 @@ static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass) {
     }
   }
   free(c);
+  *queued_out = queued;
   return freed;
 }
 
@@ -820,9 +823,10 @@ uint64_t mcs_evict(mcs_master *m, uint64_t need) {
     uint64_t target = (uint64_t)t;
     if (target < need)
       target = need;
-    freed = evict_pass(m, target, 0);
-    if (freed < target && m->cfg.allow_evict_soft_pinned_objects)
-      freed += evict_pass(m, target - freed, 1);
+    uint64_t queued = 0, q2 = 0;
+    freed = evict_pass(m, target, 0, &queued);
+    if (freed + queued < target && m->cfg.allow_evict_soft_pinned_objects)
+      freed += evict_pass(m, target - freed - queued, 1, &q2);
   }
   pthread_mutex_unlock(&m->evict_mu);
   return freed;
