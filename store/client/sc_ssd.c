@@ -137,8 +137,46 @@ static int in_tier(const mc_store *s, uint64_t addr, uint64_t len) {
   return addr >= b && len <= s->ssd_size && addr - b <= s->ssd_size - len;
 }
 
-/* Copies one object from its memory replica into the tier: straight into
- * the mapping, or through staging slots and the engine into the file. */
+/* pwrite of len bytes at off of the tier file. */
+static int pwrite_all(mc_store *s, const char *p, uint64_t len, uint64_t off) {
+  while (len) {
+    ssize_t n = pwrite(s->ssd_fd, p, len, (off_t)off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return sc_fail(MC_STORE_WRITE_FAIL, "SSD tier %s: write %llu bytes at %llu: %s",
+                     s->ssd_path, (unsigned long long)len, (unsigned long long)off,
+                     n < 0 ? strerror(errno) : "no progress");
+    p += n;
+    len -= (uint64_t)n;
+    off += (uint64_t)n;
+  }
+  return 0;
+}
+
+/* The mapped tier is written with pwrite, not through the mapping: a
+ * write fault may take a folio larger than the object (the file system's
+ * large folios), whose zeros then take disk blocks next to the object
+ * that no trim ever releases.  Peers only read the mapping. */
+static int copy_pwrite(mc_store *s, const sc_task *t) {
+  uint64_t base = t->dst.addr - (uint64_t)(uintptr_t)s->ssd_base;
+  if (sc_is_local(s, &t->src))
+    return pwrite_all(s, (const char *)(uintptr_t)t->src.addr, t->src.size, base);
+  char *slot = sc_slot_get(s);
+  int rc = 0;
+  for (uint64_t off = 0; off < t->src.size && !rc; off += s->slot_size) {
+    uint64_t l = t->src.size - off < s->slot_size ? t->src.size - off : s->slot_size;
+    rc = sc_read(s, &t->src, off, slot, l);
+    if (!rc)
+      rc = pwrite_all(s, slot, l, base + off);
+  }
+  sc_slot_put(s, slot);
+  return rc;
+}
+
+/* Copies one object from its memory replica into the tier: with pwrite
+ * into the mapped file, or through staging slots and the engine into the
+ * file-registered one. */
 static int copy_task(mc_store *s, const sc_task *t) {
   if (!t->dst.disk || strcmp(t->dst.segment, s->seg_name) || t->src.disk ||
       t->src.size != t->dst.size || !t->dst.size || !in_tier(s, t->dst.addr, t->dst.size))
@@ -146,7 +184,7 @@ static int copy_task(mc_store *s, const sc_task *t) {
                    "this tier", (unsigned long long)t->id, t->dst.segment,
                    (unsigned long long)t->dst.addr);
   if (s->ssd_mode == SC_SSD_MMAP)
-    return sc_read(s, &t->src, 0, (void *)(uintptr_t)t->dst.addr, t->dst.size);
+    return copy_pwrite(s, t);
   sc_obj o = {.n = 1, .size = t->dst.size};
   o.r[0] = t->dst;
   if (sc_is_local(s, &t->src)) /* registered memory: one write */
