@@ -94,6 +94,12 @@ struct mc_store {
   int promote_on_hit;
   pthread_t ssd_thr;
   int ssd_thr_started;
+  /* Held by the worker for each round (sync, copies, trims) and by the
+   * ping thread while it empties the tier and remounts it, so no round
+   * mixes ranges of the old and the new master. */
+  pthread_mutex_t ssd_mu;
+  int ssd_forget; /* under ssd_mu: drop reports meant for the old master */
+  uint64_t ssd_view; /* under ssd_mu: the master view the tier's ranges belong to */
   atomic_uint_fast64_t n_read_mem, n_read_disk, n_promoted, n_offloaded, n_offload_failed,
       n_trimmed;
 };
@@ -112,6 +118,12 @@ int sc_from_mc(int mc_err, int transfer);
 /* Checks the directory, creates the tier file and registers it (no
  * master call yet).  0 or MC_STORE_INVALID_PARAMS/NOT_SUPPORTED/... */
 int sc_ssd_open(mc_store *s, const char *dir, uint64_t size);
+/* Remounts (scm_mount) after NEED_REMOUNT or CLIENT_NOT_FOUND.  When the
+ * master's view changed since the tier was mounted (a restarted master
+ * kept none of its ranges) the whole file's space is released first; the
+ * ping thread and a put may both remount for one restart: only the first
+ * empties the tier. */
+int sc_ssd_remount(mc_store *s);
 /* Starts the offload worker (after the mount). */
 int sc_ssd_start(mc_store *s);
 /* Stops the worker (before the unmount). */
@@ -135,6 +147,8 @@ int scm_mount(mc_store *s, int remount);
 int scm_unmount(mc_store *s);
 /* Ping: *need_remount is set when the master asks for a remount. */
 int scm_ping(mc_store *s, int *need_remount);
+/* The master's view from the last Ping answer. */
+uint64_t scm_view(mc_store *s);
 /* PutStart/UpsertStart for n keys: out[i] gets the replicas to write or
  * the key's error.  Returns 0 or the error of the whole call. */
 int scm_put_start(mc_store *s, int upsert, const char *const *keys,

@@ -169,7 +169,7 @@ static void *pinger(void *arg) {
     } else {
       failed = 0;
     }
-    if (!rc && need && scm_mount(s, 1) == 0)
+    if (!rc && need && (s->ssd_mode ? sc_ssd_remount(s) : scm_mount(s, 1)) == 0)
       atomic_fetch_add(&s->remounts, 1);
     pthread_mutex_lock(&s->ping_mu);
   }
@@ -187,6 +187,7 @@ int mc_store_create(const mc_store_config *cfg, mc_store **out) {
   if (!s)
     return sc_fail(MC_STORE_INTERNAL_ERROR, "create: out of memory");
   s->ssd_fd = -1;
+  pthread_mutex_init(&s->ssd_mu, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->slot_mu, NULL);
   pthread_cond_init(&s->slot_cv, NULL);
@@ -270,6 +271,7 @@ void mc_store_destroy(mc_store *s) {
   }
   scm_close(s);
   free(s->bufs);
+  pthread_mutex_destroy(&s->ssd_mu);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->slot_mu);
   pthread_cond_destroy(&s->slot_cv);

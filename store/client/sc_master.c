@@ -279,6 +279,8 @@ int scm_ping(mc_store *s, int *need_remount) {
   return code ? sc_fail(code, "ping: %s", mcs_strerror(code)) : 0;
 }
 
+uint64_t scm_view(mc_store *s) { return atomic_load(&s->master->view_version); }
+
 /* Copies a replica list into o (complete ones for reads). */
 static void take_replicas(sc_obj *o, Mcstore__ReplicaDesc **r, size_t n, uint64_t size) {
   o->n = 0;

@@ -87,7 +87,10 @@ static int put_chunk(mc_store *s, const char *op, int upsert, const char *const 
     int unknown = 0;
     for (uint32_t j = 0; !rc && j < m; j++)
       unknown |= o[j].err == MC_STORE_CLIENT_NOT_FOUND;
-    if (unknown && scm_mount(s, 1) == 0) {
+    int need = 0;
+    if (unknown && s->ssd_mode)
+      (void)scm_ping(s, &need); /* the new master's view, for the tier */
+    if (unknown && (s->ssd_mode ? sc_ssd_remount(s) : scm_mount(s, 1)) == 0) {
       atomic_fetch_add(&s->remounts, 1);
       rc = scm_put_start(s, upsert, k, sz, m, cfg, o);
     }

@@ -235,10 +235,17 @@ static void *worker(void *arg) {
   while (tasks && trims && wait_ms(s, busy ? 0 : SC_SSD_POLL_MS)) {
     uint32_t ntask = 0, ntrim = 0;
     busy = 0;
+    pthread_mutex_lock(&s->ssd_mu);
+    if (s->ssd_forget) {
+      nd = nf = nt = 0;
+      s->ssd_forget = 0;
+    }
     /* Reports not delivered (master down) are sent again next time. */
     if (scm_offload_sync(s, done, nd, failed, nf, trimmed, nt, SC_SSD_BATCH, tasks, &ntask,
-                         trims, &ntrim) != 0)
+                         trims, &ntrim) != 0) {
+      pthread_mutex_unlock(&s->ssd_mu);
       continue;
+    }
     nd = nf = nt = 0;
     /* Tasks before trims: a range freed while its task was out is
      * punched after that task's write, never before. */
@@ -256,6 +263,7 @@ static void *worker(void *arg) {
       trimmed[nt++] = trims[i].id;
       atomic_fetch_add(&s->n_trimmed, 1);
     }
+    pthread_mutex_unlock(&s->ssd_mu);
     busy = ntask || ntrim;
   }
   free(tasks);
@@ -263,7 +271,24 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+int sc_ssd_remount(mc_store *s) {
+  pthread_mutex_lock(&s->ssd_mu);
+  uint64_t view = scm_view(s);
+  if (view != s->ssd_view) {
+    /* A new master kept none of this tier's ranges: their bytes are
+     * garbage and it hands the ranges out again. */
+    (void)fallocate(s->ssd_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                    (off_t)s->ssd_size);
+    s->ssd_forget = 1;
+    s->ssd_view = view;
+  }
+  int rc = scm_mount(s, 1);
+  pthread_mutex_unlock(&s->ssd_mu);
+  return rc;
+}
+
 int sc_ssd_start(mc_store *s) {
+  s->ssd_view = scm_view(s); /* mounted in this view */
   if (pthread_create(&s->ssd_thr, NULL, worker, s))
     return sc_fail(MC_STORE_INTERNAL_ERROR, "create: cannot start the SSD tier thread");
   s->ssd_thr_started = 1;

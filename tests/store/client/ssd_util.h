@@ -4,6 +4,7 @@
 #define MC_TESTS_STORE_SSD_UTIL_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,23 @@ static inline mc_store_tier_stats ssd_stats(mc_store *s) {
   mc_store_tier_stats t = {.struct_size = sizeof t};
   CHECK_EQ_INT(mc_store_tier_stats_get(s, &t), 0);
   return t;
+}
+
+/* Whether the filesystem of dir releases space for a punched hole. */
+static inline int punch_works(const char *dir) {
+  char p[4200];
+  snprintf(p, sizeof p, "%s/probe", dir);
+  int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0);
+  char buf[65536];
+  memset(buf, 7, sizeof buf);
+  int ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf && fsync(fd) == 0 &&
+           fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, sizeof buf) == 0;
+  struct stat st;
+  ok = ok && fstat(fd, &st) == 0 && st.st_blocks == 0;
+  close(fd);
+  unlink(p);
+  return ok;
 }
 
 #endif

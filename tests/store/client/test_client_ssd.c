@@ -28,23 +28,6 @@ static void put_retry(mc_store *s, const char *key, const void *v, size_t n) {
   CHECK_MSG(rc == 0, "put %s: %s: %s", key, mc_store_errname(rc), mc_store_last_error());
 }
 
-/* Whether the filesystem of dir releases space for a punched hole. */
-static int punch_works(const char *dir) {
-  char p[4200];
-  snprintf(p, sizeof p, "%s/probe", dir);
-  int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
-  CHECK(fd >= 0);
-  char buf[65536];
-  memset(buf, 7, sizeof buf);
-  int ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf && fsync(fd) == 0 &&
-           fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, sizeof buf) == 0;
-  struct stat st;
-  ok = ok && fstat(fd, &st) == 0 && st.st_blocks == 0;
-  close(fd);
-  unlink(p);
-  return ok;
-}
-
 /* One run with the holder's tier in mode ("mmap": the file mapped and
  * registered as memory; "file": registered with mc_register_file and moved
  * by the nvmeof plugin, read by peers through the tcp transport's file

@@ -2,7 +2,8 @@
  * away at once (objects held only there are gone, the tier file deleted);
  * a holder killed with SIGKILL loses them when the master expires it, and
  * the next client started in the same directory deletes the dead one's
- * file; a bad ssd_offload_dir (missing, not a directory, read-only) fails
+ * file; after a master restart the holder mounts its tier again, emptied;
+ * a bad ssd_offload_dir (missing, not a directory, read-only) fails
  * mc_store_create with MC_STORE_INVALID_PARAMS naming the directory, as
  * does mc-store with --ssd-offload-dir. */
 #include "ssd_util.h"
@@ -88,6 +89,29 @@ int main(void) {
   fill_and_offload(s, "c", v);
   fx_fill(v, VSZ, 0);
   CHECK_EQ_INT(mc_store_get(s, "c-0", g, VSZ), VSZ);
+  CHECK(fx_hash(g, VSZ) == fx_hash(v, VSZ));
+
+  /* The master restarts (metadata is not persistent): the holder mounts
+   * its tier again, empty, and releases the file space of the ranges the
+   * old master had; the tier then works as before. */
+  char path[4200];
+  unsigned long long bytes = 0;
+  CHECK_EQ_INT(ssd_files(dir, path, sizeof path, &bytes), 1);
+  CHECK(bytes >= VSZ);
+  fx_master_stop(&m, SIGKILL);
+  fx_master_restart(&m);
+  t0 = fx_ms();
+  while ((mc_store_tier_stats_get(s, &t) != 0 || t.disk_capacity == 0) && fx_ms() - t0 < 10000)
+    usleep(100000);
+  CHECK_EQ_U64(t.disk_capacity, 1ull << 30);
+  CHECK_EQ_U64(t.disk_used, 0);
+  CHECK_EQ_INT(mc_store_get(s, "c-0", g, VSZ), MC_STORE_OBJECT_NOT_FOUND);
+  CHECK_EQ_INT(ssd_files(dir, path, sizeof path, &bytes), 1);
+  if (punch_works(dir))
+    CHECK_MSG(bytes == 0, "after the restart %s still takes %llu bytes", path, bytes);
+  fill_and_offload(s, "d", v);
+  fx_fill(v, VSZ, 0);
+  CHECK_EQ_INT(mc_store_get(s, "d-0", g, VSZ), VSZ);
   CHECK(fx_hash(g, VSZ) == fx_hash(v, VSZ));
   fx_holder_kill(h, SIGTERM);
 
