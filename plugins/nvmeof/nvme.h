@@ -42,6 +42,7 @@ typedef struct nv_lmem {
   struct nv_lmem *next, *prev; /* ctx->lmems */
   uint32_t kind;               /* NV_KIND_* */
   uint64_t addr, len;
+  int gpu_reg; /* cuFileBufRegister succeeded */
   int slot;      /* fixed-buffer slot (same in every ring), -1: none */
   nv_freg *freg; /* NV_KIND_FILE */
 } nv_lmem;
@@ -62,6 +63,7 @@ typedef struct nv_imp {
   int fslot;      /* registered-file slot in the rail's ring, -1: none */
   nv_freg *owner; /* the registration when it lives in this process */
   char *path;     /* what was opened, for messages */
+  void *cufh;     /* cuFile handle of fd (GPU slices), registered on first use */
 } nv_imp;
 
 enum nv_mode { NV_DIRECT, NV_BOUNCE, NV_BUFFERED };
@@ -81,6 +83,36 @@ typedef struct nv_op {
 } nv_op;
 
 typedef struct nv_ctx nv_ctx;
+
+/* GPU slices: cuFile (GPUDirect Storage) loaded with dlopen, its blocking
+ * calls made by the plugin's GDS threads (nvme_gds.c). */
+typedef struct nv_gop {
+  struct nv_gop *next;
+  uint64_t token;
+  nv_imp *imp;
+  void *base;         /* the registered GPU buffer */
+  uint64_t boff, len; /* offset in it, bytes */
+  uint64_t off;       /* file offset */
+  uint32_t opc;
+} nv_gop;
+
+typedef struct nv_gds {
+  void *dl;
+  int (*driver_open)(void);
+  void (*driver_close)(void);
+  int (*handle_register)(void **fh, int fd);
+  void (*handle_deregister)(void *fh);
+  int (*buf_register)(const void *p, size_t len);
+  void (*buf_deregister)(const void *p);
+  ssize_t (*read)(void *fh, void *p, size_t n, off_t off, off_t poff);
+  ssize_t (*write)(void *fh, const void *p, size_t n, off_t off, off_t poff);
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  nv_gop *head, *tail;
+  uint32_t queued, max;
+  int stop, nthr;
+  pthread_t thr[4];
+} nv_gds;
 
 typedef struct nv_rail {
   nv_ctx *ctx;
@@ -116,7 +148,7 @@ struct nv_ctx {
   nv_imp *imps;
   struct nv_ep *eps; /* connect()ed, freed by fini when not disconnected */
   atomic_int stopping;
-  void *cufile; /* dlopen handle of libcufile, NULL when absent */
+  nv_gds *gds; /* NULL when libcufile is absent: GPU memory MC_ENOTSUP */
 };
 
 #define NV_LOG(c, lvl, ...)                                                    \
@@ -138,6 +170,15 @@ int nv_release(nv_ctx *c, void *rmem);
 int nv_imp_fd_buf(nv_ctx *c, nv_imp *imp);
 /* Rail index for a file on disk `disk` ("" unknown). */
 int nv_rail_for(nv_ctx *c, const char *disk);
+
+/* nvme_gds.c */
+/* Loads cuFile from `lib` and opens its driver; NULL (logged) if absent. */
+nv_gds *nv_gds_start(nv_ctx *c, const char *lib);
+/* Fails queued GPU slices (MC_ECANCELED), joins the threads, unloads. */
+void nv_gds_stop(nv_ctx *c);
+/* Queues a GPU slice: 0, or MC_EAGAIN when gds->max are queued. */
+int nv_gds_submit(nv_ctx *c, nv_gop *op);
+void nv_gds_release(nv_ctx *c, nv_imp *imp);
 
 /* nvme_ring.c */
 int nv_rails_start(nv_ctx *c);

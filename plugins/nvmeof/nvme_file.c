@@ -154,11 +154,12 @@ int nv_register(nv_ctx *c, const mc_mem_desc *d, void **mem, void *rkey, size_t 
   int file = d->kind == MC_MEM_FILE;
   if (file && (c->host->abi_minor < 3 || !d->path || !*d->path))
     return MC_EINVAL;
-  if (!file && d->kind != MC_MEM_CPU) {
+  int gpu = d->kind == MC_MEM_CUDA;
+  if (!file && d->kind != MC_MEM_CPU && !(gpu && c->gds)) {
     NV_LOG(c, MC_LOG_INFO, "memory kind 0x%x at 0x%" PRIx64 ": %s", d->kind, d->addr,
-           d->kind == MC_MEM_CUDA ? "GPU memory needs cuFile (GDS), which this build does "
-                                    "not drive; another transport must carry it"
-                                  : "not served by nvmeof");
+           gpu ? "GPU memory needs cuFile (GDS), which is not loaded (cufile_library); "
+                 "another transport must carry it"
+               : "not served by nvmeof");
     return MC_ENOTSUP;
   }
   nv_lmem *m = calloc(1, sizeof *m);
@@ -180,8 +181,8 @@ int nv_register(nv_ctx *c, const mc_mem_desc *d, void **mem, void *rkey, size_t 
     m->kind = NV_KIND_FILE;
     rc = reg_file(c, d, m, k);
   } else {
-    m->kind = NV_KIND_CPU;
-    k->kind = NV_KIND_CPU;
+    m->kind = gpu ? NV_KIND_GPU : NV_KIND_CPU;
+    k->kind = (uint8_t)m->kind;
   }
   if (rc) {
     free(m);
@@ -202,6 +203,15 @@ int nv_register(nv_ctx *c, const mc_mem_desc *d, void **mem, void *rkey, size_t 
   *rkey_len = need;
   if (m->kind == NV_KIND_CPU && c->fixed_bufs)
     m->slot = nv_bufs_add(c, (void *)(uintptr_t)d->addr, d->len);
+  /* GDS also works on unregistered GPU memory (through its own bounce
+   * buffers), so a refused registration only costs speed. */
+  if (m->kind == NV_KIND_GPU) {
+    int e = c->gds->buf_register((void *)(uintptr_t)d->addr, d->len);
+    m->gpu_reg = e == 0;
+    if (e)
+      NV_LOG(c, MC_LOG_INFO, "cuFileBufRegister(0x%" PRIx64 ", %" PRIu64 ") failed (%d)",
+             d->addr, d->len, e);
+  }
   if (m->freg) {
     pthread_mutex_lock(&g_lock);
     m->freg->next = g_fregs;
@@ -243,6 +253,8 @@ int nv_deregister(nv_ctx *c, void *mem) {
   }
   if (m->slot >= 0)
     nv_bufs_del(c, m->slot);
+  if (m->gpu_reg && c->gds)
+    c->gds->buf_deregister((void *)(uintptr_t)m->addr);
   free(m);
   return 0;
 }
@@ -414,6 +426,7 @@ int nv_release(nv_ctx *c, void *rmem) {
   pthread_mutex_unlock(&c->lock);
   if (m->fslot >= 0)
     nv_files_del(c, m->rail, m->fslot);
+  nv_gds_release(c, m);
   close(m->fd);
   if (m->fd_buf >= 0)
     close(m->fd_buf);

@@ -86,7 +86,8 @@ int nv_key_decode(const uint8_t *buf, size_t len, nv_key *k) {
   size_t nl = (size_t)get(&p, 1), pl = (size_t)get(&p, 2);
   if (len != KEY_HDR + nl + pl + KEY_SUM || nl >= NV_NQN_MAX || pl >= NV_PATH_MAX)
     return MC_EPROTO;
-  if ((k->kind != NV_KIND_FILE && k->kind != NV_KIND_CPU) || (k->flags & ~NV_KEY_RO))
+  if ((k->kind != NV_KIND_FILE && k->kind != NV_KIND_CPU && k->kind != NV_KIND_GPU) ||
+      (k->flags & ~NV_KEY_RO))
     return MC_EPROTO;
   if (memchr(p, 0, nl + pl))
     return MC_EPROTO;

@@ -14,6 +14,7 @@
 #define NV_KEY_VERSION 1
 #define NV_KIND_FILE 1 /* an MC_MEM_FILE range */
 #define NV_KIND_CPU 2  /* host memory: local use only, never imported */
+#define NV_KIND_GPU 3  /* GPU memory (cuFile): local use only, never imported */
 #define NV_KEY_RO 1u   /* flags: registered read-only */
 #define NV_NQN_MAX 224 /* NVMe NQNs are at most 223 bytes */
 #define NV_PATH_MAX 4096

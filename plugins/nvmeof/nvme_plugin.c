@@ -6,7 +6,6 @@
  * connected (nvme connect) to the same subsystem.  Data path: io_uring
  * (nvme_ring.c).  Registrations and imports: nvme_file.c.  Blobs:
  * nvme_key.c. */
-#include <dlfcn.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +34,8 @@ static const mc_param_info nv_params[] = {
      "where sysfs is mounted (block devices, NVMe subsystems)", 0, 0},
     {MC_PARAM_STRING, "dev_root", "/dev", "where the nvmeXnY device nodes are", 0, 0},
     {MC_PARAM_STRING, "cufile_library", "libcufile.so",
-     "cuFile (GPUDirect Storage) library looked for at init", 0, 0},
+     "cuFile (GPUDirect Storage) library for GPU memory; absent: GPU memory MC_ENOTSUP", 0,
+     0},
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
 };
 
@@ -95,16 +95,11 @@ static int nv_init(const mc_host_api *host, const mc_init_args *args, void **out
     nv_fini(c);
     return rc;
   }
-  /* GPU memory would go through cuFile; its presence is only reported:
-   * this build serves host memory, cuda buffers are MC_ENOTSUP. */
-  c->cufile = dlopen(cufile, RTLD_NOW | RTLD_LOCAL);
+  /* GPU memory goes through cuFile when it loads; else MC_ENOTSUP. */
+  nv_gds_start(c, cufile);
   NV_LOG(c, MC_LOG_DEBUG, "%d rail(s), queue depth %" PRId64 ", %s; %s %s", c->nrails,
          c->depth, c->fixed_bufs ? "registered buffers" : "plain buffers", cufile,
-         c->cufile ? "found (GPU memory still MC_ENOTSUP)" : "absent");
-  if (c->cufile) {
-    dlclose(c->cufile);
-    c->cufile = NULL;
-  }
+         c->gds ? "loaded (GPU memory through GDS)" : "absent (GPU memory MC_ENOTSUP)");
   *out = c;
   return 0;
 }
@@ -114,6 +109,7 @@ static int nv_fini(void *ctx) {
   if (!c)
     return MC_EINVAL;
   atomic_store(&c->stopping, 1);
+  nv_gds_stop(c);
   nv_rails_stop(c);
   while (c->imps)
     nv_release(c, c->imps);
@@ -241,7 +237,7 @@ static const mc_transport_ops nv_ops = {
     .version = NV_VERSION,
     .caps = MC_CAP_READ | MC_CAP_WRITE | MC_CAP_INTRA_NODE | MC_CAP_INTER_NODE |
             MC_CAP_MT_SUBMIT | MC_CAP_OWN_THREADS,
-    .local_mem_kinds = MC_MEM_CPU,
+    .local_mem_kinds = MC_MEM_CPU | MC_MEM_CUDA, /* CUDA: with cuFile only */
     .remote_mem_kinds = MC_MEM_FILE,
     .params = nv_params,
     .param_info_size = sizeof(mc_param_info),

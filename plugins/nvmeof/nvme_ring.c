@@ -251,7 +251,7 @@ int nv_submit(nv_ctx *c, const mc_slice *s, uint32_t n, uint32_t *accepted) {
     nv_imp *imp = sl->remote_mem;
     nv_lmem *lm = sl->local_mem;
     int bad = 0;
-    if (!imp || !lm || lm->kind != NV_KIND_CPU || sl->len == 0 ||
+    if (!imp || !lm || (lm->kind != NV_KIND_CPU && lm->kind != NV_KIND_GPU) || sl->len == 0 ||
         (sl->op != MC_OP_READ && sl->op != MC_OP_WRITE))
       bad = MC_EINVAL;
     else if (sl->remote_addr < imp->base || sl->remote_addr - imp->base > imp->len ||
@@ -267,6 +267,21 @@ int nv_submit(nv_ctx *c, const mc_slice *s, uint32_t n, uint32_t *accepted) {
       if (bad == MC_EACCES && sl->op == MC_OP_WRITE && imp->ro)
         NV_LOG(c, MC_LOG_WARN, "'%s' is registered read-only: write refused", imp->path);
       c->host->complete(c->host->host, sl->token, bad, 0, 0);
+      continue;
+    }
+    if (lm->kind == NV_KIND_GPU) {
+      nv_gop *g = calloc(1, sizeof *g);
+      if (!g) {
+        rc = MC_ENOMEM;
+        break;
+      }
+      *g = (nv_gop){.token = sl->token, .imp = imp, .base = (void *)(uintptr_t)lm->addr,
+                    .boff = sl->local_addr - lm->addr, .len = sl->len,
+                    .off = imp->file_off + (sl->remote_addr - imp->base), .opc = sl->op};
+      if ((rc = nv_gds_submit(c, g)) != 0) {
+        free(g);
+        break; /* queue_depth GPU slices queued: back-pressure */
+      }
       continue;
     }
     nv_rail *r = &c->rails[imp->rail];

@@ -19,7 +19,11 @@
  *   fallback    an initiator that cannot reach the file (local_paths:
  *               false): the request goes to the next transport (fixfile,
  *               standing in for tcp); with local_paths it stays on nvmeof
- * argv[2]: the fixfile fixture plugin (fallback only). */
+ *   gds         cuda:0 memory read from and written to a file through
+ *               cuFile (the software libcufile of this folder); without
+ *               cuFile a cuda buffer is MC_ENOTSUP
+ * argv[2]: the fixfile fixture plugin, argv[3]: the fake libcufile. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -409,6 +413,65 @@ static void case_fallback(const char *fixture) {
   mc_engine_destroy(t);
 }
 
+typedef struct fake_stats {
+  long opens, closes, handles, bufs, reads, writes, outside;
+} fake_stats;
+
+static void case_gds(const char *cufile) {
+  /* Without cuFile (the default library name is not installed here, or
+   * the key points nowhere) GPU memory is refused. */
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml, "transports:\n  nvmeof: {cufile_library: %s/none.so}\n", dir);
+  mc_engine *e0 = nt_engine(NULL, dir, yaml, NULL);
+  uint8_t *g0 = malloc(MB);
+  CHECK_RC(mc_register(e0, g0, MB, "cuda:0"), MC_ENOTSUP);
+  mc_engine_destroy(e0);
+  free(g0);
+
+  const char *f = path_in(dir, "gpu");
+  nt_make_file(f, 8 * MB, 17);
+  snprintf(yaml, sizeof yaml, "transports:\n  nvmeof: {cufile_library: \"%s\"}\n", cufile);
+  mc_engine *e = nt_engine(NULL, dir, yaml, NULL);
+  void *dl = dlopen(cufile, RTLD_NOW | RTLD_NOLOAD);
+  CHECK_MSG(dl != NULL, "the plugin did not load %s", cufile);
+  void (*stats)(fake_stats *) = (void (*)(fake_stats *))dlsym(dl, "fake_cufile_stats");
+  CHECK(stats != NULL);
+  uint8_t *gpu = malloc(4 * MB); /* "device memory" of the software cuFile */
+  CHECK_OK(mc_register(e, gpu, 4 * MB, "cuda:0"));
+  void *fa = NULL;
+  CHECK_OK(mc_register_file(e, f, 0, 0, 0, &fa));
+  uint64_t r = (uint64_t)(uintptr_t)fa;
+  mc_segment *s;
+  CHECK_OK(mc_segment_open(e, mc_engine_segment_name(e), &s));
+  mc_transfer_status st;
+  memset(gpu, 0, 4 * MB);
+  CHECK_OK(nt_xfer(e, MC_OP_READ, gpu + 7, s, r + 5, 3 * MB, &st));
+  CHECK(strcmp(st.transport, "nvmeof") == 0);
+  CHECK(nt_check(gpu + 7, 3 * MB, 17, 5));
+  nt_fill(gpu + 1, 2 * MB + 3, 18, 4099);
+  CHECK_OK(nt_xfer(e, MC_OP_WRITE, gpu + 1, s, r + 4099, 2 * MB + 3, &st));
+  uint8_t *got = malloc(2 * MB + 3);
+  nt_pread(f, got, 2 * MB + 3, 4099);
+  CHECK(nt_check(got, 2 * MB + 3, 18, 4099));
+  free(got);
+  fake_stats a;
+  stats(&a);
+  CHECK_MSG(a.reads >= 3 && a.writes >= 2, "cuFile reads %ld writes %ld", a.reads, a.writes);
+  CHECK_EQ_INT(a.outside, 0);
+  CHECK_EQ_INT(a.bufs, 1);
+  CHECK_EQ_INT(a.opens, 1);
+  mc_segment_close(s);
+  CHECK_OK(mc_unregister(e, fa));
+  CHECK_OK(mc_unregister(e, gpu));
+  stats(&a);
+  CHECK_EQ_INT(a.bufs, 0);
+  printf("gds: cuda:0 memory read/written through cuFile (%ld reads, %ld writes, all inside "
+         "registered buffers); without cuFile MC_ENOTSUP\n", a.reads, a.writes);
+  dlclose(dl);
+  mc_engine_destroy(e);
+  free(gpu);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s CASE [fixture.so]\n", argv[0]);
@@ -437,6 +500,8 @@ int main(int argc, char **argv) {
     case_twoproc();
   else if (!strcmp(c, "fallback") && argc > 2)
     case_fallback(argv[2]);
+  else if (!strcmp(c, "gds") && argc > 3)
+    case_gds(argv[3]);
   else {
     fprintf(stderr, "unknown case %s\n", c);
     tu_rmtree(dir);
