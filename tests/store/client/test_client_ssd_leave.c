@@ -8,6 +8,8 @@
  * does mc-store with --ssd-offload-dir. */
 #include "ssd_util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -126,10 +128,22 @@ int main(void) {
   create_fails(&m, bad, "not a directory");
   snprintf(bad, sizeof bad, "%s/ro", dir);
   CHECK(mkdir(bad, 0555) == 0);
-  if (access(bad, W_OK) == 0) /* root writes anywhere */
-    printf("note: running as root, the read-only directory case is not checked\n");
-  else
+  if (access(bad, W_OK) != 0) {
     create_fails(&m, bad, "not writable");
+  } else {
+    /* Root writes anywhere mode bits forbid; sysfs refuses new files even
+     * to root: a directory nobody can create a file in. */
+    int fd = open("/sys/mc-ssd-probe", O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
+      create_fails(&m, "/sys", "not writable");
+    else
+      printf("note: running as root and /sys takes files: the read-only case is not "
+             "checked\n");
+    if (fd >= 0) {
+      close(fd);
+      unlink("/sys/mc-ssd-probe");
+    }
+  }
   /* The CLI says the same and exits 1. */
   snprintf(bad, sizeof bad, "%s/missing", dir);
   char cmd[1024];
