@@ -267,6 +267,10 @@ void check_hostile(pair *x) {
   hostile h = {.x = x};
   h.raw = target_alloc(HL + 2 * HG);
   h.snap = malloc(HL + 2 * HG);
+  if (!h.raw || !h.snap) {
+    fail("hostile.setup", "cannot allocate the target buffer");
+    goto out;
+  }
   fill_pattern(h.raw, HL + 2 * HG, 0xbad);
   memcpy(h.snap, h.raw, HL + 2 * HG);
   h.R = hraw(&h) + HG;

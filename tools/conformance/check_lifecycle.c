@@ -71,6 +71,14 @@ void check_target_gone(const plugin *p) {
     return;
   }
   uint8_t *abuf = target_alloc(BUF_SIZE), *cbuf = malloc(BUF_SIZE);
+  if (!abuf || !cbuf) {
+    fail("peer.gone", "cannot allocate the buffers");
+    ctx_fini(&a);
+    ctx_fini(&c);
+    target_free(abuf);
+    free(cbuf);
+    return;
+  }
   reg ra, rc_;
   void *ep = NULL, *rm = NULL;
   uint32_t nr = rail_count(p, c.ctx);
@@ -207,8 +215,13 @@ static int leak_cycle(const plugin *p, int keep, uint8_t *abuf, uint8_t *bbuf, c
 void check_leaks(const plugin *p, int keep) {
   const char *name = keep ? "lifecycle.fini_releases" : "lifecycle.leaks";
   uint8_t *abuf = target_alloc(LEAK_BUF), *bbuf = calloc(1, LEAK_BUF);
-  if (abuf)
-    memset(abuf, 0, LEAK_BUF);
+  if (!abuf || !bbuf) {
+    fail(name, "cannot allocate the buffers");
+    target_free(abuf);
+    free(bbuf);
+    return;
+  }
+  memset(abuf, 0, LEAK_BUF);
   char why[256] = "";
   usage u0, u1;
   long long grew[5] = {0}, total[5] = {0};

@@ -157,6 +157,16 @@ int main(int argc, char **argv) {
   check_desc(&p, &a);
   /* Buffers with a guard byte before and after. */
   uint8_t *araw = target_alloc(BUF_SIZE + 64), *braw = malloc(BUF_SIZE + 64);
+  if (!araw || !braw) {
+    fail("register", "cannot allocate the buffers%s", file_mode ? " (a file mapping in "
+         "$MC_CONFORMANCE_FILE_DIR, default /dev/shm)" : "");
+    target_free(araw);
+    free(braw);
+    ctx_fini(&b);
+    ctx_fini(&a);
+    dlclose(p.dl);
+    return result(1);
+  }
   x.abuf = araw + 32;
   x.bbuf = braw + 32;
   memset(araw, 0, BUF_SIZE + 64);
