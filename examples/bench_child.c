@@ -48,6 +48,10 @@ static void build_argv(const bench_opts *o, uint64_t total, char **argv,
   }
   if (o->shared_pool)
     argv[k++] = "--shared-pool";
+  if (o->file) {
+    argv[k++] = "--file";
+    argv[k++] = (char *)o->file;
+  }
   argv[k++] = "--buffers";
   argv[k++] = (char *)bench_mem_kind_name(o->mem_kind);
   argv[k++] = "--quiet";

@@ -47,6 +47,12 @@ void bench_usage(FILE *f, const char *prog) {
     "                           -P threads, -l min(block, 1M), -R for read) for\n"
     "                           each point, and print the ratios to it; with\n"
     "                           --sweep, a summary of 64K vs 1M per thread count\n"
+    "  --file PATH              the target's buffer is this file (mc_register_file;\n"
+    "                           created or extended to --total-size with the\n"
+    "                           pattern), for file transports (nvmeof)\n"
+    "  --fio                    with --file: also run fio (ioengine=io_uring,\n"
+    "                           direct=1, one job per thread, iodepth = batch) on\n"
+    "                           the same file per point, and print the ratios\n"
     "  --verify                 check the bytes that arrive\n"
     "  --shared-pool            target buffer from mc_alloc_shared (shm transport)\n"
     "  --buffers pool|malloc|huge  how every data buffer (target, initiator,\n"
@@ -171,7 +177,7 @@ enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_MAXBATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
   OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
-  OPT_BASEKIND, OPT_IPERF3, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
+  OPT_BASEKIND, OPT_IPERF3, OPT_FILE, OPT_FIO, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -196,6 +202,8 @@ static const struct option long_opts[] = {
   {"baseline", no_argument, NULL, OPT_BASELINE},
   {"baseline-kind", required_argument, NULL, OPT_BASEKIND},
   {"iperf3", no_argument, NULL, OPT_IPERF3},
+  {"file", required_argument, NULL, OPT_FILE},
+  {"fio", no_argument, NULL, OPT_FIO},
   {"verify", no_argument, NULL, OPT_VERIFY},
   {"shared-pool", no_argument, NULL, OPT_SHARED},
   {"hugepages", no_argument, NULL, OPT_HUGE},
@@ -333,6 +341,14 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
       }
       break;
     case OPT_IPERF3: o->iperf3 = 1; break;
+    case OPT_FILE:
+      if (!*a) {
+        set_err(err, errlen, "--file: empty path");
+        return -1;
+      }
+      o->file = a;
+      break;
+    case OPT_FIO: o->fio = 1; break;
     case OPT_VERIFY: o->verify = 1; break;
     case OPT_SHARED: o->shared_pool = 1; break;
     case OPT_HUGE: o->mem_kind = BENCH_MEM_HUGE; break;
@@ -398,6 +414,15 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   }
   if (o->mode != BENCH_INITIATOR && o->segment) {
     set_err(err, errlen, "--segment is only for --mode initiator");
+    return -1;
+  }
+  if (o->fio && !o->file) {
+    set_err(err, errlen, "--fio needs --file PATH (the file fio and the bench share)");
+    return -1;
+  }
+  if (o->file && (o->baseline || o->shared_pool)) {
+    set_err(err, errlen, "--file: the target buffer is a file; use --fio as its baseline "
+                         "(not --baseline or --shared-pool)");
     return -1;
   }
   uint64_t need = bench_need_bytes(o);

@@ -40,6 +40,8 @@ typedef struct bench_opts {
   int baseline_kind;   /* enum bench_baseline_kind */
   int json, baseline, verify, shared_pool, quiet;
   int iperf3; /* also run iperf3 with as many streams as threads, per point */
+  const char *file; /* target: register this file (mc_register_file), not memory */
+  int fio;          /* with file: also run fio (io_uring) on it, per point */
   int mem_kind; /* enum bench_mem_kind: how data buffers are allocated */
 } bench_opts;
 

@@ -12,6 +12,7 @@
  * processes (bench_base.c) and the throughput ratio is printed.
  * See README.md ("Benchmark") for what each column measures. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 
 #include "bench_child.h"
 #include "bench_ctl.h"
+#include "bench_fio.h"
 #include "bench_iperf.h"
 #include "bench_mem.h"
 #include "bench_opts.h"
@@ -101,6 +103,35 @@ static void default_control(const bench_opts *o, char *buf, size_t len) {
   snprintf(buf, len, "%.*s:0", hostlen, l);
 }
 
+/* --file: the file holds at least `total` bytes, the ones it lacks
+ * written with the target pattern (a hole would read faster than data). */
+static int file_prepare(const char *path, uint64_t total) {
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st)) {
+    fprintf(stderr, PROG ": --file %s: %s\n", path, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  uint64_t have = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : total;
+  uint8_t *chunk = have < total ? malloc(1 << 20) : NULL;
+  int rc = 0;
+  for (uint64_t o = have & ~(uint64_t)((1 << 20) - 1); o < total && chunk && !rc; o += 1 << 20) {
+    uint64_t n = total - o < (1u << 20) ? total - o : 1u << 20;
+    bench_fill(chunk, o, n, BENCH_SEED_TARGET);
+    rc = pwrite(fd, chunk, n, (off_t)o) == (ssize_t)n ? 0 : -1;
+  }
+  if (rc || (have < total && !chunk))
+    fprintf(stderr, PROG ": --file %s: cannot fill it to %" PRIu64 " bytes: %s\n", path,
+            total, strerror(errno));
+  else if (have < total)
+    fsync(fd);
+  free(chunk);
+  close(fd);
+  return rc || (have < total && !chunk) ? -1 : 0;
+}
+
 /* Stdin counts as a stop signal only if something can close it: a pipe, a
  * socket or a terminal (not /dev/null, which a shell gives to `cmd &`). */
 static int stdin_watchable(void) {
@@ -162,10 +193,21 @@ static int run_target(const bench_opts *o) {
       goto out;
     }
     buf = p;
+  } else if (o->file) {
+    if (file_prepare(o->file, total))
+      goto out;
+    void *p = NULL;
+    int r = mc_register_file(e, o->file, 0, total, 0, &p);
+    if (r) {
+      fprintf(stderr, PROG ": %s\n", mc_last_error());
+      goto out;
+    }
+    buf = p; /* address space standing for the file: never touched here */
   } else if (!(buf = alloc_registered(e, total, o->mem_kind, "target"))) {
     goto out;
   }
-  bench_fill(buf, 0, total, BENCH_SEED_TARGET);
+  if (!o->file)
+    bench_fill(buf, 0, total, BENCH_SEED_TARGET);
   if (o->control)
     snprintf(caddr, sizeof caddr, "%s", o->control);
   else
@@ -190,6 +232,10 @@ out:
     int r = mc_free_shared(e, buf);
     if (r)
       fprintf(stderr, PROG ": mc_free_shared: %s\n", mc_strerror(r));
+  } else if (buf && o->file) {
+    int r = mc_unregister(e, buf);
+    if (r)
+      fprintf(stderr, PROG ": mc_unregister(%s): %s\n", o->file, mc_strerror(r));
   } else {
     free_registered(e, buf, total, o->mem_kind);
   }
@@ -272,6 +318,16 @@ static int run_point(init_ctx *c, const bench_point *pt) {
     bench_print_result(stdout, &ip, o->json);
     bench_print_ratio(stdout, &mc, &ip, o->json);
   }
+  if (o->fio) {
+    bench_result fr;
+    note(o, "baseline fio for", pt);
+    if (bench_run_fio(o->file, pt, &fr, err, sizeof err)) {
+      fail("fio baseline failed", err);
+      return -1;
+    }
+    bench_print_result(stdout, &fr, o->json);
+    bench_print_ratio(stdout, &mc, &fr, o->json);
+  }
   if (!o->baseline)
     return 0;
 
@@ -332,6 +388,10 @@ static int run_initiator(const bench_opts *o, const char *segment,
   c.control = control;
   if (o->iperf3 && !bench_iperf_available()) {
     fail("--iperf3", "iperf3 does not run here (Debian: apt-get install iperf3)");
+    return 1;
+  }
+  if (o->fio && !bench_fio_available()) {
+    fail("--fio", "fio does not run here (Debian: apt-get install fio)");
     return 1;
   }
   mc_engine *e = NULL;

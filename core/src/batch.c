@@ -121,6 +121,19 @@ static int candidates(mc_pipeline *e, mc_req *req) {
       continue;
     req->tcand[req->ncand++] = i; /* transports are sorted by rank */
   }
+  /* The first candidate may be unable to reach this buffer from this host
+   * at all (nvmeof: a file on another host that is no NVMe-oF namespace
+   * connected here; its import_mem says MC_ENODEV): the next one (tcp,
+   * served by the target) carries the request instead.  Asked only when
+   * there is a next one; the answer is remembered per view. */
+  while (req->ncand > 1) {
+    void *ep, *rmem;
+    if (mc_view_route(req->view, e->set->t[req->tcand[0]], req->rbuf, &ep, &rmem) !=
+        MC_ENODEV)
+      break;
+    memmove(req->tcand, req->tcand + 1, (size_t)(req->ncand - 1) * sizeof req->tcand[0]);
+    req->ncand--;
+  }
   return req->ncand ? 0 : MC_ENOTSUP;
 }
 

@@ -39,6 +39,9 @@ struct mc_seg_view {
   mc_ep *eps[MC_MAX_TRANSPORTS];    /* local transport index -> endpoint */
   pthread_mutex_t lock;             /* guards connect/import creation */
   _Atomic(void *) *rmem;            /* [buffer * MC_MAX_TRANSPORTS + t] */
+  /* Same index: the transport's import_mem said MC_ENODEV (this host
+   * cannot reach that buffer through it), so it is not asked again. */
+  atomic_uchar *noreach;
   struct mc_segment *seg;
 };
 
@@ -128,6 +131,7 @@ static void view_free(mc_seg_view *v) {
   for (int t = 0; t < MC_MAX_TRANSPORTS; t++)
     ep_put(v->eps[t]);
   free((void *)v->rmem);
+  free((void *)v->noreach);
   pthread_mutex_destroy(&v->lock);
   mc_desc_free(v->desc);
   free(v);
@@ -166,7 +170,10 @@ static int view_build(mc_segment *s, mc_seg_view *prev, mc_seg_view **out) {
   v->rmem = d->nbuffers
                 ? calloc((size_t)d->nbuffers * MC_MAX_TRANSPORTS, sizeof *v->rmem)
                 : NULL;
-  if (d->nbuffers && !v->rmem) {
+  v->noreach = d->nbuffers
+                   ? calloc((size_t)d->nbuffers * MC_MAX_TRANSPORTS, sizeof *v->noreach)
+                   : NULL;
+  if (d->nbuffers && (!v->rmem || !v->noreach)) {
     mc_view_put(v);
     return MC_ENOMEM;
   }
@@ -375,6 +382,8 @@ int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
     *rmem = rm;
     return 0;
   }
+  if (atomic_load(&v->noreach[(size_t)rbuf * MC_MAX_TRANSPORTS + ti]))
+    return MC_ENODEV;
   mc_segments *e = v->seg->set;
   pthread_mutex_lock(&v->lock);
   int rc = 0;
@@ -419,6 +428,8 @@ int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
       MC_WARN(e->log, COMP, "%s: import of %s buffer 0x%llx failed: %s",
               t->plugin->name, v->desc->name, (unsigned long long)db->addr,
               mc_strerror(rc));
+      if (rc == MC_ENODEV)
+        atomic_store(&v->noreach[(size_t)rbuf * MC_MAX_TRANSPORTS + ti], 1);
       goto out;
     }
     atomic_store(slot, rm);

@@ -50,7 +50,9 @@ void mc_view_put(mc_seg_view *v);
 /* As mc_view_put, for completion context: a last reference is freed on the
  * job queue. */
 void mc_view_put_async(mc_seg_view *v);
-/* Endpoint and import for transport t in view v; creates them lazily. */
+/* Endpoint and import for transport t in view v; creates them lazily.
+ * MC_ENODEV when t's import_mem said this host cannot reach the buffer
+ * through t (remembered for the view: asked once). */
 int mc_view_route(mc_seg_view *v, mc_transport *t, long rbuf, void **ep,
                   void **rmem);
 

@@ -2,13 +2,15 @@
  *
  * Each connection is a state machine run by one io worker (tcp_iloop.c):
  * IDLE (no socket) -> CONNECTING -> HELLO (awaiting HELLO_ACK) -> READY.
- * submit() (tcp_ep.c) only queues slices (under the connection's lock) and
- * kicks the worker, which turns the queue into batches of up to TX_MAX
- * frames sent with one sendmsg each (header + local memory for WRITE), and
- * reads the in-order responses, several headers per recv, with READ
- * payloads received straight into local memory.  Everything else of the
- * connection (socket, in-flight ring, batch, input buffer) is the worker's
- * alone.
+ * submit() (tcp_ep.c) queues slices (under the connection's lock); the
+ * queue is turned into batches of up to TX_MAX frames sent with one
+ * sendmsg each (header + local memory for WRITE) by whoever holds the
+ * connection's txlock: the submitting thread itself when the connection is
+ * ready and has nothing half sent (tcp_conn_send_inline: no wake-up, no
+ * hand-off), else the worker, kicked.  The worker alone reads the in-order
+ * responses, several headers per recv, READ payloads straight into local
+ * memory (with the next header in the same call), and alone changes the
+ * socket (dial, drop: under txlock, so nobody is sending on it). 
  *
  * Failures: a socket error or EOF fails the in-flight slices (MC_EPEER, or
  * MC_ETIMEDOUT for those past their deadline); a slice past its deadline
@@ -71,15 +73,18 @@ static void start_dial(tcp_conn *c);
 /* Closes the socket and fails what was in flight: MC_ETIMEDOUT for slices
  * past their deadline, `st` for the others.  The batch being sent is
  * abandoned (its slices are in flight); its notifications fail.  When work
- * is still queued, dials again. */
-static void drop(tcp_conn *c, int st, int redial) {
+ * is still queued, dials again.  The caller holds txlock: no thread is
+ * sending on the socket it closes. */
+static void drop_locked(tcp_conn *c, int st, int redial) {
+  c->tx_ready = 0;
+  c->tx_err = 0;
   if (c->fd >= 0)
     close(c->fd); /* also leaves the epoll set */
   c->fd = -1;
   c->state = CS_IDLE;
   int64_t now = tcp_now_ms();
-  while (c->inf.count) {
-    tcp_item it = ring_pop(&c->inf);
+  while (inf_count(&c->inf)) {
+    tcp_item it = inf_pop(&c->inf);
     finish(c, &it, st == MC_ECANCELED ? st : now >= it.deadline ? MC_ETIMEDOUT : st);
   }
   for (uint32_t i = 0; i < c->tx_nnw; i++)
@@ -90,6 +95,12 @@ static void drop(tcp_conn *c, int st, int redial) {
   c->rx_in_payload = 0;
   if (redial && queued(c))
     start_dial(c);
+}
+
+static void drop(tcp_conn *c, int st, int redial) {
+  pthread_mutex_lock(&c->txlock);
+  drop_locked(c, st, redial);
+  pthread_mutex_unlock(&c->txlock);
 }
 
 static void dial_failed(tcp_conn *c, const char *why) {
@@ -209,7 +220,7 @@ static uint32_t build_batch(tcp_conn *c) {
       c->tx_iov[c->tx_niov++] = (struct iovec){(void *)(uintptr_t)it.laddr, (size_t)it.len};
     /* In flight before the first byte goes out: its response may come
      * back before the batch is all sent. */
-    ring_push(&c->inf, &it);
+    inf_push(&c->inf, &it);
     c->tx_frames++;
   }
   uint32_t popped = before - c->q.count;
@@ -219,8 +230,10 @@ static uint32_t build_batch(tcp_conn *c) {
   return popped;
 }
 
-/* Sends batches until the queue is empty or the socket is full. */
-static void tx_run(tcp_conn *c) {
+/* Sends batches until the queue is empty (0) or the socket is full (1);
+ * -1 when a send failed (tx_err is set: the worker drops the connection).
+ * The caller holds txlock and has seen tx_ready. */
+static int tx_send(tcp_conn *c) {
   for (;;) {
     if (!c->tx_frames) {
       uint32_t popped;
@@ -228,7 +241,7 @@ static void tx_run(tcp_conn *c) {
         popped = build_batch(c);
       while (popped && !c->tx_frames); /* all canceled or expired: next */
       if (!c->tx_frames)
-        return;
+        return 0;
     }
     while (c->tx_pos < c->tx_niov) {
       struct msghdr m = {.msg_iov = c->tx_iov + c->tx_pos,
@@ -238,9 +251,9 @@ static void tx_run(tcp_conn *c) {
         if (errno == EINTR)
           continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-          return; /* EPOLLOUT (edge) resumes */
-        drop(c, MC_EPEER, 1);
-        return;
+          return 1; /* EPOLLOUT (edge) resumes, on the worker */
+        c->tx_err = 1;
+        return -1;
       }
       size_t done = (size_t)k;
       while (c->tx_pos < c->tx_niov && done >= c->tx_iov[c->tx_pos].iov_len)
@@ -256,6 +269,24 @@ static void tx_run(tcp_conn *c) {
       resolve_notify(c, c->tx_nw[i], 0);
     c->tx_frames = c->tx_nnw = 0;
   }
+}
+
+/* The worker's send: after a kick or EPOLLOUT. */
+static void tx_run(tcp_conn *c) {
+  pthread_mutex_lock(&c->txlock);
+  if (c->tx_ready && (c->tx_err || tx_send(c) < 0))
+    drop_locked(c, MC_EPEER, 1);
+  pthread_mutex_unlock(&c->txlock);
+}
+
+int tcp_conn_send_inline(tcp_conn *c) {
+  if (pthread_mutex_trylock(&c->txlock))
+    return 0; /* the worker (or another submitter) is sending */
+  /* Only a ready connection with nothing half sent: a half-sent batch
+   * means the socket was full, and the worker waits for it to drain. */
+  int sent = c->tx_ready && !c->tx_err && !c->tx_frames && tx_send(c) == 0;
+  pthread_mutex_unlock(&c->txlock);
+  return sent;
 }
 
 static void proto_error(tcp_conn *c) {
@@ -284,6 +315,9 @@ static void rx_hello(tcp_conn *c) {
         c->state = CS_READY;
         c->attempts = 0;
         c->last_ms = tcp_now_ms();
+        pthread_mutex_lock(&c->txlock);
+        c->tx_ready = 1; /* from here submitters may send too */
+        pthread_mutex_unlock(&c->txlock);
         tx_run(c);
         return;
       }
@@ -316,14 +350,26 @@ static void rx_run(tcp_conn *c) {
   uint64_t turn = 0;
   for (;;) {
     if (c->rx_in_payload) {
-      tcp_item *it = ring_at(&c->inf, 0);
+      tcp_item *it = inf_head(&c->inf);
       uint8_t *dst = (uint8_t *)(uintptr_t)it->laddr + c->rx_payload_done;
-      ssize_t k = recv(c->fd, dst, (size_t)(it->len - c->rx_payload_done), MSG_DONTWAIT);
+      size_t want = (size_t)(it->len - c->rx_payload_done);
+      /* rx is empty while a payload arrives (what came with the header
+       * was consumed first): the same call reads the next response's
+       * header, so a stream of READs costs one system call per response
+       * and no payload byte goes through rx. */
+      struct iovec iov[2] = {{dst, want}, {c->rx, TCPW_HDR_SIZE}};
+      struct msghdr m = {.msg_iov = iov, .msg_iovlen = c->rx_len == 0 ? 2 : 1};
+      ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
       if (k > 0) {
+        if ((size_t)k > want) { /* the next header, or its first bytes */
+          c->rx_off = 0;
+          c->rx_len = (size_t)k - want;
+          k = (ssize_t)want;
+        }
         c->rx_payload_done += (uint64_t)k;
         turn += (uint64_t)k;
         if (c->rx_payload_done == it->len) {
-          tcp_item done = ring_pop(&c->inf);
+          tcp_item done = inf_pop(&c->inf);
           c->rx_in_payload = 0;
           finish(c, &done, 0);
         }
@@ -345,7 +391,13 @@ static void rx_run(tcp_conn *c) {
         memmove(c->rx, c->rx + c->rx_off, c->rx_len);
         c->rx_off = 0;
       }
-      ssize_t k = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
+      /* Several response headers per call; but a READ response's header
+       * alone, so that its payload is received straight into place (and
+       * the next header with it: above) rather than through rx. */
+      tcp_item *next = inf_count(&c->inf) ? inf_head(&c->inf) : NULL;
+      size_t want = next && next->op == MC_OP_READ ? TCPW_HDR_SIZE - c->rx_len
+                                                   : RX_CAP - c->rx_len;
+      ssize_t k = recv(c->fd, c->rx + c->rx_len, want, MSG_DONTWAIT);
       if (k > 0) {
         c->rx_len += (size_t)k;
         continue;
@@ -356,8 +408,10 @@ static void rx_run(tcp_conn *c) {
         return;
       /* EOF or error.  Nothing outstanding: the target closed an idle
        * connection; quietly gone, the next slice dials again. */
-      int idle = !c->inf.count && !c->tx_frames && !c->rx_len;
-      drop(c, MC_EPEER, 1);
+      pthread_mutex_lock(&c->txlock);
+      int idle = !inf_count(&c->inf) && !c->tx_frames && !c->rx_len;
+      drop_locked(c, MC_EPEER, 1);
+      pthread_mutex_unlock(&c->txlock);
       if (idle)
         TCP_LOG(c->ep->ctx, MC_LOG_DEBUG, "peer '%s' (conn%u) closed an idle connection",
                 c->ep->peer, c->idx);
@@ -369,7 +423,7 @@ static void rx_run(tcp_conn *c) {
       proto_error(c);
       return;
     }
-    tcp_item *head = c->inf.count ? ring_at(&c->inf, 0) : NULL;
+    tcp_item *head = inf_count(&c->inf) ? inf_head(&c->inf) : NULL;
     if (!head || head->seq != h.seq || head->len != h.len ||
         (head->op == MC_OP_READ) != (h.type == TCPW_READ_RESP)) {
       proto_error(c);
@@ -389,7 +443,7 @@ static void rx_run(tcp_conn *c) {
         continue;
       }
     }
-    tcp_item done = ring_pop(&c->inf);
+    tcp_item done = inf_pop(&c->inf);
     finish(c, &done, h.status);
   }
 }
@@ -414,7 +468,7 @@ void tcp_conn_io(tcp_conn *c, uint32_t events) {
   case CS_READY:
     if (!events || (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
       rx_run(c);
-    if (c->state == CS_READY && (events & EPOLLOUT) && c->tx_frames)
+    if (c->state == CS_READY && (events & EPOLLOUT))
       tx_run(c);
     return;
   default:
@@ -446,17 +500,23 @@ void tcp_conn_tick(tcp_conn *c, int64_t now) {
   default:
     break;
   }
-  if (c->inf.count) {
-    if (ring_at(&c->inf, 0)->deadline <= now)
+  if (inf_count(&c->inf)) {
+    if (inf_head(&c->inf)->deadline <= now)
       drop(c, MC_EPEER, 1); /* its response stream can no longer be trusted */
     return;
   }
   int idle = ctx->cfg.idle_timeout_ms;
-  if (idle > 0 && !c->tx_frames && now - c->last_ms >= idle / 2 && !queued(c)) {
+  if (idle <= 0 || now - c->last_ms < idle / 2)
+    return;
+  /* Under txlock: a submitter sending inline cannot slip a slice in
+   * between this look and the close. */
+  pthread_mutex_lock(&c->txlock);
+  if (!inf_count(&c->inf) && !c->tx_frames && !queued(c)) {
     TCP_LOG(ctx, MC_LOG_DEBUG, "closing idle connection to peer '%s' (conn%u)", c->ep->peer,
             c->idx);
-    drop(c, MC_EPEER, 0);
+    drop_locked(c, MC_EPEER, 0);
   }
+  pthread_mutex_unlock(&c->txlock);
 }
 
 void tcp_conn_detached(tcp_conn *c) {

@@ -34,6 +34,12 @@ int tcp_ep_notify(tcp_ep *ep, const void *msg, size_t len);
  * their real status. */
 int tcp_ep_cancel(tcp_ep *ep, uint64_t token);
 
+struct tcp_conn;
+/* A submitting thread's attempt to send a connection's queue itself: 1
+ * when it did (all of it went out), 0 when the worker must be kicked (the
+ * connection is not ready, busy, the socket is full, or a send failed). */
+int tcp_conn_send_inline(struct tcp_conn *c);
+
 /* Endpoint list linkage, owned by the ctx (under ctx->lock). */
 tcp_ep **tcp_ep_next(tcp_ep *ep);
 

@@ -45,6 +45,16 @@ typedef struct ring {
   uint32_t cap, head, count;
 } ring;
 
+/* The in-flight ring: pushed by the sender (whoever holds txlock: the
+ * worker, or a submitting thread sending inline), popped by the worker
+ * alone as responses arrive.  Single producer, single consumer; free-running
+ * counters over a power-of-two capacity. */
+typedef struct inf_ring {
+  tcp_item *v;
+  uint32_t cap;
+  atomic_uint head, tail;
+} inf_ring;
+
 typedef struct tcp_conn {
   tcp_ep *ep;
   uint32_t idx;
@@ -53,10 +63,13 @@ typedef struct tcp_conn {
   pthread_cond_t cond;  /* a notify wait resolved */
   ring q;               /* accepted, not yet in a batch */
   atomic_uint nslices;  /* slices queued or in flight: admission control */
-  /* The worker's alone: */
-  ring inf;             /* in a batch, awaiting their response, in order */
-  int fd, state, attempts;
-  int64_t dial_deadline, retry_at, last_ms;
+  /* The sending side: the socket's output, taken by the worker or (only
+   * with trylock) by a submitting thread that finds the connection ready
+   * and nothing half sent: it then sends its own slices at once, saving
+   * the worker's wake-up.  Lock order: txlock, then lock. */
+  pthread_mutex_t txlock;
+  int tx_ready;         /* READY and fd usable for sending */
+  int tx_err;           /* a send failed: the worker drops the connection */
   uint64_t next_seq;
   uint32_t tx_frames;   /* frames of the batch being sent (0: none) */
   int tx_niov, tx_pos;  /* its iovecs and the first not fully sent */
@@ -64,6 +77,11 @@ typedef struct tcp_conn {
   uint8_t tx_hdr[TX_MAX][TCPW_HDR_SIZE];
   notify_wait *tx_nw[TX_MAX];
   uint32_t tx_nnw;
+  inf_ring inf;         /* in a batch, awaiting their response, in order */
+  _Atomic int64_t last_ms; /* last progress, either direction */
+  /* The worker's alone (fd is changed only while tx_ready is 0): */
+  int fd, state, attempts;
+  int64_t dial_deadline, retry_at;
   size_t rx_len, rx_off; /* input: rx[rx_off, +rx_len) */
   uint64_t rx_payload_done; /* of the head item's READ payload; with rx_in_payload */
   int rx_in_payload;
@@ -80,6 +98,28 @@ struct tcp_ep {
   tcp_conn *conns;
   tcp_ep *next;
 };
+
+/* Consumer (worker) side: items in flight; the oldest; taking it. */
+static inline uint32_t inf_count(inf_ring *r) {
+  return atomic_load_explicit(&r->tail, memory_order_acquire) -
+         atomic_load_explicit(&r->head, memory_order_relaxed);
+}
+static inline tcp_item *inf_head(inf_ring *r) {
+  return &r->v[atomic_load_explicit(&r->head, memory_order_relaxed) & (r->cap - 1)];
+}
+static inline tcp_item inf_pop(inf_ring *r) {
+  uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+  tcp_item it = r->v[h & (r->cap - 1)];
+  atomic_store_explicit(&r->head, h + 1, memory_order_release);
+  return it;
+}
+/* Producer (txlock holder) side.  Never full: admission (nslices) keeps
+ * queued + in flight under max_inflight <= cap. */
+static inline void inf_push(inf_ring *r, const tcp_item *it) {
+  uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  r->v[t & (r->cap - 1)] = *it;
+  atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+}
 
 static inline tcp_item *ring_at(ring *r, uint32_t i) { return &r->v[(r->head + i) % r->cap]; }
 static inline void ring_push(ring *r, const tcp_item *it) {

@@ -18,7 +18,9 @@ static int conn_init(tcp_conn *c, tcp_ep *ep, uint32_t idx, uint32_t cap) {
   c->idx = idx;
   c->fd = -1;
   c->q.cap = cap + NOTIFY_SLOTS;
-  c->inf.cap = cap;
+  c->inf.cap = 1;
+  while (c->inf.cap < cap)
+    c->inf.cap <<= 1;
   c->q.v = calloc(c->q.cap, sizeof(tcp_item));
   c->inf.v = calloc(c->inf.cap, sizeof(tcp_item));
   if (!c->q.v || !c->inf.v) {
@@ -27,6 +29,7 @@ static int conn_init(tcp_conn *c, tcp_ep *ep, uint32_t idx, uint32_t cap) {
     return MC_ENOMEM;
   }
   pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->txlock, NULL);
   pthread_cond_init(&c->cond, NULL);
   tcp_iloop_bind(ep->ctx->iloop, &c->link, c);
   return 0;
@@ -34,6 +37,7 @@ static int conn_init(tcp_conn *c, tcp_ep *ep, uint32_t idx, uint32_t cap) {
 
 static void conn_free(tcp_conn *c) {
   pthread_cond_destroy(&c->cond);
+  pthread_mutex_destroy(&c->txlock);
   pthread_mutex_destroy(&c->lock);
   free(c->q.v);
   free(c->inf.v);
@@ -93,8 +97,10 @@ void tcp_ep_destroy(tcp_ep *ep, int status) {
 static int check_slice(const mc_slice *s) {
   const tcp_buf *l = s->local_mem;
   const tcp_rmem *r = s->remote_mem;
+  /* A local file range is address space, not memory (the core never
+   * hands one over: local_mem_kinds is CPU). */
   if ((s->op != MC_OP_READ && s->op != MC_OP_WRITE) || !l || !r || s->len == 0 ||
-      s->len > TCPW_MAX_IO)
+      s->len > TCPW_MAX_IO || l->fd >= 0)
     return MC_EINVAL;
   if (!tcpw_range_inside(s->local_addr, s->len, l->base, l->len) ||
       !tcpw_range_inside(s->remote_addr, s->len, r->base, r->len))
@@ -136,8 +142,10 @@ int tcp_ep_submit(tcp_ep *ep, const mc_slice *slices, uint32_t n, uint32_t *acce
   }
   if (held)
     pthread_mutex_unlock(&held->lock);
+  /* Each connection used: sent from this thread when it is ready and idle
+   * (no wake-up, no hand-off), else its worker is kicked. */
   for (uint32_t i = 0; i < ep->nconn; i++)
-    if (touched & (1ull << (i % 64)))
+    if ((touched & (1ull << (i % 64))) && !tcp_conn_send_inline(&ep->conns[i]))
       tcp_ilink_kick(&ep->conns[i].link);
   *accepted = acc;
   return acc == 0 && n > 0 ? MC_EAGAIN : 0;

@@ -11,9 +11,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tcp_file.h"
 #include "tcp_io.h"
 
 int sv_busy(const sv_conn *c) { return c->in_write || c->on > 0 || c->in_len > 0; }
@@ -22,6 +24,8 @@ static void out_reset(tcp_ctx *ctx, sv_conn *c) {
   for (uint32_t i = 0; i < c->onpin; i++)
     tcp_reg_release(&ctx->reg, c->opin[i]);
   c->on = c->oniov = c->opos = c->onpin = 0;
+  free(c->ofile);
+  c->ofile = NULL;
 }
 
 void sv_release(tcp_ctx *ctx, sv_conn *c) {
@@ -30,6 +34,8 @@ void sv_release(tcp_ctx *ctx, sv_conn *c) {
     tcp_reg_release(&ctx->reg, c->wpin);
   c->wpin = NULL;
   c->in_write = 0;
+  free(c->wfile);
+  c->wfile = NULL;
 }
 
 static void out_push(sv_conn *c, const tcpw_hdr *h, const void *payload, size_t plen,
@@ -98,12 +104,26 @@ static int write_more(tcp_ctx *ctx, sv_conn *c, char *scratch, uint64_t *bytes) 
   while (c->wleft) {
     size_t want = c->wdst ? (size_t)c->wleft
                           : (c->wleft < SV_SCRATCH ? (size_t)c->wleft : SV_SCRATCH);
-    ssize_t k = recv(c->fd, c->wdst ? (void *)c->wdst : scratch, want, MSG_DONTWAIT);
+    /* The input buffer is empty while a payload arrives (what came with
+     * the header was consumed first).  When this recv can take the whole
+     * rest, the next frame's header is read by the same call: a stream of
+     * WRITEs costs one system call per frame, not two, and no byte of a
+     * payload goes through the input buffer. */
+    struct iovec iov[2] = {{c->wdst ? (void *)c->wdst : scratch, want},
+                           {c->in, TCPW_HDR_SIZE}};
+    int chain = want == c->wleft && c->in_len == 0;
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = chain ? 2 : 1};
+    ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT);
     if (k > 0) {
+      size_t pk = (size_t)k < want ? (size_t)k : want;
       if (c->wdst)
-        c->wdst += k;
-      c->wleft -= (uint64_t)k;
-      *bytes += (uint64_t)k;
+        c->wdst += pk;
+      c->wleft -= (uint64_t)pk;
+      *bytes += (uint64_t)pk;
+      if ((size_t)k > pk) { /* the next header, or its first bytes */
+        c->in_off = 0;
+        c->in_len = (size_t)k - pk;
+      }
       c->last_ms = tcp_now_ms();
       continue;
     }
@@ -112,6 +132,12 @@ static int write_more(tcp_ctx *ctx, sv_conn *c, char *scratch, uint64_t *bytes) 
     if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return 1;
     return MC_EPEER;
+  }
+  if (c->wfile) { /* the whole payload of a WRITE into a file range */
+    c->wresp.status = tcp_file_write_end(ctx, c->wpin, c->peer, c->waddr, c->wfile,
+                                         c->wresp.len);
+    free(c->wfile);
+    c->wfile = NULL;
   }
   if (c->wpin)
     tcp_reg_release(&ctx->reg, c->wpin);
@@ -136,6 +162,13 @@ static int serve(tcp_ctx *ctx, sv_conn *c, const tcpw_hdr *h, char *scratch,
       log_refusal(ctx, c, h, rc);
       resp.status = rc;
       out_push(c, &resp, NULL, 0, NULL);
+    } else if (b->fd >= 0) { /* a file range: its bytes, read now */
+      void *data = NULL;
+      resp.status = tcp_file_read(ctx, b, c->peer, h->addr, h->len, &data);
+      tcp_reg_release(&ctx->reg, b);
+      out_push(c, &resp, data, resp.status ? 0 : (size_t)h->len, NULL);
+      c->ofile = data;
+      *bytes += resp.status ? 0 : h->len;
     } else {
       /* Pinned until the response is sent (out_send). */
       out_push(c, &resp, (const void *)(uintptr_t)h->addr, (size_t)h->len, b);
@@ -146,12 +179,22 @@ static int serve(tcp_ctx *ctx, sv_conn *c, const tcpw_hdr *h, char *scratch,
   case TCPW_WRITE: {
     consume(c, TCPW_HDR_SIZE);
     rc = tcp_reg_acquire(&ctx->reg, h->buf_id, h->secret, h->addr, h->len, &b);
-    if (rc)
+    void *file = NULL;
+    if (rc) {
       log_refusal(ctx, c, h, rc);
+    } else if (b->fd >= 0) { /* a file range: received whole, then written */
+      rc = tcp_file_write_begin(ctx, b, c->peer, h->len, &file);
+      if (rc) {
+        tcp_reg_release(&ctx->reg, b);
+        b = NULL;
+      }
+    }
     c->wresp = (tcpw_hdr){.type = TCPW_WRITE_RESP, .seq = h->seq, .len = h->len,
                           .status = rc};
+    c->wfile = file;
+    c->waddr = h->addr;
     /* A refused payload is drained, never stored in the target's memory. */
-    c->wdst = rc ? NULL : (uint8_t *)(uintptr_t)h->addr;
+    c->wdst = rc ? NULL : file ? (uint8_t *)file : (uint8_t *)(uintptr_t)h->addr;
     c->wpin = b;
     c->wleft = h->len;
     c->in_write = 1;
@@ -188,7 +231,7 @@ int sv_turn(tcp_ctx *ctx, sv_conn *c, char *scratch, int *again) {
   for (;;) {
     /* A full (or partly sent) response queue goes out before anything
      * new is read: the peer must read what it asked for. */
-    if (c->on >= SV_OUT_MAX || c->opos > 0) {
+    if (c->on >= SV_OUT_MAX || c->opos > 0 || c->ofile) {
       int rc = out_send(ctx, c);
       if (rc)
         return rc < 0 ? rc : 0;

@@ -43,11 +43,18 @@ typedef struct sv_conn {
   uint64_t wleft;
   tcp_buf *wpin;
   tcpw_hdr wresp;
+  /* ... a WRITE into a file range: the payload's buffer, written at waddr
+   * once whole (tcp_file.c). */
+  uint8_t *wfile;
+  uint64_t waddr;
   /* Responses not yet sent: on frames, oiov[opos..oniov) left. */
   uint32_t on, oniov, opos, onpin;
   uint8_t ohdr[SV_OUT_MAX][TCPW_HDR_SIZE];
   struct iovec oiov[2 * SV_OUT_MAX];
   tcp_buf *opin[SV_OUT_MAX];
+  /* The bytes of a READ of a file range, queued last: nothing more is
+   * read until it is sent, so a connection holds at most one. */
+  void *ofile;
 } sv_conn;
 
 /* One turn: sends what it can of pending responses, reads and serves

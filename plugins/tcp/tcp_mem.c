@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "mooncake/errors.h"
 #include "tcp_wire.h"
@@ -21,12 +22,19 @@ int tcp_reg_init(tcp_registry *r) {
   return 0;
 }
 
+static void buf_free(tcp_buf *b) {
+  if (b->fd >= 0)
+    close(b->fd);
+  free(b->path);
+  free(b);
+}
+
 void tcp_reg_fini(tcp_registry *r) {
   for (size_t i = 0; i < TCP_REG_BUCKETS; i++) {
     tcp_buf *b = r->buckets[i];
     while (b) {
       tcp_buf *n = b->next;
-      free(b);
+      buf_free(b);
       b = n;
     }
   }
@@ -49,16 +57,27 @@ int tcp_fill_random(uint8_t *p, size_t n) {
 }
 
 int tcp_reg_add(tcp_registry *r, uint64_t base, uint64_t len, tcp_buf **out) {
+  return tcp_reg_add_file(r, base, len, -1, 0, 0, NULL, out);
+}
+
+int tcp_reg_add_file(tcp_registry *r, uint64_t base, uint64_t len, int fd,
+                     uint64_t file_offset, int read_only, const char *path,
+                     tcp_buf **out) {
   tcp_buf *b = calloc(1, sizeof *b);
   if (!b)
     return MC_ENOMEM;
-  int rc = tcp_fill_random(b->secret, sizeof b->secret);
+  b->path = path ? strdup(path) : NULL;
+  int rc = path && !b->path ? MC_ENOMEM : tcp_fill_random(b->secret, sizeof b->secret);
   if (rc) {
+    free(b->path);
     free(b);
     return rc;
   }
   b->base = base;
   b->len = len;
+  b->fd = fd;
+  b->file_offset = file_offset;
+  b->read_only = read_only;
   pthread_mutex_lock(&r->lock);
   b->id = r->next_id++;
   tcp_buf **slot = &r->buckets[b->id % TCP_REG_BUCKETS];
@@ -79,7 +98,7 @@ void tcp_reg_remove(tcp_registry *r, tcp_buf *b) {
   while (b->active)
     pthread_cond_wait(&r->idle, &r->lock);
   pthread_mutex_unlock(&r->lock);
-  free(b);
+  buf_free(b);
 }
 
 /* Constant-time: the time taken does not depend on where bytes differ. */

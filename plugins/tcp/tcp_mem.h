@@ -16,6 +16,13 @@
 typedef struct tcp_buf {
   uint64_t id, base, len;
   uint8_t secret[16];
+  /* MC_MEM_FILE (tcp_file.c): served with pread/pwrite of this open file
+   * at file_offset + (addr - base); [base, +len) is address space the core
+   * reserved, never dereferenced.  fd -1 for memory. */
+  int fd;
+  int read_only;
+  uint64_t file_offset;
+  char *path;
   uint32_t active; /* accesses in progress; under the registry lock */
   struct tcp_buf *next;
 } tcp_buf;
@@ -32,7 +39,13 @@ int tcp_reg_init(tcp_registry *r);
 void tcp_reg_fini(tcp_registry *r);
 /* Registers [base, +len) with a fresh secret.  0, MC_ENOMEM or MC_EIO. */
 int tcp_reg_add(tcp_registry *r, uint64_t base, uint64_t len, tcp_buf **out);
-/* Unpublishes b, waits for its accesses to end, frees it. */
+/* The same for a file range: fd and path (copied) become the registry's,
+ * closed and freed by tcp_reg_remove (on failure the caller keeps fd). */
+int tcp_reg_add_file(tcp_registry *r, uint64_t base, uint64_t len, int fd,
+                     uint64_t file_offset, int read_only, const char *path,
+                     tcp_buf **out);
+/* Unpublishes b, waits for its accesses to end, frees it (closing a
+ * file range's descriptor). */
 void tcp_reg_remove(tcp_registry *r, tcp_buf *b);
 /* Checks a remote access and pins the buffer: MC_ERANGE for an unknown id
  * or a range outside the buffer, MC_EACCES for a wrong secret (compared in

@@ -14,6 +14,7 @@
 #include "mooncake/transport.h"
 #include "tcp_conn.h"
 #include "tcp_ctx.h"
+#include "tcp_file.h"
 #include "tcp_iloop.h"
 #include "tcp_server.h"
 #include "tcp_wire.h"
@@ -258,14 +259,17 @@ static int tcp_register_mem(void *vctx, const mc_mem_desc *d, void **mem, void *
   tcp_ctx *ctx = vctx;
   if (!ctx || !d || !mem || !rkey_len || d->len == 0 || d->addr + d->len < d->addr)
     return MC_EINVAL;
-  if (d->kind != MC_MEM_CPU)
+  /* Files are served to peers (tcp_file.c); path and file_offset exist
+   * from host ABI 1.3 on. */
+  int file = d->kind == MC_MEM_FILE && ctx->host->abi_minor >= 3;
+  if (d->kind != MC_MEM_CPU && !file)
     return MC_ENOTSUP;
   if (!rkey || *rkey_len < TCPW_RKEY_SIZE) {
     *rkey_len = TCPW_RKEY_SIZE;
     return MC_ENOSPC;
   }
   tcp_buf *b = NULL;
-  int rc = tcp_reg_add(&ctx->reg, d->addr, d->len, &b);
+  int rc = file ? tcp_file_register(ctx, d, &b) : tcp_reg_add(&ctx->reg, d->addr, d->len, &b);
   if (rc)
     return rc;
   tcpw_rkey k = {.buf_id = b->id, .base = b->base, .len = b->len};
@@ -420,7 +424,9 @@ static const mc_transport_ops tcp_ops = {
     .caps = MC_CAP_READ | MC_CAP_WRITE | MC_CAP_NOTIFY | MC_CAP_INTRA_NODE |
             MC_CAP_INTER_NODE | MC_CAP_OWN_THREADS | MC_CAP_MT_SUBMIT | MC_CAP_CANCEL,
     .local_mem_kinds = MC_MEM_CPU,
-    .remote_mem_kinds = MC_MEM_CPU,
+    /* Remote files: the target reads and writes them for the initiator
+     * (tcp_file.c), the fallback for hosts that cannot reach them. */
+    .remote_mem_kinds = MC_MEM_CPU | MC_MEM_FILE,
     .params = tcp_params,
     .param_info_size = sizeof(mc_param_info),
     .init = tcp_init,

@@ -49,12 +49,15 @@ static void store_dealloc(mcpy_store *self) {
 static PyObject *store_setup(mcpy_store *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"local_hostname", "metadata_server", "global_segment_size",
                            "local_buffer_size", "protocol", "rdma_devices",
-                           "master_server_addr", "engine", NULL};
+                           "master_server_addr", "engine", "enable_ssd_offload",
+                           "ssd_offload_path", NULL};
   const char *host, *md, *proto = "tcp", *dev = "", *master = "127.0.0.1:50051";
+  const char *ssd_path = "";
+  int ssd = 0;
   unsigned long long gseg = 16 << 20, lbuf = 16 << 20;
   PyObject *engine = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|KKzzzO:setup", kwlist, &host, &md, &gseg,
-                                   &lbuf, &proto, &dev, &master, &engine))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|KKzzzOpz:setup", kwlist, &host, &md, &gseg,
+                                   &lbuf, &proto, &dev, &master, &engine, &ssd, &ssd_path))
     return NULL;
   if (self->st) {
     mcpy_store_warn("setup", "(already set up; close() first)",
@@ -73,7 +76,14 @@ static PyObject *store_setup(mcpy_store *self, PyObject *args, PyObject *kw) {
                        .global_segment_size = gseg,
                        .local_buffer_size = lbuf,
                        .protocol = proto && *proto ? proto : "tcp",
-                       .device = dev && *dev ? dev : NULL};
+                       .device = dev && *dev ? dev : NULL,
+                       /* upstream's names: the SSD tier in ssd_offload_path */
+                       .ssd_offload_dir = ssd && ssd_path && *ssd_path ? ssd_path : NULL};
+  if (ssd && (!ssd_path || !*ssd_path)) {
+    mcpy_store_warn("setup", "(enable_ssd_offload needs ssd_offload_path)",
+                    MC_STORE_INVALID_PARAMS);
+    return PyLong_FromLong(MC_STORE_INVALID_PARAMS);
+  }
   mc_store *st = NULL;
   int rc;
   self->busy++;
@@ -129,7 +139,8 @@ PyMethodDef mcpy_store_type_methods[] = {
     {"setup", (PyCFunction)(void (*)(void))store_setup, METH_VARARGS | METH_KEYWORDS,
      "setup(local_hostname, metadata_server, global_segment_size=16MiB, "
      "local_buffer_size=16MiB, protocol='tcp', rdma_devices='', "
-     "master_server_addr='127.0.0.1:50051', engine=None) -> 0 or an error code"},
+     "master_server_addr='127.0.0.1:50051', engine=None, enable_ssd_offload=False, "
+     "ssd_offload_path='') -> 0 or an error code"},
     {"setup_dummy", (PyCFunction)(void (*)(void))store_setup_dummy,
      METH_VARARGS | METH_KEYWORDS, "not supported by mooncake-c (returns NOT_SUPPORTED)"},
     {"close", (PyCFunction)store_close, METH_NOARGS,

@@ -8,7 +8,8 @@
  *   mc-store [options] remove-regex REGEX
  *   mc-store [options] ls [REGEX]          keys and sizes, then pool figures
  *   mc-store [options] mount SIZE          contributes SIZE bytes; serves
- *                                          until SIGINT/SIGTERM
+ *                                          until SIGINT/SIGTERM (with
+ *                                          --ssd-offload-dir: and an SSD tier)
  * Exit status 0 on success, 1 on a store error (its name and reason on
  * stderr), 2 on a usage error. */
 #include <errno.h>
@@ -46,6 +47,9 @@ static void usage(FILE *f) {
           "  --force             remove/remove-regex even leased objects\n"
           "  --limit N           ls: at most N keys (default 1000)\n"
           "  --segment SIZE      bytes this command contributes while it runs (default 0)\n"
+          "  --ssd-offload-dir DIR  keep an SSD tier (objects evicted from memory) in DIR\n"
+          "  --ssd-offload-size SIZE  bytes of the SSD tier file (default 1G)\n"
+          "  --promotion-on-hit  a get served from an SSD tier puts the object back in memory\n"
           "  --help\n");
 }
 
@@ -121,6 +125,9 @@ int main(int argc, char **argv) {
       {"replicas", required_argument, 0, 'r'}, {"soft-pin", no_argument, 0, 's'},
       {"hard-pin", no_argument, 0, 'P'},       {"force", no_argument, 0, 'f'},
       {"limit", required_argument, 0, 'l'},    {"segment", required_argument, 0, 'S'},
+      {"ssd-offload-dir", required_argument, 0, 'D'},
+      {"ssd-offload-size", required_argument, 0, 'Z'},
+      {"promotion-on-hit", no_argument, 0, 'O'},
       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -140,6 +147,14 @@ int main(int argc, char **argv) {
         return 2;
       }
       break;
+    case 'D': cfg.ssd_offload_dir = optarg; break;
+    case 'Z':
+      if (!(cfg.ssd_offload_size = parse_size(optarg))) {
+        fprintf(stderr, "mc-store: --ssd-offload-size: bad size '%s'\n", optarg);
+        return 2;
+      }
+      break;
+    case 'O': cfg.promotion_on_hit = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -236,6 +251,11 @@ int main(int argc, char **argv) {
       fprintf(stderr, "# objects %" PRIu64 ", segments %" PRIu64 ", clients %" PRIu64
               ", used %" PRIu64 " of %" PRIu64 " bytes\n", s.objects, s.segments, s.clients,
               s.used, s.capacity);
+      mc_store_tier_stats t = {.struct_size = sizeof t};
+      if (mc_store_tier_stats_get(st, &t) == 0 && t.disk_capacity)
+        fprintf(stderr, "# SSD tier: used %" PRIu64 " of %" PRIu64 " bytes, offloaded %" PRIu64
+                " objects, %" PRIu64 " offloads pending\n", t.disk_used, t.disk_capacity,
+                t.offloaded_objects, t.pending_offloads);
     }
   } else if (!strcmp(cmd, "mount")) {
     struct sigaction sa = {.sa_handler = on_signal};

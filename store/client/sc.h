@@ -22,6 +22,7 @@
 typedef struct sc_replica {
   char segment[MC_NAME_MAX];
   uint64_t addr, size;
+  int disk; /* on an SSD tier */
 } sc_replica;
 
 /* One object's answer from PutStart or GetReplicaList. */
@@ -29,6 +30,7 @@ typedef struct sc_obj {
   int err;          /* MC_STORE_* for this key */
   uint64_t size;    /* value length */
   uint64_t lease_ttl_ms;
+  uint64_t version; /* GetReplicaList's */
   uint32_t n;       /* replicas */
   sc_replica r[MC_STORE_MAX_REPLICAS];
 } sc_obj;
@@ -82,7 +84,28 @@ struct mc_store {
   pthread_cond_t ping_cv;
   int stop;
   atomic_uint remounts; /* remounts done (tests read it through logs) */
+  /* SSD tier (sc_ssd.c); ssd_mode 0: none. */
+  int ssd_mode;            /* SC_SSD_FILE or SC_SSD_MMAP */
+  int ssd_fd;
+  char ssd_path[4096];
+  void *ssd_base;          /* the registered address (file range or mapping) */
+  uint64_t ssd_size;
+  uint8_t ssd_segment_id[16];
+  int promote_on_hit;
+  pthread_t ssd_thr;
+  int ssd_thr_started;
+  /* Held by the worker for each round (sync, copies, trims) and by the
+   * ping thread while it empties the tier and remounts it, so no round
+   * mixes ranges of the old and the new master. */
+  pthread_mutex_t ssd_mu;
+  int ssd_forget; /* under ssd_mu: drop reports meant for the old master */
+  uint64_t ssd_view; /* under ssd_mu: the master view the tier's ranges belong to */
+  atomic_uint_fast64_t n_read_mem, n_read_disk, n_promoted, n_offloaded, n_offload_failed,
+      n_trimmed;
 };
+
+#define SC_SSD_FILE 1
+#define SC_SSD_MMAP 2
 
 /* ---- errors (sc_err.c) ---- */
 /* Sets this thread's last-error line (fmt, then " (NAME)"); returns code. */
@@ -90,6 +113,29 @@ int sc_fail(int code, const char *fmt, ...) SC_FMT_(2, 3);
 /* MC_STORE_* for an engine MC_E* code; transfer != 0 for data movement
  * (else the master RPC). */
 int sc_from_mc(int mc_err, int transfer);
+
+/* ---- SSD tier (sc_ssd.c) ---- */
+/* Checks the directory, creates the tier file and registers it (no
+ * master call yet).  0 or MC_STORE_INVALID_PARAMS/NOT_SUPPORTED/... */
+int sc_ssd_open(mc_store *s, const char *dir, uint64_t size);
+/* Remounts (scm_mount) after NEED_REMOUNT or CLIENT_NOT_FOUND.  When the
+ * master's view changed since the tier was mounted (a restarted master
+ * kept none of its ranges) the whole file's space is released first; the
+ * ping thread and a put may both remount for one restart: only the first
+ * empties the tier. */
+int sc_ssd_remount(mc_store *s);
+/* Starts the offload worker (after the mount). */
+int sc_ssd_start(mc_store *s);
+/* Stops the worker (before the unmount). */
+void sc_ssd_stop(mc_store *s);
+/* Unregisters, closes and deletes the file. */
+void sc_ssd_close(mc_store *s);
+/* promotion_on_hit: writes value (size bytes at src; registered when
+ * zero_copy) of key, read from its disk replica at version, back into
+ * memory.  Best effort: 0 or an error, no last-error change wanted by the
+ * caller's get. */
+int sc_ssd_promote(mc_store *s, const char *key, uint64_t version, const void *src,
+                   uint64_t size, int zero_copy);
 
 /* ---- master (sc_master.c) ---- */
 int scm_open(mc_store *s, const char *target);
@@ -101,6 +147,8 @@ int scm_mount(mc_store *s, int remount);
 int scm_unmount(mc_store *s);
 /* Ping: *need_remount is set when the master asks for a remount. */
 int scm_ping(mc_store *s, int *need_remount);
+/* The master's view from the last Ping answer. */
+uint64_t scm_view(mc_store *s);
 /* PutStart/UpsertStart for n keys: out[i] gets the replicas to write or
  * the key's error.  Returns 0 or the error of the whole call. */
 int scm_put_start(mc_store *s, int upsert, const char *const *keys,
@@ -120,6 +168,26 @@ int64_t scm_remove_all(mc_store *s, int force);
 int64_t scm_list(mc_store *s, const char *regex, uint32_t limit, mc_store_list_fn fn,
                  void *arg);
 int scm_stats(mc_store *s, mc_store_stats *st);
+/* GetStats' SSD tier figures. */
+int scm_tier_stats(mc_store *s, mc_store_tier_stats *st);
+/* Mounts the SSD tier (disk segment). */
+int scm_mount_disk(mc_store *s);
+int scm_unmount_disk(mc_store *s);
+/* One task of an OffloadSync answer. */
+typedef struct sc_task {
+  uint64_t id;
+  sc_replica src, dst;
+} sc_task;
+typedef struct sc_trim {
+  uint64_t id, addr, size;
+} sc_trim;
+/* OffloadSync: reports done/failed/trimmed ids, receives up to max tasks
+ * and trims (*ntasks, *ntrims). */
+int scm_offload_sync(mc_store *s, const uint64_t *done, size_t ndone, const uint64_t *failed,
+                     size_t nfailed, const uint64_t *trimmed, size_t ntrimmed, uint32_t max,
+                     sc_task *tasks, uint32_t *ntasks, sc_trim *trims, uint32_t *ntrims);
+/* PromoteStart: the memory replicas to write (as PutStart). */
+int scm_promote_start(mc_store *s, const char *key, uint64_t version, sc_obj *out);
 
 /* ---- data movement (sc_xfer.c) ---- */
 /* A staging slot (blocks until one is free) and its release. */

@@ -66,8 +66,17 @@ static int make_engine(mc_store *s, const mc_store_config *c) {
       return sc_fail(rc == MC_EINVAL ? MC_STORE_INVALID_PARAMS : MC_STORE_TRANSFER_FAIL,
                      "create: transfer engine (MC_STORE_TRANSPORTS=%s): %s", env, errbuf);
   } else if (!strcmp(proto, "tcp")) {
-    o.transports = "tcp,shm";
-    rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    /* An SSD tier owner loads nvmeof too, which moves its tier file's
+     * bytes (mc_register_file); without that plugin the tier falls back
+     * to a mapping of the file (sc_ssd.c). */
+    if (c->ssd_offload_dir && *c->ssd_offload_dir) {
+      o.transports = "tcp,shm,nvmeof";
+      rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    }
+    if (rc) {
+      o.transports = "tcp,shm";
+      rc = mc_engine_create_ex(&o, &s->engine, errbuf, sizeof errbuf);
+    }
   }
   if (rc) {
     o.transports = proto;
@@ -160,7 +169,7 @@ static void *pinger(void *arg) {
     } else {
       failed = 0;
     }
-    if (!rc && need && scm_mount(s, 1) == 0)
+    if (!rc && need && (s->ssd_mode ? sc_ssd_remount(s) : scm_mount(s, 1)) == 0)
       atomic_fetch_add(&s->remounts, 1);
     pthread_mutex_lock(&s->ping_mu);
   }
@@ -177,6 +186,8 @@ int mc_store_create(const mc_store_config *cfg, mc_store **out) {
   mc_store *s = calloc(1, sizeof *s);
   if (!s)
     return sc_fail(MC_STORE_INTERNAL_ERROR, "create: out of memory");
+  s->ssd_fd = -1;
+  pthread_mutex_init(&s->ssd_mu, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->slot_mu, NULL);
   pthread_cond_init(&s->slot_cv, NULL);
@@ -196,6 +207,9 @@ int mc_store_create(const mc_store_config *cfg, mc_store **out) {
     rc = make_engine(s, &c);
   if (!rc)
     rc = make_memory(s, c.global_segment_size, c.local_buffer_size);
+  s->promote_on_hit = c.promotion_on_hit != 0;
+  if (!rc && c.ssd_offload_dir && *c.ssd_offload_dir)
+    rc = sc_ssd_open(s, c.ssd_offload_dir, c.ssd_offload_size);
   /* The first call tells whether the master is there at all. */
   if (!rc) {
     int need;
@@ -203,6 +217,10 @@ int mc_store_create(const mc_store_config *cfg, mc_store **out) {
   }
   if (!rc && s->seg_base)
     rc = scm_mount(s, 0);
+  if (!rc && s->ssd_mode)
+    rc = scm_mount_disk(s);
+  if (!rc && s->ssd_mode)
+    rc = sc_ssd_start(s);
   if (!rc) {
     if (pthread_create(&s->pinger, NULL, pinger, s))
       rc = sc_fail(MC_STORE_INTERNAL_ERROR, "create: cannot start the ping thread");
@@ -220,17 +238,22 @@ int mc_store_create(const mc_store_config *cfg, mc_store **out) {
 void mc_store_destroy(mc_store *s) {
   if (!s)
     return;
+  sc_ssd_stop(s);
   if (s->pinger_started) {
     pthread_mutex_lock(&s->ping_mu);
     s->stop = 1;
-    pthread_cond_signal(&s->ping_cv);
+    pthread_cond_broadcast(&s->ping_cv);
     pthread_mutex_unlock(&s->ping_mu);
     pthread_join(s->pinger, NULL);
-    /* Only a handle that mounted (it pinged) unmounts. */
+    /* Only a handle that mounted (it pinged) unmounts.  The SSD tier
+     * goes with it: the master drops the disk replicas there. */
     if (s->seg_base)
       scm_unmount(s);
+    if (s->ssd_mode)
+      scm_unmount_disk(s);
   }
   if (s->engine) {
+    sc_ssd_close(s);
     sc_segs_close(s);
     if (s->seg_base) {
       if (s->seg_shared) {
@@ -248,6 +271,7 @@ void mc_store_destroy(mc_store *s) {
   }
   scm_close(s);
   free(s->bufs);
+  pthread_mutex_destroy(&s->ssd_mu);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->slot_mu);
   pthread_cond_destroy(&s->slot_cv);
@@ -260,6 +284,28 @@ const char *mc_store_segment_name(const mc_store *s) { return s ? s->seg_name : 
 
 uint64_t mc_store_remount_count(const mc_store *s) {
   return s ? atomic_load(&((mc_store *)(uintptr_t)s)->remounts) : 0;
+}
+
+int mc_store_tier_stats_get(mc_store *s, mc_store_tier_stats *st) {
+  if (!s || !st)
+    return sc_fail(MC_STORE_INVALID_PARAMS, "tier_stats: NULL argument");
+  mc_store_tier_stats t = {.struct_size = sizeof t};
+  int rc = scm_tier_stats(s, &t);
+  if (rc)
+    return rc;
+  t.reads_memory = atomic_load(&s->n_read_mem);
+  t.reads_disk = atomic_load(&s->n_read_disk);
+  t.promotions = atomic_load(&s->n_promoted);
+  t.offloads_written = atomic_load(&s->n_offloaded);
+  t.offloads_failed = atomic_load(&s->n_offload_failed);
+  t.trims = atomic_load(&s->n_trimmed);
+  t.ssd_mode = s->ssd_mode;
+  size_t sz = st->struct_size ? st->struct_size : sizeof t;
+  if (sz < sizeof(uint32_t))
+    return sc_fail(MC_STORE_INVALID_PARAMS, "tier_stats: struct_size %zu too small", sz);
+  memcpy((char *)st + sizeof(uint32_t), (char *)&t + sizeof(uint32_t),
+         (sz < sizeof t ? sz : sizeof t) - sizeof(uint32_t));
+  return 0;
 }
 
 int mc_store_health_check(mc_store *s) {

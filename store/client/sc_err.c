@@ -2,6 +2,7 @@
  * line, and the mapping of engine (MC_E*) codes to store codes. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "mooncake/errors.h"
 #include "sc.h"
@@ -27,12 +28,16 @@ static _Thread_local char sc_last[512];
 const char *mc_store_last_error(void) { return sc_last; }
 
 int sc_fail(int code, const char *fmt, ...) {
+  /* Formatted aside first: callers pass the previous line
+   * (mc_store_last_error()) as an argument to wrap it. */
+  char line[sizeof sc_last];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(sc_last, sizeof sc_last, fmt, ap);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (n >= 0 && (size_t)n < sizeof sc_last - 24)
-    snprintf(sc_last + n, sizeof sc_last - (size_t)n, " (%s)", mc_store_errname(code));
+  if (n >= 0 && (size_t)n < sizeof line - 24)
+    snprintf(line + n, sizeof line - (size_t)n, " (%s)", mc_store_errname(code));
+  memcpy(sc_last, line, sizeof sc_last);
   return code;
 }
 

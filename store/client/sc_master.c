@@ -23,6 +23,9 @@ static void hdr(mc_store *s, Mcstore__RequestHeader *h) {
   mcs_header_set(h, s->client_id, s->token_len ? s->token : NULL, s->token_len);
 }
 
+static void take_replicas(sc_obj *o, Mcstore__ReplicaDesc **r, size_t n, uint64_t size);
+static void fill_cfg(Mcstore__ReplicateConfig *c, const mc_store_replicate_config *cfg);
+
 static int rpc_err(mc_store *s, const char *call, int rc, const mc_rpc_status *st) {
   return sc_fail(rc, "%s: master %s: %s", call, s->master->target,
                  st->message[0] ? st->message : mcs_strerror(rc));
@@ -68,19 +71,37 @@ static void seg_desc(mc_store *s, Mcstore__SegmentDesc *d) {
   d->host = s->hostname;
 }
 
+static void disk_desc(mc_store *s, Mcstore__SegmentDesc *d) {
+  mcstore__segment_desc__init(d);
+  d->id.data = s->ssd_segment_id;
+  d->id.len = sizeof s->ssd_segment_id;
+  d->name = s->seg_name;
+  d->base_address = (uint64_t)(uintptr_t)s->ssd_base;
+  d->size = s->ssd_size;
+  d->protocol = s->protocol;
+  d->host = s->hostname;
+  d->disk = 1;
+}
+
 int scm_mount(mc_store *s, int remount) {
   mc_rpc_status st;
-  Mcstore__SegmentDesc d;
-  Mcstore__SegmentDesc *dp = &d;
+  Mcstore__SegmentDesc d, dd;
+  Mcstore__SegmentDesc *dp[2];
+  size_t nd = 0;
   seg_desc(s, &d);
+  disk_desc(s, &dd);
+  if (s->seg_base)
+    dp[nd++] = &d;
+  if (s->ssd_mode)
+    dp[nd++] = &dd; /* a restarted master gets the SSD tier back (empty) */
   Mcstore__RequestHeader h;
   hdr(s, &h);
   int rc, code;
   if (remount) {
     Mcstore__ReMountSegmentRequest req = MCSTORE__RE_MOUNT_SEGMENT_REQUEST__INIT;
     req.header = &h;
-    req.n_segments = s->seg_base ? 1 : 0;
-    req.segments = &dp;
+    req.n_segments = nd;
+    req.segments = dp;
     Mcstore__ReMountSegmentResponse *resp = NULL;
     rc = SC_CALL(s, ReMountSegment, req, mcstore__re_mount_segment_response__descriptor, &resp);
     if (rc)
@@ -105,14 +126,38 @@ int scm_mount(mc_store *s, int remount) {
   return 0;
 }
 
-int scm_unmount(mc_store *s) {
+int scm_mount_disk(mc_store *s) {
+  mc_rpc_status st;
+  Mcstore__SegmentDesc d;
+  disk_desc(s, &d);
+  Mcstore__RequestHeader h;
+  hdr(s, &h);
+  Mcstore__MountSegmentRequest req = MCSTORE__MOUNT_SEGMENT_REQUEST__INIT;
+  req.header = &h;
+  req.segment = &d;
+  Mcstore__MountSegmentResponse *resp = NULL;
+  int rc = SC_CALL(s, MountSegment, req, mcstore__mount_segment_response__descriptor, &resp);
+  if (rc)
+    return rpc_err(s, "mount SSD tier", rc, &st);
+  int code = resp->code;
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  if (code == MC_STORE_NOT_SUPPORTED)
+    return sc_fail(code, "mount SSD tier %s: the master refuses SSD tiers "
+                   "(it runs with --enable_offload=false)", s->ssd_path);
+  if (code)
+    return sc_fail(code, "mount SSD tier %s (%llu bytes): the master refused: %s", s->ssd_path,
+                   (unsigned long long)s->ssd_size, mcs_strerror(code));
+  return 0;
+}
+
+static int unmount_id(mc_store *s, const uint8_t *id) {
   mc_rpc_status st;
   Mcstore__RequestHeader h;
   hdr(s, &h);
   Mcstore__UnmountSegmentRequest req = MCSTORE__UNMOUNT_SEGMENT_REQUEST__INIT;
   req.header = &h;
-  req.segment_id.data = s->segment_id;
-  req.segment_id.len = sizeof s->segment_id;
+  req.segment_id.data = (uint8_t *)(uintptr_t)id;
+  req.segment_id.len = 16;
   Mcstore__UnmountSegmentResponse *resp = NULL;
   int rc = SC_CALL(s, UnmountSegment, req, mcstore__unmount_segment_response__descriptor, &resp);
   if (rc)
@@ -120,6 +165,100 @@ int scm_unmount(mc_store *s) {
   int code = resp->code;
   protobuf_c_message_free_unpacked(&resp->base, NULL);
   return code ? sc_fail(code, "unmount %s: %s", s->seg_name, mcs_strerror(code)) : 0;
+}
+
+int scm_unmount(mc_store *s) { return unmount_id(s, s->segment_id); }
+int scm_unmount_disk(mc_store *s) { return unmount_id(s, s->ssd_segment_id); }
+
+/* A replica descriptor from the master into r; 0 or -1 when malformed. */
+static int take_one(const Mcstore__ReplicaDesc *d, sc_replica *r) {
+  if (!d || !d->segment_name || !*d->segment_name || strlen(d->segment_name) >= MC_NAME_MAX)
+    return -1;
+  snprintf(r->segment, sizeof r->segment, "%s", d->segment_name);
+  r->addr = d->address;
+  r->size = d->size;
+  r->disk = d->disk;
+  return 0;
+}
+
+int scm_offload_sync(mc_store *s, const uint64_t *done, size_t ndone, const uint64_t *failed,
+                     size_t nfailed, const uint64_t *trimmed, size_t ntrimmed, uint32_t max,
+                     sc_task *tasks, uint32_t *ntasks, sc_trim *trims, uint32_t *ntrims) {
+  mc_rpc_status st;
+  Mcstore__RequestHeader h;
+  hdr(s, &h);
+  Mcstore__OffloadSyncRequest req = MCSTORE__OFFLOAD_SYNC_REQUEST__INIT;
+  req.header = &h;
+  req.n_done = ndone;
+  req.done = (uint64_t *)(uintptr_t)done;
+  req.n_failed = nfailed;
+  req.failed = (uint64_t *)(uintptr_t)failed;
+  req.n_trimmed = ntrimmed;
+  req.trimmed = (uint64_t *)(uintptr_t)trimmed;
+  req.max_tasks = max;
+  Mcstore__OffloadSyncResponse *resp = NULL;
+  *ntasks = *ntrims = 0;
+  int rc = SC_CALL(s, OffloadSync, req, mcstore__offload_sync_response__descriptor, &resp);
+  if (rc)
+    return rpc_err(s, "OffloadSync", rc, &st);
+  int code = resp->code;
+  for (size_t i = 0; !code && i < resp->n_tasks && *ntasks < max; i++) {
+    Mcstore__OffloadTask *t = resp->tasks[i];
+    sc_task *o = &tasks[*ntasks];
+    o->id = t->task_id;
+    if (take_one(t->source, &o->src) == 0 && take_one(t->target, &o->dst) == 0)
+      (*ntasks)++;
+  }
+  for (size_t i = 0; !code && i < resp->n_trims && *ntrims < max; i++) {
+    Mcstore__DiskExtent *e = resp->trims[i];
+    trims[(*ntrims)++] = (sc_trim){e->id, e->address, e->size};
+  }
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return code ? sc_fail(code, "OffloadSync: %s", mcs_strerror(code)) : 0;
+}
+
+int scm_promote_start(mc_store *s, const char *key, uint64_t version, sc_obj *out) {
+  mc_rpc_status st;
+  Mcstore__RequestHeader h;
+  hdr(s, &h);
+  Mcstore__ReplicateConfig c;
+  fill_cfg(&c, NULL);
+  Mcstore__PromoteStartRequest req = MCSTORE__PROMOTE_START_REQUEST__INIT;
+  req.header = &h;
+  req.key = (char *)(uintptr_t)key;
+  req.version = version;
+  req.config = &c;
+  Mcstore__PutStartResponse *resp = NULL;
+  int rc = SC_CALL(s, PromoteStart, req, mcstore__put_start_response__descriptor, &resp);
+  if (rc)
+    return rpc_err(s, "PromoteStart", rc, &st);
+  out->err = resp->code;
+  take_replicas(out, resp->replicas, resp->n_replicas, 0);
+  if (!out->err && !out->n)
+    out->err = MC_STORE_NO_AVAILABLE_HANDLE;
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return out->err;
+}
+
+int scm_tier_stats(mc_store *s, mc_store_tier_stats *out) {
+  mc_rpc_status st;
+  Mcstore__RequestHeader h;
+  hdr(s, &h);
+  Mcstore__GetStatsRequest req = MCSTORE__GET_STATS_REQUEST__INIT;
+  req.header = &h;
+  Mcstore__GetStatsResponse *resp = NULL;
+  int rc = SC_CALL(s, GetStats, req, mcstore__get_stats_response__descriptor, &resp);
+  if (rc)
+    return rpc_err(s, "GetStats", rc, &st);
+  int code = resp->code;
+  if (!code) {
+    out->disk_capacity = resp->disk_capacity;
+    out->disk_used = resp->disk_used;
+    out->offloaded_objects = resp->offloaded_objects;
+    out->pending_offloads = resp->pending_offloads;
+  }
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return code ? sc_fail(code, "tier stats: %s", mcs_strerror(code)) : 0;
 }
 
 int scm_ping(mc_store *s, int *need_remount) {
@@ -140,6 +279,8 @@ int scm_ping(mc_store *s, int *need_remount) {
   return code ? sc_fail(code, "ping: %s", mcs_strerror(code)) : 0;
 }
 
+uint64_t scm_view(mc_store *s) { return atomic_load(&s->master->view_version); }
+
 /* Copies a replica list into o (complete ones for reads). */
 static void take_replicas(sc_obj *o, Mcstore__ReplicaDesc **r, size_t n, uint64_t size) {
   o->n = 0;
@@ -151,6 +292,7 @@ static void take_replicas(sc_obj *o, Mcstore__ReplicaDesc **r, size_t n, uint64_
     snprintf(d->segment, sizeof d->segment, "%s", r[i]->segment_name);
     d->addr = r[i]->address;
     d->size = r[i]->size;
+    d->disk = r[i]->disk;
     if (!o->size)
       o->size = d->size;
   }
@@ -293,6 +435,7 @@ int scm_get_replicas(mc_store *s, const char *const *keys, uint32_t n, sc_obj *o
       return rpc_err(s, "GetReplicaList", rc, &st);
     out[0].err = resp->code;
     out[0].lease_ttl_ms = resp->lease_ttl_ms;
+    out[0].version = resp->version;
     take_replicas(&out[0], resp->replicas, resp->n_replicas, 0);
     if (!out[0].err && !out[0].n)
       out[0].err = MC_STORE_OBJECT_NOT_FOUND;
@@ -318,6 +461,7 @@ int scm_get_replicas(mc_store *s, const char *const *keys, uint32_t n, sc_obj *o
     Mcstore__GetReplicaListResponse *r = resp->results[i];
     out[i].err = r->code;
     out[i].lease_ttl_ms = r->lease_ttl_ms;
+    out[i].version = r->version;
     take_replicas(&out[i], r->replicas, r->n_replicas, 0);
     if (!out[i].err && !out[i].n)
       out[i].err = MC_STORE_OBJECT_NOT_FOUND;

@@ -87,7 +87,10 @@ static int put_chunk(mc_store *s, const char *op, int upsert, const char *const 
     int unknown = 0;
     for (uint32_t j = 0; !rc && j < m; j++)
       unknown |= o[j].err == MC_STORE_CLIENT_NOT_FOUND;
-    if (unknown && scm_mount(s, 1) == 0) {
+    int need = 0;
+    if (unknown && s->ssd_mode)
+      (void)scm_ping(s, &need); /* the new master's view, for the tier */
+    if (unknown && (s->ssd_mode ? sc_ssd_remount(s) : scm_mount(s, 1)) == 0) {
       atomic_fetch_add(&s->remounts, 1);
       rc = scm_put_start(s, upsert, k, sz, m, cfg, o);
     }
@@ -221,16 +224,21 @@ static int read_range(mc_store *s, const sc_replica *r, uint64_t off, void *dst,
 /* Reads the ranges of object o (lease granted at t0) from the nearest
  * replica, trying the others when a read fails.  0 or an error. */
 static int read_obj(mc_store *s, const char *op, const char *key, const sc_obj *o,
-                    uint64_t t0, const mc_store_range *rg, uint32_t nr, int zero_copy) {
+                    uint64_t t0, const mc_store_range *rg, uint32_t nr, int zero_copy,
+                    int *from_disk) {
   uint32_t first = sc_pick(s, o);
   int rc = MC_STORE_TRANSFER_FAIL;
+  *from_disk = 0;
   for (uint32_t t = 0; t < o->n; t++) {
     const sc_replica *r = &o->r[(first + t) % o->n];
     rc = 0;
     for (uint32_t i = 0; i < nr && !rc; i++)
       rc = read_range(s, r, rg[i].offset, rg[i].dst, rg[i].len, zero_copy);
-    if (!rc)
+    if (!rc) {
+      *from_disk = r->disk;
+      atomic_fetch_add(r->disk ? &s->n_read_disk : &s->n_read_mem, 1);
       break;
+    }
   }
   if (rc)
     return sc_fail(rc, "%s '%s': no replica could be read (%u tried): %s", op, key, o->n,
@@ -286,8 +294,13 @@ static int64_t get_n(mc_store *s, const char *op, const char *const *keys,
                          "buffer %zu", op, keys[i], (unsigned long long)o[j].size, sizes[i]);
       } else {
         mc_store_range r = {0, o[j].size, dsts[i]};
-        int e = read_obj(s, op, keys[i], &o[j], t0, &r, 1, zero_copy);
+        int disk = 0;
+        int e = read_obj(s, op, keys[i], &o[j], t0, &r, 1, zero_copy, &disk);
         res[i] = e ? e : (int64_t)o[j].size;
+        /* promotion_on_hit: only a value no memory replica holds. */
+        if (!e && disk && s->promote_on_hit &&
+            sc_ssd_promote(s, keys[i], o[j].version, dsts[i], o[j].size, zero_copy) == 0)
+          atomic_fetch_add(&s->n_promoted, 1);
       }
     }
   }
@@ -340,11 +353,14 @@ int mc_store_get_alloc(mc_store *s, const char *key, void **value, size_t *size)
     return sc_fail(MC_STORE_INTERNAL_ERROR, "get_alloc '%s': no memory for %llu bytes", key,
                    (unsigned long long)o.size);
   mc_store_range r = {0, o.size, buf};
-  rc = read_obj(s, "get_alloc", key, &o, t0, &r, 1, 0);
+  int disk = 0;
+  rc = read_obj(s, "get_alloc", key, &o, t0, &r, 1, 0, &disk);
   if (rc) {
     free(buf);
     return rc;
   }
+  if (disk && s->promote_on_hit && sc_ssd_promote(s, key, o.version, buf, o.size, 0) == 0)
+    atomic_fetch_add(&s->n_promoted, 1);
   *value = buf;
   *size = o.size;
   return 0;
@@ -380,8 +396,48 @@ int64_t mc_store_get_into_ranges(mc_store *s, const char *key, const mc_store_ra
                      (unsigned long long)o.size);
     total += (int64_t)ranges[i].len;
   }
-  rc = read_obj(s, "get_into_ranges", key, &o, t0, ranges, n, 1);
+  int disk;
+  rc = read_obj(s, "get_into_ranges", key, &o, t0, ranges, n, 1, &disk);
   return rc ? rc : total;
+}
+
+int sc_ssd_promote(mc_store *s, const char *key, uint64_t version, const void *src,
+                   uint64_t size, int zero_copy) {
+  sc_obj o;
+  memset(&o, 0, sizeof o);
+  int rc = scm_promote_start(s, key, version, &o);
+  if (rc)
+    return rc; /* in memory already, changed, or no room: nothing to do */
+  for (uint32_t i = 0; i < o.n; i++)
+    if (o.r[i].size != size)
+      rc = MC_STORE_INVALID_REPLICA;
+  if (!rc)
+    rc = write_obj(s, &o, src, size, zero_copy);
+  int fin = 0;
+  scm_put_finish(s, 0, rc == 0, &key, 1, &fin);
+  return rc ? rc : fin;
+}
+
+int mc_store_replica_tiers(mc_store *s, const char *key, uint32_t *memory, uint32_t *disk) {
+  if (!s)
+    return sc_fail(MC_STORE_INVALID_PARAMS, "replica_tiers: NULL store");
+  int rc = sc_check_key("replica_tiers", key);
+  if (rc)
+    return rc;
+  sc_obj o;
+  rc = scm_get_replicas(s, &key, 1, &o);
+  if (!rc && o.err)
+    rc = sc_fail(o.err, "replica_tiers '%s': %s", key, mc_store_strerror(o.err));
+  if (rc)
+    return rc;
+  uint32_t nm = 0, nd = 0;
+  for (uint32_t i = 0; i < o.n; i++)
+    o.r[i].disk ? nd++ : nm++;
+  if (memory)
+    *memory = nm;
+  if (disk)
+    *disk = nd;
+  return 0;
 }
 
 /* ---- queries and removal ---- */

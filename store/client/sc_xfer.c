@@ -61,9 +61,13 @@ int sc_registered(mc_store *s, const void *p, size_t len) {
 }
 
 int sc_is_local(mc_store *s, const sc_replica *r) {
-  return s->seg_base && strcmp(r->segment, s->seg_name) == 0 &&
-         inside((uintptr_t)s->seg_base, s->seg_size, (void *)(uintptr_t)r->addr,
-                r->size);
+  if (strcmp(r->segment, s->seg_name) != 0)
+    return 0;
+  if (r->disk) /* this client's tier: addressable when it is a mapping */
+    return s->ssd_mode == SC_SSD_MMAP &&
+           inside((uintptr_t)s->ssd_base, s->ssd_size, (void *)(uintptr_t)r->addr, r->size);
+  return s->seg_base && inside((uintptr_t)s->seg_base, s->seg_size,
+                               (void *)(uintptr_t)r->addr, r->size);
 }
 
 /* The host part of "host:port". */
@@ -73,12 +77,21 @@ static size_t host_len(const char *name) {
 }
 
 uint32_t sc_pick(mc_store *s, const sc_obj *o) {
+  /* Memory replicas first (local, same host, any); a disk replica only
+   * when no memory one is left. */
   for (uint32_t i = 0; i < o->n; i++)
-    if (sc_is_local(s, &o->r[i]))
+    if (!o->r[i].disk && sc_is_local(s, &o->r[i]))
       return i;
   size_t hl = host_len(s->seg_name);
   for (uint32_t i = 0; i < o->n; i++)
-    if (host_len(o->r[i].segment) == hl && !strncmp(o->r[i].segment, s->seg_name, hl))
+    if (!o->r[i].disk && host_len(o->r[i].segment) == hl &&
+        !strncmp(o->r[i].segment, s->seg_name, hl))
+      return i;
+  for (uint32_t i = 0; i < o->n; i++)
+    if (!o->r[i].disk)
+      return i;
+  for (uint32_t i = 0; i < o->n; i++)
+    if (sc_is_local(s, &o->r[i]))
       return i;
   return 0;
 }

@@ -229,6 +229,7 @@ void mcs_alloc_put(mcs_alloc *a, mcs_block *b) {
 }
 
 uint64_t mcs_alloc_used(const mcs_alloc *a) { return a->used; }
+uint64_t mcs_alloc_block_size(const mcs_block *b) { return b->size; }
 uint64_t mcs_alloc_capacity(const mcs_alloc *a) { return a->capacity; }
 uint64_t mcs_alloc_free_ranges(const mcs_alloc *a) { return a->nfree; }
 

@@ -34,6 +34,9 @@ mcs_block *mcs_alloc_get(mcs_alloc *a, uint64_t size, uint64_t *offset);
 /* Returns a block of this allocator. */
 void mcs_alloc_put(mcs_alloc *a, mcs_block *b);
 
+/* The (rounded) size of an allocated block: stable until it is put back. */
+uint64_t mcs_alloc_block_size(const mcs_block *b);
+
 /* Bytes reserved (rounded sizes), capacity, largest free range. */
 uint64_t mcs_alloc_used(const mcs_alloc *a);
 uint64_t mcs_alloc_capacity(const mcs_alloc *a);

@@ -63,6 +63,7 @@ int mcs_master_create(const mcs_master_config *cfg, mcs_master **out) {
   pthread_rwlock_init(&m->seg_lock, &ra);
   pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&m->evict_mu, NULL);
+  pthread_mutex_init(&m->off_mu, NULL);
   pthread_mutex_init(&m->wake_mu, NULL);
   pthread_cond_init(&m->wake, NULL);
   *out = m;
@@ -87,7 +88,7 @@ static void *evict_main(void *arg) {
   mcs_master *m = arg;
   int wait = 10;
   while (nap(m, wait)) {
-    double cap = (double)atomic_load(&m->capacity), used = (double)mcs_used(m);
+    double cap = (double)atomic_load(&m->capacity), used = (double)mcs_used_net(m);
     int over = cap > 0 && used > m->cfg.eviction_high_watermark_ratio * cap;
     uint64_t freed = over ? mcs_evict(m, 0) : 0;
     /* Over the watermark with nothing evictable (all leased or pinned):
@@ -103,6 +104,7 @@ static void *monitor_main(void *arg) {
   while (nap(m, 100)) {
     mcs_expire_clients(m);
     mcs_reclaim(m);
+    mcs_offload_expire(m);
     uint64_t now = mcs_now_ns();
     if (m->cfg.enable_metric_reporting && m->cfg.log_stats_interval_s > 0 &&
         now - last_log >= (uint64_t)m->cfg.log_stats_interval_s * 1000000000ull) {
@@ -150,7 +152,9 @@ void mcs_master_destroy(mcs_master *m) {
     pthread_join(m->evict_thr, NULL);
     pthread_join(m->monitor_thr, NULL);
   }
-  /* Objects first (they hold segment references), then segments. */
+  /* Tasks and trims, objects (they hold segment references), then
+   * segments. */
+  mcs_offload_fini(m);
   for (int i = 0; i < MCS_SHARDS; i++) {
     mcs_shard *sh = &m->shards[i];
     for (mcs_deferred *d = sh->deferred, *nx; d; d = nx) {
@@ -164,6 +168,10 @@ void mcs_master_destroy(mcs_master *m) {
         nx = o->hnext;
         for (int r = 0; r < o->nrep; r++)
           mcs_seg_unref(o->rep[r].seg);
+        if (o->has_disk)
+          mcs_seg_unref(o->disk.seg);
+        if (o->off_id)
+          mcs_seg_unref(o->off_rep.seg);
         if (o->pend) {
           for (int r = 0; r < o->pend->nrep; r++)
             mcs_seg_unref(o->pend->rep[r].seg);
@@ -187,6 +195,7 @@ void mcs_master_destroy(mcs_master *m) {
   }
   pthread_rwlock_destroy(&m->seg_lock);
   pthread_mutex_destroy(&m->evict_mu);
+  pthread_mutex_destroy(&m->off_mu);
   pthread_mutex_destroy(&m->wake_mu);
   pthread_cond_destroy(&m->wake);
   free(m);

@@ -40,6 +40,7 @@ typedef struct mcs_segment {
   char host[MCS_MAX_NAME_LEN + 1];
   char protocol[MCS_MAX_NAME_LEN + 1];
   uint64_t base, size;
+  int disk; /* an SSD tier: only offloaded objects go there */
   pthread_mutex_t mu; /* guards alloc, dying */
   mcs_alloc *alloc;
   int dying;
@@ -60,6 +61,7 @@ typedef struct mcs_pending {
   uint8_t cid[MCS_CLIENT_ID_LEN];
   uint64_t start_ns, size, soft_pin_ms;
   uint8_t nrep, upsert, hard_pin, soft_pin;
+  uint8_t promote; /* PromoteStart: the replicas join the disk one */
   mcs_rep rep[MCS_MAX_REPLICAS];
 } mcs_pending;
 
@@ -69,9 +71,13 @@ typedef struct mcs_obj {
   struct mcs_obj *pend_prev, *pend_next; /* linked while pend != NULL */
   uint64_t hash, size;
   uint64_t last_access_ns, lease_until_ns, soft_pin_until_ns;
-  mcs_rep *rep;
+  mcs_rep *rep;       /* memory replicas */
   mcs_pending *pend;
-  uint8_t nrep, hard_pin;
+  uint64_t version;   /* from m->version_seq at each new value */
+  mcs_rep disk;       /* the disk replica, when has_disk */
+  mcs_rep off_rep;    /* the disk range being written, when off_id != 0 */
+  uint64_t off_id;    /* the offload task under way (0: none) */
+  uint8_t nrep, hard_pin, has_disk;
   uint32_t klen;
   char key[];
 } mcs_obj;
@@ -108,6 +114,22 @@ typedef struct mcs_client_shard {
   mcs_client *head;
 } __attribute__((aligned(64))) mcs_client_shard;
 
+/* An offload task queued for (or handed to) a disk segment's owner. */
+typedef struct mcs_task {
+  struct mcs_task *next;
+  uint64_t id, hash, queued_ns, handed_ns; /* handed_ns 0: not handed out */
+  uint8_t owner[MCS_CLIENT_ID_LEN];
+  uint32_t klen;
+  char key[];
+} mcs_task;
+
+/* A freed disk range waiting for its owner to release the file space. */
+typedef struct mcs_trim {
+  struct mcs_trim *next;
+  uint64_t id, handed_ns;
+  mcs_rep rep;
+} mcs_trim;
+
 typedef struct mcs_master {
   mcs_master_config cfg;
   uint64_t view_version;
@@ -123,6 +145,14 @@ typedef struct mcs_master {
   mcs_segment *by_name[MCS_NAME_BUCKETS];
 
   atomic_uint_fast64_t capacity, nclients;
+  /* SSD tier (offload.c) */
+  atomic_uint_fast64_t disk_capacity, offloaded, pending_offloads, version_seq;
+  atomic_uint_fast64_t pending_offload_bytes; /* memory an offload under way will free */
+  atomic_uint ndisk; /* disk segments mounted */
+  pthread_mutex_t off_mu; /* guards the lists below; taken after a shard lock */
+  mcs_task *tasks;
+  mcs_trim *trims;
+  uint64_t next_id;
   atomic_uint_fast64_t evicted, expired_clients;
 
   /* background: eviction (10 ms), liveness + releases (100 ms) */
@@ -149,6 +179,7 @@ typedef struct mcs_rep_out {
   mcs_segment *seg;
   uint64_t addr, size;
   int status; /* MCSTORE__REPLICA_STATUS__* */
+  int disk;   /* on a disk segment */
 } mcs_rep_out;
 
 uint64_t mcs_now_ns(void);
@@ -176,14 +207,30 @@ void mcs_ping(mcs_master *m, const uint8_t *cid, uint64_t seen_view, int *status
 void mcs_client_touch(mcs_master *m, const uint8_t *cid, int remounted);
 int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char *name,
               const char *host, const char *protocol, uint64_t base, uint64_t size);
+/* As mcs_mount; disk != 0 mounts an SSD tier segment (NOT_SUPPORTED when
+ * the master runs with --enable_offload=false). */
+int mcs_mount_ex(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char *name,
+                 const char *host, const char *protocol, uint64_t base, uint64_t size,
+                 int disk);
 int mcs_unmount(mcs_master *m, const uint8_t *cid, const uint8_t *sid);
 void mcs_seg_unref(mcs_segment *s);
 void mcs_reps_release(mcs_rep_out *r, int n);
-/* Chooses and reserves up to want replicas of size bytes; returns how many. */
+/* Chooses and reserves up to want replicas of size bytes (memory
+ * segments); returns how many. */
 int mcs_place(mcs_master *m, const mcs_put_cfg *cfg, uint64_t size, mcs_rep *out);
+/* Reserves size bytes in a disk segment; 0 or -1 when none has room. */
+int mcs_place_disk(mcs_master *m, uint64_t size, mcs_rep *out);
+/* Frees a replica's space.  A disk range is not reusable at once: it goes
+ * to the trim list until its owner released the file space. */
 void mcs_rep_free(mcs_master *m, mcs_rep *r);
-/* Bytes reserved in the mounted segments. */
+/* Returns the range to its allocator now (a trim acknowledged). */
+void mcs_rep_free_now(mcs_master *m, mcs_rep *r);
+/* Bytes reserved in the mounted memory segments (disk ones: disk != 0). */
 uint64_t mcs_used(mcs_master *m);
+uint64_t mcs_disk_used(mcs_master *m);
+/* mcs_used less what the offloads under way will free: eviction aims at
+ * this, so it does not queue more while copies are in flight. */
+uint64_t mcs_used_net(mcs_master *m);
 /* Objects and pending puts (each shard locked in turn). */
 void mcs_counts(mcs_master *m, uint64_t *objects, uint64_t *pending);
 /* Size of the largest mounted segment (0 when none). */
@@ -199,6 +246,14 @@ int mcs_put_end(mcs_master *m, const uint8_t *cid, const char *key, size_t klen)
 int mcs_put_revoke(mcs_master *m, const uint8_t *cid, const char *key, size_t klen);
 int mcs_get_replicas(mcs_master *m, const char *key, size_t klen, mcs_rep_out *out,
                      int *nout);
+/* As mcs_get_replicas, also giving the value's version.  Memory replicas
+ * come first, the disk replica (if any) last. */
+int mcs_get_replicas_v(mcs_master *m, const char *key, size_t klen, mcs_rep_out *out,
+                       int *nout, uint64_t *version);
+/* PromoteStart: memory replicas for an object only on disk, as a pending
+ * put of cid finished by mcs_put_end/mcs_put_revoke. */
+int mcs_promote_start(mcs_master *m, const uint8_t *cid, const char *key, size_t klen,
+                      uint64_t version, const mcs_put_cfg *cfg, mcs_rep_out *out, int *nout);
 int mcs_exist(mcs_master *m, const char *key, size_t klen, int *exists);
 int mcs_remove(mcs_master *m, const char *key, size_t klen, int force);
 /* Removes matching (regex) or all (regex NULL) removable objects. */
@@ -216,5 +271,43 @@ void mcs_reclaim(mcs_master *m);
 /* One eviction round if usage passes the watermark, or need bytes (>0)
  * must be made free; returns bytes freed. */
 uint64_t mcs_evict(mcs_master *m, uint64_t need);
+
+/* ---- SSD tier (offload.c; the object side in objects.c) ---- */
+/* Queues task id for key (called with its shard locked). */
+void mcs_offload_queue(mcs_master *m, uint64_t id, uint64_t hash, const char *key,
+                       size_t klen, const uint8_t *owner);
+/* The object side of a task: describes its source and target (0), or says
+ * it is stale (-1). */
+int mcs_offload_describe(mcs_master *m, uint64_t id, uint64_t hash, const char *key,
+                         size_t klen, mcs_rep_out *src, mcs_rep_out *dst);
+/* Ends task id: ok records the disk replica and frees the memory ones;
+ * else the disk range is given back. */
+void mcs_offload_finish(mcs_master *m, uint64_t id, uint64_t hash, const char *key,
+                        size_t klen, int ok);
+/* A task handed to a client. */
+typedef struct mcs_task_out {
+  uint64_t id;
+  char *key; /* malloc'd */
+  mcs_rep_out src, dst;
+} mcs_task_out;
+/* A trim handed to a client (holds a segment reference). */
+typedef struct mcs_trim_out {
+  uint64_t id;
+  mcs_segment *seg;
+  uint64_t addr, size;
+} mcs_trim_out;
+/* One OffloadSync of client cid: applies done/failed/trimmed, then hands
+ * out up to max tasks and max trims of cid's disk segments. */
+int mcs_offload_sync(mcs_master *m, const uint8_t *cid, const uint64_t *done, size_t ndone,
+                     const uint64_t *failed, size_t nfailed, const uint64_t *trimmed,
+                     size_t ntrimmed, uint32_t max, mcs_task_out *tasks, int *ntasks,
+                     mcs_trim_out *trims, int *ntrims);
+void mcs_task_out_release(mcs_task_out *t, int n);
+void mcs_trim_out_release(mcs_trim_out *t, int n);
+/* Fails tasks older than the offload timeout, drops trims of gone
+ * segments (monitor). */
+void mcs_offload_expire(mcs_master *m);
+/* Frees the lists (destroy). */
+void mcs_offload_fini(mcs_master *m);
 
 #endif

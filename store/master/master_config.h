@@ -32,6 +32,8 @@ typedef struct mcs_master_config {
   char config_path[512];
   int log_stats_interval_s;              /* summary line period; 0: never */
   int enable_ha, enable_snapshot, enable_offload, enable_http_metadata_server;
+  int offload_on_evict;                  /* evict to an SSD tier when one is mounted */
+  uint64_t offload_task_timeout_ms;      /* an unreported offload task is given up */
 } mcs_master_config;
 
 /* Upstream's defaults. */

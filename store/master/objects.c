@@ -56,6 +56,9 @@ static int grow(mcs_shard *sh) {
   return 0;
 }
 
+/* Readable: a complete replica in memory or on disk. */
+static int readable(const mcs_obj *o) { return o->nrep || o->has_disk; }
+
 /* ---- intrusive lists ---- */
 
 static void lru_unlink(mcs_shard *sh, mcs_obj *o) {
@@ -130,6 +133,26 @@ static void drop_pending(mcs_master *m, mcs_shard *sh, mcs_obj *o, uint64_t at_n
   o->pend = NULL;
 }
 
+/* Gives up o's offload under way (the task in the queue becomes stale;
+ * the range is trimmed by its owner, who does tasks and trims in order). */
+static void cancel_offload(mcs_master *m, mcs_obj *o) {
+  if (!o->off_id)
+    return;
+  mcs_rep_free(m, &o->off_rep);
+  o->off_id = 0;
+  atomic_fetch_sub(&m->pending_offloads, 1);
+  atomic_fetch_sub(&m->pending_offload_bytes, o->size);
+}
+
+/* Drops o's disk replica (freed when its lease ends) and any offload. */
+static void drop_disk(mcs_master *m, mcs_shard *sh, mcs_obj *o) {
+  if (o->has_disk) {
+    release_reps(m, sh, &o->disk, 1, o->lease_until_ns);
+    o->has_disk = 0;
+  }
+  cancel_offload(m, o);
+}
+
 /* Unlinks and frees o with all its replicas (complete ones freed when
  * their lease ends). */
 static void erase(mcs_master *m, mcs_shard *sh, mcs_obj *o, uint64_t pend_release_at) {
@@ -142,6 +165,7 @@ static void erase(mcs_master *m, mcs_shard *sh, mcs_obj *o, uint64_t pend_releas
     lru_unlink(sh, o);
     release_reps(m, sh, o->rep, o->nrep, o->lease_until_ns);
   }
+  drop_disk(m, sh, o);
   if (o->pend)
     drop_pending(m, sh, o, pend_release_at);
   free(o->rep);
@@ -162,6 +186,7 @@ static void fill_out(const mcs_rep *r, int n, uint64_t size, int status, mcs_rep
     out[i].addr = r[i].seg->base + r[i].off;
     out[i].size = size;
     out[i].status = status;
+    out[i].disk = r[i].seg->disk;
   }
 }
 
@@ -175,11 +200,11 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
   int rc = 0;
   pthread_mutex_lock(&sh->mu);
   mcs_obj *o = find(sh, h, key, klen);
-  if (o && o->nrep && !upsert) {
+  if (o && readable(o) && !upsert) {
     rc = MCSTORE__ERROR_CODE__OBJECT_ALREADY_EXISTS;
     goto out;
   }
-  if (o && o->nrep && o->hard_pin) {
+  if (o && readable(o) && o->hard_pin) {
     rc = MCSTORE__ERROR_CODE__INVALID_WRITE; /* hard-pinned values are immutable */
     goto out;
   }
@@ -201,7 +226,7 @@ static int put_start_once(mcs_master *m, const uint8_t *cid, const char *key, si
   int n = mcs_place(m, cfg, size, p->rep);
   if (n == 0) {
     free(p);
-    if (o && !o->nrep && !o->pend)
+    if (o && !readable(o) && !o->pend)
       erase(m, sh, o, 0); /* it held only the put just pre-empted */
     rc = MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE;
     goto out;
@@ -297,11 +322,16 @@ int mcs_put_end(mcs_master *m, const uint8_t *cid, const char *key, size_t klen)
       free(o->rep);
       o->rep = reps;
       o->nrep = p->nrep;
-      o->size = p->size;
-      o->hard_pin = p->hard_pin;
-      o->soft_pin_until_ns = p->soft_pin ? now + p->soft_pin_ms * MS : 0;
-      o->lease_until_ns = 0;
       o->last_access_ns = now;
+      if (!p->promote) {
+        /* A new value: the disk copy of the old one goes too. */
+        drop_disk(m, sh, o);
+        o->size = p->size;
+        o->hard_pin = p->hard_pin;
+        o->soft_pin_until_ns = p->soft_pin ? now + p->soft_pin_ms * MS : 0;
+        o->lease_until_ns = 0;
+        o->version = atomic_fetch_add(&m->version_seq, 1) + 1;
+      }
       lru_push(sh, o);
       pend_unlink(m, sh, o);
       free(p);
@@ -323,18 +353,77 @@ int mcs_put_revoke(mcs_master *m, const uint8_t *cid, const char *key, size_t kl
   if (o) {
     /* The writer says it stopped writing: the space is free at once. */
     drop_pending(m, sh, o, 0);
-    if (!o->nrep)
+    if (!readable(o))
       erase(m, sh, o, 0);
   }
   pthread_mutex_unlock(&sh->mu);
   return rc;
 }
 
+int mcs_promote_start(mcs_master *m, const uint8_t *cid, const char *key, size_t klen,
+                      uint64_t version, const mcs_put_cfg *cfg, mcs_rep_out *out, int *nout) {
+  *nout = 0;
+  if (!mcs_key_valid(key, klen))
+    return MCSTORE__ERROR_CODE__INVALID_KEY;
+  if (cfg->replica_num > MCS_MAX_REPLICAS)
+    return MCSTORE__ERROR_CODE__INVALID_PARAMS;
+  uint64_t h = hash_key(key, klen);
+  mcs_shard *sh = shard_of(m, h);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int rc = 0;
+    uint64_t size = 0;
+    pthread_mutex_lock(&sh->mu);
+    mcs_obj *o = find(sh, h, key, klen);
+    if (!o || !readable(o))
+      rc = o ? MCSTORE__ERROR_CODE__REPLICA_IS_NOT_READY : MCSTORE__ERROR_CODE__OBJECT_NOT_FOUND;
+    else if (o->nrep || o->pend || !o->has_disk)
+      rc = MCSTORE__ERROR_CODE__OBJECT_ALREADY_EXISTS; /* in memory, or being written */
+    else if (o->version != version)
+      rc = MCSTORE__ERROR_CODE__INVALID_VERSION;
+    mcs_pending *p = NULL;
+    int n = 0;
+    if (!rc) {
+      size = o->size;
+      if (!(p = calloc(1, sizeof(*p))))
+        rc = MCSTORE__ERROR_CODE__INTERNAL_ERROR;
+      else if (!(n = mcs_place(m, cfg, size, p->rep)))
+        rc = MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE;
+    }
+    if (!rc) {
+      memcpy(p->cid, cid, MCS_CLIENT_ID_LEN);
+      p->start_ns = mcs_now_ns();
+      p->size = size;
+      p->nrep = (uint8_t)n;
+      p->promote = 1;
+      o->pend = p;
+      pend_link(m, sh, o);
+      fill_out(p->rep, n, size, MCSTORE__REPLICA_STATUS__REPLICA_PROCESSING, out);
+      *nout = n;
+      p = NULL;
+    }
+    free(p);
+    pthread_mutex_unlock(&sh->mu);
+    /* Memory full: make room (the object is on disk, nothing is lost by
+     * failing) and try once more. */
+    if (rc != MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE || attempt ||
+        size > mcs_largest_segment(m) || mcs_evict(m, size) == 0)
+      return rc;
+  }
+  return MCSTORE__ERROR_CODE__NO_AVAILABLE_HANDLE;
+}
+
 /* ---- reads ---- */
 
 int mcs_get_replicas(mcs_master *m, const char *key, size_t klen, mcs_rep_out *out,
                      int *nout) {
+  uint64_t v;
+  return mcs_get_replicas_v(m, key, klen, out, nout, &v);
+}
+
+int mcs_get_replicas_v(mcs_master *m, const char *key, size_t klen, mcs_rep_out *out,
+                       int *nout, uint64_t *version) {
   *nout = 0;
+  *version = 0;
   if (!mcs_key_valid(key, klen))
     return MCSTORE__ERROR_CODE__INVALID_KEY;
   uint64_t h = hash_key(key, klen), now = mcs_now_ns();
@@ -342,19 +431,24 @@ int mcs_get_replicas(mcs_master *m, const char *key, size_t klen, mcs_rep_out *o
   int rc = 0;
   pthread_mutex_lock(&sh->mu);
   mcs_obj *o = find(sh, h, key, klen);
-  if (!o || !o->nrep) {
+  if (!o || !readable(o)) {
     rc = o ? MCSTORE__ERROR_CODE__REPLICA_IS_NOT_READY : MCSTORE__ERROR_CODE__OBJECT_NOT_FOUND;
   } else {
     uint64_t until = now + m->cfg.default_kv_lease_ttl_ms * MS;
     if (until > o->lease_until_ns)
       o->lease_until_ns = until;
     o->last_access_ns = now;
-    if (sh->lru_tail != o) {
+    if (o->nrep && sh->lru_tail != o) {
       lru_unlink(sh, o);
       lru_push(sh, o);
     }
     fill_out(o->rep, o->nrep, o->size, MCSTORE__REPLICA_STATUS__REPLICA_COMPLETE, out);
     *nout = o->nrep;
+    if (o->has_disk && *nout < (int)MCS_MAX_REPLICAS) {
+      fill_out(&o->disk, 1, o->size, MCSTORE__REPLICA_STATUS__REPLICA_COMPLETE, &out[*nout]);
+      out[(*nout)++].disk = 1;
+    }
+    *version = o->version;
   }
   pthread_mutex_unlock(&sh->mu);
   return rc;
@@ -368,7 +462,7 @@ int mcs_exist(mcs_master *m, const char *key, size_t klen, int *exists) {
   mcs_shard *sh = shard_of(m, h);
   pthread_mutex_lock(&sh->mu);
   mcs_obj *o = find(sh, h, key, klen);
-  if (o && o->nrep) {
+  if (o && readable(o)) {
     *exists = 1;
     /* Upstream grants a lease here too: a following read is covered. */
     uint64_t until = now + m->cfg.default_kv_lease_ttl_ms * MS;
@@ -383,7 +477,7 @@ int mcs_exist(mcs_master *m, const char *key, size_t klen, int *exists) {
 
 /* Whether o may go; the code when not. */
 static int removable(const mcs_obj *o, int force, uint64_t now) {
-  if (!o->nrep)
+  if (!readable(o))
     return MCSTORE__ERROR_CODE__REPLICA_IS_NOT_READY;
   if (force)
     return 0;
@@ -471,7 +565,7 @@ int mcs_list(mcs_master *m, const char *regex, mcs_key_fn fn, void *arg) {
     pthread_mutex_lock(&sh->mu);
     for (uint32_t b = 0; sh->tab && b <= sh->mask && !stop; b++)
       for (mcs_obj *o = sh->tab[b]; o && !stop; o = o->hnext) {
-        if (!o->nrep)
+        if (!readable(o))
           continue;
         memcpy(kbuf, o->key, o->klen);
         kbuf[o->klen] = 0;
@@ -526,6 +620,17 @@ void mcs_sweep(mcs_master *m, mcs_segment *const *segs, int nsegs,
             if (!o->nrep)
               lru_unlink(sh, o);
           }
+          if (o->has_disk)
+            strip(&o->disk, &o->has_disk, segs, nsegs);
+          if (o->off_id) {
+            uint8_t k = 1;
+            strip(&o->off_rep, &k, segs, nsegs);
+            if (!k) {
+              o->off_id = 0; /* its target went with the SSD tier */
+              atomic_fetch_sub(&m->pending_offloads, 1);
+              atomic_fetch_sub(&m->pending_offload_bytes, o->size);
+            }
+          }
           if (o->pend) {
             /* A put that lost a replica cannot finish as asked: revoke. */
             uint8_t before = o->pend->nrep;
@@ -533,7 +638,7 @@ void mcs_sweep(mcs_master *m, mcs_segment *const *segs, int nsegs,
             if (o->pend->nrep != before)
               drop_pending(m, sh, o, o->pend->start_ns + m->cfg.put_start_release_timeout_ms * MS);
           }
-          if (!o->nrep && !o->pend)
+          if (!readable(o) && !o->pend)
             erase(m, sh, o, 0);
         }
     }
@@ -544,7 +649,7 @@ void mcs_sweep(mcs_master *m, mcs_segment *const *segs, int nsegs,
           /* The writer is gone; should it still be writing somewhere, its
            * space stays reserved until the release timeout. */
           drop_pending(m, sh, o, o->pend->start_ns + m->cfg.put_start_release_timeout_ms * MS);
-          if (!o->nrep)
+          if (!readable(o))
             erase(m, sh, o, 0);
           break;
         }
@@ -575,7 +680,7 @@ void mcs_reclaim(mcs_master *m) {
       if (mcs_older(o->pend->start_ns, now, rel)) {
         /* Abandoned for the whole release timeout: nobody writes there. */
         drop_pending(m, sh, o, 0);
-        if (!o->nrep)
+        if (!readable(o))
           erase(m, sh, o, 0);
       }
     }
@@ -597,7 +702,7 @@ void mcs_counts(mcs_master *m, uint64_t *objects, uint64_t *pending) {
 /* ---- eviction ---- */
 
 static int evictable(const mcs_obj *o, uint64_t now, int pinned_pass) {
-  if (!o->nrep || o->pend || o->hard_pin || o->lease_until_ns > now)
+  if (!o->nrep || o->pend || o->off_id || o->hard_pin || o->lease_until_ns > now)
     return 0;
   int soft = o->soft_pin_until_ns > now;
   return pinned_pass ? 1 : !soft;
@@ -615,13 +720,45 @@ static int cand_cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass) {
+enum { EVICT_DROPPED, EVICT_QUEUED, EVICT_TO_DISK };
+
+/* Evicts o's memory replicas: dropped at once when a disk replica holds
+ * the value; queued as an offload task when an SSD tier has room (the
+ * memory stays until the copy is reported); else the object goes. */
+static int evict_one(mcs_master *m, mcs_shard *sh, mcs_obj *o) {
+  if (o->has_disk) {
+    lru_unlink(sh, o);
+    release_reps(m, sh, o->rep, o->nrep, 0);
+    free(o->rep);
+    o->rep = NULL;
+    o->nrep = 0;
+    atomic_fetch_add(&m->evicted, 1);
+    return EVICT_TO_DISK;
+  }
+  if (m->cfg.offload_on_evict && atomic_load(&m->ndisk) &&
+      mcs_place_disk(m, o->size, &o->off_rep) == 0) {
+    pthread_mutex_lock(&m->off_mu);
+    o->off_id = ++m->next_id;
+    pthread_mutex_unlock(&m->off_mu);
+    atomic_fetch_add(&m->pending_offloads, 1);
+    atomic_fetch_add(&m->pending_offload_bytes, o->size);
+    mcs_offload_queue(m, o->off_id, o->hash, o->key, o->klen, o->off_rep.seg->cid);
+    return EVICT_QUEUED;
+  }
+  erase(m, sh, o, 0);
+  atomic_fetch_add(&m->evicted, 1);
+  return EVICT_DROPPED;
+}
+
+/* Returns bytes freed; *queued_out gets the bytes queued for offload. */
+static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass,
+                           uint64_t *queued_out) {
   enum { PER = 8 };
   cand *c = malloc(sizeof(cand) * MCS_SHARDS * PER);
   if (!c)
     return 0;
-  uint64_t freed = 0;
-  for (int round = 0; round < 8 && freed < target; round++) {
+  uint64_t freed = 0, queued = 0;
+  for (int round = 0; round < 8 && freed + queued < target; round++) {
     uint64_t now = mcs_now_ns();
     size_t nc = 0;
     for (int i = 0; i < MCS_SHARDS; i++) {
@@ -642,35 +779,40 @@ static uint64_t evict_pass(mcs_master *m, uint64_t target, int pinned_pass) {
     uint64_t acc = 0, cut = c[nc - 1].t;
     for (size_t i = 0; i < nc; i++) {
       acc += c[i].size;
-      if (acc >= target - freed) {
+      if (acc >= target - freed - queued) {
         cut = c[i].t;
         break;
       }
     }
-    for (int i = 0; i < MCS_SHARDS && freed < target; i++) {
+    for (int i = 0; i < MCS_SHARDS && freed + queued < target; i++) {
       mcs_shard *sh = &m->shards[i];
       pthread_mutex_lock(&sh->mu);
       int seen = 0;
-      for (mcs_obj *o = sh->lru_head, *nx; o && freed < target && seen < 256; o = nx, seen++) {
+      for (mcs_obj *o = sh->lru_head, *nx; o && freed + queued < target && seen < 256;
+           o = nx, seen++) {
         nx = o->lru_next;
         if (o->last_access_ns > cut)
           break;
         if (!evictable(o, now, pinned_pass))
           continue;
-        freed += o->size * o->nrep;
-        erase(m, sh, o, 0);
-        atomic_fetch_add(&m->evicted, 1);
+        uint64_t bytes = o->size * o->nrep;
+        int how = evict_one(m, sh, o);
+        if (how == EVICT_QUEUED)
+          queued += bytes; /* freed when its owner reports the copy */
+        else
+          freed += bytes;
       }
       pthread_mutex_unlock(&sh->mu);
     }
   }
   free(c);
+  *queued_out = queued;
   return freed;
 }
 
 uint64_t mcs_evict(mcs_master *m, uint64_t need) {
   pthread_mutex_lock(&m->evict_mu);
-  double cap = (double)atomic_load(&m->capacity), used = (double)mcs_used(m);
+  double cap = (double)atomic_load(&m->capacity), used = (double)mcs_used_net(m);
   double hwm = m->cfg.eviction_high_watermark_ratio, r = m->cfg.eviction_ratio;
   uint64_t freed = 0;
   if (cap > 0 && (need > 0 || used > hwm * cap)) {
@@ -681,10 +823,57 @@ uint64_t mcs_evict(mcs_master *m, uint64_t need) {
     uint64_t target = (uint64_t)t;
     if (target < need)
       target = need;
-    freed = evict_pass(m, target, 0);
-    if (freed < target && m->cfg.allow_evict_soft_pinned_objects)
-      freed += evict_pass(m, target - freed, 1);
+    uint64_t queued = 0, q2 = 0;
+    freed = evict_pass(m, target, 0, &queued);
+    if (freed + queued < target && m->cfg.allow_evict_soft_pinned_objects)
+      freed += evict_pass(m, target - freed - queued, 1, &q2);
   }
   pthread_mutex_unlock(&m->evict_mu);
   return freed;
+}
+
+/* ---- the object side of offload tasks ---- */
+
+int mcs_offload_describe(mcs_master *m, uint64_t id, uint64_t hash, const char *key,
+                         size_t klen, mcs_rep_out *src, mcs_rep_out *dst) {
+  mcs_shard *sh = shard_of(m, hash);
+  int rc = -1;
+  pthread_mutex_lock(&sh->mu);
+  mcs_obj *o = find(sh, hash, key, klen);
+  if (o && o->off_id == id && o->nrep) {
+    fill_out(&o->rep[0], 1, o->size, MCSTORE__REPLICA_STATUS__REPLICA_COMPLETE, src);
+    fill_out(&o->off_rep, 1, o->size, MCSTORE__REPLICA_STATUS__REPLICA_PROCESSING, dst);
+    dst->disk = 1;
+    rc = 0;
+  }
+  pthread_mutex_unlock(&sh->mu);
+  return rc;
+}
+
+void mcs_offload_finish(mcs_master *m, uint64_t id, uint64_t hash, const char *key,
+                        size_t klen, int ok) {
+  mcs_shard *sh = shard_of(m, hash);
+  pthread_mutex_lock(&sh->mu);
+  mcs_obj *o = find(sh, hash, key, klen);
+  if (o && o->off_id == id) {
+    if (ok && o->nrep) {
+      /* The copy is on disk: the memory goes (its readers keep it until
+       * their lease ends). */
+      o->disk = o->off_rep;
+      o->has_disk = 1;
+      o->off_id = 0;
+      atomic_fetch_sub(&m->pending_offloads, 1);
+      atomic_fetch_sub(&m->pending_offload_bytes, o->size);
+      lru_unlink(sh, o);
+      release_reps(m, sh, o->rep, o->nrep, o->lease_until_ns);
+      free(o->rep);
+      o->rep = NULL;
+      o->nrep = 0;
+      atomic_fetch_add(&m->offloaded, 1);
+      atomic_fetch_add(&m->evicted, 1);
+    } else {
+      cancel_offload(m, o); /* stays in memory, a victim again later */
+    }
+  }
+  pthread_mutex_unlock(&sh->mu);
 }

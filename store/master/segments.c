@@ -108,17 +108,26 @@ void mcs_reps_release(mcs_rep_out *r, int n) {
 
 int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char *name,
               const char *host, const char *protocol, uint64_t base, uint64_t size) {
+  return mcs_mount_ex(m, cid, sid, name, host, protocol, base, size, 0);
+}
+
+int mcs_mount_ex(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char *name,
+                 const char *host, const char *protocol, uint64_t base, uint64_t size,
+                 int disk) {
   /* 1 PiB per segment: capacity sums of thousands of segments stay far
    * from overflowing. */
   if (size < MCS_ALLOC_ALIGN || size > (1ull << 50) || !*name || base + size < base)
     return MCSTORE__ERROR_CODE__INVALID_PARAMS;
+  disk = disk != 0;
+  if (disk && !m->cfg.enable_offload)
+    return MCSTORE__ERROR_CODE__NOT_SUPPORTED;
   mcs_client_touch(m, cid, 0);
   pthread_rwlock_wrlock(&m->seg_lock);
   mcs_segment *old = seg_find_locked(m, sid, NULL);
   if (old) {
     /* Remounting what we already hold is a no-op; anything else clashes. */
     int same = !memcmp(old->cid, cid, MCS_CLIENT_ID_LEN) && old->base == base &&
-               old->size == size && !strcmp(old->name, name);
+               old->size == size && !strcmp(old->name, name) && old->disk == disk;
     pthread_rwlock_unlock(&m->seg_lock);
     return same ? 0 : MCSTORE__ERROR_CODE__SEGMENT_ALREADY_EXISTS;
   }
@@ -146,6 +155,7 @@ int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char 
   snprintf(s->host, sizeof s->host, "%s", host);
   snprintf(s->protocol, sizeof s->protocol, "%s", protocol);
   s->base = base;
+  s->disk = disk;
   s->size = mcs_alloc_capacity(s->alloc);
   pthread_mutex_init(&s->mu, NULL);
   atomic_init(&s->refs, 1);
@@ -153,7 +163,12 @@ int mcs_mount(mcs_master *m, const uint8_t *cid, const uint8_t *sid, const char 
   s->name_next = m->by_name[b];
   m->by_name[b] = s;
   m->segs[m->nsegs++] = s;
-  atomic_fetch_add(&m->capacity, s->size);
+  if (disk) {
+    atomic_fetch_add(&m->disk_capacity, s->size);
+    atomic_fetch_add(&m->ndisk, 1);
+  } else {
+    atomic_fetch_add(&m->capacity, s->size);
+  }
   rc = 0;
 out:
   pthread_rwlock_unlock(&m->seg_lock);
@@ -177,7 +192,12 @@ static void seg_kill(mcs_master *m, mcs_segment *s) {
   s->alloc = NULL;
   atomic_store_explicit(&s->used, 0, memory_order_relaxed);
   pthread_mutex_unlock(&s->mu);
-  atomic_fetch_sub(&m->capacity, s->size);
+  if (s->disk) {
+    atomic_fetch_sub(&m->disk_capacity, s->size);
+    atomic_fetch_sub(&m->ndisk, 1);
+  } else {
+    atomic_fetch_sub(&m->capacity, s->size);
+  }
 }
 
 int mcs_unmount(mcs_master *m, const uint8_t *cid, const uint8_t *sid) {
@@ -256,20 +276,29 @@ void mcs_expire_clients(mcs_master *m) {
   free(dead);
 }
 
-uint64_t mcs_used(mcs_master *m) {
+static uint64_t used_of(mcs_master *m, int disk) {
   uint64_t sum = 0;
   pthread_rwlock_rdlock(&m->seg_lock);
   for (uint32_t i = 0; i < m->nsegs; i++)
-    sum += atomic_load_explicit(&m->segs[i]->used, memory_order_relaxed);
+    if (m->segs[i]->disk == disk)
+      sum += atomic_load_explicit(&m->segs[i]->used, memory_order_relaxed);
   pthread_rwlock_unlock(&m->seg_lock);
   return sum;
+}
+
+uint64_t mcs_used(mcs_master *m) { return used_of(m, 0); }
+uint64_t mcs_disk_used(mcs_master *m) { return used_of(m, 1); }
+
+uint64_t mcs_used_net(mcs_master *m) {
+  uint64_t u = used_of(m, 0), p = atomic_load(&m->pending_offload_bytes);
+  return u > p ? u - p : 0;
 }
 
 uint64_t mcs_largest_segment(mcs_master *m) {
   uint64_t best = 0;
   pthread_rwlock_rdlock(&m->seg_lock);
   for (uint32_t i = 0; i < m->nsegs; i++)
-    if (m->segs[i]->size > best)
+    if (!m->segs[i]->disk && m->segs[i]->size > best)
       best = m->segs[i]->size;
   pthread_rwlock_unlock(&m->seg_lock);
   return best;
@@ -309,6 +338,30 @@ static int try_alloc(mcs_master *m, mcs_segment *s, uint64_t size, mcs_rep *r) {
 void mcs_rep_free(mcs_master *m, mcs_rep *r) {
   mcs_segment *s = r->seg;
   pthread_mutex_lock(&s->mu);
+  int dying = s->dying;
+  pthread_mutex_unlock(&s->mu);
+  if (s->disk && !dying) {
+    /* Reusable only once the owner released the file space (a hole
+     * punched later into a range already rewritten would lose data). */
+    mcs_trim *t = malloc(sizeof(*t));
+    if (t) {
+      t->rep = *r;
+      t->handed_ns = 0;
+      pthread_mutex_lock(&m->off_mu);
+      t->id = ++m->next_id;
+      t->next = m->trims;
+      m->trims = t;
+      pthread_mutex_unlock(&m->off_mu);
+      r->seg = NULL;
+      return;
+    }
+  }
+  mcs_rep_free_now(m, r);
+}
+
+void mcs_rep_free_now(mcs_master *m, mcs_rep *r) {
+  mcs_segment *s = r->seg;
+  pthread_mutex_lock(&s->mu);
   if (!s->dying) {
     mcs_alloc_put(s->alloc, r->blk);
     atomic_store_explicit(&s->used, mcs_alloc_used(s->alloc), memory_order_relaxed);
@@ -335,7 +388,7 @@ int mcs_place(mcs_master *m, const mcs_put_cfg *cfg, uint64_t size, mcs_rep *out
   for (size_t p = 0; p < cfg->npreferred && n < want; p++) {
     const char *name = cfg->preferred[p];
     for (mcs_segment *s = m->by_name[name_bucket(name)]; s && n < want; s = s->name_next)
-      if (!strcmp(s->name, name) && !chosen(out, n, s, 0) && try_alloc(m, s, size, &out[n]))
+      if (!s->disk && !strcmp(s->name, name) && !chosen(out, n, s, 0) && try_alloc(m, s, size, &out[n]))
         n++;
   }
   /* Then from a random start: first on hosts not used yet, then on any
@@ -346,10 +399,27 @@ int mcs_place(mcs_master *m, const mcs_put_cfg *cfg, uint64_t size, mcs_rep *out
     for (int pass = 0; pass < 2 && n < want; pass++)
       for (uint32_t i = 0; i < ns && n < want; i++) {
         mcs_segment *s = m->segs[(start + i) % ns];
-        if (!chosen(out, n, s, pass == 0) && try_alloc(m, s, size, &out[n]))
+        if (!s->disk && !chosen(out, n, s, pass == 0) && try_alloc(m, s, size, &out[n]))
           n++;
       }
   }
   pthread_rwlock_unlock(&m->seg_lock);
   return n;
+}
+
+int mcs_place_disk(mcs_master *m, uint64_t size, mcs_rep *out) {
+  int rc = -1;
+  pthread_rwlock_rdlock(&m->seg_lock);
+  uint32_t ns = m->nsegs;
+  if (ns) {
+    /* A random start spreads offloads over the SSD tiers. */
+    uint32_t start = (uint32_t)(rng_next() % ns);
+    for (uint32_t i = 0; i < ns && rc; i++) {
+      mcs_segment *s = m->segs[(start + i) % ns];
+      if (s->disk && try_alloc(m, s, size, out))
+        rc = 0;
+    }
+  }
+  pthread_rwlock_unlock(&m->seg_lock);
+  return rc;
 }

@@ -160,6 +160,7 @@ static Mcstore__ReplicaDesc **desc_fill(desc_buf *d, int k) {
     x->address = r->addr;
     x->size = r->size;
     x->status = (Mcstore__ReplicaStatus)r->status;
+    x->disk = r->disk != 0;
     d->ptrs[d->n] = x;
   }
   return first;
@@ -202,8 +203,9 @@ HANDLER(h_mount, Mcstore__MountSegmentRequest, mcstore__mount_segment_request) {
     code = E(INVALID_PARAMS);
   if (!code) {
     const Mcstore__SegmentDesc *s = req->segment;
-    code = mcs_mount(m, req->header->client_id.data, s->id.data, s->name, s->host,
-                     s->protocol, s->base_address, s->size);
+    code = mcs_mount_ex(m, req->header->client_id.data, s->id.data, s->name, s->host,
+                     s->protocol, s->base_address, s->size,
+                     s->disk);
   }
   out.code = code;
   return pack(&out.base, resp, rlen, err, errlen);
@@ -219,8 +221,9 @@ HANDLER(h_remount, Mcstore__ReMountSegmentRequest, mcstore__re_mount_segment_req
     mcs_client_touch(m, req->header->client_id.data, 1);
     for (size_t i = 0; i < req->n_segments; i++) {
       const Mcstore__SegmentDesc *s = req->segments[i];
-      int rc = mcs_mount(m, req->header->client_id.data, s->id.data, s->name, s->host,
-                         s->protocol, s->base_address, s->size);
+      int rc = mcs_mount_ex(m, req->header->client_id.data, s->id.data, s->name, s->host,
+                         s->protocol, s->base_address, s->size,
+                     s->disk);
       if (rc && !code)
         code = rc; /* report the first failure, mount the others */
     }
@@ -420,7 +423,7 @@ static void get_one(mcs_master *m, const char *key, desc_buf *d,
                     Mcstore__GetReplicaListResponse *out) {
   mcstore__get_replica_list_response__init(out);
   int n = 0;
-  out->code = mcs_get_replicas(m, key, strlen(key), &d->reps[d->n], &n);
+  out->code = mcs_get_replicas_v(m, key, strlen(key), &d->reps[d->n], &n, &out->version);
   out->n_replicas = (size_t)n;
   out->replicas = desc_fill(d, n);
   out->lease_ttl_ms = n ? m->cfg.default_kv_lease_ttl_ms : 0;
@@ -556,6 +559,10 @@ HANDLER(h_stats, Mcstore__GetStatsRequest, mcstore__get_stats_request) {
     out.evicted_objects = atomic_load(&m->evicted);
     out.view_version = m->view_version;
     out.expired_clients = atomic_load(&m->expired_clients);
+    out.disk_capacity = atomic_load(&m->disk_capacity);
+    out.disk_used = mcs_disk_used(m);
+    out.offloaded_objects = atomic_load(&m->offloaded);
+    out.pending_offloads = atomic_load(&m->pending_offloads);
   }
   return pack(&out.base, resp, rlen, err, errlen);
 }
@@ -617,6 +624,117 @@ HANDLER(h_list, Mcstore__ListKeysRequest, mcstore__list_keys_request) {
   return rc;
 }
 
+/* ---- SSD tier ---- */
+
+static void rep_desc(const mcs_rep_out *r, Mcstore__ReplicaDesc *x) {
+  mcstore__replica_desc__init(x);
+  x->segment_id.data = r->seg->id;
+  x->segment_id.len = MCS_CLIENT_ID_LEN;
+  x->segment_name = r->seg->name;
+  x->host = r->seg->host;
+  x->protocol = r->seg->protocol;
+  x->address = r->addr;
+  x->size = r->size;
+  x->status = (Mcstore__ReplicaStatus)r->status;
+  x->disk = r->disk != 0;
+}
+
+HANDLER(h_offload_sync, Mcstore__OffloadSyncRequest, mcstore__offload_sync_request) {
+  Mcstore__OffloadSyncResponse out = MCSTORE__OFFLOAD_SYNC_RESPONSE__INIT;
+  int code = check_hdr(m, req->header);
+  /* Bounded work per call: reports beyond what one answer hands out are
+   * a client out of step. */
+  if (!code && (req->n_done > 4096 || req->n_failed > 4096 || req->n_trimmed > 4096))
+    code = E(INVALID_PARAMS);
+  if (!code && !mcs_client_known(m, req->header->client_id.data))
+    code = E(CLIENT_NOT_FOUND);
+  uint32_t max = req->max_tasks == 0 ? 16 : req->max_tasks > 256 ? 256 : req->max_tasks;
+  mcs_task_out *tasks = NULL;
+  mcs_trim_out *trims = NULL;
+  Mcstore__OffloadTask *tv = NULL, **tp = NULL;
+  Mcstore__ReplicaDesc *rd = NULL;
+  Mcstore__DiskExtent *ev = NULL, **ep = NULL;
+  int nt = 0, ntr = 0;
+  if (!code) {
+    tasks = calloc(max, sizeof(*tasks));
+    trims = calloc(max, sizeof(*trims));
+    tv = calloc(max, sizeof(*tv));
+    tp = calloc(max, sizeof(*tp));
+    rd = calloc(2 * (size_t)max, sizeof(*rd));
+    ev = calloc(max, sizeof(*ev));
+    ep = calloc(max, sizeof(*ep));
+    if (!tasks || !trims || !tv || !tp || !rd || !ev || !ep)
+      code = E(INTERNAL_ERROR);
+  }
+  if (!code) {
+    mcs_client_touch(m, req->header->client_id.data, 0);
+    code = mcs_offload_sync(m, req->header->client_id.data, req->done, req->n_done,
+                            req->failed, req->n_failed, req->trimmed, req->n_trimmed, max,
+                            tasks, &nt, trims, &ntr);
+  }
+  for (int i = 0; i < nt; i++) {
+    mcstore__offload_task__init(&tv[i]);
+    tv[i].task_id = tasks[i].id;
+    tv[i].key = tasks[i].key;
+    rep_desc(&tasks[i].src, &rd[2 * i]);
+    rep_desc(&tasks[i].dst, &rd[2 * i + 1]);
+    tv[i].source = &rd[2 * i];
+    tv[i].target = &rd[2 * i + 1];
+    tp[i] = &tv[i];
+  }
+  for (int i = 0; i < ntr; i++) {
+    mcstore__disk_extent__init(&ev[i]);
+    ev[i].id = trims[i].id;
+    ev[i].segment_id.data = trims[i].seg->id;
+    ev[i].segment_id.len = MCS_CLIENT_ID_LEN;
+    ev[i].address = trims[i].addr;
+    ev[i].size = trims[i].size;
+    ep[i] = &ev[i];
+  }
+  out.code = code;
+  out.n_tasks = (size_t)nt;
+  out.tasks = tp;
+  out.n_trims = (size_t)ntr;
+  out.trims = ep;
+  int rc = pack(&out.base, resp, rlen, err, errlen);
+  mcs_task_out_release(tasks, nt);
+  mcs_trim_out_release(trims, ntr);
+  free(tasks);
+  free(trims);
+  free(tv);
+  free(tp);
+  free(rd);
+  free(ev);
+  free(ep);
+  return rc;
+}
+
+HANDLER(h_promote_start, Mcstore__PromoteStartRequest, mcstore__promote_start_request) {
+  Mcstore__PutStartResponse out;
+  mcstore__put_start_response__init(&out);
+  mcs_put_cfg cfg;
+  put_cfg(req->config, &cfg);
+  int code = check_hdr(m, req->header);
+  if (!code && !cfg_valid(&cfg))
+    code = E(INVALID_PARAMS);
+  if (!code && !mcs_client_known(m, req->header->client_id.data))
+    code = E(CLIENT_NOT_FOUND);
+  desc_buf d;
+  if (desc_reserve(&d, 1) != 0 && !code)
+    code = E(INTERNAL_ERROR);
+  if (!code) {
+    int n = 0;
+    code = mcs_promote_start(m, req->header->client_id.data, req->key, strlen(req->key),
+                             req->version, &cfg, &d.reps[d.n], &n);
+    out.n_replicas = (size_t)n;
+    out.replicas = desc_fill(&d, n);
+  }
+  out.code = code;
+  int rc = pack(&out.base, resp, rlen, err, errlen);
+  desc_free(&d);
+  return rc;
+}
+
 static const struct {
   const char *call;
   mc_rpc_unary_handler fn;
@@ -634,6 +752,7 @@ static const struct {
     {"Remove", h_remove},              {"BatchRemove", h_batch_remove},
     {"RemoveByRegex", h_remove_regex}, {"RemoveAll", h_remove_all},
     {"GetStats", h_stats},             {"ListKeys", h_list},
+    {"OffloadSync", h_offload_sync},   {"PromoteStart", h_promote_start},
 };
 #define NCALLS (sizeof(calls) / sizeof(calls[0]))
 

@@ -292,3 +292,20 @@ def test_multi_buffers_tp_and_numa(st):
     os.sched_setaffinity(0, before)
     with pytest.warns(UserWarning):
         bind_to_numa_node(4095)
+
+
+def test_ssd_offload_setup(master, tmp_path):
+    """setup's enable_ssd_offload / ssd_offload_path (upstream's names): a
+    client with an SSD tier mounts it (the pool's tier capacity grows),
+    a bad path is refused with INVALID_PARAMS."""
+    s = MooncakeDistributedStore()
+    assert s.setup("127.0.0.1", "P2PHANDSHAKE", 0, 1 << 20, "tcp", "", master, None,
+                   True, str(tmp_path / "missing")) == INVALID
+    assert s.setup("127.0.0.1", "P2PHANDSHAKE", 0, 1 << 20, "tcp", "", master, None,
+                   True, "") == INVALID
+    assert s.setup("127.0.0.1", "P2PHANDSHAKE", 0, 1 << 20, "tcp", "", master,
+                   enable_ssd_offload=True, ssd_offload_path=str(tmp_path)) == 0
+    tiers = [p for p in os.listdir(tmp_path) if p.startswith("mc-ssd-")]
+    assert len(tiers) == 1
+    s.close()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("mc-ssd-")]

@@ -265,8 +265,12 @@ static void hostile_try_key(hostile *h, const uint8_t *key, size_t klen) {
 void check_hostile(pair *x) {
   const plugin *p = x->p;
   hostile h = {.x = x};
-  h.raw = malloc(HL + 2 * HG);
+  h.raw = target_alloc(HL + 2 * HG);
   h.snap = malloc(HL + 2 * HG);
+  if (!h.raw || !h.snap) {
+    fail("hostile.setup", "cannot allocate the target buffer");
+    goto out;
+  }
   fill_pattern(h.raw, HL + 2 * HG, 0xbad);
   memcpy(h.snap, h.raw, HL + 2 * HG);
   h.R = hraw(&h) + HG;
@@ -377,7 +381,7 @@ void check_hostile(pair *x) {
   hostile_report(&h, "hostile.stale_key", "");
   p->ops->deregister_mem(x->a->ctx, r2.mem);
 out:
-  free(h.raw);
+  target_free(h.raw);
   free(h.snap);
 }
 

@@ -70,7 +70,15 @@ void check_target_gone(const plugin *p) {
     ctx_fini(&a);
     return;
   }
-  uint8_t *abuf = malloc(BUF_SIZE), *cbuf = malloc(BUF_SIZE);
+  uint8_t *abuf = target_alloc(BUF_SIZE), *cbuf = malloc(BUF_SIZE);
+  if (!abuf || !cbuf) {
+    fail("peer.gone", "cannot allocate the buffers");
+    ctx_fini(&a);
+    ctx_fini(&c);
+    target_free(abuf);
+    free(cbuf);
+    return;
+  }
   reg ra, rc_;
   void *ep = NULL, *rm = NULL;
   uint32_t nr = rail_count(p, c.ctx);
@@ -110,7 +118,7 @@ void check_target_gone(const plugin *p) {
   }
   ctx_fini(&a);
   ctx_fini(&c);
-  free(abuf);
+  target_free(abuf);
   free(cbuf);
 }
 
@@ -206,7 +214,14 @@ static int leak_cycle(const plugin *p, int keep, uint8_t *abuf, uint8_t *bbuf, c
 
 void check_leaks(const plugin *p, int keep) {
   const char *name = keep ? "lifecycle.fini_releases" : "lifecycle.leaks";
-  uint8_t *abuf = calloc(1, LEAK_BUF), *bbuf = calloc(1, LEAK_BUF);
+  uint8_t *abuf = target_alloc(LEAK_BUF), *bbuf = calloc(1, LEAK_BUF);
+  if (!abuf || !bbuf) {
+    fail(name, "cannot allocate the buffers");
+    target_free(abuf);
+    free(bbuf);
+    return;
+  }
+  memset(abuf, 0, LEAK_BUF);
   char why[256] = "";
   usage u0, u1;
   long long grew[5] = {0}, total[5] = {0};
@@ -254,7 +269,7 @@ void check_leaks(const plugin *p, int keep) {
          LEAK_CYCLES, teardown);
 #endif
 out:
-  free(abuf);
+  target_free(abuf);
   free(bbuf);
 }
 
@@ -274,16 +289,21 @@ void check_reload(const char *path) {
       dlclose(p.dl);
       return;
     }
-    uint8_t *buf = calloc(1, 1 << 20);
-    reg r;
+    uint8_t *buf = target_alloc(1 << 20);
+    if (buf)
+      memset(buf, 0, 1 << 20);
+    reg r, l;
     void *ep = NULL, *rm = NULL;
-    int ok = !do_register(&p, &a, buf, 1 << 20, &r) &&
+    /* In file mode the buffer is a file range to the plugin; its mapping
+     * is registered again as host memory for the local side. */
+    int ok = buf && !do_register(&p, &a, buf, 1 << 20, &r) &&
+             (!file_mode || !do_register_cpu(&p, &a, buf, 1 << 20, &l)) &&
              !p.ops->connect(a.ctx, a.host.name, a.desc, a.desc_len, &ep) &&
              !p.ops->import_mem(a.ctx, ep, (uint64_t)(uintptr_t)buf, 1 << 20, r.rkey, r.rkey_len, &rm);
     if (ok) { /* loop back onto itself: half the buffer into the other half */
       fill_pattern(buf, 4096, (uint32_t)round);
       uint64_t t = tokens(1);
-      mc_slice s = {t, MC_OP_WRITE, 0, r.mem, (uint64_t)(uintptr_t)buf, rm,
+      mc_slice s = {t, MC_OP_WRITE, 0, file_mode ? l.mem : r.mem, (uint64_t)(uintptr_t)buf, rm,
                     (uint64_t)(uintptr_t)buf + (1 << 19), 4096};
       uint32_t acc = 0;
       p.ops->submit(a.ctx, ep, &s, 1, &acc);
@@ -291,7 +311,7 @@ void check_reload(const char *path) {
            !memcmp(buf, buf + (1 << 19), 4096);
     }
     ctx_fini(&a);
-    free(buf);
+    target_free(buf);
     threads_settle(tround);
     int left = count_dir("/proc/self/task") - tround;
     if (left > 0) {

@@ -277,8 +277,83 @@ uint32_t rail_count(const plugin *p, void *ctx) {
 }
 
 
+int file_mode;
+
+typedef struct fmap {
+  uint8_t *base;
+  size_t len;
+  char path[256];
+} fmap;
+#define MAX_FMAPS 16
+static fmap fmaps[MAX_FMAPS];
+static pthread_mutex_t fm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *target_alloc(size_t n) {
+  if (!file_mode)
+    return malloc(n);
+  const char *dir = getenv("MC_CONFORMANCE_FILE_DIR");
+  fmap m = {.len = n};
+  snprintf(m.path, sizeof m.path, "%s/mc-conformance-XXXXXX", dir && *dir ? dir : "/dev/shm");
+  int fd = mkstemp(m.path);
+  if (fd < 0)
+    return NULL;
+  if (ftruncate(fd, (off_t)n) == 0)
+    m.base = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (!m.base || m.base == MAP_FAILED) {
+    unlink(m.path);
+    return NULL;
+  }
+  pthread_mutex_lock(&fm_lock);
+  int i = 0;
+  while (i < MAX_FMAPS && fmaps[i].base)
+    i++;
+  if (i < MAX_FMAPS)
+    fmaps[i] = m;
+  pthread_mutex_unlock(&fm_lock);
+  if (i == MAX_FMAPS) {
+    munmap(m.base, n);
+    unlink(m.path);
+    return NULL;
+  }
+  return m.base;
+}
+
+void target_free(void *p) {
+  if (!file_mode || !p) {
+    free(p);
+    return;
+  }
+  pthread_mutex_lock(&fm_lock);
+  for (int i = 0; i < MAX_FMAPS; i++)
+    if (fmaps[i].base == p) {
+      munmap(fmaps[i].base, fmaps[i].len);
+      unlink(fmaps[i].path);
+      fmaps[i].base = NULL;
+    }
+  pthread_mutex_unlock(&fm_lock);
+}
+
+int do_register_cpu(const plugin *p, tctx *t, void *addr, size_t len, reg *r) {
+  mc_mem_desc d = {(uint64_t)(uintptr_t)addr, len, MC_MEM_CPU, -1, "cpu:0", NULL, 0, 0};
+  r->rkey_len = sizeof r->rkey;
+  return p->ops->register_mem(t->ctx, &d, &r->mem, r->rkey, &r->rkey_len);
+}
+
 int do_register(const plugin *p, tctx *t, void *addr, size_t len, reg *r) {
-  mc_mem_desc d = {(uint64_t)(uintptr_t)addr, len, MC_MEM_CPU, -1, "cpu:0"};
+  uint8_t *a = addr;
+  char path[256] = "";
+  uint64_t off = 0;
+  pthread_mutex_lock(&fm_lock);
+  for (int i = 0; i < MAX_FMAPS; i++)
+    if (fmaps[i].base && a >= fmaps[i].base && a < fmaps[i].base + fmaps[i].len) {
+      snprintf(path, sizeof path, "%s", fmaps[i].path);
+      off = (uint64_t)(a - fmaps[i].base);
+    }
+  pthread_mutex_unlock(&fm_lock);
+  if (!path[0])
+    return do_register_cpu(p, t, addr, len, r);
+  mc_mem_desc d = {(uint64_t)(uintptr_t)addr, len, MC_MEM_FILE, -1, "file", path, off, 0};
   r->rkey_len = sizeof r->rkey;
   return p->ops->register_mem(t->ctx, &d, &r->mem, r->rkey, &r->rkey_len);
 }

@@ -91,6 +91,14 @@ typedef struct usage {
 
 /* ---- common.c ---- */
 extern int n_fail, n_pass, n_skip, verbose;
+/* File mode: the plugin reaches MC_MEM_FILE targets only (nvmeof).  Target
+ * buffers are then MAP_SHARED mappings of files in $MC_CONFORMANCE_FILE_DIR
+ * (default /dev/shm), registered as MC_MEM_FILE ranges, so the checks read
+ * and compare them as memory while the plugin moves file bytes. */
+extern int file_mode;
+/* A target buffer: malloc, or in file mode a mapped temporary file. */
+void *target_alloc(size_t n);
+void target_free(void *p);
 extern tracker T;
 
 __attribute__((format(printf, 2, 3))) void pass(const char *name, const char *fmt, ...);
@@ -106,7 +114,11 @@ int plugin_open(const char *path, plugin *p, int quiet);
 int ctx_init(const plugin *p, tctx *t, const char *segment);
 int ctx_fini(tctx *t);
 uint32_t rail_count(const plugin *p, void *ctx);
+/* Registers [addr, +len): as MC_MEM_FILE when it lies in a target_alloc
+ * file mapping, else as host memory. */
 int do_register(const plugin *p, tctx *t, void *addr, size_t len, reg *r);
+/* Always as host memory (the local side of a file-mode loopback). */
+int do_register_cpu(const plugin *p, tctx *t, void *addr, size_t len, reg *r);
 int submit_all(const plugin *p, void *ctx, void *ep, mc_slice *s, uint32_t n,
                       uint64_t *partial);
 void fill_pattern(uint8_t *b, size_t n, uint32_t seed);

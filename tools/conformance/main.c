@@ -18,6 +18,10 @@
  * and load/unload/reload.  One line per check: PASS, FAIL or SKIP with a
  * reason.
  *
+ * A plugin whose remote kind is MC_MEM_FILE and not host memory (nvmeof)
+ * runs in file mode: every target buffer is a mapped temporary file in
+ * $MC_CONFORMANCE_FILE_DIR (default /dev/shm) registered as a file range.
+ *
  * Exit status: 0 when every check passed, 1 on any FAIL, 2 on a usage
  * error, 77 when the plugin cannot run on this host (init failed with
  * MC_ENODEV or MC_ENOTSUP) and every static check passed.
@@ -120,8 +124,11 @@ int main(int argc, char **argv) {
     pass("abi.entry", "%s is cheap and idempotent", MC_TRANSPORT_ENTRY_V1);
   if (check_abi(path, &p))
     return result(1);
-  if (!(p.ops->local_mem_kinds & MC_MEM_CPU) || !(p.ops->remote_mem_kinds & MC_MEM_CPU)) {
-    skip("runtime", "plugin does not move CPU memory on both sides");
+  file_mode = (p.ops->local_mem_kinds & MC_MEM_CPU) && !(p.ops->remote_mem_kinds & MC_MEM_CPU) &&
+              (p.ops->remote_mem_kinds & MC_MEM_FILE);
+  if (!(p.ops->local_mem_kinds & MC_MEM_CPU) ||
+      !(p.ops->remote_mem_kinds & (MC_MEM_CPU | MC_MEM_FILE))) {
+    skip("runtime", "plugin does not move CPU memory to CPU memory or files");
     dlclose(p.dl);
     return result(0);
   }
@@ -142,13 +149,24 @@ int main(int argc, char **argv) {
     dlclose(p.dl);
     return result(1);
   }
-  pass("init", "two contexts in one process%s", p.ops->progress ? ", progress() driven by a thread" : "");
+  pass("init", "two contexts in one process%s%s", p.ops->progress ? ", progress() driven by a thread" : "",
+       file_mode ? "; target buffers are files (MC_MEM_FILE)" : "");
 
   pair x = {.p = &p, .a = &a, .b = &b};
   check_rails(&p, &a, &x.nrails);
   check_desc(&p, &a);
   /* Buffers with a guard byte before and after. */
-  uint8_t *araw = malloc(BUF_SIZE + 64), *braw = malloc(BUF_SIZE + 64);
+  uint8_t *araw = target_alloc(BUF_SIZE + 64), *braw = malloc(BUF_SIZE + 64);
+  if (!araw || !braw) {
+    fail("register", "cannot allocate the buffers%s", file_mode ? " (a file mapping in "
+         "$MC_CONFORMANCE_FILE_DIR, default /dev/shm)" : "");
+    target_free(araw);
+    free(braw);
+    ctx_fini(&b);
+    ctx_fini(&a);
+    dlclose(p.dl);
+    return result(1);
+  }
   x.abuf = araw + 32;
   x.bbuf = braw + 32;
   memset(araw, 0, BUF_SIZE + 64);
@@ -193,7 +211,7 @@ fini_ab : {
     fail("fini", "fini returned %s/%s", mc_errname(r1), mc_errname(r2));
   else
     pass("fini", "both contexts torn down in %" PRId64 " ms", now_ms() - t);
-  free(araw);
+  target_free(araw);
   free(braw);
 }
   if (T.strays || T.doubles)

@@ -154,6 +154,19 @@ typedef struct mc_store_config {
   /* File holding the shared secret of a master started with
    * --auth_token_file, or NULL (also $MC_STORE_TOKEN_FILE). */
   const char *token_file;
+  /* SSD tier (see "SSD tier" below): a directory on local storage where
+   * this client keeps objects the master evicts from memory, or NULL for
+   * none.  It must exist and be writable, else mc_store_create fails with
+   * MC_STORE_INVALID_PARAMS naming the directory and the reason. */
+  const char *ssd_offload_dir;
+  /* Bytes of the tier file (0: 1 GiB; rounded up to 4 KiB).  The file is
+   * sparse: disk space is taken as objects land and given back when they
+   * go. */
+  uint64_t ssd_offload_size;
+  /* Non-zero: a get served from a disk replica (no memory replica left)
+   * puts the object back into memory (best effort; the get succeeds even
+   * when the promotion does not). */
+  int promotion_on_hit;
 } mc_store_config;
 
 /* Placement and pinning of one put.  NULL (or all zero) means: one
@@ -357,6 +370,57 @@ MC_STORE_API int mc_store_stats_get(mc_store *store, mc_store_stats *st);
 /* How many times this handle has remounted its segment after the master
  * answered NEED_REMOUNT (a restarted master). */
 MC_STORE_API uint64_t mc_store_remount_count(const mc_store *store);
+
+/* ---- SSD tier ----
+ *
+ * A handle created with ssd_offload_dir creates a sparse file
+ * DIR/mc-ssd-<id>.tier of ssd_offload_size bytes (deleting the files of
+ * handles that died without cleaning up: those nobody holds a lock on),
+ * registers it with its engine as a file range (mc_register_file; a
+ * transport serving MC_MEM_FILE, the nvmeof plugin, must be loaded) or,
+ * where no loaded transport serves files, maps it (MAP_SHARED) and
+ * registers the mapping as memory, and mounts it with the master as a disk
+ * segment.  $MC_STORE_SSD_MODE=file|mmap forces one of the two (file fails
+ * with MC_STORE_NOT_SUPPORTED when no transport serves files).
+ *
+ * When the master evicts an object it first asks such a client (in the
+ * answer to the OffloadSync call the handle makes every 100 ms) to copy
+ * the object to its file; once the copy is reported the object's memory is
+ * freed and a disk replica recorded.  Gets read memory replicas first and
+ * the disk replica when none is left (any client, through its engine);
+ * with promotion_on_hit such a get writes the object back into memory.
+ * Removing the object frees its range, and the owner punches a hole into
+ * the file for it.  mc_store_destroy unmounts the tier: objects held only
+ * there are gone (the file is deleted). */
+
+/* Figures of the SSD tier: the pool's from the master, this handle's own
+ * counters.  Set struct_size = sizeof(mc_store_tier_stats). */
+typedef struct mc_store_tier_stats {
+  uint32_t struct_size;
+  /* pool (master) */
+  uint64_t disk_capacity;     /* bytes of all mounted tiers */
+  uint64_t disk_used;         /* bytes of them reserved */
+  uint64_t offloaded_objects; /* memory evicted after a tier copy, since the master started */
+  uint64_t pending_offloads;  /* objects being copied now */
+  /* this handle */
+  uint64_t reads_memory;      /* objects read from a memory replica */
+  uint64_t reads_disk;        /* objects read from a disk replica */
+  uint64_t promotions;        /* objects put back into memory after a disk read */
+  uint64_t offloads_written;  /* objects this handle copied into its tier */
+  uint64_t offloads_failed;   /* copies that failed (the object stayed in memory) */
+  uint64_t trims;             /* freed ranges whose file space this handle released */
+  int ssd_mode;               /* this handle's tier: 0 none, 1 file (mc_register_file), 2 mmap */
+} mc_store_tier_stats;
+
+/* Fills *st (members up to st->struct_size; 0 means the whole struct).
+ * 0, MC_STORE_INVALID_PARAMS for NULL, or MC_STORE_RPC_FAIL/RPC_TIMEOUT. */
+MC_STORE_API int mc_store_tier_stats_get(mc_store *store, mc_store_tier_stats *st);
+
+/* Where key's complete replicas are: *memory and *disk receive the counts
+ * (either may be NULL).  Grants a read lease, as a get does.  0 or a
+ * negative code (MC_STORE_OBJECT_NOT_FOUND ...). */
+MC_STORE_API int mc_store_replica_tiers(mc_store *store, const char *key, uint32_t *memory,
+                                        uint32_t *disk);
 
 #ifdef __cplusplus
 }

@@ -368,7 +368,10 @@ typedef struct mc_transport_ops {
 
   /* mandatory.  Imports the peer's buffer [base, +len) with its remote key,
    * returning a handle used as mc_slice.remote_mem.  MC_EPROTO for a
-   * malformed key. */
+   * malformed key.  MC_ENODEV: this host cannot reach that buffer through
+   * this transport at all (a file on another host); the core then carries
+   * requests for it with the next candidate transport and does not ask
+   * again for that descriptor. */
   int (*import_mem)(void *ctx, void *ep, uint64_t base, uint64_t len,
                     const void *rkey, size_t rkey_len, void **rmem);
 

@@ -124,9 +124,23 @@ void fx_master_stop(fx_master *m, int sig) {
 void fx_master_restart(fx_master *m) { master_exec(m); }
 
 pid_t fx_holder_start(const fx_master *m, uint64_t size, char *name, size_t len) {
+  return fx_holder_start_ex(m, size, name, len, NULL);
+}
+
+pid_t fx_holder_start_ex(const fx_master *m, uint64_t size, char *name, size_t len,
+                         const char *const *extra) {
   char sz[32];
   snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
-  char *av[] = {(char *)env_path("MC_STORE_CLI"), "--master", (char *)m->addr, "mount", sz, NULL};
+  char *av[24];
+  int na = 0;
+  av[na++] = (char *)env_path("MC_STORE_CLI");
+  av[na++] = "--master";
+  av[na++] = (char *)m->addr;
+  for (int i = 0; extra && extra[i] && na < 19; i++)
+    av[na++] = (char *)extra[i];
+  av[na++] = "mount";
+  av[na++] = sz;
+  av[na] = NULL;
   int p[2];
   CHECK(pipe(p) == 0);
   pid_t pid = spawn(av, p[1]);

@@ -33,6 +33,10 @@ void fx_master_restart(fx_master *m);
 /* A client process holding a segment: `mc-store mount SIZE`.  Returns its
  * pid once it printed its segment name (into name). */
 pid_t fx_holder_start(const fx_master *m, uint64_t size, char *name, size_t len);
+/* As fx_holder_start with extra mc-store options (NULL-terminated list,
+ * or NULL) before the command, e.g. --ssd-offload-dir DIR. */
+pid_t fx_holder_start_ex(const fx_master *m, uint64_t size, char *name, size_t len,
+                         const char *const *extra);
 void fx_holder_kill(pid_t pid, int sig);
 
 /* A store handle in this process with a segment of seg bytes. */

@@ -32,6 +32,10 @@ static void setup(void) {
   uint8_t s1[MCS_CLIENT_ID_LEN] = {1}, s2[MCS_CLIENT_ID_LEN] = {2};
   mcs_mount(m, cid, s1, "seg1", "h1", "tcp", 1 << 20, 4 << 20);
   mcs_mount(m, cid, s2, "seg2", "h2", "tcp", 16 << 20, 4 << 20);
+  /* An SSD tier: evictions under mutated puts become offload tasks that
+   * OffloadSync hands out (and mutated reports finish). */
+  uint8_t s3[MCS_CLIENT_ID_LEN] = {3};
+  mcs_mount_ex(m, cid, s3, "seg1", "h1", "tcp", 1ull << 40, 64 << 20, 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -177,6 +181,31 @@ int main(int argc, char **argv) {
   lk.regex = "a";
   lk.limit = 10;
   add_seed(call_index("ListKeys"), &lk.base);
+  uint64_t ids[] = {1, 2, 3};
+  Mcstore__OffloadSyncRequest os = MCSTORE__OFFLOAD_SYNC_REQUEST__INIT;
+  os.header = &hdr;
+  os.done = ids;
+  os.n_done = 1;
+  os.failed = ids + 1;
+  os.n_failed = 1;
+  os.trimmed = ids + 2;
+  os.n_trimmed = 1;
+  os.max_tasks = 4;
+  add_seed(call_index("OffloadSync"), &os.base);
+  Mcstore__PromoteStartRequest pr = MCSTORE__PROMOTE_START_REQUEST__INIT;
+  pr.header = &hdr;
+  pr.key = "gamma";
+  pr.version = 2;
+  pr.config = &cfg;
+  add_seed(call_index("PromoteStart"), &pr.base);
+  Mcstore__SegmentDesc dd = sd;
+  uint8_t did[MCS_CLIENT_ID_LEN] = {10};
+  dd.id.data = did;
+  dd.disk = 1;
+  Mcstore__MountSegmentRequest dmount = MCSTORE__MOUNT_SEGMENT_REQUEST__INIT;
+  dmount.header = &hdr;
+  dmount.segment = &dd;
+  add_seed(call_index("MountSegment"), &dmount.base);
 
   /* Every seed as is (valid calls work), then mutations. */
   for (size_t i = 0; i < nseeds; i++)
