@@ -265,31 +265,69 @@ uint32_t mc_cond_match(const mc_cond *c, const uint64_t *blocks, size_t n, uint3
   for (int k = 0; k < c->n_ids; k++)
     if (c->in[c->ids[k]].blocks)
       alive.w[c->ids[k] >> 6] |= 1ull << (c->ids[k] & 63);
-  uint32_t best = 0;
+  if (!blocks)
+    n = 0;
+  /* One pass along the chain that ends when no instance is left: an
+   * instance's match ends at its first miss (ALIVE loses it there).  Each
+   * block's entry is looked for first right after the previous block's in
+   * the arena (index.h); while that fails, the table slots of the blocks
+   * AHEAD are prefetched so that their cache misses overlap. */
+  enum { AHEAD = 16 };
+  /* ALIVE and the holders of each block in four registers (the loop runs
+   * once per block: a bitset in memory costs store-forwarding stalls). */
+  _Static_assert(MC_COND_W == 4, "the match loop is unrolled for 256 instances");
+  uint64_t a0 = alive.w[0], a1 = alive.w[1], a2 = alive.w[2], a3 = alive.w[3];
+  uint32_t at = UINT32_MAX - 1;
+  int chained = 1;
   size_t i = 0;
-  enum { AHEAD = 8 };
-  for (size_t k = 0; blocks && k < n && k < AHEAD; k++)
-    mc_cond_index_prefetch(&c->idx, blocks[k]);
-  for (; i < n && blocks && !mc_cond_set_empty(&alive); i++) {
-    if (i + AHEAD < n)
+  for (; i < n && (a0 | a1 | a2 | a3); i++) {
+    if (!chained && i + AHEAD < n)
       mc_cond_index_prefetch(&c->idx, blocks[i + AHEAD]);
-    const mc_cond_set *h = mc_cond_index_get(&c->idx, blocks[i]);
-    for (int w = 0; w < MC_COND_W; w++) {
-      uint64_t keep = h ? alive.w[w] & h->w[w] : 0;
-      uint64_t gone = alive.w[w] & ~keep;
-      while (gone) {
-        int b = __builtin_ctzll(gone);
-        len[w * 64 + b] = (uint32_t)i;
-        gone &= gone - 1;
-      }
-      alive.w[w] = keep;
+    uint32_t hint = at + 1;
+    const mc_cond_slot *s = mc_cond_index_find(&c->idx, blocks[i], hint, &at);
+    if (s && at != hint && chained && i) {
+      /* Off the chain: start the prefetches of the next blocks. */
+      chained = 0;
+      for (size_t k = i + 1; k < n && k <= i + AHEAD; k++)
+        mc_cond_index_prefetch(&c->idx, blocks[k]);
+    } else if (s && at == hint) {
+      chained = 1;
     }
-    if (!mc_cond_set_empty(&alive))
-      best = (uint32_t)(i + 1);
+    uint64_t h0 = 0, h1 = 0, h2 = 0, h3 = 0;
+    if (s && s->n == MC_COND_BIG) {
+      const mc_cond_set *b = &c->idx.big[mc_cond_slot_big(s)];
+      h0 = b->w[0], h1 = b->w[1], h2 = b->w[2], h3 = b->w[3];
+    } else if (s) {
+      for (int k = 0; k < s->n; k++) {
+        uint64_t bit = 1ull << (s->ids[k] & 63);
+        switch (s->ids[k] >> 6) {
+        case 0: h0 |= bit; break;
+        case 1: h1 |= bit; break;
+        case 2: h2 |= bit; break;
+        default: h3 |= bit; break;
+        }
+      }
+    }
+    uint64_t g[4] = {a0 & ~h0, a1 & ~h1, a2 & ~h2, a3 & ~h3};
+    if (g[0] | g[1] | g[2] | g[3])
+      for (int w = 0; w < 4; w++)
+        for (uint64_t m = g[w]; m; m &= m - 1)
+          len[w * 64 + __builtin_ctzll(m)] = (uint32_t)i;
+    a0 &= h0, a1 &= h1, a2 &= h2, a3 &= h3;
   }
+  alive.w[0] = a0, alive.w[1] = a1, alive.w[2] = a2, alive.w[3] = a3;
+  /* The instances still alive matched all I blocks looked at; the longest
+   * match is I when one did, else the last block where one was left. */
+  int any = !mc_cond_set_empty(&alive);
   for (int w = 0; w < MC_COND_W; w++)
     for (uint64_t a = alive.w[w]; a; a &= a - 1)
       len[w * 64 + __builtin_ctzll(a)] = (uint32_t)i;
+  if (any)
+    return (uint32_t)i;
+  uint32_t best = 0;
+  for (int k = 0; k < c->n_ids; k++)
+    if (len[c->ids[k]] > best)
+      best = len[c->ids[k]];
   return best;
 }
 
