@@ -293,6 +293,11 @@ uint32_t mc_cond_match(const mc_cond *c, const uint64_t *blocks, size_t n, uint3
     } else if (s && at == hint) {
       chained = 1;
     }
+    /* On the chain the entries come in order: a few lines ahead are
+     * asked for (a stream of ~60 lines is short for the hardware
+     * prefetcher to pick up). */
+    if (s && (at & 3) == 0 && (size_t)at + 16 < c->idx.n_ent)
+      mc_cond_index_prefetch_ent(&c->idx, at + 16);
     uint64_t h0 = 0, h1 = 0, h2 = 0, h3 = 0;
     if (s && s->n == MC_COND_BIG) {
       const mc_cond_set *b = &c->idx.big[mc_cond_slot_big(s)];

@@ -103,6 +103,18 @@ static inline void mc_cond_index_prefetch(const mc_cond_index *x, uint64_t key) 
 #endif
 }
 
+/* Starts loading arena entry E. */
+static inline void mc_cond_index_prefetch_ent(const mc_cond_index *x, uint32_t e) {
+  const void *p = &x->ent[e];
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#elif defined(__aarch64__)
+  __asm__ volatile("prfm pldl1keep, %0" : : "Q"(*(const char *)p));
+#else
+  __builtin_prefetch(p);
+#endif
+}
+
 static inline uint32_t mc_cond_slot_big(const mc_cond_slot *s) {
   uint32_t b;
   memcpy(&b, s->ids, sizeof b);
