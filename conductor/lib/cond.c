@@ -13,7 +13,8 @@ typedef struct inst {
   int used;
   char name[MC_COND_NAME_MAX + 1];
   unsigned roles;
-  mc_cond_profile prof;
+  const mc_cond_profile *prof; /* in mc_cond.profs, shared (see profs) */
+  int prof_slot;
   uint64_t blocks, last_seq;
   int needs_resync;
   /* prefill queue: queued predicted work, counted down from anchor */
@@ -42,6 +43,12 @@ struct mc_cond {
   inst in[MC_COND_MAX_INSTANCES];
   int n_inst;
   mc_cond_index idx;
+  /* The instances' profiles, one copy per distinct profile, with the
+   * number of instances using it: candidates with the same profile then
+   * carry the same pointer, and a policy costs each distinct (profile,
+   * prefix) once per decision instead of once per candidate. */
+  mc_cond_profile profs[MC_COND_MAX_INSTANCES];
+  int prof_refs[MC_COND_MAX_INSTANCES];
   req *reqs;
   size_t n_reqs, cap_reqs; /* slots in use up to n_reqs (high-water) */
   size_t *free_slots;
@@ -135,6 +142,39 @@ static void relist(mc_cond *c) {
   }
 }
 
+#define SAME(f) (!memcmp(&a->f, &b->f, sizeof a->f))
+/* A and B predict alike, bit for bit (padding aside), and say the same. */
+static int same_profile(const mc_cond_profile *a, const mc_cond_profile *b) {
+  if (strncmp(a->name, b->name, sizeof a->name) || !SAME(block_tokens) ||
+      !SAME(bytes_per_token) || !SAME(n_terms) || !SAME(decode_base_s) ||
+      !SAME(decode_per_seq_s) || !SAME(decode_per_token_s) || !SAME(kv_capacity_tokens) ||
+      !SAME(link_gbps) || !SAME(transfer_setup_s))
+    return 0;
+  for (unsigned i = 0; i < MC_COND_MAX_TERMS; i++)
+    if (!SAME(prefill[i]))
+      return 0;
+  return 1;
+}
+#undef SAME
+
+/* The slot of a profile like P (taken once more), or a new one. */
+static int profile_ref(mc_cond *c, const mc_cond_profile *p) {
+  int fresh = -1;
+  for (int k = 0; k < MC_COND_MAX_INSTANCES; k++) {
+    if (!c->prof_refs[k]) {
+      if (fresh < 0)
+        fresh = k;
+    } else if (same_profile(&c->profs[k], p)) {
+      c->prof_refs[k]++;
+      return k;
+    }
+  }
+  /* There are as many slots as instances: one is free. */
+  c->profs[fresh] = *p;
+  c->prof_refs[fresh] = 1;
+  return fresh;
+}
+
 static inst *get(const mc_cond *c, int id) {
   if (!c || id < 0 || id >= MC_COND_MAX_INSTANCES || !c->in[id].used)
     return NULL;
@@ -165,7 +205,8 @@ int mc_cond_add_instance(mc_cond *c, const char *name, unsigned roles,
     x->used = 1;
     memcpy(x->name, name, n + 1);
     x->roles = roles;
-    x->prof = *p;
+    x->prof_slot = profile_ref(c, p);
+    x->prof = &c->profs[x->prof_slot];
     c->n_inst++;
     relist(c);
     if (id)
@@ -421,6 +462,7 @@ int mc_cond_remove_instance(mc_cond *c, int id) {
       release(c, r, x->queue_anchor);
   }
   mc_cond_index_drop(&c->idx, id);
+  c->prof_refs[x->prof_slot]--;
   memset(x, 0, sizeof *x);
   c->n_inst--;
   relist(c);
@@ -428,8 +470,8 @@ int mc_cond_remove_instance(mc_cond *c, int id) {
 }
 
 static double inst_load(const inst *x, double batch, double tokens, double tbt_slo) {
-  double tbt = batch > 0 ? mc_cond_decode_step(&x->prof, batch, tokens) : 0;
-  return fmax(tbt / tbt_slo, tokens / x->prof.kv_capacity_tokens);
+  double tbt = batch > 0 ? mc_cond_decode_step(x->prof, batch, tokens) : 0;
+  return fmax(tbt / tbt_slo, tokens / x->prof->kv_capacity_tokens);
 }
 
 /* Decode load with one more request of TOKENS on instance ON (-1: none):
@@ -525,10 +567,10 @@ int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
     if (best && pctx.best_id < 0 && c->len[i] == best)
       pctx.best_id = i;
     if (x->roles & MC_COND_PREFILL)
-      c->pc[np++] = (mc_cond_pcand){i, c->len[i], queue_at(x, r->now_s), &x->prof};
+      c->pc[np++] = (mc_cond_pcand){i, c->len[i], queue_at(x, r->now_s), x->prof};
     if (x->roles & MC_COND_DECODE)
       c->dc[nd++] = (mc_cond_dcand){i, x->dec_batch + x->dec_incoming,
-                                    x->dec_tokens + x->inc_tokens, &x->prof};
+                                    x->dec_tokens + x->inc_tokens, x->prof};
   }
   /* The best holder should be a prefill instance when one holds as much:
    * no transfer needed if it is chosen. */
@@ -618,8 +660,8 @@ int mc_cond_decode_admit(mc_cond *c, uint64_t req_id, double now_s, int *reject)
   inst *d = &c->in[r->d];
   /* The local scheduler's check: the batch as it is now, plus this one. */
   double tokens = d->dec_tokens + r->tokens;
-  double tbt = mc_cond_decode_step(&d->prof, d->dec_batch + 1.0, tokens);
-  if (tbt > r->tbt_slo || tokens > d->prof.kv_capacity_tokens) {
+  double tbt = mc_cond_decode_step(d->prof, d->dec_batch + 1.0, tokens);
+  if (tbt > r->tbt_slo || tokens > d->prof->kv_capacity_tokens) {
     *reject = MC_COND_REJ_DECODE_LOCAL;
     c->st.rejected[MC_COND_REJ_DECODE_LOCAL]++;
     release(c, r, now_s);
