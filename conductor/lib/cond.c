@@ -2,6 +2,7 @@
  * the per-instance load accounting and mc_cond_schedule, which runs the
  * three policies of its ops tables. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,19 +11,26 @@
 #include "mooncake/conductor.h"
 
 typedef struct inst {
-  int used;
-  char name[MC_COND_NAME_MAX + 1];
-  unsigned roles;
-  mc_cond_profile prof;
-  uint64_t blocks, last_seq;
-  int needs_resync;
+  /* What a decision reads of every instance first, in 64 bytes: a
+   * decision walks all of them, and on a cold cache (after the thread was
+   * preempted) each line is a miss. */
+  uint8_t used, roles;
   /* prefill queue: queued predicted work, counted down from anchor */
-  double queue_sum, queue_anchor;
   uint32_t queued;
   /* decode: decoding now, and admitted but still in prefill */
   uint32_t dec_batch, dec_incoming;
+  const mc_cond_profile *prof; /* in mc_cond.profs, shared (see profs) */
+  uint64_t blocks;
+  double queue_sum, queue_anchor;
   double dec_tokens, inc_tokens;
+  /* the rest */
+  int prof_slot;
+  uint64_t last_seq;
+  int needs_resync;
+  char name[MC_COND_NAME_MAX + 1];
 } inst;
+
+_Static_assert(offsetof(inst, prof_slot) <= 64, "the hot part of inst fits a cache line");
 
 enum { R_FREE = 0, R_PREFILL, R_DECODE };
 
@@ -42,6 +50,12 @@ struct mc_cond {
   inst in[MC_COND_MAX_INSTANCES];
   int n_inst;
   mc_cond_index idx;
+  /* The instances' profiles, one copy per distinct profile, with the
+   * number of instances using it: candidates with the same profile then
+   * carry the same pointer, and a policy costs each distinct (profile,
+   * prefix) once per decision instead of once per candidate. */
+  mc_cond_profile profs[MC_COND_MAX_INSTANCES];
+  int prof_refs[MC_COND_MAX_INSTANCES];
   req *reqs;
   size_t n_reqs, cap_reqs; /* slots in use up to n_reqs (high-water) */
   size_t *free_slots;
@@ -135,6 +149,39 @@ static void relist(mc_cond *c) {
   }
 }
 
+#define SAME(f) (!memcmp(&a->f, &b->f, sizeof a->f))
+/* A and B predict alike, bit for bit (padding aside), and say the same. */
+static int same_profile(const mc_cond_profile *a, const mc_cond_profile *b) {
+  if (strncmp(a->name, b->name, sizeof a->name) || !SAME(block_tokens) ||
+      !SAME(bytes_per_token) || !SAME(n_terms) || !SAME(decode_base_s) ||
+      !SAME(decode_per_seq_s) || !SAME(decode_per_token_s) || !SAME(kv_capacity_tokens) ||
+      !SAME(link_gbps) || !SAME(transfer_setup_s))
+    return 0;
+  for (unsigned i = 0; i < MC_COND_MAX_TERMS; i++)
+    if (!SAME(prefill[i]))
+      return 0;
+  return 1;
+}
+#undef SAME
+
+/* The slot of a profile like P (taken once more), or a new one. */
+static int profile_ref(mc_cond *c, const mc_cond_profile *p) {
+  int fresh = -1;
+  for (int k = 0; k < MC_COND_MAX_INSTANCES; k++) {
+    if (!c->prof_refs[k]) {
+      if (fresh < 0)
+        fresh = k;
+    } else if (same_profile(&c->profs[k], p)) {
+      c->prof_refs[k]++;
+      return k;
+    }
+  }
+  /* There are as many slots as instances: one is free. */
+  c->profs[fresh] = *p;
+  c->prof_refs[fresh] = 1;
+  return fresh;
+}
+
 static inst *get(const mc_cond *c, int id) {
   if (!c || id < 0 || id >= MC_COND_MAX_INSTANCES || !c->in[id].used)
     return NULL;
@@ -164,8 +211,9 @@ int mc_cond_add_instance(mc_cond *c, const char *name, unsigned roles,
     memset(x, 0, sizeof *x);
     x->used = 1;
     memcpy(x->name, name, n + 1);
-    x->roles = roles;
-    x->prof = *p;
+    x->roles = (uint8_t)roles;
+    x->prof_slot = profile_ref(c, p);
+    x->prof = &c->profs[x->prof_slot];
     c->n_inst++;
     relist(c);
     if (id)
@@ -265,31 +313,74 @@ uint32_t mc_cond_match(const mc_cond *c, const uint64_t *blocks, size_t n, uint3
   for (int k = 0; k < c->n_ids; k++)
     if (c->in[c->ids[k]].blocks)
       alive.w[c->ids[k] >> 6] |= 1ull << (c->ids[k] & 63);
-  uint32_t best = 0;
+  if (!blocks)
+    n = 0;
+  /* One pass along the chain that ends when no instance is left: an
+   * instance's match ends at its first miss (ALIVE loses it there).  Each
+   * block's entry is looked for first right after the previous block's in
+   * the arena (index.h); while that fails, the table slots of the blocks
+   * AHEAD are prefetched so that their cache misses overlap. */
+  enum { AHEAD = 16 };
+  /* ALIVE and the holders of each block in four registers (the loop runs
+   * once per block: a bitset in memory costs store-forwarding stalls). */
+  _Static_assert(MC_COND_W == 4, "the match loop is unrolled for 256 instances");
+  uint64_t a0 = alive.w[0], a1 = alive.w[1], a2 = alive.w[2], a3 = alive.w[3];
+  uint32_t at = UINT32_MAX - 1;
+  int chained = 1;
   size_t i = 0;
-  enum { AHEAD = 8 };
-  for (size_t k = 0; blocks && k < n && k < AHEAD; k++)
-    mc_cond_index_prefetch(&c->idx, blocks[k]);
-  for (; i < n && blocks && !mc_cond_set_empty(&alive); i++) {
-    if (i + AHEAD < n)
+  for (; i < n && (a0 | a1 | a2 | a3); i++) {
+    if (!chained && i + AHEAD < n)
       mc_cond_index_prefetch(&c->idx, blocks[i + AHEAD]);
-    const mc_cond_set *h = mc_cond_index_get(&c->idx, blocks[i]);
-    for (int w = 0; w < MC_COND_W; w++) {
-      uint64_t keep = h ? alive.w[w] & h->w[w] : 0;
-      uint64_t gone = alive.w[w] & ~keep;
-      while (gone) {
-        int b = __builtin_ctzll(gone);
-        len[w * 64 + b] = (uint32_t)i;
-        gone &= gone - 1;
-      }
-      alive.w[w] = keep;
+    uint32_t hint = at + 1;
+    const mc_cond_slot *s = mc_cond_index_find(&c->idx, blocks[i], hint, &at);
+    if (s && at != hint && chained && i) {
+      /* Off the chain: start the prefetches of the next blocks. */
+      chained = 0;
+      for (size_t k = i + 1; k < n && k <= i + AHEAD; k++)
+        mc_cond_index_prefetch(&c->idx, blocks[k]);
+    } else if (s && at == hint) {
+      chained = 1;
     }
-    if (!mc_cond_set_empty(&alive))
-      best = (uint32_t)(i + 1);
+    /* On the chain the entries come in order: a few lines ahead are
+     * asked for (a stream of ~60 lines is short for the hardware
+     * prefetcher to pick up). */
+    if (s && (at & 3) == 0 && (size_t)at + 16 < c->idx.n_ent)
+      mc_cond_index_prefetch_ent(&c->idx, at + 16);
+    uint64_t h0 = 0, h1 = 0, h2 = 0, h3 = 0;
+    if (s && s->n == MC_COND_BIG) {
+      const mc_cond_set *b = &c->idx.big[mc_cond_slot_big(s)];
+      h0 = b->w[0], h1 = b->w[1], h2 = b->w[2], h3 = b->w[3];
+    } else if (s) {
+      for (int k = 0; k < s->n; k++) {
+        uint64_t bit = 1ull << (s->ids[k] & 63);
+        switch (s->ids[k] >> 6) {
+        case 0: h0 |= bit; break;
+        case 1: h1 |= bit; break;
+        case 2: h2 |= bit; break;
+        default: h3 |= bit; break;
+        }
+      }
+    }
+    uint64_t g[4] = {a0 & ~h0, a1 & ~h1, a2 & ~h2, a3 & ~h3};
+    if (g[0] | g[1] | g[2] | g[3])
+      for (int w = 0; w < 4; w++)
+        for (uint64_t m = g[w]; m; m &= m - 1)
+          len[w * 64 + __builtin_ctzll(m)] = (uint32_t)i;
+    a0 &= h0, a1 &= h1, a2 &= h2, a3 &= h3;
   }
+  alive.w[0] = a0, alive.w[1] = a1, alive.w[2] = a2, alive.w[3] = a3;
+  /* The instances still alive matched all I blocks looked at; the longest
+   * match is I when one did, else the last block where one was left. */
+  int any = !mc_cond_set_empty(&alive);
   for (int w = 0; w < MC_COND_W; w++)
     for (uint64_t a = alive.w[w]; a; a &= a - 1)
       len[w * 64 + __builtin_ctzll(a)] = (uint32_t)i;
+  if (any)
+    return (uint32_t)i;
+  uint32_t best = 0;
+  for (int k = 0; k < c->n_ids; k++)
+    if (len[c->ids[k]] > best)
+      best = len[c->ids[k]];
   return best;
 }
 
@@ -378,6 +469,7 @@ int mc_cond_remove_instance(mc_cond *c, int id) {
       release(c, r, x->queue_anchor);
   }
   mc_cond_index_drop(&c->idx, id);
+  c->prof_refs[x->prof_slot]--;
   memset(x, 0, sizeof *x);
   c->n_inst--;
   relist(c);
@@ -385,8 +477,8 @@ int mc_cond_remove_instance(mc_cond *c, int id) {
 }
 
 static double inst_load(const inst *x, double batch, double tokens, double tbt_slo) {
-  double tbt = batch > 0 ? mc_cond_decode_step(&x->prof, batch, tokens) : 0;
-  return fmax(tbt / tbt_slo, tokens / x->prof.kv_capacity_tokens);
+  double tbt = batch > 0 ? mc_cond_decode_step(x->prof, batch, tokens) : 0;
+  return fmax(tbt / tbt_slo, tokens / x->prof->kv_capacity_tokens);
 }
 
 /* Decode load with one more request of TOKENS on instance ON (-1: none):
@@ -482,10 +574,10 @@ int mc_cond_schedule(mc_cond *c, const mc_cond_req *r, mc_cond_decision *d) {
     if (best && pctx.best_id < 0 && c->len[i] == best)
       pctx.best_id = i;
     if (x->roles & MC_COND_PREFILL)
-      c->pc[np++] = (mc_cond_pcand){i, c->len[i], queue_at(x, r->now_s), &x->prof};
+      c->pc[np++] = (mc_cond_pcand){i, c->len[i], queue_at(x, r->now_s), x->prof};
     if (x->roles & MC_COND_DECODE)
       c->dc[nd++] = (mc_cond_dcand){i, x->dec_batch + x->dec_incoming,
-                                    x->dec_tokens + x->inc_tokens, &x->prof};
+                                    x->dec_tokens + x->inc_tokens, x->prof};
   }
   /* The best holder should be a prefill instance when one holds as much:
    * no transfer needed if it is chosen. */
@@ -575,8 +667,8 @@ int mc_cond_decode_admit(mc_cond *c, uint64_t req_id, double now_s, int *reject)
   inst *d = &c->in[r->d];
   /* The local scheduler's check: the batch as it is now, plus this one. */
   double tokens = d->dec_tokens + r->tokens;
-  double tbt = mc_cond_decode_step(&d->prof, d->dec_batch + 1.0, tokens);
-  if (tbt > r->tbt_slo || tokens > d->prof.kv_capacity_tokens) {
+  double tbt = mc_cond_decode_step(d->prof, d->dec_batch + 1.0, tokens);
+  if (tbt > r->tbt_slo || tokens > d->prof->kv_capacity_tokens) {
     *reject = MC_COND_REJ_DECODE_LOCAL;
     c->st.rejected[MC_COND_REJ_DECODE_LOCAL]++;
     release(c, r, now_s);

@@ -1,6 +1,7 @@
 /* See api.h.  Every input is checked before it reaches the library; the
  * library calls run under one mutex (mc_cond is not thread-safe). */
 #include "api.h"
+#include "fast.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,6 +27,7 @@ int cs_api_init(cs_api *a, const mc_cond_opts *o, const mc_cond_profile *p, char
     return -1;
   a->profile = *p;
   pthread_mutex_init(&a->mu, NULL);
+  a->clock = mono;
   a->t0 = mono();
   a->max_blocks = 1 << 16;
   return 0;
@@ -280,56 +282,94 @@ static const char *name_of(cs_api *a, int id) {
   return n ? n : "";
 }
 
-static int do_schedule(cs_api *a, json_t *o, char **out) {
-  char err[256];
-  uint64_t *b;
-  size_t nb;
-  double in, outl, ttft, tbt;
-  if (blocks_of(a, o, "blocks", &b, &nb, 0, err, sizeof err))
-    return fail(out, 400, "%s", err);
-  if (num_field(o, "input_length", 1, 0, 1, 4294967295.0, &in, err, sizeof err) ||
-      num_field(o, "output_length", 0, 0, 0, 4294967295.0, &outl, err, sizeof err) ||
-      num_field(o, "ttft_slo_s", 0, 0, 0, 1e9, &ttft, err, sizeof err) ||
-      num_field(o, "tbt_slo_s", 0, 0, 0, 1e9, &tbt, err, sizeof err)) {
-    free(b);
-    return fail(out, 400, "%s", err);
+/* The answer to /schedule built with jansson (the general path, and the
+ * fallback of cs_fast_schedule_reply). */
+static json_t *sched_json(const cs_sched_ans *s) {
+  const mc_cond_decision *d = &s->d;
+  char id[32];
+  snprintf(id, sizeof id, "%" PRIu64, d->req_id);
+  json_t *j = json_pack("{s:b,s:s,s:f,s:f,s:f,s:f,s:f}", "admitted", !d->reject, "reason",
+                        mc_cond_reject_str(d->reject), "expected_ttft_s", d->prefill.ttft_s,
+                        "expected_tbt_s", d->decode.tbt_s, "prefill_load", d->prefill_load,
+                        "decode_load", d->decode_load_now, "queue_s", d->prefill.queue_s);
+  if (j && d->prefill.id >= 0) {
+    json_object_set_new(j, "prefill", json_string(s->prefill));
+    json_object_set_new(j, "prefix_blocks", json_integer(d->prefill.prefix_blocks));
+    json_object_set_new(j, "local_blocks", json_integer(d->prefill.local_blocks));
+    json_object_set_new(j, "fetch_from",
+                        d->prefill.fetch_from >= 0 ? json_string(s->fetch_from) : json_null());
+    json_object_set_new(j, "transfer_s", json_real(d->prefill.transfer_s));
   }
-  mc_cond_req r = {.blocks = b, .n_blocks = nb, .input_len = (uint32_t)in,
-                   .output_len = (uint32_t)outl, .ttft_slo_s = ttft, .tbt_slo_s = tbt};
-  mc_cond_decision d;
+  if (j && d->decode.id >= 0)
+    json_object_set_new(j, "decode", json_string(s->decode));
+  if (j && !d->reject)
+    json_object_set_new(j, "request_id", json_string(id));
+  return j;
+}
+
+static void copy_name(cs_api *a, int id, char *to) {
+  snprintf(to, MC_COND_NAME_MAX + 1, "%s", name_of(a, id));
+}
+
+/* Schedules Q (read by either path) and answers. */
+static int schedule(cs_api *a, const cs_sched_req *q, int fast, char **out) {
+  mc_cond_req r = {.blocks = q->blocks, .n_blocks = q->n_blocks,
+                   .input_len = (uint32_t)q->input_len, .output_len = (uint32_t)q->output_len,
+                   .ttft_slo_s = q->ttft_slo_s, .tbt_slo_s = q->tbt_slo_s};
+  cs_sched_ans s;
+  /* Only the decision and the names it picked are taken under the lock;
+   * the answer is written after. */
   pthread_mutex_lock(&a->mu);
-  r.now_s = mono() - a->t0;
-  int rc = mc_cond_schedule(a->c, &r, &d);
-  json_t *j = NULL;
+  r.now_s = a->clock() - a->t0;
+  int rc = mc_cond_schedule(a->c, &r, &s.d);
   if (rc == 0) {
-    char id[32];
-    snprintf(id, sizeof id, "%" PRIu64, d.req_id);
-    j = json_pack("{s:b,s:s,s:f,s:f,s:f,s:f,s:f}", "admitted", !d.reject, "reason",
-                  mc_cond_reject_str(d.reject), "expected_ttft_s", d.prefill.ttft_s,
-                  "expected_tbt_s", d.decode.tbt_s, "prefill_load", d.prefill_load,
-                  "decode_load", d.decode_load_now, "queue_s", d.prefill.queue_s);
-    if (j && d.prefill.id >= 0) {
-      json_object_set_new(j, "prefill", json_string(name_of(a, d.prefill.id)));
-      json_object_set_new(j, "prefix_blocks", json_integer(d.prefill.prefix_blocks));
-      json_object_set_new(j, "local_blocks", json_integer(d.prefill.local_blocks));
-      json_object_set_new(j, "fetch_from", d.prefill.fetch_from >= 0
-                                               ? json_string(name_of(a, d.prefill.fetch_from))
-                                               : json_null());
-      json_object_set_new(j, "transfer_s", json_real(d.prefill.transfer_s));
-    }
-    if (j && d.decode.id >= 0)
-      json_object_set_new(j, "decode", json_string(name_of(a, d.decode.id)));
-    if (j && !d.reject)
-      json_object_set_new(j, "request_id", json_string(id));
+    copy_name(a, s.d.prefill.id, s.prefill);
+    copy_name(a, s.d.prefill.fetch_from, s.fetch_from);
+    copy_name(a, s.d.decode.id, s.decode);
   }
   pthread_mutex_unlock(&a->mu);
-  free(b);
   if (rc == MC_EBUSY)
     return fail(out, 503, "too many requests in flight: report them with POST /complete");
   if (rc)
     return fail(out, 400, "cannot schedule: %s (blocks must not outnumber the input tokens)",
                 mc_strerror(rc));
-  return reply(out, d.reject ? 429 : 200, j);
+  int st = s.d.reject ? 429 : 200;
+  if (fast && (*out = cs_fast_schedule_reply(&s)))
+    return st;
+  return reply(out, st, sched_json(&s));
+}
+
+static int do_schedule(cs_api *a, json_t *o, char **out) {
+  char err[256];
+  cs_sched_req q;
+  if (blocks_of(a, o, "blocks", &q.blocks, &q.n_blocks, 0, err, sizeof err))
+    return fail(out, 400, "%s", err);
+  if (num_field(o, "input_length", 1, 0, 1, 4294967295.0, &q.input_len, err, sizeof err) ||
+      num_field(o, "output_length", 0, 0, 0, 4294967295.0, &q.output_len, err, sizeof err) ||
+      num_field(o, "ttft_slo_s", 0, 0, 0, 1e9, &q.ttft_slo_s, err, sizeof err) ||
+      num_field(o, "tbt_slo_s", 0, 0, 0, 1e9, &q.tbt_slo_s, err, sizeof err)) {
+    free(q.blocks);
+    return fail(out, 400, "%s", err);
+  }
+  int st = schedule(a, &q, !a->no_fast, out);
+  free(q.blocks);
+  return st;
+}
+
+/* POST /schedule in its plain form, without jansson (fast.h); 0 when the
+ * body is not in that form. */
+static int fast_schedule(cs_api *a, const char *body, size_t len, char **out) {
+  uint64_t buf[512];
+  cs_sched_req q;
+  int rc = cs_fast_schedule_parse(body, len, a->max_blocks, buf, sizeof buf / sizeof buf[0], &q);
+  if (rc == MC_ENOMEM)
+    return fail(out, 500, "out of memory");
+  if (rc != 1)
+    return 0;
+  int st = schedule(a, &q, 1, out);
+  if (q.blocks != buf)
+    free(q.blocks);
+  return st;
 }
 
 static int do_complete(cs_api *a, json_t *o, char **out) {
@@ -343,7 +383,7 @@ static int do_complete(cs_api *a, json_t *o, char **out) {
     return fail(out, 400, "'request_id' is not one this service issued");
   int rc, reject = 0;
   pthread_mutex_lock(&a->mu);
-  double now = mono() - a->t0;
+  double now = a->clock() - a->t0;
   if (!strcmp(stage, "prefill"))
     rc = mc_cond_prefill_done(a->c, rid, now);
   else if (!strcmp(stage, "decode"))
@@ -429,7 +469,7 @@ static int metrics(cs_api *a, char **out) {
   pthread_mutex_lock(&a->mu);
   mc_cond_stats s;
   mc_cond_get_stats(a->c, &s);
-  double now = mono() - a->t0;
+  double now = a->clock() - a->t0;
   P("# TYPE mc_conductor_instances gauge\nmc_conductor_instances %llu\n",
     (unsigned long long)s.instances);
   P("# TYPE mc_conductor_index_blocks gauge\nmc_conductor_index_blocks %llu\n",
@@ -502,6 +542,11 @@ int cs_api_handle(cs_api *a, const char *method, const char *path, const char *q
     return fail(out, 404, "unknown path '%.64s'", path);
   if (!post)
     return fail(out, 405, "use POST %s", path);
+  if (!a->no_fast && !strcmp(path, "/schedule")) {
+    int st = fast_schedule(a, body, len, out);
+    if (st)
+      return st;
+  }
   json_error_t je;
   json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
   if (!o)

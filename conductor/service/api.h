@@ -32,7 +32,9 @@ typedef struct cs_api {
   mc_cond *c;
   mc_cond_profile profile; /* for instances registering without one */
   pthread_mutex_t mu;
-  double t0;               /* monotonic start */
+  double (*clock)(void);   /* seconds, monotonic (tests set their own) */
+  double t0;               /* clock() at start */
+  int no_fast;             /* 1: /schedule always through jansson (tests) */
   size_t max_blocks;       /* most block ids in one request */
 } cs_api;
 

@@ -9,6 +9,11 @@
  * On start it prints "mooncake-conductor listening on http://HOST:PORT"
  * (port 0 picks a free one) and serves until SIGINT/SIGTERM.
  *
+ * Threads: libmicrohttpd's internal epoll loop in a pool of --threads
+ * threads (default: the number of online cores, at most 16).  The
+ * conductor itself is one mutex (a /schedule decision holds it for a few
+ * microseconds); the threads read, parse and answer in parallel around it.
+ *
  * Security: with --token-file every request must carry "Authorization:
  * Bearer <token>"; a request without it is answered 401 from its headers,
  * before any body is read, so an unauthenticated client holds no body
@@ -26,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 
@@ -180,7 +186,9 @@ int main(int argc, char **argv) {
   const char *listen = "127.0.0.1:13333", *profile = NULL, *token_file = NULL;
   mc_cond_opts o;
   mc_cond_opts_init(&o);
-  unsigned threads = 2, max_conns = 512, per_ip = 64;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned threads = cores < 1 ? 1 : cores > 16 ? 16 : (unsigned)cores;
+  unsigned max_conns = 512, per_ip = 64;
   size_t max_body = 4u << 20;
   int insecure = 0;
   for (int i = 1; i < argc; i++) {

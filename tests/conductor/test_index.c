@@ -69,16 +69,17 @@ static void test_events(void) {
   mc_cond_destroy(c);
 }
 
-/* Random stored/removed events over 8 instances and 20,000 keys, checked
- * after every batch against a plain bitmap (exercises table growth,
- * backward-shift deletion and dropping an instance). */
-static void test_random(void) {
-  enum { NI = 8, NK = 20000 };
+/* Random stored/removed events over NI instances and NK keys, checked
+ * at the end against a plain bitmap (exercises table growth, arena
+ * compaction, backward-shift deletion and dropping an instance; with many
+ * instances on few keys, holder sets that move to the side pool and back
+ * inline). */
+static void test_random(int NI, uint64_t NK, int rounds) {
   mc_cond *c;
   mc_cond_profile p = fx_profile();
   CHECK_OK(mc_cond_create(NULL, &c, NULL, 0));
-  int id[NI];
-  uint64_t seq[NI] = {0};
+  int id[MC_COND_MAX_INSTANCES];
+  uint64_t seq[MC_COND_MAX_INSTANCES] = {0};
   for (int i = 0; i < NI; i++) {
     char n[16];
     snprintf(n, sizeof n, "i%d", i);
@@ -87,7 +88,7 @@ static void test_random(void) {
   unsigned char *held = calloc((size_t)NK * NI, 1);
   CHECK(held != NULL);
   uint64_t rng = 12345, batch[64];
-  for (int round = 0; round < 3000; round++) {
+  for (int round = 0; round < rounds; round++) {
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
     int i = (int)((rng >> 33) % NI), type = (rng >> 20) & 1 ? MC_COND_EV_STORED
                                                           : MC_COND_EV_REMOVED;
@@ -100,7 +101,7 @@ static void test_random(void) {
       held[batch[j] * NI + (size_t)i] = type == MC_COND_EV_STORED;
     }
     CHECK_OK(mc_cond_apply_event(c, id[i], ++seq[i], type, batch, n));
-    if (round == 2000) {
+    if (round == rounds * 2 / 3) {
       CHECK_OK(mc_cond_remove_instance(c, id[3]));
       for (size_t k = 0; k < NK; k++)
         held[k * NI + 3] = 0;
@@ -126,9 +127,95 @@ static void test_random(void) {
   mc_cond_destroy(c);
 }
 
+/* One block held by 20 instances (its holders in the side pool), then
+ * given up one by one down to none. */
+static void test_many_holders(void) {
+  mc_cond *c;
+  mc_cond_profile p = fx_profile();
+  CHECK_OK(mc_cond_create(NULL, &c, NULL, 0));
+  int id[20];
+  uint64_t k[2] = {42, 43};
+  for (int i = 0; i < 20; i++) {
+    char n[16];
+    snprintf(n, sizeof n, "h%d", i);
+    CHECK_OK(mc_cond_add_instance(c, n, MC_COND_PREFILL, &p, &id[i]));
+    CHECK_OK(mc_cond_apply_event(c, id[i], 1, MC_COND_EV_STORED, k, i % 2 ? 2 : 1));
+  }
+  mc_cond_stats cs;
+  for (int i = 0; i < 20; i++) {
+    CHECK_EQ_INT(mc_cond_match(c, k, 2, len), 2); /* h19 holds both */
+    for (int j = 0; j < 20; j++)
+      CHECK_EQ_INT(len[id[j]], j < i ? 0 : (j % 2 ? 2 : 1));
+    CHECK_OK(mc_cond_apply_event(c, id[i], 2, MC_COND_EV_REMOVED, k, 2));
+    mc_cond_get_stats(c, &cs);
+    CHECK_EQ_U64(cs.index_blocks, (uint64_t)(i < 19 ? 2 : 0));
+  }
+  CHECK_EQ_INT(mc_cond_match(c, k, 2, len), 0);
+  mc_cond_destroy(c);
+}
+
+/* Chains: events store and remove runs of consecutive keys (sometimes
+ * backwards), so the arena holds chains with holes, is compacted and
+ * grows; matches of runs (the arena's next-entry path) and of strided
+ * keys (the table path) against a plain bitmap. */
+static void test_chains(int NI, int remove_every) {
+  enum { NK = 6000, Q = 3000 };
+  mc_cond *c;
+  mc_cond_profile p = fx_profile();
+  CHECK_OK(mc_cond_create(NULL, &c, NULL, 0));
+  int id[MC_COND_MAX_INSTANCES];
+  uint64_t seq[MC_COND_MAX_INSTANCES] = {0};
+  for (int i = 0; i < NI; i++) {
+    char n[16];
+    snprintf(n, sizeof n, "c%d", i);
+    CHECK_OK(mc_cond_add_instance(c, n, MC_COND_PREFILL, &p, &id[i]));
+  }
+  unsigned char *held = calloc((size_t)NK * NI, 1);
+  CHECK(held != NULL);
+  uint64_t rng = 777, batch[128], q[128];
+#define NEXT() (rng = rng * 6364136223846793005ull + 1442695040888963407ull, rng >> 24)
+  for (int round = 0; round < 5000; round++) {
+    int i = (int)(NEXT() % NI);
+    int type = round % remove_every == 1 ? MC_COND_EV_REMOVED : MC_COND_EV_STORED;
+    size_t n = 1 + NEXT() % 128;
+    uint64_t start = NEXT() % (NK - n);
+    int back = NEXT() % 5 == 0;
+    for (size_t j = 0; j < n; j++) {
+      batch[j] = back ? start + n - 1 - j : start + j;
+      held[batch[j] * NI + (size_t)i] = type == MC_COND_EV_STORED;
+    }
+    CHECK_OK(mc_cond_apply_event(c, id[i], ++seq[i], type, batch, n));
+  }
+  for (int t = 0; t < Q; t++) {
+    size_t n = 1 + NEXT() % 128;
+    uint64_t stride = t % 3 == 2 ? 1 + NEXT() % 7 : 1;
+    uint64_t start = NEXT() % (NK - n * stride);
+    for (size_t j = 0; j < n; j++)
+      q[j] = start + j * stride;
+    uint32_t best = mc_cond_match(c, q, n, len), want_best = 0;
+    for (int i = 0; i < NI; i++) {
+      uint32_t want = 0;
+      while (want < n && held[q[want] * NI + (size_t)i])
+        want++;
+      CHECK_EQ_INT(len[id[i]], want);
+      if (want > want_best)
+        want_best = want;
+    }
+    CHECK_EQ_INT(best, want_best);
+  }
+#undef NEXT
+  free(held);
+  mc_cond_destroy(c);
+}
+
 int main(void) {
   test_events();
-  test_random();
+  test_random(8, 20000, 3000);
+  test_random(200, 300, 6000);
+  test_random(MC_COND_MAX_INSTANCES, 40, 3000);
+  test_chains(16, 4);
+  test_chains(3, 2); /* keys left with no holder: holes, compaction */
+  test_many_holders();
   printf("ok: conductor prefix index\n");
   return 0;
 }

@@ -197,8 +197,60 @@ static void test_bad_and_custom(void) {
   mc_cond_destroy(c);
 }
 
+/* Instances with different profiles among instances with the same one:
+ * each candidate is costed with its own profile (the conductor shares one
+ * copy per distinct profile and the policies reuse a result only for the
+ * same copy), also after one is replaced by an instance of another. */
+static void test_profiles(void) {
+  for (int pol = 0; pol < 2; pol++) {
+    mc_cond_opts o;
+    mc_cond_opts_init(&o);
+    o.prefill = mc_cond_prefill_policy(pol ? "cache-local" : "cache-global");
+    o.ttft_slo_s = 100;
+    mc_cond *c;
+    CHECK_OK(mc_cond_create(&o, &c, NULL, 0));
+    mc_cond_profile slow = fx_profile(), fast = fx_profile(), faster = fx_profile();
+    slow.prefill[0].coef = 0.002;
+    faster.prefill[0].coef = 0.0005;
+    strcpy(faster.name, "faster");
+    int s0, f1, s2, f3, d;
+    CHECK_OK(mc_cond_add_instance(c, "s0", MC_COND_PREFILL, &slow, &s0));
+    CHECK_OK(mc_cond_add_instance(c, "s2", MC_COND_PREFILL, &slow, &s2));
+    CHECK_OK(mc_cond_add_instance(c, "f1", MC_COND_PREFILL, &fast, &f1));
+    CHECK_OK(mc_cond_add_instance(c, "f3", MC_COND_PREFILL, &fast, &f3));
+    CHECK_OK(mc_cond_add_instance(c, "d", MC_COND_DECODE, &fast, &d));
+    mc_cond_req r = req(0);
+    mc_cond_decision dd;
+    CHECK_OK(mc_cond_schedule(c, &r, &dd));
+    /* Nothing cached: the first fast one (the slow ones come first). */
+    CHECK_EQ_INT(dd.prefill.id, f1);
+    CHECK(FX_NEAR(dd.prefill.prefill_s, mc_cond_prefill_time(&fast, 1000, 0)));
+    CHECK_OK(mc_cond_request_done(c, dd.req_id, 0));
+    /* s0 and f1 go; a faster one takes f1's place. */
+    CHECK_OK(mc_cond_remove_instance(c, s0));
+    CHECK_OK(mc_cond_remove_instance(c, f1));
+    int x;
+    CHECK_OK(mc_cond_add_instance(c, "x", MC_COND_PREFILL, &faster, &x));
+    CHECK_OK(mc_cond_schedule(c, &r, &dd));
+    CHECK_EQ_INT(dd.prefill.id, x);
+    CHECK(FX_NEAR(dd.prefill.prefill_s, mc_cond_prefill_time(&faster, 1000, 0)));
+    CHECK_OK(mc_cond_request_done(c, dd.req_id, 0));
+    /* Same coefficients, another name: not shared, still costed alike. */
+    mc_cond_profile named = faster;
+    strcpy(named.name, "named");
+    int y;
+    CHECK_OK(mc_cond_remove_instance(c, x));
+    CHECK_OK(mc_cond_add_instance(c, "y", MC_COND_PREFILL, &named, &y));
+    CHECK_OK(mc_cond_schedule(c, &r, &dd));
+    CHECK_EQ_INT(dd.prefill.id, y);
+    CHECK(FX_NEAR(dd.prefill.prefill_s, mc_cond_prefill_time(&named, 1000, 0)));
+    mc_cond_destroy(c);
+  }
+}
+
 int main(void) {
   test_algorithm1();
+  test_profiles();
   test_prediction();
   test_bad_and_custom();
   printf("ok: conductor scheduling\n");
