@@ -115,7 +115,7 @@ d = json.load(open(sys.argv[1]))
 by = {p["name"]: p for p in d["plugins"]}
 tcp = by["tcp"]
 assert tcp["state"] == "LOADED" and len(tcp["rails"]) == 4, tcp
-assert tcp["local_mem_kinds"] == ["CPU"] and tcp["remote_mem_kinds"] == ["CPU"]
+assert tcp["local_mem_kinds"] == ["CPU"] and tcp["remote_mem_kinds"] == ["CPU", "FILE"]
 assert tcp["slice_size"] == 1 << 20 and "OWN_THREADS" in tcp["caps"]
 keys = {p["name"]: p for p in tcp["params"]}
 want = {"connections", "port", "timeout_ms", "connect_timeout_ms",
