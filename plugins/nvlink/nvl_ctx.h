@@ -71,6 +71,7 @@ typedef struct nvl_ep {
   int self;  /* the peer is this process: no IPC, addresses as they are */
   int pidfd; /* to notice the peer's death; -1 if none */
   atomic_int dead;
+  _Atomic int64_t next_check; /* CLOCK_MONOTONIC_COARSE ns of the next pidfd poll */
   nvl_map *maps;
   nvl_rmem *rmems;
   uint32_t inflight; /* slices in pending groups (ctx lock) */

@@ -3,21 +3,22 @@
  * memory, so the plugin's own code runs unchanged in CI (like the software
  * verbs device of tests/rdma).
  *
- * "Device" memory: each cuMemAlloc is a memfd mapped MAP_SHARED, so
+ * "Device" memory: each cuMemAlloc is a memfd mapped MAP_SHARED (populated:
+ * device memory takes no page faults, and neither should its stand-in), so
  * cuIpcGetMemHandle can name it by (pid, fd number, size, allocation id)
  * and cuIpcOpenMemHandle in another process of the same user takes the fd
  * with pidfd_getfd (or /proc/<pid>/fd/N) and maps it.  A handle whose fd is
  * not this library's memfd of that size is refused (CUDA_ERROR_INVALID_HANDLE),
  * as the driver refuses a forged one.  Streams and events: copies are done
- * at once in cuMemcpyAsync; an event is "not ready" for the first
- * MC_FAKECUDA_EVENT_DELAY queries after its record (default 1), so callers'
- * polling paths run.  cuPointerGetAttribute knows allocations and IPC
+ * at once in cuMemcpyAsync, so an event is done when recorded, unless
+ * MC_FAKECUDA_EVENT_DELAY=N makes it "not ready" for the first N queries
+ * after its record (the tests set it, so callers' polling paths run).  cuPointerGetAttribute knows allocations and IPC
  * mappings; any other pointer is host memory (CUDA_ERROR_INVALID_VALUE).
  *
  * Environment:
  *   MC_FAKECUDA_DEVICES      device count (default 1; 0: cuInit fails
  *                            CUDA_ERROR_NO_DEVICE)
- *   MC_FAKECUDA_EVENT_DELAY  queries an event stays not ready (default 1)
+ *   MC_FAKECUDA_EVENT_DELAY  queries an event stays not ready (default 0)
  *   MC_FAKECUDA_NO_GETPROC   1: cuGetProcAddress finds nothing (callers
  *                            fall back to dlsym)
  *   MC_FAKECUDA_FAIL_COPY    fail the Nth cuMemcpyAsync and later ones
@@ -124,7 +125,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static fmem *mems;
 static uint64_t next_id = 1;
 static int ndev = -1;
-static int event_delay = 1;
+static int event_delay;
 static long fail_copy;
 static long copies;
 static struct fctx ctxs[MAX_DEV];
@@ -137,7 +138,7 @@ static void env_load(void) {
   if (ndev < 0 || ndev > MAX_DEV)
     ndev = 1;
   v = getenv("MC_FAKECUDA_EVENT_DELAY");
-  event_delay = v ? atoi(v) : 1;
+  event_delay = v ? atoi(v) : 0;
   v = getenv("MC_FAKECUDA_FAIL_COPY");
   fail_copy = v ? atol(v) : 0;
   for (int i = 0; i < MAX_DEV; i++)
@@ -274,7 +275,7 @@ API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t size) {
     close(fd);
     return E_OUT_OF_MEMORY;
   }
-  void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   fmem *m = calloc(1, sizeof *m);
   if (b == MAP_FAILED || !m) {
     if (b != MAP_FAILED)
@@ -441,7 +442,7 @@ API CUresult cuIpcOpenMemHandle_v2(CUdeviceptr *p, CUipcMemHandle h,
     close(fd);
     return E_INVALID_HANDLE;
   }
-  void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   close(fd);
   fmem *m = calloc(1, sizeof *m);
   if (b == MAP_FAILED || !m) {
