@@ -59,7 +59,8 @@ int nvl_desc_encode(const nvl_desc *d, void *buf, size_t *len) {
   put32(&p, d->ndev);
   memset(p, 0, NVL_HOST_ID_MAX);
   memcpy(p, d->host_id, strnlen(d->host_id, NVL_HOST_ID_MAX - 1));
-  *len = NVL_DESC_SIZE;
+  p += NVL_HOST_ID_MAX;
+  *len = (size_t)(p - (uint8_t *)buf); /* == NVL_DESC_SIZE */
   return 0;
 }
 
@@ -113,7 +114,8 @@ int nvl_rkey_encode(const nvl_rkey *k, void *buf, size_t *len) {
   put64(&p, k->alloc_base);
   put64(&p, k->alloc_size);
   memcpy(p, k->handle, NVL_HANDLE_SIZE);
-  *len = NVL_RKEY_SIZE;
+  p += NVL_HANDLE_SIZE;
+  *len = (size_t)(p - (uint8_t *)buf); /* == NVL_RKEY_SIZE */
   return 0;
 }
 

@@ -40,8 +40,8 @@ typedef struct nvl_rkey {
   uint8_t handle[NVL_HANDLE_SIZE];
 } nvl_rkey;
 
-#define NVL_DESC_SIZE 92
-#define NVL_RKEY_SIZE 112
+#define NVL_DESC_SIZE 96 /* 4 magic, 2 version, 2 pad, 4 flags, 4 pid, 4 uid, 8 pidns, 4 ndev, 64 host id */
+#define NVL_RKEY_SIZE 112 /* 4 magic, 2 version, 2 kind, 4 device, 4 pid, 4x8 ranges, 64 handle */
 
 /* Encoders: *len in/out, MC_ENOSPC with the size needed (buf may be NULL
  * for a size query). */
