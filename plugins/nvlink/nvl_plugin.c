@@ -477,9 +477,15 @@ static int map_get(nvl_ctx *c, nvl_ep *ep, const nvl_rkey *k, nvl_map **out) {
     m->opened = 1;
   }
   /* The mapping must be as large as the key claims, or a forged key could
-   * make us copy past it. */
-  if (c->cu.MemGetAddressRange(&base, &size, m->ptr) != CUDA_SUCCESS ||
-      base != m->ptr || size < k->alloc_size) {
+   * make us copy past it.  (The range attributes answer where a driver's
+   * cuMemGetAddressRange does not for IPC mappings.) */
+  if (c->cu.MemGetAddressRange(&base, &size, m->ptr) != CUDA_SUCCESS &&
+      (c->cu.PointerGetAttribute(&base, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+                                 m->ptr) != CUDA_SUCCESS ||
+       c->cu.PointerGetAttribute(&size, CU_POINTER_ATTRIBUTE_RANGE_SIZE,
+                                 m->ptr) != CUDA_SUCCESS))
+    base = 0, size = 0;
+  if (base != m->ptr || size < k->alloc_size) {
     NVL_LOG(c, MC_LOG_WARN, "peer %s: remote key claims an allocation of %" PRIu64
             " bytes but its handle maps %zu", ep->peer_name, k->alloc_size, size);
     if (m->opened)

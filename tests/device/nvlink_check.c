@@ -170,6 +170,7 @@ static void pattern(uint8_t *p, size_t n, uint32_t seed) {
 
 static void check_data(mc_engine *e, mc_segment *s, dptr loc, const tinfo *ti) {
   static const uint64_t sizes[] = {1, 4097, 1u << 20, (4u << 20) + 3, 64u << 20};
+  uint64_t top = 0;
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
     uint64_t n = sizes[k];
     if (n > buf_size / 2)
@@ -189,10 +190,10 @@ static void check_data(mc_engine *e, mc_segment *s, dptr loc, const tinfo *ti) {
       DIE("data check: %" PRIu64 " bytes written and read back differ", n);
     free(a);
     free(b);
+    top = n;
   }
-  printf("data: 1 B .. %s written to and read from the other process's GPU "
-         "buffer over CUDA IPC, bytes checked\n",
-         buf_size / 2 >= (64u << 20) ? "64 MiB" : "4 MiB");
+  printf("data: 1 .. %" PRIu64 " bytes written to and read from the other "
+         "process's GPU buffer over CUDA IPC, bytes checked\n", top);
 }
 
 /* Throughput (GB/s) and CPU microseconds per block of nvlink writes of
