@@ -162,8 +162,12 @@ int main(int argc, char **argv) {
   side nv, sh;
   side_start(&nv, argv[1], "initiator", argv[3]);
   side_start(&sh, argv[2], "initiator", NULL);
+  /* Both plugins' local buffers are the same kind of memory (the fake
+   * driver's populated memfd mappings, host memory underneath), as their
+   * targets are, so the copies cost the same and the difference is the
+   * plugins' own. */
   uint8_t *dev = test_cuda_alloc(&cu, LEN);
-  uint8_t *host = aligned_alloc(4096, LEN);
+  uint8_t *host = test_cuda_alloc(&cu, LEN);
   memset(host, 1, LEN);
   memset(dev, 1, LEN);
   printf("%-8s %-7s %14s %14s\n", "size", "plugin", "cpu us/slice", "wall us/slice");
@@ -182,7 +186,8 @@ int main(int argc, char **argv) {
   CHECK_OK(sh.ops->fini(sh.ctx));
   mc_fake_host_fini(&nv.h);
   mc_fake_host_fini(&sh.h);
-  free(host);
+  cu.MemFree((unsigned long long)(uintptr_t)host);
+  cu.MemFree((unsigned long long)(uintptr_t)dev);
   close(a[1]);
   waitpid(pid, NULL, 0);
   return 0;
