@@ -134,7 +134,7 @@ static long copies;
 static _Atomic uint64_t generation = 1;
 static struct fctx ctxs[MAX_DEV];
 static int retained[MAX_DEV];
-static __thread CUcontext current;
+static __thread __attribute__((tls_model("initial-exec"))) CUcontext current;
 
 static void env_load(void) {
   const char *v = getenv("MC_FAKECUDA_DEVICES");
@@ -557,8 +557,10 @@ API CUresult cuEventDestroy_v2(CUevent e) {
 
 /* The two ranges this thread's last copy found its pointers in: a copy
  * between the same two buffers again skips the lock and the list walk
- * (a real driver's copy costs the host no lock either). */
-static __thread struct {
+ * (a real driver's copy costs the host no lock either).  Thread-locals
+ * here are initial-exec: LeakSanitizer's exit scan crashed on the dynamic
+ * TLS of this dlopen'd (and dlclose'd) library. */
+static __thread __attribute__((tls_model("initial-exec"))) struct {
   uint64_t gen;
   uint64_t base[2], size[2];
 } seen;
