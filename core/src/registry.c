@@ -164,6 +164,9 @@ static int register_with_transports(mc_registry *e, mc_local_buf *b, int *served
       MC_ERROR(e->log, COMP, "%s: register 0x%llx+%llu failed: %s",
                t->plugin->name, (unsigned long long)b->addr,
                (unsigned long long)b->len, mc_strerror(r ? r : MC_EPROTO));
+      mc_last_error_set("mc_register 0x%llx+%llu (%s): transport %s refused it: %s",
+                        (unsigned long long)b->addr, (unsigned long long)b->len,
+                        b->location, t->plugin->name, mc_strerror(r ? r : MC_EPROTO));
       return r ? r : MC_EPROTO;
     }
     b->rkey[i] = malloc(klen ? klen : 1);
@@ -187,6 +190,59 @@ static void list_remove(mc_registry *e, mc_local_buf *b) {
   e->nbufs--;
 }
 
+/* Memory registered without a location may be device memory only a
+ * plugin's runtime knows (a cuMemAlloc'd pointer): asks every loaded
+ * transport that has query_mem (ABI 1.3), in rank order.  Returns 1 with
+ * loc set ("cuda:3") when one claims the range, 0 when none does (host
+ * memory), or MC_EINVAL (mc_last_error set) when one says only part of
+ * the range is its memory. */
+static int ask_transports(mc_registry *e, uint64_t a, size_t len, char *loc,
+                          size_t loclen) {
+  static const struct {
+    uint32_t kind;
+    const char *prefix;
+  } names[] = {{MC_MEM_CUDA, "cuda"}, {MC_MEM_HIP, "hip"}, {MC_MEM_NPU, "npu"}};
+  for (int i = 0; i < e->set->n; i++) {
+    mc_transport *t = e->set->t[i];
+    if (!t->ops->query_mem)
+      continue;
+    uint32_t kind = 0;
+    int32_t dev = -1;
+    pthread_mutex_lock(&t->ctl_lock);
+    int rc = t->ops->query_mem(t->ctx, a, len, &kind, &dev);
+    pthread_mutex_unlock(&t->ctl_lock);
+    if (rc == MC_ENOENT)
+      continue;
+    if (rc == MC_EINVAL) {
+      MC_ERROR(e->log, COMP, "register 0x%llx+%zu: %s says only part of the "
+               "range is its device memory", (unsigned long long)a, len,
+               t->plugin->name);
+      mc_last_error_set("mc_register 0x%llx+%zu: transport %s says only part "
+                        "of the range is device memory (register each "
+                        "allocation on its own)", (unsigned long long)a, len,
+                        t->plugin->name);
+      return MC_EINVAL;
+    }
+    const char *prefix = NULL;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+      if (names[k].kind == kind)
+        prefix = names[k].prefix;
+    if (rc || !prefix || dev < 0 || dev > 4095) {
+      /* A plugin defect: say so and let the next one (or the topology)
+       * decide rather than fail the user's call. */
+      MC_WARN(e->log, COMP, "%s: query_mem(0x%llx) gave %s, kind 0x%x, device "
+              "%d; ignored", t->plugin->name, (unsigned long long)a,
+              mc_strerror(rc), kind, dev);
+      continue;
+    }
+    snprintf(loc, loclen, "%s:%d", prefix, dev);
+    MC_DEBUG(e->log, COMP, "0x%llx+%zu is %s memory (said %s)",
+             (unsigned long long)a, len, loc, t->plugin->name);
+    return 1;
+  }
+  return 0;
+}
+
 /* A new buffer record for [addr, addr+len) at location (NULL: the page's
  * NUMA node), its rails ranked; nothing registered yet. */
 static int buf_new(mc_registry *e, void *addr, size_t len, const char *location,
@@ -201,11 +257,18 @@ static int buf_new(mc_registry *e, void *addr, size_t len, const char *location,
                "register 0x%llx+%zu: bad location '%s' (expected cpu:N, cuda:N, "
                "hip:N, npu:N or file:N)",
                (unsigned long long)a, len, location);
+      mc_last_error_set("mc_register 0x%llx+%zu: bad location '%s' (expected "
+                        "cpu:N, cuda:N, hip:N, npu:N or file:N)",
+                        (unsigned long long)a, len, location);
       return MC_EINVAL;
     }
     snprintf(loc, sizeof loc, "%s", location);
   } else {
-    mc_topo_locate_addr(addr, loc, sizeof loc); /* "cpu:N" of the page */
+    int rc = ask_transports(e, a, len, loc, sizeof loc);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      mc_topo_locate_addr(addr, loc, sizeof loc); /* "cpu:N" of the page */
     parse_location(loc, &kind, &dev);
   }
   mc_local_buf *b = calloc(1, sizeof *b);
@@ -294,6 +357,13 @@ static int insert_new(mc_registry *e, mc_local_buf *b) {
   if (!rc && !served) {
     MC_ERROR(e->log, COMP, "register 0x%llx+%zu (%s): no loaded transport serves this memory kind",
              (unsigned long long)a, len, b->location);
+    /* tcp and shm move host memory only; device memory needs its own
+     * transport (nvlink for cuda:N). */
+    mc_last_error_set("mc_register 0x%llx+%zu (%s): no loaded transport serves "
+                      "this memory kind%s", (unsigned long long)a, len, b->location,
+                      b->kind == MC_MEM_CPU ? ""
+                      : " (tcp and shm move host memory only; load the device's "
+                        "transport, e.g. nvlink for cuda:N)");
     rc = MC_ENOTSUP;
   }
   /* Publish (ready) or roll back the reservation, under a short lock. */

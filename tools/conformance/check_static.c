@@ -51,6 +51,12 @@ int check_abi(const char *path, const plugin *p) {
          o->abi_minor, o->struct_size);
     return -1;
   }
+  if (o->abi_minor >= 3 && o->struct_size < offsetof(mc_transport_ops, query_mem) +
+                                                sizeof o->query_mem) {
+    fail("abi.header", "abi_minor %u but struct_size %u does not cover the 1.3 members",
+         o->abi_minor, o->struct_size);
+    return -1;
+  }
   pass("abi.header", "v%u.%u, struct_size %u", o->abi_major, o->abi_minor, o->struct_size);
 
   char expect[128];
