@@ -242,7 +242,7 @@ static int efa_register_mem(void *vctx, const mc_mem_desc *d, void **mem, void *
   efa_ctx *ctx = vctx;
   if (!ctx || !d || !mem || !rkey_len || d->len == 0 || d->addr + d->len < d->addr)
     return MC_EINVAL;
-  size_t need = 24 + 8 * (size_t)ctx->nrails;
+  size_t need = EFAB_RKEY_LEN(ctx->nrails);
   if (!rkey || *rkey_len < need) {
     *rkey_len = need;
     return MC_ENOSPC;
@@ -254,6 +254,7 @@ static int efa_register_mem(void *vctx, const mc_mem_desc *d, void **mem, void *
   efab_rkey k = {.nrails = ctx->nrails, .base = m->base, .len = m->len,
                  .flags = (ctx->mr_mode & FI_MR_VIRT_ADDR) ? EFAB_RKEY_VIRT : 0};
   memcpy(k.key, m->key, sizeof k.key);
+  k.tag = efab_rkey_tag(ctx->secret, &k);
   rc = efab_rkey_encode(&k, rkey, rkey_len);
   if (rc) {
     efa_mr_close(ctx, m);
@@ -367,13 +368,24 @@ static int efa_import_mem(void *vctx, void *ep, uint64_t base, uint64_t len,
   if (!r)
     return MC_ENOMEM;
   efa_peer *p = ep;
-  /* The key must cover the view, and name a key for every rail of the
-   * peer; the target's provider checks the real bounds on every access. */
-  if (efab_rkey_decode(rkey, rkey_len, &r->k) || len == 0 || base + len < base ||
-      base < r->k.base || len > r->k.len || base - r->k.base > r->k.len - len ||
-      r->k.nrails != p->desc.nrails) {
-    EFA_LOG(ctx, MC_LOG_WARN, "malformed remote key for [0x%" PRIx64 ", +%" PRIu64 ")", base,
-            len);
+  /* The key must be the target's own (its tag, under the secret of the
+   * peer's descriptor: offset-addressed providers take base from this
+   * blob, so a changed base would move accesses), cover the view, and
+   * name a key for every rail of the peer.  The target's provider checks
+   * the key and the registration's bounds on every access. */
+  int bad = efab_rkey_decode(rkey, rkey_len, &r->k);
+  const char *why = "malformed";
+  if (!bad && r->k.tag != efab_rkey_tag(p->desc.secret, &r->k)) {
+    bad = 1;
+    why = "not made by this peer (tag mismatch)";
+  } else if (!bad && (len == 0 || base + len < base || base < r->k.base || len > r->k.len ||
+                      base - r->k.base > r->k.len - len || r->k.nrails != p->desc.nrails)) {
+    bad = 1;
+    why = "not covering the view";
+  }
+  if (bad) {
+    EFA_LOG(ctx, MC_LOG_WARN, "peer '%s': remote key for [0x%" PRIx64 ", +%" PRIu64 ") %s",
+            p->name, base, len, why);
     free(r);
     return MC_EPROTO;
   }
