@@ -124,6 +124,7 @@ typedef struct efa_rail {
   struct efa_av_entry *av_cache;
   uint32_t av_n, av_cap;
   int stop;
+  int draining; /* fini waits for posted ops: post nothing new */
   int exited; /* the worker returned (set under lock, cond broadcast) */
   pthread_t thr;
   int thr_started;
@@ -173,6 +174,7 @@ typedef struct efa_ctx {
   uint64_t mr_mode; /* the provider's FI_MR_* bits */
   size_t key_size;  /* domain_attr->mr_key_size */
   int hmem;         /* FI_HMEM granted */
+  int drain_on_close; /* shm: let posted ops finish before closing (efa_plugin.c) */
   pthread_mutex_t lock; /* peers, mems, rmems */
   efa_peer *peers;
   efa_mem *mems;

@@ -92,7 +92,40 @@ static int load_cfg(const mc_host_api *h, efa_cfg *c) {
   return 0;
 }
 
+#define DRAIN_MS 1000
+
+/* libfabric 1.17's shm crashes (SIGSEGV in the target's progress) when
+ * an initiator endpoint in the same process closes while RMA it posted is
+ * still in the target's queue: the target then reads the closed
+ * endpoint's region.  So on shm, fini first lets the ops the provider
+ * holds finish (bounded: an op whose peer is gone never does), posting
+ * nothing new. */
+static void drain(efa_ctx *ctx) {
+  if (!ctx->drain_on_close)
+    return;
+  int64_t end = efa_now_ms() + DRAIN_MS;
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    pthread_mutex_lock(&r->lock);
+    r->draining = 1;
+    pthread_mutex_unlock(&r->lock);
+  }
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    for (;;) {
+      pthread_mutex_lock(&r->lock);
+      int busy = r->posted.n || r->abandoned;
+      pthread_mutex_unlock(&r->lock);
+      if (!busy || efa_now_ms() >= end || !r->thr_started)
+        break;
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
 static void ctx_free(efa_ctx *ctx) {
+  drain(ctx);
   int wedged = efa_workers_stop(ctx) != 0;
   efa_fail_all(ctx, MC_ECANCELED);
   if (wedged) {

@@ -256,6 +256,8 @@ static void post_queued(efa_rail *r, int wait) {
    * must not hold up the rail for the others. */
   efa_peer *blocked[BLOCKED_MAX];
   int nblocked = 0;
+  if (r->draining)
+    return; /* fini: queued ops are failed, not posted */
   while ((op = next_ready(r, efa_now_ms(), blocked, nblocked)) != NULL) {
     /* A submitter never waits for another poster (which may be stuck in
      * the provider): it leaves the op queued for the worker. */
