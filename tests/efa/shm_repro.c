@@ -312,10 +312,15 @@ static int ep_growth(void) {
     free(buf);
   }
   h1 = heap_in_use();
+  if (!h0) {
+    printf("ep-growth: heap in use not measurable here (a sanitizer's allocator): nothing "
+           "shown\n");
+    return 0;
+  }
   long grew = (long)h1 - (long)h0;
   printf("ep-growth: %d cycles of two endpoints opened and closed: heap in use %zu -> %zu "
          "(%+ld bytes, %+ld per endpoint)\n", CYCLES, h0, h1, grew, grew / (2 * CYCLES));
-  if (h0 && grew >= 2 * CYCLES * 64) {
+  if (grew >= 2 * CYCLES * 64) {
     printf("PROVIDER-BUG: shm: every endpoint opened and closed leaves %ld heap bytes behind "
            "(held by the provider until exit)\n", grew / (2 * CYCLES));
     return 1;
@@ -367,6 +372,12 @@ int main(int argc, char **argv) {
   int bug = !strcmp(mode, "refused")       ? refused()
             : !strcmp(mode, "closed-peer") ? closed_peer()
                                            : ep_growth();
-  printf(bug ? "RESULT: provider bug reproduced\n" : "RESULT: the provider behaved\n");
-  return bug ? 3 : 0;
+  printf(bug ? "RESULT: provider bug reproduced\n" : "RESULT: no fault shown\n");
+  fflush(stdout);
+  /* After a fault the provider's objects were left open on purpose (see
+   * refused()): leave without exit handlers, so a leak checker reports
+   * nothing the fault itself caused. */
+  if (bug)
+    _exit(3);
+  return 0;
 }
