@@ -70,6 +70,7 @@ typedef struct efa_op {
   uint32_t retries;
   uint8_t probed; /* the peer answered a probe after this op's failures */
   uint8_t ping;   /* EFA_OP_SEND: a liveness probe of peer (no message) */
+  uint8_t probe_failed; /* parked, and a probe of its peer failed since */
   struct efa_op *prev, *next; /* queued, posted or probing list */
   uint8_t *buf;               /* EFA_OP_SEND / EFA_OP_RECV: EFA_NOTE_MAX bytes */
 } efa_op;
@@ -118,6 +119,7 @@ typedef struct efa_rail {
   efa_list probing;
   uint32_t abandoned;
   int av_work; /* a peer connected: resolve its address here */
+  int64_t av_retry_ms; /* a failed insert to try again then (0: none) */
   /* Addresses inserted into av so far: a peer seen again (a descriptor
    * refresh, a second view) reuses its entry, as some providers refuse a
    * second insert of one address.  Entries live until fini. */
@@ -139,6 +141,10 @@ typedef struct efa_peer {
    * FI_ADDR_NOTAVAIL until the rail's worker inserted it. */
   fi_addr_t fa[EFAB_MAX_RAILS];
   int av_state[EFAB_MAX_RAILS];       /* 0 pending, 1 ready, <0 failed (MC_E*) */
+  /* A failed fi_av_insert is tried again (worker only): the first
+   * failure's time and when the next try may run. */
+  int64_t av_first_fail_ms[EFAB_MAX_RAILS];
+  int64_t av_after_ms[EFAB_MAX_RAILS];
   /* Probes per rail (rail lock): one in flight, failed ones in a row, and
    * when the next may go. */
   uint8_t ping[EFAB_MAX_RAILS];

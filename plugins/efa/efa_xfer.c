@@ -9,9 +9,10 @@
  * POSTED (libfabric owns it) -> FREE on its CQ entry.  A connection-level
  * failure sends it back to QUEUED (a retry after a growing gap, within
  * its deadline); after RETRY_MAX of them it waits in PROBING for a probe
- * of its peer: no answer means the peer is gone (MC_EPEER); an answer
- * means the connection works, so the op is tried once more, and failing
- * again it was the op itself the target refused (MC_EACCES).  A posted op whose
+ * of its peer: probes are repeated until an answer or the op's deadline
+ * (then MC_EPEER); an answer means the connection works, so the op is
+ * tried once more, and failing again it was the op itself the target
+ * refused (MC_EACCES).  A posted op whose
  * deadline passed (or whose peer disconnected) is completed to the core at
  * once and becomes ABANDONED: it stays out of the free list until
  * libfabric returns it, since the provider still holds its context.
@@ -143,8 +144,8 @@ static ssize_t post(efa_rail *r, efa_op *op, fi_addr_t fa) {
 
 #define RETRY_MAX 3
 #define RETRY_GAP_MS 20
-#define PING_MAX 3
 #define PING_GAP_MS 50
+#define PING_GAP_MAX_MS 1000
 
 /* An RMA op failed with fi_err (rail lock held, op on no list).  Returns
  * 0 when it was queued again or parked for a probe of its peer, else the
@@ -171,26 +172,37 @@ static int rma_failed(efa_rail *r, efa_op *op, int fi_err) {
   return 0;
 }
 
-/* The answer to a probe of p on rail r (rail lock held): alive, its
- * parked ops go once more; else they fail with MC_EPEER.  p is only
- * compared (a disconnect may have freed it). */
-static void probe_answered(efa_rail *r, const efa_peer *p, int alive) {
+/* A probe of p on rail r was answered (rail lock held): p is alive, so its
+ * parked ops go once more, marked: failing again, it was the op the
+ * target refused.  p is only compared (a disconnect may have freed it). */
+static void probe_answered(efa_rail *r, const efa_peer *p) {
   int64_t now = efa_now_ms();
   for (efa_op *op = r->probing.head, *n; op; op = n) {
     n = op->next;
     if (op->peer != p)
       continue;
     list_del(&r->probing, op);
-    if (alive) {
-      op->probed = 1;
-      op->not_before_ms = now;
-      op->state = EFA_ST_QUEUED;
-      list_add(&r->queued, op);
-    } else {
-      finish(r, op, MC_EPEER);
-      op_free(r, op);
-    }
+    op->probed = 1;
+    op->not_before_ms = now;
+    op->state = EFA_ST_QUEUED;
+    list_add(&r->queued, op);
   }
+}
+
+/* A probe of p failed (rail lock held).  Not final: the probe may have
+ * gone out on the very connection being dropped, or while a first
+ * connection is still being set up under load.  Its parked ops wait for
+ * the next probe (PING_GAP_MS, doubling up to PING_GAP_MAX_MS) until
+ * their deadline, where they fail MC_EPEER (efa_op.probe_failed). */
+static void probe_failed(efa_rail *r, efa_peer *p) {
+  uint32_t f = p->ping_fails[r->idx] < 8 ? p->ping_fails[r->idx]++ : 8;
+  int64_t gap = (int64_t)PING_GAP_MS << f;
+  if (gap > PING_GAP_MAX_MS)
+    gap = PING_GAP_MAX_MS;
+  p->ping_after_ms[r->idx] = efa_now_ms() + gap;
+  for (efa_op *op = r->probing.head; op; op = op->next)
+    if (op->peer == p)
+      op->probe_failed = 1;
 }
 
 /* Probes the peers of parked ops that have none in flight (rail lock
@@ -208,9 +220,9 @@ static void start_probes(efa_rail *r) {
     if (rc == -FI_EAGAIN)
       return; /* no send slot or the provider is busy: next round */
     if (rc) {
-      EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: probe of a peer not posted: %s", r->ri.name,
+      EFA_LOG(r->ctx, MC_LOG_DEBUG, "rail %s: probe of a peer not posted: %s", r->ri.name,
               fi_strerror(-rc));
-      probe_answered(r, p, 0);
+      probe_failed(r, p);
     }
   }
 }
@@ -337,13 +349,9 @@ static int on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) 
         p->ping[r->idx] = 0;
         if (status == 0) {
           p->ping_fails[r->idx] = 0;
-          probe_answered(r, p, 1);
-        } else if (++p->ping_fails[r->idx] >= PING_MAX ||
-                   efa_rma_err_class(fi_err) != EFA_ERR_CONN) {
-          p->ping_fails[r->idx] = 0;
-          probe_answered(r, p, 0);
+          probe_answered(r, p);
         } else {
-          p->ping_after_ms[r->idx] = efa_now_ms() + PING_GAP_MS;
+          probe_failed(r, p);
         }
       }
     } else if (status) {
@@ -410,7 +418,7 @@ static void sweep(efa_rail *r, int64_t now) {
     n = op->next;
     if (op->deadline_ms <= now) {
       list_del(&r->probing, op);
-      finish(r, op, MC_ETIMEDOUT);
+      finish(r, op, op->probe_failed ? MC_EPEER : MC_ETIMEDOUT);
       op_free(r, op);
     }
   }
@@ -441,14 +449,25 @@ static int av_lookup(efa_rail *r, const uint8_t *addr, uint16_t len, fi_addr_t *
   return 1;
 }
 
+#define AV_RETRY_MS 100
+
 /* Warm-up: resolves the addresses of peers connected since the last round
- * (fi_av_insert can be slow, so it runs here and not in connect). */
+ * (fi_av_insert can be slow, so it runs here and not in connect).  A
+ * failed insert is tried again every AV_RETRY_MS for timeout_ms (ops to
+ * the peer wait for it, within their own deadlines) before the peer is
+ * given up on this rail (MC_EPEER). */
 static void resolve_peers(efa_rail *r) {
   efa_ctx *ctx = r->ctx;
+  int64_t now = efa_now_ms(), retry = 0;
   pthread_mutex_lock(&ctx->lock);
   for (efa_peer *p = ctx->peers; p; p = p->next) {
     if (p->av_state[r->idx] != 0)
       continue;
+    if (p->av_after_ms[r->idx] > now) {
+      if (!retry || p->av_after_ms[r->idx] < retry)
+        retry = p->av_after_ms[r->idx];
+      continue;
+    }
     uint32_t pr = r->idx % p->desc.nrails;
     fi_addr_t fa = FI_ADDR_NOTAVAIL;
     int n = av_lookup(r, p->desc.addr[pr], p->desc.addr_len[pr], &fa);
@@ -457,14 +476,26 @@ static void resolve_peers(efa_rail *r) {
       p->fa[r->idx] = fa;
       p->av_state[r->idx] = 1;
     } else {
-      EFA_LOG(ctx, MC_LOG_WARN, "rail %s: peer '%s': fi_av_insert failed: %s", r->ri.name,
-              p->name, fi_strerror(-n));
-      p->av_state[r->idx] = MC_EPEER;
+      if (!p->av_first_fail_ms[r->idx])
+        p->av_first_fail_ms[r->idx] = now;
+      int give_up = now - p->av_first_fail_ms[r->idx] >= ctx->cfg.timeout_ms;
+      EFA_LOG(ctx, MC_LOG_WARN, "rail %s: peer '%s': fi_av_insert failed: %s%s", r->ri.name,
+              p->name, fi_strerror(-n), give_up ? "; peer given up on this rail" : "; retrying");
+      if (give_up) {
+        p->av_state[r->idx] = MC_EPEER;
+      } else {
+        p->av_after_ms[r->idx] = now + AV_RETRY_MS;
+        if (!retry || now + AV_RETRY_MS < retry)
+          retry = now + AV_RETRY_MS;
+      }
     }
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
   }
   pthread_mutex_unlock(&ctx->lock);
+  pthread_mutex_lock(&r->lock);
+  r->av_retry_ms = retry;
+  pthread_mutex_unlock(&r->lock);
 }
 
 static void *worker(void *arg) {
@@ -474,7 +505,7 @@ static void *worker(void *arg) {
   int idle = 0;
   for (;;) {
     pthread_mutex_lock(&r->lock);
-    int stop = r->stop, av_work = r->av_work;
+    int stop = r->stop, av_work = r->av_work || (r->av_retry_ms && efa_now_ms() >= r->av_retry_ms);
     int busy = r->posted.n || r->queued.n || r->probing.n;
     r->av_work = 0;
     pthread_mutex_unlock(&r->lock);
@@ -654,6 +685,7 @@ int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
     op->not_before_ms = 0;
     op->retries = 0;
     op->probed = 0;
+    op->probe_failed = 0;
     op->state = EFA_ST_QUEUED;
     list_add(&r->queued, op);
     int wake = 0;
