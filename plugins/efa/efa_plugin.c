@@ -7,6 +7,8 @@
  * parses the peer's endpoint names, which the rails' workers insert into
  * their address vectors ahead of the first transfer. */
 #include <dlfcn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +322,36 @@ static int efa_deregister_mem(void *vctx, void *mem) {
   return 0;
 }
 
+/* Is addr (len bytes, from a peer's descriptor) an address of format fmt
+ * that fi_av_insert can take?  libfabric 1.17's tcp;ofi_rxm crashes
+ * (SIGSEGV inside fi_av_insert) on a socket address of an unknown family,
+ * so socket addresses are checked here: family and length must agree.
+ * A string address must be NUL-terminated and printable; any other format
+ * must have the length of this engine's own address of that format. */
+static int addr_ok(uint32_t fmt, const uint8_t *addr, size_t len, size_t own_len) {
+  sa_family_t fam = 0;
+  if (len >= sizeof fam)
+    memcpy(&fam, addr, sizeof fam);
+  switch (fmt) {
+  case FI_SOCKADDR_IN:
+    return len == sizeof(struct sockaddr_in) && fam == AF_INET;
+  case FI_SOCKADDR_IN6:
+    return len == sizeof(struct sockaddr_in6) && fam == AF_INET6;
+  case FI_SOCKADDR:
+    return (len == sizeof(struct sockaddr_in) && fam == AF_INET) ||
+           (len == sizeof(struct sockaddr_in6) && fam == AF_INET6);
+  case FI_ADDR_STR:
+    if (len == 0 || addr[len - 1] != '\0')
+      return 0;
+    for (size_t i = 0; i + 1 < len; i++)
+      if (addr[i] < 0x20 || addr[i] > 0x7e)
+        return 0;
+    return 1;
+  default:
+    return len == own_len;
+  }
+}
+
 static int efa_connect(void *vctx, const char *peer, const void *desc, size_t len,
                        void **out) {
   efa_ctx *ctx = vctx;
@@ -343,6 +375,14 @@ static int efa_connect(void *vctx, const char *peer, const void *desc, size_t le
     free(p);
     return MC_EPEER;
   }
+  for (uint32_t k = 0; k < p->desc.nrails; k++)
+    if (!addr_ok(i->addr_format, p->desc.addr[k], p->desc.addr_len[k], ctx->rails[0].addr_len)) {
+      EFA_LOG(ctx, MC_LOG_WARN, "peer '%s': rail %u address is not a valid address of "
+              "format %u (%u bytes)", peer, k, (unsigned)i->addr_format,
+              (unsigned)p->desc.addr_len[k]);
+      free(p);
+      return MC_EPROTO;
+    }
   p->ctx = ctx;
   snprintf(p->name, sizeof p->name, "%s", peer);
   for (uint32_t k = 0; k < EFAB_MAX_RAILS; k++)

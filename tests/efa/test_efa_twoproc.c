@@ -207,7 +207,35 @@ static void notify(int nfd) {
  * provider must refuse it: MC_EACCES where the provider tells (tcp;ofi_rxm:
  * after retries, a probe finds the peer alive), the buffer untouched, and
  * the peer still served -- the right key works at once. */
+/* A descriptor whose rail-0 address has its first two bytes (a socket
+ * address's family) changed: tcp;ofi_rxm's fi_av_insert crashed on an
+ * unknown family, so connect must refuse it (MC_EPROTO) over tcp; any
+ * provider must not crash when the worker inserts what connect took. */
+static void bad_family(int is_shm) {
+  size_t off = 8 + 16 + 1 + (size_t)T.desc[8 + 16] + 2; /* efa_blob.h */
+  int refused = 0, taken = 0;
+  for (int bit = 0; bit < 16; bit++) {
+    uint8_t d[MC_DESC_MAX];
+    memcpy(d, T.desc, T.desc_len);
+    d[off + (size_t)bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    void *bep = NULL;
+    int rc = ops->connect(ctx, "bad-family", d, T.desc_len, &bep);
+    if (rc) {
+      CHECK_MSG(rc == MC_EPROTO, "bad family: connect %s", mc_errname(rc));
+      refused++;
+      continue;
+    }
+    CHECK_MSG(is_shm, "tcp: a descriptor with address family bit %d flipped was accepted", bit);
+    taken++;
+    th_sleep_ms(50); /* the rail's worker inserts the address meanwhile */
+    ops->disconnect(ctx, bep);
+  }
+  printf("ok: descriptors with a changed address family: %d refused by connect, %d taken "
+         "(no crash)\n", refused, taken);
+}
+
 static int wrong_key(int is_shm) {
+  bad_family(is_shm);
   uint8_t k[MC_RKEY_MAX];
   memcpy(k, T.rkey, T.rkey_len);
   k[24] ^= 0x5a; /* rail 0's key (efa_blob.h) */
