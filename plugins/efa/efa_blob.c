@@ -8,7 +8,8 @@
 
 #define DESC_MAGIC "MCFD"
 #define RKEY_MAGIC "MCFK"
-#define BLOB_VERSION 1u
+#define DESC_VERSION 1u
+#define RKEY_VERSION 2u
 
 static void put16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)v;
@@ -53,7 +54,7 @@ int efab_desc_encode(const efab_desc *d, void *buf, size_t *len) {
   }
   uint8_t *p = buf;
   memcpy(p, DESC_MAGIC, 4);
-  p[4] = BLOB_VERSION;
+  p[4] = DESC_VERSION;
   p[5] = (uint8_t)d->nrails;
   put16(p + 6, d->addr_format);
   memcpy(p + 8, d->secret, EFAB_SECRET);
@@ -73,7 +74,7 @@ int efab_desc_encode(const efab_desc *d, void *buf, size_t *len) {
 int efab_desc_decode(const void *vbuf, size_t len, efab_desc *d) {
   const uint8_t *p = vbuf, *end = p + len;
   if (!vbuf || !d || len < 8 + EFAB_SECRET + 1 || memcmp(p, DESC_MAGIC, 4) ||
-      p[4] != BLOB_VERSION || p[5] == 0 || p[5] > EFAB_MAX_RAILS)
+      p[4] != DESC_VERSION || p[5] == 0 || p[5] > EFAB_MAX_RAILS)
     return MC_EPROTO;
   memset(d, 0, sizeof *d);
   d->nrails = p[5];
@@ -100,18 +101,10 @@ int efab_desc_decode(const void *vbuf, size_t len, efab_desc *d) {
   return p == end ? 0 : MC_EPROTO;
 }
 
-int efab_rkey_encode(const efab_rkey *k, void *buf, size_t *len) {
-  if (!k || !len || k->nrails == 0 || k->nrails > EFAB_MAX_RAILS || k->len == 0 ||
-      k->base + k->len < k->base || k->flags > EFAB_RKEY_VIRT)
-    return MC_EINVAL;
-  size_t need = 24 + 8 * (size_t)k->nrails;
-  if (!buf || *len < need) {
-    *len = need;
-    return MC_ENOSPC;
-  }
-  uint8_t *p = buf;
+/* The encoded fields before the tag. */
+static size_t rkey_body(const efab_rkey *k, uint8_t *p) {
   memcpy(p, RKEY_MAGIC, 4);
-  p[4] = BLOB_VERSION;
+  p[4] = RKEY_VERSION;
   p[5] = (uint8_t)k->nrails;
   p[6] = (uint8_t)k->flags;
   p[7] = 0;
@@ -119,15 +112,29 @@ int efab_rkey_encode(const efab_rkey *k, void *buf, size_t *len) {
   put64(p + 16, k->len);
   for (uint32_t i = 0; i < k->nrails; i++)
     put64(p + 24 + 8 * i, k->key[i]);
+  return 24 + 8 * (size_t)k->nrails;
+}
+
+int efab_rkey_encode(const efab_rkey *k, void *buf, size_t *len) {
+  if (!k || !len || k->nrails == 0 || k->nrails > EFAB_MAX_RAILS || k->len == 0 ||
+      k->base + k->len < k->base || k->flags > EFAB_RKEY_VIRT)
+    return MC_EINVAL;
+  size_t need = EFAB_RKEY_LEN(k->nrails);
+  if (!buf || *len < need) {
+    *len = need;
+    return MC_ENOSPC;
+  }
+  uint8_t *p = buf;
+  put64(p + rkey_body(k, p), k->tag);
   *len = need;
   return 0;
 }
 
 int efab_rkey_decode(const void *vbuf, size_t len, efab_rkey *k) {
   const uint8_t *p = vbuf;
-  if (!vbuf || !k || len < 24 || memcmp(p, RKEY_MAGIC, 4) || p[4] != BLOB_VERSION ||
-      p[5] == 0 || p[5] > EFAB_MAX_RAILS || p[6] > EFAB_RKEY_VIRT || p[7] != 0 ||
-      len != 24 + 8 * (size_t)p[5])
+  if (!vbuf || !k || len < EFAB_RKEY_LEN(1) || memcmp(p, RKEY_MAGIC, 4) ||
+      p[4] != RKEY_VERSION || p[5] == 0 || p[5] > EFAB_MAX_RAILS || p[6] > EFAB_RKEY_VIRT ||
+      p[7] != 0 || len != EFAB_RKEY_LEN(p[5]))
     return MC_EPROTO;
   memset(k, 0, sizeof *k);
   k->nrails = p[5];
@@ -138,5 +145,53 @@ int efab_rkey_decode(const void *vbuf, size_t len, efab_rkey *k) {
     return MC_EPROTO;
   for (uint32_t i = 0; i < k->nrails; i++)
     k->key[i] = get64(p + 24 + 8 * i);
+  k->tag = get64(p + 24 + 8 * (size_t)k->nrails);
   return 0;
+}
+
+/* ---- SipHash-2-4 (Aumasson and Bernstein): a keyed 64-bit PRF, so a tag
+ * cannot be made for changed fields without the secret. ---- */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                               \
+  do {                                                                         \
+    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                  \
+    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                     \
+    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                     \
+    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                  \
+  } while (0)
+
+uint64_t efab_siphash(const uint8_t key[16], const void *msg, size_t len) {
+  const uint8_t *m = msg;
+  uint64_t k0 = get64(key), k1 = get64(key + 8);
+  uint64_t v0 = 0x736f6d6570736575ull ^ k0, v1 = 0x646f72616e646f6dull ^ k1;
+  uint64_t v2 = 0x6c7967656e657261ull ^ k0, v3 = 0x7465646279746573ull ^ k1;
+  size_t full = len & ~(size_t)7;
+  for (size_t i = 0; i < full; i += 8) {
+    uint64_t w = get64(m + i);
+    v3 ^= w;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= w;
+  }
+  uint64_t b = (uint64_t)len << 56;
+  for (size_t i = 0; i < (len & 7); i++)
+    b |= (uint64_t)m[full + i] << (8 * i);
+  v3 ^= b;
+  SIPROUND;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t efab_rkey_tag(const uint8_t secret[EFAB_SECRET], const efab_rkey *k) {
+  uint8_t body[EFAB_RKEY_LEN(EFAB_MAX_RAILS)];
+  uint32_t n = k->nrails > EFAB_MAX_RAILS ? EFAB_MAX_RAILS : k->nrails;
+  efab_rkey c = *k;
+  c.nrails = n;
+  return efab_siphash(secret, body, rkey_body(&c, body));
 }

@@ -22,7 +22,10 @@
 #define EFA_LOG(ctx, lvl, ...) (ctx)->host->log((ctx)->host->host, (lvl), __VA_ARGS__)
 
 /* Notification wire header (fi_send payload): magic, version, name length,
- * the target's secret, then the sender's segment name and the message. */
+ * flags, 0, the target's secret, then the sender's segment name and the
+ * message.  Flag EFA_NOTE_PING: a liveness probe, dropped by the target
+ * once authenticated (its completion at the sender is the answer). */
+#define EFA_NOTE_PING 1u
 #define EFA_NOTE_MAGIC 0x45544f4eu /* "NOTE" */
 #define EFA_NOTE_HDR (4 + 1 + 1 + 2 + EFAB_SECRET)
 #define EFA_NOTE_MAX (EFA_NOTE_HDR + MC_NAME_MAX + MC_NOTIFY_MAX)
@@ -40,7 +43,13 @@ typedef struct efa_cfg {
 } efa_cfg;
 
 enum efa_op_kind { EFA_OP_RMA = 1, EFA_OP_SEND, EFA_OP_RECV };
-enum efa_op_state { EFA_ST_FREE = 0, EFA_ST_QUEUED, EFA_ST_POSTED, EFA_ST_ABANDONED };
+enum efa_op_state {
+  EFA_ST_FREE = 0,
+  EFA_ST_QUEUED,
+  EFA_ST_POSTED,
+  EFA_ST_ABANDONED,
+  EFA_ST_PROBING /* parked in rail->probing until its peer answers a probe */
+};
 
 struct efa_peer;
 struct efa_ctx;
@@ -59,7 +68,10 @@ typedef struct efa_op {
   int64_t deadline_ms;
   int64_t not_before_ms; /* a retried op waits until then */
   uint32_t retries;
-  struct efa_op *prev, *next; /* queued or posted list */
+  uint8_t probed; /* the peer answered a probe after this op's failures */
+  uint8_t ping;   /* EFA_OP_SEND: a liveness probe of peer (no message) */
+  uint8_t probe_failed; /* parked, and a probe of its peer failed since */
+  struct efa_op *prev, *next; /* queued, posted or probing list */
   uint8_t *buf;               /* EFA_OP_SEND / EFA_OP_RECV: EFA_NOTE_MAX bytes */
 } efa_op;
 
@@ -102,14 +114,19 @@ typedef struct efa_rail {
   efa_op recv_ops[EFA_RECV_SLOTS];
   efa_op send_ops[EFA_SEND_SLOTS];
   efa_list queued, posted;
+  /* RMA ops that failed with connection-level errors RETRY_MAX times,
+   * waiting for the answer to a probe of their peer (efa_xfer.c). */
+  efa_list probing;
   uint32_t abandoned;
   int av_work; /* a peer connected: resolve its address here */
+  int64_t av_retry_ms; /* a failed insert to try again then (0: none) */
   /* Addresses inserted into av so far: a peer seen again (a descriptor
    * refresh, a second view) reuses its entry, as some providers refuse a
    * second insert of one address.  Entries live until fini. */
   struct efa_av_entry *av_cache;
   uint32_t av_n, av_cap;
   int stop;
+  int draining; /* fini waits for posted ops: post nothing new */
   int exited; /* the worker returned (set under lock, cond broadcast) */
   pthread_t thr;
   int thr_started;
@@ -124,6 +141,15 @@ typedef struct efa_peer {
    * FI_ADDR_NOTAVAIL until the rail's worker inserted it. */
   fi_addr_t fa[EFAB_MAX_RAILS];
   int av_state[EFAB_MAX_RAILS];       /* 0 pending, 1 ready, <0 failed (MC_E*) */
+  /* A failed fi_av_insert is tried again (worker only): the first
+   * failure's time and when the next try may run. */
+  int64_t av_first_fail_ms[EFAB_MAX_RAILS];
+  int64_t av_after_ms[EFAB_MAX_RAILS];
+  /* Probes per rail (rail lock): one in flight, failed ones in a row, and
+   * when the next may go. */
+  uint8_t ping[EFAB_MAX_RAILS];
+  uint8_t ping_fails[EFAB_MAX_RAILS];
+  int64_t ping_after_ms[EFAB_MAX_RAILS];
   struct efa_peer *next;
 } efa_peer;
 
@@ -154,6 +180,7 @@ typedef struct efa_ctx {
   uint64_t mr_mode; /* the provider's FI_MR_* bits */
   size_t key_size;  /* domain_attr->mr_key_size */
   int hmem;         /* FI_HMEM granted */
+  int drain_on_close; /* shm: let posted ops finish before closing (efa_plugin.c) */
   pthread_mutex_t lock; /* peers, mems, rmems */
   efa_peer *peers;
   efa_mem *mems;
@@ -191,7 +218,16 @@ int64_t efa_now_ms(void);
 int efa_notify_post_recvs(efa_rail *r);
 void efa_notify_recv_done(efa_rail *r, efa_op *op, size_t len);
 int efa_notify_send(efa_ctx *ctx, efa_peer *peer, const void *msg, size_t len);
+/* Posts a probe of peer on rail r (rail lock held; dropped around the
+ * provider call).  0 when posted, -FI_EAGAIN to try later, or an error. */
+int efa_ping_post(efa_rail *r, efa_peer *peer);
 /* Errors of libfabric (positive FI_E* codes) as MC_E*. */
 int efa_err_map(int fi_err);
+/* The class of an RMA's completion error: EFA_ERR_ACCESS (the target
+ * refused it: key, range, permission), EFA_ERR_CONN (connection-level:
+ * worth a retry, and a probe of the peer when retries keep failing) or
+ * EFA_ERR_OTHER. */
+enum { EFA_ERR_OTHER = 0, EFA_ERR_ACCESS, EFA_ERR_CONN };
+int efa_rma_err_class(int fi_err);
 
 #endif

@@ -286,6 +286,7 @@ int efa_fabric_open(efa_ctx *ctx) {
   ctx->mr_mode = (uint64_t)pick[0]->domain_attr->mr_mode;
   ctx->key_size = pick[0]->domain_attr->mr_key_size;
   ctx->hmem = hmem && (pick[0]->caps & FI_HMEM);
+  ctx->drain_on_close = !strcmp(pick[0]->fabric_attr->prov_name, "shm");
   rc = 0;
   for (uint32_t k = 0; k < n && !rc; k++) {
     efa_rail *r = &ctx->rails[k];

@@ -80,6 +80,8 @@ void efa_notify_recv_done(efa_rail *r, efa_op *op, size_t len) {
     diff |= (uint8_t)(b[8 + i] ^ ctx->secret[i]);
   if (diff)
     goto bad;
+  if (b[6] & EFA_NOTE_PING)
+    return; /* a probe: its delivery is all the sender asked for */
   char name[MC_NAME_MAX];
   for (size_t i = 0; i < nl; i++) {
     char c = (char)b[EFA_NOTE_HDR + i];
@@ -96,6 +98,52 @@ void efa_notify_recv_done(efa_rail *r, efa_op *op, size_t len) {
 bad:
   EFA_LOG(ctx, MC_LOG_WARN, "rail %s: dropped a malformed or unauthenticated notification "
           "(%zu bytes)", r->ri.name, len);
+}
+
+/* The header and the sender's name into b; returns the name's length. */
+static size_t put_header(const efa_ctx *ctx, const efa_peer *peer, uint8_t *b, uint8_t flags) {
+  size_t nl = strlen(ctx->segment);
+  put32(b, EFA_NOTE_MAGIC);
+  b[4] = 1;
+  b[5] = (uint8_t)nl;
+  b[6] = flags;
+  b[7] = 0;
+  memcpy(b + 8, peer->desc.secret, EFAB_SECRET);
+  memcpy(b + EFA_NOTE_HDR, ctx->segment, nl);
+  return nl;
+}
+
+/* A probe: an authenticated message the target drops; its completion
+ * here (success, or an error when the peer is unreachable) answers
+ * whether the peer is alive.  Rail lock held, dropped around fi_send. */
+int efa_ping_post(efa_rail *r, efa_peer *peer) {
+  if (peer->av_state[r->idx] <= 0)
+    return peer->av_state[r->idx] < 0 ? -FI_EADDRNOTAVAIL : -FI_EAGAIN;
+  efa_op *op = NULL;
+  for (uint32_t i = 0; i < EFA_SEND_SLOTS && !op; i++)
+    if (r->send_ops[i].state == EFA_ST_FREE)
+      op = &r->send_ops[i];
+  if (!op || pthread_mutex_trylock(&r->post_lock))
+    return -FI_EAGAIN;
+  size_t nl = put_header(r->ctx, peer, op->buf, EFA_NOTE_PING);
+  op->state = EFA_ST_POSTED;
+  op->ping = 1;
+  op->peer = peer;
+  peer->ping[r->idx] = 1;
+  fi_addr_t fa = peer->fa[r->idx];
+  pthread_mutex_unlock(&r->lock);
+  ssize_t rc = fi_send(r->ep, op->buf, EFA_NOTE_HDR + nl, r->note_desc, fa, &op->fctx);
+  pthread_mutex_unlock(&r->post_lock);
+  pthread_mutex_lock(&r->lock);
+  if (rc) {
+    /* A disconnect meanwhile cleared op->peer (efa_peer_cancel_all) and
+     * may have freed peer: touch it only when still named. */
+    if (op->peer == peer)
+      peer->ping[r->idx] = 0;
+    op->state = EFA_ST_FREE;
+    op->peer = NULL;
+  }
+  return (int)rc;
 }
 
 /* Posts the message on the first usable rail; waits (bounded by
@@ -120,15 +168,12 @@ int efa_notify_send(efa_ctx *ctx, efa_peer *peer, const void *msg, size_t len) {
     ssize_t rc = -FI_EAGAIN;
     if (op && peer->av_state[ri] > 0 && pthread_mutex_trylock(&r->post_lock) == 0) {
       uint8_t *b = op->buf;
-      put32(b, EFA_NOTE_MAGIC);
-      b[4] = 1;
-      b[5] = (uint8_t)nl;
-      b[6] = b[7] = 0;
-      memcpy(b + 8, peer->desc.secret, EFAB_SECRET);
-      memcpy(b + EFA_NOTE_HDR, ctx->segment, nl);
+      put_header(ctx, peer, b, 0);
       if (len)
         memcpy(b + EFA_NOTE_HDR + nl, msg, len);
       op->state = EFA_ST_POSTED;
+      op->ping = 0;
+      op->peer = NULL;
       fi_addr_t fa = peer->fa[ri];
       /* Not under the rail lock: a provider call may block (efa_xfer.c,
        * post_queued), and the deadline thread needs the lock.  The slot

@@ -7,6 +7,8 @@
  * parses the peer's endpoint names, which the rails' workers insert into
  * their address vectors ahead of the first transfer. */
 #include <dlfcn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +94,40 @@ static int load_cfg(const mc_host_api *h, efa_cfg *c) {
   return 0;
 }
 
+#define DRAIN_MS 1000
+
+/* libfabric 1.17's shm crashes (SIGSEGV in the target's progress) when
+ * an initiator endpoint in the same process closes while RMA it posted is
+ * still in the target's queue: the target then reads the closed
+ * endpoint's region.  So on shm, fini first lets the ops the provider
+ * holds finish (bounded: an op whose peer is gone never does), posting
+ * nothing new. */
+static void drain(efa_ctx *ctx) {
+  if (!ctx->drain_on_close)
+    return;
+  int64_t end = efa_now_ms() + DRAIN_MS;
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    pthread_mutex_lock(&r->lock);
+    r->draining = 1;
+    pthread_mutex_unlock(&r->lock);
+  }
+  for (uint32_t k = 0; k < ctx->nrails; k++) {
+    efa_rail *r = &ctx->rails[k];
+    for (;;) {
+      pthread_mutex_lock(&r->lock);
+      int busy = r->posted.n || r->abandoned;
+      pthread_mutex_unlock(&r->lock);
+      if (!busy || efa_now_ms() >= end || !r->thr_started)
+        break;
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
 static void ctx_free(efa_ctx *ctx) {
+  drain(ctx);
   int wedged = efa_workers_stop(ctx) != 0;
   efa_fail_all(ctx, MC_ECANCELED);
   if (wedged) {
@@ -242,7 +277,7 @@ static int efa_register_mem(void *vctx, const mc_mem_desc *d, void **mem, void *
   efa_ctx *ctx = vctx;
   if (!ctx || !d || !mem || !rkey_len || d->len == 0 || d->addr + d->len < d->addr)
     return MC_EINVAL;
-  size_t need = 24 + 8 * (size_t)ctx->nrails;
+  size_t need = EFAB_RKEY_LEN(ctx->nrails);
   if (!rkey || *rkey_len < need) {
     *rkey_len = need;
     return MC_ENOSPC;
@@ -254,6 +289,7 @@ static int efa_register_mem(void *vctx, const mc_mem_desc *d, void **mem, void *
   efab_rkey k = {.nrails = ctx->nrails, .base = m->base, .len = m->len,
                  .flags = (ctx->mr_mode & FI_MR_VIRT_ADDR) ? EFAB_RKEY_VIRT : 0};
   memcpy(k.key, m->key, sizeof k.key);
+  k.tag = efab_rkey_tag(ctx->secret, &k);
   rc = efab_rkey_encode(&k, rkey, rkey_len);
   if (rc) {
     efa_mr_close(ctx, m);
@@ -286,6 +322,36 @@ static int efa_deregister_mem(void *vctx, void *mem) {
   return 0;
 }
 
+/* Is addr (len bytes, from a peer's descriptor) an address of format fmt
+ * that fi_av_insert can take?  libfabric 1.17's tcp;ofi_rxm crashes
+ * (SIGSEGV inside fi_av_insert) on a socket address of an unknown family,
+ * so socket addresses are checked here: family and length must agree.
+ * A string address must be NUL-terminated and printable; any other format
+ * must have the length of this engine's own address of that format. */
+static int addr_ok(uint32_t fmt, const uint8_t *addr, size_t len, size_t own_len) {
+  sa_family_t fam = 0;
+  if (len >= sizeof fam)
+    memcpy(&fam, addr, sizeof fam);
+  switch (fmt) {
+  case FI_SOCKADDR_IN:
+    return len == sizeof(struct sockaddr_in) && fam == AF_INET;
+  case FI_SOCKADDR_IN6:
+    return len == sizeof(struct sockaddr_in6) && fam == AF_INET6;
+  case FI_SOCKADDR:
+    return (len == sizeof(struct sockaddr_in) && fam == AF_INET) ||
+           (len == sizeof(struct sockaddr_in6) && fam == AF_INET6);
+  case FI_ADDR_STR:
+    if (len == 0 || addr[len - 1] != '\0')
+      return 0;
+    for (size_t i = 0; i + 1 < len; i++)
+      if (addr[i] < 0x20 || addr[i] > 0x7e)
+        return 0;
+    return 1;
+  default:
+    return len == own_len;
+  }
+}
+
 static int efa_connect(void *vctx, const char *peer, const void *desc, size_t len,
                        void **out) {
   efa_ctx *ctx = vctx;
@@ -309,6 +375,14 @@ static int efa_connect(void *vctx, const char *peer, const void *desc, size_t le
     free(p);
     return MC_EPEER;
   }
+  for (uint32_t k = 0; k < p->desc.nrails; k++)
+    if (!addr_ok(i->addr_format, p->desc.addr[k], p->desc.addr_len[k], ctx->rails[0].addr_len)) {
+      EFA_LOG(ctx, MC_LOG_WARN, "peer '%s': rail %u address is not a valid address of "
+              "format %u (%u bytes)", peer, k, (unsigned)i->addr_format,
+              (unsigned)p->desc.addr_len[k]);
+      free(p);
+      return MC_EPROTO;
+    }
   p->ctx = ctx;
   snprintf(p->name, sizeof p->name, "%s", peer);
   for (uint32_t k = 0; k < EFAB_MAX_RAILS; k++)
@@ -367,13 +441,24 @@ static int efa_import_mem(void *vctx, void *ep, uint64_t base, uint64_t len,
   if (!r)
     return MC_ENOMEM;
   efa_peer *p = ep;
-  /* The key must cover the view, and name a key for every rail of the
-   * peer; the target's provider checks the real bounds on every access. */
-  if (efab_rkey_decode(rkey, rkey_len, &r->k) || len == 0 || base + len < base ||
-      base < r->k.base || len > r->k.len || base - r->k.base > r->k.len - len ||
-      r->k.nrails != p->desc.nrails) {
-    EFA_LOG(ctx, MC_LOG_WARN, "malformed remote key for [0x%" PRIx64 ", +%" PRIu64 ")", base,
-            len);
+  /* The key must be the target's own (its tag, under the secret of the
+   * peer's descriptor: offset-addressed providers take base from this
+   * blob, so a changed base would move accesses), cover the view, and
+   * name a key for every rail of the peer.  The target's provider checks
+   * the key and the registration's bounds on every access. */
+  int bad = efab_rkey_decode(rkey, rkey_len, &r->k);
+  const char *why = "malformed";
+  if (!bad && r->k.tag != efab_rkey_tag(p->desc.secret, &r->k)) {
+    bad = 1;
+    why = "not made by this peer (tag mismatch)";
+  } else if (!bad && (len == 0 || base + len < base || base < r->k.base || len > r->k.len ||
+                      base - r->k.base > r->k.len - len || r->k.nrails != p->desc.nrails)) {
+    bad = 1;
+    why = "not covering the view";
+  }
+  if (bad) {
+    EFA_LOG(ctx, MC_LOG_WARN, "peer '%s': remote key for [0x%" PRIx64 ", +%" PRIu64 ") %s",
+            p->name, base, len, why);
     free(r);
     return MC_EPROTO;
   }

@@ -6,7 +6,13 @@
  * their deadline.
  *
  * Op life: FREE -> QUEUED (waiting for the AV or after -FI_EAGAIN) ->
- * POSTED (libfabric owns it) -> FREE on its CQ entry.  A posted op whose
+ * POSTED (libfabric owns it) -> FREE on its CQ entry.  A connection-level
+ * failure sends it back to QUEUED (a retry after a growing gap, within
+ * its deadline); after RETRY_MAX of them it waits in PROBING for a probe
+ * of its peer: probes are repeated until an answer or the op's deadline
+ * (then MC_EPEER); an answer means the connection works, so the op is
+ * tried once more, and failing again it was the op itself the target
+ * refused (MC_EACCES).  A posted op whose
  * deadline passed (or whose peer disconnected) is completed to the core at
  * once and becomes ABANDONED: it stays out of the free list until
  * libfabric returns it, since the provider still holds its context.
@@ -43,19 +49,51 @@ int efa_err_map(int e) {
   case FI_ETOOSMALL:
   case FI_EMSGSIZE:
     return MC_ERANGE;
-  case FI_ECANCELED:
-    /* The plugin never cancels an RMA itself (fini and disconnect complete
-     * ops without the provider), so the provider aborted it: tcp;ofi_rxm
-     * does so both when the target refused the access (bad key or range;
-     * it then drops the connection) and when the peer died.  The two look
-     * alike, so this is the retryable MC_EPEER, not MC_EACCES. */
-    return MC_EPEER;
   case FI_ETIMEDOUT:
     return MC_ETIMEDOUT;
   case FI_ENOMEM:
     return MC_ENOMEM;
   default:
     return MC_EPEER;
+  }
+}
+
+int efa_rma_err_class(int e) {
+  switch (e) {
+  /* What a target's provider answers for a key it does not hold, a range
+   * outside the registration or an access the registration does not
+   * allow (util providers' ofi_mr_map_verify: FI_EINVAL for an unknown
+   * key, FI_EACCES out of bounds; efa: FI_EKEYREJECTED-like codes).  The
+   * slice's own bounds were checked at submit, so these are the
+   * target's refusals. */
+  case FI_EACCES:
+  case FI_EPERM:
+  case FI_EKEYREJECTED:
+  case FI_ENOKEY:
+  case FI_EINVAL:
+  case FI_EFAULT:
+  case FI_EREMOTEIO:
+    return EFA_ERR_ACCESS;
+  /* The connection under an RDM endpoint (tcp;ofi_rxm) went away or was
+   * not up yet.  FI_ECANCELED among them: the plugin never cancels an RMA
+   * in the provider, and tcp;ofi_rxm cancels the ops of a connection it
+   * drops -- when the peer died, when the target refused one access (it
+   * closes the connection then), and now and then while a first
+   * connection is set up under load.  Which one it was, the retries and
+   * the probe tell. */
+  case FI_ECANCELED:
+  case FI_ENOTCONN:
+  case FI_ECONNRESET:
+  case FI_ECONNABORTED:
+  case FI_ECONNREFUSED:
+  case FI_EHOSTUNREACH:
+  case FI_ENETUNREACH:
+  case FI_ESHUTDOWN:
+  case FI_EAGAIN:
+  case FI_EINTR:
+    return EFA_ERR_CONN;
+  default:
+    return EFA_ERR_OTHER;
   }
 }
 
@@ -104,12 +142,104 @@ static ssize_t post(efa_rail *r, efa_op *op, fi_addr_t fa) {
                   op->raddr, op->key, &op->fctx);
 }
 
+#define RETRY_MAX 3
+#define RETRY_GAP_MS 20
+#define PING_GAP_MS 50
+#define PING_GAP_MAX_MS 1000
+
+/* An RMA op failed with fi_err (rail lock held, op on no list).  Returns
+ * 0 when it was queued again or parked for a probe of its peer, else the
+ * status to complete it with. */
+static int rma_failed(efa_rail *r, efa_op *op, int fi_err) {
+  int cls = efa_rma_err_class(fi_err);
+  if (cls == EFA_ERR_ACCESS)
+    return MC_EACCES;
+  if (cls != EFA_ERR_CONN)
+    return efa_err_map(fi_err);
+  if (op->probed)
+    return MC_EACCES; /* the peer answered after this op's failures */
+  int64_t now = efa_now_ms();
+  int64_t gap = (int64_t)RETRY_GAP_MS << op->retries; /* 20, 40, 80 ms */
+  if (op->retries < RETRY_MAX && now + gap < op->deadline_ms) {
+    op->retries++;
+    op->not_before_ms = now + gap;
+    op->state = EFA_ST_QUEUED;
+    list_add(&r->queued, op);
+  } else {
+    op->state = EFA_ST_PROBING;
+    list_add(&r->probing, op);
+  }
+  return 0;
+}
+
+/* A probe of p on rail r was answered (rail lock held): p is alive, so its
+ * parked ops go once more, marked: failing again, it was the op the
+ * target refused.  p is only compared (a disconnect may have freed it). */
+static void probe_answered(efa_rail *r, const efa_peer *p) {
+  int64_t now = efa_now_ms();
+  for (efa_op *op = r->probing.head, *n; op; op = n) {
+    n = op->next;
+    if (op->peer != p)
+      continue;
+    list_del(&r->probing, op);
+    op->probed = 1;
+    op->not_before_ms = now;
+    op->state = EFA_ST_QUEUED;
+    list_add(&r->queued, op);
+  }
+}
+
+/* A probe of p failed (rail lock held).  Not final: the probe may have
+ * gone out on the very connection being dropped, or while a first
+ * connection is still being set up under load.  Its parked ops wait for
+ * the next probe (PING_GAP_MS, doubling up to PING_GAP_MAX_MS) until
+ * their deadline, where they fail MC_EPEER (efa_op.probe_failed). */
+static void probe_failed(efa_rail *r, efa_peer *p) {
+  uint32_t f = p->ping_fails[r->idx] < 8 ? p->ping_fails[r->idx]++ : 8;
+  int64_t gap = (int64_t)PING_GAP_MS << f;
+  if (gap > PING_GAP_MAX_MS)
+    gap = PING_GAP_MAX_MS;
+  p->ping_after_ms[r->idx] = efa_now_ms() + gap;
+  for (efa_op *op = r->probing.head; op; op = op->next)
+    if (op->peer == p)
+      op->probe_failed = 1;
+}
+
+/* Probes the peers of parked ops that have none in flight (rail lock
+ * held; efa_ping_post drops it around the provider call). */
+static void start_probes(efa_rail *r) {
+  for (int round = 0; round < 64; round++) {
+    efa_peer *p = NULL;
+    int64_t now = efa_now_ms();
+    for (efa_op *op = r->probing.head; op && !p; op = op->next)
+      if (!op->peer->ping[r->idx] && op->peer->ping_after_ms[r->idx] <= now)
+        p = op->peer;
+    if (!p)
+      return;
+    int rc = efa_ping_post(r, p);
+    if (rc == -FI_EAGAIN)
+      return; /* no send slot or the provider is busy: next round */
+    if (rc) {
+      EFA_LOG(r->ctx, MC_LOG_DEBUG, "rail %s: probe of a peer not posted: %s", r->ri.name,
+              fi_strerror(-rc));
+      probe_failed(r, p);
+    }
+  }
+}
+
 /* The first queued op ready to go (its address resolved, its retry gap
  * over); ops whose address failed are completed on the way. */
-static efa_op *next_ready(efa_rail *r, int64_t now) {
+#define BLOCKED_MAX 4
+
+static efa_op *next_ready(efa_rail *r, int64_t now, efa_peer *const *blocked, int nblocked) {
   for (efa_op *op = r->queued.head, *n; op; op = n) {
     n = op->next;
     efa_peer *p = op->peer;
+    int skip = 0;
+    for (int i = 0; i < nblocked && !skip; i++)
+      skip = blocked[i] == p;
+    if (skip)
+      continue;
     if (p->av_state[r->idx] < 0) {
       list_del(&r->queued, op);
       finish(r, op, MC_EPEER);
@@ -132,7 +262,15 @@ static efa_op *next_ready(efa_rail *r, int64_t now) {
  * provider refused it (no CQ entry will ever name it then). */
 static void post_queued(efa_rail *r, int wait) {
   efa_op *op;
-  while ((op = next_ready(r, efa_now_ms())) != NULL) {
+  /* Peers whose op the provider pushed back in this pass: their later
+   * ops wait too (order kept), other peers' ops still go -- tcp;ofi_rxm
+   * answers -FI_EAGAIN for as long as it reconnects to a peer, which
+   * must not hold up the rail for the others. */
+  efa_peer *blocked[BLOCKED_MAX];
+  int nblocked = 0;
+  if (r->draining)
+    return; /* fini: queued ops are failed, not posted */
+  while ((op = next_ready(r, efa_now_ms(), blocked, nblocked)) != NULL) {
     /* A submitter never waits for another poster (which may be stuck in
      * the provider): it leaves the op queued for the worker. */
     if (!wait && pthread_mutex_trylock(&r->post_lock))
@@ -171,24 +309,22 @@ static void post_queued(efa_rail *r, int wait) {
         r->queued.tail = op;
       r->queued.head = op;
       r->queued.n++;
-      return;
+      blocked[nblocked++] = p;
+      if (nblocked == BLOCKED_MAX)
+        return;
+      continue;
     }
     EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: peer '%s': %s failed: %s", r->ri.name, p->name,
             is_read ? "fi_read" : "fi_write", fi_strerror((int)-rc));
-    finish(r, op, efa_err_map((int)-rc));
-    op_free(r, op);
+    /* A connection-level refusal at post time (a first contact under
+     * load) is retried like one reported in the CQ. */
+    int st = efa_rma_err_class((int)-rc) == EFA_ERR_CONN ? rma_failed(r, op, (int)-rc)
+                                                         : efa_err_map((int)-rc);
+    if (st) {
+      finish(r, op, st);
+      op_free(r, op);
+    }
   }
-}
-
-#define RETRY_MAX 3
-#define RETRY_GAP_MS 20
-
-/* Connection-level errors of connection-based providers under RDM
- * (tcp;ofi_rxm drops the connection after the target refused one access,
- * failing the ops behind it with ENOTCONN, and reconnects on the next
- * op): a few re-posts within the deadline, then the error. */
-static int transient(int fi_err) {
-  return fi_err == FI_ENOTCONN || fi_err == FI_ECONNRESET || fi_err == FI_ECONNABORTED;
 }
 
 /* A CQ entry (rail lock held).  Returns 1 when op is a receive buffer to
@@ -202,9 +338,26 @@ static int on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) 
       efa_notify_recv_done(r, op, len);
     return !r->stop && fi_err != FI_ECANCELED;
   case EFA_OP_SEND:
-    if (status)
+    if (op->ping) {
+      efa_peer *p = op->peer; /* NULL once disconnected */
+      op->ping = 0;
+      op->peer = NULL;
+      if (p) {
+        /* The probe may go out on the very connection the provider is
+         * dropping (tcp;ofi_rxm reports ENOTCONN for it): only PING_MAX
+         * failures in a row, PING_GAP_MS apart, mean the peer is gone. */
+        p->ping[r->idx] = 0;
+        if (status == 0) {
+          p->ping_fails[r->idx] = 0;
+          probe_answered(r, p);
+        } else {
+          probe_failed(r, p);
+        }
+      }
+    } else if (status) {
       EFA_LOG(r->ctx, MC_LOG_WARN, "rail %s: a notification was not delivered: %s",
               r->ri.name, mc_strerror(status));
+    }
     op->state = EFA_ST_FREE;
     pthread_cond_broadcast(&r->cond);
     return 0;
@@ -221,15 +374,8 @@ static int on_done(efa_rail *r, efa_op *op, int status, size_t len, int fi_err) 
   if (op->state != EFA_ST_POSTED)
     return 0; /* not ours to complete (cannot happen) */
   list_del(&r->posted, op);
-  int64_t now = efa_now_ms();
-  if (status && transient(fi_err) && op->retries < RETRY_MAX &&
-      now + RETRY_GAP_MS < op->deadline_ms) {
-    op->retries++;
-    op->not_before_ms = now + RETRY_GAP_MS;
-    op->state = EFA_ST_QUEUED;
-    list_add(&r->queued, op);
-    return 0;
-  }
+  if (status && (status = rma_failed(r, op, fi_err)) == 0)
+    return 0; /* queued again or parked for a probe */
   finish(r, op, status);
   op_free(r, op);
   return 0;
@@ -268,6 +414,14 @@ static void sweep(efa_rail *r, int64_t now) {
       r->abandoned++;
     }
   }
+  for (efa_op *op = r->probing.head, *n; op; op = n) {
+    n = op->next;
+    if (op->deadline_ms <= now) {
+      list_del(&r->probing, op);
+      finish(r, op, op->probe_failed ? MC_EPEER : MC_ETIMEDOUT);
+      op_free(r, op);
+    }
+  }
 }
 
 /* fi_av_insert through the rail's cache of inserted addresses. */
@@ -295,14 +449,25 @@ static int av_lookup(efa_rail *r, const uint8_t *addr, uint16_t len, fi_addr_t *
   return 1;
 }
 
+#define AV_RETRY_MS 100
+
 /* Warm-up: resolves the addresses of peers connected since the last round
- * (fi_av_insert can be slow, so it runs here and not in connect). */
+ * (fi_av_insert can be slow, so it runs here and not in connect).  A
+ * failed insert is tried again every AV_RETRY_MS for timeout_ms (ops to
+ * the peer wait for it, within their own deadlines) before the peer is
+ * given up on this rail (MC_EPEER). */
 static void resolve_peers(efa_rail *r) {
   efa_ctx *ctx = r->ctx;
+  int64_t now = efa_now_ms(), retry = 0;
   pthread_mutex_lock(&ctx->lock);
   for (efa_peer *p = ctx->peers; p; p = p->next) {
     if (p->av_state[r->idx] != 0)
       continue;
+    if (p->av_after_ms[r->idx] > now) {
+      if (!retry || p->av_after_ms[r->idx] < retry)
+        retry = p->av_after_ms[r->idx];
+      continue;
+    }
     uint32_t pr = r->idx % p->desc.nrails;
     fi_addr_t fa = FI_ADDR_NOTAVAIL;
     int n = av_lookup(r, p->desc.addr[pr], p->desc.addr_len[pr], &fa);
@@ -311,14 +476,26 @@ static void resolve_peers(efa_rail *r) {
       p->fa[r->idx] = fa;
       p->av_state[r->idx] = 1;
     } else {
-      EFA_LOG(ctx, MC_LOG_WARN, "rail %s: peer '%s': fi_av_insert failed: %s", r->ri.name,
-              p->name, fi_strerror(-n));
-      p->av_state[r->idx] = MC_EPEER;
+      if (!p->av_first_fail_ms[r->idx])
+        p->av_first_fail_ms[r->idx] = now;
+      int give_up = now - p->av_first_fail_ms[r->idx] >= ctx->cfg.timeout_ms;
+      EFA_LOG(ctx, MC_LOG_WARN, "rail %s: peer '%s': fi_av_insert failed: %s%s", r->ri.name,
+              p->name, fi_strerror(-n), give_up ? "; peer given up on this rail" : "; retrying");
+      if (give_up) {
+        p->av_state[r->idx] = MC_EPEER;
+      } else {
+        p->av_after_ms[r->idx] = now + AV_RETRY_MS;
+        if (!retry || now + AV_RETRY_MS < retry)
+          retry = now + AV_RETRY_MS;
+      }
     }
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
   }
   pthread_mutex_unlock(&ctx->lock);
+  pthread_mutex_lock(&r->lock);
+  r->av_retry_ms = retry;
+  pthread_mutex_unlock(&r->lock);
 }
 
 static void *worker(void *arg) {
@@ -328,8 +505,8 @@ static void *worker(void *arg) {
   int idle = 0;
   for (;;) {
     pthread_mutex_lock(&r->lock);
-    int stop = r->stop, av_work = r->av_work;
-    int busy = r->posted.n || r->queued.n;
+    int stop = r->stop, av_work = r->av_work || (r->av_retry_ms && efa_now_ms() >= r->av_retry_ms);
+    int busy = r->posted.n || r->queued.n || r->probing.n;
     r->av_work = 0;
     pthread_mutex_unlock(&r->lock);
     if (stop)
@@ -359,6 +536,8 @@ static void *worker(void *arg) {
       pthread_mutex_lock(&r->lock);
       if (got == 1 && e.op_context) {
         int st = efa_err_map(e.err);
+        if (st == 0)
+          st = MC_EPEER; /* an error entry is never a success */
         if (r->ctx->host->log_enabled(r->ctx->host->host, MC_LOG_DEBUG))
           EFA_LOG(r->ctx, MC_LOG_DEBUG, "rail %s: completion error %s (%s, provider %d)",
                   r->ri.name, mc_errname(st), fi_strerror(e.err), e.prov_errno);
@@ -369,6 +548,8 @@ static void *worker(void *arg) {
     }
     if (r->queued.n)
       post_queued(r, 1); /* drops the lock around each provider call */
+    if (r->probing.n)
+      start_probes(r); /* likewise */
     pthread_mutex_unlock(&r->lock);
     for (uint32_t i = 0; i < nrearm; i++)
       repost_recv(r, rearm[i]);
@@ -503,6 +684,8 @@ int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
     op->deadline_ms = now + ctx->cfg.timeout_ms;
     op->not_before_ms = 0;
     op->retries = 0;
+    op->probed = 0;
+    op->probe_failed = 0;
     op->state = EFA_ST_QUEUED;
     list_add(&r->queued, op);
     int wake = 0;
@@ -541,6 +724,18 @@ void efa_peer_cancel_all(efa_ctx *ctx, efa_peer *peer, int status) {
         r->abandoned++;
       }
     }
+    for (efa_op *op = r->probing.head, *n; op; op = n) {
+      n = op->next;
+      if (op->peer == peer) {
+        list_del(&r->probing, op);
+        finish(r, op, status);
+        op_free(r, op);
+      }
+    }
+    /* A probe of it still with the provider answers nobody. */
+    for (uint32_t i = 0; i < EFA_SEND_SLOTS; i++)
+      if (r->send_ops[i].peer == peer)
+        r->send_ops[i].peer = NULL;
     pthread_mutex_unlock(&r->lock);
   }
 }
@@ -579,6 +774,12 @@ void efa_fail_all(efa_ctx *ctx, int status) {
       list_del(&r->posted, op);
       finish(r, op, status);
       op->state = EFA_ST_ABANDONED;
+    }
+    while (r->probing.head) {
+      efa_op *op = r->probing.head;
+      list_del(&r->probing, op);
+      finish(r, op, status);
+      op_free(r, op);
     }
     pthread_mutex_unlock(&r->lock);
   }

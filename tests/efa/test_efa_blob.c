@@ -40,9 +40,31 @@ int main(void) {
   efab_rkey k = {.nrails = 3, .flags = EFAB_RKEY_VIRT, .base = 0x1000, .len = 4096,
                  .key = {1, 2, 0xffffffffffffffffull}};
   len = sizeof buf;
-  CHECK(efab_rkey_encode(&k, buf, &len) == 0 && len == 24 + 24);
+  const uint8_t secret[EFAB_SECRET] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11, 12, 13, 14, 15, 16};
+  k.tag = efab_rkey_tag(secret, &k);
+  CHECK(efab_rkey_encode(&k, buf, &len) == 0 && len == 24 + 24 + 8);
   efab_rkey ko;
   CHECK(efab_rkey_decode(buf, len, &ko) == 0 && ko.key[2] == k.key[2] && ko.base == 0x1000);
+  CHECK(ko.tag == k.tag && efab_rkey_tag(secret, &ko) == ko.tag);
+  /* The tag binds every field: any one-bit change of a decodable blob
+   * fails it (what import_mem checks), and so does another secret. */
+  for (size_t b = 0; b < len * 8; b++) {
+    buf[b / 8] ^= (uint8_t)(1u << (b % 8));
+    if (efab_rkey_decode(buf, len, &ko) == 0)
+      CHECK(efab_rkey_tag(secret, &ko) != ko.tag);
+    buf[b / 8] ^= (uint8_t)(1u << (b % 8));
+  }
+  uint8_t other[EFAB_SECRET];
+  memcpy(other, secret, sizeof other);
+  other[15] ^= 1;
+  CHECK(efab_rkey_decode(buf, len, &ko) == 0 && efab_rkey_tag(other, &ko) != ko.tag);
+  /* SipHash-2-4's reference vector: key 00..0f, message 00..0e (15 bytes). */
+  uint8_t sk[16], sm[15];
+  for (int i = 0; i < 16; i++)
+    sk[i] = (uint8_t)i;
+  for (int i = 0; i < 15; i++)
+    sm[i] = (uint8_t)i;
+  CHECK(efab_siphash(sk, sm, 15) == 0xa129ca6149be45e5ull);
   for (size_t l = 0; l < len; l++)
     CHECK(efab_rkey_decode(buf, l, &ko) == MC_EPROTO);
   for (size_t b = 0; b < len * 8; b++) {

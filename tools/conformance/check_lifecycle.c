@@ -60,6 +60,10 @@ void check_fini_inflight(const plugin *p, uint8_t *abuf, reg *ra, tctx *a) {
 
 /* The target dies (fini) while a peer has transfers in flight to it. */
 void check_target_gone(const plugin *p) {
+  if (skip_listed("peer.gone")) {
+    skip("peer.gone.after", "runs after peer.gone (skipped)");
+    return;
+  }
   tctx a, c;
   if (ctx_init(p, &a, "conf-t:4")) {
     fail("peer.gone", "init failed");
@@ -214,6 +218,8 @@ static int leak_cycle(const plugin *p, int keep, uint8_t *abuf, uint8_t *bbuf, c
 
 void check_leaks(const plugin *p, int keep) {
   const char *name = keep ? "lifecycle.fini_releases" : "lifecycle.leaks";
+  if (skip_listed(name))
+    return;
   uint8_t *abuf = target_alloc(LEAK_BUF), *bbuf = calloc(1, LEAK_BUF);
   if (!abuf || !bbuf) {
     fail(name, "cannot allocate the buffers");

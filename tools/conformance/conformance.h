@@ -104,6 +104,9 @@ extern tracker T;
 __attribute__((format(printf, 2, 3))) void pass(const char *name, const char *fmt, ...);
 __attribute__((format(printf, 2, 3))) void fail(const char *name, const char *fmt, ...);
 __attribute__((format(printf, 2, 3))) void skip(const char *name, const char *fmt, ...);
+/* 1 (and a SKIP line with the reason) when MC_CONFORMANCE_SKIP names the
+ * check: "name,name:reason;name:reason". */
+int skip_listed(const char *name);
 int64_t now_ms(void);
 void sleep_ms(int ms);
 int count_dir(const char *path);
