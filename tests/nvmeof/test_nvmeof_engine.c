@@ -19,6 +19,8 @@
  *   fallback    an initiator that cannot reach the file (local_paths:
  *               false): the request goes to the next transport (fixfile,
  *               standing in for tcp); with local_paths it stays on nvmeof
+ *   fallback-tcp  the same over the real tcp plugin: the engine that
+ *               registered the file serves the range over tcp (tcp_file.c)
  *   gds         cuda:0 memory read from and written to a file through
  *               cuFile (the software libcufile of this folder); without
  *               cuFile a cuda buffer is MC_ENOTSUP
@@ -391,22 +393,26 @@ static void case_twoproc(void) {
          "(%s)\n", mc_errname(rc));
 }
 
-static void case_fallback(const char *fixture) {
+/* via: "fixfile" (the fixture, fixture its plugin folder) or "tcp" (the
+ * real plugin from MC_PLUGIN_PATH; fixture NULL). */
+static void case_fallback(const char *via, const char *fixture) {
   const char *f = path_in(dir, "far");
   nt_make_file(f, 4 * MB, 15);
-  /* fixfile listed first: nvmeof still ranks above it (and above tcp). */
-  mc_engine *t = nt_engine("fixfile,nvmeof", dir, NULL, fixture);
+  /* The other transport listed first: nvmeof still ranks above it. */
+  char list[64], yaml[160];
+  snprintf(list, sizeof list, "%s,nvmeof", via);
+  snprintf(yaml, sizeof yaml, "transports:\n  %s: {}\n  nvmeof: {local_paths: false}\n", via);
+  mc_engine *t = nt_engine(list, dir, NULL, fixture);
   void *fa = NULL;
   CHECK_OK(mc_register_file(t, f, 0, 0, 0, &fa));
   uint64_t r = (uint64_t)(uintptr_t)fa;
-  const char *yaml = "transports:\n  fixfile: {}\n  nvmeof: {local_paths: false}\n";
   for (int far = 1; far >= 0; far--) {
-    mc_engine *e = nt_engine(far ? NULL : "fixfile,nvmeof", dir, far ? yaml : NULL, fixture);
+    mc_engine *e = nt_engine(far ? NULL : list, dir, far ? yaml : NULL, fixture);
     uint8_t *loc = malloc(4 * MB);
     CHECK_OK(mc_register(e, loc, 4 * MB, NULL));
     mc_segment *s;
     CHECK_OK(mc_segment_open(e, mc_engine_segment_name(t), &s));
-    const char *want = far ? "fixfile" : "nvmeof";
+    const char *want = far ? via : "nvmeof";
     for (int i = 0; i < 2; i++) { /* the second request reuses the verdict */
       mc_transfer_status st;
       memset(loc, 0, 4 * MB);
@@ -535,7 +541,9 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "twoproc"))
     case_twoproc();
   else if (!strcmp(c, "fallback") && argc > 2)
-    case_fallback(argv[2]);
+    case_fallback("fixfile", argv[2]);
+  else if (!strcmp(c, "fallback-tcp"))
+    case_fallback("tcp", NULL);
   else if (!strcmp(c, "gds") && argc > 3)
     case_gds(argv[3]);
   else {

@@ -6,8 +6,11 @@
  *
  *   test_rdma_twoproc PLUGIN SOFTVERBS MODE
  *   test_rdma_twoproc PLUGIN SOFTVERBS bench [SLICES [BYTES [4rails|1qp]]]
+ *   test_rdma_twoproc PLUGIN SOFTVERBS cudamem FAKECUDA
  *   MODE: data | stripe | failover | rkey | peerkill | notify | faults | evict |
- *         simopen | select | enodev | realverbs | lazy | gid
+ *         simopen | select | enodev | realverbs | lazy | gid | cuda
+ *   cudamem: both sides' memory is CUDA memory of the fake driver
+ *   (tests/cuda/fakecuda), registered through its dma-buf export.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -31,6 +34,7 @@
 #define NNIC 4
 
 static const char *plugin, *svlib, *mode;
+static const char *cudalib; /* cudamem: the fake CUDA driver */
 static char dir[256];
 static int p2c[2], c2p[2];
 static pid_t child;
@@ -84,6 +88,48 @@ static const char **kv_with_lib(void) {
   return kv;
 }
 
+/* ---- the fake CUDA driver (cudamem) ------------------------------------------ */
+
+/* The few driver calls the test makes itself, from the same library the
+ * plugin loads through cuda_library (so one driver state per process). */
+typedef unsigned long long cu_ptr;
+typedef struct fcu {
+  void *dl;
+  int (*init)(unsigned int flags);
+  int (*alloc)(cu_ptr *p, size_t n);
+  int (*free)(cu_ptr p);
+  int (*htod)(cu_ptr dst, const void *src, size_t n);
+  int (*dtoh)(void *dst, cu_ptr src, size_t n);
+  int (*handle)(void *h, cu_ptr p, size_t n, int type, unsigned long long flags);
+} fcu;
+
+static int fcu_load(fcu *c) {
+  memset(c, 0, sizeof *c);
+  c->dl = dlopen(cudalib, RTLD_NOW | RTLD_LOCAL);
+  if (!c->dl)
+    return -1;
+  *(void **)&c->init = dlsym(c->dl, "cuInit");
+  *(void **)&c->alloc = dlsym(c->dl, "cuMemAlloc_v2");
+  *(void **)&c->free = dlsym(c->dl, "cuMemFree_v2");
+  *(void **)&c->htod = dlsym(c->dl, "cuMemcpyHtoD_v2");
+  *(void **)&c->dtoh = dlsym(c->dl, "cuMemcpyDtoH_v2");
+  *(void **)&c->handle = dlsym(c->dl, "cuMemGetHandleForAddressRange");
+  if (!c->init || !c->alloc || !c->free || !c->htod || !c->dtoh || !c->handle || c->init(0))
+    return -1;
+  return 0;
+}
+
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  if (!d)
+    return -1;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
 /* ---- the target ------------------------------------------------------------- */
 
 typedef struct cmd {
@@ -100,9 +146,24 @@ static int target_main(void) {
     fprintf(stderr, "target init: %s\n", mc_strerror(rc));
     return 1;
   }
-  uint8_t *buf = aligned_alloc(4096, BUF);
-  memset(buf, 0xAB, BUF);
-  mc_mem_desc d = {(uintptr_t)buf, BUF, MC_MEM_CPU, 0, "cpu:0"};
+  /* cudamem: the buffer is fake-driver CUDA memory, registered through
+   * its dma-buf; the checksums read it back with cuMemcpyDtoH. */
+  fcu cu;
+  uint8_t *buf, *host = NULL;
+  cu_ptr dbuf = 0;
+  if (cudalib) {
+    if (fcu_load(&cu) || cu.alloc(&dbuf, BUF) || !(host = malloc(BUF)))
+      return 1;
+    buf = (uint8_t *)(uintptr_t)dbuf;
+    memset(host, 0xAB, BUF);
+    if (cu.htod(dbuf, host, BUF))
+      return 1;
+  } else {
+    buf = aligned_alloc(4096, BUF);
+    memset(buf, 0xAB, BUF);
+  }
+  mc_mem_desc d = {(uintptr_t)buf, BUF, cudalib ? MC_MEM_CUDA : MC_MEM_CPU, 0,
+                   cudalib ? "cuda:0" : "cpu:0", NULL, 0, 0};
   void *mem = NULL;
   uint8_t rkey[MC_RKEY_MAX], desc[MC_DESC_MAX];
   size_t rl = sizeof rkey, dl = sizeof desc;
@@ -127,8 +188,13 @@ static int target_main(void) {
     cmd c;
     xread(p2c[0], &c, sizeof c);
     uint64_t r = 0;
-    if (c.op == 'C') {
+    if (c.op == 'C' && cudalib) {
+      r = cu.dtoh(host, dbuf + c.off, c.len) ? 0 : fnv(host, c.len);
+    } else if (c.op == 'C') {
       r = fnv(buf + c.off, c.len);
+    } else if (c.op == 'F' && cudalib) {
+      memset(host, c.byte, c.len);
+      r = (uint64_t)cu.htod(dbuf + c.off, host, c.len);
     } else if (c.op == 'F') {
       memset(buf + c.off, c.byte, c.len);
     } else if (c.op == 'q') {
@@ -186,7 +252,13 @@ static int target_main(void) {
   if (mem)
     n.ops->deregister_mem(n.ctx, mem);
   rt_node_fini(&n);
-  free(buf);
+  if (cudalib) {
+    cu.free(dbuf);
+    free(host);
+    dlclose(cu.dl);
+  } else {
+    free(buf);
+  }
   return 0;
 }
 
@@ -917,6 +989,96 @@ static void mode_cuda(world *w) {
   printf("cuda: HIP memory MC_ENOTSUP; host memory still moves\n");
 }
 
+/* CUDA memory on both sides, through the plugin's real dma-buf path: the
+ * fake driver exports each range (cuMemGetHandleForAddressRange) and the
+ * soft NIC maps the fd in ibv_reg_dmabuf_mr, so the bytes below moved
+ * through those mappings, never through the CUDA pointers.  The local
+ * range starts mid-page inside its allocation (the export's offset), the
+ * target's spans chunks of sv0's 8 MiB MR limit. */
+static void mode_cudamem(world *w) {
+  enum { ALLOC = 4u << 20, LEN = 2u << 20, OFF = 3 * 4096 + 512 };
+  fcu c;
+  CHECK_MSG(fcu_load(&c) == 0, "cannot load the fake CUDA driver %s", cudalib);
+  cu_ptr dp = 0;
+  CHECK_EQ_INT(c.alloc(&dp, ALLOC), 0);
+  int fds0 = open_fds();
+  mc_mem_desc d = {dp + OFF, LEN, MC_MEM_CUDA, 0, "cuda:0", NULL, 0, 0};
+  void *mem = NULL;
+  uint8_t key[MC_RKEY_MAX];
+  size_t kl = sizeof key;
+  CHECK_OK(w->n.ops->register_mem(w->n.ctx, &d, &mem, key, &kl));
+  /* The MRs hold the dma-buf: the plugin closed its fd after registering. */
+  CHECK_EQ_INT(open_fds(), fds0);
+  uint8_t *pat = malloc(LEN), *back = malloc(LEN);
+  CHECK(pat && back);
+  fill_rand(pat, LEN);
+  CHECK_EQ_INT(c.htod(dp + OFF, pat, LEN), 0);
+  /* CUDA -> remote CUDA, one slice per rail, odd offsets and sizes. */
+  const uint64_t part = LEN / NNIC - 3, roff = 9 * 4096 + 77;
+  mc_slice s[NNIC];
+  for (uint32_t i = 0; i < NNIC; i++)
+    s[i] = (mc_slice){w->next_token++, MC_OP_WRITE, i, mem, d.addr + i * part, w->rmem,
+                      w->raddr + roff + i * part, part};
+  CHECK_EQ_INT(run(w, s, NNIC), 0);
+  CHECK_EQ_U64(tcmd('C', roff, NNIC * part, 0), fnv(pat, NNIC * part));
+  /* Remote CUDA -> CUDA: a region the target filled, read into the
+   * second half of our range, checked through cuMemcpyDtoH. */
+  const uint64_t roff2 = 12u << 20, half = LEN / 2;
+  CHECK_EQ_U64(tcmd('F', roff2 - 4096, half + 8192, 0x5A), 0);
+  s[0] = (mc_slice){w->next_token++, MC_OP_READ, 1, mem, d.addr + half, w->rmem,
+                    w->raddr + roff2, half};
+  CHECK_EQ_INT(run(w, s, 1), 0);
+  CHECK_EQ_INT(c.dtoh(back, dp + OFF, LEN), 0);
+  CHECK(memcmp(back, pat, half) == 0); /* the first half untouched */
+  size_t bad = 0;
+  for (uint64_t i = half; i < LEN; i++)
+    bad += back[i] != 0x5A;
+  CHECK_MSG(bad == 0, "%zu bytes wrong after the read", bad);
+  /* Host memory -> remote CUDA (the remote range crosses the target's
+   * 8 MiB chunk boundary) and back into our CUDA memory. */
+  const uint64_t roff3 = (8u << 20) - 65536 - 11;
+  fill_rand(w->lbuf, 3 * 65536);
+  s[0] = mk(w, MC_OP_WRITE, 0, roff3, 3 * 65536, 2);
+  CHECK_EQ_INT(run(w, s, 1), 0);
+  CHECK_EQ_U64(tcmd('C', roff3, 3 * 65536, 0), fnv(w->lbuf, 3 * 65536));
+  s[0] = (mc_slice){w->next_token++, MC_OP_READ, 3, mem, d.addr + 5, w->rmem, w->raddr + roff3,
+                    3 * 65536};
+  CHECK_EQ_INT(run(w, s, 1), 0);
+  CHECK_EQ_INT(c.dtoh(back, dp + OFF + 5, 3 * 65536), 0);
+  CHECK(memcmp(back, w->lbuf, 3 * 65536) == 0);
+  CHECK_OK(w->n.ops->deregister_mem(w->n.ctx, mem));
+  CHECK_EQ_INT(open_fds(), fds0);
+  printf("cudamem: CUDA<->CUDA and host<->CUDA over 4 rails through dma-buf MRs; bytes intact\n");
+
+  /* The export refuses what is not inside one allocation of its own. */
+  const size_t pg = 4096;
+  int fd = -1;
+  CHECK_EQ_INT(c.handle(&fd, dp + ALLOC - pg, 2 * pg, 1, 0), 1); /* past the end */
+  CHECK_EQ_INT(c.handle(&fd, (cu_ptr)(uintptr_t)w->lbuf, pg, 1, 0), 1); /* host memory */
+  CHECK_EQ_INT(c.handle(&fd, dp + 512, pg, 1, 0), 1);                    /* not page aligned */
+  CHECK_EQ_INT(fd, -1);
+  CHECK_EQ_INT(c.handle(&fd, dp + pg, pg, 1, 0), 0);
+  CHECK(fd >= 0);
+  close(fd);
+  /* ... and the plugin turns that into MC_ENOTSUP with the reason. */
+  d.addr = dp + ALLOC - pg;
+  d.len = 2 * pg;
+  kl = sizeof key;
+  CHECK_RC(w->n.ops->register_mem(w->n.ctx, &d, &mem, key, &kl), MC_ENOTSUP);
+  CHECK_HAS(w->n.h.last_warn, "CUresult 1");
+  printf("cudamem: a range past its allocation: MC_ENOTSUP, logged \"%s\"\n", w->n.h.last_warn);
+  d.addr = (uintptr_t)w->lbuf;
+  d.len = 65536;
+  kl = sizeof key;
+  CHECK_RC(w->n.ops->register_mem(w->n.ctx, &d, &mem, key, &kl), MC_ENOTSUP);
+  CHECK_HAS(w->n.h.last_warn, "CUresult 1");
+  CHECK_EQ_INT(open_fds(), fds0);
+  free(pat);
+  free(back);
+  CHECK_EQ_INT(c.free(dp), 0);
+  dlclose(c.dl);
+}
+
 static uint64_t clk(clockid_t c) {
   struct timespec ts;
   clock_gettime(c, &ts);
@@ -1245,6 +1407,15 @@ int main(int argc, char **argv) {
     tu_rmtree(dir);
     return mc_check_exit_status();
   }
+  static char cudakv[300];
+  if (!strcmp(mode, "cudamem")) {
+    CHECK_MSG(argc > 4, "cudamem needs the fake CUDA driver's path");
+    cudalib = argv[4];
+    snprintf(cudakv, sizeof cudakv, "%s", cudalib);
+    /* Both sides: the target registers CUDA memory too. */
+    extra_kv[0] = "cuda_library";
+    extra_kv[1] = cudakv;
+  }
   CHECK(pipe(p2c) == 0 && pipe(c2p) == 0);
   child = fork();
   CHECK(child >= 0);
@@ -1316,6 +1487,8 @@ int main(int argc, char **argv) {
     mode_gid(&w);
   else if (!strcmp(mode, "cuda"))
     mode_cuda(&w);
+  else if (!strcmp(mode, "cudamem"))
+    mode_cudamem(&w);
   else if (!strcmp(mode, "peerkill")) {
     mode_peerkill(&w);
     quit = 0;

@@ -14,6 +14,13 @@
  * MC_FAKECUDA_EVENT_DELAY=N makes it "not ready" for the first N queries
  * after its record (the tests set it, so callers' polling paths run).  cuPointerGetAttribute knows allocations and IPC
  * mappings; any other pointer is host memory (CUDA_ERROR_INVALID_VALUE).
+ * cuMemGetHandleForAddressRange(DMA_BUF_FD) stands in for the dma-buf
+ * export (as the rdma plugin uses it with ibv_reg_dmabuf_mr): the fd is a
+ * new open of the allocation's memfd whose file position is the range's
+ * offset in the allocation, since a real dma-buf starts at the range while
+ * a memfd cannot start mid-file; the soft verbs device (tests/rdma/
+ * softverbs) adds that position to the offsets it maps.  Ranges not whole
+ * host pages inside one allocation of ours are CUDA_ERROR_INVALID_VALUE.
  *
  * Environment:
  *   MC_FAKECUDA_DEVICES      device count (default 1; 0: cuInit fails
@@ -65,6 +72,8 @@ API CUresult cuMemFree_v2(CUdeviceptr p);
 API CUresult cuMemGetAddressRange_v2(CUdeviceptr *base, size_t *size, CUdeviceptr p);
 API CUresult cuPointerGetAttribute(void *data, int attr, CUdeviceptr p);
 API CUresult cuIpcGetMemHandle(CUipcMemHandle *h, CUdeviceptr p);
+API CUresult cuMemGetHandleForAddressRange(void *handle, CUdeviceptr p, size_t size, int type,
+                                           unsigned long long flags);
 API CUresult cuIpcOpenMemHandle_v2(CUdeviceptr *p, CUipcMemHandle h, unsigned int flags);
 API CUresult cuIpcCloseMemHandle(CUdeviceptr p);
 API CUresult cuStreamCreate(CUstream *s, unsigned int flags);
@@ -368,6 +377,50 @@ API CUresult cuPointerGetAttribute(void *data, int attr, CUdeviceptr p) {
   }
 }
 
+/* A dma-buf of [p, p+size): see the top comment for the fd's shape. */
+API CUresult cuMemGetHandleForAddressRange(void *handle, CUdeviceptr p, size_t size, int type,
+                                           unsigned long long flags) {
+  const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+  if (!handle || size == 0 || flags || (p | size) & (pg - 1))
+    return E_INVALID_VALUE;
+  if (type != 1) /* CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, the only one */
+    return E_INVALID_VALUE;
+  pthread_mutex_lock(&lock);
+  /* The mapping is whole pages (cuMemAlloc rounds up), so the range may
+   * end at the allocation's last page boundary. */
+  fmem *m = NULL;
+  for (fmem *i = mems; i; i = i->next) {
+    uint64_t b = (uint64_t)(uintptr_t)i->base, e = b + ((i->size + pg - 1) & ~(pg - 1));
+    if (p >= b && p < e) {
+      if (size <= e - p)
+        m = i;
+      break;
+    }
+  }
+  int fd = -1;
+  uint64_t off = 0;
+  CUresult r = OK;
+  if (!m || m->ipc)
+    r = E_INVALID_VALUE; /* host memory, past the end, or an IPC mapping */
+  else {
+    off = p - (uint64_t)(uintptr_t)m->base;
+    /* A new open file description (not dup): its own file position. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", m->fd);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || lseek(fd, (off_t)off, SEEK_SET) != (off_t)off)
+      r = E_OUT_OF_MEMORY;
+  }
+  pthread_mutex_unlock(&lock);
+  if (r) {
+    if (fd >= 0)
+      close(fd);
+    return r;
+  }
+  *(int *)handle = fd;
+  return OK;
+}
+
 /* The handle's layout (this library's own). */
 typedef struct ipc_wire {
   char magic[8]; /* "FAKECUDA" */
@@ -652,6 +705,7 @@ static const struct {
     ENTRY("cuMemGetAddressRange", cuMemGetAddressRange_v2),
     ENTRY("cuPointerGetAttribute", cuPointerGetAttribute),
     ENTRY("cuIpcGetMemHandle", cuIpcGetMemHandle),
+    ENTRY("cuMemGetHandleForAddressRange", cuMemGetHandleForAddressRange),
     ENTRY("cuIpcOpenMemHandle", cuIpcOpenMemHandle_v2),
     ENTRY("cuIpcCloseMemHandle", cuIpcCloseMemHandle),
     ENTRY("cuStreamCreate", cuStreamCreate),

@@ -300,6 +300,12 @@ SV_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, s
 SV_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t offset, size_t length,
                                            uint64_t iova, int fd, int access) {
   struct stat st;
+  /* The fake CUDA driver's dma-buf of a range inside an allocation is the
+   * allocation's memfd opened afresh at the range's offset (a memfd cannot
+   * start mid-file): the buffer starts at the fd's file position. */
+  off_t pos = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
+  if (pos > 0)
+    offset += (uint64_t)pos;
   if (length == 0 || fd < 0 || fstat(fd, &st) ||
       (S_ISREG(st.st_mode) && (offset > (uint64_t)st.st_size ||
                                length > (uint64_t)st.st_size - offset))) {
