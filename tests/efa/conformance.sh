@@ -21,6 +21,18 @@ tool=$1 plugin=$2 prov=$3 params=$4 repro=${5:-}
 LSAN_OPTIONS="suppressions=$(dirname "$0")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
 skip='' names_all=''
+# libfabric's shm provider names its regions /dev/shm/<pid>:<n>:<m>; a
+# process that crashes (the reproducer's closed-peer case does) leaves
+# them, and a later process given that pid cannot open an endpoint
+# (EBUSY).  Remove those of processes that are gone, before and after.
+reap_shm() {
+  for f in /dev/shm/[0-9]*:[0-9]*:[0-9]*; do
+    [ -e "$f" ] || continue
+    p=${f#/dev/shm/}; p=${p%%:*}
+    kill -0 "$p" 2>/dev/null || rm -f "$f"
+  done
+}
+if [ "$prov" = shm ]; then reap_shm; trap reap_shm EXIT; fi
 if [ -n "$repro" ]; then
   for mode in refused closed-peer ep-growth; do
     rout=$("$repro" $mode 2>&1)

@@ -13,6 +13,7 @@
  *   test_efa_twoproc <mc-transport-efa.so> <provider> [domain]
  * provider as in the YAML, with ',' for ';' ("tcp,ofi_rxm").  Exit 77 with
  * the reason when the provider is not offered here. */
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -314,6 +315,22 @@ static void attach(void) {
   CHECK_MSG(ops->import_mem(ctx, ep, T.base, BUF, T.rkey, T.rkey_len, &rmem) == 0, "import");
 }
 
+/* libfabric's shm provider names its regions /dev/shm/<pid>:<n>:<m> and a
+ * killed process leaves them behind; a later process given the same pid
+ * then fails to open an endpoint (EBUSY).  Remove a dead peer's. */
+static void reap_shm(pid_t pid) {
+  DIR *d = opendir("/dev/shm");
+  if (!d)
+    return;
+  char pre[32];
+  int n = snprintf(pre, sizeof pre, "%d:", (int)pid);
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strncmp(e->d_name, pre, (size_t)n) == 0)
+      unlinkat(dirfd(d), e->d_name, 0);
+  closedir(d);
+}
+
 static void killed(pid_t pid) {
   enum { N = 512 };
   mc_slice *s = calloc(N, sizeof *s);
@@ -343,6 +360,7 @@ static void killed(pid_t pid) {
   CHECK_MSG(took <= TIMEOUT_MS + 2000, "failures took %lld ms (deadline %d ms)", (long long)took,
             TIMEOUT_MS);
   waitpid(pid, NULL, 0);
+  reap_shm(pid);
   free(s);
   printf("ok: killed peer: %d done, %d failed within %lld ms\n", ok, failed, (long long)took);
 }
@@ -418,6 +436,7 @@ int main(int argc, char **argv) {
   wrong_key(!strcmp(argv[2], "shm"));
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
+  reap_shm(pid);
   close(nfd);
 
   ops->release_mem(ctx, rmem);
