@@ -12,7 +12,11 @@
  * CPU is getrusage (user+sys) of each process over the measured period.
  *
  *   efa-rma-bw [-p provider] [-d domain] [-s size] [-n inflight]
- *              [-t seconds] [-o read|write]
+ *              [-t seconds] [-o read|write] [-w usec]
+ * -w: the target sleeps usec between rounds of CQ polls instead of
+ * spinning, as the efa plugin's idle shm rail does (its poll_us), to
+ * show what a sleeping target costs a provider that progresses the
+ * target only when it is polled.
  * Exit 0 done, 77 the provider is not offered (reason printed), 2 a
  * set-up or transfer error (named). */
 #include <errno.h>
@@ -43,6 +47,7 @@ typedef struct opts {
   unsigned inflight;
   double secs;
   int read;
+  long wait_us;
 } opts;
 
 typedef struct side {
@@ -119,14 +124,14 @@ static size_t parse_size(const char *s) {
 
 static void usage(void) {
   fprintf(stderr, "usage: %s [-p provider] [-d domain] [-s size[K|M|G]] [-n inflight] "
-                  "[-t seconds] [-o read|write]\n", who);
+                  "[-t seconds] [-o read|write] [-w usec]\n", who);
   exit(2);
 }
 
 static void parse(int argc, char **argv, opts *o) {
   *o = (opts){.prov = "shm", .size = 65536, .inflight = 16, .secs = 2.0, .read = 0};
   int c;
-  while ((c = getopt(argc, argv, "p:d:s:n:t:o:")) != -1) {
+  while ((c = getopt(argc, argv, "p:d:s:n:t:o:w:")) != -1) {
     switch (c) {
     case 'p': o->prov = optarg; break;
     case 'd': o->domain = optarg; break;
@@ -158,6 +163,13 @@ static void parse(int argc, char **argv, opts *o) {
         exit(2);
       }
       o->read = !strcmp(optarg, "read");
+      break;
+    case 'w':
+      o->wait_us = strtol(optarg, NULL, 10);
+      if (o->wait_us < 0 || o->wait_us > 1000000) {
+        fprintf(stderr, "%s: -w %s: want usec in 0..1000000\n", who, optarg);
+        exit(2);
+      }
       break;
     default: usage();
     }
@@ -260,8 +272,12 @@ static int target(int fd, struct fi_info *info, const opts *o) {
   double c0 = 0;
   for (;;) {
     struct fi_cq_data_entry e[16];
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < (o->wait_us ? 1 : 256); i++)
       (void)fi_cq_read(s.cq, e, 16);
+    if (o->wait_us) {
+      struct timespec ts = {o->wait_us / 1000000, (o->wait_us % 1000000) * 1000};
+      nanosleep(&ts, NULL);
+    }
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 0) > 0) {
       char c;
@@ -372,9 +388,10 @@ static int initiator(int fd, struct fi_info *info, const opts *o) {
   xfer(fd, &b, sizeof b, 0);
   double gb = (double)ops * (double)o->size / 1e9, secs = t1 - t0;
   printf("rma-bw %s %s size=%zu inflight=%u GB/s=%.3f ops=%" PRIu64 " secs=%.2f "
-         "cpu-s/GB initiator=%.3f target=%.3f\n",
+         "cpu-s/GB initiator=%.3f target=%.3f%s\n",
          info->fabric_attr->prov_name, o->read ? "read" : "write", o->size, o->inflight,
-         gb / secs, ops, secs, gb > 0 ? my_cpu / gb : 0.0, gb > 0 ? b.cpu_s / gb : 0.0);
+         gb / secs, ops, secs, gb > 0 ? my_cpu / gb : 0.0, gb > 0 ? b.cpu_s / gb : 0.0,
+         o->wait_us ? " (target sleeps between polls)" : "");
   fflush(stdout);
   close_side(&s);
   return ops > 0 ? 0 : 2;
