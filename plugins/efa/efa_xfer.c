@@ -20,8 +20,10 @@
  * Locks: ctx->lock (peers) may be taken before a rail's lock, never after.
  * complete() is called with the rail lock held (the core never re-enters
  * the plugin from it). */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "efa_ctx.h"
@@ -30,11 +32,22 @@
 #define SWEEP_MS 5
 #define SREAD_MS 5
 #define SPIN_ROUNDS 64
+/* With ops posted, a rail keeps polling (yielding the core between polls)
+ * this long after its last completion before it naps: a provider without
+ * a wait object (shm) progresses RMA only while polled, and a nap, however
+ * short it is asked to be, costs tens of microseconds per op. */
+#define BUSY_SPIN_NS 100000
 
 int64_t efa_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t efa_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int efa_err_map(int e) {
@@ -503,6 +516,10 @@ static void *worker(void *arg) {
   struct fi_cq_data_entry ent[CQ_BATCH];
   efa_op *rearm[CQ_BATCH];
   int idle = 0;
+  int64_t last_done = efa_now_ns();
+  /* Naps of poll_us mean poll_us, not poll_us plus the default 50 us of
+   * timer slack. */
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   for (;;) {
     pthread_mutex_lock(&r->lock);
     int stop = r->stop, av_work = r->av_work || (r->av_retry_ms && efa_now_ms() >= r->av_retry_ms);
@@ -555,7 +572,11 @@ static void *worker(void *arg) {
       repost_recv(r, rearm[i]);
     if (n > 0) {
       idle = 0;
-    } else if (++idle > SPIN_ROUNDS && !r->cq_wait) {
+      last_done = efa_now_ns();
+    } else if (++idle > SPIN_ROUNDS && !r->cq_wait && busy &&
+               efa_now_ns() - last_done < BUSY_SPIN_NS) {
+      sched_yield();
+    } else if (idle > SPIN_ROUNDS && !r->cq_wait) {
       /* No wait object (shm): poll every poll_us.  The provider serves
        * peers' RMA into this process's memory only while polled, and that
        * leaves no CQ entry here, so an "idle" target may well be busy:
