@@ -678,6 +678,9 @@ void mc_engine_destroy(mc_engine *e) {
       e->set.t[i]->stopped = 1;
     }
   }
+  /* The metadata watch thread calls back into the segments: stop it
+   * before they go. */
+  mc_metadata_quiesce(e->md);
   mc_segments_destroy(e->segs);
   mc_registry_destroy(e->reg);
   for (int i = e->set.n - 1; i >= 0; i--)

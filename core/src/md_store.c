@@ -323,7 +323,7 @@ static void *bg_main(void *arg) {
 }
 
 static int ensure_thread(mc_md_store *m) {
-  if (m->thread_running)
+  if (m->thread_running || m->stop)
     return 0;
   if (pthread_create(&m->thread, NULL, bg_main, m) != 0)
     return MC_ENOMEM;
@@ -398,6 +398,18 @@ static void free_pubs(pub *p) {
     free(p);
     p = n;
   }
+}
+
+void mc_md_store_quiesce(mc_md_store *m) {
+  if (!m)
+    return;
+  pthread_mutex_lock(&m->mu);
+  m->stop = 1;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  if (m->thread_running)
+    pthread_join(m->thread, NULL);
+  m->thread_running = 0;
 }
 
 void mc_md_store_close(mc_md_store *m) {

@@ -14,6 +14,10 @@ typedef struct mc_md_store mc_md_store;
 /* Opens the module's client for args->url.  be must outlive the store. */
 int mc_md_store_open(const mc_md_backend *be, const mc_metadata_args *args,
                      mc_md_store **out, char *err, size_t errlen);
+/* Stops the background thread (retries, watches): no on_change call runs
+ * once it returns, and none starts later.  mc_md_store_close still
+ * releases the rest. */
+void mc_md_store_quiesce(mc_md_store *m);
 void mc_md_store_close(mc_md_store *m);
 int mc_md_store_publish(mc_md_store *m, const char *segment, const char *json,
                         size_t len);

@@ -105,6 +105,11 @@ int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
   return 0;
 }
 
+void mc_metadata_quiesce(mc_metadata *md) {
+  if (md && md->store)
+    mc_md_store_quiesce(md->store);
+}
+
 void mc_metadata_close(mc_metadata *md) {
   if (!md)
     return;

@@ -66,6 +66,10 @@ typedef struct mc_metadata_ops {
  * MC_ENOTSUP when the module found is refused (err: path and reason). */
 int mc_metadata_open(const mc_metadata_args *args, mc_metadata **out, char *err,
                      size_t errlen);
+/* Stops the backend's background work that calls on_change (store
+ * backends' watch thread), so on_change's argument may be freed; the
+ * engine calls it before destroying its segments.  No-op otherwise. */
+void mc_metadata_quiesce(mc_metadata *md);
 void mc_metadata_close(mc_metadata *md);
 
 int mc_metadata_local_name(mc_metadata *md, char *buf, size_t len);
