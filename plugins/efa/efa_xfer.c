@@ -38,17 +38,13 @@
  * short it is asked to be, costs tens of microseconds per op. */
 #define BUSY_SPIN_NS 100000
 
-int64_t efa_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t efa_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+int64_t efa_now_ms(void) { return efa_now_ns() / 1000000; }
 
 int efa_err_map(int e) {
   switch (e) {
