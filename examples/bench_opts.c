@@ -35,6 +35,9 @@ void bench_usage(FILE *f, const char *prog) {
     "                           large blocks; default: no cap)\n"
     "  --threads N              initiator threads, one batch each (default 1)\n"
     "  --duration SEC           measured time per point (default 5)\n"
+    "  --repeat N               run each point N times, alternating with its\n"
+    "                           baselines, and print the median of the paired\n"
+    "                           ratios (a shared machine drifts; default 1)\n"
     "  --total-size SIZE        target buffer (default: threads x batch x block in\n"
     "                           loopback, 256M for a standalone target)\n"
     "  --sweep                  run every block size x thread count below\n"
@@ -176,7 +179,7 @@ static int parse_list(const char *opt, const char *text, int sizes,
 enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_MAXBATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
-  OPT_DURATION, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
+  OPT_DURATION, OPT_REPEAT, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
   OPT_BASEKIND, OPT_IPERF3, OPT_FILE, OPT_FIO, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
 
@@ -195,6 +198,7 @@ static const struct option long_opts[] = {
   {"thread-sweep", required_argument, NULL, OPT_TSWEEP},
   {"sweep", no_argument, NULL, OPT_SWEEP},
   {"duration", required_argument, NULL, OPT_DURATION},
+  {"repeat", required_argument, NULL, OPT_REPEAT},
   {"total-size", required_argument, NULL, OPT_TOTAL},
   {"json", no_argument, NULL, OPT_JSON},
   {"config", required_argument, NULL, OPT_CONFIG},
@@ -226,6 +230,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   o->threads[0] = 1;
   o->batch = 16;
   o->duration = 5.0;
+  o->repeat = 1;
   o->progress = 2.0;
   int sweep = 0, have_blocks = 0, have_tsweep = 0;
   uint64_t block = o->blocks[0];
@@ -322,6 +327,17 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
         set_err(err, errlen, "--duration: bad seconds '%s' (0 < SEC <= 86400)", a);
         return -1;
       }
+      break;
+    }
+    case OPT_REPEAT: {
+      char *end = NULL;
+      errno = 0;
+      long v = strtol(a, &end, 10);
+      if (errno || end == a || *end || v < 1 || v > BENCH_REPEAT_MAX) {
+        set_err(err, errlen, "--repeat: bad count '%s' (1..%d)", a, BENCH_REPEAT_MAX);
+        return -1;
+      }
+      o->repeat = (uint32_t)v;
       break;
     }
     case OPT_TOTAL:

@@ -17,6 +17,8 @@ enum bench_baseline_kind {
   BENCH_BASE_MEMCPY,   /* single-threaded memcpy between two local buffers */
 };
 
+#define BENCH_REPEAT_MAX 15
+
 typedef struct bench_opts {
   int mode;              /* enum bench_mode */
   const char *transport; /* mc_engine_opts.transports; default "tcp" */
@@ -35,6 +37,7 @@ typedef struct bench_opts {
   uint32_t batch;
   uint64_t max_batch_bytes; /* caps batch x block per point; 0 = none */
   double duration;     /* seconds per measured point */
+  uint32_t repeat;     /* runs per point, alternating with the baselines */
   double progress;     /* seconds between progress lines on a terminal; 0 none */
   uint64_t total_size; /* target buffer; 0 = derive (see bench_need_bytes) */
   int baseline_kind;   /* enum bench_baseline_kind */

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -181,6 +182,55 @@ void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base
   } else {
     fprintf(f, "ratio    %s/%s GB/s = %.3f, cpu_s/GB = %.3f\n", mc->path, base->path,
             ratio, cratio);
+  }
+  fflush(f);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Median of v[0..n) (sorts v); the mean of the middle two when n is even. */
+static double median(double *v, size_t n) {
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void bench_print_median(FILE *f, const bench_result *mc, const bench_result *base,
+                        size_t n, int json) {
+  if (n == 0 || n > BENCH_MEDIAN_MAX)
+    return;
+  double g[BENCH_MEDIAN_MAX], c[BENCH_MEDIAN_MAX];
+  size_t ng = 0, nc = 0;
+  for (size_t i = 0; i < n; i++) {
+    double b = gbps(&base[i]), bc = bench_cpu_s_per_gb(&base[i]);
+    if (b > 0)
+      g[ng++] = gbps(&mc[i]) / b;
+    if (bc > 0)
+      c[nc++] = bench_cpu_s_per_gb(&mc[i]) / bc;
+  }
+  if (!ng)
+    return;
+  double gmed = median(g, ng), cmed = nc ? median(c, nc) : 0.0;
+  if (json) {
+    fputs("{\"kind\":\"median\",\"transport\":", f);
+    json_str(f, mc->path);
+    fputs(",\"baseline\":", f);
+    json_str(f, base->path);
+    fprintf(f,
+            ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
+            ",\"threads\":%" PRIu32 ",\"runs\":%zu,\"gb_per_s_ratio\":%.4f"
+            ",\"gb_per_s_ratio_min\":%.4f,\"gb_per_s_ratio_max\":%.4f"
+            ",\"cpu_s_per_gb_ratio\":%.4f}\n",
+            op_name(mc->op), mc->block, mc->batch, mc->threads, ng, gmed, g[0],
+            g[ng - 1], cmed);
+  } else {
+    fprintf(f,
+            "median   %s/%s over %zu runs: GB/s = %.3f (%.3f..%.3f), cpu_s/GB = %.3f"
+            " (%.3f..%.3f)\n",
+            mc->path, base->path, ng, gmed, g[0], g[ng - 1], cmed, nc ? c[0] : 0.0,
+            nc ? c[nc - 1] : 0.0);
   }
   fflush(f);
 }

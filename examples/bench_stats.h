@@ -53,4 +53,12 @@ double bench_gbps(const bench_result *r);
 void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base,
                        int json);
 
+/* Over n paired runs (mc[i] beside base[i], run one after the other): the
+ * median, least and greatest of the per-pair ratios, as a line or a JSON
+ * object.  Pairing cancels the slow drift of a shared machine that a ratio
+ * of separately taken medians would keep.  n <= BENCH_MEDIAN_MAX. */
+#define BENCH_MEDIAN_MAX 16
+void bench_print_median(FILE *f, const bench_result *mc, const bench_result *base,
+                        size_t n, int json);
+
 #endif

@@ -281,12 +281,21 @@ static void note(const bench_opts *o, const char *kind, const bench_point *pt) {
           pt->batch, pt->threads, pt->duration);
 }
 
-static int run_point(init_ctx *c, const bench_point *pt) {
+/* What one run of a point measured: ours, then each baseline asked for
+ * (iperf3, fio, socket or memcpy, in that order). */
+typedef struct point_run {
+  bench_result mc;
+  bench_result base[3];
+  size_t nbase;
+} point_run;
+
+static int run_point(init_ctx *c, const bench_point *pt, point_run *out) {
   const bench_opts *o = c->o;
   char err[1024] = "";
   bench_target_info info;
   bench_result mc = {.kind = "mooncake"}, base = {.kind = "baseline"};
   snprintf(mc.path, sizeof mc.path, "%s", o->transport);
+  out->nbase = 0;
 
   note(o, "mooncake", pt);
   if (bench_ctl_info(c->control, &info, err, sizeof err)) {
@@ -306,8 +315,7 @@ static int run_point(init_ctx *c, const bench_point *pt) {
   }
   mc.verified = pt->verify;
   bench_print_result(stdout, &mc, o->json);
-  if (c->ndone < MAX_POINTS)
-    c->done[c->ndone++] = mc;
+  out->mc = mc;
   if (o->iperf3) {
     bench_result ip;
     note(o, "baseline iperf3 for", pt);
@@ -317,6 +325,7 @@ static int run_point(init_ctx *c, const bench_point *pt) {
     }
     bench_print_result(stdout, &ip, o->json);
     bench_print_ratio(stdout, &mc, &ip, o->json);
+    out->base[out->nbase++] = ip;
   }
   if (o->fio) {
     bench_result fr;
@@ -327,6 +336,7 @@ static int run_point(init_ctx *c, const bench_point *pt) {
     }
     bench_print_result(stdout, &fr, o->json);
     bench_print_ratio(stdout, &mc, &fr, o->json);
+    out->base[out->nbase++] = fr;
   }
   if (!o->baseline)
     return 0;
@@ -353,11 +363,45 @@ static int run_point(init_ctx *c, const bench_point *pt) {
   }
   bench_print_result(stdout, &base, o->json);
   bench_print_ratio(stdout, &mc, &base, o->json);
+  out->base[out->nbase++] = base;
+  return 0;
+}
+
+static int cmp_gbps(const void *a, const void *b) {
+  double x = bench_gbps(a), y = bench_gbps(b);
+  return x < y ? -1 : x > y;
+}
+
+/* Runs a point o->repeat times, each run of ours followed by its baselines
+ * (so each ratio pairs two neighbouring measurements), then prints the
+ * median ratios and keeps our median run for the summary. */
+static int run_point_repeated(init_ctx *c, const bench_point *pt) {
+  const bench_opts *o = c->o;
+  static point_run runs[BENCH_REPEAT_MAX];
+  uint32_t n = o->repeat;
+  for (uint32_t i = 0; i < n; i++)
+    if (run_point(c, pt, &runs[i]))
+      return -1;
+  bench_result mine[BENCH_REPEAT_MAX];
+  for (uint32_t i = 0; i < n; i++)
+    mine[i] = runs[i].mc;
+  if (n > 1) {
+    for (size_t k = 0; k < runs[0].nbase; k++) {
+      bench_result base[BENCH_REPEAT_MAX];
+      for (uint32_t i = 0; i < n; i++)
+        base[i] = runs[i].base[k];
+      bench_print_median(stdout, mine, base, n, o->json);
+    }
+    qsort(mine, n, sizeof mine[0], cmp_gbps);
+  }
+  if (c->ndone < MAX_POINTS)
+    c->done[c->ndone++] = mine[n / 2];
   return 0;
 }
 
 /* Per thread count: our 64K throughput over our 1M throughput (the issue's
- * per-request cost target), when the sweep had both. */
+ * per-request cost target), when the sweep had both; with --repeat, of our
+ * median runs. */
 static void print_summary(const init_ctx *c) {
   for (size_t i = 0; i < c->ndone; i++) {
     const bench_result *a = &c->done[i];
@@ -457,7 +501,7 @@ static int run_initiator(const bench_opts *o, const char *segment,
         if (o->verify && op == MC_OP_WRITE && index > first)
           bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
                      pt.write_seed);
-        if (run_point(&c, &pt))
+        if (run_point_repeated(&c, &pt))
           goto out;
       }
     }

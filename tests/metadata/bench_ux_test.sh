@@ -5,6 +5,9 @@
 #     during a run of a few seconds; --quiet, --json and a pipe get none.
 #   bench_ux_test.sh errors TRANSFER_BENCH METADATA_BENCH TMPDIR
 #     an engine or backend error reaches stderr once, not twice.
+#   bench_ux_test.sh repeat TRANSFER_BENCH METADATA_BENCH
+#     --repeat N runs each point N times beside its baseline and prints the
+#     median of the paired ratios (text and JSON); a bad count is refused.
 set -u
 mode=$1 tb=$2 mb=$3
 fail() { echo "FAIL: $*"; exit 1; }
@@ -41,6 +44,32 @@ if [ "$mode" = progress ]; then
   for quiet in --quiet --json; do
     run_tty "'$mb' $margs $quiet" || { cat "$out"; fail "metadata bench $quiet"; }
     [ "$(count progress "$out")" -eq 0 ] || { cat "$out"; fail "metadata bench $quiet printed progress"; }
+  done
+  echo OK
+  exit 0
+fi
+
+if [ "$mode" = repeat ]; then
+  out=$(mktemp)
+  trap 'rm -f "$out"' EXIT
+  base="--mode loopback --transport tcp --block-size 64K --batch-size 4 --duration 0.3 --quiet"
+  "$tb" $base --baseline --repeat 3 > "$out" 2>&1 < /dev/null || { cat "$out"; fail "--repeat 3"; }
+  cat "$out"
+  [ "$(count '^mooncake tcp ' "$out")" -eq 3 ] || fail "--repeat 3 did not run the point 3 times"
+  [ "$(count '^baseline socket ' "$out")" -eq 3 ] || fail "--repeat 3 did not run the baseline 3 times"
+  # Each run of ours is followed by its baseline (pairs, not blocks).
+  [ "$(grep -E '^(mooncake|baseline)' "$out" | cut -c1-8 | tr '\n' ' ')" = \
+    "mooncake baseline mooncake baseline mooncake baseline " ] || fail "runs are not paired"
+  grep -Eq '^median   tcp/socket over 3 runs: GB/s = [0-9.]+ \([0-9.]+\.\.[0-9.]+\), cpu_s/GB = [0-9.]+' "$out" ||
+    fail "no median line"
+  "$tb" $base --baseline --repeat 2 --json > "$out" 2>&1 < /dev/null || { cat "$out"; fail "--repeat 2 --json"; }
+  grep -q '"kind":"median".*"runs":2,"gb_per_s_ratio":[0-9.]*' "$out" || { cat "$out"; fail "no JSON median"; }
+  # One run: no median line (nothing to take it over).
+  "$tb" $base --baseline > "$out" 2>&1 < /dev/null || { cat "$out"; fail "one run"; }
+  [ "$(count '^median' "$out")" -eq 0 ] || fail "a median of one run"
+  for bad in 0 16 x; do
+    "$tb" $base --repeat $bad > "$out" 2>&1 < /dev/null && fail "--repeat $bad ran"
+    grep -q -- "--repeat: bad count '$bad'" "$out" || { cat "$out"; fail "--repeat $bad: no error naming it"; }
   done
   echo OK
   exit 0
