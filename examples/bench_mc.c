@@ -7,9 +7,16 @@
 #include "bench_pattern.h"
 #include "bench_run.h"
 
+/* With depth D, a thread keeps D batches in flight, each on its own slot
+ * (batch x block bytes at its own offset, both sides): a step waits for
+ * the oldest and submits it again, as a serving engine that overlaps
+ * layers keeps transfers going while it waits for the earlier ones. */
 typedef struct mc_worker {
-  mc_request *reqs;
-  uint64_t region; /* offset of this thread's region, both sides */
+  mc_request *reqs;     /* depth x batch, slot by slot */
+  mc_batch **inflight;  /* per slot, NULL when not submitted */
+  uint64_t *t0;         /* per slot, its submit time */
+  uint64_t region;      /* offset of this thread's region, both sides */
+  uint32_t next;        /* the oldest slot in flight */
 } mc_worker;
 
 static const char *state_name(uint32_t s) {
@@ -22,16 +29,25 @@ static const char *state_name(uint32_t s) {
 static int mc_setup(bench_worker *w) {
   const bench_mc_env *env = w->env;
   const bench_point *pt = w->pt;
+  uint32_t depth = pt->depth ? pt->depth : 1;
   mc_worker *s = calloc(1, sizeof *s);
-  if (s)
-    s->reqs = calloc(pt->batch, sizeof *s->reqs);
-  if (!s || !s->reqs) {
+  if (s) {
+    s->reqs = calloc((size_t)depth * pt->batch, sizeof *s->reqs);
+    s->inflight = calloc(depth, sizeof *s->inflight);
+    s->t0 = calloc(depth, sizeof *s->t0);
+  }
+  if (!s || !s->reqs || !s->inflight || !s->t0) {
+    if (s) {
+      free(s->reqs);
+      free(s->inflight);
+      free(s->t0);
+    }
     free(s);
     snprintf(w->err, sizeof w->err, "out of memory");
     return -1;
   }
-  s->region = (uint64_t)w->index * pt->batch * pt->block;
-  for (uint32_t j = 0; j < pt->batch; j++) {
+  s->region = (uint64_t)w->index * depth * pt->batch * pt->block;
+  for (uint32_t j = 0; j < depth * pt->batch; j++) {
     uint64_t off = s->region + (uint64_t)j * pt->block;
     s->reqs[j] = (mc_request){.op = pt->op,
                               .local = env->local + off,
@@ -44,9 +60,8 @@ static int mc_setup(bench_worker *w) {
 }
 
 /* Names the first request of a failed batch that did not complete. */
-static void describe_failure(bench_worker *w, mc_batch *b, int rc,
-                             const char *what) {
-  const mc_worker *s = w->state;
+static void describe_failure(bench_worker *w, mc_batch *b, const mc_request *reqs,
+                             int rc, const char *what) {
   for (uint32_t j = 0; j < w->pt->batch; j++) {
     mc_transfer_status st;
     if (mc_batch_status(b, j, &st) != 0 || st.state == MC_XFER_COMPLETED)
@@ -55,7 +70,7 @@ static void describe_failure(bench_worker *w, mc_batch *b, int rc,
              "%s: request %u (%s %" PRIu64 " bytes at remote 0x%" PRIx64
              ") %s: %s (transport '%s', vendor error %d)",
              what, j, w->pt->op == MC_OP_WRITE ? "write" : "read",
-             s->reqs[j].len, s->reqs[j].remote, state_name(st.state),
+             reqs[j].len, reqs[j].remote, state_name(st.state),
              mc_strerror(st.error ? st.error : rc), st.transport,
              st.vendor_error);
     return;
@@ -63,14 +78,14 @@ static void describe_failure(bench_worker *w, mc_batch *b, int rc,
   snprintf(w->err, sizeof w->err, "%s: %s", what, mc_strerror(rc));
 }
 
-static int mc_step(bench_worker *w, uint64_t *lat_ns) {
+/* Creates and submits slot k's batch. */
+static int slot_submit(bench_worker *w, uint32_t k) {
   const bench_mc_env *env = w->env;
   const bench_point *pt = w->pt;
   mc_worker *s = w->state;
   uint64_t bytes = pt->batch * pt->block;
-  int verify_read = pt->verify && pt->op == MC_OP_READ;
-  if (verify_read)
-    memset(env->local + s->region, 0, bytes);
+  if (pt->verify && pt->op == MC_OP_READ)
+    memset(env->local + s->region + k * bytes, 0, bytes);
   mc_batch *b = NULL;
   int rc = mc_batch_create(env->engine, pt->batch, &b);
   if (rc) {
@@ -78,14 +93,31 @@ static int mc_step(bench_worker *w, uint64_t *lat_ns) {
              mc_strerror(rc));
     return -1;
   }
-  uint64_t t0 = bench_now_ns();
-  rc = mc_batch_submit(b, s->reqs, pt->batch);
-  if (rc == 0)
-    rc = mc_batch_wait(b, env->timeout_ms);
-  *lat_ns = bench_now_ns() - t0;
+  s->t0[k] = bench_now_ns();
+  rc = mc_batch_submit(b, s->reqs + (size_t)k * pt->batch, pt->batch);
   if (rc) {
-    describe_failure(w, b, rc, rc == MC_ETIMEDOUT ? "batch wait timed out"
-                                                  : "transfer failed");
+    describe_failure(w, b, s->reqs + (size_t)k * pt->batch, rc, "transfer failed");
+    mc_batch_destroy(b);
+    return -1;
+  }
+  s->inflight[k] = b;
+  return 0;
+}
+
+/* Waits for slot k's batch, checks it and destroys it. */
+static int slot_finish(bench_worker *w, uint32_t k, uint64_t *lat_ns) {
+  const bench_mc_env *env = w->env;
+  const bench_point *pt = w->pt;
+  mc_worker *s = w->state;
+  uint64_t bytes = pt->batch * pt->block;
+  const mc_request *reqs = s->reqs + (size_t)k * pt->batch;
+  mc_batch *b = s->inflight[k];
+  s->inflight[k] = NULL;
+  int rc = mc_batch_wait(b, env->timeout_ms);
+  *lat_ns = bench_now_ns() - s->t0[k];
+  if (rc) {
+    describe_failure(w, b, reqs, rc, rc == MC_ETIMEDOUT ? "batch wait timed out"
+                                                        : "transfer failed");
     mc_batch_destroy(b);
     return -1;
   }
@@ -102,22 +134,50 @@ static int mc_step(bench_worker *w, uint64_t *lat_ns) {
     }
   }
   mc_batch_destroy(b);
-  if (verify_read) {
-    uint64_t bad = bench_check(env->local + s->region, s->region, bytes,
-                               BENCH_SEED_TARGET);
+  if (pt->verify && pt->op == MC_OP_READ) {
+    uint64_t region = s->region + k * bytes;
+    uint64_t bad = bench_check(env->local + region, region, bytes, BENCH_SEED_TARGET);
     if (bad != bytes) {
       snprintf(w->err, sizeof w->err,
                "read data wrong at remote offset %" PRIu64 " (block %" PRIu64 ")",
-               s->region + bad, bad / pt->block);
+               region + bad, bad / pt->block);
       return -1;
     }
   }
   return 0;
 }
 
+/* One round: the oldest batch completes (latency: its submit .. its
+ * completion) and its slot is submitted again; with depth 1 that is
+ * submit then wait. */
+static int mc_step(bench_worker *w, uint64_t *lat_ns) {
+  mc_worker *s = w->state;
+  uint32_t depth = w->pt->depth ? w->pt->depth : 1;
+  for (uint32_t k = 0; k < depth; k++) /* the first round fills every slot */
+    if (!s->inflight[k] && slot_submit(w, k))
+      return -1;
+  uint32_t k = s->next;
+  s->next = (k + 1) % depth;
+  if (slot_finish(w, k, lat_ns))
+    return -1;
+  /* Refilled by the next round, before it waits: with depth 1 this keeps
+   * the plain submit-then-wait loop and its latency. */
+  return 0;
+}
+
 static void mc_teardown(bench_worker *w) {
   mc_worker *s = w->state;
+  uint32_t depth = w->pt->depth ? w->pt->depth : 1;
+  /* Batches still in flight when the time was up: not counted, but waited
+   * for before their requests and buffers go. */
+  for (uint32_t k = 0; k < depth; k++)
+    if (s->inflight[k]) {
+      mc_batch_wait(s->inflight[k], ((const bench_mc_env *)w->env)->timeout_ms);
+      mc_batch_destroy(s->inflight[k]);
+    }
   free(s->reqs);
+  free(s->inflight);
+  free(s->t0);
   free(s);
   w->state = NULL;
 }
@@ -131,7 +191,8 @@ int bench_run_mooncake(const bench_mc_env *env, const bench_point *pt,
 int bench_verify_writes(const bench_mc_env *env, const bench_point *pt,
                         char *err, size_t errlen) {
   uint64_t bytes = pt->batch * pt->block;
-  for (uint32_t t = 0; t < pt->threads; t++) {
+  uint32_t depth = pt->depth ? pt->depth : 1;
+  for (uint32_t t = 0; t < pt->threads * depth; t++) { /* every slot of every thread */
     uint64_t region = (uint64_t)t * bytes;
     memset(env->scratch, 0, bytes);
     mc_request rq = {.op = MC_OP_READ,

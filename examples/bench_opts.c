@@ -35,6 +35,10 @@ void bench_usage(FILE *f, const char *prog) {
     "                           large blocks; default: no cap)\n"
     "  --threads N              initiator threads, one batch each (default 1)\n"
     "  --duration SEC           measured time per point (default 5)\n"
+    "  --depth D                batches each thread keeps in flight (default 1:\n"
+    "                           submit, wait, repeat); D > 1 submits the next\n"
+    "                           batch while earlier ones complete, as a serving\n"
+    "                           engine overlapping layers does (mooncake path)\n"
     "  --repeat N               run each point N times, alternating with its\n"
     "                           baselines, and print the median of the paired\n"
     "                           ratios (a shared machine drifts; default 1)\n"
@@ -179,7 +183,7 @@ static int parse_list(const char *opt, const char *text, int sizes,
 enum {
   OPT_MODE = 256, OPT_TRANSPORT, OPT_SEGMENT, OPT_LISTEN, OPT_CONTROL, OPT_OP,
   OPT_BLOCK, OPT_BLOCKS, OPT_BATCH, OPT_MAXBATCH, OPT_THREADS, OPT_TSWEEP, OPT_SWEEP,
-  OPT_DURATION, OPT_REPEAT, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
+  OPT_DURATION, OPT_REPEAT, OPT_DEPTH, OPT_TOTAL, OPT_JSON, OPT_CONFIG, OPT_METADATA, OPT_BASELINE,
   OPT_BASEKIND, OPT_IPERF3, OPT_FILE, OPT_FIO, OPT_VERIFY, OPT_SHARED, OPT_HUGE, OPT_BUFFERS, OPT_QUIET, OPT_PROGRESS, OPT_HELP,
 };
 
@@ -199,6 +203,7 @@ static const struct option long_opts[] = {
   {"sweep", no_argument, NULL, OPT_SWEEP},
   {"duration", required_argument, NULL, OPT_DURATION},
   {"repeat", required_argument, NULL, OPT_REPEAT},
+  {"depth", required_argument, NULL, OPT_DEPTH},
   {"total-size", required_argument, NULL, OPT_TOTAL},
   {"json", no_argument, NULL, OPT_JSON},
   {"config", required_argument, NULL, OPT_CONFIG},
@@ -231,6 +236,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   o->batch = 16;
   o->duration = 5.0;
   o->repeat = 1;
+  o->depth = 1;
   o->progress = 2.0;
   int sweep = 0, have_blocks = 0, have_tsweep = 0;
   uint64_t block = o->blocks[0];
@@ -340,6 +346,17 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
       o->repeat = (uint32_t)v;
       break;
     }
+    case OPT_DEPTH: {
+      char *end = NULL;
+      errno = 0;
+      long v = strtol(a, &end, 10);
+      if (errno || end == a || *end || v < 1 || v > BENCH_DEPTH_MAX) {
+        set_err(err, errlen, "--depth: bad count '%s' (1..%d)", a, BENCH_DEPTH_MAX);
+        return -1;
+      }
+      o->depth = (uint32_t)v;
+      break;
+    }
     case OPT_TOTAL:
       if (bench_parse_size(a, &o->total_size) || o->total_size == 0) {
         set_err(err, errlen, "--total-size: bad size '%s'", a);
@@ -444,7 +461,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
   uint64_t need = bench_need_bytes(o);
   if (o->total_size && o->mode == BENCH_LOOPBACK && o->total_size < need) {
     set_err(err, errlen,
-            "--total-size %" PRIu64 " is below threads x batch x block = %" PRIu64,
+            "--total-size %" PRIu64 " is below threads x depth x batch x block = %" PRIu64,
             o->total_size, need);
     return -1;
   }
@@ -473,7 +490,7 @@ uint64_t bench_need_bytes(const bench_opts *o) {
   for (size_t i = 0; i < o->nthreads; i++)
     if (o->threads[i] > maxt)
       maxt = o->threads[i];
-  return bench_max_batch_bytes(o) * maxt; /* <= 2^46 * 256: no overflow */
+  return bench_max_batch_bytes(o) * maxt * o->depth; /* <= 2^46 * 256 * 8 */
 }
 
 int bench_baseline_kind(const bench_opts *o) {

@@ -18,6 +18,7 @@ enum bench_baseline_kind {
 };
 
 #define BENCH_REPEAT_MAX 15
+#define BENCH_DEPTH_MAX 8
 
 typedef struct bench_opts {
   int mode;              /* enum bench_mode */
@@ -38,6 +39,7 @@ typedef struct bench_opts {
   uint64_t max_batch_bytes; /* caps batch x block per point; 0 = none */
   double duration;     /* seconds per measured point */
   uint32_t repeat;     /* runs per point, alternating with the baselines */
+  uint32_t depth;      /* batches in flight per thread */
   double progress;     /* seconds between progress lines on a terminal; 0 none */
   uint64_t total_size; /* target buffer; 0 = derive (see bench_need_bytes) */
   int baseline_kind;   /* enum bench_baseline_kind */
@@ -68,7 +70,7 @@ uint32_t bench_point_batch(const bench_opts *o, uint64_t block);
 /* Bytes of one thread's batch at its largest (over the block sizes). */
 uint64_t bench_max_batch_bytes(const bench_opts *o);
 
-/* Bytes one run needs on each side: max threads x the largest batch. */
+/* Bytes one run needs on each side: max threads x depth x the largest batch. */
 uint64_t bench_need_bytes(const bench_opts *o);
 
 /* The baseline actually used (resolves BENCH_BASE_AUTO). */

@@ -226,11 +226,13 @@ void bench_print_median(FILE *f, const bench_result *mc, const bench_result *bas
             op_name(mc->op), mc->block, mc->batch, mc->threads, ng, gmed, g[0],
             g[ng - 1], cmed);
   } else {
+    char bs[32];
+    bench_format_size(mc->block, bs, sizeof bs);
     fprintf(f,
-            "median   %s/%s over %zu runs: GB/s = %.3f (%.3f..%.3f), cpu_s/GB = %.3f"
-            " (%.3f..%.3f)\n",
-            mc->path, base->path, ng, gmed, g[0], g[ng - 1], cmed, nc ? c[0] : 0.0,
-            nc ? c[nc - 1] : 0.0);
+            "median   %s/%s %s %s x%" PRIu32 " %" PRIu32 " thr over %zu runs: GB/s = %.3f"
+            " (%.3f..%.3f), cpu_s/GB = %.3f (%.3f..%.3f)\n",
+            mc->path, base->path, op_name(mc->op), bs, mc->batch, mc->threads, ng, gmed,
+            g[0], g[ng - 1], cmed, nc ? c[0] : 0.0, nc ? c[nc - 1] : 0.0);
   }
   fflush(f);
 }

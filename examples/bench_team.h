@@ -18,6 +18,7 @@ typedef struct bench_point {
   uint64_t block;   /* bytes per request */
   uint32_t batch;   /* requests per round */
   uint32_t threads;
+  uint32_t depth;   /* batches in flight per thread (mooncake path); 0 = 1 */
   double duration;  /* seconds */
   int verify;       /* check data after every read round */
   uint64_t write_seed; /* pattern the initiator writes */

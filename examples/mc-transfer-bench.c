@@ -452,7 +452,7 @@ static int run_initiator(const bench_opts *o, const char *segment,
   }
   if (info.len < need) {
     fprintf(stderr, PROG ": the target buffer has %" PRIu64 " bytes, this run "
-            "needs threads x batch x block = %" PRIu64 "; start the target with "
+            "needs threads x depth x batch x block = %" PRIu64 "; start the target with "
             "--total-size %" PRIu64 " or more\n", info.len, need, need);
     return 1;
   }
@@ -480,6 +480,9 @@ static int run_initiator(const bench_opts *o, const char *segment,
     char mem[160];
     bench_mem_describe(o->mem_kind, mem, sizeof mem);
     printf("# buffers: %s\n", mem);
+    if (o->depth > 1)
+      printf("# depth: %u batches in flight per thread (mooncake rows; p50/p99: "
+             "submit to completion of each)\n", o->depth);
     bench_print_header(stdout);
   }
   uint64_t index = 0;
@@ -494,12 +497,13 @@ static int run_initiator(const bench_opts *o, const char *segment,
       for (size_t t = 0; t < o->nthreads; t++, index++) {
         bench_point pt = {.op = op, .block = o->blocks[b],
                           .batch = bench_point_batch(o, o->blocks[b]),
-                          .threads = o->threads[t], .duration = o->duration,
+                          .threads = o->threads[t], .depth = o->depth,
+                          .duration = o->duration,
                           .verify = o->verify,
                           .write_seed = BENCH_SEED_WRITE + index};
         /* A fresh pattern per point, so a stale copy cannot pass the check. */
         if (o->verify && op == MC_OP_WRITE && index > first)
-          bench_fill(local, 0, (uint64_t)pt.threads * pt.batch * pt.block,
+          bench_fill(local, 0, (uint64_t)pt.threads * pt.depth * pt.batch * pt.block,
                      pt.write_seed);
         if (run_point_repeated(&c, &pt))
           goto out;

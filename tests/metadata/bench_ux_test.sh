@@ -8,6 +8,7 @@
 #   bench_ux_test.sh repeat TRANSFER_BENCH METADATA_BENCH
 #     --repeat N runs each point N times beside its baseline and prints the
 #     median of the paired ratios (text and JSON); a bad count is refused.
+#     --depth D keeps D batches in flight per thread, every byte checked.
 set -u
 mode=$1 tb=$2 mb=$3
 fail() { echo "FAIL: $*"; exit 1; }
@@ -60,13 +61,24 @@ if [ "$mode" = repeat ]; then
   # Each run of ours is followed by its baseline (pairs, not blocks).
   [ "$(grep -E '^(mooncake|baseline)' "$out" | cut -c1-8 | tr '\n' ' ')" = \
     "mooncake baseline mooncake baseline mooncake baseline " ] || fail "runs are not paired"
-  grep -Eq '^median   tcp/socket over 3 runs: GB/s = [0-9.]+ \([0-9.]+\.\.[0-9.]+\), cpu_s/GB = [0-9.]+' "$out" ||
+  grep -Eq '^median   tcp/socket read 64K x4 1 thr over 3 runs: GB/s = [0-9.]+ \([0-9.]+\.\.[0-9.]+\), cpu_s/GB = [0-9.]+' "$out" ||
     fail "no median line"
   "$tb" $base --baseline --repeat 2 --json > "$out" 2>&1 < /dev/null || { cat "$out"; fail "--repeat 2 --json"; }
   grep -q '"kind":"median".*"runs":2,"gb_per_s_ratio":[0-9.]*' "$out" || { cat "$out"; fail "no JSON median"; }
   # One run: no median line (nothing to take it over).
   "$tb" $base --baseline > "$out" 2>&1 < /dev/null || { cat "$out"; fail "one run"; }
   [ "$(count '^median' "$out")" -eq 0 ] || fail "a median of one run"
+  # Two batches in flight per thread, read and write, data checked.
+  "$tb" --mode loopback --transport tcp --op both --sweep --block-sizes 4K,256K \
+    --thread-sweep 1,2 --batch-size 4 --depth 2 --duration 0.3 --verify --quiet > "$out" 2>&1 < /dev/null ||
+    { cat "$out"; fail "--depth 2 --verify"; }
+  cat "$out"
+  grep -q '^# depth: 2 batches in flight per thread' "$out" || fail "--depth 2 not reported"
+  [ "$(grep -c '^mooncake tcp .* ok$' "$out")" -eq 8 ] || fail "--depth 2: not every point checked ok"
+  for bad in 0 9; do
+    "$tb" $base --depth $bad > "$out" 2>&1 < /dev/null && fail "--depth $bad ran"
+    grep -q -- "--depth: bad count '$bad'" "$out" || { cat "$out"; fail "--depth $bad: no error naming it"; }
+  done
   for bad in 0 16 x; do
     "$tb" $base --repeat $bad > "$out" 2>&1 < /dev/null && fail "--repeat $bad ran"
     grep -q -- "--repeat: bad count '$bad'" "$out" || { cat "$out"; fail "--repeat $bad: no error naming it"; }
