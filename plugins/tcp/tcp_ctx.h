@@ -10,6 +10,10 @@
 #include "tcp_mem.h"
 #include "tcp_ratelim.h"
 
+/* Connections per peer at most (the `connections` key's range; a 64-bit
+ * mask of the connections one submit touched covers them). */
+#define TCP_CONN_MAX 64u
+
 typedef struct tcp_cfg {
   uint32_t connections;      /* rails = connections per peer */
   uint16_t port;             /* listener port, 0 = ephemeral */
@@ -23,6 +27,7 @@ typedef struct tcp_cfg {
   uint32_t io_threads;       /* target: threads serving them */
   uint32_t max_inflight;     /* queued + in flight per connection */
   uint64_t socket_buffer;    /* SO_SNDBUF/SO_RCVBUF, 0 = kernel autotuning */
+  uint64_t inline_write_max; /* WRITE bytes per connection a submit sends itself */
   char advertise_host[256];  /* host put in the descriptor, "" = derive */
 } tcp_cfg;
 

@@ -20,14 +20,13 @@
 #include "tcp_wire.h"
 
 #define TCP_VERSION "1.0.0"
-#define TCP_MAX_CONNECTIONS 64u
 
 /* The core checks every configured value against these types and ranges
  * before init (and reports a bad one with file:line or the variable), so
  * init reads them with the typed getters and never parses text itself. */
 static const mc_param_info tcp_params[] = {
     {MC_PARAM_INT, "connections", "4", "connections (rails) per peer", 1,
-     TCP_MAX_CONNECTIONS},
+     TCP_CONN_MAX},
     {MC_PARAM_INT, "port", "0", "listener port, 0 = any free port", 0, 65535},
     {MC_PARAM_INT, "timeout_ms", "30000", "per-slice deadline in milliseconds",
      1, 86400000},
@@ -49,6 +48,10 @@ static const mc_param_info tcp_params[] = {
      1, 64},
     {MC_PARAM_INT, "max_inflight", "256",
      "slices queued or in flight per connection", 1, 65536},
+    {MC_PARAM_SIZE, "inline_write_max", "64K",
+     "WRITE bytes per connection that a submit sends from the caller's thread; "
+     "more go to the io threads, which copy for several connections at once",
+     0, 1ll << 30},
     {MC_PARAM_SIZE, "socket_buffer", "0",
      "SO_SNDBUF/SO_RCVBUF bytes, 0 = kernel autotuning", 0, 1ll << 30},
     {MC_PARAM_STRING, "advertise_host", "",
@@ -75,7 +78,7 @@ static int cfg_int(const mc_host_api *h, const char *key, int64_t *out) {
 
 static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
   int64_t conns, port, tmo, ctmo, htmo, inflight, hpool, hsrc, idle, maxc, iot;
-  uint64_t sbuf;
+  uint64_t sbuf, inl;
   int rc = cfg_int(h, "connections", &conns);
   rc = rc ? rc : cfg_int(h, "port", &port);
   rc = rc ? rc : cfg_int(h, "timeout_ms", &tmo);
@@ -97,6 +100,15 @@ static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
            mc_strerror(rc));
     return rc;
   }
+  rc = h->config_get_size(h->host, "inline_write_max", &inl);
+  if (rc == 0 && inl > (1ull << 30))
+    rc = MC_EINVAL;
+  if (rc) {
+    h->log(h->host, MC_LOG_ERROR, "transports.tcp.inline_write_max: cannot read: %s",
+           mc_strerror(rc));
+    return rc;
+  }
+  cfg->inline_write_max = inl;
   cfg->connections = (uint32_t)conns;
   cfg->port = (uint16_t)port;
   cfg->timeout_ms = (int)tmo;
