@@ -335,28 +335,18 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, char *err,
       }
       break;
     }
-    case OPT_REPEAT: {
-      char *end = NULL;
-      errno = 0;
-      long v = strtol(a, &end, 10);
-      if (errno || end == a || *end || v < 1 || v > BENCH_REPEAT_MAX) {
+    case OPT_REPEAT:
+      if (parse_u32(a, 1, BENCH_REPEAT_MAX, &o->repeat)) {
         set_err(err, errlen, "--repeat: bad count '%s' (1..%d)", a, BENCH_REPEAT_MAX);
         return -1;
       }
-      o->repeat = (uint32_t)v;
       break;
-    }
-    case OPT_DEPTH: {
-      char *end = NULL;
-      errno = 0;
-      long v = strtol(a, &end, 10);
-      if (errno || end == a || *end || v < 1 || v > BENCH_DEPTH_MAX) {
+    case OPT_DEPTH:
+      if (parse_u32(a, 1, BENCH_DEPTH_MAX, &o->depth)) {
         set_err(err, errlen, "--depth: bad count '%s' (1..%d)", a, BENCH_DEPTH_MAX);
         return -1;
       }
-      o->depth = (uint32_t)v;
       break;
-    }
     case OPT_TOTAL:
       if (bench_parse_size(a, &o->total_size) || o->total_size == 0) {
         set_err(err, errlen, "--total-size: bad size '%s'", a);

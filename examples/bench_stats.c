@@ -163,6 +163,20 @@ void bench_print_result(FILE *f, const bench_result *r, int json) {
   fflush(f);
 }
 
+/* The opening of a JSON object comparing mc with base: kind, both paths
+ * and the point (the caller adds its fields and the closing brace). */
+static void json_pair_head(FILE *f, const char *kind, const bench_result *mc,
+                           const bench_result *base) {
+  fprintf(f, "{\"kind\":\"%s\",\"transport\":", kind);
+  json_str(f, mc->path);
+  fputs(",\"baseline\":", f);
+  json_str(f, base->path);
+  fprintf(f,
+          ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
+          ",\"threads\":%" PRIu32,
+          op_name(mc->op), mc->block, mc->batch, mc->threads);
+}
+
 void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base,
                        int json) {
   double b = gbps(base);
@@ -170,15 +184,8 @@ void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base
   double bc = bench_cpu_s_per_gb(base);
   double cratio = bc > 0 ? bench_cpu_s_per_gb(mc) / bc : 0.0;
   if (json) {
-    fputs("{\"kind\":\"ratio\",\"transport\":", f);
-    json_str(f, mc->path);
-    fputs(",\"baseline\":", f);
-    json_str(f, base->path);
-    fprintf(f,
-            ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
-            ",\"threads\":%" PRIu32 ",\"gb_per_s_ratio\":%.4f"
-            ",\"cpu_s_per_gb_ratio\":%.4f}\n",
-            op_name(mc->op), mc->block, mc->batch, mc->threads, ratio, cratio);
+    json_pair_head(f, "ratio", mc, base);
+    fprintf(f, ",\"gb_per_s_ratio\":%.4f,\"cpu_s_per_gb_ratio\":%.4f}\n", ratio, cratio);
   } else {
     fprintf(f, "ratio    %s/%s GB/s = %.3f, cpu_s/GB = %.3f\n", mc->path, base->path,
             ratio, cratio);
@@ -214,17 +221,11 @@ void bench_print_median(FILE *f, const bench_result *mc, const bench_result *bas
     return;
   double gmed = median(g, ng), cmed = nc ? median(c, nc) : 0.0;
   if (json) {
-    fputs("{\"kind\":\"median\",\"transport\":", f);
-    json_str(f, mc->path);
-    fputs(",\"baseline\":", f);
-    json_str(f, base->path);
+    json_pair_head(f, "median", mc, base);
     fprintf(f,
-            ",\"op\":\"%s\",\"block_size\":%" PRIu64 ",\"batch_size\":%" PRIu32
-            ",\"threads\":%" PRIu32 ",\"runs\":%zu,\"gb_per_s_ratio\":%.4f"
-            ",\"gb_per_s_ratio_min\":%.4f,\"gb_per_s_ratio_max\":%.4f"
-            ",\"cpu_s_per_gb_ratio\":%.4f}\n",
-            op_name(mc->op), mc->block, mc->batch, mc->threads, ng, gmed, g[0],
-            g[ng - 1], cmed);
+            ",\"runs\":%zu,\"gb_per_s_ratio\":%.4f,\"gb_per_s_ratio_min\":%.4f"
+            ",\"gb_per_s_ratio_max\":%.4f,\"cpu_s_per_gb_ratio\":%.4f}\n",
+            ng, gmed, g[0], g[ng - 1], cmed);
   } else {
     char bs[32];
     bench_format_size(mc->block, bs, sizeof bs);

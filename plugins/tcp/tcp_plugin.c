@@ -76,6 +76,17 @@ static int cfg_int(const mc_host_api *h, const char *key, int64_t *out) {
   return rc;
 }
 
+/* Reads SIZE key `key` (at most 1 GiB, as in tcp_params) into *out. */
+static int cfg_size(const mc_host_api *h, const char *key, uint64_t *out) {
+  int rc = h->config_get_size(h->host, key, out);
+  if (rc == 0 && *out > (1ull << 30))
+    rc = MC_EINVAL;
+  if (rc)
+    h->log(h->host, MC_LOG_ERROR, "transports.tcp.%s: cannot read: %s", key,
+           mc_strerror(rc));
+  return rc;
+}
+
 static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
   int64_t conns, port, tmo, ctmo, htmo, inflight, hpool, hsrc, idle, maxc, iot;
   uint64_t sbuf, inl;
@@ -92,22 +103,10 @@ static int load_cfg(const mc_host_api *h, tcp_cfg *cfg) {
   rc = rc ? rc : cfg_int(h, "io_threads", &iot);
   if (rc)
     return rc;
-  rc = h->config_get_size(h->host, "socket_buffer", &sbuf);
-  if (rc == 0 && sbuf > (1ull << 30))
-    rc = MC_EINVAL;
-  if (rc) {
-    h->log(h->host, MC_LOG_ERROR, "transports.tcp.socket_buffer: cannot read: %s",
-           mc_strerror(rc));
+  rc = cfg_size(h, "socket_buffer", &sbuf);
+  rc = rc ? rc : cfg_size(h, "inline_write_max", &inl);
+  if (rc)
     return rc;
-  }
-  rc = h->config_get_size(h->host, "inline_write_max", &inl);
-  if (rc == 0 && inl > (1ull << 30))
-    rc = MC_EINVAL;
-  if (rc) {
-    h->log(h->host, MC_LOG_ERROR, "transports.tcp.inline_write_max: cannot read: %s",
-           mc_strerror(rc));
-    return rc;
-  }
   cfg->inline_write_max = inl;
   cfg->connections = (uint32_t)conns;
   cfg->port = (uint16_t)port;
