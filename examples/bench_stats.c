@@ -198,8 +198,7 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Median of v[0..n) (sorts v); the mean of the middle two when n is even. */
-static double median(double *v, size_t n) {
+double bench_median(double *v, size_t n) {
   qsort(v, n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
@@ -219,7 +218,7 @@ void bench_print_median(FILE *f, const bench_result *mc, const bench_result *bas
   }
   if (!ng)
     return;
-  double gmed = median(g, ng), cmed = nc ? median(c, nc) : 0.0;
+  double gmed = bench_median(g, ng), cmed = nc ? bench_median(c, nc) : 0.0;
   if (json) {
     json_pair_head(f, "median", mc, base);
     fprintf(f,

@@ -58,6 +58,9 @@ void bench_print_ratio(FILE *f, const bench_result *mc, const bench_result *base
  * object.  Pairing cancels the slow drift of a shared machine that a ratio
  * of separately taken medians would keep.  n <= BENCH_MEDIAN_MAX. */
 #define BENCH_MEDIAN_MAX 16
+/* Median of v[0..n), n > 0 (sorts v: v[0] and v[n-1] are then the least
+ * and the greatest); the mean of the middle two when n is even. */
+double bench_median(double *v, size_t n);
 void bench_print_median(FILE *f, const bench_result *mc, const bench_result *base,
                         size_t n, int json);
 

@@ -248,12 +248,23 @@ out:
 
 #define MAX_POINTS (BENCH_LIST_MAX * BENCH_LIST_MAX)
 
+/* What one run of a point measured: ours, then each baseline asked for
+ * (iperf3, fio, socket or memcpy, in that order). */
+typedef struct point_run {
+  bench_result mc;
+  bench_result base[3];
+  size_t nbase;
+} point_run;
+
 typedef struct init_ctx {
   const bench_opts *o;
   const char *control;
   bench_mc_env env;
-  bench_result done[MAX_POINTS]; /* mooncake results, for the summary */
-  size_t ndone;
+  /* The current op's points and every run of each, for the medians and
+   * the summary. */
+  bench_point pts[MAX_POINTS];
+  size_t npts;
+  point_run runs[MAX_POINTS][BENCH_REPEAT_MAX];
 } init_ctx;
 
 /* Target CPU% over a measured point, from its self-reported CPU time. */
@@ -280,14 +291,6 @@ static void note(const bench_opts *o, const char *kind, const bench_point *pt) {
           kind, o->transport, pt->op == MC_OP_WRITE ? "write" : "read", bs,
           pt->batch, pt->threads, pt->duration);
 }
-
-/* What one run of a point measured: ours, then each baseline asked for
- * (iperf3, fio, socket or memcpy, in that order). */
-typedef struct point_run {
-  bench_result mc;
-  bench_result base[3];
-  size_t nbase;
-} point_run;
 
 static int run_point(init_ctx *c, const bench_point *pt, point_run *out) {
   const bench_opts *o = c->o;
@@ -367,59 +370,61 @@ static int run_point(init_ctx *c, const bench_point *pt, point_run *out) {
   return 0;
 }
 
-static int cmp_gbps(const void *a, const void *b) {
-  double x = bench_gbps(a), y = bench_gbps(b);
-  return x < y ? -1 : x > y;
-}
-
-/* Runs a point o->repeat times, each run of ours followed by its baselines
- * (so each ratio pairs two neighbouring measurements), then prints the
- * median ratios and keeps our median run for the summary. */
-static int run_point_repeated(init_ctx *c, const bench_point *pt) {
+/* With --repeat: per point and baseline, the median of the paired ratios. */
+static void print_medians(const init_ctx *c) {
   const bench_opts *o = c->o;
-  static point_run runs[BENCH_REPEAT_MAX];
   uint32_t n = o->repeat;
-  for (uint32_t i = 0; i < n; i++)
-    if (run_point(c, pt, &runs[i]))
-      return -1;
-  bench_result mine[BENCH_REPEAT_MAX];
-  for (uint32_t i = 0; i < n; i++)
-    mine[i] = runs[i].mc;
-  if (n > 1) {
-    for (size_t k = 0; k < runs[0].nbase; k++) {
-      bench_result base[BENCH_REPEAT_MAX];
+  if (n < 2)
+    return;
+  for (size_t p = 0; p < c->npts; p++) {
+    bench_result mine[BENCH_REPEAT_MAX], base[BENCH_REPEAT_MAX];
+    for (uint32_t i = 0; i < n; i++)
+      mine[i] = c->runs[p][i].mc;
+    for (size_t k = 0; k < c->runs[p][0].nbase; k++) {
       for (uint32_t i = 0; i < n; i++)
-        base[i] = runs[i].base[k];
+        base[i] = c->runs[p][i].base[k];
       bench_print_median(stdout, mine, base, n, o->json);
     }
-    qsort(mine, n, sizeof mine[0], cmp_gbps);
   }
-  if (c->ndone < MAX_POINTS)
-    c->done[c->ndone++] = mine[n / 2];
-  return 0;
 }
 
 /* Per thread count: our 64K throughput over our 1M throughput (the issue's
- * per-request cost target), when the sweep had both; with --repeat, of our
- * median runs. */
+ * per-request cost target), when the sweep had both.  With --repeat, the
+ * ratio is taken within each round (the two points run minutes apart at
+ * most, not a whole sweep apart) and the median of the rounds printed. */
 static void print_summary(const init_ctx *c) {
-  for (size_t i = 0; i < c->ndone; i++) {
-    const bench_result *a = &c->done[i];
-    if (a->block != (64u << 10))
+  uint32_t n = c->o->repeat;
+  for (size_t a = 0; a < c->npts; a++) {
+    const bench_point *pa = &c->pts[a];
+    if (pa->block != (64u << 10))
       continue;
-    for (size_t j = 0; j < c->ndone; j++) {
-      const bench_result *b = &c->done[j];
-      if (b->block != (1u << 20) || b->threads != a->threads || b->op != a->op ||
-          bench_gbps(b) <= 0)
+    for (size_t b = 0; b < c->npts; b++) {
+      const bench_point *pb = &c->pts[b];
+      if (pb->block != (1u << 20) || pb->threads != pa->threads)
         continue;
-      double r = bench_gbps(a) / bench_gbps(b);
+      double r[BENCH_REPEAT_MAX];
+      uint32_t nr = 0;
+      for (uint32_t i = 0; i < n; i++) {
+        double g1 = bench_gbps(&c->runs[b][i].mc);
+        if (g1 > 0)
+          r[nr++] = bench_gbps(&c->runs[a][i].mc) / g1;
+      }
+      if (!nr)
+        continue;
+      double med = bench_median(r, nr);
+      const char *op = pa->op == MC_OP_WRITE ? "write" : "read";
       if (c->o->json)
         printf("{\"kind\":\"summary\",\"transport\":\"%s\",\"op\":\"%s\","
-               "\"threads\":%u,\"gb_per_s_64k_over_1m\":%.4f}\n", a->path,
-               a->op == MC_OP_WRITE ? "write" : "read", a->threads, r);
+               "\"threads\":%u,\"runs\":%u,\"gb_per_s_64k_over_1m\":%.4f,"
+               "\"min\":%.4f,\"max\":%.4f}\n",
+               c->o->transport, op, pa->threads, nr, med, r[0], r[nr - 1]);
+      else if (nr > 1)
+        printf("summary  %s %s, %u thread(s): 64K/1M GB/s = %.3f (median of %u rounds, "
+               "%.3f..%.3f)\n", c->o->transport, op, pa->threads, med, nr, r[0],
+               r[nr - 1]);
       else
-        printf("summary  %s %s, %u thread(s): 64K/1M GB/s = %.3f\n", a->path,
-               a->op == MC_OP_WRITE ? "write" : "read", a->threads, r);
+        printf("summary  %s %s, %u thread(s): 64K/1M GB/s = %.3f\n", c->o->transport, op,
+               pa->threads, med);
     }
   }
 }
@@ -485,32 +490,42 @@ static int run_initiator(const bench_opts *o, const char *segment,
              "submit to completion of each)\n", o->depth);
     bench_print_header(stdout);
   }
-  uint64_t index = 0;
+  uint64_t seed = BENCH_SEED_WRITE;
   for (size_t oi = 0; oi < o->nops; oi++) {
     uint32_t op = o->ops[oi];
     if (op == MC_OP_WRITE)
-      bench_fill(local, 0, need, BENCH_SEED_WRITE + index);
+      bench_fill(local, 0, need, seed);
     else
       memset(local, 0, need); /* fault the pages in before measuring */
-    uint64_t first = index;
-    for (size_t b = 0; b < o->nblocks; b++) {
-      for (size_t t = 0; t < o->nthreads; t++, index++) {
-        bench_point pt = {.op = op, .block = o->blocks[b],
-                          .batch = bench_point_batch(o, o->blocks[b]),
-                          .threads = o->threads[t], .depth = o->depth,
-                          .duration = o->duration,
-                          .verify = o->verify,
-                          .write_seed = BENCH_SEED_WRITE + index};
-        /* A fresh pattern per point, so a stale copy cannot pass the check. */
-        if (o->verify && op == MC_OP_WRITE && index > first)
-          bench_fill(local, 0, (uint64_t)pt.threads * pt.depth * pt.batch * pt.block,
-                     pt.write_seed);
-        if (run_point_repeated(&c, &pt))
+    c.npts = 0;
+    for (size_t b = 0; b < o->nblocks; b++)
+      for (size_t t = 0; t < o->nthreads; t++)
+        c.pts[c.npts++] = (bench_point){.op = op, .block = o->blocks[b],
+                                        .batch = bench_point_batch(o, o->blocks[b]),
+                                        .threads = o->threads[t], .depth = o->depth,
+                                        .duration = o->duration, .verify = o->verify,
+                                        .write_seed = seed};
+    /* Rounds outermost: each round runs every point once, so the points
+     * compared in the summary ran close together in time. */
+    int first = 1;
+    for (uint32_t i = 0; i < o->repeat; i++) {
+      for (size_t p = 0; p < c.npts; p++) {
+        bench_point *pt = &c.pts[p];
+        /* A fresh pattern per run, so a stale copy cannot pass the check. */
+        if (o->verify && op == MC_OP_WRITE && !first) {
+          pt->write_seed = ++seed;
+          bench_fill(local, 0, (uint64_t)pt->threads * pt->depth * pt->batch * pt->block,
+                     pt->write_seed);
+        }
+        first = 0;
+        if (run_point(&c, pt, &c.runs[p][i]))
           goto out;
       }
     }
+    print_medians(&c);
+    print_summary(&c);
+    seed++;
   }
-  print_summary(&c);
   rc = 0;
 out:
   if (seg)
