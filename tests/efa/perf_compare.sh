@@ -1,0 +1,65 @@
+#!/bin/sh
+# perf_compare.sh BUILD PROVIDER [DOMAIN] - the efa plugin against the
+# provider's raw RMA, like for like, one point after the other in one run
+# (plugins/efa/README.md, "Performance").  Not a test: a measurement; run
+# it alone on the machine (under `flock /tmp/mc-bench.lock` where builds
+# share it).
+#
+# For each block size and op: efa-rma-bw with as many ops in flight as the
+# bench's batch, each on its own block of the buffers (-n B -r B), then
+# mc-transfer-bench --transport efa with that batch (one request per
+# block), then the ratio plugin/raw of GB/s and of CPU s/GB (both
+# processes).  Batch 16, 4 at 16M (--max-batch-bytes 64M), 1 thread.
+#   SIZES="64K 1M 16M" OPS="read write" DUR=2 EXTRA_YAML="" (lines added
+#   under transports.efa)
+set -eu
+build=$1 prov=$2 dom=${3:-}
+SIZES=${SIZES:-"64K 1M 16M"}
+OPS=${OPS:-"read write"}
+DUR=${DUR:-2}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+{
+  echo "transports:"
+  echo "  efa:"
+  echo "    provider: \"$prov\""
+  [ -n "$dom" ] && echo "    domain: $dom"
+  [ -n "${EXTRA_YAML:-}" ] && printf '%s\n' "$EXTRA_YAML"
+} >"$tmp/efa.yaml"
+bytes() {
+  case $1 in
+  *K) echo $((${1%K} * 1024)) ;;
+  *M) echo $((${1%M} * 1048576)) ;;
+  *) echo "$1" ;;
+  esac
+}
+echo "# $(date -u +%FT%TZ) provider=$prov ${dom:+domain=$dom} load: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-12s %-5s %5s %3s %8s %8s %8s %8s %8s %8s\n' provider op size B raw_GB/s efa_GB/s ratio \
+  raw_cpu efa_cpu cpu_ratio
+for size in $SIZES; do
+  b=16
+  [ "$(bytes "$size")" -ge $((16 * 1048576)) ] && b=4
+  for op in $OPS; do
+    if [ -n "$dom" ]; then
+      raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -d "$dom" -s "$size" -n $b -r $b -t "$DUR" -o $op)
+    else
+      raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -s "$size" -n $b -r $b -t "$DUR" -o $op)
+    fi
+    echo "$raw" >>"$tmp/log"
+    pl=$(MC_PLUGIN_PATH="$build/plugins" "$build/examples/mc-transfer-bench" --transport efa \
+      --config "$tmp/efa.yaml" --block-size "$size" --batch-size $b --op $op \
+      --duration "$DUR" --threads 1 --quiet | tail -1)
+    echo "$pl" >>"$tmp/log"
+    rgb=$(echo "$raw" | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
+    rcpu=$(echo "$raw" | sed -n 's/.*initiator=\([0-9.]*\) target=\([0-9.]*\).*/\1 \2/p' |
+      awk '{printf "%.3f", $1 + $2}')
+    # mooncake efa <op> <block> <batch> <thr> GB/s req/s p50 p99 cpu% tgtcpu% cpu_s/GB check
+    pgb=$(echo "$pl" | awk '{print $7}')
+    pcpu=$(echo "$pl" | awk '{print $13}')
+    awk -v p="$prov" -v o=$op -v s=$size -v b=$b -v rg="$rgb" -v pg="$pgb" -v rc="$rcpu" \
+      -v pc="$pcpu" 'BEGIN { printf "%-12s %-5s %5s %3d %8.3f %8.3f %8.2f %8.3f %8.3f %8.2f\n",
+        p, o, s, b, rg, pg, (rg > 0 ? pg / rg : 0), rc, pc, (rc > 0 ? pc / rc : 0) }'
+  done
+done
+echo "# raw lines and bench lines:"
+sed 's/^/# /' "$tmp/log"
