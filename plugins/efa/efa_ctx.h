@@ -39,7 +39,7 @@ typedef struct efa_cfg {
   int timeout_ms;
   uint32_t max_inflight;
   int poll_us;
-  int hmem;
+  int hmem; /* ask for FI_HMEM (hmem: auto resolved by the provider) */
 } efa_cfg;
 
 enum efa_op_kind { EFA_OP_RMA = 1, EFA_OP_SEND, EFA_OP_RECV };
