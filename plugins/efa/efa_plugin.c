@@ -30,6 +30,9 @@ static const mc_param_info efa_params[] = {
     {MC_PARAM_INT, "max_inflight", "1024", "slices queued or in flight per rail", 16, 65536},
     {MC_PARAM_INT, "poll_us", "50",
      "poll period of rails without a CQ wait object (shm), microseconds", 1, 100000},
+    {MC_PARAM_INT, "spin_us", "1000",
+     "rails without a CQ wait object (shm): how long they keep polling after their last work "
+     "before napping poll_us, microseconds", 0, 1000000},
     {MC_PARAM_STRING, "hmem", "auto",
      "ask for FI_HMEM (device memory): true, false, or auto (all providers but shm)", 0, 0},
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},
@@ -69,11 +72,12 @@ static int cfg_str(const mc_host_api *h, const char *key, char *out, size_t n) {
 }
 
 static int load_cfg(const mc_host_api *h, efa_cfg *c) {
-  int64_t rails, tmo, infl, poll;
+  int64_t rails, tmo, infl, poll, spin;
   int rc = cfg_int(h, "rails", &rails);
   rc = rc ? rc : cfg_int(h, "timeout_ms", &tmo);
   rc = rc ? rc : cfg_int(h, "max_inflight", &infl);
   rc = rc ? rc : cfg_int(h, "poll_us", &poll);
+  rc = rc ? rc : cfg_int(h, "spin_us", &spin);
   char hmem[16];
   rc = rc ? rc : cfg_str(h, "hmem", hmem, sizeof hmem);
   rc = rc ? rc : cfg_str(h, "provider", c->provider, sizeof c->provider);
@@ -107,6 +111,7 @@ static int load_cfg(const mc_host_api *h, efa_cfg *c) {
   c->timeout_ms = (int)tmo;
   c->max_inflight = (uint32_t)infl;
   c->poll_us = (int)poll;
+  c->spin_us = (int)spin;
   return 0;
 }
 
