@@ -10,13 +10,17 @@
 # mc-transfer-bench --transport efa with that batch (one request per
 # block), then the ratio plugin/raw of GB/s and of CPU s/GB (both
 # processes).  Batch 16, 4 at 16M (--max-batch-bytes 64M), 1 thread.
-#   SIZES="64K 1M 16M" OPS="read write" DUR=2 EXTRA_YAML="" (lines added
-#   under transports.efa)
+# REPEAT rounds of all points, interleaved (a shared host drifts): the
+# table shows the medians, their ratio, and the range of the per-round
+# ratios.
+#   SIZES="64K 1M 16M" OPS="read write" DUR=2 REPEAT=1 EXTRA_YAML=""
+#   (lines added under transports.efa)
 set -eu
 build=$1 prov=$2 dom=${3:-}
 SIZES=${SIZES:-"64K 1M 16M"}
 OPS=${OPS:-"read write"}
 DUR=${DUR:-2}
+REPEAT=${REPEAT:-1}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 {
@@ -33,32 +37,49 @@ bytes() {
   *) echo "$1" ;;
   esac
 }
-echo "# $(date -u +%FT%TZ) provider=$prov ${dom:+domain=$dom} load: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-12s %-5s %5s %3s %8s %8s %8s %8s %8s %8s\n' provider op size B raw_GB/s efa_GB/s ratio \
-  raw_cpu efa_cpu cpu_ratio
+echo "# $(date -u +%FT%TZ) provider=$prov ${dom:+domain=$dom} repeats=$REPEAT load: $(cut -d' ' -f1-3 /proc/loadavg)"
+rep=1
+while [ $rep -le "$REPEAT" ]; do
+  for size in $SIZES; do
+    b=16
+    [ "$(bytes "$size")" -ge $((16 * 1048576)) ] && b=4
+    for op in $OPS; do
+      if [ -n "$dom" ]; then
+        raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -d "$dom" -s "$size" -n $b -r $b -t "$DUR" -o $op)
+      else
+        raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -s "$size" -n $b -r $b -t "$DUR" -o $op)
+      fi
+      echo "$raw" >>"$tmp/log"
+      pl=$(MC_PLUGIN_PATH="$build/plugins" "$build/examples/mc-transfer-bench" --transport efa \
+        --config "$tmp/efa.yaml" --block-size "$size" --batch-size $b --op $op \
+        --duration "$DUR" --threads 1 --quiet | tail -1)
+      echo "$pl" >>"$tmp/log"
+      rgb=$(echo "$raw" | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
+      rcpu=$(echo "$raw" | sed -n 's/.*initiator=\([0-9.]*\) target=\([0-9.]*\).*/\1 \2/p' |
+        awk '{printf "%.3f", $1 + $2}')
+      # mooncake efa <op> <block> <batch> <thr> GB/s req/s p50 p99 cpu% tgtcpu% cpu_s/GB check
+      echo "$size $op $b $rgb $rcpu $(echo "$pl" | awk '{print $7, $13}')" >>"$tmp/data"
+    done
+  done
+  rep=$((rep + 1))
+done
+# Medians over the repeats of each point (raw and plugin separately), and
+# the plugin/raw ratios of those medians; min..max of the ratio per run.
+printf '%-12s %-5s %5s %3s %8s %8s %6s %11s %8s %8s %6s\n' provider op size B raw_GB/s efa_GB/s ratio \
+  ratio_range raw_cpu efa_cpu cpu_r
 for size in $SIZES; do
-  b=16
-  [ "$(bytes "$size")" -ge $((16 * 1048576)) ] && b=4
   for op in $OPS; do
-    if [ -n "$dom" ]; then
-      raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -d "$dom" -s "$size" -n $b -r $b -t "$DUR" -o $op)
-    else
-      raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -s "$size" -n $b -r $b -t "$DUR" -o $op)
-    fi
-    echo "$raw" >>"$tmp/log"
-    pl=$(MC_PLUGIN_PATH="$build/plugins" "$build/examples/mc-transfer-bench" --transport efa \
-      --config "$tmp/efa.yaml" --block-size "$size" --batch-size $b --op $op \
-      --duration "$DUR" --threads 1 --quiet | tail -1)
-    echo "$pl" >>"$tmp/log"
-    rgb=$(echo "$raw" | sed -n 's/.*GB\/s=\([0-9.]*\).*/\1/p')
-    rcpu=$(echo "$raw" | sed -n 's/.*initiator=\([0-9.]*\) target=\([0-9.]*\).*/\1 \2/p' |
-      awk '{printf "%.3f", $1 + $2}')
-    # mooncake efa <op> <block> <batch> <thr> GB/s req/s p50 p99 cpu% tgtcpu% cpu_s/GB check
-    pgb=$(echo "$pl" | awk '{print $7}')
-    pcpu=$(echo "$pl" | awk '{print $13}')
-    awk -v p="$prov" -v o=$op -v s=$size -v b=$b -v rg="$rgb" -v pg="$pgb" -v rc="$rcpu" \
-      -v pc="$pcpu" 'BEGIN { printf "%-12s %-5s %5s %3d %8.3f %8.3f %8.2f %8.3f %8.3f %8.2f\n",
-        p, o, s, b, rg, pg, (rg > 0 ? pg / rg : 0), rc, pc, (rc > 0 ? pc / rc : 0) }'
+    grep "^$size $op " "$tmp/data" | awk -v p="$prov" '
+      function med(a, n,   i, j, t) {
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+          t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+      { n++; s = $1; o = $2; b = $3; rg[n] = $4; rc[n] = $5; pg[n] = $6; pc[n] = $7
+        r = $4 > 0 ? $6 / $4 : 0; if (n == 1 || r < lo) lo = r; if (n == 1 || r > hi) hi = r }
+      END { if (!n) exit
+        mrg = med(rg, n); mpg = med(pg, n); mrc = med(rc, n); mpc = med(pc, n)
+        printf "%-12s %-5s %5s %3d %8.3f %8.3f %6.2f %5.2f..%-5.2f %8.3f %8.3f %6.2f\n", p, o, s, b,
+          mrg, mpg, (mrg > 0 ? mpg / mrg : 0), lo, hi, mrc, mpc, (mrc > 0 ? mpc / mrc : 0) }'
   done
 done
 echo "# raw lines and bench lines:"
