@@ -540,10 +540,20 @@ static void *worker(void *arg) {
      * context switch and its latency per completion, and the next batch
      * usually comes within microseconds of the last completion. */
     if (r->cq_wait && idle > SPIN_ROUNDS &&
-        efa_now_ns() - (submitted > last_work ? submitted : last_work) >= spin_ns)
+        efa_now_ns() - (submitted > last_work ? submitted : last_work) >= spin_ns) {
+      int64_t t0 = efa_now_ns();
       n = fi_cq_sread(r->cq, ent, CQ_BATCH, NULL, SREAD_MS);
-    else
+      /* Woken well before the timeout without a completion: the provider
+       * had something to progress -- on a target, most likely peers' RMA
+       * into this process, which leave no CQ entry (tcp;ofi_rxm offers no
+       * FI_RMA_EVENT).  Poll on for spin_us, as after any work. */
+      if (n == -FI_EAGAIN && efa_now_ns() - t0 < (int64_t)SREAD_MS * 1000000 / 2) {
+        last_work = efa_now_ns();
+        idle = 0;
+      }
+    } else {
       n = fi_cq_read(r->cq, ent, CQ_BATCH);
+    }
     uint32_t nrearm = 0;
     pthread_mutex_lock(&r->lock);
     if (n > 0) {
