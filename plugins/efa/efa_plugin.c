@@ -31,8 +31,8 @@ static const mc_param_info efa_params[] = {
     {MC_PARAM_INT, "poll_us", "50",
      "poll period of rails without a CQ wait object (shm), microseconds", 1, 100000},
     {MC_PARAM_INT, "spin_us", "1000",
-     "how long a rail keeps polling its CQ after its last work before it sleeps (or, "
-     "without a CQ wait object, naps poll_us), microseconds", 0, 1000000},
+     "rails without a CQ wait object (shm): how long they keep polling after their last work "
+     "before napping poll_us, microseconds", 0, 1000000},
     {MC_PARAM_STRING, "hmem", "auto",
      "ask for FI_HMEM (device memory): true, false, or auto (all providers but shm)", 0, 0},
     {MC_PARAM_END, NULL, NULL, NULL, 0, 0},

@@ -502,12 +502,11 @@ static void resolve_peers(efa_rail *r) {
   pthread_mutex_unlock(&r->lock);
 }
 
-/* After the last sign of work (a completion, a submit, the remote-access
- * counter moving) a worker keeps polling its CQ, yielding the core between
- * polls, for spin_us; only then does it sleep in the wait object
- * (fi_cq_sread) or, without one (shm), nap poll_us (at most 20 us with ops
- * posted).  A rail without a wait object progresses RMA -- its own and the
- * peers' into this process -- only while its worker polls; a nap costs
+/* A rail without a CQ wait object (shm) progresses RMA -- its own and the
+ * peers' into this process -- only while its worker polls.  After the last
+ * sign of work (a completion, a submit, the remote-access counter moving)
+ * it keeps polling, yielding the core between polls, for spin_us; only
+ * then does it nap poll_us (at most 20 us with ops posted).  A nap costs
  * tens of microseconds however short it is asked to be, and a shm read
  * takes several round trips through both processes' progress (its bounce
  * buffers), so napping between them held 64K reads to ~0.6 GB/s here. */
@@ -534,26 +533,15 @@ static void *worker(void *arg) {
     if (av_work)
       resolve_peers(r);
     ssize_t n;
-    /* Sleep in the provider's wait object once nothing happened for
-     * spin_us (manual progress providers progress inside fi_cq_sread
-     * too); until then poll: a wake-up from the wait object costs a
-     * context switch and its latency per completion, and the next batch
-     * usually comes within microseconds of the last completion. */
-    if (r->cq_wait && idle > SPIN_ROUNDS &&
-        efa_now_ns() - (submitted > last_work ? submitted : last_work) >= spin_ns) {
-      int64_t t0 = efa_now_ns();
+    /* Sleep in the provider's wait object once idle for a while; manual
+     * progress providers progress inside fi_cq_sread too.  Polling longer
+     * (spin_us, as rails without a wait object do) did not pay over
+     * tcp;ofi_rxm here: the spinning worker took the core the kernel's
+     * socket work and the peer needed (64K reads 2.0 -> 1.5 GB/s). */
+    if (r->cq_wait && idle > SPIN_ROUNDS)
       n = fi_cq_sread(r->cq, ent, CQ_BATCH, NULL, SREAD_MS);
-      /* Woken well before the timeout without a completion: the provider
-       * had something to progress -- on a target, most likely peers' RMA
-       * into this process, which leave no CQ entry (tcp;ofi_rxm offers no
-       * FI_RMA_EVENT).  Poll on for spin_us, as after any work. */
-      if (n == -FI_EAGAIN && efa_now_ns() - t0 < (int64_t)SREAD_MS * 1000000 / 2) {
-        last_work = efa_now_ns();
-        idle = 0;
-      }
-    } else {
+    else
       n = fi_cq_read(r->cq, ent, CQ_BATCH);
-    }
     uint32_t nrearm = 0;
     pthread_mutex_lock(&r->lock);
     if (n > 0) {
@@ -597,7 +585,7 @@ static void *worker(void *arg) {
     if (worked) {
       idle = 0;
       last_work = efa_now_ns();
-    } else if (++idle > SPIN_ROUNDS) {
+    } else if (++idle > SPIN_ROUNDS && !r->cq_wait) {
       int64_t now = efa_now_ns();
       if (submitted > last_work)
         last_work = submitted;
@@ -605,8 +593,6 @@ static void *worker(void *arg) {
         sched_yield();
         continue;
       }
-      if (r->cq_wait)
-        continue; /* fi_cq_sread from the next round on */
       /* Nothing for spin_us: poll every poll_us.  Without a counter the
        * peers' RMA into this process are invisible here, so an "idle"
        * target may well be busy: poll_us bounds the latency peers see
