@@ -54,19 +54,19 @@ while [ $rep -le "$REPEAT" ]; do
     [ "$(bytes "$size")" -ge $((16 * 1048576)) ] && b=4
     for op in $OPS; do
       if [ -n "$dom" ]; then
-        raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -d "$dom" -s "$size" -n $b -r $b -t "$DUR" -o $op)
+        raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -d "$dom" -s "$size" -n $b -r $b -t "$DUR" -o "$op")
       else
-        raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -s "$size" -n $b -r $b -t "$DUR" -o $op)
+        raw=$("$build/tests/efa/efa-rma-bw" -p "$prov" -s "$size" -n $b -r $b -t "$DUR" -o "$op")
       fi
       echo "$raw" >>"$tmp/log"
       pl=$(MC_PLUGIN_PATH="$build/plugins" "$build/examples/mc-transfer-bench" --transport efa \
-        --config "$tmp/efa.yaml" --block-size "$size" --batch-size $b --op $op \
+        --config "$tmp/efa.yaml" --block-size "$size" --batch-size $b --op "$op" \
         --duration "$DUR" --threads 1 --quiet | tail -1)
       echo "$pl" >>"$tmp/log"
       bl="- - - - - - - 0 - - - - 0"
       if [ -n "${BASE_PLUGINS:-}" ]; then
         bl=$(MC_PLUGIN_PATH="$BASE_PLUGINS" "$build/examples/mc-transfer-bench" --transport efa \
-          --config "$tmp/base.yaml" --block-size "$size" --batch-size $b --op $op \
+          --config "$tmp/base.yaml" --block-size "$size" --batch-size $b --op "$op" \
           --duration "$DUR" --threads 1 --quiet | tail -1)
         echo "$bl (base)" >>"$tmp/log"
       fi
