@@ -39,7 +39,8 @@ typedef struct efa_cfg {
   int timeout_ms;
   uint32_t max_inflight;
   int poll_us;
-  int hmem;
+  int spin_us;
+  int hmem; /* ask for FI_HMEM (hmem: auto resolved by the provider) */
 } efa_cfg;
 
 enum efa_op_kind { EFA_OP_RMA = 1, EFA_OP_SEND, EFA_OP_RECV };
@@ -99,6 +100,10 @@ typedef struct efa_rail {
   void *note_desc;
   uint8_t *note_mem; /* (EFA_RECV_SLOTS + EFA_SEND_SLOTS) x EFA_NOTE_MAX */
   int cq_wait;       /* the CQ has a wait object: fi_cq_sread works */
+  /* Rails without a wait object: counts RMA that peers completed into
+   * this endpoint (FI_RMA_EVENT), when the provider offers it; NULL else.
+   * Read by the worker only. */
+  struct fid_cntr *rcntr;
   uint8_t addr[EFAB_MAX_ADDR];
   size_t addr_len;
   mc_rail_info ri;
@@ -118,6 +123,7 @@ typedef struct efa_rail {
    * waiting for the answer to a probe of their peer (efa_xfer.c). */
   efa_list probing;
   uint32_t abandoned;
+  int64_t last_submit_ns; /* the latest submit of an op here (keeps a polled rail spinning) */
   int av_work; /* a peer connected: resolve its address here */
   int64_t av_retry_ms; /* a failed insert to try again then (0: none) */
   /* Addresses inserted into av so far: a peer seen again (a descriptor
@@ -196,6 +202,9 @@ typedef struct efa_ctx {
 
 /* efa_fabric.c */
 int efa_fabric_open(efa_ctx *ctx);
+/* Providers whose CQ the workers poll (no wait object that peers wake):
+ * shm. */
+int efa_prov_polled(const char *prov);
 void efa_fabric_close(efa_ctx *ctx);
 void efa_fabric_close_eps(efa_ctx *ctx);
 /* efa_mr.c */

@@ -17,13 +17,13 @@
   (FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY |          \
    FI_MR_ENDPOINT)
 
-static struct fi_info *make_hints(const efa_ctx *ctx, int hmem, int delivery) {
+static struct fi_info *make_hints(const efa_ctx *ctx, int hmem, int delivery, int rma_event) {
   struct fi_info *h = fi_allocinfo();
   if (!h)
     return NULL;
   h->ep_attr->type = FI_EP_RDM;
   h->caps = FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE | FI_MSG |
-            FI_SEND | FI_RECV | (hmem ? FI_HMEM : 0);
+            FI_SEND | FI_RECV | (hmem ? FI_HMEM : 0) | (rma_event ? FI_RMA_EVENT : 0);
   h->mode = FI_CONTEXT | FI_CONTEXT2;
   h->domain_attr->mr_mode = EFA_MR_MODE | (hmem ? FI_MR_HMEM : 0);
   h->domain_attr->threading = FI_THREAD_SAFE;
@@ -134,6 +134,26 @@ static void rail_topology(efa_rail *r) {
     ri->bandwidth_mbps = (uint64_t)(i->nic->link_attr->speed / 1000000u);
 }
 
+/* A counter of the RMA peers complete into this endpoint (FI_RMA_EVENT).
+ * Without a CQ wait object the provider serves peers' RMA only while this
+ * rail polls, and that leaves no CQ entry here: the counter is what shows
+ * the worker that peers are active, so it keeps polling for them instead
+ * of napping (efa_xfer.c, worker).  Optional: without it the rail naps
+ * poll_us when it has nothing of its own. */
+static void remote_counter(efa_ctx *ctx, efa_rail *r) {
+  struct fi_cntr_attr ca = {.events = FI_CNTR_EVENTS_COMP, .wait_obj = FI_WAIT_NONE};
+  int rc = fi_cntr_open(r->domain, &ca, &r->rcntr, NULL);
+  if (!rc)
+    rc = fi_ep_bind(r->ep, &r->rcntr->fid, FI_REMOTE_READ | FI_REMOTE_WRITE);
+  if (rc) {
+    EFA_LOG(ctx, MC_LOG_DEBUG, "rail %s: no remote-access counter (%s): polls peers every "
+            "poll_us", r->info->domain_attr->name, fi_strerror(-rc));
+    if (r->rcntr)
+      fi_close(&r->rcntr->fid);
+    r->rcntr = NULL;
+  }
+}
+
 static int rail_open(efa_ctx *ctx, efa_rail *r) {
   struct fi_info *i = r->info;
   int rc = fi_fabric(i->fabric_attr, &r->fabric, NULL);
@@ -148,7 +168,7 @@ static int rail_open(efa_ctx *ctx, efa_rail *r) {
      * with a backoff (efa_xfer.c).  shm's wait object is not woken by
      * peers' requests arriving in its queue (libfabric 1.17), and shm
      * serves incoming RMA only when polled: poll it. */
-    int no_wait = !strcmp(i->fabric_attr->prov_name, "shm");
+    int no_wait = efa_prov_polled(i->fabric_attr->prov_name);
     struct fi_cq_attr cqa = {.format = FI_CQ_FORMAT_DATA,
                              .wait_obj = no_wait ? FI_WAIT_NONE : FI_WAIT_UNSPEC,
                              .size = ctx->cfg.max_inflight + EFA_RECV_SLOTS + EFA_SEND_SLOTS};
@@ -165,6 +185,8 @@ static int rail_open(efa_ctx *ctx, efa_rail *r) {
     rc = fi_ep_bind(r->ep, &r->av->fid, 0);
   if (!rc)
     rc = fi_ep_bind(r->ep, &r->cq->fid, FI_TRANSMIT | FI_RECV);
+  if (!rc && !r->cq_wait && (i->caps & FI_RMA_EVENT))
+    remote_counter(ctx, r);
   if (!rc)
     rc = fi_enable(r->ep);
   if (!rc) {
@@ -197,6 +219,9 @@ void efa_fabric_close_eps(efa_ctx *ctx) {
 static void rail_close(efa_rail *r) {
   if (r->ep)
     fi_close(&r->ep->fid);
+  if (r->rcntr)
+    fi_close(&r->rcntr->fid);
+  r->rcntr = NULL;
   if (r->note_mr)
     fi_close(&r->note_mr->fid);
   if (r->av)
@@ -218,16 +243,25 @@ static void rail_close(efa_rail *r) {
   r->info = NULL;
 }
 
+int efa_prov_polled(const char *prov) { return !strcmp(prov, "shm"); }
+
 /* fi_getinfo with the strongest hints first: FI_HMEM (when configured)
- * and delivery-complete writes, then without what the provider refuses. */
+ * and delivery-complete writes, then without what the provider refuses.
+ * A provider the workers poll (no CQ wait object) is asked for
+ * FI_RMA_EVENT too, first: its remote-access counter tells a rail that
+ * peers are moving data through it (efa_xfer.c, worker). */
 static int get_info(efa_ctx *ctx, struct fi_info **info, int *hmem) {
   int rc = -FI_ENODATA;
-  for (int attempt = 0; attempt < 4; attempt++) {
+  int polled = efa_prov_polled(ctx->cfg.provider);
+  for (int attempt = 0; attempt < 8; attempt++) {
     int want_hmem = !(attempt & 1) && ctx->cfg.hmem;
-    int delivery = attempt < 2;
+    int delivery = !(attempt & 2);
+    int rma_event = !(attempt & 4);
     if ((attempt & 1) && !ctx->cfg.hmem)
       continue;
-    struct fi_info *h = make_hints(ctx, want_hmem, delivery);
+    if (rma_event && !polled)
+      continue;
+    struct fi_info *h = make_hints(ctx, want_hmem, delivery, rma_event);
     if (!h)
       return -FI_ENOMEM;
     rc = fi_getinfo(EFA_FI_VERSION, NULL, NULL, 0, h, info);

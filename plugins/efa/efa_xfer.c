@@ -32,11 +32,6 @@
 #define SWEEP_MS 5
 #define SREAD_MS 5
 #define SPIN_ROUNDS 64
-/* With ops posted, a rail keeps polling (yielding the core between polls)
- * this long after its last completion before it naps: a provider without
- * a wait object (shm) progresses RMA only while polled, and a nap, however
- * short it is asked to be, costs tens of microseconds per op. */
-#define BUSY_SPIN_NS 100000
 
 static int64_t efa_now_ns(void) {
   struct timespec ts;
@@ -507,12 +502,22 @@ static void resolve_peers(efa_rail *r) {
   pthread_mutex_unlock(&r->lock);
 }
 
+/* A rail without a CQ wait object (shm) progresses RMA -- its own and the
+ * peers' into this process -- only while its worker polls.  After the last
+ * sign of work (a completion, a submit, the remote-access counter moving)
+ * it keeps polling, yielding the core between polls, for spin_us; only
+ * then does it nap poll_us (at most 20 us with ops posted).  A nap costs
+ * tens of microseconds however short it is asked to be, and a shm read
+ * takes several round trips through both processes' progress (its bounce
+ * buffers), so napping between them held 64K reads to ~0.6 GB/s here. */
 static void *worker(void *arg) {
   efa_rail *r = arg;
   struct fi_cq_data_entry ent[CQ_BATCH];
   efa_op *rearm[CQ_BATCH];
   int idle = 0;
-  int64_t last_done = efa_now_ns();
+  int64_t last_work = efa_now_ns();
+  const int64_t spin_ns = (int64_t)r->ctx->cfg.spin_us * 1000;
+  uint64_t rcntr_seen = r->rcntr ? fi_cntr_read(r->rcntr) : 0;
   /* Naps of poll_us mean poll_us, not poll_us plus the default 50 us of
    * timer slack. */
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
@@ -520,6 +525,7 @@ static void *worker(void *arg) {
     pthread_mutex_lock(&r->lock);
     int stop = r->stop, av_work = r->av_work || (r->av_retry_ms && efa_now_ms() >= r->av_retry_ms);
     int busy = r->posted.n || r->queued.n || r->probing.n;
+    int64_t submitted = r->last_submit_ns;
     r->av_work = 0;
     pthread_mutex_unlock(&r->lock);
     if (stop)
@@ -528,7 +534,10 @@ static void *worker(void *arg) {
       resolve_peers(r);
     ssize_t n;
     /* Sleep in the provider's wait object once idle for a while; manual
-     * progress providers progress inside fi_cq_sread too. */
+     * progress providers progress inside fi_cq_sread too.  Polling longer
+     * (spin_us, as rails without a wait object do) did not pay over
+     * tcp;ofi_rxm here: the spinning worker took the core the kernel's
+     * socket work and the peer needed (64K reads 2.0 -> 1.5 GB/s). */
     if (r->cq_wait && idle > SPIN_ROUNDS)
       n = fi_cq_sread(r->cq, ent, CQ_BATCH, NULL, SREAD_MS);
     else
@@ -566,17 +575,28 @@ static void *worker(void *arg) {
     pthread_mutex_unlock(&r->lock);
     for (uint32_t i = 0; i < nrearm; i++)
       repost_recv(r, rearm[i]);
-    if (n > 0) {
+    int worked = n > 0;
+    if (!worked && r->rcntr) {
+      /* Peers' RMA into this process leave no CQ entry: the counter. */
+      uint64_t c = fi_cntr_read(r->rcntr);
+      worked = c != rcntr_seen;
+      rcntr_seen = c;
+    }
+    if (worked) {
       idle = 0;
-      last_done = efa_now_ns();
-    } else if (++idle > SPIN_ROUNDS && !r->cq_wait && busy &&
-               efa_now_ns() - last_done < BUSY_SPIN_NS) {
-      sched_yield();
-    } else if (idle > SPIN_ROUNDS && !r->cq_wait) {
-      /* No wait object (shm): poll every poll_us.  The provider serves
-       * peers' RMA into this process's memory only while polled, and that
-       * leaves no CQ entry here, so an "idle" target may well be busy:
-       * poll_us bounds the latency peers see, at the cost of wake-ups. */
+      last_work = efa_now_ns();
+    } else if (++idle > SPIN_ROUNDS && !r->cq_wait) {
+      int64_t now = efa_now_ns();
+      if (submitted > last_work)
+        last_work = submitted;
+      if (now - last_work < spin_ns) {
+        sched_yield();
+        continue;
+      }
+      /* Nothing for spin_us: poll every poll_us.  Without a counter the
+       * peers' RMA into this process are invisible here, so an "idle"
+       * target may well be busy: poll_us bounds the latency peers see
+       * after a pause, at the cost of wake-ups. */
       long us = r->ctx->cfg.poll_us;
       if (busy && us > 20)
         us = 20;
@@ -659,7 +679,7 @@ static int pick_rail(efa_ctx *ctx, efa_peer *p, uint32_t want) {
 int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
                uint32_t *accepted) {
   const mc_host_api *h = ctx->host;
-  int64_t now = efa_now_ms();
+  int64_t now_ns = efa_now_ns(), now = now_ns / 1000000;
   uint32_t i = 0;
   for (; i < n; i++) {
     const mc_slice *s = &sl[i];
@@ -705,6 +725,7 @@ int efa_submit(efa_ctx *ctx, efa_peer *peer, const mc_slice *sl, uint32_t n,
     op->probe_failed = 0;
     op->state = EFA_ST_QUEUED;
     list_add(&r->queued, op);
+    r->last_submit_ns = now_ns;
     int wake = 0;
     if (r->queued.n == 1)
       post_queued(r, 0); /* straight to the provider when nothing waits */

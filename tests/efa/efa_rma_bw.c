@@ -8,11 +8,15 @@
  * SIZE bytes in flight against that buffer for a duration.  Endpoint
  * names, MR key and address go over a socketpair.  Prints one line:
  *   rma-bw <prov> <op> size=<B> inflight=<N> GB/s=<x> ops=<n> secs=<t>
- *          cpu-s/GB initiator=<a> target=<b>
+ *          cpu-s/GB initiator=<a> target=<b> regions=<r>
  * CPU is getrusage (user+sys) of each process over the measured period.
  *
  *   efa-rma-bw [-p provider] [-d domain] [-s size] [-n inflight]
- *              [-t seconds] [-o read|write] [-w usec]
+ *              [-t seconds] [-o read|write] [-w usec] [-r regions]
+ * -r: both buffers hold `regions` blocks of SIZE and op k goes to block
+ * k % regions on both sides (default 1: every op to the same block, which
+ * stays in cache).  -r 16 -n 16 is what mc-transfer-bench does with a
+ * batch of 16 (a distinct block per request), the like-for-like baseline.
  * -w: the target sleeps usec between rounds of CQ polls instead of
  * spinning, as the efa plugin's idle shm rail does (its poll_us), to
  * show what a sleeping target costs a provider that progresses the
@@ -48,6 +52,7 @@ typedef struct opts {
   double secs;
   int read;
   long wait_us;
+  unsigned regions;
 } opts;
 
 typedef struct side {
@@ -66,6 +71,9 @@ typedef struct hello {
   char name[MAX_NAME];
   uint64_t key, addr;
 } hello;
+
+/* Where op k lands: block k % regions of the buffers. */
+static size_t block_off(const opts *o, uint64_t k) { return (size_t)(k % o->regions) * o->size; }
 
 /* What the target reports at the end: its CPU over the measured period. */
 typedef struct bye {
@@ -124,14 +132,14 @@ static size_t parse_size(const char *s) {
 
 static void usage(void) {
   fprintf(stderr, "usage: %s [-p provider] [-d domain] [-s size[K|M|G]] [-n inflight] "
-                  "[-t seconds] [-o read|write] [-w usec]\n", who);
+                  "[-t seconds] [-o read|write] [-w usec] [-r regions]\n", who);
   exit(2);
 }
 
 static void parse(int argc, char **argv, opts *o) {
-  *o = (opts){.prov = "shm", .size = 65536, .inflight = 16, .secs = 2.0, .read = 0};
+  *o = (opts){.prov = "shm", .size = 65536, .inflight = 16, .secs = 2.0, .read = 0, .regions = 1};
   int c;
-  while ((c = getopt(argc, argv, "p:d:s:n:t:o:w:")) != -1) {
+  while ((c = getopt(argc, argv, "p:d:s:n:t:o:w:r:")) != -1) {
     switch (c) {
     case 'p': o->prov = optarg; break;
     case 'd': o->domain = optarg; break;
@@ -171,11 +179,24 @@ static void parse(int argc, char **argv, opts *o) {
         exit(2);
       }
       break;
+    case 'r': {
+      long v = strtol(optarg, NULL, 10);
+      if (v < 1 || v > 4096) {
+        fprintf(stderr, "%s: -r %s: want 1..4096\n", who, optarg);
+        exit(2);
+      }
+      o->regions = (unsigned)v;
+      break;
+    }
     default: usage();
     }
   }
   if (optind != argc)
     usage();
+  if (o->size > (size_t)8 << 30 || o->size * o->regions > (size_t)8 << 30) {
+    fprintf(stderr, "%s: -s x -r: at most 8 GiB of buffer\n", who);
+    exit(2);
+  }
 }
 
 /* The efa plugin's hints (plugins/efa/efa_fabric.c, make_hints): with
@@ -255,7 +276,7 @@ static void close_side(side *s) {
 static int target(int fd, struct fi_info *info, const opts *o) {
   who = "efa-rma-bw (target)";
   side s;
-  open_side(&s, info, o->size, FI_REMOTE_READ | FI_REMOTE_WRITE);
+  open_side(&s, info, o->size * o->regions, FI_REMOTE_READ | FI_REMOTE_WRITE);
   hello h = {.namelen = MAX_NAME, .key = fi_mr_key(s.mr)};
   h.addr = (info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) ? (uint64_t)(uintptr_t)s.buf : 0;
   int rc = fi_getname(&s.ep->fid, h.name, &h.namelen);
@@ -318,16 +339,18 @@ static unsigned reap(side *s) {
   return 0;
 }
 
-static ssize_t post(side *s, fi_addr_t to, const hello *h, const opts *o) {
+static ssize_t post(side *s, fi_addr_t to, const hello *h, const opts *o, uint64_t k) {
   void *desc = fi_mr_desc(s->mr);
-  return o->read ? fi_read(s->ep, s->buf, o->size, desc, to, h->addr, h->key, NULL)
-                 : fi_write(s->ep, s->buf, o->size, desc, to, h->addr, h->key, NULL);
+  size_t off = block_off(o, k);
+  char *lb = (char *)s->buf + off;
+  return o->read ? fi_read(s->ep, lb, o->size, desc, to, h->addr + off, h->key, NULL)
+                 : fi_write(s->ep, lb, o->size, desc, to, h->addr + off, h->key, NULL);
 }
 
 static int initiator(int fd, struct fi_info *info, const opts *o) {
   who = "efa-rma-bw (initiator)";
   side s;
-  open_side(&s, info, o->size, FI_READ | FI_WRITE);
+  open_side(&s, info, o->size * o->regions, FI_READ | FI_WRITE);
   hello h;
   xfer(fd, &h, sizeof h, 0);
   if (h.namelen > MAX_NAME)
@@ -343,14 +366,16 @@ static int initiator(int fd, struct fi_info *info, const opts *o) {
 
   /* Warm-up (connection set-up for rxm, first-touch paths), not timed. */
   unsigned in = 0, done_warm = 0;
+  uint64_t posted = 0;
   while (done_warm < 2 * o->inflight) {
     while (in < o->inflight) {
-      ssize_t r = post(&s, to, &h, o);
+      ssize_t r = post(&s, to, &h, o, posted);
       if (r == -FI_EAGAIN)
         break;
       if (r)
         die(o->read ? "fi_read" : "fi_write", (int)r);
       in++;
+      posted++;
     }
     unsigned n = reap(&s);
     in -= n;
@@ -367,12 +392,13 @@ static int initiator(int fd, struct fi_info *info, const opts *o) {
   for (;;) {
     int stop = now_s() >= end;
     while (!stop && in < o->inflight) {
-      ssize_t r = post(&s, to, &h, o);
+      ssize_t r = post(&s, to, &h, o, posted);
       if (r == -FI_EAGAIN)
         break;
       if (r)
         die(o->read ? "fi_read" : "fi_write", (int)r);
       in++;
+      posted++;
     }
     unsigned n = reap(&s);
     in -= n;
@@ -388,10 +414,10 @@ static int initiator(int fd, struct fi_info *info, const opts *o) {
   xfer(fd, &b, sizeof b, 0);
   double gb = (double)ops * (double)o->size / 1e9, secs = t1 - t0;
   printf("rma-bw %s %s size=%zu inflight=%u GB/s=%.3f ops=%" PRIu64 " secs=%.2f "
-         "cpu-s/GB initiator=%.3f target=%.3f%s\n",
+         "cpu-s/GB initiator=%.3f target=%.3f regions=%u%s\n",
          info->fabric_attr->prov_name, o->read ? "read" : "write", o->size, o->inflight,
          gb / secs, ops, secs, gb > 0 ? my_cpu / gb : 0.0, gb > 0 ? b.cpu_s / gb : 0.0,
-         o->wait_us ? " (target sleeps between polls)" : "");
+         o->regions, o->wait_us ? " (target sleeps between polls)" : "");
   fflush(stdout);
   close_side(&s);
   return ops > 0 ? 0 : 2;

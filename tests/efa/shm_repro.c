@@ -337,7 +337,7 @@ static void get_info(void) {
    * initiator (without it shm completes an injected write locally), and
    * it keeps shm off its unchecked CMA path for FI_MR_VIRT_ADDR domains. */
   h->caps = FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE | FI_MSG | FI_SEND |
-            FI_RECV;
+            FI_RECV | FI_RMA_EVENT; /* shm: asked first, for the remote-access counter */
   h->mode = FI_CONTEXT | FI_CONTEXT2;
   h->domain_attr->mr_mode =
       FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
