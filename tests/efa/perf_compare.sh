@@ -15,6 +15,10 @@
 # ratios.
 #   SIZES="64K 1M 16M" OPS="read write" DUR=2 REPEAT=1 EXTRA_YAML=""
 #   (lines added under transports.efa)
+#   DEPTH=D: the bench keeps D batches of B/D requests in flight
+#   (--depth D), so like the raw tool it refills while earlier ops
+#   complete instead of draining each batch; B stays the ops in flight
+#   at most, and the blocks used.
 #   BASE_PLUGINS=DIR: also run the bench with the efa plugin in DIR (an
 #   earlier build, "before"), right after the current one, per point.
 set -eu
@@ -23,6 +27,7 @@ SIZES=${SIZES:-"64K 1M 16M"}
 OPS=${OPS:-"read write"}
 DUR=${DUR:-2}
 REPEAT=${REPEAT:-1}
+DEPTH=${DEPTH:-1}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 {
@@ -46,7 +51,8 @@ bytes() {
   *) echo "$1" ;;
   esac
 }
-echo "# $(date -u +%FT%TZ) provider=$prov ${dom:+domain=$dom} repeats=$REPEAT load: $(cut -d' ' -f1-3 /proc/loadavg)"
+case $DEPTH in 1 | 2 | 4) ;; *) echo "DEPTH must be 1, 2 or 4" >&2; exit 2 ;; esac
+echo "# $(date -u +%FT%TZ) provider=$prov ${dom:+domain=$dom} repeats=$REPEAT depth=$DEPTH load: $(cut -d' ' -f1-3 /proc/loadavg)"
 rep=1
 while [ $rep -le "$REPEAT" ]; do
   for size in $SIZES; do
@@ -60,8 +66,8 @@ while [ $rep -le "$REPEAT" ]; do
       fi
       echo "$raw" >>"$tmp/log"
       pl=$(MC_PLUGIN_PATH="$build/plugins" "$build/examples/mc-transfer-bench" --transport efa \
-        --config "$tmp/efa.yaml" --block-size "$size" --batch-size $b --op "$op" \
-        --duration "$DUR" --threads 1 --quiet | tail -1)
+        --config "$tmp/efa.yaml" --block-size "$size" --batch-size $((b / DEPTH)) \
+        --depth "$DEPTH" --op "$op" --duration "$DUR" --threads 1 --quiet | tail -1)
       echo "$pl" >>"$tmp/log"
       bl="- - - - - - - 0 - - - - 0"
       if [ -n "${BASE_PLUGINS:-}" ]; then
