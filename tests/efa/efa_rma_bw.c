@@ -136,6 +136,17 @@ static void usage(void) {
   exit(2);
 }
 
+/* A count option's value, 1..4096, or exit 2 naming the option. */
+static unsigned count_arg(const char *prog, char opt, const char *text) {
+  char *end = NULL;
+  long v = strtol(text, &end, 10);
+  if (end == text || *end || v < 1 || v > 4096) {
+    fprintf(stderr, "%s: -%c %s: want 1..4096\n", prog, opt, text);
+    exit(2);
+  }
+  return (unsigned)v;
+}
+
 static void parse(int argc, char **argv, opts *o) {
   *o = (opts){.prov = "shm", .size = 65536, .inflight = 16, .secs = 2.0, .read = 0, .regions = 1};
   int c;
@@ -149,15 +160,7 @@ static void parse(int argc, char **argv, opts *o) {
         exit(2);
       }
       break;
-    case 'n': {
-      long v = strtol(optarg, NULL, 10);
-      if (v < 1 || v > 4096) {
-        fprintf(stderr, "%s: -n %s: want 1..4096\n", who, optarg);
-        exit(2);
-      }
-      o->inflight = (unsigned)v;
-      break;
-    }
+    case 'n': o->inflight = count_arg(who, 'n', optarg); break;
     case 't':
       o->secs = strtod(optarg, NULL);
       if (!(o->secs > 0 && o->secs < 3600)) {
@@ -179,15 +182,7 @@ static void parse(int argc, char **argv, opts *o) {
         exit(2);
       }
       break;
-    case 'r': {
-      long v = strtol(optarg, NULL, 10);
-      if (v < 1 || v > 4096) {
-        fprintf(stderr, "%s: -r %s: want 1..4096\n", who, optarg);
-        exit(2);
-      }
-      o->regions = (unsigned)v;
-      break;
-    }
+    case 'r': o->regions = count_arg(who, 'r', optarg); break;
     default: usage();
     }
   }
