@@ -415,12 +415,7 @@ void mc_md_store_quiesce(mc_md_store *m) {
 void mc_md_store_close(mc_md_store *m) {
   if (!m)
     return;
-  pthread_mutex_lock(&m->mu);
-  m->stop = 1;
-  pthread_cond_broadcast(&m->cv);
-  pthread_mutex_unlock(&m->mu);
-  if (m->thread_running)
-    pthread_join(m->thread, NULL);
+  mc_md_store_quiesce(m);
   char err[512];
   int t = m->timeout_ms < 2000 ? m->timeout_ms : 2000;
   if (m->ctx && m->lease && m->be->lease_revoke) {
